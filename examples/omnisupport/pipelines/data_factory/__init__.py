@@ -1,0 +1,1 @@
+"""Deterministic seed data for the omnisupport example."""

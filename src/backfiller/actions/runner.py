@@ -1,0 +1,429 @@
+"""The runner: executes the (asset, partition) steps of a plan, write–audit–publish.
+
+For each step, in dependency order::
+
+    ledger.start → compute → stage (in memory; invisible to readers) → idempotency guard
+      → checks hook → publish (one Delta commit with run/plan metadata and an app-transaction
+      marker) → ledger.publish (version, counts, fingerprint, upstream versions consumed)
+      → partition report
+
+A failing step does not stop the steps that do not depend on it; the run's state says whether
+every step succeeded, so a partial success is never reported as success.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from backfiller.assets import Asset, AssetContext
+from backfiller.engine import query, to_arrow
+from backfiller.errors import BackfillerError
+from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
+from backfiller.manifests import verify_inputs
+from backfiller.project import Project
+from backfiller.reports import write_partition_report
+from backfiller.store import CommitInfo
+from backfiller.store.delta import PARTITION_COLUMN
+
+__all__ = ["RunResult", "StepOutcome", "StepResult", "execute"]
+
+CheckHook = Callable[[Asset, str, pa.Table], list[str]]
+
+
+class StepOutcome(Enum):
+    PUBLISHED = "published"
+    ALREADY_PUBLISHED = "already_published"
+    FAILED = "failed"
+    CHECK_FAILED = "check_failed"
+    SKIPPED = "skipped"  # an upstream step of the same run failed
+
+
+@dataclass(frozen=True)
+class StepResult:
+    asset: str
+    partition_key: str
+    outcome: StepOutcome
+    rows: int = 0
+    rows_before: int | None = None
+    version: int | None = None
+    version_before: int | None = None
+    fingerprint: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    plan_id: str | None
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def state(self) -> RunState:
+        outcomes = {s.outcome for s in self.steps}
+        if outcomes & {StepOutcome.FAILED, StepOutcome.SKIPPED}:
+            return RunState.FAILED
+        if StepOutcome.CHECK_FAILED in outcomes:
+            return RunState.CHECKS_FAILED
+        return RunState.SUCCEEDED
+
+    def count(self, outcome: StepOutcome) -> int:
+        return sum(1 for s in self.steps if s.outcome is outcome)
+
+
+class StepError(BackfillerError):
+    """One (asset, partition) step failed; ``transient`` says whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.transient = transient
+
+
+def new_run_id(clock_iso: str) -> str:
+    stamp = clock_iso[:19].replace("-", "").replace(":", "")
+    return f"run-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def _app_id(run_id: str, key: str) -> str:
+    return f"backfiller:{run_id}:{key}"
+
+
+def _with_partition_column(table: pa.Table, key: str) -> pa.Table:
+    if PARTITION_COLUMN in table.column_names:
+        return table
+    return table.append_column(PARTITION_COLUMN, pa.array([key] * table.num_rows, pa.string()))
+
+
+def enforce_guard(asset: Asset, table: pa.Table) -> pa.Table:
+    """Apply the idempotency guard: duplicate keys are dropped where the asset declares
+    deduplication, and fail the step (naming them) everywhere else."""
+    missing = [c for c in asset.idempotency_key if c not in table.column_names]
+    if missing:
+        raise StepError(
+            f"{asset.key}: idempotency key column(s) {missing} are not in the data",
+            asset=asset.key,
+        )
+    if table.num_rows == 0:
+        return table
+    keys = list(asset.idempotency_key)
+    counted = table.group_by(keys).aggregate([([], "count_all")])
+    dupes = counted.filter(pc.greater(counted.column("count_all"), 1))
+    if dupes.num_rows == 0:
+        return table
+    if not asset.deduplicate:
+        sample = dupes.slice(0, 5).select(keys).to_pylist()
+        raise StepError(
+            f"{asset.key}: {dupes.num_rows} duplicate idempotency key(s) "
+            f"({asset.idempotency_guard}), e.g. {sample}",
+            hint="fix the input, or declare deduplicate=True on the asset",
+            asset=asset.key,
+        )
+    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    firsts = indexed.group_by(keys).aggregate([("__row", "min")]).column("__row_min")
+    return table.take(pc.sort_indices(firsts))
+
+
+@dataclass
+class Runner:
+    project: Project
+    ledger: SqliteLedger
+    run_id: str
+    plan_id: str | None
+    operator: str
+    action: str
+    check_hook: CheckHook | None = None
+
+    def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
+        mapping = self.project.graph.upstream_partitions(asset.key, key)
+
+        def read(upstream: str) -> pa.Table:
+            data = self.project.store.read_partitions(upstream, mapping[upstream])
+            if data is None:
+                raise StepError(
+                    f"{asset.key} {key}: upstream {upstream!r} has no table yet",
+                    hint=f"backfill {upstream} first",
+                    asset=asset.key,
+                    partition=key,
+                )
+            return data
+
+        return read
+
+    def compute(self, asset: Asset, key: str) -> pa.Table:
+        window = self.project.scheme.window(key)
+        declared = self.project.manifests.for_partition(key)
+        manifest, part = declared if declared else (None, None)
+        if asset.uses_manifest:
+            if part is None:
+                raise StepError(f"{asset.key} {key}: no manifest declares this partition")
+            mismatches = verify_inputs(part, self.project.root)
+            if mismatches:
+                listing = ", ".join(
+                    f"{m.path} ({'missing' if m.actual is None else 'checksum differs'})"
+                    for m in mismatches
+                )
+                raise StepError(
+                    f"{asset.key} {key}: input files do not match manifest "
+                    f"{manifest.manifest_id if manifest else '?'}: {listing}"
+                )
+        read = self._read_upstream(asset, key)
+        if asset.sql is not None:
+            tables = {d.asset: read(d.asset) for d in asset.deps}
+            params: dict[str, Any] = {"partition_key": key}
+            if window is not None:
+                params["window_start"] = window.start_utc
+                params["window_end"] = window.end_utc
+            used = {k: v for k, v in params.items() if f"${k}" in asset.sql}
+            data = query(asset.sql, tables, used)
+        else:
+            assert asset.compute is not None
+            context = AssetContext(
+                asset=asset,
+                partition_key=key,
+                window=window,
+                manifest=manifest,
+                manifest_partition=part,
+                project_root=self.project.root,
+                read_upstream=read,
+                run_id=self.run_id,
+            )
+            data = to_arrow(asset.compute(context))
+        return _with_partition_column(data, key)
+
+    def run_step(self, asset: Asset, key: str, attempt: int = 1) -> StepResult:
+        store, ledger = self.project.store, self.ledger
+        before = ledger.partition(asset.key, key)
+        rows_before = (
+            store.partition_counts(asset.key).get(key) if store.exists(asset.key) else None
+        )
+        app_id = _app_id(self.run_id, key)
+        landed = store.committed_step(asset.key, app_id)
+        if (
+            landed is not None
+            and before is not None
+            and before.last_run_id == self.run_id
+            and before.status is PartitionStatus.MATERIALIZED
+        ):
+            return StepResult(
+                asset.key,
+                key,
+                StepOutcome.ALREADY_PUBLISHED,
+                rows=before.row_count or 0,
+                version=before.data_version,
+            )
+        ledger.start(asset.key, key, run_id=self.run_id, attempt=attempt, operator=self.operator)
+        try:
+            if landed is not None:
+                # the commit landed before a crash; record it instead of writing again
+                version = self._landed_version(asset.key, key)
+                staged = store.read_partition(asset.key, key, version=version)
+                assert staged is not None
+            else:
+                staged = enforce_guard(asset, self.compute(asset, key))
+                if self.check_hook is not None:
+                    failures = self.check_hook(asset, key, staged)
+                    if failures:
+                        message = "; ".join(failures)
+                        ledger.fail(
+                            asset.key,
+                            key,
+                            run_id=self.run_id,
+                            attempt=attempt,
+                            operator=self.operator,
+                            error=message,
+                            transient=False,
+                            checks=True,
+                        )
+                        return StepResult(
+                            asset.key,
+                            key,
+                            StepOutcome.CHECK_FAILED,
+                            rows=staged.num_rows,
+                            rows_before=rows_before,
+                            error=message,
+                        )
+                version = store.write_partitions(
+                    asset.key, staged, [key], self._commit(app_id, key, attempt)
+                )
+            return self._record(asset, key, attempt, staged, version, before, rows_before)
+        except Exception as exc:
+            transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
+            message = (
+                exc.message
+                if isinstance(exc, BackfillerError)
+                else (f"{type(exc).__name__}: {exc}")
+            )
+            ledger.fail(
+                asset.key,
+                key,
+                run_id=self.run_id,
+                attempt=attempt,
+                operator=self.operator,
+                error=message,
+                transient=transient,
+            )
+            if not isinstance(exc, BackfillerError):
+                traceback.print_exc()
+            return StepResult(
+                asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
+            )
+
+    def _commit(self, app_id: str, key: str, attempt: int) -> CommitInfo:
+        declared = self.project.manifests.for_partition(key)
+        return CommitInfo(
+            run_id=self.run_id,
+            plan_id=self.plan_id,
+            manifest_ids=(declared[0].manifest_id,) if declared else (),
+            operator=self.operator,
+            action=self.action,
+            app_id=app_id,
+            app_version=attempt,
+            extra={"partition_keys": key},
+        )
+
+    def _landed_version(self, asset: str, key: str) -> int:
+        for record in self.project.store.history(asset):
+            meta = record.metadata
+            if meta.get("backfiller.run_id") == self.run_id and (
+                meta.get("backfiller.partition_keys") == key
+            ):
+                return record.version
+        raise StepError(
+            f"{asset} {key}: the commit of run {self.run_id} landed but is not in the table history"
+        )
+
+    def _record(
+        self,
+        asset: Asset,
+        key: str,
+        attempt: int,
+        staged: pa.Table,
+        version: int,
+        before: Any,
+        rows_before: int | None,
+    ) -> StepResult:
+        from backfiller.engine import fingerprint_table
+
+        fingerprint = fingerprint_table(staged)
+        declared = self.project.manifests.for_partition(key)
+        consumed: dict[str, dict[str, int | None]] = {}
+        for up, up_keys in self.project.graph.upstream_partitions(asset.key, key).items():
+            consumed[up] = {}
+            for k in up_keys:
+                rec = self.ledger.partition(up, k)
+                consumed[up][k] = rec.data_version if rec else None
+        self.ledger.publish(
+            asset.key,
+            key,
+            run_id=self.run_id,
+            attempt=attempt,
+            operator=self.operator,
+            data_version=version,
+            row_count=staged.num_rows,
+            fingerprint=fingerprint,
+            manifest_id=declared[0].manifest_id if declared else None,
+            manifest_checksum=declared[1].checksum if declared else None,
+            upstream_versions=consumed,
+        )
+        window = self.project.scheme.window(key)
+        write_partition_report(
+            self.project.partition_report_path(asset.key, key),
+            {
+                "asset": asset.key,
+                "partition_key": key,
+                "window_start": window.render()[0] if window else None,
+                "window_end": window.render()[1] if window else None,
+                "run_id": self.run_id,
+                "plan_id": self.plan_id,
+                "action": self.action,
+                "operator": self.operator,
+                "data_version": version,
+                "previous_data_version": before.data_version if before else None,
+                "row_count": staged.num_rows,
+                "previous_row_count": rows_before,
+                "fingerprint": fingerprint,
+                "manifest_id": declared[0].manifest_id if declared else None,
+                "manifest_checksum": declared[1].checksum if declared else None,
+                "idempotency_guard": asset.idempotency_guard,
+                "upstream_versions": consumed,
+            },
+        )
+        return StepResult(
+            asset.key,
+            key,
+            StepOutcome.PUBLISHED,
+            rows=staged.num_rows,
+            rows_before=rows_before,
+            version=version,
+            version_before=before.data_version if before else None,
+            fingerprint=fingerprint,
+        )
+
+
+def execute(
+    project: Project,
+    ledger: SqliteLedger,
+    steps: Sequence[tuple[str, str]],
+    *,
+    action: str,
+    operator: str,
+    plan_id: str | None = None,
+    reason: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    check_hook: CheckHook | None = None,
+    on_step: Callable[[StepResult], None] | None = None,
+) -> RunResult:
+    """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped."""
+    run_id = run_id or new_run_id(project.clock().isoformat())
+    if ledger.run(run_id) is None:
+        ledger.begin_run(
+            run_id=run_id,
+            plan_id=plan_id,
+            action=action,
+            operator=operator,
+            reason=reason,
+            arguments=arguments or {},
+        )
+    runner = Runner(project, ledger, run_id, plan_id, operator, action, check_hook)
+    result = RunResult(run_id, plan_id)
+    failed: set[tuple[str, str]] = set()
+    graph = project.graph
+    for asset_key, key in _ordered(project, steps):
+        asset = graph.get(asset_key)
+        blocked = [
+            (up, k)
+            for up, keys in graph.upstream_partitions(asset_key, key).items()
+            for k in keys
+            if (up, k) in failed
+        ]
+        if blocked:
+            step = StepResult(
+                asset_key,
+                key,
+                StepOutcome.SKIPPED,
+                error=f"upstream {blocked[0][0]} {blocked[0][1]} failed in this run",
+            )
+        else:
+            step = runner.run_step(asset, key)
+        if step.outcome in {StepOutcome.FAILED, StepOutcome.SKIPPED, StepOutcome.CHECK_FAILED}:
+            failed.add((asset_key, key))
+        result.steps.append(step)
+        if on_step is not None:
+            on_step(step)
+    errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
+    ledger.finish_run(run_id, result.state, "; ".join(errors)[:2000] or None)
+    return result
+
+
+def _ordered(project: Project, steps: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    rank = {k: i for i, k in enumerate(project.graph.keys)}
+    unique = list(dict.fromkeys(steps))
+    return sorted(unique, key=lambda s: (rank[s[0]], s[1]))

@@ -1,0 +1,408 @@
+"""Assets and the asset graph.
+
+An asset is a named, partitioned data product: its upstream assets (each with a partition
+mapping), its idempotency key columns, and how one partition is computed — a Python function
+(``@asset``) or DuckDB SQL with ``$window_start`` / ``$window_end`` parameters (``sql_asset``).
+The graph is validated when it is built: a cycle, an unknown upstream or a mapping between
+incompatible schemes is an error that names the assets involved.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from backfiller.errors import GraphError
+from backfiller.partitions import PartitionScheme, StaticScheme, TimeWindowScheme, Window
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from backfiller.manifests import Manifest, ManifestPartition
+
+__all__ = [
+    "Asset",
+    "AssetContext",
+    "AssetGraph",
+    "Dependency",
+    "IdentityMapping",
+    "PartitionMapping",
+    "TimeWindowMapping",
+    "asset",
+    "sql_asset",
+]
+
+_ASSET_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")
+PARTITION_COLUMN = "partition_key"
+
+
+class PartitionMapping(ABC):
+    """Which upstream partitions one downstream partition reads."""
+
+    @abstractmethod
+    def upstream_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> list[str]: ...
+
+    @abstractmethod
+    def downstream_keys(
+        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
+    ) -> list[str]: ...
+
+    @abstractmethod
+    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
+        """Why the two schemes cannot be mapped; ``None`` when they can."""
+
+
+@dataclass(frozen=True)
+class IdentityMapping(PartitionMapping):
+    """The downstream partition reads the upstream partition with the same key."""
+
+    def upstream_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> list[str]:
+        return [key]
+
+    def downstream_keys(
+        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
+    ) -> list[str]:
+        return [key]
+
+    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
+        if upstream.same_kind(downstream):
+            return None
+        return f"identity mapping between {upstream.name} and {downstream.name}"
+
+
+@dataclass(frozen=True)
+class TimeWindowMapping(PartitionMapping):
+    """The downstream window (widened by ``lookback`` earlier downstream windows) reads every
+    upstream window that overlaps it."""
+
+    lookback: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lookback < 0:
+            raise GraphError("a time-window mapping's lookback must be 0 or more")
+
+    def _span(self, key: str, scheme: TimeWindowScheme) -> Window:
+        window = scheme.window(key)
+        start = window.start_utc
+        for _ in range(self.lookback):
+            start = scheme.window(scheme.key_for(start - timedelta(microseconds=1))).start_utc
+        return Window(start, window.end_utc)
+
+    def upstream_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> list[str]:
+        assert isinstance(downstream, TimeWindowScheme)
+        assert isinstance(upstream, TimeWindowScheme)
+        span = self._span(key, downstream)
+        first = upstream.key_for(span.start_utc)
+        begin = max(upstream.window(first).start_utc, upstream.start)
+        return [k for k, _ in upstream.iter_windows(begin, span.end_utc)]
+
+    def downstream_keys(
+        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
+    ) -> list[str]:
+        assert isinstance(downstream, TimeWindowScheme)
+        assert isinstance(upstream, TimeWindowScheme)
+        window = upstream.window(key)
+        first = downstream.key_for(window.start_utc)
+        keys: list[str] = []
+        start = downstream.window(first).start_utc
+        # every downstream window whose widened span overlaps the upstream window
+        for k, _ in downstream.iter_windows(start, window.end_utc):
+            keys.append(k)
+        probe = downstream.window(keys[-1]).end_utc if keys else start
+        for _ in range(self.lookback):
+            if downstream.end is not None and probe >= downstream.end:
+                break
+            nxt = downstream.key_for(probe)
+            keys.append(nxt)
+            probe = downstream.window(nxt).end_utc
+        return [k for k in keys if downstream.window(k).start_utc >= downstream.start]
+
+    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
+        if isinstance(upstream, TimeWindowScheme) and isinstance(downstream, TimeWindowScheme):
+            return None
+        return f"time-window mapping between {upstream.name} and {downstream.name}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An upstream asset and how partitions map onto it."""
+
+    asset: str
+    mapping: PartitionMapping = field(default_factory=IdentityMapping)
+
+
+class AssetContext:
+    """What the compute function of one (asset, partition) gets to see."""
+
+    def __init__(
+        self,
+        *,
+        asset: Asset,
+        partition_key: str,
+        window: Window | None,
+        manifest: Manifest | None,
+        manifest_partition: ManifestPartition | None,
+        project_root: Any,
+        read_upstream: Callable[[str], pa.Table],
+        run_id: str,
+    ) -> None:
+        self.asset = asset
+        self.partition_key = partition_key
+        self.window = window
+        self.manifest = manifest
+        self.manifest_partition = manifest_partition
+        self.project_root = project_root
+        self.run_id = run_id
+        self._read_upstream = read_upstream
+
+    def upstream(self, asset_key: str) -> pa.Table:
+        """The upstream asset's published rows for the partitions this one maps to."""
+        if asset_key not in {d.asset for d in self.asset.deps}:
+            raise GraphError(
+                f"Asset {self.asset.key!r} reads {asset_key!r}, which is not one of its deps",
+                hint=f"add Dependency({asset_key!r}) to the asset's deps",
+                asset=self.asset.key,
+            )
+        return self._read_upstream(asset_key)
+
+
+ComputeFn = Callable[[AssetContext], Any]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A named, partitioned data product."""
+
+    key: str
+    idempotency_key: tuple[str, ...]
+    compute: ComputeFn | None = None
+    sql: str | None = None
+    deps: tuple[Dependency, ...] = ()
+    scheme: PartitionScheme | None = None
+    deduplicate: bool = False
+    expects_manifest_count: bool = False
+    uses_manifest: bool = False
+    columns: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _ASSET_KEY.match(self.key):
+            raise GraphError(
+                f"Invalid asset key {self.key!r}: use lowercase path segments "
+                "such as 'week06/silver/ticket_fact_partitioned'"
+            )
+        if (self.compute is None) == (self.sql is None):
+            raise GraphError(f"Asset {self.key!r} needs exactly one of a function or SQL")
+        if not self.idempotency_key:
+            raise GraphError(
+                f"Asset {self.key!r} declares no idempotency key",
+                hint="pass idempotency_key=('ticket_id', 'partition_key') or similar",
+            )
+
+    @property
+    def idempotency_guard(self) -> str:
+        """The seed's rendering: ``ticket_id + partition_key``."""
+        return " + ".join(self.idempotency_key)
+
+    @property
+    def upstream_keys(self) -> tuple[str, ...]:
+        return tuple(d.asset for d in self.deps)
+
+
+def _as_deps(deps: Iterable[str | Dependency]) -> tuple[Dependency, ...]:
+    return tuple(d if isinstance(d, Dependency) else Dependency(d) for d in deps)
+
+
+def asset(
+    key: str,
+    *,
+    idempotency_key: Sequence[str],
+    deps: Iterable[str | Dependency] = (),
+    scheme: PartitionScheme | None = None,
+    deduplicate: bool = False,
+    expects_manifest_count: bool = False,
+    uses_manifest: bool = False,
+    columns: Mapping[str, str] | None = None,
+) -> Callable[[ComputeFn], Asset]:
+    """Declare a Python asset; the function gets an :class:`AssetContext` and returns
+    Arrow-compatible data (a pyarrow Table, a polars or pandas frame, a DuckDB relation, or a
+    list of dicts)."""
+
+    def wrap(fn: ComputeFn) -> Asset:
+        return Asset(
+            key=key,
+            idempotency_key=tuple(idempotency_key),
+            compute=fn,
+            deps=_as_deps(deps),
+            scheme=scheme,
+            deduplicate=deduplicate,
+            expects_manifest_count=expects_manifest_count,
+            uses_manifest=uses_manifest,
+            columns=dict(columns or {}),
+            description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+        )
+
+    return wrap
+
+
+def sql_asset(
+    key: str,
+    sql: str,
+    *,
+    idempotency_key: Sequence[str],
+    deps: Iterable[str | Dependency] = (),
+    scheme: PartitionScheme | None = None,
+    deduplicate: bool = False,
+    expects_manifest_count: bool = False,
+    columns: Mapping[str, str] | None = None,
+    description: str = "",
+) -> Asset:
+    """Declare a DuckDB SQL asset. Upstream assets are tables named by their keys (quote them:
+    ``"week06/ingestion/raw"``); ``$window_start``, ``$window_end`` and ``$partition_key`` are
+    bound parameters."""
+    return Asset(
+        key=key,
+        idempotency_key=tuple(idempotency_key),
+        sql=sql,
+        deps=_as_deps(deps),
+        scheme=scheme,
+        deduplicate=deduplicate,
+        expects_manifest_count=expects_manifest_count,
+        columns=dict(columns or {}),
+        description=description,
+    )
+
+
+class AssetGraph:
+    """The validated set of assets of a project, in dependency order."""
+
+    def __init__(self, assets: Iterable[Asset], default_scheme: PartitionScheme) -> None:
+        self._assets: dict[str, Asset] = {}
+        for a in assets:
+            if a.key in self._assets:
+                raise GraphError(f"Asset {a.key!r} is defined twice")
+            self._assets[a.key] = a
+        self._default_scheme = default_scheme
+        self._downstream: dict[str, list[tuple[str, PartitionMapping]]] = {
+            k: [] for k in self._assets
+        }
+        for a in self._assets.values():
+            for dep in a.deps:
+                if dep.asset not in self._assets:
+                    raise GraphError(
+                        f"Asset {a.key!r} depends on unknown asset {dep.asset!r}",
+                        hint="define the upstream asset or fix the name",
+                        asset=a.key,
+                    )
+                why = dep.mapping.incompatibility(self.scheme(dep.asset), self.scheme(a.key))
+                if why:
+                    raise GraphError(
+                        f"Assets {dep.asset!r} -> {a.key!r}: incompatible partitions: {why}",
+                        hint="use TimeWindowMapping between time schemes of different "
+                        "granularity, or give both assets the same scheme",
+                        asset=a.key,
+                    )
+                self._downstream[dep.asset].append((a.key, dep.mapping))
+        self._order = self._toposort()
+
+    def _toposort(self) -> list[str]:
+        state: dict[str, int] = {}
+        order: list[str] = []
+
+        def visit(key: str, path: list[str]) -> None:
+            if state.get(key) == 2:
+                return
+            if state.get(key) == 1:
+                cycle = [*path[path.index(key) :], key]
+                raise GraphError(
+                    "Asset graph has a cycle: " + " -> ".join(cycle),
+                    hint="remove one of these dependencies",
+                )
+            state[key] = 1
+            for dep in self._assets[key].deps:
+                visit(dep.asset, [*path, key])
+            state[key] = 2
+            order.append(key)
+
+        for key in self._assets:
+            visit(key, [])
+        return order
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._assets
+
+    def __iter__(self) -> Any:
+        return iter(self.assets)
+
+    def __len__(self) -> int:
+        return len(self._assets)
+
+    @property
+    def assets(self) -> list[Asset]:
+        """Assets in dependency order (upstream first)."""
+        return [self._assets[k] for k in self._order]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._order)
+
+    def get(self, key: str) -> Asset:
+        try:
+            return self._assets[key]
+        except KeyError:
+            raise GraphError(
+                f"Unknown asset {key!r}",
+                hint="known assets: " + ", ".join(self._order),
+            ) from None
+
+    def scheme(self, key: str) -> PartitionScheme:
+        return self.get(key).scheme or self._default_scheme
+
+    def roots(self) -> list[Asset]:
+        return [a for a in self.assets if not a.deps]
+
+    def downstream_of(self, key: str) -> list[str]:
+        return [k for k, _ in self._downstream[key]]
+
+    def upstream_partitions(self, key: str, partition: str) -> dict[str, list[str]]:
+        a = self.get(key)
+        return {
+            d.asset: d.mapping.upstream_keys(partition, self.scheme(key), self.scheme(d.asset))
+            for d in a.deps
+        }
+
+    def downstream_closure(
+        self, targets: Iterable[tuple[str, str]], *, include_targets: bool = True
+    ) -> list[tuple[str, str]]:
+        """Every (asset, partition) that depends, directly or not, on ``targets``, in
+        dependency order."""
+        seen: set[tuple[str, str]] = set()
+        stack = list(targets)
+        start = set(stack)
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            key, partition = node
+            for down, mapping in self._downstream[key]:
+                for k in mapping.downstream_keys(partition, self.scheme(key), self.scheme(down)):
+                    stack.append((down, k))
+        if not include_targets:
+            seen -= start
+        rank = {k: i for i, k in enumerate(self._order)}
+        return sorted(seen, key=lambda n: (rank[n[0]], n[1]))
+
+    def static_keys(self, key: str) -> list[str] | None:
+        scheme = self.scheme(key)
+        return list(scheme.values) if isinstance(scheme, StaticScheme) else None

@@ -1,0 +1,27 @@
+"""Canonical JSON, hashes and deterministic ids: a readable prefix plus a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+__all__ = ["canonical_json", "sha256_hex", "stable_id"]
+
+
+def canonical_json(value: Any) -> bytes:
+    """JSON with sorted keys and no insignificant white space: equal values, equal bytes."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode("utf-8")
+
+
+def sha256_hex(value: Any) -> str:
+    """sha256 of ``value``'s canonical JSON (bytes are hashed as they are)."""
+    data = value if isinstance(value, bytes) else canonical_json(value)
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_id(prefix: str, value: Any, length: int = 16) -> str:
+    """``prefix-<hash>``: the same value always gets the same id."""
+    return f"{prefix}-{sha256_hex(value)[:length]}"

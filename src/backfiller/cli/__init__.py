@@ -1,0 +1,1 @@
+"""The command-line interface (thin; the core never imports it)."""

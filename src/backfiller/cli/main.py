@@ -1,0 +1,234 @@
+"""The command line: thin commands over the library, one error boundary.
+
+Every command loads the project, calls the library and renders the result. Errors derived from
+:class:`~backfiller.errors.BackfillerError` become a message and their exit code; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from backfiller import __version__
+from backfiller.actions import StepOutcome
+from backfiller.actions.apply import apply_plan
+from backfiller.errors import BackfillerError, BadInputError, ExitCode, RunFailedError
+from backfiller.ledger import RunState
+from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
+from backfiller.planning.planner import request_for
+from backfiller.project import Project, load_project
+
+from .render import print_gaps, print_plan, print_run, print_status
+
+SEED_HINT = (
+    "Expected input is 0: first confirm that the seed data really has records for {key} "
+    "(and that the manifest declares them)."
+)
+
+
+@dataclass
+class Context:
+    project_dir: Path
+    console: Console
+    debug: bool
+
+    def project(self) -> Project:
+        return load_project(self.project_dir, environ=os.environ)
+
+
+def _keys(
+    project: Project,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+) -> list[str]:
+    now = project.clock()
+    if partition and (start or end):
+        raise BadInputError("Pass --partition or --start/--end, not both")
+    if partition:
+        return [project.scheme.parse(partition, now=now)]
+    if start or end:
+        if not (start and end):
+            raise BadInputError("--start and --end go together", hint="pass both")
+        project.scheme.parse(start, now=now)
+        project.scheme.parse(end, now=now)
+        return project.scheme.key_range(start, end)
+    if project.config.default_partition:
+        return [project.scheme.parse(project.config.default_partition, now=now)]
+    raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="The project folder (with backfiller.toml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="backfiller")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, debug: bool) -> None:
+    """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
+    ctx.obj = Context(project_dir, Console(highlight=False, soft_wrap=False), debug)
+
+
+@cli.command()
+@click.option("--start", help="First partition of the grid (default: the scheme's start).")
+@click.option("--end", help="Last partition of the grid (default: the last complete one).")
+@click.pass_obj
+def status(obj: Context, start: str | None, end: str | None) -> None:
+    """Per asset: partitions by state, and a compact per-day grid."""
+    project = obj.project()
+    if start or end:
+        keys = _keys(project, None, start, end)
+    else:
+        keys = project.scheme.keys(now=project.clock())
+    print_status(obj.console, project, project.reader(), keys)
+
+
+@cli.command()
+@click.option("--start", help="First partition key.")
+@click.option("--end", help="Last partition key.")
+@click.option("--partition", help="One partition key.")
+@click.pass_obj
+def gaps(obj: Context, start: str | None, end: str | None, partition: str | None) -> None:
+    """Reconcile manifests, store, ledger and reports into gaps with proposed actions."""
+    project = obj.project()
+    keys = _keys(project, partition, start, end)
+    print_gaps(obj.console, find_gaps(project, project.reader(), keys))
+
+
+@cli.command()
+@click.option("--partition", help="One partition key (default: the project's default).")
+@click.option("--start", help="First partition key of a window.")
+@click.option("--end", help="Last partition key of a window.")
+@click.option(
+    "--mode",
+    "mode_text",
+    default="dry-run",
+    show_default=True,
+    help="dry-run writes only the plan file; apply writes it, then applies it.",
+)
+@click.option("--operator", help="Who makes the plan (default: config, then the OS user).")
+@click.option("--reason", help="Why; recorded in the plan.")
+@click.option(
+    "--include-materialized",
+    is_flag=True,
+    help="Also recompute partitions without a gap (needs --reason).",
+)
+@click.pass_obj
+def plan(
+    obj: Context,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    mode_text: str,
+    operator: str | None,
+    reason: str | None,
+    include_materialized: bool,
+) -> None:
+    """Write a backfill plan for a partition or a window."""
+    mode = parse_mode(mode_text)
+    if include_materialized and not reason:
+        raise BadInputError(
+            "--include-materialized needs --reason TEXT",
+            hint="say why materialized partitions must be recomputed",
+        )
+    project = obj.project()
+    keys = _keys(project, partition, start, end)
+    request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
+    document = make_plan(project, project.reader(), request)
+    path = write_plan(project, document)
+    print_plan(obj.console, document)
+    if any(e.expected_input_count in (None, 0) for e in document.partitions):
+        empty = [e.partition_key for e in document.partitions if not e.expected_input_count]
+        obj.console.print("[yellow]" + SEED_HINT.format(key=", ".join(empty[:5])) + "[/]")
+    obj.console.print(f"Plan written to {project.relative(path)}")
+    if mode is Mode.APPLY:
+        _apply(obj, project, path, operator)
+
+
+def _apply(obj: Context, project: Project, path: Path, operator: str | None) -> None:
+    document = read_plan(path)
+    result = apply_plan(project, document, operator=project.operator(operator))
+    print_run(obj.console, result)
+    if result.state is RunState.FAILED:
+        raise RunFailedError(
+            f"Run {result.run_id} failed: {result.count(StepOutcome.FAILED)} failed, "
+            f"{result.count(StepOutcome.SKIPPED)} skipped",
+            hint=f"inspect the errors above, then 'backfiller retry {result.run_id}' or rerun",
+        )
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.option("--operator", help="Who applies the plan.")
+@click.pass_obj
+def apply(obj: Context, plan_file: Path, operator: str | None) -> None:
+    """Apply exactly the saved plan; refused if the state changed since it was made."""
+    project = obj.project()
+    _apply(obj, project, plan_file, operator)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(path_type=Path),
+    help="A new folder to lay the example out in (default: a new temporary folder).",
+)
+@click.pass_obj
+def demo(obj: Context, target: Path | None) -> None:
+    """The seed's story on the bundled example: a gap on 2026-04-17, found and planned."""
+    from .demo import run_demo
+
+    folder = target or Path(tempfile.mkdtemp(prefix="backfiller-demo-"))
+    run_demo(folder, obj.console)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the one error boundary)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = Console(stderr=True, highlight=False)
+    try:
+        cli.main(args=args, prog_name="backfiller", standalone_mode=False)
+    except BackfillerError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        if exc.hint:
+            err.print(f"[bold]next step:[/] {exc.hint}")
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        err.print("aborted")
+        return int(ExitCode.UNEXPECTED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.BAD_INPUT)
+    except Exception:
+        err.print("[bold red]unexpected error[/] (run with --debug for the traceback)")
+        if debug:
+            traceback.print_exc()
+        else:
+            err.print(traceback.format_exc().strip().splitlines()[-1])
+        return int(ExitCode.UNEXPECTED)
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Readable output for people: tables, the status grid, the plan."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from rich.console import Console
+from rich.table import Table
+
+from backfiller.actions import RunResult, StepOutcome
+from backfiller.ledger import LedgerReader, PartitionStatus
+from backfiller.planning import Gap, PlanDocument
+from backfiller.project import Project
+
+GRID_MARKS = {
+    "materialized": ("█", "green"),
+    "missing": ("·", "dim"),
+    "failed": ("x", "red"),
+    "check_failed": ("!", "red"),
+    "stale": ("~", "yellow"),
+    "materializing": ("…", "yellow"),
+    "orphan": ("?", "magenta"),
+}
+
+
+def partition_states(
+    project: Project, reader: LedgerReader, asset: str, keys: list[str]
+) -> dict[str, str]:
+    records = {r.partition_key: r for r in reader.partitions(asset)}
+    stored = project.store.partition_counts(asset)
+    states: dict[str, str] = {}
+    for key in keys:
+        rec = records.get(key)
+        if rec is None:
+            states[key] = "orphan" if stored.get(key) else "missing"
+        elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
+            states[key] = "missing"
+        else:
+            states[key] = rec.status.value
+    return states
+
+
+def print_status(console: Console, project: Project, reader: LedgerReader, keys: list[str]) -> None:
+    console.print(
+        f"[bold]{project.config.name}[/] — {project.scheme.name}; "
+        f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
+        if keys
+        else "no partitions"
+    )
+    legend = "  ".join(f"[{style}]{mark}[/] {name}" for name, (mark, style) in GRID_MARKS.items())
+    for asset in project.graph.keys:
+        states = partition_states(project, reader, asset, keys)
+        counts = Counter(states.values())
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        console.print(f"\n[bold cyan]{asset}[/]  ({summary})")
+        for line in _grid_lines(states):
+            console.print(line, highlight=False)
+    console.print(f"\n{legend}")
+
+
+def _grid_lines(states: dict[str, str]) -> list[str]:
+    """One line per month for daily keys; rows of 31 marks otherwise."""
+    daily = all(len(k) == 10 for k in states)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    keys = list(states)
+    for i, key in enumerate(keys):
+        label = key[:7] if daily else keys[i - i % 31]
+        groups.setdefault(label, []).append((key, states[key]))
+    lines = []
+    for label, items in groups.items():
+        pad = " " * (date.fromisoformat(items[0][0]).day - 1) if daily else ""
+        marks = "".join(f"[{GRID_MARKS[s][1]}]{GRID_MARKS[s][0]}[/]" for _, s in items)
+        lines.append(f"  {label}  {pad}{marks}")
+    return lines
+
+
+def print_gaps(console: Console, gaps: list[Gap]) -> None:
+    if not gaps:
+        console.print("No gaps: manifests, store, ledger and reports agree.")
+        return
+    table = Table(title=f"{len(gaps)} gap(s)")
+    for col in (
+        "asset",
+        "partition",
+        "gap_reason",
+        "expected",
+        "stored",
+        "proposed_action",
+        "detail",
+    ):
+        table.add_column(col, overflow="fold")
+    for g in gaps:
+        table.add_row(
+            g.asset,
+            g.partition_key,
+            g.reason.value,
+            "-" if g.expected_count is None else str(g.expected_count),
+            str(g.current_count),
+            g.proposed_action.value,
+            g.detail,
+        )
+    console.print(table)
+
+
+SEED_FIELDS = (
+    "partition_key",
+    "window_start",
+    "window_end",
+    "mode",
+    "upstream_manifest_id",
+    "expected_input_count",
+    "current_output_count",
+    "gap_reason",
+    "proposed_action",
+    "idempotency_guard",
+    "downstream_impact",
+    "operator",
+    "target_assets",
+    "report_path",
+)
+
+
+def print_plan(console: Console, document: PlanDocument) -> None:
+    data = document.to_dict()
+    table = Table(
+        title=f"Backfill plan {document.plan_id} ({document.mode.value})", show_header=False
+    )
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name in SEED_FIELDS:
+        value = data[name]
+        if isinstance(value, list):
+            value = "\n".join(value) or "(none)"
+        table.add_row(name, "null" if value is None else str(value))
+    table.add_row("plan_id", document.plan_id)
+    table.add_row("state_fingerprint", document.state_fingerprint[:16] + "…")
+    console.print(table)
+    if len(document.partitions) > 1:
+        console.print(
+            f"{len(document.partitions)} partitions; gaps: "
+            + (", ".join(f"{k} {v}" for k, v in document.gap_summary.items()) or "none")
+        )
+
+
+def print_run(console: Console, result: RunResult) -> None:
+    table = Table(title=f"Run {result.run_id}: {result.state.value}")
+    for col in ("asset", "partition", "outcome", "rows before", "rows", "version", "error"):
+        table.add_column(col, overflow="fold")
+    for s in result.steps:
+        table.add_row(
+            s.asset,
+            s.partition_key,
+            s.outcome.value,
+            "-" if s.rows_before is None else str(s.rows_before),
+            str(s.rows),
+            "-" if s.version is None else str(s.version),
+            s.error or "",
+        )
+    console.print(table)
+    parts = ", ".join(f"{result.count(o)} {o.value}" for o in StepOutcome if result.count(o))
+    console.print(parts or "nothing to do")

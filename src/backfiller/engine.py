@@ -1,0 +1,83 @@
+"""DuckDB as the SQL engine over Arrow: SQL assets, counts, fingerprints, checks.
+
+Heavy imports (pyarrow, duckdb) live here and in the store, nowhere else in the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from backfiller.canonical import sha256_hex
+from backfiller.errors import BackfillerError
+
+__all__ = ["fingerprint_table", "query", "to_arrow"]
+
+
+class ComputeResultError(BackfillerError):
+    """A compute function returned something that is not tabular data."""
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """Turn what an asset returned into a pyarrow Table."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        return data.to_arrow_table()
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pa.Table.from_pylist(data)
+    to_arrow_method = getattr(data, "to_arrow", None)  # polars
+    if callable(to_arrow_method):
+        result = to_arrow_method()
+        return result if isinstance(result, pa.Table) else pa.table(result)
+    if hasattr(data, "__arrow_c_stream__") or type(data).__name__ == "DataFrame":
+        return pa.table(data)
+    raise ComputeResultError(
+        f"An asset returned {type(data).__name__}, which is not tabular",
+        hint="return a pyarrow Table, a polars or pandas DataFrame, a DuckDB relation, "
+        "or a list of dicts",
+    )
+
+
+def query(
+    sql: str, tables: Mapping[str, pa.Table], params: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """Run DuckDB SQL over Arrow tables registered under the given names."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.sql(sql, params=dict(params or {})).to_arrow_table()
+    finally:
+        con.close()
+
+
+def fingerprint_table(table: pa.Table) -> str:
+    """An order-independent content fingerprint: the row count and the sums of each row's md5
+    (upper and lower 64 bits). Equal multisets of rows give equal fingerprints; columns are
+    taken in name order so their physical order does not matter."""
+    columns = sorted(table.column_names)
+    if not columns:
+        return sha256_hex({"rows": table.num_rows, "columns": []})
+    cells = ", ".join(f"coalesce(CAST({_quote(c)} AS VARCHAR), chr(0))" for c in columns)
+    row_text = f"concat_ws(chr(31), {cells})"
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        rows, upper, lower = con.execute(
+            f"SELECT count(*), coalesce(sum(md5_number_upper({row_text})::HUGEINT), 0),"
+            f" coalesce(sum(md5_number_lower({row_text})::HUGEINT), 0) FROM t"
+        ).fetchone() or (0, 0, 0)
+    finally:
+        con.close()
+    schema = [(c, str(table.schema.field(c).type)) for c in columns]
+    return sha256_hex({"rows": rows, "upper": str(upper), "lower": str(lower), "schema": schema})
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -1,0 +1,41 @@
+"""The bundled example (the seed's omnisupport pipeline) and laying it out in a folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from backfiller.errors import BadInputError, ConfigError
+
+__all__ = ["example_source", "lay_out_example"]
+
+_IGNORE = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".backfiller", "lake", "reports", ".env.local", ".pytest_cache"
+)
+
+
+def example_source() -> Path:
+    """Where the example lives: inside an installed wheel, or in the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here / "_example" / "omnisupport",
+        here.parent.parent / "examples" / "omnisupport",
+    ):
+        if (candidate / "backfiller.toml").is_file():
+            return candidate
+    raise ConfigError(
+        "The bundled example is not installed",
+        hint="reinstall backfiller from its source tree ('pip install .')",
+    )
+
+
+def lay_out_example(dest: Path) -> Path:
+    """Copy the example into ``dest`` (which must not exist or be empty)."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise BadInputError(
+            f"{dest} is not empty; the demo needs a fresh working folder",
+            hint="pass --dir with a new folder, or remove this one",
+        )
+    shutil.copytree(example_source(), dest, ignore=_IGNORE, dirs_exist_ok=True)
+    return dest

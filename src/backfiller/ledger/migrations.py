@@ -1,0 +1,82 @@
+"""Numbered migrations of the ledger schema. Append only; never edit an applied one."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "partitions, plans, runs, attempts, events",
+        """
+        CREATE TABLE partitions (
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            data_version INTEGER,
+            row_count INTEGER,
+            fingerprint TEXT,
+            manifest_id TEXT,
+            manifest_checksum TEXT,
+            upstream_versions TEXT NOT NULL DEFAULT '{}',
+            last_run_id TEXT,
+            last_attempt INTEGER,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (asset, partition_key)
+        );
+        CREATE TABLE plans (
+            plan_id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            path TEXT NOT NULL,
+            state_fingerprint TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            document TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            plan_id TEXT,
+            action TEXT NOT NULL,
+            state TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            reason TEXT,
+            parent_run_id TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            arguments TEXT NOT NULL DEFAULT '{}',
+            error TEXT
+        );
+        CREATE TABLE attempts (
+            run_id TEXT NOT NULL,
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            transient INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            rows_written INTEGER,
+            data_version INTEGER,
+            PRIMARY KEY (run_id, asset, partition_key, attempt)
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            verb TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT NOT NULL,
+            run_id TEXT,
+            operator TEXT,
+            detail TEXT
+        );
+        CREATE INDEX events_by_partition ON events (asset, partition_key);
+        """,
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]

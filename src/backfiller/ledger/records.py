@@ -1,0 +1,79 @@
+"""Plain records read from the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backfiller.ledger.states import PartitionStatus, RunState
+
+__all__ = ["AttemptRecord", "PartitionRecord", "PlanRecord", "RunRecord"]
+
+
+@dataclass(frozen=True)
+class PartitionRecord:
+    asset: str
+    partition_key: str
+    status: PartitionStatus
+    data_version: int | None
+    row_count: int | None
+    fingerprint: str | None
+    manifest_id: str | None
+    manifest_checksum: str | None
+    upstream_versions: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    last_run_id: str | None = None
+    last_attempt: int | None = None
+    last_error: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    def state_token(self) -> dict[str, Any]:
+        """What a plan's state fingerprint includes of this record."""
+        return {
+            "status": self.status.value,
+            "data_version": self.data_version,
+            "row_count": self.row_count,
+            "fingerprint": self.fingerprint,
+            "manifest_checksum": self.manifest_checksum,
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    plan_id: str | None
+    action: str
+    state: RunState
+    operator: str
+    reason: str | None
+    parent_run_id: str | None
+    started_at: str
+    ended_at: str | None
+    arguments: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: str
+    asset: str
+    partition_key: str
+    attempt: int
+    status: str
+    error: str | None
+    transient: bool
+    started_at: str
+    ended_at: str | None
+    rows_written: int | None
+    data_version: int | None
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    plan_id: str
+    action: str
+    mode: str
+    path: str
+    state_fingerprint: str
+    created_at: str
+    document: dict[str, Any]

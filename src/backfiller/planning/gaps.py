@@ -1,0 +1,146 @@
+"""Gap reasons and the action each one proposes (DESIGN.md, "Gap reasons → proposed actions")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from backfiller.assets import Asset
+from backfiller.ledger import PartitionStatus
+from backfiller.planning.state import Observation
+
+__all__ = ["Gap", "GapReason", "ProposedAction", "detect_gap"]
+
+
+class ProposedAction(Enum):
+    BACKFILL_PARTITION = "backfill_partition"
+    REISSUE_PARTITION_REPORT = "reissue_partition_report"
+    REPLAY_FROM_MANIFEST = "replay_from_manifest"
+    REPLAY_WITH_NEW_MANIFEST = "replay_with_new_manifest"
+    RETRY_OR_RERUN = "retry_if_transient_else_rerun_after_fix"
+    RERUN_DOWNSTREAM = "rerun_downstream_after_upstream_checks_pass"
+    INVESTIGATE_CHECKS = "investigate_then_rerun_after_fix"
+    RECONCILE_ORPHAN = "reconcile_verify_and_adopt_or_restore"
+    NOTHING_TO_DO = "nothing_to_do"
+    BLOCKED_PROTECTED = "blocked_unless_overridden_with_reason"
+
+    @property
+    def recomputes(self) -> bool:
+        """Whether applying it recomputes the partition's data."""
+        return self in _RECOMPUTING
+
+
+_RECOMPUTING = frozenset(
+    {
+        ProposedAction.BACKFILL_PARTITION,
+        ProposedAction.REPLAY_FROM_MANIFEST,
+        ProposedAction.REPLAY_WITH_NEW_MANIFEST,
+        ProposedAction.RETRY_OR_RERUN,
+        ProposedAction.RERUN_DOWNSTREAM,
+        ProposedAction.INVESTIGATE_CHECKS,
+    }
+)
+
+
+class GapReason(Enum):
+    MISSING_PARTITION = "missing_partition"
+    MISSING_PARTITION_REPORT = "missing_partition_report"
+    COUNT_MISMATCH = "count_mismatch"
+    MANIFEST_CHANGED = "manifest_changed"
+    FAILED_RUN = "failed_run"
+    UPSTREAM_CHANGED = "upstream_changed"
+    CHECK_FAILED = "check_failed"
+    ORPHAN_OUTPUT = "orphan_output"
+    NO_EXPECTED_INPUT = "no_expected_input"
+    PROTECTED = "protected"
+
+    @property
+    def proposed_action(self) -> ProposedAction:
+        return _PROPOSALS[self]
+
+
+_PROPOSALS = {
+    GapReason.MISSING_PARTITION: ProposedAction.BACKFILL_PARTITION,
+    GapReason.MISSING_PARTITION_REPORT: ProposedAction.REISSUE_PARTITION_REPORT,
+    GapReason.COUNT_MISMATCH: ProposedAction.REPLAY_FROM_MANIFEST,
+    GapReason.MANIFEST_CHANGED: ProposedAction.REPLAY_WITH_NEW_MANIFEST,
+    GapReason.FAILED_RUN: ProposedAction.RETRY_OR_RERUN,
+    GapReason.UPSTREAM_CHANGED: ProposedAction.RERUN_DOWNSTREAM,
+    GapReason.CHECK_FAILED: ProposedAction.INVESTIGATE_CHECKS,
+    GapReason.ORPHAN_OUTPUT: ProposedAction.RECONCILE_ORPHAN,
+    GapReason.NO_EXPECTED_INPUT: ProposedAction.NOTHING_TO_DO,
+    GapReason.PROTECTED: ProposedAction.BLOCKED_PROTECTED,
+}
+
+
+@dataclass(frozen=True)
+class Gap:
+    asset: str
+    partition_key: str
+    reason: GapReason
+    detail: str
+    expected_count: int | None
+    current_count: int
+
+    @property
+    def proposed_action(self) -> ProposedAction:
+        return self.reason.proposed_action
+
+
+def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
+    """The gap of one (asset, partition), or ``None`` when the four sources agree."""
+    rec = obs.record
+    rows, expected = obs.stored_rows, obs.expected_count
+
+    def gap(reason: GapReason, detail: str) -> Gap:
+        return Gap(asset.key, obs.partition_key, reason, detail, expected, rows)
+
+    if rec is not None and rec.status is PartitionStatus.FAILED:
+        return gap(GapReason.FAILED_RUN, f"the last attempt failed: {rec.last_error or '?'}")
+    if rec is not None and rec.status is PartitionStatus.MATERIALIZING:
+        return gap(
+            GapReason.FAILED_RUN,
+            f"run {rec.last_run_id} did not finish this partition (crash?); resume it",
+        )
+    if rec is not None and rec.status is PartitionStatus.CHECK_FAILED:
+        return gap(GapReason.CHECK_FAILED, f"checks failed: {rec.last_error or '?'}")
+    if rec is None and rows > 0:
+        return gap(GapReason.ORPHAN_OUTPUT, f"{rows} stored rows with no ledger record")
+    if rec is None and not expected:
+        declared = "declares 0 records" if expected == 0 else "declares nothing"
+        return gap(
+            GapReason.NO_EXPECTED_INPUT,
+            f"the manifest {declared} for this partition; check that the seed data has "
+            "records for it",
+        )
+    if rows == 0 and (rec is None or (rec.row_count or 0) > 0 or expected):
+        if rec is None:
+            return gap(GapReason.MISSING_PARTITION, f"expected {expected} rows; none stored")
+        return gap(
+            GapReason.MISSING_PARTITION,
+            f"the ledger records {rec.row_count} rows (version {rec.data_version}); none stored",
+        )
+    assert rec is not None
+    if rec.manifest_checksum and obs.manifest_checksum != rec.manifest_checksum:
+        return gap(
+            GapReason.MANIFEST_CHANGED,
+            f"built from {rec.manifest_id}; the declaration is now {obs.manifest_id} "
+            "with a different checksum",
+        )
+    if asset.expects_manifest_count and expected is not None and rows != expected:
+        return gap(GapReason.COUNT_MISMATCH, f"{rows} rows stored, the manifest expects {expected}")
+    if rec.status is PartitionStatus.STALE or _upstream_moved(rec.upstream_versions, obs):
+        return gap(
+            GapReason.UPSTREAM_CHANGED, "it consumed an upstream version that is not current"
+        )
+    if not obs.report_exists:
+        return gap(GapReason.MISSING_PARTITION_REPORT, "data and ledger agree; the report is gone")
+    return None
+
+
+def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation) -> bool:
+    for up, keys in obs.upstream_current.items():
+        for key, version in keys.items():
+            if consumed.get(up, {}).get(key) != version:
+                return True
+    return False

@@ -1,0 +1,290 @@
+"""The plan: data, not a side effect.
+
+A pure builder turns observations into a frozen :class:`PlanDocument` that holds, per partition,
+the seed's fields (``partition_key``, ``window_start``, ``window_end``, ``mode``,
+``upstream_manifest_id``, ``expected_input_count``, ``current_output_count``, ``gap_reason``,
+``proposed_action``, ``idempotency_guard``, ``downstream_impact``, ``operator``,
+``target_assets``, ``report_path``) plus a deterministic ``plan_id``, ``created_at``, the
+action, and a fingerprint of the state it was computed from. The same document is what apply
+executes and what a reviewer reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from backfiller.assets import AssetGraph
+from backfiller.canonical import stable_id
+from backfiller.errors import UnsupportedModeError
+from backfiller.partitions import PartitionScheme
+from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
+from backfiller.planning.state import Observation, state_fingerprint
+
+__all__ = [
+    "AssetGap",
+    "Mode",
+    "PlanDocument",
+    "PlanEntry",
+    "PlanRequest",
+    "build_plan",
+    "parse_mode",
+]
+
+PLAN_SCHEMA_VERSION = 1
+
+
+class Mode(Enum):
+    DRY_RUN = "dry-run"
+    APPLY = "apply"
+
+
+def parse_mode(value: str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        supported = ", ".join(m.value for m in Mode)
+        raise UnsupportedModeError(
+            f"Unsupported backfill mode: {value!r} (supported: {supported})",
+            hint="pass --mode dry-run to write only the plan, or --mode apply",
+        ) from None
+
+
+_Closed = ConfigDict(extra="forbid", frozen=True)
+
+
+class AssetGap(BaseModel):
+    """The gap of one asset in one partition."""
+
+    model_config = _Closed
+
+    asset: str
+    gap_reason: GapReason
+    proposed_action: ProposedAction
+    expected_count: int | None
+    current_count: int
+    detail: str
+
+    @classmethod
+    def of(cls, gap: Gap) -> AssetGap:
+        return cls(
+            asset=gap.asset,
+            gap_reason=gap.reason,
+            proposed_action=gap.proposed_action,
+            expected_count=gap.expected_count,
+            current_count=gap.current_count,
+            detail=gap.detail,
+        )
+
+
+class PlanEntry(BaseModel):
+    """One partition of the plan, with the seed's fields."""
+
+    model_config = _Closed
+
+    partition_key: str
+    window_start: str | None
+    window_end: str | None = Field(
+        description="the seed's inclusive rendering of the half-open window end"
+    )
+    mode: Mode
+    upstream_manifest_id: str | None
+    expected_input_count: int | None
+    current_output_count: int
+    gap_reason: GapReason | None
+    proposed_action: ProposedAction
+    idempotency_guard: str
+    downstream_impact: str
+    operator: str
+    target_assets: list[str]
+    report_path: str
+    asset_gaps: list[AssetGap]
+
+
+class PlanDocument(BaseModel):
+    """A saved, reviewable backfill plan. Its top-level seed fields describe the whole boundary;
+    ``partitions`` holds the same fields per partition."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="backfiller plan",
+        json_schema_extra={"$comment": "generated from backfiller.planning.plan.PlanDocument"},
+    )
+
+    schema_version: Literal[1] = 1
+    plan_id: Annotated[str, Field(pattern=r"^plan-[0-9a-f]{16}$")]
+    created_at: AwareDatetime
+    action: Literal["backfill"]
+    project: str
+    reason: str | None = None
+    include_materialized: bool = False
+    # the seed's fields, for the whole boundary
+    partition_key: str
+    window_start: str | None
+    window_end: str | None
+    mode: Mode
+    upstream_manifest_id: str | None
+    expected_input_count: int | None
+    current_output_count: int
+    gap_reason: GapReason | None
+    proposed_action: ProposedAction
+    idempotency_guard: str
+    downstream_impact: str
+    operator: str
+    target_assets: list[str]
+    report_path: str
+    gap_summary: dict[str, int] = Field(
+        description="how many partitions have each gap reason (gap_reason is the first)"
+    )
+    # what the plan was computed from
+    state_fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    state: dict[str, dict[str, Any]]
+    partitions: list[PlanEntry]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def work(self) -> list[tuple[str, str]]:
+        """The (asset, partition) pairs apply recomputes, in dependency order per partition."""
+        pairs: list[tuple[str, str]] = []
+        for entry in self.partitions:
+            if entry.proposed_action.recomputes or (
+                self.include_materialized and entry.gap_reason is None
+            ):
+                pairs.extend((a, entry.partition_key) for a in entry.target_assets)
+        return pairs
+
+
+class PlanRequest(BaseModel):
+    """What the operator asked for."""
+
+    model_config = _Closed
+
+    keys: list[str]
+    mode: Mode
+    operator: str
+    reason: str | None = None
+    include_materialized: bool = False
+    assets: list[str] | None = None
+
+
+def _guard(graph: AssetGraph, assets: Sequence[str]) -> str:
+    guards = sorted({graph.get(a).idempotency_guard for a in assets})
+    if len(guards) <= 1:
+        return guards[0] if guards else ""
+    return "; ".join(f"{a}: {graph.get(a).idempotency_guard}" for a in assets)
+
+
+def build_plan(
+    *,
+    request: PlanRequest,
+    graph: AssetGraph,
+    scheme: PartitionScheme,
+    observations: dict[tuple[str, str], Observation],
+    project_name: str,
+    downstream_impact: str,
+    report_path: str,
+    now: datetime,
+) -> PlanDocument:
+    """Pure: the same request over the same state gives the same plan (and plan id)."""
+    assets = request.assets or graph.keys
+    entries: list[PlanEntry] = []
+    for key in request.keys:
+        window = scheme.window(key)
+        window_start, window_end = window.render() if window else (None, None)
+        gaps = [g for a in assets if (g := detect_gap(graph.get(a), observations[(a, key)]))]
+        recompute = [g for g in gaps if g.proposed_action.recomputes]
+        seeds = [(g.asset, key) for g in recompute]
+        if request.include_materialized and not gaps:
+            seeds = [(a, key) for a in assets]
+        targets = (
+            [a for a, _ in graph.downstream_closure(seeds) if a in assets]
+            if seeds
+            else [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
+        )
+        first = observations[(assets[0], key)]
+        primary = gaps[0] if gaps else None
+        entries.append(
+            PlanEntry(
+                partition_key=key,
+                window_start=window_start,
+                window_end=window_end,
+                mode=request.mode,
+                upstream_manifest_id=first.manifest_id,
+                expected_input_count=first.expected_count,
+                current_output_count=first.stored_rows,
+                gap_reason=primary.reason if primary else None,
+                proposed_action=(
+                    primary.proposed_action if primary else ProposedAction.NOTHING_TO_DO
+                ),
+                idempotency_guard=_guard(graph, targets or assets),
+                downstream_impact=downstream_impact,
+                operator=request.operator,
+                target_assets=targets,
+                report_path=report_path,
+                asset_gaps=[AssetGap.of(g) for g in gaps],
+            )
+        )
+    state = {f"{a}|{k}": obs.token() for (a, k), obs in sorted(observations.items())}
+    fingerprint = state_fingerprint(observations)
+    body = _summary(entries, request, graph, assets, downstream_impact, report_path)
+    identity = {
+        "request": request.model_dump(mode="json"),
+        "state_fingerprint": fingerprint,
+        "project": project_name,
+    }
+    return PlanDocument(
+        plan_id=stable_id("plan", identity),
+        created_at=now,
+        action="backfill",
+        project=project_name,
+        reason=request.reason,
+        include_materialized=request.include_materialized,
+        state_fingerprint=fingerprint,
+        state=state,
+        partitions=entries,
+        **body,
+    )
+
+
+def _summary(
+    entries: list[PlanEntry],
+    request: PlanRequest,
+    graph: AssetGraph,
+    assets: Sequence[str],
+    downstream_impact: str,
+    report_path: str,
+) -> dict[str, Any]:
+    first, last = entries[0], entries[-1]
+    manifests = sorted({e.upstream_manifest_id for e in entries if e.upstream_manifest_id})
+    reasons = [e.gap_reason for e in entries if e.gap_reason is not None]
+    actions = [e.proposed_action for e in entries if e.gap_reason is not None]
+    expected = [e.expected_input_count for e in entries]
+    targets = [a for a in graph.keys if any(a in e.target_assets for e in entries)]
+    return {
+        "partition_key": first.partition_key
+        if len(entries) == 1
+        else f"{first.partition_key}..{last.partition_key}",
+        "window_start": first.window_start,
+        "window_end": last.window_end,
+        "mode": request.mode,
+        "upstream_manifest_id": ",".join(manifests) if manifests else None,
+        "expected_input_count": None
+        if all(x is None for x in expected)
+        else sum(x or 0 for x in expected),
+        "current_output_count": sum(e.current_output_count for e in entries),
+        "gap_reason": reasons[0] if reasons else None,
+        "gap_summary": {r.value: reasons.count(r) for r in GapReason if r in reasons},
+        "proposed_action": actions[0] if actions else ProposedAction.NOTHING_TO_DO,
+        "idempotency_guard": _guard(graph, targets or list(assets)),
+        "downstream_impact": downstream_impact,
+        "operator": request.operator,
+        "target_assets": targets,
+        "report_path": report_path,
+    }

@@ -1,0 +1,142 @@
+"""What the world looks like for a set of (asset, partition): the four sources reconciled.
+
+Declared (manifests), stored (the data store), recorded (the ledger) and reported (partition
+report files). Read-only by construction: it gets a :class:`LedgerReader` and only calls the
+store's reading methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from backfiller.assets import AssetGraph
+from backfiller.canonical import sha256_hex
+from backfiller.ledger import LedgerReader, PartitionRecord
+from backfiller.manifests import ManifestRegistry
+
+__all__ = ["Observation", "StateSource", "observe", "state_fingerprint"]
+
+
+class ReadableStore(Protocol):
+    def partition_counts(self, asset: str) -> dict[str, int]: ...
+
+    def partition_signatures(self, asset: str) -> dict[str, str]: ...
+
+
+class StateSource(Protocol):
+    """What observing needs of a project (a :class:`~backfiller.project.Project` fits)."""
+
+    graph: AssetGraph
+
+    @property
+    def manifests(self) -> ManifestRegistry: ...
+
+    @property
+    def store(self) -> ReadableStore: ...
+
+    def partition_report_path(self, asset: str, key: str) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One (asset, partition) as seen from the four sources."""
+
+    asset: str
+    partition_key: str
+    manifest_id: str | None
+    manifest_checksum: str | None
+    expected_count: int | None
+    stored_rows: int
+    stored_signature: str | None
+    record: PartitionRecord | None
+    report_exists: bool
+    upstream_current: dict[str, dict[str, int | None]]
+
+    def token(self) -> dict[str, Any]:
+        """What the plan's state fingerprint covers for this partition."""
+        return {
+            "manifest_id": self.manifest_id,
+            "manifest_checksum": self.manifest_checksum,
+            "stored_rows": self.stored_rows,
+            "stored_signature": self.stored_signature,
+            "record": self.record.state_token() if self.record else None,
+            "report_exists": self.report_exists,
+            "upstream": self.upstream_current,
+        }
+
+
+def observe(
+    source: StateSource, reader: LedgerReader, targets: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Observation]:
+    """Observe every (asset, partition) in ``targets``."""
+    graph = source.graph
+    wanted = list(targets)
+    counts: dict[str, dict[str, int]] = {}
+    signatures: dict[str, dict[str, str]] = {}
+    records: dict[tuple[str, str], PartitionRecord] = {}
+    for asset in {a for a, _ in wanted} | {
+        d for a, _ in wanted for d in graph.get(a).upstream_keys
+    }:
+        counts[asset] = source.store.partition_counts(asset)
+        signatures[asset] = source.store.partition_signatures(asset)
+        for rec in reader.partitions(asset):
+            records[(asset, rec.partition_key)] = rec
+    result: dict[tuple[str, str], Observation] = {}
+    for asset, key in wanted:
+        declared = source.manifests.for_partition(key)
+        upstream_current: dict[str, dict[str, int | None]] = {}
+        for up, up_keys in graph.upstream_partitions(asset, key).items():
+            upstream_current[up] = {
+                k: (records[(up, k)].data_version if (up, k) in records else None) for k in up_keys
+            }
+        result[(asset, key)] = Observation(
+            asset=asset,
+            partition_key=key,
+            manifest_id=declared[0].manifest_id if declared else None,
+            manifest_checksum=declared[1].checksum if declared else None,
+            expected_count=declared[1].expected_record_count if declared else None,
+            stored_rows=counts[asset].get(key, 0),
+            stored_signature=signatures[asset].get(key),
+            record=records.get((asset, key)),
+            report_exists=source.partition_report_path(asset, key).is_file(),
+            upstream_current=upstream_current,
+        )
+    return result
+
+
+def state_fingerprint(observations: dict[tuple[str, str], Observation]) -> str:
+    """One hash over the observed state; a plan stores it, apply recomputes and compares."""
+    return sha256_hex({f"{a}|{k}": obs.token() for (a, k), obs in sorted(observations.items())})
+
+
+def state_differences(
+    before: dict[str, Any], after: dict[tuple[str, str], Observation]
+) -> list[str]:
+    """Readable lines naming what changed between the tokens a plan saved and now."""
+    lines: list[str] = []
+    now = {f"{a}|{k}": obs.token() for (a, k), obs in after.items()}
+    for name in sorted(set(before) | set(now)):
+        old, new = before.get(name), now.get(name)
+        if old == new:
+            continue
+        asset, _, key = name.partition("|")
+        if old is None or new is None:
+            lines.append(f"{asset} {key}: not in both states")
+            continue
+        changed = sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f))
+        parts = []
+        for f in changed:
+            if f == "manifest_checksum":
+                parts.append(f"manifest {new.get('manifest_id')} changed")
+            else:
+                parts.append(f"{f}: {_short(old.get(f))} -> {_short(new.get(f))}")
+        lines.append(f"{asset} {key}: " + "; ".join(parts))
+    return lines
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

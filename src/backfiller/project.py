@@ -1,0 +1,289 @@
+"""Load a project: ``backfiller.toml`` + environment overrides + the assets module.
+
+Every setting ``[section] key`` can be overridden by the environment variable
+``<PREFIX><SECTION>_<KEY>`` (upper case; the prefix is ``BACKFILLER_`` unless ``[env] prefix``
+says otherwise), and ``[env.aliases]`` maps other variable names onto settings, so that the
+example reads the seed's ``WEEK06_PARTITION_START_DATE``, ``WEEK06_DEFAULT_PARTITION`` and
+``WEEK06_REPORT_DIR``. Variables are read from the process environment first, then from the first
+existing file of ``[env] files`` (``.env`` syntax).
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from backfiller.assets import Asset, AssetGraph
+from backfiller.clock import Clock, system_clock
+from backfiller.errors import ConfigError
+from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
+from backfiller.manifests import ManifestRegistry
+from backfiller.partitions import PartitionScheme, scheme_from_config
+from backfiller.store import DeltaStore
+
+__all__ = ["CONFIG_FILE", "Project", "ProjectConfig", "load_project", "read_env_file"]
+
+CONFIG_FILE = "backfiller.toml"
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "project": {
+        "name": "",
+        "assets_module": "assets",
+        "store": "data/lake",
+        "state_dir": ".backfiller",
+        "ledger": "",
+        "report_dir": "reports",
+        "manifests": "data/manifests",
+        "operator": "",
+    },
+    "partitions": {
+        "kind": "daily",
+        "start": "",
+        "end": "",
+        "timezone": "UTC",
+        "default": "",
+        "values": [],
+        "week_starts_on": 0,
+    },
+    "downstream": {"consumers": [], "impact": ""},
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "").isalnum():
+            raise ConfigError(
+                f"{path}:{number}: expected KEY=value, got {raw!r}", hint="fix the line"
+            )
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    root: Path
+    name: str
+    assets_module: str
+    store_path: Path
+    state_dir: Path
+    ledger_path: Path
+    report_dir: Path
+    manifests_dir: Path
+    operator: str
+    partitions: dict[str, Any]
+    default_partition: str | None
+    downstream_consumers: tuple[str, ...]
+    downstream_impact: str
+    env_sources: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> ProjectConfig:
+        root = Path(root).resolve()
+        path = root / CONFIG_FILE
+        if not path.is_file():
+            raise ConfigError(
+                f"No {CONFIG_FILE} in {root}",
+                hint="run backfiller inside a project folder or pass --project PATH",
+            )
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        settings: dict[str, Any] = {s: {**d, **data.get(s, {})} for s, d in _DEFAULTS.items()}
+        for section, body in data.items():
+            if section not in settings and section != "env":
+                settings[section] = body
+        env_conf = data.get("env", {})
+        prefix = str(env_conf.get("prefix", "BACKFILLER_"))
+        variables: dict[str, str] = {}
+        sources: list[str] = []
+        for candidate in env_conf.get("files", []):
+            file = root / candidate
+            if file.is_file():
+                variables.update(read_env_file(file))
+                sources.append(str(candidate))
+                break
+        process_env = dict(environ) if environ is not None else {}
+        variables.update(process_env)
+        aliases: dict[str, str] = dict(env_conf.get("aliases", {}))
+        for section, body in settings.items():
+            if not isinstance(body, dict):
+                continue
+            for key in list(body):
+                names = [f"{prefix}{section}_{key}".upper()]
+                names += [
+                    alias for alias, target in aliases.items() if target == f"{section}.{key}"
+                ]
+                for name in names:
+                    if name in variables:
+                        body[key] = _coerce(variables[name], body[key], name)
+        for alias, target in aliases.items():
+            section, _, key = target.partition(".")
+            if section not in settings or key not in settings[section]:
+                raise ConfigError(
+                    f"[env.aliases] {alias} = {target!r} names no setting",
+                    hint="use 'section.key', e.g. 'partitions.default'",
+                )
+        proj = settings["project"]
+        state_dir = root / proj["state_dir"]
+        ledger = proj["ledger"] or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
+        if not ledger.startswith("sqlite:///"):
+            raise ConfigError(
+                f"Unsupported ledger URL {ledger!r}",
+                hint="use sqlite:///relative/or/absolute/path.db",
+            )
+        parts = settings["partitions"]
+        return cls(
+            root=root,
+            name=proj["name"] or root.name,
+            assets_module=proj["assets_module"],
+            store_path=root / proj["store"],
+            state_dir=state_dir,
+            ledger_path=root / ledger[len("sqlite:///") :],
+            report_dir=root / proj["report_dir"],
+            manifests_dir=root / proj["manifests"],
+            operator=proj["operator"],
+            partitions=parts,
+            default_partition=parts["default"] or None,
+            downstream_consumers=tuple(settings["downstream"]["consumers"]),
+            downstream_impact=settings["downstream"]["impact"],
+            env_sources=tuple(sources),
+            raw=settings,
+        )
+
+
+def _coerce(value: str, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if isinstance(default, list):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def _import_assets(root: Path, module_name: str) -> list[Asset]:
+    top = module_name.split(".")[0]
+    for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file is None or not Path(file).resolve().is_relative_to(root):
+            del sys.modules[name]
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import the assets module {module_name!r} from {root}: {exc}",
+            hint="set [project] assets_module in backfiller.toml",
+        ) from exc
+    finally:
+        sys.path.remove(str(root))
+    return [v for v in vars(module).values() if isinstance(v, Asset)]
+
+
+class Project:
+    """A loaded project: config, graph, manifests, store, and ledger access."""
+
+    def __init__(self, config: ProjectConfig, graph: AssetGraph, *, clock: Clock) -> None:
+        self.config = config
+        self.graph = graph
+        self.clock = clock
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def scheme(self) -> PartitionScheme:
+        return self.graph.scheme(self.graph.keys[0]) if len(self.graph) else _scheme(self.config)
+
+    @cached_property
+    def manifests(self) -> ManifestRegistry:
+        return ManifestRegistry.from_folder(self.config.manifests_dir, _scheme(self.config))
+
+    @cached_property
+    def store(self) -> DeltaStore:
+        return DeltaStore(self.config.store_path)
+
+    def reader(self) -> LedgerReader:
+        """A read-only view of the ledger; creates nothing."""
+        return open_reader(self.config.ledger_path)
+
+    def ledger(self) -> SqliteLedger:
+        return SqliteLedger(self.config.ledger_path, clock=self.clock)
+
+    def operator(self, override: str | None = None) -> str:
+        return override or self.config.operator or getpass.getuser()
+
+    @property
+    def plan_dir(self) -> Path:
+        return self.config.report_dir / "backfill"
+
+    def partition_report_path(self, asset: str, key: str) -> Path:
+        return self.config.report_dir.joinpath("partitions", *asset.split("/"), f"{key}.json")
+
+    def relative(self, path: Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _scheme(config: ProjectConfig) -> PartitionScheme:
+    p = config.partitions
+    if p["kind"] != "static" and not p["start"]:
+        raise ConfigError(
+            "[partitions] start is not set",
+            hint="set it in backfiller.toml or through the environment",
+        )
+    return scheme_from_config(
+        kind=p["kind"],
+        start=p["start"] or None,
+        end=p["end"] or None,
+        timezone=p["timezone"],
+        values=p["values"],
+        week_starts_on=int(p["week_starts_on"]),
+    )
+
+
+def load_project(
+    root: Path | str = ".",
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = system_clock,
+) -> Project:
+    """Load the project at ``root``. ``environ`` defaults to nothing (pass ``os.environ``)."""
+    config = ProjectConfig.load(Path(root), environ)
+    scheme = _scheme(config)
+    if config.default_partition:
+        scheme.parse(config.default_partition)
+    graph = AssetGraph(_import_assets(config.root, config.assets_module), scheme)
+    if not len(graph):
+        raise ConfigError(
+            f"The assets module {config.assets_module!r} defines no assets",
+            hint="declare assets with @asset or sql_asset at module level",
+        )
+    return Project(config, graph, clock=clock)

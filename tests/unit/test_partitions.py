@@ -1,0 +1,641 @@
+"""Concrete examples for backfiller.partitions: keys, windows, ranges and refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backfiller.errors import BadInputError, ConfigError, ExitCode, InvalidPartitionKeyError
+from backfiller.partitions import (
+    Granularity,
+    StaticScheme,
+    TimeWindowScheme,
+    Window,
+    scheme_from_config,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+ONE_US = timedelta(microseconds=1)
+HOUR = timedelta(hours=1)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def daily() -> TimeWindowScheme:
+    scheme = scheme_from_config(kind="daily", start="2026-03-01")
+    assert isinstance(scheme, TimeWindowScheme)
+    return scheme
+
+
+@pytest.fixture
+def bounded_daily() -> TimeWindowScheme:
+    scheme = scheme_from_config(kind="daily", start="2026-03-01", end="2026-04-30")
+    assert isinstance(scheme, TimeWindowScheme)
+    return scheme
+
+
+@pytest.fixture
+def hourly_berlin() -> TimeWindowScheme:
+    scheme = scheme_from_config(kind="hourly", start="2026-01-01", timezone="Europe/Berlin")
+    assert isinstance(scheme, TimeWindowScheme)
+    return scheme
+
+
+def assert_bad_key(
+    exc_info: pytest.ExceptionInfo[InvalidPartitionKeyError], expected_format: str
+) -> None:
+    error = exc_info.value
+    assert isinstance(error, BadInputError)
+    assert error.exit_code == ExitCode.BAD_INPUT == 2
+    assert expected_format in str(error)
+
+
+# -- the seed's daily scheme -----------------------------------------------------------------------
+
+
+def test_seed_daily_key_renders_exactly_as_the_seed(daily: TimeWindowScheme) -> None:
+    window = daily.window("2026-04-17")
+    assert window.render() == ("2026-04-17T00:00:00+00:00", "2026-04-17T23:59:59.999999+00:00")
+    assert window.start_utc == utc(2026, 4, 17)
+    assert window.end_utc == utc(2026, 4, 18)
+    assert window.inclusive_end == utc(2026, 4, 17, 23, 59, 59, 999999)
+
+
+def test_daily_window_is_half_open(daily: TimeWindowScheme) -> None:
+    window = daily.window("2026-04-17")
+    assert window.contains(utc(2026, 4, 17))
+    assert window.contains(utc(2026, 4, 17, 23, 59, 59, 999999))
+    assert not window.contains(utc(2026, 4, 18))
+    assert not window.contains(utc(2026, 4, 16, 23, 59, 59, 999999))
+    # an instant given in another zone is compared as the same instant
+    assert window.contains(datetime(2026, 4, 18, 1, 59, tzinfo=BERLIN))
+    assert not window.contains(datetime(2026, 4, 18, 2, 0, tzinfo=BERLIN))
+
+
+def test_daily_key_for_and_format_key(daily: TimeWindowScheme) -> None:
+    assert daily.key_for(utc(2026, 4, 17)) == "2026-04-17"
+    assert daily.key_for(utc(2026, 4, 17, 23, 59, 59, 999999)) == "2026-04-17"
+    assert daily.key_for(datetime(2026, 4, 18, 1, 0, tzinfo=BERLIN)) == "2026-04-17"
+    assert daily.format_key(utc(2026, 4, 17)) == "2026-04-17"
+    assert daily.key_format == "YYYY-MM-DD"
+    assert daily.name == "daily from 2026-03-01 (UTC)"
+    with pytest.raises(ValueError, match="aware"):
+        daily.key_for(datetime(2026, 4, 17))
+
+
+def test_key_range_march_to_april_has_61_keys(daily: TimeWindowScheme) -> None:
+    keys = daily.key_range("2026-03-01", "2026-04-30")
+    assert len(keys) == 61
+    assert keys[0] == "2026-03-01"
+    assert keys[30] == "2026-03-31"
+    assert keys[31] == "2026-04-01"
+    assert keys[-1] == "2026-04-30"
+    assert len(set(keys)) == 61
+
+
+def test_key_range_of_one_key_and_reversed_range(daily: TimeWindowScheme) -> None:
+    assert daily.key_range("2026-04-17", "2026-04-17") == ["2026-04-17"]
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.key_range("2026-04-18", "2026-04-17")
+    assert exc_info.value.exit_code == 2
+    assert "Empty range" in str(exc_info.value)
+
+
+def test_key_range_refuses_an_invalid_end(daily: TimeWindowScheme) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.key_range("2026-04-01", "2026-04-31")
+    assert_bad_key(exc_info, "YYYY-MM-DD")
+
+
+# -- last_complete / keys with a fixed now ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        pytest.param(utc(2026, 4, 18), "2026-04-17", id="exactly-at-midnight"),
+        pytest.param(utc(2026, 4, 18, 0, 0, 0, 1), "2026-04-17", id="one-microsecond-after"),
+        pytest.param(utc(2026, 4, 18, 13, 30), "2026-04-17", id="midday"),
+        pytest.param(utc(2026, 4, 17, 23, 59, 59, 999999), "2026-04-16", id="just-before"),
+        pytest.param(utc(2026, 3, 2), "2026-03-01", id="first-window-just-closed"),
+        pytest.param(utc(2026, 3, 1, 23, 59), None, id="first-window-still-open"),
+        pytest.param(utc(2026, 3, 1), None, id="exactly-at-start"),
+        pytest.param(utc(2026, 2, 15), None, id="before-start"),
+        pytest.param(utc(2019, 1, 1), None, id="long-before-start"),
+    ],
+)
+def test_last_complete(daily: TimeWindowScheme, now: datetime, expected: str | None) -> None:
+    assert daily.last_complete(now) == expected
+
+
+def test_last_complete_in_another_zone_is_the_same_instant(daily: TimeWindowScheme) -> None:
+    # 02:00 in Berlin (summer) is midnight UTC
+    assert daily.last_complete(datetime(2026, 4, 18, 2, 0, tzinfo=BERLIN)) == "2026-04-17"
+    assert daily.last_complete(datetime(2026, 4, 18, 1, 59, tzinfo=BERLIN)) == "2026-04-16"
+
+
+def test_last_complete_needs_an_aware_now(daily: TimeWindowScheme) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        daily.last_complete(datetime(2026, 4, 18))
+
+
+def test_last_complete_stops_at_the_end(bounded_daily: TimeWindowScheme) -> None:
+    assert bounded_daily.last_complete(utc(2030, 1, 1)) == "2026-04-29"
+    assert bounded_daily.last_complete(utc(2026, 4, 10)) == "2026-04-09"
+
+
+def test_keys_with_now(daily: TimeWindowScheme) -> None:
+    assert daily.keys(now=utc(2026, 3, 3, 5)) == ["2026-03-01", "2026-03-02"]
+    assert daily.keys(now=utc(2026, 3, 1, 5)) == []
+    assert daily.keys(now=utc(2026, 2, 1)) == []
+    assert len(daily.keys(now=utc(2026, 5, 1))) == 61
+    with pytest.raises(ValueError, match="now"):
+        daily.keys()
+
+
+def test_keys_of_a_bounded_scheme(bounded_daily: TimeWindowScheme) -> None:
+    keys = bounded_daily.keys()
+    assert keys[0] == "2026-03-01"
+    assert keys[-1] == "2026-04-29"
+    assert len(keys) == 60
+    assert bounded_daily.keys(now=utc(2030, 1, 1)) == keys
+
+
+# -- parse: what is accepted and what is refused ---------------------------------------------------
+
+
+def test_parse_returns_a_valid_key(daily: TimeWindowScheme) -> None:
+    assert daily.parse("2026-04-17") == "2026-04-17"
+    assert daily.parse("2026-03-01") == "2026-03-01"
+    assert daily.parse("2026-04-17", now=utc(2026, 4, 18)) == "2026-04-17"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "2026-4-17",
+        "20260417",
+        "2026-02-30",
+        "2026-04-31",
+        "2026-13-01",
+        "2026-04-17T00:00",
+        "2026-04",
+        "17-04-2026",
+        "2026-04-17x",
+        "\u0662\u0660\u0662\u0666-\u0660\u0664-\u0661\u0667",  # Arabic-Indic digits match \d
+    ],
+)
+def test_parse_refuses_a_wrong_format(daily: TimeWindowScheme, key: str) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.parse(key)
+    assert_bad_key(exc_info, "YYYY-MM-DD")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../2026-04-17",
+        "2026-04-17'; DROP TABLE x",
+        "2026-04-17/x",
+        "",
+        " 2026-04-17",
+        "2026-04-17 ",
+        "2026-04-17\n",
+        "2026-04-17\\x",
+        '2026-04-17"',
+        "2026-04-17;",
+        "2026-04-17%",
+        "2026-04-17*",
+        "2026-04-17\x00",
+        "2026..04-17",
+    ],
+)
+def test_parse_refuses_path_and_sql_characters(daily: TimeWindowScheme, key: str) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.parse(key)
+    assert_bad_key(exc_info, "YYYY-MM-DD")
+
+
+def test_parse_refuses_a_non_string(daily: TimeWindowScheme) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.parse(None)  # type: ignore[arg-type]
+    assert_bad_key(exc_info, "YYYY-MM-DD")
+
+
+def test_parse_refuses_a_key_before_the_start(daily: TimeWindowScheme) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.parse("2026-02-28")
+    error = exc_info.value
+    assert error.exit_code == 2
+    assert "before the start" in str(error)
+    assert "2026-03-01" in str(error)
+
+
+def test_parse_refuses_a_key_at_or_after_the_end(bounded_daily: TimeWindowScheme) -> None:
+    assert bounded_daily.parse("2026-04-29") == "2026-04-29"
+    for key in ("2026-04-30", "2026-05-01", "2027-01-01"):
+        with pytest.raises(InvalidPartitionKeyError) as exc_info:
+            bounded_daily.parse(key)
+        assert exc_info.value.exit_code == 2
+        assert "end" in str(exc_info.value)
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        utc(2026, 4, 17, 23, 59, 59, 999999),
+        utc(2026, 4, 17),
+        utc(2026, 4, 10),
+        datetime(2026, 4, 18, 1, 59, tzinfo=BERLIN),
+    ],
+)
+def test_parse_refuses_a_window_that_is_not_complete(
+    daily: TimeWindowScheme, now: datetime
+) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        daily.parse("2026-04-17", now=now)
+    assert exc_info.value.exit_code == 2
+    assert "not complete" in str(exc_info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "now"),
+    [
+        pytest.param("2026-02-28", None, id="before-start"),
+        pytest.param("2026-04-30", None, id="at-end"),
+        pytest.param("2026-04-17", utc(2026, 4, 17, 12), id="not-complete"),
+    ],
+)
+def test_range_refusals_name_the_expected_format(
+    bounded_daily: TimeWindowScheme, key: str, now: datetime | None
+) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        bounded_daily.parse(key, now=now)
+    assert_bad_key(exc_info, "YYYY-MM-DD")
+
+
+# -- hourly ----------------------------------------------------------------------------------------
+
+
+def test_hourly_utc_keys_and_windows() -> None:
+    scheme = scheme_from_config(kind="hourly", start="2026-04-01")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.granularity is Granularity.HOURLY
+    assert scheme.key_for(utc(2026, 4, 17, 5, 59, 59, 999999)) == "2026-04-17T05:00"
+    window = scheme.window("2026-04-17T05:00")
+    assert window.render() == ("2026-04-17T05:00:00+00:00", "2026-04-17T05:59:59.999999+00:00")
+    assert window.end_utc - window.start_utc == HOUR
+    assert scheme.parse("2026-04-17T05:00") == "2026-04-17T05:00"
+    assert scheme.key_range("2026-04-17T22:00", "2026-04-18T01:00") == [
+        "2026-04-17T22:00",
+        "2026-04-17T23:00",
+        "2026-04-18T00:00",
+        "2026-04-18T01:00",
+    ]
+    assert scheme.last_complete(utc(2026, 4, 17, 6)) == "2026-04-17T05:00"
+    assert scheme.last_complete(utc(2026, 4, 17, 5, 59)) == "2026-04-17T04:00"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["2026-04-17T05:30", "2026-04-17 05:00", "2026-04-17T5:00", "2026-04-17", "2026-04-17T24:00"],
+)
+def test_hourly_refuses_a_wrong_format(key: str) -> None:
+    scheme = scheme_from_config(kind="hourly", start="2026-04-01")
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        scheme.parse(key)
+    assert_bad_key(exc_info, "YYYY-MM-DDTHH:00")
+
+
+def test_hourly_berlin_fall_back_has_both_two_oclocks(hourly_berlin: TimeWindowScheme) -> None:
+    keys = hourly_berlin.key_range("2026-10-25T01:00+02:00", "2026-10-25T03:00+01:00")
+    assert keys == [
+        "2026-10-25T01:00+02:00",
+        "2026-10-25T02:00+02:00",
+        "2026-10-25T02:00+01:00",
+        "2026-10-25T03:00+01:00",
+    ]
+    first, second = hourly_berlin.window(keys[1]), hourly_berlin.window(keys[2])
+    assert first.start_utc == utc(2026, 10, 25, 0)
+    assert first.end_utc == second.start_utc == utc(2026, 10, 25, 1)
+    assert second.end_utc == utc(2026, 10, 25, 2)
+    assert hourly_berlin.key_for(utc(2026, 10, 25, 0, 30)) == "2026-10-25T02:00+02:00"
+    assert hourly_berlin.key_for(utc(2026, 10, 25, 1, 30)) == "2026-10-25T02:00+01:00"
+    for key in keys:
+        assert hourly_berlin.parse(key) == key
+
+
+def test_hourly_berlin_day_lengths_in_keys(hourly_berlin: TimeWindowScheme) -> None:
+    fall = hourly_berlin.key_range("2026-10-25T00:00+02:00", "2026-10-25T23:00+01:00")
+    spring = hourly_berlin.key_range("2026-03-29T00:00+01:00", "2026-03-29T23:00+02:00")
+    normal = hourly_berlin.key_range("2026-04-17T00:00+02:00", "2026-04-17T23:00+02:00")
+    assert (len(fall), len(spring), len(normal)) == (25, 23, 24)
+    assert "2026-03-29T01:00+01:00" in spring
+    assert "2026-03-29T03:00+02:00" in spring
+    assert not any(key.startswith("2026-03-29T02:") for key in spring)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "2026-03-29T02:00+01:00",  # the skipped hour, as a wall time
+        "2026-03-29T02:00+02:00",
+        "2026-04-17T05:00+01:00",  # a real instant, but the wrong offset for Berlin in April
+        "2026-04-17T05:00+00:00",
+        "2026-04-17T05:00",  # the offset is required outside UTC
+        "2026-04-17T05:00Z",
+    ],
+)
+def test_hourly_berlin_refuses_wrong_offsets(hourly_berlin: TimeWindowScheme, key: str) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        hourly_berlin.parse(key)
+    assert_bad_key(exc_info, "YYYY-MM-DDTHH:00")
+
+
+def test_hourly_kolkata_keys_on_the_half_hour_utc() -> None:
+    scheme = scheme_from_config(kind="hourly", start="2026-01-01", timezone="Asia/Kolkata")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_for(utc(2026, 4, 16, 23, 30)) == "2026-04-17T05:00+05:30"
+    window = scheme.window("2026-04-17T05:00+05:30")
+    assert window.start_utc == utc(2026, 4, 16, 23, 30)
+    assert window.render() == ("2026-04-17T05:00:00+05:30", "2026-04-17T05:59:59.999999+05:30")
+
+
+@pytest.mark.parametrize(
+    ("key", "inclusive_end"),
+    [
+        pytest.param(
+            "2026-10-25T02:00+02:00", "2026-10-25T02:59:59.999999+02:00", id="fall-back-first"
+        ),
+        pytest.param(
+            "2026-10-25T02:00+01:00", "2026-10-25T02:59:59.999999+01:00", id="fall-back-second"
+        ),
+        pytest.param(
+            "2026-03-29T01:00+01:00", "2026-03-29T01:59:59.999999+01:00", id="spring-forward"
+        ),
+    ],
+)
+def test_hourly_berlin_render_at_dst_transitions(
+    hourly_berlin: TimeWindowScheme, key: str, inclusive_end: str
+) -> None:
+    window = hourly_berlin.window(key)
+    assert window.end_utc - window.inclusive_end.astimezone(UTC) == ONE_US
+    assert window.render()[1] == inclusive_end
+
+
+# -- DST days --------------------------------------------------------------------------------------
+
+
+def test_berlin_dst_days_are_23_and_25_hours_long() -> None:
+    scheme = scheme_from_config(kind="daily", start="2026-01-01", timezone="Europe/Berlin")
+    spring = scheme.window("2026-03-29")
+    fall = scheme.window("2026-10-25")
+    normal = scheme.window("2026-04-17")
+    assert spring is not None and fall is not None and normal is not None
+    assert spring.end_utc - spring.start_utc == timedelta(hours=23)
+    assert fall.end_utc - fall.start_utc == timedelta(hours=25)
+    assert normal.end_utc - normal.start_utc == timedelta(hours=24)
+    assert spring.render() == ("2026-03-29T00:00:00+01:00", "2026-03-29T23:59:59.999999+02:00")
+    assert fall.render() == ("2026-10-25T00:00:00+02:00", "2026-10-25T23:59:59.999999+01:00")
+    assert spring.start_utc == utc(2026, 3, 28, 23)
+    assert fall.end_utc == utc(2026, 10, 25, 23)
+
+
+# -- weekly ----------------------------------------------------------------------------------------
+
+
+def test_weekly_weeks_start_on_monday() -> None:
+    scheme = scheme_from_config(kind="weekly", start="2026-03-02")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_for(utc(2026, 4, 17, 12)) == "2026-04-13"  # a Friday
+    assert scheme.key_for(utc(2026, 4, 19, 23, 59)) == "2026-04-13"  # the Sunday after
+    assert scheme.key_for(utc(2026, 4, 20)) == "2026-04-20"
+    window = scheme.window("2026-04-13")
+    assert window.start_utc == utc(2026, 4, 13)
+    assert window.end_utc == utc(2026, 4, 20)
+    assert window.render() == ("2026-04-13T00:00:00+00:00", "2026-04-19T23:59:59.999999+00:00")
+    assert scheme.parse("2026-04-13") == "2026-04-13"
+    assert scheme.key_range("2026-12-21", "2027-01-11") == [
+        "2026-12-21",
+        "2026-12-28",
+        "2027-01-04",
+        "2027-01-11",
+    ]
+
+
+@pytest.mark.parametrize("key", ["2026-04-17", "2026-04-14", "2026-04-19"])
+def test_weekly_refuses_a_non_monday_naming_its_week(key: str) -> None:
+    scheme = scheme_from_config(kind="weekly", start="2026-03-02")
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        scheme.parse(key)
+    message = str(exc_info.value)
+    assert exc_info.value.exit_code == 2
+    assert "'2026-04-13'" in message
+    assert "Monday" in message
+    assert "YYYY-MM-DD" in message
+
+
+def test_weekly_start_is_floored_to_its_monday() -> None:
+    scheme = scheme_from_config(kind="weekly", start="2026-03-04")  # a Wednesday
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.start == utc(2026, 3, 2)
+    assert scheme.keys(now=utc(2026, 3, 17))[:2] == ["2026-03-02", "2026-03-09"]
+
+
+def test_weekly_starting_on_sunday() -> None:
+    scheme = scheme_from_config(kind="weekly", start="2026-03-01", week_starts_on=6)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_for(utc(2026, 4, 17)) == "2026-04-12"
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        scheme.parse("2026-04-13")
+    assert "Sunday" in str(exc_info.value)
+    assert "'2026-04-12'" in str(exc_info.value)
+
+
+# -- monthly ---------------------------------------------------------------------------------------
+
+
+def test_monthly_february_2026() -> None:
+    scheme = scheme_from_config(kind="monthly", start="2025-01")
+    assert isinstance(scheme, TimeWindowScheme)
+    window = scheme.window("2026-02")
+    assert window.start_utc == utc(2026, 2, 1)
+    assert window.end_utc == utc(2026, 3, 1)
+    assert window.end_utc - window.start_utc == timedelta(days=28)
+    assert window.render() == ("2026-02-01T00:00:00+00:00", "2026-02-28T23:59:59.999999+00:00")
+    assert scheme.key_for(utc(2026, 2, 28, 23, 59, 59, 999999)) == "2026-02"
+    assert scheme.key_for(utc(2026, 3, 1)) == "2026-03"
+    assert scheme.parse("2026-02") == "2026-02"
+
+
+def test_monthly_december_to_january_rollover() -> None:
+    scheme = scheme_from_config(kind="monthly", start="2025-01")
+    december = scheme.window("2025-12")
+    assert december.start_utc == utc(2025, 12, 1)
+    assert december.end_utc == utc(2026, 1, 1)
+    assert december.render()[1] == "2025-12-31T23:59:59.999999+00:00"
+    assert scheme.key_range("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    assert scheme.last_complete(utc(2026, 1, 1)) == "2025-12"
+    assert scheme.last_complete(utc(2025, 12, 31, 23, 59)) == "2025-11"
+
+
+@pytest.mark.parametrize("key", ["2026-13", "2026-2", "2026-00", "2026-02-01", "202602", "2026"])
+def test_monthly_refuses_a_wrong_format(key: str) -> None:
+    scheme = scheme_from_config(kind="monthly", start="2025-01")
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        scheme.parse(key)
+    assert_bad_key(exc_info, "YYYY-MM")
+
+
+def test_monthly_berlin_march_loses_an_hour() -> None:
+    scheme = scheme_from_config(kind="monthly", start="2025-01", timezone="Europe/Berlin")
+    window = scheme.window("2026-03")
+    assert window is not None
+    assert window.end_utc - window.start_utc == timedelta(days=31) - HOUR
+    assert window.render() == ("2026-03-01T00:00:00+01:00", "2026-03-31T23:59:59.999999+02:00")
+
+
+# -- static ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def products() -> StaticScheme:
+    scheme = scheme_from_config(kind="static", values=["cars", "bikes", "boats", "e-scooters"])
+    assert isinstance(scheme, StaticScheme)
+    return scheme
+
+
+def test_static_product_lines(products: StaticScheme) -> None:
+    assert products.keys() == ["cars", "bikes", "boats", "e-scooters"]
+    assert products.keys(now=utc(2026, 4, 17)) == products.keys()
+    assert products.parse("bikes") == "bikes"
+    assert products.window("bikes") is None
+    assert products.key_range("bikes", "e-scooters") == ["bikes", "boats", "e-scooters"]
+    assert products.key_range("cars", "cars") == ["cars"]
+    assert products.key_format == "one of cars, bikes, boats, e-scooters"
+
+
+@pytest.mark.parametrize("key", ["planes", "Cars", "", "../cars", "cars'; DROP TABLE x", " cars"])
+def test_static_refuses_unknown_keys(products: StaticScheme, key: str) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        products.parse(key)
+    assert_bad_key(exc_info, "one of cars, bikes, boats, e-scooters")
+    with pytest.raises(InvalidPartitionKeyError):
+        products.window(key)
+
+
+def test_static_reversed_range_is_refused(products: StaticScheme) -> None:
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        products.key_range("boats", "bikes")
+    assert exc_info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["../etc"],
+        ["a b"],
+        [""],
+        ["a..b"],
+        ["x'"],
+        ["-lead"],
+        ["_lead"],
+        ["a/b"],
+        ["x" * 129],
+        ["ok", "ok"],
+        [],
+    ],
+)
+def test_static_scheme_with_bad_keys_is_a_config_error(values: list[str]) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        scheme_from_config(kind="static", values=values)
+    assert exc_info.value.exit_code == 2
+
+
+def test_static_key_of_128_characters_is_fine() -> None:
+    assert StaticScheme(("x" * 128,)).keys() == ["x" * 128]
+
+
+def test_static_key_with_trailing_newline_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        StaticScheme(("ok\n",))
+
+
+# -- configuration errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timezone", ["Mars/Olympus_Mons", "", "../../etc/passwd", "Europe/"])
+def test_unknown_time_zone_is_a_config_error(timezone: str) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        scheme_from_config(kind="daily", start="2026-03-01", timezone=timezone)
+    assert exc_info.value.exit_code == 2
+    with pytest.raises(ConfigError):
+        TimeWindowScheme(timezone=timezone)
+
+
+@pytest.mark.parametrize("kind", ["fortnightly", "Daily", "", "minutely"])
+def test_unknown_kind_is_a_config_error(kind: str) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        scheme_from_config(kind=kind, start="2026-03-01")
+    assert exc_info.value.exit_code == 2
+    assert repr(kind) in str(exc_info.value)
+
+
+def test_other_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        scheme_from_config(kind="daily")  # no start
+    with pytest.raises(ConfigError):
+        scheme_from_config(kind="daily", start="yesterday")
+    with pytest.raises(ConfigError):
+        scheme_from_config(kind="daily", start="2026-03-01", end="soon")
+    with pytest.raises(ConfigError):
+        scheme_from_config(kind="weekly", start="2026-03-02", week_starts_on=7)
+
+
+def test_start_and_end_are_read_in_the_scheme_zone() -> None:
+    scheme = scheme_from_config(
+        kind="daily", start="2026-03-01", end="2026-04-01", timezone="Europe/Berlin"
+    )
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.start == utc(2026, 2, 28, 23)
+    assert scheme.end == utc(2026, 3, 31, 22)
+    assert scheme.keys()[-1] == "2026-03-31"
+
+
+# -- same_kind and Window --------------------------------------------------------------------------
+
+
+def test_same_kind(products: StaticScheme) -> None:
+    daily_a = scheme_from_config(kind="daily", start="2026-03-01")
+    daily_b = scheme_from_config(kind="daily", start="2020-01-01", end="2030-01-01")
+    hourly = scheme_from_config(kind="hourly", start="2026-03-01")
+    berlin = scheme_from_config(kind="daily", start="2026-03-01", timezone="Europe/Berlin")
+    assert daily_a.same_kind(daily_b)
+    assert not daily_a.same_kind(hourly)
+    assert not daily_a.same_kind(berlin)
+    assert not daily_a.same_kind(products)
+    assert not products.same_kind(daily_a)
+    assert products.same_kind(StaticScheme(("cars", "bikes", "boats", "e-scooters")))
+    assert not products.same_kind(StaticScheme(("cars",)))
+
+
+def test_window_refuses_naive_and_empty() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        Window(datetime(2026, 4, 17), utc(2026, 4, 18))
+    with pytest.raises(ValueError, match="empty"):
+        Window(utc(2026, 4, 17), utc(2026, 4, 17))
+    with pytest.raises(ValueError, match="empty"):
+        Window(utc(2026, 4, 18), utc(2026, 4, 17))
+    # across the fall-back, wall times mislead: 02:30+01:00 (01:30Z) is after 02:45+02:00 (00:45Z)
+    second_two_thirty = datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=1)
+    first_two_forty_five = datetime(2026, 10, 25, 2, 45, tzinfo=BERLIN, fold=0)
+    with pytest.raises(ValueError, match="empty"):
+        Window(second_two_thirty, first_two_forty_five)
+    window = Window(first_two_forty_five, second_two_thirty)
+    assert window.end_utc - window.start_utc == timedelta(minutes=45)
+    assert window.contains(utc(2026, 10, 25, 1))
