@@ -9,6 +9,7 @@ app-transaction marker that answers "did my commit land?" after a crash.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,16 +38,28 @@ class DeltaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._tables: dict[str, DeltaTable] = {}
+        self._lock = threading.Lock()
 
     def path(self, asset: str) -> Path:
         return self.root.joinpath(*asset.split("/"))
 
     def _table(self, asset: str, version: int | None = None) -> DeltaTable | None:
+        """The table at ``version``, or the latest one (a cached handle, brought up to date
+        incrementally: reloading the log for every call is what makes big backfills crawl)."""
         path = self.path(asset)
         if not (path / "_delta_log").is_dir():
             return None
         try:
-            return DeltaTable(str(path), version=version)
+            if version is not None:
+                return DeltaTable(str(path), version=version)
+            with self._lock:
+                table = self._tables.get(asset)
+                if table is None:
+                    table = self._tables[asset] = DeltaTable(str(path))
+                else:
+                    table.update_incremental()
+                return table
         except TableNotFoundError:
             return None
 
