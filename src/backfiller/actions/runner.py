@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 
 from backfiller.assets import Asset, AssetContext
 from backfiller.engine import query, to_arrow
-from backfiller.errors import BackfillerError
-from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
+from backfiller.errors import BackfillerError, PreconditionError
+from backfiller.ledger import Lease, LeaseConflict, PartitionStatus, RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.reports import write_partition_report
@@ -44,6 +44,7 @@ class StepOutcome(Enum):
     FAILED = "failed"
     CHECK_FAILED = "check_failed"
     SKIPPED = "skipped"  # an upstream step of the same run failed
+    CONFLICT = "conflict"  # another operator holds the partition's lease
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class RunResult:
     @property
     def state(self) -> RunState:
         outcomes = {s.outcome for s in self.steps}
-        if outcomes & {StepOutcome.FAILED, StepOutcome.SKIPPED}:
+        if outcomes & {StepOutcome.FAILED, StepOutcome.SKIPPED, StepOutcome.CONFLICT}:
             return RunState.FAILED
         if StepOutcome.CHECK_FAILED in outcomes:
             return RunState.CHECKS_FAILED
@@ -139,6 +140,7 @@ class Runner:
     operator: str
     action: str
     check_hook: CheckHook | None = None
+    lease_ttl: float = 600.0
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
         mapping = self.project.graph.upstream_partitions(asset.key, key)
@@ -198,6 +200,32 @@ class Runner:
         return _with_partition_column(data, key)
 
     def run_step(self, asset: Asset, key: str, attempt: int = 1) -> StepResult:
+        """One (asset, partition) under its lease; a partition leased by another live run is
+        a conflict, not a failure."""
+        try:
+            lease = self.ledger.acquire_lease(
+                asset.key,
+                key,
+                holder=self.operator,
+                plan_id=self.plan_id,
+                run_id=self.run_id,
+                ttl_seconds=self.lease_ttl,
+            )
+        except LeaseConflict as conflict:
+            held = conflict.lease
+            return StepResult(
+                asset.key,
+                key,
+                StepOutcome.CONFLICT,
+                error=f"leased by {held.holder} (plan {held.plan_id}, run {held.run_id}) "
+                f"since {held.acquired_at}, until {held.expires_at}",
+            )
+        try:
+            return self._run_leased(asset, key, attempt, lease)
+        finally:
+            self.ledger.release_lease(lease)
+
+    def _run_leased(self, asset: Asset, key: str, attempt: int, lease: Lease) -> StepResult:
         store, ledger = self.project.store, self.ledger
         before = ledger.partition(asset.key, key)
         rows_before = (
@@ -249,6 +277,13 @@ class Runner:
                             rows_before=rows_before,
                             error=message,
                         )
+                if not ledger.lease_is_current(lease):
+                    raise StepError(
+                        f"{asset.key} {key}: the lease (token {lease.token}) was taken over by "
+                        "another run; refusing this late publish",
+                        asset=asset.key,
+                        partition=key,
+                    )
                 version = store.write_partitions(
                     asset.key, staged, [key], self._commit(app_id, key, attempt)
                 )
@@ -380,9 +415,28 @@ def execute(
     run_id: str | None = None,
     check_hook: CheckHook | None = None,
     on_step: Callable[[StepResult], None] | None = None,
+    override_reason: str | None = None,
+    lease_ttl: float = 600.0,
+    parent_run_id: str | None = None,
 ) -> RunResult:
-    """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped."""
+    """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped.
+
+    Protected partitions are refused before anything is written, unless ``override_reason``
+    is given, which is recorded for each of them.
+    """
     run_id = run_id or new_run_id(project.clock().isoformat())
+    protected = [(a, k, p) for a, k in steps if (p := ledger.protection(a, k)) is not None]
+    if protected and not override_reason:
+        listing = "; ".join(f"{a} {k} ({p.reason}, by {p.operator})" for a, k, p in protected)
+        raise PreconditionError(
+            f"Refusing to overwrite protected baseline(s): {listing}",
+            hint="pass --override-protected --reason TEXT to overwrite them (it is recorded)",
+        )
+    for a, k, _ in protected:
+        assert override_reason is not None
+        ledger.record_override(
+            run_id=run_id, asset=a, key=k, reason=override_reason, operator=operator
+        )
     if ledger.run(run_id) is None:
         ledger.begin_run(
             run_id=run_id,
@@ -390,9 +444,10 @@ def execute(
             action=action,
             operator=operator,
             reason=reason,
-            arguments=arguments or {},
+            arguments={**(arguments or {}), "steps": [list(x) for x in _ordered(project, steps)]},
+            parent_run_id=parent_run_id,
         )
-    runner = Runner(project, ledger, run_id, plan_id, operator, action, check_hook)
+    runner = Runner(project, ledger, run_id, plan_id, operator, action, check_hook, lease_ttl)
     result = RunResult(run_id, plan_id)
     failed: set[tuple[str, str]] = set()
     graph = project.graph
@@ -413,7 +468,12 @@ def execute(
             )
         else:
             step = runner.run_step(asset, key)
-        if step.outcome in {StepOutcome.FAILED, StepOutcome.SKIPPED, StepOutcome.CHECK_FAILED}:
+        if step.outcome in {
+            StepOutcome.FAILED,
+            StepOutcome.SKIPPED,
+            StepOutcome.CHECK_FAILED,
+            StepOutcome.CONFLICT,
+        }:
             failed.add((asset_key, key))
         result.steps.append(step)
         if on_step is not None:

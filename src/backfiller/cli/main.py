@@ -19,15 +19,13 @@ import click
 from rich.console import Console
 
 from backfiller import __version__
-from backfiller.actions import StepOutcome
 from backfiller.actions.apply import apply_plan
-from backfiller.errors import BackfillerError, BadInputError, ExitCode, RunFailedError
-from backfiller.ledger import RunState
+from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project, load_project
 
-from .render import print_gaps, print_plan, print_run, print_status
+from .render import finish_run, print_gaps, print_plan, print_status
 
 SEED_HINT = (
     "Expected input is 0: first confirm that the seed data really has records for {key} "
@@ -163,13 +161,7 @@ def plan(
 def _apply(obj: Context, project: Project, path: Path, operator: str | None) -> None:
     document = read_plan(path)
     result = apply_plan(project, document, operator=project.operator(operator))
-    print_run(obj.console, result)
-    if result.state is RunState.FAILED:
-        raise RunFailedError(
-            f"Run {result.run_id} failed: {result.count(StepOutcome.FAILED)} failed, "
-            f"{result.count(StepOutcome.SKIPPED)} skipped",
-            hint=f"inspect the errors above, then 'backfiller retry {result.run_id}' or rerun",
-        )
+    finish_run(obj.console, result)
 
 
 @cli.command()
@@ -196,6 +188,16 @@ def demo(obj: Context, target: Path | None) -> None:
 
     folder = target or Path(tempfile.mkdtemp(prefix="backfiller-demo-"))
     run_demo(folder, obj.console)
+
+
+def _register_recovery() -> None:
+    from .recovery import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_recovery()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

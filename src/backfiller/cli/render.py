@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from backfiller.actions import RunResult, StepOutcome
-from backfiller.ledger import LedgerReader, PartitionStatus
+from backfiller.actions.recovery import conflict_error
+from backfiller.errors import ChecksFailedError, RunFailedError
+from backfiller.ledger import LedgerReader, PartitionStatus, RunState
 from backfiller.planning import Gap, PlanDocument
 from backfiller.project import Project
 
@@ -160,3 +162,24 @@ def print_run(console: Console, result: RunResult) -> None:
     console.print(table)
     parts = ", ".join(f"{result.count(o)} {o.value}" for o in StepOutcome if result.count(o))
     console.print(parts or "nothing to do")
+
+
+def finish_run(console: Console, result: RunResult) -> None:
+    """Show the run; turn anything but full success into its error (and exit code)."""
+    print_run(console, result)
+    conflict = conflict_error(result)
+    if conflict is not None:
+        raise conflict
+    if result.state is RunState.FAILED:
+        raise RunFailedError(
+            f"Run {result.run_id} failed: {result.count(StepOutcome.FAILED)} failed, "
+            f"{result.count(StepOutcome.SKIPPED)} skipped",
+            hint=f"inspect the errors above, then 'backfiller retry {result.run_id}' "
+            "(transient errors) or 'backfiller rerun' after a fix",
+        )
+    if result.state is RunState.CHECKS_FAILED:
+        raise ChecksFailedError(
+            f"Run {result.run_id}: {result.count(StepOutcome.CHECK_FAILED)} partition(s) "
+            "failed blocking checks; the previous data stays visible",
+            hint="investigate the failing checks, fix, then rerun",
+        )

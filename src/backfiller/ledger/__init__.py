@@ -1,17 +1,27 @@
 """The ledger: the durable state of every (asset, partition), plans and runs."""
 
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
-from backfiller.ledger.records import AttemptRecord, PartitionRecord, PlanRecord, RunRecord
-from backfiller.ledger.sqlite import SqliteLedger, open_reader
+from backfiller.ledger.records import (
+    AttemptRecord,
+    Lease,
+    PartitionRecord,
+    PlanRecord,
+    Protection,
+    RunRecord,
+)
+from backfiller.ledger.sqlite import LeaseConflict, SqliteLedger, open_reader
 from backfiller.ledger.states import PartitionStatus, RunState, Verb
 
 __all__ = [
     "AttemptRecord",
     "EmptyLedger",
+    "Lease",
+    "LeaseConflict",
     "LedgerReader",
     "PartitionRecord",
     "PartitionStatus",
     "PlanRecord",
+    "Protection",
     "RunRecord",
     "RunState",
     "SqliteLedger",

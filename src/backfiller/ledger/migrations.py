@@ -79,4 +79,41 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        "leases with fencing tokens, protected baselines, overrides",
+        """
+        CREATE TABLE leases (
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            holder TEXT,
+            plan_id TEXT,
+            run_id TEXT,
+            token INTEGER NOT NULL DEFAULT 0,
+            acquired_at TEXT,
+            expires_at TEXT,
+            PRIMARY KEY (asset, partition_key)
+        );
+        CREATE TABLE protections (
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (asset, partition_key)
+        );
+        CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            run_id TEXT,
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -7,7 +7,39 @@ from typing import Any
 
 from backfiller.ledger.states import PartitionStatus, RunState
 
-__all__ = ["AttemptRecord", "PartitionRecord", "PlanRecord", "RunRecord"]
+__all__ = [
+    "AttemptRecord",
+    "Lease",
+    "PartitionRecord",
+    "PlanRecord",
+    "Protection",
+    "RunRecord",
+]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds an (asset, partition) for writing, until when, with which fencing token."""
+
+    asset: str
+    partition_key: str
+    holder: str
+    plan_id: str | None
+    run_id: str
+    token: int
+    acquired_at: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A published baseline that no action may overwrite without a recorded override."""
+
+    asset: str
+    partition_key: str
+    reason: str
+    operator: str
+    created_at: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,189 @@
+"""The recovery commands: rerun, replay, retry, resume, restore, protect."""
+
+from __future__ import annotations
+
+import click
+
+from backfiller.actions.recovery import replay, rerun, restore, resume, retry
+from backfiller.errors import BadInputError
+
+from .main import Context, _keys
+from .render import finish_run, print_run
+
+_operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
+_reason = click.option("--reason", help="Why; recorded in the ledger.")
+_override_flag = click.option(
+    "--override-protected", is_flag=True, help="Overwrite protected baselines (needs --reason)."
+)
+
+
+def _override(override_protected: bool, reason: str | None) -> str | None:
+    if override_protected and not reason:
+        raise BadInputError(
+            "--override-protected needs --reason TEXT",
+            hint="say why the protected baseline may be overwritten",
+        )
+    return reason if override_protected else None
+
+
+@click.command(name="rerun")
+@click.option("--asset", required=True, help="The asset to recompute (and its downstream).")
+@click.option("--partition", help="One partition key.")
+@click.option("--start", help="First partition key.")
+@click.option("--end", help="Last partition key.")
+@_operator
+@_reason
+@_override_flag
+@click.pass_obj
+def rerun_cmd(
+    obj: Context,
+    asset: str,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    operator: str | None,
+    reason: str | None,
+    override_protected: bool,
+) -> None:
+    """Recompute named partitions as a new run of the same definition (checks always run)."""
+    override = _override(override_protected, reason)
+    project = obj.project()
+    if not (partition or start):
+        raise BadInputError("rerun needs --partition K or --start K --end K")
+    keys = _keys(project, partition, start, end)
+    project.graph.get(asset)
+    with project.ledger() as ledger:
+        result = rerun(
+            project,
+            ledger,
+            asset=asset,
+            keys=keys,
+            operator=project.operator(operator),
+            reason=reason,
+            override_reason=override,
+        )
+    finish_run(obj.console, result)
+
+
+@click.command(name="replay")
+@click.option("--manifest", "manifest_id", required=True, help="The manifest id to replay.")
+@click.option("--partition", help="Only this partition of the manifest.")
+@_operator
+@_reason
+@_override_flag
+@click.pass_obj
+def replay_cmd(
+    obj: Context,
+    manifest_id: str,
+    partition: str | None,
+    operator: str | None,
+    reason: str | None,
+    override_protected: bool,
+) -> None:
+    """Re-ingest exactly a manifest's input (refused if its checksums no longer match)."""
+    override = _override(override_protected, reason)
+    project = obj.project()
+    keys = [project.scheme.parse(partition)] if partition else None
+    with project.ledger() as ledger:
+        result = replay(
+            project,
+            ledger,
+            manifest_id=manifest_id,
+            keys=keys,
+            operator=project.operator(operator),
+            reason=reason,
+            override_reason=override,
+        )
+    finish_run(obj.console, result)
+
+
+@click.command(name="retry")
+@click.argument("run_id")
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 10))
+@_operator
+@click.pass_obj
+def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None) -> None:
+    """Retry only the failed, transient attempts of a run (same plan, same inputs)."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        result = retry(
+            project,
+            ledger,
+            run_id=run_id,
+            operator=project.operator(operator),
+            max_attempts=max_attempts,
+        )
+    finish_run(obj.console, result)
+
+
+@click.command(name="resume")
+@click.argument("run_id")
+@_operator
+@click.pass_obj
+def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
+    """Finish what a crashed run left unfinished; never duplicates what landed."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        result = resume(project, ledger, run_id=run_id, operator=project.operator(operator))
+    finish_run(obj.console, result)
+
+
+@click.command(name="restore")
+@click.option("--asset", required=True)
+@click.option("--partition", required=True)
+@click.option("--to-version", type=int, help="The Delta table version to restore.")
+@click.option("--before-run", help="Restore the version before this run's first commit.")
+@_operator
+@_reason
+@_override_flag
+@click.pass_obj
+def restore_cmd(
+    obj: Context,
+    asset: str,
+    partition: str,
+    to_version: int | None,
+    before_run: str | None,
+    operator: str | None,
+    reason: str | None,
+    override_protected: bool,
+) -> None:
+    """Publish a retained earlier version of a partition again; downstream becomes stale."""
+    override = _override(override_protected, reason)
+    project = obj.project()
+    key = project.scheme.parse(partition)
+    with project.ledger() as ledger:
+        result, stale = restore(
+            project,
+            ledger,
+            asset=asset,
+            key=key,
+            operator=project.operator(operator),
+            to_version=to_version,
+            before_run=before_run,
+            reason=reason,
+            override_reason=override,
+        )
+    print_run(obj.console, result)
+    for down, down_key in stale:
+        obj.console.print(f"stale and held: {down} {down_key}")
+
+
+@click.command(name="protect")
+@click.option("--asset", required=True)
+@click.option("--partition", required=True)
+@click.option("--reason", required=True, help="Why this baseline must not be overwritten.")
+@_operator
+@click.pass_obj
+def protect_cmd(
+    obj: Context, asset: str, partition: str, reason: str, operator: str | None
+) -> None:
+    """Mark a published baseline as protected."""
+    project = obj.project()
+    project.graph.get(asset)
+    key = project.scheme.parse(partition)
+    with project.ledger() as ledger:
+        ledger.protect(asset, key, reason=reason, operator=project.operator(operator))
+    obj.console.print(f"protected: {asset} {key} ({reason})")
+
+
+COMMANDS = [rerun_cmd, replay_cmd, retry_cmd, resume_cmd, restore_cmd, protect_cmd]
