@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backfiller.actions.faults import crash_point
 from backfiller.assets import Asset, AssetContext
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
@@ -220,6 +221,7 @@ class Runner:
                 error=f"leased by {held.holder} (plan {held.plan_id}, run {held.run_id}) "
                 f"since {held.acquired_at}, until {held.expires_at}",
             )
+        crash_point("after_lease")
         try:
             return self._run_leased(asset, key, attempt, lease)
         finally:
@@ -238,6 +240,7 @@ class Runner:
             and before is not None
             and before.last_run_id == self.run_id
             and before.status is PartitionStatus.MATERIALIZED
+            and self.project.partition_report_path(asset.key, key).is_file()
         ):
             return StepResult(
                 asset.key,
@@ -247,6 +250,7 @@ class Runner:
                 version=before.data_version,
             )
         ledger.start(asset.key, key, run_id=self.run_id, attempt=attempt, operator=self.operator)
+        crash_point("after_start")
         try:
             if landed is not None:
                 # the commit landed before a crash; record it instead of writing again
@@ -255,6 +259,7 @@ class Runner:
                 assert staged is not None
             else:
                 staged = enforce_guard(asset, self.compute(asset, key))
+                crash_point("after_compute")
                 if self.check_hook is not None:
                     failures = self.check_hook(asset, key, staged)
                     if failures:
@@ -284,9 +289,11 @@ class Runner:
                         asset=asset.key,
                         partition=key,
                     )
+                crash_point("before_commit")
                 version = store.write_partitions(
                     asset.key, staged, [key], self._commit(app_id, key, attempt)
                 )
+                crash_point("after_commit")
             return self._record(asset, key, attempt, staged, version, before, rows_before)
         except Exception as exc:
             transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
@@ -367,6 +374,7 @@ class Runner:
             manifest_checksum=declared[1].checksum if declared else None,
             upstream_versions=consumed,
         )
+        crash_point("after_ledger_publish")
         window = self.project.scheme.window(key)
         write_partition_report(
             self.project.partition_report_path(asset.key, key),
@@ -390,6 +398,7 @@ class Runner:
                 "upstream_versions": consumed,
             },
         )
+        crash_point("after_report")
         return StepResult(
             asset.key,
             key,
