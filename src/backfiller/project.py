@@ -115,28 +115,27 @@ class ProjectConfig:
                 settings[section] = body
         env_conf = data.get("env", {})
         prefix = str(env_conf.get("prefix", "BACKFILLER_"))
-        variables: dict[str, str] = {}
+        file_vars: dict[str, str] = {}
         sources: list[str] = []
         for candidate in env_conf.get("files", []):
             file = root / candidate
             if file.is_file():
-                variables.update(read_env_file(file))
+                file_vars = read_env_file(file)
                 sources.append(str(candidate))
                 break
         process_env = dict(environ) if environ is not None else {}
-        variables.update(process_env)
         aliases: dict[str, str] = dict(env_conf.get("aliases", {}))
-        for section, body in settings.items():
-            if not isinstance(body, dict):
-                continue
-            for key in list(body):
-                names = [f"{prefix}{section}_{key}".upper()]
-                names += [
-                    alias for alias, target in aliases.items() if target == f"{section}.{key}"
-                ]
-                for name in names:
-                    if name in variables:
-                        body[key] = _coerce(variables[name], body[key], name)
+        # the env file first, then the process environment: the process wins, whatever name
+        for variables in (file_vars, process_env):
+            for section, body in settings.items():
+                if not isinstance(body, dict):
+                    continue
+                for key in list(body):
+                    names = [f"{prefix}{section}_{key}".upper()]
+                    names += [a for a, target in aliases.items() if target == f"{section}.{key}"]
+                    for name in names:
+                        if name in variables:
+                            body[key] = _coerce(variables[name], body[key], name)
         for alias, target in aliases.items():
             section, _, key = target.partition(".")
             if section not in settings or key not in settings[section]:

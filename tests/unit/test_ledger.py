@@ -1,0 +1,536 @@
+"""The SQLite ledger on real files: migrations, verbs, events, runs, plans, the read-only view."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backfiller.clock import FixedClock
+from backfiller.errors import ConfigError, ExitCode, IllegalTransitionError
+from backfiller.ledger import (
+    EmptyLedger,
+    LedgerReader,
+    PartitionStatus,
+    RunState,
+    SqliteLedger,
+    open_reader,
+)
+from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
+from backfiller.ledger.records import PartitionRecord
+
+RAW = "week06/ingestion/raw"
+KEY = "2026-04-17"
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+UPSTREAM = {"week06/ingestion/raw": {"2026-04-16": 3, "2026-04-17": None}}
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "ledger.db"
+
+
+@pytest.fixture
+def ledger(ledger_path: Path, clock: FixedClock) -> Iterator[SqliteLedger]:
+    led = SqliteLedger(ledger_path, clock=clock)
+    yield led
+    led.close()
+
+
+def _raw(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def _publish(
+    led: SqliteLedger, key: str = KEY, *, run_id: str = "run-1", version: int = 1
+) -> PartitionStatus:
+    led.start(RAW, key, run_id=run_id, attempt=1, operator="ana")
+    return led.publish(
+        RAW,
+        key,
+        run_id=run_id,
+        attempt=1,
+        operator="ana",
+        data_version=version,
+        row_count=3,
+        fingerprint="fp-abc",
+        manifest_id="week06-seed-manifest-001",
+        manifest_checksum="c" * 64,
+        upstream_versions=UPSTREAM,
+    )
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+def test_creates_file_with_schema_migrations(ledger_path: Path, clock: FixedClock) -> None:
+    assert not ledger_path.exists()
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        assert led.schema_version == SCHEMA_VERSION == MIGRATIONS[-1][0]
+    assert SCHEMA_VERSION >= 1
+    assert ledger_path.is_file()
+    rows = _raw(
+        ledger_path, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+    )
+    assert rows == [(number, name, T0.isoformat()) for number, name, _ in MIGRATIONS]
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    tables = {
+        r[0] for r in _raw(ledger_path, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    assert {"partitions", "plans", "runs", "attempts", "events", "schema_migrations"} <= tables
+
+
+def test_reopening_does_not_rerun_migrations(ledger_path: Path, clock: FixedClock) -> None:
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        _publish(led)
+    later = FixedClock(datetime(2027, 1, 1, tzinfo=UTC))
+    with SqliteLedger(ledger_path, clock=later) as led:
+        assert led.schema_version == SCHEMA_VERSION
+        record = led.partition(RAW, KEY)
+        assert record is not None
+        assert record.status is PartitionStatus.MATERIALIZED
+    rows = _raw(ledger_path, "SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    assert rows == [(number, T0.isoformat()) for number, _, _ in MIGRATIONS]
+
+
+def test_newer_schema_version_is_refused(ledger_path: Path, clock: FixedClock) -> None:
+    with SqliteLedger(ledger_path, clock=clock):
+        pass
+    conn = sqlite3.connect(ledger_path)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 'x')", (99,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError) as info:
+        SqliteLedger(ledger_path, clock=clock)
+    assert info.value.exit_code is ExitCode.BAD_INPUT
+    assert "schema version 99" in str(info.value)
+    assert f"({SCHEMA_VERSION})" in str(info.value)
+    assert info.value.hint == "upgrade backfiller"
+    # and the read-only view refuses it too
+    with pytest.raises(ConfigError, match="schema version 99"):
+        open_reader(ledger_path)
+    # nothing was migrated or rolled back wrongly
+    versions = _raw(ledger_path, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(n,) for n in range(1, SCHEMA_VERSION + 1)] + [(99,)]
+
+
+# -- verbs ------------------------------------------------------------------------------------
+
+
+def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
+    status = ledger.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
+    assert status is PartitionStatus.MATERIALIZING
+    record = ledger.partition(RAW, KEY)
+    assert record == PartitionRecord(
+        asset=RAW,
+        partition_key=KEY,
+        status=PartitionStatus.MATERIALIZING,
+        data_version=None,
+        row_count=None,
+        fingerprint=None,
+        manifest_id=None,
+        manifest_checksum=None,
+        upstream_versions={},
+        last_run_id="run-1",
+        last_attempt=2,
+        last_error=None,
+        created_at=T0.isoformat(),
+        updated_at=T0.isoformat(),
+    )
+    attempts = ledger.attempts("run-1")
+    assert [(a.asset, a.partition_key, a.attempt, a.status) for a in attempts] == [
+        (RAW, KEY, 2, "running")
+    ]
+    assert attempts[0].ended_at is None
+
+
+def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) -> None:
+    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    clock.advance(minutes=5)
+    status = ledger.publish(
+        RAW,
+        KEY,
+        run_id="run-1",
+        attempt=1,
+        operator="ana",
+        data_version=7,
+        row_count=3,
+        fingerprint="fp-abc",
+        manifest_id="week06-seed-manifest-001",
+        manifest_checksum="c" * 64,
+        upstream_versions=UPSTREAM,
+    )
+    assert status is PartitionStatus.MATERIALIZED
+    record = ledger.partition(RAW, KEY)
+    assert record is not None
+    assert record.status is PartitionStatus.MATERIALIZED
+    assert record.data_version == 7
+    assert record.row_count == 3
+    assert record.fingerprint == "fp-abc"
+    assert record.manifest_id == "week06-seed-manifest-001"
+    assert record.manifest_checksum == "c" * 64
+    assert record.upstream_versions == UPSTREAM  # JSON round trip, None kept
+    assert record.last_run_id == "run-1"
+    assert record.last_attempt == 1
+    assert record.last_error is None
+    assert record.created_at == T0.isoformat()
+    assert record.updated_at == "2026-12-01T12:05:00+00:00"
+    assert record.state_token() == {
+        "status": "materialized",
+        "data_version": 7,
+        "row_count": 3,
+        "fingerprint": "fp-abc",
+        "manifest_checksum": "c" * 64,
+    }
+    (attempt,) = ledger.attempts("run-1")
+    assert attempt.status == "succeeded"
+    assert attempt.rows_written == 3
+    assert attempt.data_version == 7
+    assert attempt.transient is False
+    assert attempt.ended_at == "2026-12-01T12:05:00+00:00"
+
+
+def test_events_log_every_move(ledger: SqliteLedger) -> None:
+    _publish(ledger)
+    ledger.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="upstream changed")
+    events = ledger.events(RAW, KEY)
+    assert [(e["verb"], e["from_status"], e["to_status"]) for e in events] == [
+        ("start", None, "materializing"),
+        ("publish", "materializing", "materialized"),
+        ("mark_stale", "materialized", "stale"),
+    ]
+    assert [e["run_id"] for e in events] == ["run-1", "run-1", None]
+    assert [e["operator"] for e in events] == ["ana", "ana", "bob"]
+    assert json.loads(events[1]["detail"]) == {"data_version": 1, "row_count": 3}
+    assert json.loads(events[2]["detail"]) == {"reason": "upstream changed"}
+    assert ledger.events(RAW, "2026-04-18") == []
+
+
+def test_mark_stale_keeps_the_published_fields(ledger: SqliteLedger) -> None:
+    _publish(ledger)
+    status = ledger.mark_stale(RAW, KEY, run_id="run-2", operator="bob", reason="manifest")
+    assert status is PartitionStatus.STALE
+    record = ledger.partition(RAW, KEY)
+    assert record is not None
+    assert record.status is PartitionStatus.STALE
+    assert (record.data_version, record.row_count, record.fingerprint) == (1, 3, "fp-abc")
+    assert record.upstream_versions == UPSTREAM
+    # stale -> stale is allowed, and logged
+    assert ledger.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="again") is (
+        PartitionStatus.STALE
+    )
+    assert len(ledger.events(RAW, KEY)) == 4
+
+
+@pytest.mark.parametrize(
+    ("checks", "status"), [(False, PartitionStatus.FAILED), (True, PartitionStatus.CHECK_FAILED)]
+)
+def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: PartitionStatus) -> None:
+    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    result = ledger.fail(
+        RAW,
+        KEY,
+        run_id="run-1",
+        attempt=1,
+        operator="ana",
+        error="boom: disk full",
+        transient=True,
+        checks=checks,
+    )
+    assert result is status
+    record = ledger.partition(RAW, KEY)
+    assert record is not None
+    assert record.status is status
+    assert record.last_error == "boom: disk full"
+    assert record.last_run_id == "run-1"
+    assert record.data_version is None
+    (attempt,) = ledger.attempts("run-1")
+    assert attempt.status == status.value
+    assert attempt.error == "boom: disk full"
+    assert attempt.transient is True
+    events = ledger.events(RAW, KEY)
+    assert events[-1]["verb"] == ("fail_checks" if checks else "fail")
+    assert json.loads(events[-1]["detail"]) == {"error": "boom: disk full", "transient": True}
+
+
+def test_restart_after_failure_clears_last_error(ledger: SqliteLedger) -> None:
+    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    ledger.fail(RAW, KEY, run_id="run-1", attempt=1, operator="ana", error="x", transient=False)
+    ledger.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
+    record = ledger.partition(RAW, KEY)
+    assert record is not None
+    assert record.status is PartitionStatus.MATERIALIZING
+    assert record.last_error is None
+    assert record.last_attempt == 2
+    assert [a.attempt for a in ledger.attempts("run-1")] == [1, 2]
+    assert [a.status for a in ledger.attempts("run-1")] == ["failed", "running"]
+
+
+def test_illegal_publish_without_start_changes_nothing(
+    ledger: SqliteLedger, ledger_path: Path
+) -> None:
+    with pytest.raises(IllegalTransitionError, match="Cannot publish a partition in state"):
+        ledger.publish(
+            RAW,
+            KEY,
+            run_id="run-1",
+            attempt=1,
+            operator="ana",
+            data_version=1,
+            row_count=3,
+            fingerprint="fp",
+            manifest_id=None,
+            manifest_checksum=None,
+            upstream_versions={},
+        )
+    assert ledger.partition(RAW, KEY) is None
+    assert ledger.events(RAW, KEY) == []
+    assert ledger.attempts("run-1") == []
+
+
+def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> None:
+    _publish(ledger)
+    before = ledger.partition(RAW, KEY)
+    events_before = ledger.events(RAW, KEY)
+    with pytest.raises(IllegalTransitionError, match="'materialized'"):
+        ledger.publish(
+            RAW,
+            KEY,
+            run_id="run-9",
+            attempt=1,
+            operator="eve",
+            data_version=99,
+            row_count=0,
+            fingerprint="evil",
+            manifest_id=None,
+            manifest_checksum=None,
+            upstream_versions={},
+        )
+    with pytest.raises(IllegalTransitionError, match="Cannot fail a partition"):
+        ledger.fail(RAW, KEY, run_id="run-9", attempt=1, operator="eve", error="e", transient=False)
+    assert ledger.partition(RAW, KEY) == before
+    assert ledger.events(RAW, KEY) == events_before
+    assert ledger.attempts("run-9") == []
+    # the connection is usable afterwards: no transaction was left open
+    assert not ledger._conn.in_transaction
+    ledger.mark_stale(RAW, KEY, run_id=None, operator="ana", reason="ok")
+    record = ledger.partition(RAW, KEY)
+    assert record is not None
+    assert record.status is PartitionStatus.STALE
+
+
+def test_partitions_are_listed_in_order(ledger: SqliteLedger) -> None:
+    _publish(ledger, "2026-04-18")
+    _publish(ledger, "2026-04-16")
+    ledger.start("week06/silver/facts", "2026-04-16", run_id="r", attempt=1, operator="ana")
+    assert [(r.asset, r.partition_key) for r in ledger.partitions()] == [
+        ("week06/ingestion/raw", "2026-04-16"),
+        ("week06/ingestion/raw", "2026-04-18"),
+        ("week06/silver/facts", "2026-04-16"),
+    ]
+    assert [r.partition_key for r in ledger.partitions(RAW)] == ["2026-04-16", "2026-04-18"]
+    assert ledger.partitions("nope") == []
+
+
+# -- runs and plans ---------------------------------------------------------------------------
+
+
+def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
+    run = ledger.begin_run(
+        run_id="run-1",
+        plan_id="plan-abc",
+        action="backfill",
+        operator="ana",
+        reason="gap on 2026-04-17",
+        arguments={"partition": KEY, "assets": [RAW]},
+    )
+    assert run.state is RunState.RUNNING
+    assert not run.state.finished
+    assert run.started_at == T0.isoformat()
+    assert run.ended_at is None
+    assert run.arguments == {"partition": KEY, "assets": [RAW]}
+    assert run.parent_run_id is None
+    clock.advance(seconds=30)
+    ledger.finish_run("run-1", RunState.FAILED, error="one partition failed")
+    done = ledger.run("run-1")
+    assert done is not None
+    assert done.state is RunState.FAILED
+    assert done.state.finished
+    assert done.ended_at == "2026-12-01T12:00:30+00:00"
+    assert done.error == "one partition failed"
+    assert (done.plan_id, done.action, done.operator, done.reason) == (
+        "plan-abc",
+        "backfill",
+        "ana",
+        "gap on 2026-04-17",
+    )
+    retry = ledger.begin_run(
+        run_id="run-2",
+        plan_id=None,
+        action="retry",
+        operator="ana",
+        reason=None,
+        arguments={},
+        parent_run_id="run-1",
+    )
+    assert retry.parent_run_id == "run-1"
+    assert [r.run_id for r in ledger.runs()] == ["run-1", "run-2"]
+    assert ledger.run("missing") is None
+
+
+def test_attempts_round_trip(ledger: SqliteLedger) -> None:
+    ledger.begin_run(
+        run_id="run-1", plan_id=None, action="backfill", operator="ana", reason=None, arguments={}
+    )
+    _publish(ledger, "2026-04-17")
+    ledger.start("week06/silver/facts", KEY, run_id="run-1", attempt=1, operator="ana")
+    ledger.fail(
+        "week06/silver/facts",
+        KEY,
+        run_id="run-1",
+        attempt=1,
+        operator="ana",
+        error="checks",
+        transient=False,
+        checks=True,
+    )
+    attempts = ledger.attempts("run-1")
+    assert [(a.asset, a.status, a.rows_written, a.error) for a in attempts] == [
+        (RAW, "succeeded", 3, None),
+        ("week06/silver/facts", "check_failed", None, "checks"),
+    ]
+    assert ledger.attempts("other") == []
+
+
+def test_plan_round_trip(ledger: SqliteLedger) -> None:
+    document = {"plan_id": "plan-1", "entries": [{"partition_key": KEY, "n": 3}], "ü": "ß"}
+    ledger.record_plan(
+        plan_id="plan-1",
+        action="backfill",
+        mode="dry-run",
+        path="reports/week06/backfill/backfill_plan_2026-04-17.json",
+        state_fingerprint="sf-1",
+        created_at="2026-12-01T12:00:00+00:00",
+        document=document,
+    )
+    plan = ledger.plan("plan-1")
+    assert plan is not None
+    assert plan.document == document
+    assert (plan.plan_id, plan.action, plan.mode, plan.state_fingerprint) == (
+        "plan-1",
+        "backfill",
+        "dry-run",
+        "sf-1",
+    )
+    assert plan.path == "reports/week06/backfill/backfill_plan_2026-04-17.json"
+    assert plan.created_at == "2026-12-01T12:00:00+00:00"
+    # recording the same plan id again keeps the first record
+    ledger.record_plan(
+        plan_id="plan-1",
+        action="other",
+        mode="apply",
+        path="x",
+        state_fingerprint="sf-2",
+        created_at="later",
+        document={},
+    )
+    again = ledger.plan("plan-1")
+    assert again == plan
+    assert ledger.plan("nope") is None
+
+
+def test_survives_reopen(ledger_path: Path, clock: FixedClock) -> None:
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        _publish(led)
+        led.begin_run(
+            run_id="run-1", plan_id=None, action="backfill", operator="a", reason=None, arguments={}
+        )
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        record = led.partition(RAW, KEY)
+        assert record is not None
+        assert record.upstream_versions == UPSTREAM
+        assert [r.run_id for r in led.runs()] == ["run-1"]
+
+
+# -- the read-only view -----------------------------------------------------------------------
+
+
+def test_open_reader_on_missing_path_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "ledger.db"
+    reader = open_reader(path)
+    assert isinstance(reader, EmptyLedger)
+    assert reader.partition(RAW, KEY) is None
+    assert reader.partitions() == []
+    assert reader.partitions(RAW) == []
+    assert reader.run("r") is None
+    assert reader.runs() == []
+    assert reader.attempts("r") == []
+    assert reader.plan("p") is None
+    assert not path.exists()
+    assert not (tmp_path / "no").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_reader_reads_what_the_writer_wrote(ledger_path: Path, clock: FixedClock) -> None:
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        _publish(led)
+    reader = open_reader(ledger_path)
+    try:
+        assert not isinstance(reader, EmptyLedger)
+        record = reader.partition(RAW, KEY)
+        assert record is not None
+        assert record.status is PartitionStatus.MATERIALIZED
+        assert record.upstream_versions == UPSTREAM
+        assert [a.status for a in reader.attempts("run-1")] == ["succeeded"]
+    finally:
+        reader.close()  # type: ignore[attr-defined]
+
+
+def test_open_reader_is_read_only(ledger_path: Path, clock: FixedClock) -> None:
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        _publish(led)
+    reader = open_reader(ledger_path)
+    conn: sqlite3.Connection = reader._conn  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("UPDATE partitions SET status = 'failed'")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("CREATE TABLE intruder (x)")
+    finally:
+        conn.close()
+    with SqliteLedger(ledger_path, clock=clock) as led:
+        record = led.partition(RAW, KEY)
+        assert record is not None
+        assert record.status is PartitionStatus.MATERIALIZED
+
+
+def test_reader_protocol_has_no_writing_method() -> None:
+    members = {
+        name
+        for name, _ in inspect.getmembers(LedgerReader, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    reading = {"partition", "partitions", "run", "runs", "attempts", "plan"}
+    assert reading <= members
+    writing = re.compile(
+        r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|transaction|acquire|"
+        r"release|protect|unprotect|insert|update|delete|set|write|execute|migrate|close)"
+    )
+    assert sorted(n for n in members if writing.match(n)) == []
+    writers = {"start", "publish", "fail", "mark_stale", "record_plan", "begin_run", "finish_run"}
+    assert writers <= {n for n in dir(SqliteLedger) if not n.startswith("_")}
+    assert not writers & set(dir(LedgerReader))
+    assert not writers & set(dir(EmptyLedger))
+    # the empty reader implements exactly the protocol
+    empty = {n for n in dir(EmptyLedger) if not n.startswith("_")}
+    assert empty == members

@@ -1,0 +1,326 @@
+"""Loading a project: backfiller.toml, environment overrides (aliases, the generic prefix,
+.env files) and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backfiller import Project
+from backfiller.errors import ConfigError, ExitCode, InvalidPartitionKeyError
+from backfiller.project import CONFIG_FILE, ProjectConfig, load_project, read_env_file
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+ENV_DIR = Path("infra", "env")
+
+
+def _edit_toml(root: Path, old: str, new: str) -> None:
+    path = root / CONFIG_FILE
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _write_env(root: Path, name: str, text: str) -> Path:
+    path = root / ENV_DIR / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the example ------------------------------------------------------------------------------
+
+
+def test_load_example(example_dir: Path, load: Callable[[Path], Project]) -> None:
+    project = load(example_dir)
+    assert project.graph.keys == [RAW, SILVER]  # dependency order: raw first
+    assert [a.key for a in project.graph.assets] == [RAW, SILVER]
+    assert project.graph.get(SILVER).upstream_keys == (RAW,)
+    assert project.graph.downstream_of(RAW) == [SILVER]
+    config = project.config
+    assert config.name == "omnisupport"
+    assert config.root == example_dir.resolve()
+    assert config.default_partition == "2026-04-17"
+    assert config.report_dir == example_dir.resolve() / "reports" / "week06"
+    assert config.report_dir.as_posix().endswith("reports/week06")
+    assert config.store_path == example_dir.resolve() / "data" / "lake"
+    assert config.ledger_path == example_dir.resolve() / ".backfiller" / "ledger.db"
+    assert config.manifests_dir == example_dir.resolve() / "data" / "manifests"
+    assert config.downstream_consumers == ("week07/retrieval_index", "week08/eval_metrics")
+    assert config.operator == "student-devbox"
+    assert config.env_sources == ("infra/env/.env.example",)
+    assert project.scheme.name == "daily from 2026-03-01 (UTC)"
+    assert project.plan_dir == config.report_dir / "backfill"
+    assert project.partition_report_path(SILVER, "2026-04-17") == config.report_dir.joinpath(
+        "partitions", "week06", "silver", "ticket_fact_partitioned", "2026-04-17.json"
+    )
+    assert project.operator() == "student-devbox"
+    assert project.operator("ana") == "ana"
+    # loading reads; it writes nothing (no ledger, no lake, no reports)
+    assert not config.ledger_path.exists()
+    assert not config.store_path.exists()
+    assert not config.report_dir.exists()
+
+
+def test_reader_of_a_fresh_project_creates_nothing(
+    example_dir: Path, load: Callable[[Path], Project]
+) -> None:
+    project = load(example_dir)
+    reader = project.reader()
+    assert reader.partitions() == []
+    assert not project.config.state_dir.exists()
+
+
+def test_project_manifests(example_dir: Path, load: Callable[[Path], Project]) -> None:
+    project = load(example_dir)
+    assert project.manifests.ids == ["week06-seed-manifest-001"]
+    found = project.manifests.for_partition("2026-04-17")
+    assert found is not None
+    assert found[1].expected_record_count == 3
+
+
+# -- environment overrides --------------------------------------------------------------------
+
+
+def test_alias_from_the_process_environment(example_dir: Path) -> None:
+    project = load_project(example_dir, environ={"WEEK06_REPORT_DIR": "reports/other"})
+    assert project.config.report_dir == example_dir.resolve() / "reports" / "other"
+
+
+def test_alias_for_the_default_partition(example_dir: Path) -> None:
+    config = ProjectConfig.load(example_dir, {"WEEK06_DEFAULT_PARTITION": "2026-04-18"})
+    assert config.default_partition == "2026-04-18"
+
+
+def test_alias_for_the_start_date(example_dir: Path) -> None:
+    project = load_project(
+        example_dir,
+        environ={"WEEK06_PARTITION_START_DATE": "2026-04-01"},
+    )
+    assert project.scheme.name == "daily from 2026-04-01 (UTC)"
+
+
+def test_generic_prefix(example_dir: Path) -> None:
+    (example_dir / ENV_DIR / ".env.example").unlink()  # its aliases would also set the value
+    project = load_project(
+        example_dir,
+        environ={
+            "WEEK06_BACKFILLER_PARTITIONS_DEFAULT": "2026-04-18",
+            "WEEK06_BACKFILLER_PROJECT_OPERATOR": "ana",
+            "WEEK06_BACKFILLER_DOWNSTREAM_CONSUMERS": "a/b, c/d,",
+        },
+    )
+    assert project.config.default_partition == "2026-04-18"
+    assert project.config.operator == "ana"
+    assert project.config.downstream_consumers == ("a/b", "c/d")
+    assert project.config.env_sources == ()
+    # the default prefix BACKFILLER_ is not used when the project sets its own
+    config = ProjectConfig.load(example_dir, {"BACKFILLER_PARTITIONS_DEFAULT": "2026-04-19"})
+    assert config.default_partition == "2026-04-17"
+
+
+def test_generic_prefix_for_a_setting_without_alias(example_dir: Path) -> None:
+    config = ProjectConfig.load(example_dir, {"WEEK06_BACKFILLER_PROJECT_STORE": "lake2"})
+    assert config.store_path == example_dir.resolve() / "lake2"
+
+
+def test_generic_prefix_in_process_env_beats_alias_in_env_file(example_dir: Path) -> None:
+    # .env.example (bundled) sets WEEK06_DEFAULT_PARTITION=2026-04-17
+    config = ProjectConfig.load(
+        example_dir, {"WEEK06_BACKFILLER_PARTITIONS_DEFAULT": "2026-04-18"}
+    )
+    assert config.default_partition == "2026-04-18"
+
+
+def test_env_local_wins_over_env_example(example_dir: Path) -> None:
+    _write_env(
+        example_dir,
+        ".env.local",
+        "WEEK06_DEFAULT_PARTITION=2026-04-20\nWEEK06_REPORT_DIR=reports/local\n",
+    )
+    project = load_project(example_dir, environ={})
+    assert project.config.default_partition == "2026-04-20"
+    assert project.config.report_dir == example_dir.resolve() / "reports" / "local"
+    assert project.config.env_sources == ("infra/env/.env.local",)
+
+
+def test_only_the_first_existing_env_file_is_read(example_dir: Path) -> None:
+    _write_env(example_dir, ".env.example", "WEEK06_REPORT_DIR=reports/example\n")
+    _write_env(example_dir, ".env.local", "WEEK06_DEFAULT_PARTITION=2026-04-20\n")
+    config = ProjectConfig.load(example_dir, {})
+    assert config.default_partition == "2026-04-20"
+    # not merged: .env.example's report dir is ignored once .env.local exists
+    assert config.report_dir == example_dir.resolve() / "reports" / "week06"
+
+
+def test_env_example_is_used_without_env_local(example_dir: Path) -> None:
+    _write_env(example_dir, ".env.example", "WEEK06_DEFAULT_PARTITION=2026-04-19\n")
+    config = ProjectConfig.load(example_dir, {})
+    assert config.default_partition == "2026-04-19"
+    assert config.env_sources == ("infra/env/.env.example",)
+
+
+def test_process_environment_wins_over_env_files(example_dir: Path) -> None:
+    _write_env(
+        example_dir,
+        ".env.local",
+        "WEEK06_DEFAULT_PARTITION=2026-04-20\nWEEK06_REPORT_DIR=reports/local\n",
+    )
+    project = load_project(
+        example_dir,
+        environ={"WEEK06_DEFAULT_PARTITION": "2026-04-21", "UNRELATED": "x"},
+    )
+    assert project.config.default_partition == "2026-04-21"
+    assert project.config.report_dir == example_dir.resolve() / "reports" / "local"
+
+
+def test_whole_number_settings_are_coerced(example_dir: Path) -> None:
+    config = ProjectConfig.load(example_dir, {"WEEK06_BACKFILLER_PARTITIONS_WEEK_STARTS_ON": "6"})
+    assert config.partitions["week_starts_on"] == 6
+    with pytest.raises(ConfigError, match="is not a whole number"):
+        ProjectConfig.load(example_dir, {"WEEK06_BACKFILLER_PARTITIONS_WEEK_STARTS_ON": "six"})
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_project(tmp_path, environ={})
+    assert info.value.exit_code is ExitCode.BAD_INPUT
+    assert f"No backfiller.toml in {tmp_path.resolve()}" in str(info.value)
+
+
+def test_invalid_toml(example_dir: Path) -> None:
+    (example_dir / CONFIG_FILE).write_text("[project\nname = 'x'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid TOML") as info:
+        load_project(example_dir, environ={})
+    assert info.value.exit_code == 2
+
+
+def test_unknown_partition_kind(example_dir: Path) -> None:
+    _edit_toml(example_dir, 'kind = "daily"', 'kind = "fortnightly"')
+    with pytest.raises(ConfigError, match="Unknown partition kind 'fortnightly'") as info:
+        load_project(example_dir, environ={})
+    assert info.value.exit_code == 2
+
+
+def test_bad_default_partition_key(example_dir: Path) -> None:
+    _edit_toml(example_dir, 'default = "2026-04-17"', 'default = "2026-4-17"')
+    (example_dir / ENV_DIR / ".env.example").unlink()  # it would reset the default
+    with pytest.raises(InvalidPartitionKeyError, match="'2026-4-17'") as info:
+        load_project(example_dir, environ={})
+    assert info.value.exit_code == 2
+
+
+def test_bad_default_partition_key_from_the_environment(example_dir: Path) -> None:
+    with pytest.raises(InvalidPartitionKeyError, match="'2026-4-17'") as info:
+        load_project(example_dir, environ={"WEEK06_DEFAULT_PARTITION": "2026-4-17"})
+    assert info.value.exit_code == 2
+
+
+def test_default_before_the_start_is_refused(example_dir: Path) -> None:
+    with pytest.raises(InvalidPartitionKeyError, match="before the start"):
+        load_project(example_dir, environ={"WEEK06_PARTITION_START_DATE": "2026-04-18"})
+
+
+def test_alias_naming_no_setting(example_dir: Path) -> None:
+    _edit_toml(
+        example_dir,
+        'WEEK06_REPORT_DIR = "project.report_dir"',
+        'WEEK06_REPORT_DIR = "project.report_dir"\nWEEK06_NOPE = "partitions.nope"',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_project(example_dir, environ={})
+    assert info.value.message == "[env.aliases] WEEK06_NOPE = 'partitions.nope' names no setting"
+    assert info.value.exit_code == 2
+
+
+def test_alias_naming_no_section(example_dir: Path) -> None:
+    _edit_toml(
+        example_dir,
+        'WEEK06_REPORT_DIR = "project.report_dir"',
+        'WEEK06_REPORT_DIR = "project.report_dir"\nWEEK06_X = "nosection"',
+    )
+    with pytest.raises(ConfigError, match="WEEK06_X = 'nosection' names no setting"):
+        ProjectConfig.load(example_dir, {})
+
+
+def test_unsupported_ledger_url(example_dir: Path) -> None:
+    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "postgres://db/x"')
+    with pytest.raises(ConfigError, match="Unsupported ledger URL 'postgres://db/x'"):
+        ProjectConfig.load(example_dir, {})
+
+
+def test_unimportable_assets_module(example_dir: Path) -> None:
+    _edit_toml(
+        example_dir,
+        'assets_module = "pipelines.data_factory.assets"',
+        'assets_module = "pipelines.nope"',
+    )
+    with pytest.raises(ConfigError, match="Cannot import the assets module 'pipelines.nope'"):
+        load_project(example_dir, environ={})
+
+
+# -- .env files -------------------------------------------------------------------------------
+
+
+def test_read_env_file(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text(
+        "\n".join(
+            [
+                "# a comment",
+                "",
+                "   # an indented comment",
+                "PLAIN=value",
+                "export EXPORTED=2026-04-17",
+                "export   SPACED = padded  ",
+                'DOUBLE="two words"',
+                "SINGLE='it''s'",
+                "EMPTY=",
+                'QUOTE_ONLY="',
+                "MIXED=\"left'",
+                "WITH_EQUALS=a=b=c",
+                "HASH=a#b",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert read_env_file(path) == {
+        "PLAIN": "value",
+        "EXPORTED": "2026-04-17",
+        "SPACED": "padded",
+        "DOUBLE": "two words",
+        "SINGLE": "it''s",
+        "EMPTY": "",
+        "QUOTE_ONLY": '"',
+        "MIXED": "\"left'",
+        "WITH_EQUALS": "a=b=c",
+        "HASH": "a#b",
+    }
+
+
+def test_read_env_file_later_lines_win(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("A=1\nA=2\n", encoding="utf-8")
+    assert read_env_file(path) == {"A": "2"}
+
+
+@pytest.mark.parametrize("line", ["NO_EQUALS_SIGN", "=value", "BAD-NAME=1", "TWO WORDS=1"])
+def test_read_env_file_rejects_a_malformed_line(tmp_path: Path, line: str) -> None:
+    path = tmp_path / ".env"
+    path.write_text(f"OK=1\n# fine\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        read_env_file(path)
+    assert info.value.message == f"{path}:3: expected KEY=value, got {line!r}"
+    assert info.value.exit_code == 2
+
+
+def test_malformed_env_file_refuses_the_project(example_dir: Path) -> None:
+    _write_env(example_dir, ".env.local", "WEEK06_DEFAULT_PARTITION 2026-04-18\n")
+    with pytest.raises(ConfigError, match=r"\.env\.local:1: expected KEY=value"):
+        load_project(example_dir, environ={})

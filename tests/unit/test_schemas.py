@@ -1,0 +1,120 @@
+"""The published JSON Schemas under contracts/: drift guard, dialect, closed objects, formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from backfiller import schemas
+from backfiller.schemas import DIALECT, SCHEMAS, render, schema_for, validation_problems
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+NAMES = sorted(SCHEMAS)
+
+
+def _valid_manifest() -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "manifest_id": "m-1",
+        "source": "omnisupport/ticket_events",
+        "batch_id": "b-1",
+        "created_at": "2026-05-01T00:00:00+00:00",
+        "partitions": [
+            {
+                "partition_key": "2026-04-17",
+                "expected_record_count": 3,
+                "input_files": [{"path": "data/a.jsonl", "sha256": "a" * 64}],
+            }
+        ],
+    }
+
+
+def test_the_expected_schemas_are_published() -> None:
+    assert NAMES == ["backfill_plan", "manifest"]
+    assert SCHEMAS["manifest"].path == "manifest/manifest.schema.json"
+    assert SCHEMAS["backfill_plan"].path == "backfill_plan/backfill_plan.schema.json"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_schema_matches_the_model(name: str) -> None:
+    path = CONTRACTS / SCHEMAS[name].path
+    assert path.is_file(), f"{path} is missing: run `make contracts`"
+    committed = path.read_text(encoding="utf-8")
+    assert committed == render(name), (
+        f"{path.relative_to(CONTRACTS.parent)} drifted from its model "
+        f"({SCHEMAS[name].model}): run `make contracts` and commit the result"
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema_dialect_and_versioned_id(name: str) -> None:
+    schema = json.loads((CONTRACTS / SCHEMAS[name].path).read_text(encoding="utf-8"))
+    assert schema["$schema"] == DIALECT == "https://json-schema.org/draft/2020-12/schema"
+    version = SCHEMAS[name].version
+    assert schema["$id"] == f"urn:backfiller:schema:{name}:v{version}"
+    assert schema["$id"].endswith(f":v{version}")
+    Draft202012Validator.check_schema(schema)
+    assert schema_for(name) == schema
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_object_is_closed(name: str) -> None:
+    schema = schema_for(name)
+    models = [("<root>", schema)]
+    models += [(k, v) for k, v in schema.get("$defs", {}).items() if v.get("type") == "object"]
+    assert len(models) >= 3
+    for where, model in models:
+        assert model["type"] == "object", where
+        assert model.get("additionalProperties") is False, f"{name}: {where} is open"
+
+
+def test_manifest_defs_are_the_models() -> None:
+    assert set(schema_for("manifest")["$defs"]) == {"InputFile", "ManifestPartition"}
+    assert {"AssetGap", "PlanEntry"} <= set(schema_for("backfill_plan")["$defs"])
+
+
+def test_valid_manifest_has_no_problems() -> None:
+    assert validation_problems("manifest", _valid_manifest()) == []
+
+
+def test_format_checking_is_on() -> None:
+    doc = _valid_manifest()
+    doc["created_at"] = "not-a-date"
+    assert validation_problems("manifest", doc) == [
+        "created_at: 'not-a-date' is not a 'date-time'"
+    ]
+
+
+def test_extra_property_is_a_problem() -> None:
+    doc = _valid_manifest()
+    doc["partitions"][0]["input_files"][0]["mode"] = "0644"
+    (problem,) = validation_problems("manifest", doc)
+    assert problem.startswith("partitions/0/input_files/0: Additional properties")
+    assert "'mode' was unexpected" in problem
+
+
+def test_problems_are_sorted_by_location() -> None:
+    doc = _valid_manifest()
+    doc["partitions"][0]["expected_record_count"] = -5
+    doc["created_at"] = "nope"
+    del doc["source"]
+    problems = validation_problems("manifest", doc)
+    assert [p.split(":")[0] for p in problems] == [
+        "<root>",
+        "created_at",
+        "partitions/0/expected_record_count",
+    ]
+
+
+def test_write_contracts_writes_what_render_gives(tmp_path: Path) -> None:
+    written = schemas.write_contracts(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
+        s.path for s in SCHEMAS.values()
+    )
+    for spec in SCHEMAS.values():
+        assert (tmp_path / spec.path).read_text(encoding="utf-8") == render(spec.name)
+    assert render("manifest").endswith("}\n")
