@@ -55,7 +55,10 @@ def _connection() -> duckdb.DuckDBPyConnection:
     con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
     if con is None:
         con = _local.con = duckdb.connect()
-    return con.cursor()
+    cursor = con.cursor()
+    # renderings of timestamps must not depend on the machine's time zone
+    cursor.execute("SET TimeZone = 'UTC'")
+    return cursor
 
 
 def query(
@@ -72,14 +75,15 @@ def query(
 
 
 def fingerprint_table(table: pa.Table) -> str:
-    """An order-independent content fingerprint: the row count and the sums of each row's md5
-    (upper and lower 64 bits). Equal multisets of rows give equal fingerprints; columns are
-    taken in name order so their physical order does not matter."""
+    """An order-independent content fingerprint: the row count and the sums of the md5 of each
+    row's JSON rendering (upper and lower 64 bits), in UTC. Equal multisets of rows give equal
+    fingerprints; columns are taken in name order so their physical order does not matter."""
     columns = sorted(table.column_names)
     if not columns:
         return sha256_hex({"rows": table.num_rows, "columns": []})
-    cells = ", ".join(f"coalesce(CAST({_quote(c)} AS VARCHAR), chr(0))" for c in columns)
-    row_text = f"concat_ws(chr(31), {cells})"
+    # each row as a JSON object: values escaped, NULL distinct from any string
+    fields = ", ".join(f"{_quote(c)} := {_quote(c)}" for c in columns)
+    row_text = f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
     con = _connection()
     name = "__backfiller_fingerprint"
     try:

@@ -100,7 +100,7 @@ def test_atomic_write_bytes(tmp_path: Path) -> None:
     target = tmp_path / "blob.bin"
     atomic_write_bytes(target, b"\x00\x01\xff")
     assert target.read_bytes() == b"\x00\x01\xff"
-    assert os.listdir(tmp_path) == ["blob.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["blob.bin"]
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,10 +115,12 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
         atomic_write_text(target, '{"new": true}')
     assert target.read_text(encoding="utf-8") == '{"old": true}'
     assert _strays(tmp_path) == []
-    assert os.listdir(tmp_path) == ["plan.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
 
 
-def test_failed_first_write_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_first_write_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "new.json"
 
     def broken_fsync(fd: int) -> None:
@@ -128,7 +130,7 @@ def test_failed_first_write_creates_nothing(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(OSError, match="No space left"):
         atomic_write_text(target, "data")
     assert not target.exists()
-    assert os.listdir(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_rename_keeps_the_old_file(

@@ -147,7 +147,7 @@ def test_schema_version_must_be_1() -> None:
 
 
 def test_not_an_object_is_refused() -> None:
-    with pytest.raises(ManifestError, match="<root>: .* is not of type 'object'"):
+    with pytest.raises(ManifestError, match=r"<root>: .* is not of type 'object'"):
         parse_manifest(["not", "a", "manifest"])
 
 

@@ -128,9 +128,7 @@ def test_generic_prefix_for_a_setting_without_alias(example_dir: Path) -> None:
 
 def test_generic_prefix_in_process_env_beats_alias_in_env_file(example_dir: Path) -> None:
     # .env.example (bundled) sets WEEK06_DEFAULT_PARTITION=2026-04-17
-    config = ProjectConfig.load(
-        example_dir, {"WEEK06_BACKFILLER_PARTITIONS_DEFAULT": "2026-04-18"}
-    )
+    config = ProjectConfig.load(example_dir, {"WEEK06_BACKFILLER_PARTITIONS_DEFAULT": "2026-04-18"})
     assert config.default_partition == "2026-04-18"
 
 
@@ -260,7 +258,7 @@ def test_unimportable_assets_module(example_dir: Path) -> None:
         'assets_module = "pipelines.data_factory.assets"',
         'assets_module = "pipelines.nope"',
     )
-    with pytest.raises(ConfigError, match="Cannot import the assets module 'pipelines.nope'"):
+    with pytest.raises(ConfigError, match=r"Cannot import the assets module 'pipelines\.nope'"):
         load_project(example_dir, environ={})
 
 

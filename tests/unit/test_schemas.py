@@ -84,9 +84,7 @@ def test_valid_manifest_has_no_problems() -> None:
 def test_format_checking_is_on() -> None:
     doc = _valid_manifest()
     doc["created_at"] = "not-a-date"
-    assert validation_problems("manifest", doc) == [
-        "created_at: 'not-a-date' is not a 'date-time'"
-    ]
+    assert validation_problems("manifest", doc) == ["created_at: 'not-a-date' is not a 'date-time'"]
 
 
 def test_extra_property_is_a_problem() -> None:
