@@ -152,7 +152,14 @@ class _ReadOnlyLedger(_SqliteReader):
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
-        version = _schema_version(self._conn)
+        try:
+            version = _schema_version(self._conn)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ConfigError(
+                f"Ledger {path} is not a usable SQLite database: {exc}",
+                hint="point [project] ledger at the right file, or restore it from a backup",
+            ) from exc
         if version != SCHEMA_VERSION:
             self._conn.close()
             raise ConfigError(
@@ -312,10 +319,20 @@ class SqliteLedger(LeaseMixin, _SqliteReader):
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ConfigError(
+                f"Ledger {self.path} is not a usable SQLite database: {exc}",
+                hint="point [project] ledger at the right file, or restore it from a backup",
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- plumbing -----------------------------------------------------------------------
     def close(self) -> None:
