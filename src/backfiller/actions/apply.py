@@ -5,7 +5,7 @@ from __future__ import annotations
 from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute
 from backfiller.engine import fingerprint_table
 from backfiller.errors import PreconditionError
-from backfiller.ledger import PartitionStatus, SqliteLedger
+from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
 from backfiller.planning import PlanDocument, ProposedAction, check_fresh
 from backfiller.project import Project
 from backfiller.reports import read_partition_report, write_partition_report
@@ -64,6 +64,9 @@ def apply_plan(project: Project, document: PlanDocument, *, operator: str) -> Ru
                             project, ledger, gap.asset, entry.partition_key, result.run_id
                         )
                     )
+        if result.state is not RunState.SUCCEEDED:
+            errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
+            ledger.finish_run(result.run_id, result.state, "; ".join(errors)[:2000] or None)
     return result
 
 

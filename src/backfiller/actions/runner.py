@@ -129,7 +129,7 @@ def enforce_guard(asset: Asset, table: pa.Table) -> pa.Table:
         )
     indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(keys).aggregate([("__row", "min")]).column("__row_min")
-    return table.take(pc.sort_indices(firsts))
+    return table.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
 @dataclass

@@ -320,7 +320,9 @@ class SqliteLedger(LeaseMixin, _SqliteReader):
         )
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            # a rollback journal, not WAL: a read-only reader of a WAL database creates
+            # -wal/-shm files, and a dry run must write nothing
+            self._conn.execute("PRAGMA journal_mode=DELETE")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()

@@ -1,0 +1,197 @@
+"""A dry run only reads: it writes the plan file and nothing else. The plan carries the
+lesson's fields, validates against its published schema and has a deterministic id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import GAP_DAY, NOW, materialize, tree_fingerprint
+from jsonschema import Draft202012Validator
+
+from backfiller import FixedClock, Project, load_project
+from backfiller.planning import Mode, PlanDocument, make_plan, read_plan, write_plan
+from backfiller.planning.planner import request_for
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+PLAN_FILE = "backfill/backfill_plan_2026-04-17.json"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / (
+    "contracts/backfill_plan/backfill_plan.schema.json"
+)
+
+
+def ledger_files(project: Project) -> dict[str, str]:
+    """The ledger file and its -wal/-shm companions that exist, with their digests."""
+    path = project.config.ledger_path
+    return {
+        name: digest
+        for name, digest in tree_fingerprint(path.parent).items()
+        if name in {path.name, f"{path.name}-wal", f"{path.name}-shm"}
+    }
+
+
+def snapshot(project: Project) -> dict[str, dict[str, str]]:
+    return {
+        "store": tree_fingerprint(project.config.store_path),
+        "ledger": ledger_files(project),
+        "state_dir": tree_fingerprint(project.config.state_dir),
+        "reports": tree_fingerprint(project.config.report_dir),
+    }
+
+
+def dry_run(
+    project: Project, keys: list[str], operator: str = "tests"
+) -> tuple[PlanDocument, Path]:
+    document = make_plan(project, project.reader(), request_for(keys, Mode.DRY_RUN, operator))
+    return document, write_plan(project, document)
+
+
+def test_a_dry_run_writes_only_the_plan_file(april_project: Project) -> None:
+    before = snapshot(april_project)
+    assert before["store"] and before["reports"]
+    assert april_project.config.ledger_path.name in before["ledger"]
+
+    _, path = dry_run(april_project, [GAP_DAY])
+    after = snapshot(april_project)
+
+    assert path == april_project.config.report_dir / PLAN_FILE
+    assert after["store"] == before["store"]
+    # the ledger's bytes, and those of any -wal/-shm that already existed, are unchanged
+    assert {k: after["ledger"].get(k) for k in before["ledger"]} == before["ledger"]
+    added = set(after["reports"]) - set(before["reports"])
+    assert added == {PLAN_FILE}
+    assert {k: v for k, v in after["reports"].items() if k != PLAN_FILE} == before["reports"]
+
+
+def test_a_dry_run_leaves_the_state_folder_untouched(april_project: Project) -> None:
+    before = snapshot(april_project)
+
+    dry_run(april_project, [GAP_DAY])
+
+    assert snapshot(april_project)["state_dir"] == before["state_dir"]
+
+
+def test_a_dry_run_on_a_fresh_project_creates_no_ledger_and_no_store(
+    example_dir: Path, load: Callable[[Path], Project]
+) -> None:
+    project = load(example_dir)
+    config = project.config
+    assert not config.ledger_path.exists()
+    assert not config.state_dir.exists()
+    assert not config.store_path.exists()
+    assert not config.report_dir.exists()
+
+    document, path = dry_run(project, [GAP_DAY])
+
+    assert not config.ledger_path.exists()
+    assert not config.state_dir.exists()
+    assert not config.store_path.exists()
+    assert tree_fingerprint(config.report_dir).keys() == {PLAN_FILE}
+    assert path.is_file()
+    assert document.gap_reason is not None and document.gap_reason.value == "missing_partition"
+    assert document.expected_input_count == 3
+    assert document.current_output_count == 0
+    assert document.work == [(RAW, GAP_DAY), (SILVER, GAP_DAY)]
+
+
+def test_the_plan_carries_the_lessons_fields(april_project: Project) -> None:
+    document, path = dry_run(april_project, [GAP_DAY], operator="student-devbox")
+    saved: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+
+    expected = {
+        "partition_key": "2026-04-17",
+        "window_start": "2026-04-17T00:00:00+00:00",
+        "window_end": "2026-04-17T23:59:59.999999+00:00",
+        "mode": "dry-run",
+        "upstream_manifest_id": "week06-seed-manifest-001",
+        "expected_input_count": 3,
+        "current_output_count": 0,
+        "gap_reason": "missing_partition",
+        "proposed_action": "backfill_partition",
+        "idempotency_guard": "ticket_id + partition_key",
+        "operator": "student-devbox",
+        "target_assets": [RAW, SILVER],
+        "report_path": "reports/week06/backfill/backfill_plan_2026-04-17.json",
+    }
+    assert {k: saved[k] for k in expected} == expected
+    (entry,) = saved["partitions"]
+    assert {k: entry[k] for k in expected} == expected
+    for impact in (saved["downstream_impact"], entry["downstream_impact"]):
+        assert "week07/retrieval_index" in impact
+        assert "week08/eval_metrics" in impact
+    assert saved["action"] == "backfill"
+    assert saved["project"] == "omnisupport"
+    assert saved["created_at"] == "2026-12-01T12:00:00Z"
+    assert saved["gap_summary"] == {"missing_partition": 1}
+    assert [g["asset"] for g in entry["asset_gaps"]] == [RAW, SILVER]
+    assert sorted(saved["state"]) == [f"{RAW}|{GAP_DAY}", f"{SILVER}|{GAP_DAY}"]
+    # the saved file is the document, and it reads back to the same document
+    assert saved == document.to_dict()
+    assert read_plan(path) == document
+
+
+def test_the_plan_validates_against_the_published_schema(april_project: Project) -> None:
+    _, path = dry_run(april_project, [GAP_DAY])
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert [e.message for e in validator.iter_errors(saved)] == []
+
+    # the schema is not vacuous: it refuses a plan that lost a seed field or has a bad id
+    broken = {k: v for k, v in saved.items() if k != "upstream_manifest_id"}
+    assert not validator.is_valid(broken)
+    assert not validator.is_valid({**saved, "plan_id": "plan-XYZ"})
+    assert not validator.is_valid({**saved, "created_at": "yesterday"})
+
+
+def test_the_plan_id_is_deterministic(april_project: Project) -> None:
+    first, _ = dry_run(april_project, [GAP_DAY])
+    again, _ = dry_run(april_project, [GAP_DAY])
+    next_year = FixedClock(NOW.replace(year=2027))
+    later, _ = dry_run(load_project(april_project.root, environ={}, clock=next_year), [GAP_DAY])
+
+    assert first.plan_id == again.plan_id == later.plan_id
+    assert first.state_fingerprint == again.state_fingerprint == later.state_fingerprint
+    assert later.created_at != first.created_at
+
+    other_request, _ = dry_run(april_project, [GAP_DAY], operator="someone-else")
+    assert other_request.plan_id != first.plan_id
+    assert other_request.state_fingerprint == first.state_fingerprint
+
+    materialize(april_project, [GAP_DAY], [RAW])  # the state moves
+    moved, _ = dry_run(april_project, [GAP_DAY])
+    assert moved.state_fingerprint != first.state_fingerprint
+    assert moved.plan_id != first.plan_id
+
+
+def test_a_window_plan_recomputes_only_the_gap_day(april_project: Project) -> None:
+    keys = april_project.scheme.key_range("2026-04-14", "2026-04-20")
+    before = snapshot(april_project)
+
+    document, path = dry_run(april_project, keys)
+
+    assert path == april_project.plan_dir / "backfill_plan_2026-04-14_2026-04-20.json"
+    assert (
+        document.report_path == "reports/week06/backfill/backfill_plan_2026-04-14_2026-04-20.json"
+    )
+    assert document.work == [(RAW, GAP_DAY), (SILVER, GAP_DAY)]
+    assert [e.partition_key for e in document.partitions] == keys
+    gap_days = [e.partition_key for e in document.partitions if e.gap_reason is not None]
+    assert gap_days == [GAP_DAY]
+    assert document.partition_key == "2026-04-14..2026-04-20"
+    assert document.window_start == "2026-04-14T00:00:00+00:00"
+    assert document.window_end == "2026-04-20T23:59:59.999999+00:00"
+    assert document.expected_input_count == 7 + 5 + 5 + 3 + 12 + 11 + 12
+    assert document.current_output_count == 7 + 5 + 5 + 0 + 12 + 11 + 12
+    assert document.gap_summary == {"missing_partition": 1}
+    assert document.target_assets == [RAW, SILVER]
+    after = snapshot(april_project)
+    assert after["store"] == before["store"]
+    assert set(after["reports"]) - set(before["reports"]) == {
+        "backfill/backfill_plan_2026-04-14_2026-04-20.json"
+    }
