@@ -7,62 +7,29 @@ shows the traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from backfiller import __version__
 from backfiller.actions.apply import apply_plan
 from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
 from backfiller.planning.planner import request_for
-from backfiller.project import Project, load_project
+from backfiller.project import Project
 
+from .context import Context, _keys, make_console
+from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .render import finish_run, print_gaps, print_plan, print_status
 
 SEED_HINT = (
     "Expected input is 0: first confirm that the seed data really has records for {key} "
     "(and that the manifest declares them)."
 )
-
-
-@dataclass
-class Context:
-    project_dir: Path
-    console: Console
-    debug: bool
-
-    def project(self) -> Project:
-        return load_project(self.project_dir, environ=os.environ)
-
-
-def _keys(
-    project: Project,
-    partition: str | None,
-    start: str | None,
-    end: str | None,
-) -> list[str]:
-    now = project.clock()
-    if partition and (start or end):
-        raise BadInputError("Pass --partition or --start/--end, not both")
-    if partition:
-        return [project.scheme.parse(partition, now=now)]
-    if start or end:
-        if not (start and end):
-            raise BadInputError("--start and --end go together", hint="pass both")
-        project.scheme.parse(start, now=now)
-        project.scheme.parse(end, now=now)
-        return project.scheme.key_range(start, end)
-    if project.config.default_partition:
-        return [project.scheme.parse(project.config.default_partition, now=now)]
-    raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +46,7 @@ def _keys(
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path, debug: bool) -> None:
     """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
-    ctx.obj = Context(project_dir, Console(highlight=False, soft_wrap=False), debug)
+    ctx.obj = Context(project_dir, make_console(), debug)
 
 
 @cli.command()
@@ -190,21 +157,15 @@ def demo(obj: Context, target: Path | None) -> None:
     run_demo(folder, obj.console)
 
 
-def _register_recovery() -> None:
-    from .recovery import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_register_recovery()
+for _command in RECOVERY_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (the one error boundary)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    err = Console(stderr=True, highlight=False)
+    err = make_console(stderr=True)
     try:
         cli.main(args=args, prog_name="backfiller", standalone_mode=False)
     except BackfillerError as exc:

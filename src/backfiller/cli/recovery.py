@@ -7,7 +7,7 @@ import click
 from backfiller.actions.recovery import replay, rerun, restore, resume, retry
 from backfiller.errors import BadInputError
 
-from .main import Context, _keys
+from .context import Context, _keys
 from .render import finish_run, print_run
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
@@ -48,7 +48,7 @@ def rerun_cmd(
     """Recompute named partitions as a new run of the same definition (checks always run)."""
     override = _override(override_protected, reason)
     project = obj.project()
-    if not (partition or start):
+    if partition is None and start is None:
         raise BadInputError("rerun needs --partition K or --start K --end K")
     keys = _keys(project, partition, start, end)
     project.graph.get(asset)

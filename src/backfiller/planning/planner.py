@@ -87,6 +87,11 @@ def read_plan(path: Path) -> PlanDocument:
         ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PlanFileError(f"Plan file {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise PlanFileError(
+            f"Cannot read plan file {path}: {exc.strerror or exc}",
+            hint="pass the path of a plan JSON file",
+        ) from exc
     problems = validation_problems("backfill_plan", raw)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
@@ -101,17 +106,53 @@ def read_plan(path: Path) -> PlanDocument:
 
 
 def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) -> None:
-    """Raise :class:`StalePlanError` naming what changed if the state moved since the plan."""
-    targets = [tuple(name.split("|", 1)) for name in document.state]
-    observations = observe(project, reader, [(a, k) for a, k in targets])
-    if state_fingerprint(observations) == document.state_fingerprint:
-        return
-    changes = state_differences(document.state, observations)
-    listing = "\n".join(f"  - {c}" for c in changes) or "  - (the state fingerprint differs)"
-    raise StalePlanError(
-        f"Plan {document.plan_id} is stale: the state changed since it was made:\n{listing}",
-        hint="review the changes, then make a new plan with 'backfiller plan ... --mode dry-run'",
+    """Refuse a plan that is not exactly what its own request produces, or whose state moved.
+
+    First the plan file itself: every key and asset must be valid, and rebuilding the plan from
+    its request over the state it recorded must give the same plan (an edited file does not);
+    then the live state: if its fingerprint differs, :class:`StalePlanError` names what changed.
+    """
+    targets: list[tuple[str, str]] = []
+    for name in document.state:
+        asset, sep, key = name.partition("|")
+        if not sep or asset not in project.graph:
+            raise PlanFileError(
+                f"Plan {document.plan_id}: state entry {name!r} names no (asset, partition)",
+                hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+            )
+        project.scheme.parse(key)
+        targets.append((asset, key))
+    for entry in document.partitions:
+        project.scheme.parse(entry.partition_key)
+        for asset in entry.target_assets:
+            project.graph.get(asset)
+    observations = observe(project, reader, targets)
+    if state_fingerprint(observations) != document.state_fingerprint:
+        changes = state_differences(document.state, observations)
+        listing = "\n".join(f"  - {c}" for c in changes) or "  - (the state fingerprint differs)"
+        raise StalePlanError(
+            f"Plan {document.plan_id} is stale: the state changed since it was made:\n{listing}",
+            hint="review the changes, then make a new plan with 'backfiller plan ... "
+            "--mode dry-run'",
+        )
+    request = PlanRequest(
+        keys=[e.partition_key for e in document.partitions],
+        mode=document.mode,
+        operator=document.operator,
+        reason=document.reason,
+        include_materialized=document.include_materialized,
     )
+    rebuilt = make_plan(project, reader, request)
+    ignore = {"created_at"}
+    saved = {k: v for k, v in document.to_dict().items() if k not in ignore}
+    again = {k: v for k, v in rebuilt.to_dict().items() if k not in ignore}
+    if saved != again:
+        fields = sorted(k for k in saved if saved.get(k) != again.get(k))
+        raise PlanFileError(
+            f"Plan file for {document.plan_id} does not match what its own request produces "
+            f"(differs in: {', '.join(fields)}); it was edited or made by another project",
+            hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+        )
 
 
 def request_for(
