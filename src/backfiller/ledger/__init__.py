@@ -1,5 +1,7 @@
 """The ledger: the durable state of every (asset, partition), plans and runs."""
 
+from backfiller.ledger.audit import CheckRecord, EvidenceRecord, HoldRecord
+from backfiller.ledger.leases import LeaseConflict
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
 from backfiller.ledger.records import (
     AttemptRecord,
@@ -9,12 +11,15 @@ from backfiller.ledger.records import (
     Protection,
     RunRecord,
 )
-from backfiller.ledger.sqlite import LeaseConflict, SqliteLedger, open_reader
+from backfiller.ledger.sqlite import SqliteLedger, open_reader
 from backfiller.ledger.states import PartitionStatus, RunState, Verb
 
 __all__ = [
     "AttemptRecord",
+    "CheckRecord",
     "EmptyLedger",
+    "EvidenceRecord",
+    "HoldRecord",
     "Lease",
     "LeaseConflict",
     "LedgerReader",

@@ -116,4 +116,58 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        "check results, holds, evidence index",
+        """
+        CREATE TABLE check_results (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT,
+            asset TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            check_name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            blocking INTEGER NOT NULL,
+            expected TEXT,
+            actual TEXT,
+            sample TEXT NOT NULL DEFAULT '[]',
+            on_staged INTEGER NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX check_results_by_partition ON check_results (asset, partition_key);
+        CREATE INDEX check_results_by_run ON check_results (run_id);
+        CREATE TABLE holds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            target TEXT NOT NULL,
+            partition_key TEXT NOT NULL,
+            external INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            cause_asset TEXT NOT NULL,
+            cause_partition TEXT NOT NULL,
+            cause_run_id TEXT,
+            placed_at TEXT NOT NULL,
+            released_at TEXT,
+            released_by TEXT,
+            release_reason TEXT,
+            forced INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX holds_open ON holds (target, partition_key, released_at);
+        ALTER TABLE attempts ADD COLUMN rows_before INTEGER;
+        ALTER TABLE attempts ADD COLUMN version_before INTEGER;
+        ALTER TABLE attempts ADD COLUMN fingerprint_before TEXT;
+        ALTER TABLE attempts ADD COLUMN fingerprint TEXT;
+        CREATE TABLE evidence (
+            seq INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            prev_sha256 TEXT,
+            written_at TEXT NOT NULL
+        );
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -98,6 +98,10 @@ class AttemptRecord:
     ended_at: str | None
     rows_written: int | None
     data_version: int | None
+    rows_before: int | None = None
+    version_before: int | None = None
+    fingerprint_before: str | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

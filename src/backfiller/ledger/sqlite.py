@@ -10,23 +10,18 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError
+from backfiller.ledger.audit import AuditMixin
+from backfiller.ledger.leases import LeaseConflict, LeaseMixin
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
-from backfiller.ledger.records import (
-    AttemptRecord,
-    Lease,
-    PartitionRecord,
-    PlanRecord,
-    Protection,
-    RunRecord,
-)
+from backfiller.ledger.records import AttemptRecord, PartitionRecord, PlanRecord, RunRecord
 from backfiller.ledger.states import PartitionStatus, RunState, Verb
 
 __all__ = ["LeaseConflict", "SqliteLedger", "open_reader"]
@@ -80,6 +75,10 @@ def _attempt(row: sqlite3.Row) -> AttemptRecord:
         ended_at=row["ended_at"],
         rows_written=row["rows_written"],
         data_version=row["data_version"],
+        rows_before=row["rows_before"],
+        version_before=row["version_before"],
+        fingerprint_before=row["fingerprint_before"],
+        fingerprint=row["fingerprint"],
     )
 
 
@@ -180,134 +179,7 @@ def open_reader(path: Path) -> LedgerReader:
     return _ReadOnlyLedger(path)
 
 
-class LeaseConflict(Exception):
-    """Internal: another holder has a live lease (carries it)."""
-
-    def __init__(self, lease: Lease) -> None:
-        super().__init__(lease.holder)
-        self.lease = lease
-
-
-def _lease(row: sqlite3.Row) -> Lease:
-    return Lease(
-        asset=row["asset"],
-        partition_key=row["partition_key"],
-        holder=row["holder"],
-        plan_id=row["plan_id"],
-        run_id=row["run_id"],
-        token=row["token"],
-        acquired_at=row["acquired_at"],
-        expires_at=row["expires_at"],
-    )
-
-
-class LeaseMixin:
-    """Leases, protections and overrides, on the writer's connection."""
-
-    _conn: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # SqliteLedger's
-        raise NotImplementedError
-
-    def _now(self) -> str:  # provided by SqliteLedger
-        raise NotImplementedError
-
-    def _clock_now(self) -> datetime:
-        raise NotImplementedError
-
-    def acquire_lease(
-        self,
-        asset: str,
-        key: str,
-        *,
-        holder: str,
-        plan_id: str | None,
-        run_id: str,
-        ttl_seconds: float,
-    ) -> Lease:
-        """Take the lease, or raise :class:`LeaseConflict` if another run holds a live one.
-        An expired lease is taken over with a new fencing token."""
-        now = self._clock_now()
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
-            ).fetchone()
-            if (
-                row is not None
-                and row["holder"] is not None
-                and row["run_id"] != run_id
-                and datetime.fromisoformat(row["expires_at"]) > now
-            ):
-                raise LeaseConflict(_lease(row))
-            token = (row["token"] if row else 0) + 1
-            expires = (now + timedelta(seconds=ttl_seconds)).isoformat()
-            conn.execute(
-                "INSERT INTO leases (asset, partition_key, holder, plan_id, run_id, token,"
-                " acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (asset, partition_key) DO UPDATE SET holder = excluded.holder,"
-                " plan_id = excluded.plan_id, run_id = excluded.run_id, token = excluded.token,"
-                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
-                (asset, key, holder, plan_id, run_id, token, now.isoformat(), expires),
-            )
-        return Lease(asset, key, holder, plan_id, run_id, token, now.isoformat(), expires)
-
-    def lease_is_current(self, lease: Lease) -> bool:
-        """Fencing: whether ``lease`` is still the newest token for its partition."""
-        row = self._conn.execute(
-            "SELECT token, run_id, holder FROM leases WHERE asset = ? AND partition_key = ?",
-            (lease.asset, lease.partition_key),
-        ).fetchone()
-        return row is not None and int(row["token"]) == lease.token and row["holder"] is not None
-
-    def release_lease(self, lease: Lease) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE leases SET holder = NULL, expires_at = NULL"
-                " WHERE asset = ? AND partition_key = ? AND token = ?",
-                (lease.asset, lease.partition_key, lease.token),
-            )
-
-    def leases(self) -> list[Lease]:
-        rows = self._conn.execute(
-            "SELECT * FROM leases WHERE holder IS NOT NULL ORDER BY asset, partition_key"
-        ).fetchall()
-        return [_lease(r) for r in rows]
-
-    def protect(self, asset: str, key: str, *, reason: str, operator: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO protections VALUES (?, ?, ?, ?, ?)",
-                (asset, key, reason, operator, self._now()),
-            )
-
-    def unprotect(self, asset: str, key: str) -> bool:
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "DELETE FROM protections WHERE asset = ? AND partition_key = ?", (asset, key)
-            )
-            return cur.rowcount > 0
-
-    def protection(self, asset: str, key: str) -> Protection | None:
-        row = self._conn.execute(
-            "SELECT * FROM protections WHERE asset = ? AND partition_key = ?", (asset, key)
-        ).fetchone()
-        return Protection(**dict(row)) if row else None
-
-    def record_override(
-        self, *, run_id: str | None, asset: str, key: str, reason: str, operator: str
-    ) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO overrides (at, run_id, asset, partition_key, reason, operator)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (self._now(), run_id, asset, key, reason, operator),
-            )
-
-    def overrides(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn.execute("SELECT * FROM overrides ORDER BY id")]
-
-
-class SqliteLedger(LeaseMixin, _SqliteReader):
+class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
     """The ledger writer. Thread-safe: one connection, writes serialised by a lock."""
 
     def __init__(self, path: Path, *, clock: Clock = system_clock) -> None:
@@ -445,6 +317,11 @@ class SqliteLedger(LeaseMixin, _SqliteReader):
         self, asset: str, key: str, *, run_id: str, attempt: int, operator: str
     ) -> PartitionStatus:
         with self.transaction() as conn:
+            before = conn.execute(
+                "SELECT data_version, row_count, fingerprint FROM partitions"
+                " WHERE asset = ? AND partition_key = ?",
+                (asset, key),
+            ).fetchone()
             status = self._transition(
                 conn,
                 Verb.START,
@@ -458,8 +335,18 @@ class SqliteLedger(LeaseMixin, _SqliteReader):
             )
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
-                " started_at) VALUES (?, ?, ?, ?, 'running', ?)",
-                (run_id, asset, key, attempt, self._now()),
+                " started_at, version_before, rows_before, fingerprint_before)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    asset,
+                    key,
+                    attempt,
+                    self._now(),
+                    before["data_version"] if before else None,
+                    before["row_count"] if before else None,
+                    before["fingerprint"] if before else None,
+                ),
             )
             return status
 
@@ -496,6 +383,11 @@ class SqliteLedger(LeaseMixin, _SqliteReader):
             )
             self._end_attempt(
                 conn, run_id, asset, key, attempt, "succeeded", None, False, row_count, data_version
+            )
+            conn.execute(
+                "UPDATE attempts SET fingerprint = ?"
+                " WHERE run_id = ? AND asset = ? AND partition_key = ? AND attempt = ?",
+                (fingerprint, run_id, asset, key, attempt),
             )
             return status
 
