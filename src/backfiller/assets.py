@@ -22,6 +22,7 @@ from backfiller.partitions import PartitionScheme, StaticScheme, TimeWindowSchem
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from backfiller.checks.model import Check
     from backfiller.manifests import Manifest, ManifestPartition
 
 __all__ = [
@@ -194,6 +195,7 @@ class Asset:
     uses_manifest: bool = False
     columns: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    checks: tuple[Check, ...] = ()
 
     def __post_init__(self) -> None:
         if not _ASSET_KEY.match(self.key):
@@ -203,6 +205,9 @@ class Asset:
             )
         if (self.compute is None) == (self.sql is None):
             raise GraphError(f"Asset {self.key!r} needs exactly one of a function or SQL")
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise GraphError(f"Asset {self.key!r} declares two checks with the same name")
         if not self.idempotency_key:
             raise GraphError(
                 f"Asset {self.key!r} declares no idempotency key",
@@ -233,6 +238,7 @@ def asset(
     expects_manifest_count: bool = False,
     uses_manifest: bool = False,
     columns: Mapping[str, str] | None = None,
+    checks: Iterable[Check] = (),
 ) -> Callable[[ComputeFn], Asset]:
     """Declare a Python asset; the function gets an :class:`AssetContext` and returns
     Arrow-compatible data (a pyarrow Table, a polars or pandas frame, a DuckDB relation, or a
@@ -250,6 +256,7 @@ def asset(
             uses_manifest=uses_manifest,
             columns=dict(columns or {}),
             description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+            checks=tuple(checks),
         )
 
     return wrap
@@ -266,6 +273,7 @@ def sql_asset(
     expects_manifest_count: bool = False,
     columns: Mapping[str, str] | None = None,
     description: str = "",
+    checks: Iterable[Check] = (),
 ) -> Asset:
     """Declare a DuckDB SQL asset. Upstream assets are tables named by their keys (quote them:
     ``"week06/ingestion/raw"``); ``$window_start``, ``$window_end`` and ``$partition_key`` are
@@ -280,6 +288,7 @@ def sql_asset(
         expects_manifest_count=expects_manifest_count,
         columns=dict(columns or {}),
         description=description,
+        checks=tuple(checks),
     )
 
 

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from backfiller.actions.faults import crash_point
 from backfiller.assets import Asset, AssetContext
+from backfiller.checks.audit import audit
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
 from backfiller.ledger import Lease, LeaseConflict, PartitionStatus, RunState, SqliteLedger
@@ -35,8 +36,6 @@ from backfiller.store import CommitInfo
 from backfiller.store.delta import PARTITION_COLUMN
 
 __all__ = ["RunResult", "StepOutcome", "StepResult", "execute"]
-
-CheckHook = Callable[[Asset, str, pa.Table], list[str]]
 
 
 class StepOutcome(Enum):
@@ -140,7 +139,7 @@ class Runner:
     plan_id: str | None
     operator: str
     action: str
-    check_hook: CheckHook | None = None
+    forced_failures: frozenset[tuple[str, str, str]] = frozenset()
     lease_ttl: float = 600.0
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
@@ -260,28 +259,27 @@ class Runner:
             else:
                 staged = enforce_guard(asset, self.compute(asset, key))
                 crash_point("after_compute")
-                if self.check_hook is not None:
-                    failures = self.check_hook(asset, key, staged)
-                    if failures:
-                        message = "; ".join(failures)
-                        ledger.fail(
-                            asset.key,
-                            key,
-                            run_id=self.run_id,
-                            attempt=attempt,
-                            operator=self.operator,
-                            error=message,
-                            transient=False,
-                            checks=True,
-                        )
-                        return StepResult(
-                            asset.key,
-                            key,
-                            StepOutcome.CHECK_FAILED,
-                            rows=staged.num_rows,
-                            rows_before=rows_before,
-                            error=message,
-                        )
+                failures = self._audit(asset, key, staged)
+                if failures:
+                    message = "; ".join(failures)
+                    ledger.fail(
+                        asset.key,
+                        key,
+                        run_id=self.run_id,
+                        attempt=attempt,
+                        operator=self.operator,
+                        error=message,
+                        transient=False,
+                        checks=True,
+                    )
+                    return StepResult(
+                        asset.key,
+                        key,
+                        StepOutcome.CHECK_FAILED,
+                        rows=staged.num_rows,
+                        rows_before=rows_before,
+                        error=message,
+                    )
                 if not ledger.lease_is_current(lease):
                     raise StepError(
                         f"{asset.key} {key}: the lease (token {lease.token}) was taken over by "
@@ -316,6 +314,35 @@ class Runner:
             return StepResult(
                 asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
             )
+
+    def _audit(self, asset: Asset, key: str, staged: pa.Table) -> list[str]:
+        """Run the asset's checks on the staged rows, record every result, and return the
+        blocking failures (an empty list: publish)."""
+        declared = self.project.manifests.for_partition(key)
+        results = audit(
+            asset,
+            key,
+            staged,
+            window=self.project.scheme.window(key),
+            expected_count=declared[1].expected_record_count if declared else None,
+            read_upstream=self._read_upstream(asset, key),
+            forced_failures=self.forced_failures,
+        )
+        for r in results:
+            self.ledger.record_check(
+                run_id=self.run_id,
+                asset=asset.key,
+                key=key,
+                check_name=r.name,
+                status=r.status.value,
+                severity=r.severity.value,
+                blocking=r.blocking,
+                expected=r.expected,
+                actual=r.actual,
+                sample=r.sample,
+                on_staged=True,
+            )
+        return [r.describe() for r in results if r.blocking]
 
     def _commit(self, app_id: str, key: str, attempt: int) -> CommitInfo:
         declared = self.project.manifests.for_partition(key)
@@ -422,7 +449,7 @@ def execute(
     reason: str | None = None,
     arguments: dict[str, Any] | None = None,
     run_id: str | None = None,
-    check_hook: CheckHook | None = None,
+    forced_failures: frozenset[tuple[str, str, str]] = frozenset(),
     on_step: Callable[[StepResult], None] | None = None,
     override_reason: str | None = None,
     lease_ttl: float = 600.0,
@@ -456,7 +483,16 @@ def execute(
             arguments={**(arguments or {}), "steps": [list(x) for x in _ordered(project, steps)]},
             parent_run_id=parent_run_id,
         )
-    runner = Runner(project, ledger, run_id, plan_id, operator, action, check_hook, lease_ttl)
+    runner = Runner(
+        project,
+        ledger,
+        run_id,
+        plan_id,
+        operator,
+        action,
+        forced_failures=forced_failures,
+        lease_ttl=lease_ttl,
+    )
     result = RunResult(run_id, plan_id)
     failed: set[tuple[str, str]] = set()
     graph = project.graph

@@ -15,9 +15,21 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 
 from backfiller import AssetContext, asset, sql_asset
+from backfiller.checks import (
+    accepted_values,
+    in_window,
+    not_null,
+    reconciles_with,
+    row_count_matches_manifest,
+    schema_matches,
+    unique_key,
+)
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
+
+CHANNELS = ("email", "chat", "phone", "web_form", "social")
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 RAW_SCHEMA = pa.schema(
     [
@@ -44,6 +56,14 @@ RAW_SCHEMA = pa.schema(
     deduplicate=True,
     expects_manifest_count=True,
     uses_manifest=True,
+    checks=[
+        row_count_matches_manifest(),
+        unique_key(),
+        not_null("ticket_id", "event_time", "customer_id"),
+        accepted_values("channel", CHANNELS),
+        accepted_values("priority", PRIORITIES),
+        in_window("event_time"),
+    ],
 )
 def raw_ticket_events(context: AssetContext) -> pa.Table:
     """Ticket events of one day, exactly as the manifest declares them."""
@@ -88,4 +108,17 @@ ticket_facts = sql_asset(
     idempotency_key=("ticket_id", "partition_key"),
     expects_manifest_count=True,
     description="Typed, deduplicated ticket facts of one day.",
+    checks=[
+        unique_key(),
+        in_window("event_time"),
+        reconciles_with(RAW, upstream_expr="count(DISTINCT ticket_id)"),
+        schema_matches(
+            {
+                "ticket_id": "string",
+                "event_time": "timestamp[us, tz=UTC]",
+                "priority_rank": "int32",
+            }
+        ),
+        row_count_matches_manifest(severity="warn"),
+    ],
 )
