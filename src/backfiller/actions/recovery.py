@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute, new_run_id
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
-from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
+from backfiller.holds import place_holds
+from backfiller.ledger import RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.reports import write_partition_report
@@ -301,18 +302,8 @@ def restore(
             "idempotency_guard": project.graph.get(asset).idempotency_guard,
         },
     )
-    stale: list[tuple[str, str]] = []
-    for down, down_key in project.graph.downstream_closure([(asset, key)], include_targets=False):
-        rec = ledger.partition(down, down_key)
-        if rec is not None and rec.status is PartitionStatus.MATERIALIZED:
-            ledger.mark_stale(
-                down,
-                down_key,
-                run_id=run_id,
-                operator=operator,
-                reason=f"{asset} {key} restored to version {to_version}",
-            )
-            stale.append((down, down_key))
+    placed = place_holds(project, ledger, run_id=run_id, operator=operator, changed=[(asset, key)])
+    stale = [(t, k) for t, k, external in placed if not external]
     result = RunResult(
         run_id,
         None,

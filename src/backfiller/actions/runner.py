@@ -28,6 +28,7 @@ from backfiller.assets import Asset, AssetContext
 from backfiller.checks.audit import audit
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
+from backfiller.holds import place_holds
 from backfiller.ledger import Lease, LeaseConflict, PartitionStatus, RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
@@ -523,6 +524,22 @@ def execute(
         result.steps.append(step)
         if on_step is not None:
             on_step(step)
+    published = [
+        (s.asset, s.partition_key) for s in result.steps if s.outcome is StepOutcome.PUBLISHED
+    ]
+    place_holds(
+        project,
+        ledger,
+        run_id=run_id,
+        operator=operator,
+        changed=published,
+        failed_checks=[
+            (s.asset, s.partition_key)
+            for s in result.steps
+            if s.outcome is StepOutcome.CHECK_FAILED
+        ],
+        recomputed=published,
+    )
     errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
     ledger.finish_run(run_id, result.state, "; ".join(errors)[:2000] or None)
     return result

@@ -23,6 +23,7 @@ from backfiller.planning.planner import request_for
 from backfiller.project import Project
 
 from .context import Context, _keys, make_console
+from .holds import COMMANDS as HOLD_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .render import finish_run, print_gaps, print_plan, print_status
 
@@ -157,7 +158,7 @@ def demo(obj: Context, target: Path | None) -> None:
     run_demo(folder, obj.console)
 
 
-for _command in RECOVERY_COMMANDS:
+for _command in [*RECOVERY_COMMANDS, *HOLD_COMMANDS]:
     cli.add_command(_command)
 
 
@@ -167,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     err = make_console(stderr=True)
     try:
-        cli.main(args=args, prog_name="backfiller", standalone_mode=False)
+        code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except BackfillerError as exc:
         if debug:
             traceback.print_exc()

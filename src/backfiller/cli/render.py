@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import date
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from backfiller.actions import RunResult, StepOutcome
@@ -14,6 +15,12 @@ from backfiller.errors import ChecksFailedError, RunFailedError
 from backfiller.ledger import LedgerReader, PartitionStatus, RunState
 from backfiller.planning import Gap, PlanDocument
 from backfiller.project import Project
+
+
+def add_row(table: Table, *cells: object) -> None:
+    """Cells are data, not markup: '[us, tz=UTC]' must print as it is."""
+    table.add_row(*(escape(str(c)) for c in cells))
+
 
 GRID_MARKS = {
     "materialized": ("█", "green"),
@@ -93,7 +100,8 @@ def print_gaps(console: Console, gaps: list[Gap]) -> None:
     ):
         table.add_column(col, overflow="fold")
     for g in gaps:
-        table.add_row(
+        add_row(
+            table,
             g.asset,
             g.partition_key,
             g.reason.value,
@@ -134,9 +142,9 @@ def print_plan(console: Console, document: PlanDocument) -> None:
         value = data[name]
         if isinstance(value, list):
             value = "\n".join(value) or "(none)"
-        table.add_row(name, "null" if value is None else str(value))
-    table.add_row("plan_id", document.plan_id)
-    table.add_row("state_fingerprint", document.state_fingerprint[:16] + "…")
+        add_row(table, name, "null" if value is None else str(value))
+    add_row(table, "plan_id", document.plan_id)
+    add_row(table, "state_fingerprint", document.state_fingerprint[:16] + "…")
     console.print(table)
     if len(document.partitions) > 1:
         console.print(
@@ -150,7 +158,8 @@ def print_run(console: Console, result: RunResult) -> None:
     for col in ("asset", "partition", "outcome", "rows before", "rows", "version", "error"):
         table.add_column(col, overflow="fold")
     for s in result.steps:
-        table.add_row(
+        add_row(
+            table,
             s.asset,
             s.partition_key,
             s.outcome.value,

@@ -1,0 +1,191 @@
+"""Holds: downstream consumers wait until the upstream checks passed and evidence exists.
+
+When a run re-publishes (or restores) a partition, or its checks fail, every downstream
+partition that consumed it — through the graph and its mappings — becomes stale and held, and so
+do the external consumers declared in ``[downstream] consumers`` (they read the graph's leaf
+assets). ``release`` lifts only holds whose cause passed its checks and has evidence; tools
+outside backfiller obey holds through ``backfiller ready`` or ``<report_dir>/holds.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from backfiller.atomic import atomic_write_text
+from backfiller.ledger import HoldRecord, PartitionStatus, SqliteLedger
+from backfiller.project import Project
+
+__all__ = ["Release", "holds_file", "is_ready", "place_holds", "release", "write_holds_file"]
+
+HOLDS_FILE_VERSION = 1
+
+
+def holds_file(project: Project) -> Path:
+    return project.config.report_dir / "holds.json"
+
+
+def place_holds(
+    project: Project,
+    ledger: SqliteLedger,
+    *,
+    run_id: str,
+    operator: str,
+    changed: Iterable[tuple[str, str]],
+    failed_checks: Iterable[tuple[str, str]] = (),
+    recomputed: Iterable[tuple[str, str]] = (),
+) -> list[tuple[str, str, bool]]:
+    """Hold what depends on ``changed`` (re-published) and ``failed_checks`` partitions.
+
+    Downstream partitions recomputed in the same run are not stale (they consumed the new
+    version) but are still held until release, like the external consumers. Returns the
+    (target, partition, external) holds placed.
+    """
+    graph = project.graph
+    done = set(recomputed)
+    consumers = project.config.downstream_consumers
+    leaves = {a for a in graph.keys if not graph.downstream_of(a)}
+    placed: list[tuple[str, str, bool]] = []
+    causes = [(c, "republished") for c in changed] + [(c, "checks failed") for c in failed_checks]
+    for (asset, key), why in causes:
+        reason = f"{asset} {key} {why} in run {run_id}"
+        closure = graph.downstream_closure([(asset, key)], include_targets=False)
+        for down, down_key in closure:
+            record = ledger.partition(down, down_key)
+            if (
+                (down, down_key) not in done
+                and record is not None
+                and (record.status is PartitionStatus.MATERIALIZED)
+            ):
+                ledger.mark_stale(down, down_key, run_id=run_id, operator=operator, reason=reason)
+            if ledger.place_hold(
+                target=down,
+                key=down_key,
+                external=False,
+                reason=reason,
+                cause_asset=asset,
+                cause_partition=key,
+                cause_run_id=run_id,
+            ):
+                placed.append((down, down_key, False))
+        for leaf, leaf_key in [(asset, key), *closure]:
+            if leaf not in leaves:
+                continue
+            for consumer in consumers:
+                if ledger.place_hold(
+                    target=consumer,
+                    key=leaf_key,
+                    external=True,
+                    reason=reason,
+                    cause_asset=asset,
+                    cause_partition=key,
+                    cause_run_id=run_id,
+                ):
+                    placed.append((consumer, leaf_key, True))
+    write_holds_file(project, ledger)
+    return placed
+
+
+def missing_for_release(project: Project, ledger: SqliteLedger, hold: HoldRecord) -> list[str]:
+    """What must still happen before ``hold`` may be released (empty: it may)."""
+    missing: list[str] = []
+    cause = ledger.partition(hold.cause_asset, hold.cause_partition)
+    label = f"{hold.cause_asset} {hold.cause_partition}"
+    if cause is None or cause.status is not PartitionStatus.MATERIALIZED:
+        state = cause.status.value if cause else "not materialized"
+        missing.append(f"{label} is {state}; its checks must pass (rerun it after a fix)")
+    else:
+        run = cause.last_run_id
+        results = ledger.check_results(run_id=run, asset=hold.cause_asset, key=hold.cause_partition)
+        if project.graph.get(hold.cause_asset).checks and not results:
+            missing.append(f"{label} has no check results from run {run}")
+        blocking = [r.check_name for r in results if r.blocking]
+        if blocking:
+            missing.append(f"{label}: blocking checks failed: {', '.join(blocking)}")
+        for evidence_run in {hold.cause_run_id, run} - {None}:
+            assert evidence_run is not None
+            if ledger.evidence_for(evidence_run) is None:
+                missing.append(f"run {evidence_run} has no evidence yet")
+    if not hold.external:
+        target = ledger.partition(hold.target, hold.partition_key)
+        if target is None or target.status is not PartitionStatus.MATERIALIZED:
+            state = target.status.value if target else "missing"
+            missing.append(
+                f"{hold.target} {hold.partition_key} is {state}: rerun it "
+                f"('backfiller rerun --asset {hold.target} --partition {hold.partition_key}')"
+            )
+    return missing
+
+
+@dataclass(frozen=True)
+class Release:
+    released: list[HoldRecord]
+    blocked: list[tuple[HoldRecord, list[str]]]
+
+
+def release(
+    project: Project,
+    ledger: SqliteLedger,
+    *,
+    operator: str,
+    run_id: str | None = None,
+    targets: Iterable[tuple[str, str]] | None = None,
+    force_reason: str | None = None,
+) -> Release:
+    """Release the open holds (of one cause run, or on given targets) whose conditions hold;
+    with ``force_reason``, release them all and record why."""
+    wanted = set(targets) if targets is not None else None
+    released: list[HoldRecord] = []
+    blocked: list[tuple[HoldRecord, list[str]]] = []
+    for hold in ledger.holds():
+        if run_id is not None and hold.cause_run_id != run_id:
+            continue
+        if wanted is not None and (hold.target, hold.partition_key) not in wanted:
+            continue
+        missing = missing_for_release(project, ledger, hold)
+        if missing and force_reason is None:
+            blocked.append((hold, missing))
+            continue
+        ledger.release_hold(
+            hold.id, by=operator, reason=force_reason, forced=bool(missing and force_reason)
+        )
+        released.append(hold)
+    write_holds_file(project, ledger)
+    return Release(released, blocked)
+
+
+def is_ready(project: Project, ledger: SqliteLedger, target: str, key: str) -> list[str]:
+    """Why ``target`` (an asset or an external consumer) may not consume ``key`` yet; empty
+    when it may."""
+    reasons = [h.reason for h in ledger.holds() if (h.target, h.partition_key) == (target, key)]
+    if target in project.graph:
+        record = ledger.partition(target, key)
+        if record is None or record.status is not PartitionStatus.MATERIALIZED:
+            reasons.append(f"{target} {key} is {record.status.value if record else 'missing'}")
+    return reasons
+
+
+def write_holds_file(project: Project, ledger: SqliteLedger) -> Path:
+    """The open holds as a small JSON file, for tools outside backfiller."""
+    document = {
+        "schema_version": HOLDS_FILE_VERSION,
+        "project": project.config.name,
+        "holds": [
+            {
+                "target": h.target,
+                "partition_key": h.partition_key,
+                "external": h.external,
+                "reason": h.reason,
+                "cause": {
+                    "asset": h.cause_asset,
+                    "partition_key": h.cause_partition,
+                    "run_id": h.cause_run_id,
+                },
+                "placed_at": h.placed_at,
+            }
+            for h in ledger.holds()
+        ],
+    }
+    return atomic_write_text(holds_file(project), json.dumps(document, indent=2) + "\n")
