@@ -40,6 +40,7 @@ class DeltaStore:
         self.root = Path(root)
         self._tables: dict[str, DeltaTable] = {}
         self._lock = threading.Lock()
+        self._write_locks: dict[str, threading.Lock] = {}
 
     def path(self, asset: str) -> Path:
         return self.root.joinpath(*asset.split("/"))
@@ -116,6 +117,17 @@ class DeltaStore:
             else None
         )
         props = CommitProperties(custom_metadata=metadata, app_transactions=transactions)
+        with self._lock:
+            write_lock = self._write_locks.setdefault(asset, threading.Lock())
+        # commits to one table are serialised within a process (compute, staging and checks
+        # run in parallel); other processes are handled by Delta's optimistic concurrency
+        with write_lock:
+            self._write(asset, data, keys, props)
+        return self._version_of(asset, nonce)
+
+    def _write(
+        self, asset: str, data: pa.Table, keys: Sequence[str], props: CommitProperties
+    ) -> None:
         path = self.path(asset)
         if self._table(asset) is None:
             path.mkdir(parents=True, exist_ok=True)
@@ -136,7 +148,6 @@ class DeltaStore:
                 predicate=predicate,
                 commit_properties=props,
             )
-        return self._version_of(asset, nonce)
 
     def _version_of(self, asset: str, nonce: str) -> int:
         for record in self.history(asset, limit=50):
