@@ -70,10 +70,12 @@ class RunResult:
     @property
     def state(self) -> RunState:
         outcomes = {s.outcome for s in self.steps}
-        if outcomes & {StepOutcome.FAILED, StepOutcome.SKIPPED, StepOutcome.CONFLICT}:
+        if outcomes & {StepOutcome.FAILED, StepOutcome.CONFLICT}:
             return RunState.FAILED
-        if StepOutcome.CHECK_FAILED in outcomes:
+        if StepOutcome.CHECK_FAILED in outcomes:  # steps skipped below a check failure
             return RunState.CHECKS_FAILED
+        if StepOutcome.SKIPPED in outcomes:
+            return RunState.FAILED
         return RunState.SUCCEEDED
 
     def count(self, outcome: StepOutcome) -> int:

@@ -1,0 +1,92 @@
+"""Write–audit–publish and holds on the example: a failing check keeps the old data visible,
+holds what depends on it and blocks release; a passing rerun lets release proceed."""
+
+from __future__ import annotations
+
+import json
+
+from backfiller import Project, execute
+from backfiller.holds import holds_file, is_ready, release
+from backfiller.ledger import PartitionStatus, RunState
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+KEY = "2026-04-15"
+CONSUMERS = ("week07/retrieval_index", "week08/eval_metrics")
+
+
+def _rerun(project: Project, forced: frozenset[tuple[str, str, str]] = frozenset()):
+    with project.ledger() as ledger:
+        return execute(
+            project,
+            ledger,
+            [(RAW, KEY), (SILVER, KEY)],
+            action="rerun",
+            operator="tests",
+            forced_failures=forced,
+        )
+
+
+def test_a_failing_blocking_check_keeps_old_data_and_holds_downstream(
+    april_project: Project,
+) -> None:
+    project = april_project
+    before = {a: project.store.fingerprint(a, KEY) for a in (RAW, SILVER)}
+    versions = {a: project.store.version(a) for a in (RAW, SILVER)}
+
+    result = _rerun(project, frozenset({(RAW, "idempotency_key_unique", KEY)}))
+
+    assert result.state is RunState.CHECKS_FAILED
+    assert [s.outcome.value for s in result.steps] == ["check_failed", "skipped"]
+    # the previous version stays what readers see
+    assert {a: project.store.fingerprint(a, KEY) for a in (RAW, SILVER)} == before
+    assert {a: project.store.version(a) for a in (RAW, SILVER)} == versions
+    with project.ledger() as ledger:
+        record = ledger.partition(RAW, KEY)
+        assert record is not None and record.status is PartitionStatus.CHECK_FAILED
+        assert "idempotency_key_unique" in (record.last_error or "")
+        failed = [r for r in ledger.check_results(run_id=result.run_id) if r.blocking]
+        assert [(r.check_name, r.actual) for r in failed] == [
+            ("idempotency_key_unique", "simulated failure")
+        ]
+        held = {(h.target, h.partition_key) for h in ledger.holds()}
+        assert {(SILVER, KEY), *((c, KEY) for c in CONSUMERS)} <= held
+        assert is_ready(project, ledger, CONSUMERS[0], KEY)
+        outcome = release(project, ledger, operator="tests")
+        assert outcome.released == []
+        reasons = " ".join(" ".join(m) for _, m in outcome.blocked)
+        assert f"{RAW} {KEY} is check_failed" in reasons
+    holds_doc = json.loads(holds_file(project).read_text(encoding="utf-8"))
+    assert {(h["target"], h["partition_key"]) for h in holds_doc["holds"]} == held
+
+
+def test_a_passing_rerun_can_be_released_once_evidence_exists(april_project: Project) -> None:
+    project = april_project
+    _rerun(project, frozenset({(RAW, "idempotency_key_unique", KEY)}))
+    fixed = _rerun(project)
+    assert fixed.state is RunState.SUCCEEDED
+    with project.ledger() as ledger:
+        assert ledger.partition(RAW, KEY).status is PartitionStatus.MATERIALIZED  # type: ignore[union-attr]
+        outcome = release(project, ledger, operator="tests")
+        if outcome.blocked:  # release demands evidence for the runs that caused the holds
+            missing = {m for _, ms in outcome.blocked for m in ms}
+            assert all("evidence" in m for m in missing), missing
+            for run in {h.cause_run_id for h, _ in outcome.blocked}:
+                assert run is not None
+                ledger.record_evidence(run_id=run, path="x", sha256="0" * 64, prev_sha256=None)
+            outcome = release(project, ledger, operator="tests")
+        # holds caused by the failed run are released too once their cause is fixed
+        assert outcome.blocked == []
+        assert ledger.holds() == []
+        assert is_ready(project, ledger, CONSUMERS[1], KEY) == []
+
+
+def test_forced_release_is_recorded(april_project: Project) -> None:
+    project = april_project
+    _rerun(project, frozenset({(SILVER, "in_window(event_time)", KEY)}))
+    with project.ledger() as ledger:
+        outcome = release(project, ledger, operator="ops", force_reason="incident 42 accepted")
+        assert outcome.released and not outcome.blocked
+        closed = ledger.holds(open_only=False)
+        assert all(h.released_by == "ops" for h in closed)
+        assert all(h.forced and h.release_reason == "incident 42 accepted" for h in closed)
