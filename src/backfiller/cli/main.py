@@ -24,6 +24,7 @@ from backfiller.project import Project
 
 from .context import Context, _keys, make_console
 from .holds import COMMANDS as HOLD_COMMANDS
+from .inspect import COMMANDS as INSPECT_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .render import finish_run, print_gaps, print_plan, print_status
 
@@ -158,7 +159,7 @@ def demo(obj: Context, target: Path | None) -> None:
     run_demo(folder, obj.console)
 
 
-for _command in [*RECOVERY_COMMANDS, *HOLD_COMMANDS]:
+for _command in [*RECOVERY_COMMANDS, *HOLD_COMMANDS, *INSPECT_COMMANDS]:
     cli.add_command(_command)
 
 

@@ -1,0 +1,78 @@
+"""Read-only views: runs and their attempts, a table's commit history."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from .context import Context
+from .render import add_row
+
+
+@click.command(name="runs")
+@click.option("--run", "run_id", help="Show the attempts of one run.")
+@click.pass_obj
+def runs_cmd(obj: Context, run_id: str | None) -> None:
+    """List runs (who, what, why, outcome), or the attempts of one run."""
+    project = obj.project()
+    reader = project.reader()
+    if run_id is not None:
+        table = Table(title=f"Attempts of {run_id}")
+        for col in ("asset", "partition", "attempt", "status", "transient", "rows", "error"):
+            table.add_column(col, overflow="fold")
+        for a in reader.attempts(run_id):
+            add_row(
+                table,
+                a.asset,
+                a.partition_key,
+                a.attempt,
+                a.status,
+                a.transient,
+                "-" if a.rows_written is None else a.rows_written,
+                a.error or "",
+            )
+        obj.console.print(table)
+        return
+    table = Table(title="Runs")
+    for col in ("run", "action", "state", "operator", "reason", "started", "ended"):
+        table.add_column(col, overflow="fold")
+    for r in reader.runs():
+        add_row(
+            table,
+            r.run_id,
+            r.action,
+            r.state.value,
+            r.operator,
+            r.reason or "",
+            r.started_at,
+            r.ended_at or "",
+        )
+    obj.console.print(table)
+
+
+@click.command(name="history")
+@click.option("--asset", required=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_obj
+def history_cmd(obj: Context, asset: str, limit: int) -> None:
+    """The Delta commits of an asset's table, with the run and plan behind each."""
+    project = obj.project()
+    project.graph.get(asset)
+    table = Table(title=f"History of {asset}")
+    for col in ("version", "operation", "run", "plan", "action", "partitions"):
+        table.add_column(col, overflow="fold")
+    for c in project.store.history(asset, limit=limit):
+        m = c.metadata
+        add_row(
+            table,
+            c.version,
+            c.operation,
+            m.get("backfiller.run_id", ""),
+            m.get("backfiller.plan_id", ""),
+            m.get("backfiller.action", ""),
+            m.get("backfiller.partition_keys", ""),
+        )
+    obj.console.print(table)
+
+
+COMMANDS = [runs_cmd, history_cmd]
