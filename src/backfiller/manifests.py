@@ -2,13 +2,21 @@
 
 A manifest is JSON validated against ``contracts/manifest/manifest.schema.json`` (generated from
 :class:`Manifest`). Every problem is named in one message; nothing is written on refusal.
+
+A manifest file in the manifests folder that fails validation stops every command that loads
+the project. A *stand-in* (the copy an active broken-manifest simulation wrote, see
+``backfiller.simulation``) is different: the registry keeps it as a :class:`BrokenManifest` in
+place of the real file, so that ``gaps`` and dry-run plans show its partitions as
+``manifest_changed`` (naming the missing fields), while everything that would use its
+declarations — apply, rerun, replay — refuses with a :class:`ManifestError` naming every
+missing field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -21,6 +29,7 @@ from backfiller.partitions import PartitionScheme
 from backfiller.schemas import validation_problems
 
 __all__ = [
+    "BrokenManifest",
     "InputFile",
     "InputMismatch",
     "Manifest",
@@ -156,6 +165,104 @@ def parse_manifest(
     return manifest
 
 
+@dataclass(frozen=True)
+class BrokenManifest:
+    """A stand-in manifest that fails validation, kept in place of the real one it replaces."""
+
+    manifest_id: str
+    path: Path  # the stand-in
+    replaces: Path  # the real manifest file (only read)
+    label: str  # who made it, e.g. "simulation sim-…"
+    keys: tuple[str, ...]  # the partitions the replaced manifest declares
+    missing: tuple[str, ...]  # e.g. "source", "partitions[].expected_record_count"
+    problems: tuple[str, ...]  # what schema validation says
+    checksum: str  # of the stand-in's bytes
+
+    def describe(self) -> str:
+        what = ", ".join(self.missing) if self.missing else "no field"
+        return f"manifest {self.manifest_id} is broken ({self.label}): missing {what}"
+
+    def error(self) -> ManifestError:
+        """Every missing field, then the other schema problems (not repeating the former)."""
+        lines = [f"missing field: {m}" for m in self.missing]
+        names = {m.split(" ")[0].rsplit(".", 1)[-1] for m in self.missing}
+        others = [
+            p for p in self.problems if not any(f"'{n}' is a required property" in p for n in names)
+        ]
+        lines += others[:10]
+        if len(others) > 10:
+            lines.append(f"... and {len(others) - 10} more schema problem(s)")
+        listing = "\n".join(f"  - {line}" for line in lines)
+        return ManifestError(
+            f"Manifest {self.manifest_id} is invalid ({self.label}; stand-in {self.path}):\n"
+            f"{listing}",
+            hint="no action may use its declarations; fix the manifest, or end the simulation "
+            "('backfiller simulate list', then 'backfiller simulate undo SIM_ID')",
+        )
+
+
+def missing_fields(raw: Any) -> list[str]:
+    """The fields of :class:`Manifest` (and, as ``partitions[].name``, of each partition
+    entry) that ``raw`` lacks."""
+    if not isinstance(raw, dict):
+        return ["<the whole document>"]
+    missing = [name for name in Manifest.model_fields if name not in raw]
+    entries = raw.get("partitions")
+    if isinstance(entries, list):
+        for name in ManifestPartition.model_fields:
+            absent = [e for e in entries if isinstance(e, dict) and name not in e]
+            if absent:
+                share = "every partition" if len(absent) == len(entries) else f"{len(absent)}"
+                missing.append(f"partitions[].{name} ({share})")
+    return missing
+
+
+def load_stand_in(
+    stand_in: Path, real: Manifest, real_path: Path, label: str
+) -> Manifest | BrokenManifest:
+    """Read a stand-in for ``real``: a valid one with every field is a manifest; anything
+    else is a :class:`BrokenManifest` (a stand-in that only lacks fields with defaults is
+    still visibly missing them)."""
+    keys = tuple(p.partition_key for p in real.partitions)
+    try:
+        data = Path(stand_in).read_bytes()
+    except OSError as exc:
+        return BrokenManifest(
+            real.manifest_id,
+            Path(stand_in),
+            real_path,
+            label,
+            keys,
+            (),
+            (f"the stand-in cannot be read: {exc.strerror or exc}",),
+            "",
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return BrokenManifest(
+            real.manifest_id, Path(stand_in), real_path, label, keys, (), (str(exc),), digest
+        )
+    problems = validation_problems("manifest", raw)
+    missing = missing_fields(raw)
+    if not problems and not missing:
+        try:
+            return Manifest.model_validate(raw)
+        except ValidationError as exc:  # pragma: no cover - the schema and model agree
+            problems = [str(exc)]
+    return BrokenManifest(
+        real.manifest_id,
+        Path(stand_in),
+        real_path,
+        label,
+        keys,
+        tuple(missing),
+        tuple(problems),
+        digest,
+    )
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
@@ -176,26 +283,57 @@ def verify_inputs(part: ManifestPartition, root: Path) -> list[InputMismatch]:
 
 
 class ManifestRegistry:
-    """The manifests of a project; for each partition, the newest manifest that declares it."""
+    """The manifests of a project; for each partition, the newest manifest that declares it.
 
-    def __init__(self, manifests: Iterable[Manifest], sources: dict[str, Path] | None = None):
+    ``broken`` maps the ids of manifests replaced by a broken stand-in to it: they keep their
+    place (and their partitions) in the ordering, but :meth:`for_partition` gives ``None`` for
+    their partitions and :meth:`get` / :meth:`require_usable` raise its :class:`ManifestError`.
+    """
+
+    def __init__(
+        self,
+        manifests: Iterable[Manifest],
+        sources: dict[str, Path] | None = None,
+        broken: Mapping[str, BrokenManifest] | None = None,
+    ):
         self._by_id: dict[str, Manifest] = {}
         for m in manifests:
             if m.manifest_id in self._by_id:
                 raise ManifestError(f"Manifest id {m.manifest_id!r} is declared twice")
             self._by_id[m.manifest_id] = m
         self.sources = dict(sources or {})
+        self.broken: dict[str, BrokenManifest] = dict(broken or {})
         self._by_partition: dict[str, Manifest] = {}
         for m in sorted(self._by_id.values(), key=lambda m: (m.created_at, m.manifest_id)):
             for p in m.partitions:
                 self._by_partition[p.partition_key] = m
 
     @classmethod
-    def from_folder(cls, folder: Path, scheme: PartitionScheme | None = None) -> ManifestRegistry:
+    def from_folder(
+        cls,
+        folder: Path,
+        scheme: PartitionScheme | None = None,
+        *,
+        overrides: Mapping[Path, tuple[Path, str]] | None = None,
+    ) -> ManifestRegistry:
+        """Every ``*.json`` of ``folder``; ``overrides`` maps a manifest file (resolved) to a
+        stand-in and who made it — the stand-in is loaded in place of the real manifest."""
         folder = Path(folder)
         paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
         manifests = [load_manifest(p, scheme) for p in paths]
-        return cls(manifests, {m.manifest_id: p for m, p in zip(manifests, paths, strict=True)})
+        sources = {m.manifest_id: p for m, p in zip(manifests, paths, strict=True)}
+        broken: dict[str, BrokenManifest] = {}
+        for i, (m, p) in enumerate(zip(manifests, paths, strict=True)):
+            override = (overrides or {}).get(p.resolve())
+            if override is None:
+                continue
+            stand_in = load_stand_in(override[0], m, p, override[1])
+            if isinstance(stand_in, BrokenManifest):
+                broken[m.manifest_id] = stand_in
+            else:
+                manifests[i] = stand_in
+                sources[stand_in.manifest_id] = override[0]
+        return cls(manifests, sources, broken)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -205,6 +343,8 @@ class ManifestRegistry:
         return sorted(self._by_id)
 
     def get(self, manifest_id: str) -> Manifest:
+        if manifest_id in self.broken:
+            raise self.broken[manifest_id].error()
         try:
             return self._by_id[manifest_id]
         except KeyError:
@@ -215,9 +355,35 @@ class ManifestRegistry:
             ) from None
 
     def for_partition(self, key: str) -> tuple[Manifest, ManifestPartition] | None:
+        """The newest usable declaration of ``key``; ``None`` when no manifest declares it or
+        the declaring manifest is broken (see :meth:`broken_for`)."""
         m = self._by_partition.get(key)
-        if m is None:
+        if m is None or m.manifest_id in self.broken:
             return None
         part = m.partition(key)
         assert part is not None
         return m, part
+
+    def broken_for(self, key: str) -> BrokenManifest | None:
+        """The broken stand-in that now declares ``key``, if any."""
+        m = self._by_partition.get(key)
+        return self.broken.get(m.manifest_id) if m is not None else None
+
+    def require_usable(self, keys: Iterable[str]) -> None:
+        """Refuse (exit 2) when any of ``keys`` is declared by a broken manifest."""
+        found: dict[str, list[str]] = {}
+        for key in dict.fromkeys(keys):
+            b = self.broken_for(key)
+            if b is not None:
+                found.setdefault(b.manifest_id, []).append(key)
+        if found:
+            errors = [self.broken[mid].error() for mid in found]
+            touched = "; ".join(
+                f"{mid}: {', '.join(ks[:5])}{' ...' if len(ks) > 5 else ''}"
+                for mid, ks in found.items()
+            )
+            raise ManifestError(
+                "\n".join(e.message for e in errors)
+                + f"\nPartitions of this request it declares: {touched}",
+                hint=errors[0].hint,
+            )

@@ -26,6 +26,7 @@ from backfiller.errors import ConfigError
 from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
 from backfiller.manifests import ManifestRegistry
 from backfiller.partitions import PartitionScheme, scheme_from_config
+from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DeltaStore
 
 __all__ = ["CONFIG_FILE", "Project", "ProjectConfig", "load_project", "read_env_file"]
@@ -53,6 +54,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "week_starts_on": 0,
     },
     "downstream": {"consumers": [], "impact": ""},
+    "policy": POLICY_DEFAULTS,
 }
 
 
@@ -95,6 +97,7 @@ class ProjectConfig:
     downstream_impact: str
     env_sources: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> ProjectConfig:
@@ -143,6 +146,7 @@ class ProjectConfig:
                     f"[env.aliases] {alias} = {target!r} names no setting",
                     hint="use 'section.key', e.g. 'partitions.default'",
                 )
+        default_partition = _default_partition(data, settings)
         proj = settings["project"]
         state_dir = root / proj["state_dir"]
         ledger = proj["ledger"] or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
@@ -152,6 +156,8 @@ class ProjectConfig:
                 hint="use sqlite:///relative/or/absolute/path.db",
             )
         parts = settings["partitions"]
+        parts["default"] = default_partition
+        report_dir = root / proj["report_dir"]
         return cls(
             root=root,
             name=proj["name"] or root.name,
@@ -159,16 +165,50 @@ class ProjectConfig:
             store_path=root / proj["store"],
             state_dir=state_dir,
             ledger_path=root / ledger[len("sqlite:///") :],
-            report_dir=root / proj["report_dir"],
+            report_dir=report_dir,
             manifests_dir=root / proj["manifests"],
             operator=proj["operator"],
             partitions=parts,
-            default_partition=parts["default"] or None,
+            default_partition=default_partition or None,
             downstream_consumers=tuple(settings["downstream"]["consumers"]),
             downstream_impact=settings["downstream"]["impact"],
             env_sources=tuple(sources),
             raw=settings,
+            policy=parse_policy(
+                settings["policy"],
+                root=root,
+                report_dir=report_dir,
+                default_partition=default_partition or None,
+            ),
         )
+
+
+def _default_partition(data: dict[str, Any], settings: dict[str, Any]) -> str:
+    """``[policy] default_partition`` and ``[partitions] default`` are one setting: in the file
+    they must agree; a value from the environment wins over the file."""
+    in_file = str(data.get("partitions", {}).get("default", "") or "")
+    policy_in_file = str(data.get("policy", {}).get("default_partition", "") or "")
+    if in_file and policy_in_file and in_file != policy_in_file:
+        raise ConfigError(
+            f"[partitions] default = {in_file!r} and [policy] default_partition = "
+            f"{policy_in_file!r} disagree",
+            hint="they are the same setting: keep one, or make them equal",
+        )
+    current = str(settings["partitions"]["default"] or "")
+    policy_current = str(settings["policy"].get("default_partition", "") or "")
+    from_env = current != in_file
+    policy_from_env = policy_current != policy_in_file
+    if from_env and policy_from_env and current != policy_current:
+        raise ConfigError(
+            f"The environment sets the default partition to {current!r} and the policy's "
+            f"default partition to {policy_current!r}",
+            hint="set only one of them",
+        )
+    if from_env:
+        return current
+    if policy_from_env:
+        return policy_current
+    return in_file or policy_in_file
 
 
 def _coerce(value: str, default: Any, name: str) -> Any:
@@ -219,9 +259,25 @@ class Project:
     def scheme(self) -> PartitionScheme:
         return self.graph.scheme(self.graph.keys[0]) if len(self.graph) else _scheme(self.config)
 
+    @property
+    def policy(self) -> Policy:
+        return self.config.policy
+
     @cached_property
     def manifests(self) -> ManifestRegistry:
-        return ManifestRegistry.from_folder(self.config.manifests_dir, _scheme(self.config))
+        """The manifests; an active broken-manifest simulation's copy stands in for the real
+        file (which is only read)."""
+        from backfiller.simulation.registry import manifest_overrides
+
+        return ManifestRegistry.from_folder(
+            self.config.manifests_dir,
+            _scheme(self.config),
+            overrides=manifest_overrides(self.config.state_dir, self.root),
+        )
+
+    def reload_manifests(self) -> None:
+        """Forget the loaded manifests (a simulation started or ended)."""
+        self.__dict__.pop("manifests", None)
 
     @cached_property
     def store(self) -> DeltaStore:
@@ -239,7 +295,8 @@ class Project:
 
     @property
     def plan_dir(self) -> Path:
-        return self.config.report_dir / "backfill"
+        """Where plans go: ``[policy] dry_run_report_path``, by default <report_dir>/backfill."""
+        return self.policy.dry_run_report_path or self.config.report_dir / "backfill"
 
     def partition_report_path(self, asset: str, key: str) -> Path:
         return self.config.report_dir.joinpath("partitions", *asset.split("/"), f"{key}.json")
@@ -285,4 +342,5 @@ def load_project(
             f"The assets module {config.assets_module!r} defines no assets",
             hint="declare assets with @asset or sql_asset at module level",
         )
+    validate_policy(config.policy, graph, scheme)
     return Project(config, graph, clock=clock)

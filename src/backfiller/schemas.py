@@ -40,6 +40,12 @@ SCHEMAS: dict[str, SchemaSpec] = {
             1,
             "backfill_plan/backfill_plan.schema.json",
         ),
+        SchemaSpec(
+            "run_evidence",
+            "backfiller.evidence.model:RunEvidence",
+            1,
+            "run_evidence/run_evidence.schema.json",
+        ),
     )
 }
 

@@ -34,7 +34,7 @@ def _valid_manifest() -> dict[str, Any]:
 
 
 def test_the_expected_schemas_are_published() -> None:
-    assert NAMES == ["backfill_plan", "manifest"]
+    assert NAMES == ["backfill_plan", "manifest", "run_evidence"]
     assert SCHEMAS["manifest"].path == "manifest/manifest.schema.json"
     assert SCHEMAS["backfill_plan"].path == "backfill_plan/backfill_plan.schema.json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute
 from backfiller.engine import fingerprint_table
 from backfiller.errors import PreconditionError
+from backfiller.evidence.writer import write_run_evidence
 from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
 from backfiller.planning import PlanDocument, ProposedAction, check_fresh
 from backfiller.project import Project
@@ -55,6 +56,7 @@ def apply_plan(project: Project, document: PlanDocument, *, operator: str) -> Ru
             plan_id=document.plan_id,
             reason=document.reason,
             arguments={"plan": document.report_path},
+            write_evidence=False,  # after the reports are reissued, below
         )
         for entry in document.partitions:
             for gap in entry.asset_gaps:
@@ -67,6 +69,7 @@ def apply_plan(project: Project, document: PlanDocument, *, operator: str) -> Ru
         if result.state is not RunState.SUCCEEDED:
             errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
             ledger.finish_run(result.run_id, result.state, "; ".join(errors)[:2000] or None)
+        write_run_evidence(project, ledger, result.run_id)
     return result
 
 

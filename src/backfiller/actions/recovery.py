@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute, new_run_id
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
+from backfiller.evidence.writer import write_run_evidence
 from backfiller.holds import place_holds
 from backfiller.ledger import RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
@@ -154,12 +155,13 @@ def retry(
         )
     from backfiller.actions.runner import Runner
 
-    runner = Runner(project, ledger, run_id, run.plan_id, operator, run.action)
+    runner = Runner(project, ledger, run_id, run.plan_id, operator, run.action, resuming=True)
     result = RunResult(run_id, run.plan_id)
     for (asset, key), (attempt, _, _) in sorted(failed.items()):
         sleep(backoff_seconds * 2 ** (attempt - 1))
         result.steps.append(runner.run_step(project.graph.get(asset), key, attempt + 1))
     ledger.finish_run(run_id, _merged_state(ledger, run_id))
+    write_run_evidence(project, ledger, run_id)  # chained after the run's first evidence
     return result
 
 
@@ -321,6 +323,7 @@ def restore(
         ],
     )
     ledger.finish_run(run_id, RunState.SUCCEEDED)
+    write_run_evidence(project, ledger, run_id)
     return result, stale
 
 

@@ -28,11 +28,20 @@ from backfiller.assets import Asset, AssetContext
 from backfiller.checks.audit import audit
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
+from backfiller.evidence.writer import write_run_evidence
 from backfiller.holds import place_holds
-from backfiller.ledger import Lease, LeaseConflict, PartitionStatus, RunState, SqliteLedger
+from backfiller.ledger import (
+    Lease,
+    LeaseConflict,
+    PartitionStatus,
+    Protection,
+    RunState,
+    SqliteLedger,
+)
 from backfiller.manifests import verify_inputs
+from backfiller.policy import POLICY_REASON, require_allowed
 from backfiller.project import Project
-from backfiller.reports import write_partition_report
+from backfiller.reports import read_partition_report, write_partition_report
 from backfiller.store import CommitInfo
 from backfiller.store.delta import PARTITION_COLUMN
 
@@ -144,6 +153,7 @@ class Runner:
     action: str
     forced_failures: frozenset[tuple[str, str, str]] = frozenset()
     lease_ttl: float = 600.0
+    resuming: bool = False
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
         mapping = self.project.graph.upstream_partitions(asset.key, key)
@@ -232,17 +242,21 @@ class Runner:
     def _run_leased(self, asset: Asset, key: str, attempt: int, lease: Lease) -> StepResult:
         store, ledger = self.project.store, self.ledger
         before = ledger.partition(asset.key, key)
-        rows_before = (
-            store.partition_counts(asset.key).get(key) if store.exists(asset.key) else None
-        )
+        if before is not None:
+            rows_before: int | None = before.row_count
+        else:  # no record: count what is stored (an orphan), from the log
+            rows_before = (
+                store.partition_counts(asset.key).get(key) if store.exists(asset.key) else None
+            )
         app_id = _app_id(self.run_id, key)
-        landed = store.committed_step(asset.key, app_id)
+        # only a run that was interrupted before can have commits that landed
+        landed = store.committed_step(asset.key, app_id) if self.resuming else None
         if (
             landed is not None
             and before is not None
             and before.last_run_id == self.run_id
             and before.status is PartitionStatus.MATERIALIZED
-            and self.project.partition_report_path(asset.key, key).is_file()
+            and self._report_matches(asset.key, key, before.data_version)
         ):
             return StepResult(
                 asset.key,
@@ -317,6 +331,14 @@ class Runner:
             return StepResult(
                 asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
             )
+
+    def _report_matches(self, asset: str, key: str, version: int | None) -> bool:
+        report = read_partition_report(self.project.partition_report_path(asset, key))
+        return (
+            report is not None
+            and report.get("run_id") == self.run_id
+            and report.get("data_version") == version
+        )
 
     def _audit(self, asset: Asset, key: str, staged: pa.Table) -> list[str]:
         """Run the asset's checks on the staged rows, record every result, and return the
@@ -452,19 +474,37 @@ def execute(
     reason: str | None = None,
     arguments: dict[str, Any] | None = None,
     run_id: str | None = None,
-    forced_failures: frozenset[tuple[str, str, str]] = frozenset(),
+    forced_failures: frozenset[tuple[str, str, str]] | None = None,
     on_step: Callable[[StepResult], None] | None = None,
     override_reason: str | None = None,
     lease_ttl: float = 600.0,
     parent_run_id: str | None = None,
+    write_evidence: bool = True,
 ) -> RunResult:
     """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped.
 
-    Protected partitions are refused before anything is written, unless ``override_reason``
-    is given, which is recorded for each of them.
+    Refused before anything is written (exit 2): a step on an asset ``[policy]
+    backfill_assets`` does not allow; a step on a partition declared by a broken manifest;
+    protected partitions — a ledger protection, or a ``[policy] protected`` object that holds
+    published data — unless ``override_reason`` is given, which is recorded for each of them.
+    ``forced_failures`` defaults to the active failing-check simulations.
     """
+    if forced_failures is None:
+        from backfiller.simulation.registry import forced_failures as simulated
+
+        forced_failures = simulated(project.config.state_dir)
+    require_allowed(
+        project.policy,
+        project.graph,
+        [a for a, _ in _ordered(project, steps)],
+        action=f"This {action}",
+    )
+    project.manifests.require_usable(k for _, k in steps)
     run_id = run_id or new_run_id(project.clock().isoformat())
-    protected = [(a, k, p) for a, k in steps if (p := ledger.protection(a, k)) is not None]
+    stored: dict[str, dict[str, int]] = {}
+    protected = [
+        (a, k, p) for a, k in steps if (p := _protection(project, ledger, a, k, stored)) is not None
+    ]
     if protected and not override_reason:
         listing = "; ".join(f"{a} {k} ({p.reason}, by {p.operator})" for a, k, p in protected)
         raise PreconditionError(
@@ -476,7 +516,8 @@ def execute(
         ledger.record_override(
             run_id=run_id, asset=a, key=k, reason=override_reason, operator=operator
         )
-    if ledger.run(run_id) is None:
+    resuming = ledger.run(run_id) is not None
+    if not resuming:
         ledger.begin_run(
             run_id=run_id,
             plan_id=plan_id,
@@ -495,6 +536,7 @@ def execute(
         action,
         forced_failures=forced_failures,
         lease_ttl=lease_ttl,
+        resuming=resuming,
     )
     result = RunResult(run_id, plan_id)
     failed: set[tuple[str, str]] = set()
@@ -544,7 +586,33 @@ def execute(
     )
     errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
     ledger.finish_run(run_id, result.state, "; ".join(errors)[:2000] or None)
+    if write_evidence:  # the seed's order: checks, then evidence, and only then release
+        write_run_evidence(project, ledger, run_id)
     return result
+
+
+def _protection(
+    project: Project,
+    ledger: SqliteLedger,
+    asset: str,
+    key: str,
+    stored: dict[str, dict[str, int]],
+) -> Protection | None:
+    """The ledger's protection of (asset, key), else the policy's — which only guards data
+    that exists: the first materialization of a protected object overwrites nothing."""
+    found = ledger.protection(asset, key)
+    if found is not None:
+        return found
+    declared = project.policy.protection(asset, key)
+    if declared is None:
+        return None
+    record = ledger.partition(asset, key)
+    if record is None or record.data_version is None:
+        if asset not in stored:
+            stored[asset] = project.store.partition_counts(asset)
+        if not stored[asset].get(key):
+            return None
+    return Protection(asset, key, f"{POLICY_REASON}: {declared.spec}", "policy", "")
 
 
 def _ordered(project: Project, steps: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -21,12 +21,16 @@ from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project
+from backfiller.simulation import allow_apply_during_simulation
 
 from .context import Context, _keys, make_console
+from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .render import finish_run, print_gaps, print_plan, print_status
+from .simulate import COMMANDS as SIMULATE_COMMANDS
+from .strategy import COMMANDS as STRATEGY_COMMANDS
 
 SEED_HINT = (
     "Expected input is 0: first confirm that the seed data really has records for {key} "
@@ -49,6 +53,14 @@ SEED_HINT = (
 def cli(ctx: click.Context, project_dir: Path, debug: bool) -> None:
     """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
     ctx.obj = Context(project_dir, make_console(), debug)
+
+
+_allow_option = click.option(
+    "--allow-apply-during-simulation",
+    "allow_apply_during_simulation_",
+    is_flag=True,
+    help="Apply even while gap simulations are active (recorded in the plan's reason).",
+)
 
 
 @cli.command()
@@ -95,6 +107,7 @@ def gaps(obj: Context, start: str | None, end: str | None, partition: str | None
     is_flag=True,
     help="Also recompute partitions without a gap (needs --reason).",
 )
+@_allow_option
 @click.pass_obj
 def plan(
     obj: Context,
@@ -105,8 +118,23 @@ def plan(
     operator: str | None,
     reason: str | None,
     include_materialized: bool,
+    allow_apply_during_simulation_: bool,
 ) -> None:
     """Write a backfill plan for a partition or a window."""
+    with allow_apply_during_simulation(allow_apply_during_simulation_):
+        _plan(obj, partition, start, end, mode_text, operator, reason, include_materialized)
+
+
+def _plan(
+    obj: Context,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    mode_text: str,
+    operator: str | None,
+    reason: str | None,
+    include_materialized: bool,
+) -> None:
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
         raise BadInputError(
@@ -119,9 +147,15 @@ def plan(
     document = make_plan(project, project.reader(), request)
     path = write_plan(project, document)
     print_plan(obj.console, document)
+    broken = project.manifests.broken
     if any(e.expected_input_count in (None, 0) for e in document.partitions):
-        empty = [e.partition_key for e in document.partitions if not e.expected_input_count]
-        obj.console.print("[yellow]" + SEED_HINT.format(key=", ".join(empty[:5])) + "[/]")
+        empty = [
+            e.partition_key
+            for e in document.partitions
+            if not e.expected_input_count and e.upstream_manifest_id not in broken
+        ]
+        if empty:
+            obj.console.print("[yellow]" + SEED_HINT.format(key=", ".join(empty[:5])) + "[/]")
     obj.console.print(f"Plan written to {project.relative(path)}")
     if mode is Mode.APPLY:
         _apply(obj, project, path, operator)
@@ -136,11 +170,15 @@ def _apply(obj: Context, project: Project, path: Path, operator: str | None) -> 
 @cli.command()
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--operator", help="Who applies the plan.")
+@_allow_option
 @click.pass_obj
-def apply(obj: Context, plan_file: Path, operator: str | None) -> None:
+def apply(
+    obj: Context, plan_file: Path, operator: str | None, allow_apply_during_simulation_: bool
+) -> None:
     """Apply exactly the saved plan; refused if the state changed since it was made."""
     project = obj.project()
-    _apply(obj, project, plan_file, operator)
+    with allow_apply_during_simulation(allow_apply_during_simulation_):
+        _apply(obj, project, plan_file, operator)
 
 
 @cli.command()
@@ -150,16 +188,34 @@ def apply(obj: Context, plan_file: Path, operator: str | None) -> None:
     type=click.Path(path_type=Path),
     help="A new folder to lay the example out in (default: a new temporary folder).",
 )
+@click.option(
+    "--lesson",
+    is_flag=True,
+    help="Walk through the seed's self-check step by step: simulate a gap safely, find, plan, "
+    "apply, check, evidence, release, undo, and show the main tables were never damaged.",
+)
 @click.pass_obj
-def demo(obj: Context, target: Path | None) -> None:
-    """The seed's story on the bundled example: a gap on 2026-04-17, found and planned."""
+def demo(obj: Context, target: Path | None, lesson: bool) -> None:
+    """The seed's story on the bundled example: a gap on 2026-04-17, found and planned
+    (with --lesson: the seed's self-check, step by step)."""
     from .demo import run_demo
+    from .lesson import run_lesson
 
     folder = target or Path(tempfile.mkdtemp(prefix="backfiller-demo-"))
-    run_demo(folder, obj.console)
+    if lesson:
+        run_lesson(folder, obj.console)
+    else:
+        run_demo(folder, obj.console)
 
 
-for _command in [*RECOVERY_COMMANDS, *HOLD_COMMANDS, *INSPECT_COMMANDS]:
+for _command in [
+    *RECOVERY_COMMANDS,
+    *HOLD_COMMANDS,
+    *INSPECT_COMMANDS,
+    *SIMULATE_COMMANDS,
+    *STRATEGY_COMMANDS,
+    *EVIDENCE_COMMANDS,
+]:
     cli.add_command(_command)
 
 

@@ -120,9 +120,7 @@ def _check_entry(
     if not isinstance(chain, dict) or not isinstance(run, dict):
         return problems
     if chain.get("seq") != record.seq:
-        problems.append(
-            problem(ProblemKind.REORDERED, f"its chain.seq is {chain.get('seq')!r}")
-        )
+        problems.append(problem(ProblemKind.REORDERED, f"its chain.seq is {chain.get('seq')!r}"))
     if chain.get("prev_sha256") != expected_prev:
         problems.append(
             problem(
@@ -135,8 +133,7 @@ def _check_entry(
         problems.append(
             problem(
                 ProblemKind.REORDERED,
-                f"it holds the evidence of run {run.get('id')!r}, the index says "
-                f"{record.run_id!r}",
+                f"it holds the evidence of run {run.get('id')!r}, the index says {record.run_id!r}",
             )
         )
     return problems

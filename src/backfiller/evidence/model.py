@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 EVIDENCE_SCHEMA_VERSION = 1
-SCHEMA_URL = "urn:backfiller:schema:run_evidence:v1"
+SCHEMA_URL: Final = "urn:backfiller:schema:run_evidence:v1"
 
 _Closed = ConfigDict(extra="forbid", frozen=True)
 

@@ -195,11 +195,21 @@ class AuditMixin:
 
     # -- evidence index -------------------------------------------------------------------
     def record_evidence(
-        self, *, run_id: str, path: str, sha256: str, prev_sha256: str | None
+        self,
+        *,
+        run_id: str,
+        path: str,
+        sha256: str,
+        prev_sha256: str | None,
+        expected_seq: int | None = None,
     ) -> int:
+        """Append to the evidence index; with ``expected_seq``, refuse (return the seq it
+        would have had, unrecorded: -1 - seq) if another writer took that place first."""
         with self.transaction() as conn:
             row = conn.execute("SELECT coalesce(max(seq), 0) FROM evidence").fetchone()
             seq = int(row[0]) + 1
+            if expected_seq is not None and seq != expected_seq:
+                return -seq
             conn.execute(
                 "INSERT INTO evidence (seq, run_id, path, sha256, prev_sha256, written_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -212,5 +222,8 @@ class AuditMixin:
         return [EvidenceRecord(**dict(r)) for r in rows]
 
     def evidence_for(self, run_id: str) -> EvidenceRecord | None:
-        row = self._conn.execute("SELECT * FROM evidence WHERE run_id = ?", (run_id,)).fetchone()
+        """The latest evidence of a run (a retried run gets a new document, chained)."""
+        row = self._conn.execute(
+            "SELECT * FROM evidence WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
         return EvidenceRecord(**dict(row)) if row else None

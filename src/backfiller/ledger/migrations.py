@@ -160,12 +160,13 @@ MIGRATIONS.append(
         ALTER TABLE attempts ADD COLUMN fingerprint TEXT;
         CREATE TABLE evidence (
             seq INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL UNIQUE,
+            run_id TEXT NOT NULL,
             path TEXT NOT NULL,
             sha256 TEXT NOT NULL,
             prev_sha256 TEXT,
             written_at TEXT NOT NULL
         );
+        CREATE INDEX evidence_by_run ON evidence (run_id, seq);
         """,
     )
 )

@@ -146,10 +146,16 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 
 
 class _ReadOnlyLedger(_SqliteReader):
+    """Read-only by construction: no writing method, and ``query_only`` refuses any write
+    statement. It is not opened with ``mode=ro`` because a process killed inside a ledger
+    transaction leaves a hot journal that only a read-write handle may roll back (SQLite does
+    that on the first read; the data is then exactly as before the killed transaction)."""
+
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False
         )
+        self._conn.execute("PRAGMA query_only = ON")
         self._conn.row_factory = sqlite3.Row
         try:
             version = _schema_version(self._conn)

@@ -11,16 +11,17 @@ executes and what a reviewer reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from backfiller.assets import AssetGraph
+from backfiller.assets import Asset, AssetGraph
 from backfiller.canonical import stable_id
 from backfiller.errors import UnsupportedModeError
+from backfiller.manifests import BrokenManifest
 from backfiller.partitions import PartitionScheme
 from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
 from backfiller.planning.state import Observation, state_fingerprint
@@ -32,6 +33,7 @@ __all__ = [
     "PlanEntry",
     "PlanRequest",
     "build_plan",
+    "gap_of",
     "parse_mode",
 ]
 
@@ -174,6 +176,21 @@ class PlanRequest(BaseModel):
     assets: list[str] | None = None
 
 
+def gap_of(asset: Asset, obs: Observation, broken: BrokenManifest | None = None) -> Gap | None:
+    """The gap of one (asset, partition); a partition declared by a broken manifest (a
+    stand-in failing validation) is ``manifest_changed``, its detail naming what is missing."""
+    if broken is None:
+        return detect_gap(asset, obs)
+    return Gap(
+        asset.key,
+        obs.partition_key,
+        GapReason.MANIFEST_CHANGED,
+        f"{broken.describe()}; apply, rerun and replay are refused until it is fixed",
+        None,
+        obs.stored_rows,
+    )
+
+
 def _guard(graph: AssetGraph, assets: Sequence[str]) -> str:
     guards = sorted({graph.get(a).idempotency_guard for a in assets})
     if len(guards) <= 1:
@@ -191,14 +208,18 @@ def build_plan(
     downstream_impact: str,
     report_path: str,
     now: datetime,
+    broken: Mapping[str, BrokenManifest] | None = None,
 ) -> PlanDocument:
-    """Pure: the same request over the same state gives the same plan (and plan id)."""
+    """Pure: the same request over the same state gives the same plan (and plan id).
+    ``broken`` maps partition keys to the broken manifest that declares them."""
     assets = request.assets or graph.keys
+    broken = broken or {}
     entries: list[PlanEntry] = []
     for key in request.keys:
         window = scheme.window(key)
         window_start, window_end = window.render() if window else (None, None)
-        gaps = [g for a in assets if (g := detect_gap(graph.get(a), observations[(a, key)]))]
+        stand_in = broken.get(key)
+        gaps = [g for a in assets if (g := gap_of(graph.get(a), observations[(a, key)], stand_in))]
         recompute = [g for g in gaps if g.proposed_action.recomputes]
         seeds = [(g.asset, key) for g in recompute]
         if request.include_materialized and not gaps:
@@ -216,7 +237,8 @@ def build_plan(
                 window_start=window_start,
                 window_end=window_end,
                 mode=request.mode,
-                upstream_manifest_id=first.manifest_id,
+                upstream_manifest_id=first.manifest_id
+                or (stand_in.manifest_id if stand_in else None),
                 expected_input_count=first.expected_count,
                 current_output_count=first.stored_rows,
                 gap_reason=primary.reason if primary else None,

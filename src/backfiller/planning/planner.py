@@ -1,5 +1,11 @@
 """Make, save, load and verify plans. Dry-run code paths only read: they get a
-:class:`~backfiller.ledger.LedgerReader` and write nothing but the plan file."""
+:class:`~backfiller.ledger.LedgerReader` and write nothing but the plan file.
+
+Two rules from the project around every plan: ``[policy] backfill_assets`` (a plan that would
+recompute another asset is refused) and the active simulations (while one is active, a plan
+is a dry run: ``--mode apply`` and applying are refused unless explicitly allowed, see
+:mod:`backfiller.simulation.guard`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,19 @@ from pydantic import ValidationError
 from backfiller.atomic import atomic_write_text
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
-from backfiller.planning.gaps import Gap, detect_gap
-from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan
+from backfiller.manifests import BrokenManifest
+from backfiller.planning.gaps import Gap
+from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan, gap_of
 from backfiller.planning.state import observe, state_differences, state_fingerprint
+from backfiller.policy import require_allowed
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
+from backfiller.simulation.guard import (
+    active_ids,
+    annotate_reason,
+    apply_allowed,
+    refuse_apply_during_simulation,
+)
 
 __all__ = ["check_fresh", "find_gaps", "make_plan", "plan_path", "read_plan", "write_plan"]
 
@@ -39,21 +53,41 @@ def _targets(project: Project, keys: list[str], assets: list[str] | None) -> lis
     return [(a, k) for k in keys for a in names]
 
 
+def _broken(project: Project, keys: list[str]) -> dict[str, BrokenManifest]:
+    registry = project.manifests
+    return {k: b for k in keys if (b := registry.broken_for(k)) is not None}
+
+
 def find_gaps(project: Project, reader: LedgerReader, keys: list[str]) -> list[Gap]:
     observations = observe(project, reader, _targets(project, keys, None))
+    broken = _broken(project, keys)
     gaps = []
     for key in keys:
         for asset in project.graph.assets:
-            gap = detect_gap(asset, observations[(asset.key, key)])
+            gap = gap_of(asset, observations[(asset.key, key)], broken.get(key))
             if gap is not None:
                 gaps.append(gap)
     return gaps
 
 
 def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> PlanDocument:
+    """The plan for ``request``. Refused (exit 2, nothing written) when it would recompute an
+    asset the policy does not allow, or asks for ``--mode apply`` while a simulation is active
+    (unless allowed); a plan made during a simulation says so in its ``reason``."""
+    state_dir = project.config.state_dir
+    if request.mode is Mode.APPLY:
+        refuse_apply_during_simulation(state_dir, what="--mode apply")
+    ids = active_ids(state_dir)
+    if ids:
+        reason = annotate_reason(request.reason, ids, allowed=apply_allowed())
+        request = request.model_copy(update={"reason": reason})
+    return _build(project, reader, request)
+
+
+def _build(project: Project, reader: LedgerReader, request: PlanRequest) -> PlanDocument:
     observations = observe(project, reader, _targets(project, request.keys, request.assets))
     path = plan_path(project, request.keys)
-    return build_plan(
+    document = build_plan(
         request=request,
         graph=project.graph,
         scheme=project.scheme,
@@ -62,7 +96,16 @@ def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> P
         downstream_impact=downstream_impact(project),
         report_path=project.relative(path),
         now=project.clock(),
+        broken=_broken(project, request.keys),
     )
+    recomputed = {a for a, _ in document.work} | set(request.assets or [])
+    require_allowed(
+        project.policy,
+        project.graph,
+        [a for a in project.graph.keys if a in recomputed],
+        action=f"The plan for {document.partition_key}",
+    )
+    return document
 
 
 def write_plan(project: Project, document: PlanDocument) -> Path:
@@ -111,7 +154,12 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     First the plan file itself: every key and asset must be valid, and rebuilding the plan from
     its request over the state it recorded must give the same plan (an edited file does not);
     then the live state: if its fingerprint differs, :class:`StalePlanError` names what changed.
+    Before all that, applying is refused while a simulation is active (unless allowed); after,
+    when the work reads a broken manifest.
     """
+    refuse_apply_during_simulation(
+        project.config.state_dir, what=f"Applying plan {document.plan_id}"
+    )
     targets: list[tuple[str, str]] = []
     for name in document.state:
         asset, sep, key = name.partition("|")
@@ -142,7 +190,7 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
         reason=document.reason,
         include_materialized=document.include_materialized,
     )
-    rebuilt = make_plan(project, reader, request)
+    rebuilt = _build(project, reader, request)
     ignore = {"created_at"}
     saved = {k: v for k, v in document.to_dict().items() if k not in ignore}
     again = {k: v for k, v in rebuilt.to_dict().items() if k not in ignore}
@@ -153,6 +201,7 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
             f"(differs in: {', '.join(fields)}); it was edited or made by another project",
             hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
         )
+    project.manifests.require_usable(k for _, k in document.work)
 
 
 def request_for(

@@ -129,7 +129,8 @@ class DeltaStore:
         self, asset: str, data: pa.Table, keys: Sequence[str], props: CommitProperties
     ) -> None:
         path = self.path(asset)
-        if self._table(asset) is None:
+        table = self._table(asset)
+        if table is None:
             path.mkdir(parents=True, exist_ok=True)
             write_deltalake(
                 str(path),
@@ -141,7 +142,7 @@ class DeltaStore:
         else:
             predicate = f"{PARTITION_COLUMN} IN ({', '.join(_literal(k) for k in keys)})"
             write_deltalake(
-                str(path),
+                table,  # the cached handle: no reload of the log for every commit
                 data,
                 partition_by=[PARTITION_COLUMN],
                 mode="overwrite",
@@ -150,7 +151,7 @@ class DeltaStore:
             )
 
     def _version_of(self, asset: str, nonce: str) -> int:
-        for record in self.history(asset, limit=50):
+        for record in self.history(asset, limit=20):
             if record.metadata.get(_NONCE) == nonce:
                 return record.version
         raise RuntimeError(f"commit {nonce} of {asset!r} not found in its history")

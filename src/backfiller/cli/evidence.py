@@ -1,0 +1,101 @@
+"""The evidence commands: verify the chain, show a run's evidence, write a report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from backfiller.atomic import atomic_write_text
+from backfiller.evidence import (
+    TamperedEvidenceError,
+    evidence_dir,
+    load_run_evidence,
+    report_html,
+    report_markdown,
+    summary_text,
+    verify_chain,
+    write_run_evidence,
+)
+
+from .context import Context
+
+__all__ = ["COMMANDS", "TamperedEvidenceError", "evidence"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@click.group(name="evidence")
+def evidence() -> None:
+    """Run evidence: verify the hash chain, show a run's evidence, write a report."""
+
+
+@evidence.command()
+@click.pass_obj
+def verify(obj: Context) -> None:
+    """Check every evidence file against the ledger's index (exit 4 if any disagrees)."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        problems = verify_chain(project, ledger)
+        count = len(ledger.evidence_index())
+    if problems:
+        for problem in problems:
+            obj.console.print(f"[red]✗[/] {problem}", highlight=False)
+        raise TamperedEvidenceError(
+            f"{len(problems)} problem(s) in the evidence chain of {count} document(s)",
+            hint="restore the named files from a backup; never edit evidence by hand",
+        )
+    obj.console.print(f"Evidence chain intact: {count} document(s).")
+
+
+@evidence.command()
+@click.argument("run_id")
+@click.pass_obj
+def write(obj: Context, run_id: str) -> None:
+    """Write the evidence of a finished run (if it has none yet) and print where it is."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        path = write_run_evidence(project, ledger, run_id)
+    obj.console.print(f"Evidence of {run_id}: {project.relative(path)}", markup=False)
+
+
+@evidence.command()
+@click.argument("run_id")
+@click.pass_obj
+def show(obj: Context, run_id: str) -> None:
+    """A short summary of a run's evidence."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        doc = load_run_evidence(project, ledger, run_id)
+    obj.console.print(summary_text(doc), markup=False, end="")
+
+
+@evidence.command()
+@click.argument("run_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html"]),
+    default="md",
+    show_default=True,
+    help="Markdown, or one self-contained HTML file.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write it (default: <report_dir>/evidence/<run_id>.md|html).",
+)
+@click.pass_obj
+def report(obj: Context, run_id: str, fmt: str, output: Path | None) -> None:
+    """A report of a run's evidence for a reviewer."""
+    project = obj.project()
+    with project.ledger() as ledger:
+        doc = load_run_evidence(project, ledger, run_id)
+    text = report_markdown(doc) if fmt == "md" else report_html(doc)
+    path = output or evidence_dir(project) / f"{_UNSAFE.sub('_', run_id)}.{fmt}"
+    atomic_write_text(path, text)
+    obj.console.print(f"Report written to {project.relative(path)}", markup=False)
+
+
+COMMANDS = [evidence]
