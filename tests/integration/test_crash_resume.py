@@ -73,7 +73,7 @@ STALE_REPORT = (
     "keeps the old run_id and data_version"
 )
 #: the steps of the run, in the order they execute
-STEPS = [(a, k) for a in ASSETS for k in KEYS]
+STEPS = [(a, k) for k in KEYS for a in ASSETS]
 #: points reached after the step's Delta commit landed
 POST_COMMIT = {"after_commit", "after_ledger_publish", "after_report"}
 HOT_JOURNAL = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute
+from backfiller.actions.runner import RunOptions, RunResult, StepOutcome, StepResult, execute
 from backfiller.engine import fingerprint_table
 from backfiller.errors import PreconditionError
 from backfiller.evidence.writer import write_run_evidence
@@ -34,7 +34,14 @@ def require_backfill_fields(document: PlanDocument) -> None:
         )
 
 
-def apply_plan(project: Project, document: PlanDocument, *, operator: str) -> RunResult:
+def apply_plan(
+    project: Project,
+    document: PlanDocument,
+    *,
+    operator: str,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
+    override_reason: str | None = None,
+) -> RunResult:
     require_backfill_fields(document)
     check_fresh(project, project.reader(), document)
     with project.ledger() as ledger:
@@ -57,6 +64,9 @@ def apply_plan(project: Project, document: PlanDocument, *, operator: str) -> Ru
             reason=document.reason,
             arguments={"plan": document.report_path},
             write_evidence=False,  # after the reports are reissued, below
+            max_parallel=options.max_parallel,
+            on_step=options.on_step,
+            override_reason=override_reason,
         )
         for entry in document.partitions:
             for gap in entry.asset_gaps:

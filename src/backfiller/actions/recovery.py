@@ -13,7 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from backfiller.actions.runner import RunResult, StepOutcome, StepResult, execute, new_run_id
+from backfiller.actions.runner import (
+    RunOptions,
+    RunResult,
+    StepOutcome,
+    StepResult,
+    execute,
+    new_run_id,
+)
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
 from backfiller.evidence.writer import write_run_evidence
@@ -40,6 +47,7 @@ def rerun(
     operator: str,
     reason: str | None = None,
     override_reason: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
 ) -> RunResult:
     """A new run of the same definition over named partitions (and what depends on them)."""
     target = project.graph.get(asset)
@@ -55,6 +63,8 @@ def rerun(
         reason=reason,
         arguments={"asset": asset, "partitions": list(keys)},
         override_reason=override_reason,
+        max_parallel=options.max_parallel,
+        on_step=options.on_step,
     )
 
 
@@ -67,6 +77,7 @@ def replay(
     operator: str,
     reason: str | None = None,
     override_reason: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
 ) -> RunResult:
     """Re-ingest exactly the input a manifest declares; refused if it no longer matches."""
     manifest = project.manifests.get(manifest_id)
@@ -109,6 +120,8 @@ def replay(
         reason=reason,
         arguments={"manifest_id": manifest_id, "partitions": wanted},
         override_reason=override_reason,
+        max_parallel=options.max_parallel,
+        on_step=options.on_step,
     )
 
 
@@ -176,7 +189,14 @@ def _merged_state(ledger: SqliteLedger, run_id: str) -> RunState:
     return RunState.SUCCEEDED
 
 
-def resume(project: Project, ledger: SqliteLedger, *, run_id: str, operator: str) -> RunResult:
+def resume(
+    project: Project,
+    ledger: SqliteLedger,
+    *,
+    run_id: str,
+    operator: str,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
+) -> RunResult:
     """Finish only what ``run_id`` left unfinished; a step whose commit already landed is
     recorded from the Delta transaction marker, not written again."""
     run = ledger.run(run_id)
@@ -194,6 +214,8 @@ def resume(project: Project, ledger: SqliteLedger, *, run_id: str, operator: str
         plan_id=run.plan_id,
         run_id=run_id,
         reason=run.reason,
+        max_parallel=options.max_parallel,
+        on_step=options.on_step,
     )
 
 

@@ -13,6 +13,7 @@ every step succeeded, so a partial success is never reported as success.
 
 from __future__ import annotations
 
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backfiller.actions.faults import crash_point
+from backfiller.actions.scheduler import run_in_order
 from backfiller.assets import Asset, AssetContext
 from backfiller.checks.audit import audit
 from backfiller.engine import query, to_arrow
@@ -45,7 +47,7 @@ from backfiller.reports import read_partition_report, write_partition_report
 from backfiller.store import CommitInfo
 from backfiller.store.delta import PARTITION_COLUMN
 
-__all__ = ["RunResult", "StepOutcome", "StepResult", "execute"]
+__all__ = ["RunOptions", "RunResult", "StepOutcome", "StepResult", "execute"]
 
 
 class StepOutcome(Enum):
@@ -68,6 +70,14 @@ class StepResult:
     version_before: int | None = None
     fingerprint: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run executes: parallelism and a progress callback (never what it does)."""
+
+    max_parallel: int = 1
+    on_step: Callable[[StepResult], None] | None = None
 
 
 @dataclass
@@ -480,6 +490,7 @@ def execute(
     lease_ttl: float = 600.0,
     parent_run_id: str | None = None,
     write_evidence: bool = True,
+    max_parallel: int = 1,
 ) -> RunResult:
     """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped.
 
@@ -539,35 +550,43 @@ def execute(
         resuming=resuming,
     )
     result = RunResult(run_id, plan_id)
-    failed: set[tuple[str, str]] = set()
     graph = project.graph
-    for asset_key, key in _ordered(project, steps):
-        asset = graph.get(asset_key)
-        blocked = [
-            (up, k)
-            for up, keys in graph.upstream_partitions(asset_key, key).items()
-            for k in keys
-            if (up, k) in failed
-        ]
-        if blocked:
-            step = StepResult(
-                asset_key,
-                key,
+    ordered = _ordered(project, steps)
+    inside = set(ordered)
+    depends = {
+        (a, k): {(up, uk) for up, keys in graph.upstream_partitions(a, k).items() for uk in keys}
+        & inside
+        for a, k in ordered
+    }
+    collect = threading.Lock()
+
+    def record(step: StepResult) -> None:
+        with collect:
+            result.steps.append(step)
+            if on_step is not None:
+                on_step(step)
+
+    def skip(step: tuple[str, str], cause: tuple[str, str]) -> None:
+        record(
+            StepResult(
+                step[0],
+                step[1],
                 StepOutcome.SKIPPED,
-                error=f"upstream {blocked[0][0]} {blocked[0][1]} failed in this run",
+                error=f"upstream {cause[0]} {cause[1]} did not succeed in this run",
             )
-        else:
-            step = runner.run_step(asset, key)
-        if step.outcome in {
-            StepOutcome.FAILED,
-            StepOutcome.SKIPPED,
-            StepOutcome.CHECK_FAILED,
-            StepOutcome.CONFLICT,
-        }:
-            failed.add((asset_key, key))
-        result.steps.append(step)
-        if on_step is not None:
-            on_step(step)
+        )
+
+    run_in_order(
+        ordered,
+        depends,
+        lambda step: runner.run_step(graph.get(step[0]), step[1]),
+        lambda step: step.outcome in {StepOutcome.PUBLISHED, StepOutcome.ALREADY_PUBLISHED},
+        max_parallel=max_parallel,
+        on_done=lambda _, step: record(step),
+        on_blocked=skip,
+    )
+    position = {s: i for i, s in enumerate(ordered)}
+    result.steps.sort(key=lambda s: position[(s.asset, s.partition_key)])
     published = [
         (s.asset, s.partition_key) for s in result.steps if s.outcome is StepOutcome.PUBLISHED
     ]
@@ -616,6 +635,9 @@ def _protection(
 
 
 def _ordered(project: Project, steps: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Partition by partition, upstream first: a partition's assets finish close together
+    (its downstream is consumable early). The scheduler still waits for every dependency, so
+    mappings across keys (lookbacks, coarser windows) stay correct."""
     rank = {k: i for i, k in enumerate(project.graph.keys)}
     unique = list(dict.fromkeys(steps))
-    return sorted(unique, key=lambda s: (rank[s[0]], s[1]))
+    return sorted(unique, key=lambda s: (s[1], rank[s[0]]))

@@ -4,11 +4,17 @@ reading of partition options."""
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from backfiller.actions.runner import RunOptions, StepOutcome, StepResult
 from backfiller.errors import BadInputError
 from backfiller.project import Project, load_project
 
@@ -26,9 +32,44 @@ class Context:
     project_dir: Path
     console: Console
     debug: bool
+    max_parallel: int = 1
 
     def project(self) -> Project:
         return load_project(self.project_dir, environ=os.environ)
+
+    @contextmanager
+    def run_options(self, total: int | None = None) -> Iterator[RunOptions]:
+        """Parallelism from ``--max-parallel`` and a progress bar (done / failed / remaining,
+        rows per second) while the run goes."""
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task("run", total=total, detail="")
+            done = failed = rows = 0
+            began = time.monotonic()
+            lock = threading.Lock()
+
+            def on_step(step: StepResult) -> None:
+                nonlocal done, failed, rows
+                with lock:
+                    ok = step.outcome in {StepOutcome.PUBLISHED, StepOutcome.ALREADY_PUBLISHED}
+                    done += ok
+                    failed += not ok
+                    rows += step.rows
+                    speed = rows / max(time.monotonic() - began, 1e-6)
+                    left = "" if total is None else f" · {total - done - failed} remaining"
+                    bar.update(
+                        task,
+                        advance=1,
+                        detail=f"{done} done · {failed} failed{left} · {speed:,.0f} rows/s",
+                    )
+
+            yield RunOptions(max_parallel=self.max_parallel, on_step=on_step)
 
 
 def _keys(project: Project, partition: str | None, start: str | None, end: str | None) -> list[str]:

@@ -29,8 +29,8 @@ def run_demo(folder: Path, console: Console) -> Path:
     lay_out_example(folder)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("WEEK06_")}
     project = load_project(folder, environ=environ)
-    console.print(f"Project folder: {folder}")
-    console.print(f"Assets: {', '.join(project.graph.keys)}")
+    console.print(f"Project folder: {folder}", markup=False)
+    console.print(f"Assets: {', '.join(project.graph.keys)}", markup=False)
 
     console.print(Rule(f"2. Materialize {FIRST} .. {LAST} except {GAP_DAY} (the gap)"))
     keys = [k for k in project.scheme.key_range(FIRST, LAST) if k != GAP_DAY]
@@ -59,7 +59,7 @@ def run_demo(folder: Path, console: Console) -> Path:
     document = make_plan(project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, operator))
     path = write_plan(project, document)
     print_plan(console, document)
-    console.print(f"Plan written to {path}")
+    console.print(f"Plan written to {path}", markup=False)
     console.print(
         "\nNext: review the plan, then apply exactly it with\n"
         f"  backfiller --project {folder} apply {path}"

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from backfiller.atomic import atomic_write_text
 from backfiller.evidence import (
@@ -41,12 +42,12 @@ def verify(obj: Context) -> None:
         count = len(ledger.evidence_index())
     if problems:
         for problem in problems:
-            obj.console.print(f"[red]✗[/] {problem}", highlight=False)
+            obj.console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False)
         raise TamperedEvidenceError(
             f"{len(problems)} problem(s) in the evidence chain of {count} document(s)",
             hint="restore the named files from a backup; never edit evidence by hand",
         )
-    obj.console.print(f"Evidence chain intact: {count} document(s).")
+    obj.console.print(f"Evidence chain intact: {count} document(s).", markup=False)
 
 
 @evidence.command()

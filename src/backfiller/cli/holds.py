@@ -114,7 +114,7 @@ def release_cmd(
             run_id=run_id,
             force_reason=reason if force else None,
         )
-    obj.console.print(f"released {len(outcome.released)} hold(s)")
+    obj.console.print(f"released {len(outcome.released)} hold(s)", markup=False)
     if outcome.blocked:
         lines = [f"  - {h.target} {h.partition_key}: {'; '.join(m)}" for h, m in outcome.blocked]
         raise ChecksFailedError(
@@ -140,9 +140,9 @@ def ready_cmd(obj: Context, target: str, partition: str) -> None:
         reasons = is_ready(project, ledger, target, key)
     if reasons:
         for r in reasons:
-            obj.console.print(f"held: {r}")
+            obj.console.print(f"held: {r}", markup=False)
         raise click.exceptions.Exit(1)
-    obj.console.print(f"ready: {target} {key}")
+    obj.console.print(f"ready: {target} {key}", markup=False)
 
 
 COMMANDS = [check_cmd, holds_cmd, release_cmd, ready_cmd]

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 from rich.console import Console
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
@@ -148,7 +149,7 @@ class _Lesson:
         self.console.print(text)
 
     def command(self, text: str) -> None:
-        self.console.print(f"[dim]$ backfiller {text}[/]")
+        self.console.print(f"[dim]$ backfiller {escape(text)}[/]")
 
 
 def run_lesson(folder: Path, console: Console) -> LessonResult:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from backfiller import __version__
 from backfiller.actions.apply import apply_plan
@@ -47,12 +48,35 @@ SEED_HINT = (
     show_default=True,
     help="The project folder (with backfiller.toml).",
 )
+@click.option(
+    "--max-parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Independent partitions computed at once.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="backfiller")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path, debug: bool) -> None:
+def cli(ctx: click.Context, project_dir: Path, max_parallel: int, debug: bool) -> None:
     """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
-    ctx.obj = Context(project_dir, make_console(), debug)
+    ctx.obj = Context(project_dir, make_console(), debug, max_parallel)
+
+
+def _override(override_protected: bool, reason: str | None) -> str | None:
+    if override_protected and not reason:
+        raise BadInputError(
+            "--override-protected needs --reason TEXT",
+            hint="say why the protected baseline may be overwritten; it is recorded",
+        )
+    return reason if override_protected else None
+
+
+_override_option = click.option(
+    "--override-protected",
+    is_flag=True,
+    help="Overwrite protected baselines (needs --reason; recorded).",
+)
 
 
 _allow_option = click.option(
@@ -107,6 +131,7 @@ def gaps(obj: Context, start: str | None, end: str | None, partition: str | None
     is_flag=True,
     help="Also recompute partitions without a gap (needs --reason).",
 )
+@_override_option
 @_allow_option
 @click.pass_obj
 def plan(
@@ -118,11 +143,15 @@ def plan(
     operator: str | None,
     reason: str | None,
     include_materialized: bool,
+    override_protected: bool,
     allow_apply_during_simulation_: bool,
 ) -> None:
     """Write a backfill plan for a partition or a window."""
+    override = _override(override_protected, reason)
     with allow_apply_during_simulation(allow_apply_during_simulation_):
-        _plan(obj, partition, start, end, mode_text, operator, reason, include_materialized)
+        _plan(
+            obj, partition, start, end, mode_text, operator, reason, include_materialized, override
+        )
 
 
 def _plan(
@@ -134,6 +163,7 @@ def _plan(
     operator: str | None,
     reason: str | None,
     include_materialized: bool,
+    override_reason: str | None = None,
 ) -> None:
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
@@ -155,30 +185,52 @@ def _plan(
             if not e.expected_input_count and e.upstream_manifest_id not in broken
         ]
         if empty:
-            obj.console.print("[yellow]" + SEED_HINT.format(key=", ".join(empty[:5])) + "[/]")
-    obj.console.print(f"Plan written to {project.relative(path)}")
+            hint = SEED_HINT.format(key=", ".join(empty[:5]))
+            obj.console.print(f"[yellow]{escape(hint)}[/]")
+    obj.console.print(f"Plan written to {project.relative(path)}", markup=False)
     if mode is Mode.APPLY:
-        _apply(obj, project, path, operator)
+        _apply(obj, project, path, operator, override_reason)
 
 
-def _apply(obj: Context, project: Project, path: Path, operator: str | None) -> None:
+def _apply(
+    obj: Context,
+    project: Project,
+    path: Path,
+    operator: str | None,
+    override_reason: str | None = None,
+) -> None:
     document = read_plan(path)
-    result = apply_plan(project, document, operator=project.operator(operator))
+    with obj.run_options(len(document.work)) as options:
+        result = apply_plan(
+            project,
+            document,
+            operator=project.operator(operator),
+            options=options,
+            override_reason=override_reason,
+        )
     finish_run(obj.console, result)
 
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--operator", help="Who applies the plan.")
+@click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
+@_override_option
 @_allow_option
 @click.pass_obj
 def apply(
-    obj: Context, plan_file: Path, operator: str | None, allow_apply_during_simulation_: bool
+    obj: Context,
+    plan_file: Path,
+    operator: str | None,
+    reason: str | None,
+    override_protected: bool,
+    allow_apply_during_simulation_: bool,
 ) -> None:
     """Apply exactly the saved plan; refused if the state changed since it was made."""
+    override = _override(override_protected, reason)
     project = obj.project()
     with allow_apply_during_simulation(allow_apply_during_simulation_):
-        _apply(obj, project, plan_file, operator)
+        _apply(obj, project, plan_file, operator, override)
 
 
 @cli.command()
@@ -231,9 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackfillerError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}")
         if exc.hint:
-            err.print(f"[bold]next step:[/] {exc.hint}")
+            err.print(f"[bold]next step:[/] {escape(exc.hint)}")
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -248,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            err.print(traceback.format_exc().strip().splitlines()[-1])
+            err.print(escape(traceback.format_exc().strip().splitlines()[-1]))
         return int(ExitCode.UNEXPECTED)
     return int(ExitCode.OK)
 

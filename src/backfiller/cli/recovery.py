@@ -52,7 +52,7 @@ def rerun_cmd(
         raise BadInputError("rerun needs --partition K or --start K --end K")
     keys = _keys(project, partition, start, end)
     project.graph.get(asset)
-    with project.ledger() as ledger:
+    with project.ledger() as ledger, obj.run_options() as options:
         result = rerun(
             project,
             ledger,
@@ -61,6 +61,7 @@ def rerun_cmd(
             operator=project.operator(operator),
             reason=reason,
             override_reason=override,
+            options=options,
         )
     finish_run(obj.console, result)
 
@@ -84,7 +85,7 @@ def replay_cmd(
     override = _override(override_protected, reason)
     project = obj.project()
     keys = [project.scheme.parse(partition)] if partition else None
-    with project.ledger() as ledger:
+    with project.ledger() as ledger, obj.run_options() as options:
         result = replay(
             project,
             ledger,
@@ -93,6 +94,7 @@ def replay_cmd(
             operator=project.operator(operator),
             reason=reason,
             override_reason=override,
+            options=options,
         )
     finish_run(obj.console, result)
 
@@ -123,8 +125,10 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
 def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     """Finish what a crashed run left unfinished; never duplicates what landed."""
     project = obj.project()
-    with project.ledger() as ledger:
-        result = resume(project, ledger, run_id=run_id, operator=project.operator(operator))
+    with project.ledger() as ledger, obj.run_options() as options:
+        result = resume(
+            project, ledger, run_id=run_id, operator=project.operator(operator), options=options
+        )
     finish_run(obj.console, result)
 
 
@@ -165,7 +169,7 @@ def restore_cmd(
         )
     print_run(obj.console, result)
     for down, down_key in stale:
-        obj.console.print(f"stale and held: {down} {down_key}")
+        obj.console.print(f"stale and held: {down} {down_key}", markup=False)
 
 
 @click.command(name="protect")
@@ -183,7 +187,7 @@ def protect_cmd(
     key = project.scheme.parse(partition)
     with project.ledger() as ledger:
         ledger.protect(asset, key, reason=reason, operator=project.operator(operator))
-    obj.console.print(f"protected: {asset} {key} ({reason})")
+    obj.console.print(f"protected: {asset} {key} ({reason})", markup=False)
 
 
 COMMANDS = [rerun_cmd, replay_cmd, retry_cmd, resume_cmd, restore_cmd, protect_cmd]

@@ -22,12 +22,12 @@ _note = click.option("--note", help="Why; recorded with the simulation.")
 
 
 def _started(obj: Context, record: SimulationRecord, look: str) -> None:
-    obj.console.print(f"simulation {record.simulation_id}: {record.target}")
+    obj.console.print(f"simulation {record.simulation_id}: {record.target}", markup=False)
     if record.copy_path:
-        obj.console.print(f"  moved aside / written to: {record.copy_path}")
-    obj.console.print(f"  the gap it makes: {record.expected_gap}")
-    obj.console.print(f"  see it:  {look}")
-    obj.console.print(f"  undo it: backfiller simulate undo {record.simulation_id}")
+        obj.console.print(f"  moved aside / written to: {record.copy_path}", markup=False)
+    obj.console.print(f"  the gap it makes: {record.expected_gap}", markup=False)
+    obj.console.print(f"  see it:  {look}", markup=False)
+    obj.console.print(f"  undo it: backfiller simulate undo {record.simulation_id}", markup=False)
     obj.console.print("  while it is active every plan is a dry run")
 
 
@@ -151,7 +151,7 @@ def undo_cmd(obj: Context, simulation_id: str, operator: str | None) -> None:
     removed, the forced failure lifted)."""
     project = obj.project()
     record = undo_simulation(project, simulation_id, operator=project.operator(operator))
-    obj.console.print(f"undone {record.simulation_id}: {record.undo_outcome}")
+    obj.console.print(f"undone {record.simulation_id}: {record.undo_outcome}", markup=False)
 
 
 COMMANDS = [simulate_group]

@@ -34,7 +34,7 @@ def strategy_cmd(obj: Context, output: Path | None) -> None:
             f"{exc.strerror or exc}",
             hint="pass --output with a writable file path",
         ) from exc
-    obj.console.print(f"Strategy written to {project.relative(path)}")
+    obj.console.print(f"Strategy written to {project.relative(path)}", markup=False)
 
 
 COMMANDS = [strategy_cmd]

@@ -38,7 +38,9 @@ class DeltaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._tables: dict[str, DeltaTable] = {}
+        # one handle per thread and table: a handle is not safe to share while another thread
+        # brings it up to date
+        self._local = threading.local()
         self._lock = threading.Lock()
         self._write_locks: dict[str, threading.Lock] = {}
 
@@ -54,13 +56,13 @@ class DeltaStore:
         try:
             if version is not None:
                 return DeltaTable(str(path), version=version)
-            with self._lock:
-                table = self._tables.get(asset)
-                if table is None:
-                    table = self._tables[asset] = DeltaTable(str(path))
-                else:
-                    table.update_incremental()
-                return table
+            tables: dict[str, DeltaTable] = self._local.__dict__.setdefault("tables", {})
+            table = tables.get(asset)
+            if table is None:
+                table = tables[asset] = DeltaTable(str(path))
+            else:
+                table.update_incremental()
+            return table
         except TableNotFoundError:
             return None
 
