@@ -149,14 +149,21 @@ def _rss_mib() -> float:
 # -- the two paths (each in its own process) -----------------------------------------------
 
 
-def controlled(root: Path, days: int) -> dict[str, Any]:
+def controlled(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
     from backfiller import execute, load_project
 
     project = load_project(root, environ={})
     steps = [(a, k) for k in keys_for(days) for a in (RAW, SILVER)]
     with project.ledger() as ledger:
         began = time.perf_counter()
-        result = execute(project, ledger, steps, action="backfill", operator="bench")
+        result = execute(
+            project,
+            ledger,
+            steps,
+            action="backfill",
+            operator="bench",
+            max_parallel=max_parallel,
+        )
         seconds = time.perf_counter() - began
     failures = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
     if result.state.value != "succeeded":
@@ -171,7 +178,9 @@ def controlled(root: Path, days: int) -> dict[str, Any]:
     }
 
 
-def plain(root: Path, days: int) -> dict[str, Any]:
+def plain(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
+    """The baseline: one loop, no control (``max_parallel`` is ignored: a plain loop has
+    none)."""
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
@@ -217,7 +226,7 @@ def plain(root: Path, days: int) -> dict[str, Any]:
     }
 
 
-def _child(name: str, root: str, days: int, trace: bool, out: Any) -> None:
+def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any) -> None:
     import pyarrow as pa
 
     import backfiller  # noqa: F401 - import cost is not part of the measurement
@@ -225,7 +234,7 @@ def _child(name: str, root: str, days: int, trace: bool, out: Any) -> None:
     baseline = _rss_mib()
     if trace:
         tracemalloc.start()
-    figures = {"controlled": controlled, "plain": plain}[name](Path(root), days)
+    figures = {"controlled": controlled, "plain": plain}[name](Path(root), days, parallel)
     if trace:
         figures["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
@@ -236,10 +245,10 @@ def _child(name: str, root: str, days: int, trace: bool, out: Any) -> None:
     out.close()
 
 
-def measure(name: str, root: Path, days: int, trace: bool) -> dict[str, Any]:
+def measure(name: str, root: Path, days: int, trace: bool, parallel: int = 1) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(name, str(root), days, trace, send))
+    process = context.Process(target=_child, args=(name, str(root), days, trace, parallel, send))
     process.start()
     send.close()
     figures: dict[str, Any] = receive.recv()
@@ -258,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tracemalloc", action="store_true", help="also trace Python allocations (slower)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    parser.add_argument(
+        "--max-parallel",
+        type=int,
+        default=2,
+        help="partitions the controlled path computes at once (backfiller --max-parallel)",
+    )
     args = parser.parse_args(argv)
     if args.days < 1 or args.raw_rows < 1 or args.silver_rows < 1:
         parser.error("--days, --raw-rows and --silver-rows must be at least 1")
@@ -272,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = {}
         for name in ("controlled", "plain"):
-            results[name] = measure(name, root, args.days, args.tracemalloc)
+            results[name] = measure(name, root, args.days, args.tracemalloc, args.max_parallel)
             print(f"  {name}: {results[name]['seconds']:.1f} s", flush=True)
         report(results, args.days, args.tracemalloc)
     finally:

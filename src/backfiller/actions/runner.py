@@ -363,20 +363,24 @@ class Runner:
             read_upstream=self._read_upstream(asset, key),
             forced_failures=self.forced_failures,
         )
-        for r in results:
-            self.ledger.record_check(
-                run_id=self.run_id,
-                asset=asset.key,
-                key=key,
-                check_name=r.name,
-                status=r.status.value,
-                severity=r.severity.value,
-                blocking=r.blocking,
-                expected=r.expected,
-                actual=r.actual,
-                sample=r.sample,
-                on_staged=True,
-            )
+        self.ledger.record_checks(
+            run_id=self.run_id,
+            asset=asset.key,
+            key=key,
+            on_staged=True,
+            results=[
+                (
+                    r.name,
+                    r.status.value,
+                    r.severity.value,
+                    r.blocking,
+                    r.expected,
+                    r.actual,
+                    r.sample,
+                )
+                for r in results
+            ],
+        )
         return [r.describe() for r in results if r.blocking]
 
     def _commit(self, app_id: str, key: str, attempt: int) -> CommitInfo:

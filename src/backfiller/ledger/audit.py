@@ -107,25 +107,49 @@ class AuditMixin:
         sample: list[dict[str, Any]],
         on_staged: bool,
     ) -> None:
+        self.record_checks(
+            run_id=run_id,
+            asset=asset,
+            key=key,
+            on_staged=on_staged,
+            results=[(check_name, status, severity, blocking, expected, actual, sample)],
+        )
+
+    def record_checks(
+        self,
+        *,
+        run_id: str | None,
+        asset: str,
+        key: str,
+        on_staged: bool,
+        results: list[tuple[str, str, str, bool, Any, Any, list[dict[str, Any]]]],
+    ) -> None:
+        """Record the results of one partition's checks in one transaction:
+        (name, status, severity, blocking, expected, actual, sample) each."""
+        now = self._now()
+        rows = [
+            (
+                run_id,
+                asset,
+                key,
+                name,
+                status,
+                severity,
+                int(blocking),
+                json.dumps(expected, default=str),
+                json.dumps(actual, default=str),
+                json.dumps(sample, default=str),
+                int(on_staged),
+                now,
+            )
+            for name, status, severity, blocking, expected, actual, sample in results
+        ]
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO check_results (run_id, asset, partition_key, check_name, status,"
                 " severity, blocking, expected, actual, sample, on_staged, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    asset,
-                    key,
-                    check_name,
-                    status,
-                    severity,
-                    int(blocking),
-                    json.dumps(expected, default=str),
-                    json.dumps(actual, default=str),
-                    json.dumps(sample, default=str),
-                    int(on_staged),
-                    self._now(),
-                ),
+                rows,
             )
 
     def check_results(
