@@ -227,6 +227,7 @@ def plain(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
 
 
 def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any) -> None:
+    import jsonschema  # noqa: F401 - evidence validation; import cost is not measured
     import pyarrow as pa
 
     import backfiller  # noqa: F401 - import cost is not part of the measurement

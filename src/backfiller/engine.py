@@ -88,9 +88,11 @@ def fingerprint_table(table: pa.Table) -> str:
     name = "__backfiller_fingerprint"
     try:
         con.register(name, table)
+        # one md5 per row (128 bits), summed as two 64-bit halves (a sum cannot overflow)
         rows, upper, lower = con.execute(
-            f"SELECT count(*), coalesce(sum(md5_number_upper({row_text})::HUGEINT), 0),"
-            f" coalesce(sum(md5_number_lower({row_text})::HUGEINT), 0) FROM {name}"
+            f"WITH h AS (SELECT md5_number({row_text}) AS m FROM {name})"
+            " SELECT count(*), coalesce(sum((m >> 64)::HUGEINT), 0),"
+            " coalesce(sum((m & 18446744073709551615::UHUGEINT)::HUGEINT), 0) FROM h"
         ).fetchone() or (0, 0, 0)
     finally:
         con.close()

@@ -54,6 +54,26 @@ def run_in_order(
             on_blocked(node, why)
             stack.extend((child, node) for child in dependents[node])
 
+    def finish(step: S, result: R) -> None:
+        on_done(step, result)
+        for child in dependents[step]:
+            if child not in waiting:
+                continue
+            if succeeded(result):
+                waiting[child].discard(step)
+                if not waiting[child]:
+                    ready.append(child)
+            else:
+                block(child, step)
+
+    if max_parallel == 1:  # in this thread, in order: no pool to pay for, easy to profile
+        while ready:
+            ready.sort(key=order.__getitem__)
+            step = ready.pop(0)
+            del waiting[step]
+            finish(step, work(step))
+        return
+
     with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="backfiller") as pool:
         while ready or running:
             ready.sort(key=order.__getitem__)
@@ -64,14 +84,4 @@ def run_in_order(
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: order[running[f]]):
                 step = running.pop(future)
-                result = future.result()
-                on_done(step, result)
-                for child in dependents[step]:
-                    if child not in waiting:
-                        continue
-                    if succeeded(result):
-                        waiting[child].discard(step)
-                        if not waiting[child]:
-                            ready.append(child)
-                    else:
-                        block(child, step)
+                finish(step, future.result())

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -124,12 +125,13 @@ class DeltaStore:
         # commits to one table are serialised within a process (compute, staging and checks
         # run in parallel); other processes are handled by Delta's optimistic concurrency
         with write_lock:
-            self._write(asset, data, keys, props)
-        return self._version_of(asset, nonce)
+            table = self._write(asset, data, keys, props)
+        return self._version_of(asset, nonce, table)
 
     def _write(
         self, asset: str, data: pa.Table, keys: Sequence[str], props: CommitProperties
-    ) -> None:
+    ) -> DeltaTable | None:
+        """Write; return the handle that made the commit (now at that commit or later)."""
         path = self.path(asset)
         table = self._table(asset)
         if table is None:
@@ -151,9 +153,17 @@ class DeltaStore:
                 predicate=predicate,
                 commit_properties=props,
             )
+            return table
+        return None
 
-    def _version_of(self, asset: str, nonce: str) -> int:
-        for record in self.history(asset, limit=20):
+    def _version_of(self, asset: str, nonce: str, table: DeltaTable | None = None) -> int:
+        """The version of the commit carrying ``nonce`` (looked up in the writing handle's
+        recent history; a concurrent writer may have committed after it)."""
+        records = self._records(table.history(20)) if table is not None else self.history(asset, 20)
+        for record in records:
+            if record.metadata.get(_NONCE) == nonce:
+                return record.version
+        for record in self.history(asset, limit=200):
             if record.metadata.get(_NONCE) == nonce:
                 return record.version
         raise RuntimeError(f"commit {nonce} of {asset!r} not found in its history")
@@ -204,18 +214,19 @@ class DeltaStore:
         table = self._table(asset)
         if table is None:
             return []
-        records = []
-        for entry in table.history(limit):
-            meta = {k: str(v) for k, v in entry.items() if k.startswith("backfiller.")}
-            records.append(
-                CommitRecord(
-                    version=int(entry["version"]),
-                    timestamp_ms=int(entry.get("timestamp", 0)),
-                    operation=str(entry.get("operation", "")),
-                    metadata=meta,
-                )
+        return self._records(table.history(limit))
+
+    @staticmethod
+    def _records(entries: list[dict[str, Any]]) -> list[CommitRecord]:
+        return [
+            CommitRecord(
+                version=int(entry["version"]),
+                timestamp_ms=int(entry.get("timestamp", 0)),
+                operation=str(entry.get("operation", "")),
+                metadata={k: str(v) for k, v in entry.items() if k.startswith("backfiller.")},
             )
-        return records
+            for entry in entries
+        ]
 
     def committed_step(self, asset: str, app_id: str) -> int | None:
         """The last step number committed under ``app_id``; ``None`` if none landed."""
