@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import pyarrow as pa
+
 from backfiller.actions.runner import (
     RunOptions,
     RunResult,
@@ -20,12 +22,14 @@ from backfiller.actions.runner import (
     StepResult,
     execute,
     new_run_id,
+    protection_of,
 )
+from backfiller.checks.audit import audit
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
 from backfiller.evidence.writer import write_run_evidence
 from backfiller.holds import place_holds
-from backfiller.ledger import RunState, SqliteLedger
+from backfiller.ledger import LeaseConflict, RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.reports import write_partition_report
@@ -166,27 +170,23 @@ def retry(
             f"Run {run_id}: {', '.join(exhausted)} already used {max_attempts} attempts",
             hint="investigate, then rerun",
         )
-    from backfiller.actions.runner import Runner
-
-    runner = Runner(project, ledger, run_id, run.plan_id, operator, run.action, resuming=True)
-    result = RunResult(run_id, run.plan_id)
-    for (asset, key), (attempt, _, _) in sorted(failed.items()):
-        sleep(backoff_seconds * 2 ** (attempt - 1))
-        result.steps.append(runner.run_step(project.graph.get(asset), key, attempt + 1))
-    ledger.finish_run(run_id, _merged_state(ledger, run_id))
-    write_run_evidence(project, ledger, run_id)  # chained after the run's first evidence
-    return result
-
-
-def _merged_state(ledger: SqliteLedger, run_id: str) -> RunState:
-    latest: dict[tuple[str, str], str] = {}
-    for a in ledger.attempts(run_id):
-        latest[(a.asset, a.partition_key)] = a.status
-    if any(s in {"failed", "running"} for s in latest.values()):
-        return RunState.FAILED
-    if any(s == "check_failed" for s in latest.values()):
-        return RunState.CHECKS_FAILED
-    return RunState.SUCCEEDED
+    # the steps of the run that never got an attempt: skipped below a failure
+    attempted = set(latest)
+    planned = [(str(a), str(k)) for a, k in run.arguments.get("steps", [])]
+    skipped = [s for s in planned if s not in attempted]
+    steps = sorted(failed) + [s for s in skipped if s not in failed]
+    sleep(backoff_seconds * 2 ** (max(n for n, _, _ in failed.values()) - 1))
+    return execute(
+        project,
+        ledger,
+        steps,
+        action=run.action,
+        operator=operator,
+        plan_id=run.plan_id,
+        run_id=run_id,
+        reason=run.reason,
+        attempts={s: failed[s][0] + 1 for s in failed},
+    )
 
 
 def resume(
@@ -202,6 +202,15 @@ def resume(
     run = ledger.run(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
+    if run.state is RunState.SUCCEEDED:
+        # nothing is unfinished; resuming would re-publish over whatever came after it
+        return RunResult(run_id, run.plan_id)
+    if run.state.finished:
+        raise PreconditionError(
+            f"Run {run_id} finished ({run.state.value}); resume only finishes a run that was "
+            "interrupted",
+            hint=f"'backfiller retry {run_id}' for transient failures, else rerun after a fix",
+        )
     steps = [(str(a), str(k)) for a, k in run.arguments.get("steps", [])]
     if not steps:
         raise PreconditionError(f"Run {run_id} recorded no steps; nothing to resume")
@@ -260,13 +269,62 @@ def restore(
         ) from exc
     if data is None:
         raise PreconditionError(f"Version {to_version} of {asset} is not retained")
-    protection = ledger.protection(asset, key)
+    if data.num_rows == 0:
+        raise PreconditionError(
+            f"{asset} {key} had no rows at version {to_version}: restoring it would empty the "
+            "partition",
+            hint="pick a version at which the partition was published "
+            "('backfiller history --asset A')",
+        )
+    protection = protection_of(project, ledger, asset, key, {})
     if protection is not None and not override_reason:
         raise PreconditionError(
             f"Refusing to overwrite protected baseline {asset} {key} ({protection.reason})",
             hint="pass --override-protected --reason TEXT",
         )
     run_id = new_run_id(project.clock().isoformat())
+    try:
+        lease = ledger.acquire_lease(
+            asset, key, holder=operator, plan_id=None, run_id=run_id, ttl_seconds=600.0
+        )
+    except LeaseConflict as conflict:
+        held = conflict.lease
+        raise ConflictError(
+            f"{asset} {key} is leased by {held.holder} (plan {held.plan_id}, run "
+            f"{held.run_id}) since {held.acquired_at}",
+            hint="wait for that run to finish (or its lease to expire), then restore",
+        ) from None
+    try:
+        return _restore_leased(
+            project,
+            ledger,
+            asset=asset,
+            key=key,
+            operator=operator,
+            data=data,
+            to_version=to_version,
+            run_id=run_id,
+            reason=reason,
+            override_reason=override_reason if protection is not None else None,
+        )
+    finally:
+        ledger.release_lease(lease)
+
+
+def _restore_leased(
+    project: Project,
+    ledger: SqliteLedger,
+    *,
+    asset: str,
+    key: str,
+    operator: str,
+    data: pa.Table,
+    to_version: int,
+    run_id: str,
+    reason: str | None,
+    override_reason: str | None,
+) -> tuple[RunResult, list[tuple[str, str]]]:
+    store = project.store
     ledger.begin_run(
         run_id=run_id,
         plan_id=None,
@@ -275,13 +333,46 @@ def restore(
         reason=reason,
         arguments={"asset": asset, "partition": key, "to_version": to_version},
     )
-    if protection is not None and override_reason:
+    if override_reason:
         ledger.record_override(
             run_id=run_id, asset=asset, key=key, reason=override_reason, operator=operator
         )
     before = ledger.partition(asset, key)
     rows_before = store.partition_counts(asset).get(key, 0)
     ledger.start(asset, key, run_id=run_id, attempt=1, operator=operator)
+    # write–audit–publish holds for a restore too: the old version must pass today's checks
+    failures = _audit_restored(project, ledger, asset, key, data, run_id)
+    if failures:
+        message = "; ".join(failures)
+        ledger.fail(
+            asset,
+            key,
+            run_id=run_id,
+            attempt=1,
+            operator=operator,
+            error=message,
+            transient=False,
+            checks=True,
+        )
+        place_holds(
+            project,
+            ledger,
+            run_id=run_id,
+            operator=operator,
+            changed=[],
+            failed_checks=[(asset, key)],
+        )
+        ledger.finish_run(run_id, RunState.CHECKS_FAILED, message)
+        write_run_evidence(project, ledger, run_id)
+        step = StepResult(
+            asset,
+            key,
+            StepOutcome.CHECK_FAILED,
+            rows=data.num_rows,
+            rows_before=rows_before,
+            error=message,
+        )
+        return RunResult(run_id, None, [step]), []
     version = store.write_partitions(
         asset,
         data,
@@ -347,6 +438,40 @@ def restore(
     ledger.finish_run(run_id, RunState.SUCCEEDED)
     write_run_evidence(project, ledger, run_id)
     return result, stale
+
+
+def _audit_restored(
+    project: Project, ledger: SqliteLedger, asset: str, key: str, data: pa.Table, run_id: str
+) -> list[str]:
+    target = project.graph.get(asset)
+    declared = project.manifests.for_partition(key)
+    mapping = project.graph.upstream_partitions(asset, key)
+
+    def read(upstream: str) -> pa.Table:
+        rows = project.store.read_partitions(upstream, mapping[upstream])
+        if rows is None:
+            raise PreconditionError(f"upstream {upstream} has no table")
+        return rows
+
+    results = audit(
+        target,
+        key,
+        data,
+        window=project.scheme.window(key),
+        expected_count=declared[1].expected_record_count if declared else None,
+        read_upstream=read,
+    )
+    ledger.record_checks(
+        run_id=run_id,
+        asset=asset,
+        key=key,
+        on_staged=True,
+        results=[
+            (r.name, r.status.value, r.severity.value, r.blocking, r.expected, r.actual, r.sample)
+            for r in results
+        ],
+    )
+    return [r.describe() for r in results if r.blocking]
 
 
 def conflict_error(result: RunResult) -> ConflictError | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -251,6 +251,14 @@ class Runner:
 
     def _run_leased(self, asset: Asset, key: str, attempt: int, lease: Lease) -> StepResult:
         store, ledger = self.project.store, self.ledger
+        if not ledger.lease_is_current(lease):  # fenced: the partition is another run's now
+            return StepResult(
+                asset.key,
+                key,
+                StepOutcome.FAILED,
+                error=f"{asset.key} {key}: the lease (token {lease.token}) was taken over by "
+                "another run; refusing this late publish",
+            )
         before = ledger.partition(asset.key, key)
         if before is not None:
             rows_before: int | None = before.row_count
@@ -289,16 +297,7 @@ class Runner:
                 failures = self._audit(asset, key, staged)
                 if failures:
                     message = "; ".join(failures)
-                    ledger.fail(
-                        asset.key,
-                        key,
-                        run_id=self.run_id,
-                        attempt=attempt,
-                        operator=self.operator,
-                        error=message,
-                        transient=False,
-                        checks=True,
-                    )
+                    self._settle_failure(asset.key, key, attempt, lease, message, checks=True)
                     return StepResult(
                         asset.key,
                         key,
@@ -327,20 +326,45 @@ class Runner:
                 if isinstance(exc, BackfillerError)
                 else (f"{type(exc).__name__}: {exc}")
             )
-            ledger.fail(
-                asset.key,
-                key,
-                run_id=self.run_id,
-                attempt=attempt,
-                operator=self.operator,
-                error=message,
-                transient=transient,
+            message = self._settle_failure(
+                asset.key, key, attempt, lease, message, transient=transient
             )
             if not isinstance(exc, BackfillerError):
                 traceback.print_exc()
             return StepResult(
                 asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
             )
+
+    def _settle_failure(
+        self,
+        asset: str,
+        key: str,
+        attempt: int,
+        lease: Lease,
+        message: str,
+        *,
+        transient: bool = False,
+        checks: bool = False,
+    ) -> str:
+        """Record a failed step. If the lease was taken over meanwhile, the partition is the
+        new holder's: only this attempt is closed, its status is left alone."""
+        if not self.ledger.lease_is_current(lease):
+            message = f"lease lost to another run; {message}"
+            self.ledger.abandon_attempt(
+                asset, key, run_id=self.run_id, attempt=attempt, error=message
+            )
+            return message
+        self.ledger.fail(
+            asset,
+            key,
+            run_id=self.run_id,
+            attempt=attempt,
+            operator=self.operator,
+            error=message,
+            transient=transient,
+            checks=checks,
+        )
+        return message
 
     def _report_matches(self, asset: str, key: str, version: int | None) -> bool:
         report = read_partition_report(self.project.partition_report_path(asset, key))
@@ -495,6 +519,7 @@ def execute(
     parent_run_id: str | None = None,
     write_evidence: bool = True,
     max_parallel: int = 1,
+    attempts: Mapping[tuple[str, str], int] | None = None,
 ) -> RunResult:
     """Run ``steps`` as one run; a step whose upstream step failed in this run is skipped.
 
@@ -518,7 +543,9 @@ def execute(
     run_id = run_id or new_run_id(project.clock().isoformat())
     stored: dict[str, dict[str, int]] = {}
     protected = [
-        (a, k, p) for a, k in steps if (p := _protection(project, ledger, a, k, stored)) is not None
+        (a, k, p)
+        for a, k in steps
+        if (p := protection_of(project, ledger, a, k, stored)) is not None
     ]
     if protected and not override_reason:
         listing = "; ".join(f"{a} {k} ({p.reason}, by {p.operator})" for a, k, p in protected)
@@ -583,7 +610,7 @@ def execute(
     run_in_order(
         ordered,
         depends,
-        lambda step: runner.run_step(graph.get(step[0]), step[1]),
+        lambda step: runner.run_step(graph.get(step[0]), step[1], (attempts or {}).get(step, 1)),
         lambda step: step.outcome in {StepOutcome.PUBLISHED, StepOutcome.ALREADY_PUBLISHED},
         max_parallel=max_parallel,
         on_done=lambda _, step: record(step),
@@ -614,7 +641,7 @@ def execute(
     return result
 
 
-def _protection(
+def protection_of(
     project: Project,
     ledger: SqliteLedger,
     asset: str,

@@ -8,7 +8,7 @@ from backfiller.actions.recovery import replay, rerun, restore, resume, retry
 from backfiller.errors import BadInputError
 
 from .context import Context, _keys
-from .render import finish_run, print_run
+from .render import finish_run
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
@@ -167,9 +167,9 @@ def restore_cmd(
             reason=reason,
             override_reason=override,
         )
-    print_run(obj.console, result)
     for down, down_key in stale:
         obj.console.print(f"stale and held: {down} {down_key}", markup=False)
+    finish_run(obj.console, result)
 
 
 @click.command(name="protect")

@@ -426,6 +426,14 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
             )
             return status
 
+    def abandon_attempt(
+        self, asset: str, key: str, *, run_id: str, attempt: int, error: str
+    ) -> None:
+        """End an attempt that lost its lease: the partition now belongs to another run, so
+        its status is left alone; only the attempt records what happened."""
+        with self.transaction() as conn:
+            self._end_attempt(conn, run_id, asset, key, attempt, "failed", error, False, None, None)
+
     def mark_stale(
         self, asset: str, key: str, *, run_id: str | None, operator: str, reason: str
     ) -> PartitionStatus:
