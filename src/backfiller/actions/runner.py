@@ -164,6 +164,8 @@ class Runner:
     forced_failures: frozenset[tuple[str, str, str]] = frozenset()
     lease_ttl: float = 600.0
     resuming: bool = False
+    _stored_counts: dict[str, dict[str, int] | None] = field(default_factory=dict)
+    _counts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
         mapping = self.project.graph.upstream_partitions(asset.key, key)
@@ -263,9 +265,7 @@ class Runner:
         if before is not None:
             rows_before: int | None = before.row_count
         else:  # no record: count what is stored (an orphan), from the log
-            rows_before = (
-                store.partition_counts(asset.key).get(key) if store.exists(asset.key) else None
-            )
+            rows_before = self._stored_rows(asset.key, key)
         app_id = _app_id(self.run_id, key)
         # only a run that was interrupted before can have commits that landed
         landed = store.committed_step(asset.key, app_id) if self.resuming else None
@@ -334,6 +334,19 @@ class Runner:
             return StepResult(
                 asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
             )
+
+    def _stored_rows(self, asset: str, key: str) -> int | None:
+        """Rows stored for a partition the ledger does not know, from the Delta log — read once
+        per asset and run: re-reading the whole log for every new partition makes a long
+        backfill slower with every day it adds."""
+        with self._counts_lock:
+            if asset not in self._stored_counts:
+                store = self.project.store
+                self._stored_counts[asset] = (
+                    store.partition_counts(asset) if store.exists(asset) else None
+                )
+            counts = self._stored_counts[asset]
+        return None if counts is None else counts.get(key)
 
     def _settle_failure(
         self,
