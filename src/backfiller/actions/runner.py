@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -48,6 +49,9 @@ from backfiller.store import CommitInfo
 from backfiller.store.delta import PARTITION_COLUMN
 
 __all__ = ["RunOptions", "RunResult", "StepOutcome", "StepResult", "execute"]
+
+
+_PUBLISHED_CACHE = 16
 
 
 class StepOutcome(Enum):
@@ -166,12 +170,23 @@ class Runner:
     resuming: bool = False
     _stored_counts: dict[str, dict[str, int] | None] = field(default_factory=dict)
     _counts_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the last partitions published in this run, for downstream steps to read without a scan
+    _published: OrderedDict[tuple[str, str], tuple[int, pa.Table]] = field(
+        default_factory=OrderedDict
+    )
+    _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
         mapping = self.project.graph.upstream_partitions(asset.key, key)
 
         def read(upstream: str) -> pa.Table:
+            cached = self._cached(upstream, mapping[upstream])
+            if cached is not None:
+                return cached
             data = self.project.store.read_partitions(upstream, mapping[upstream])
+            if data is not None and data.num_rows:
+                with self._counts_lock:
+                    self._read_schemas[upstream] = data.schema
             if data is None:
                 raise StepError(
                     f"{asset.key} {key}: upstream {upstream!r} has no table yet",
@@ -335,6 +350,31 @@ class Runner:
                 asset.key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
             )
 
+    def _cached(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
+        """The partitions this run just published, if every one is still the current version
+        and has exactly the schema a read from the store gives; else ``None`` (read them)."""
+        with self._counts_lock:
+            schema = self._read_schemas.get(asset)
+            hits = [self._published.get((asset, k)) for k in keys]
+        if schema is None or not keys or any(h is None for h in hits):
+            return None
+        tables = []
+        for k, hit in zip(keys, hits, strict=True):
+            assert hit is not None
+            version, table = hit
+            record = self.ledger.partition(asset, k)
+            if record is None or record.data_version != version or table.schema != schema:
+                return None
+            tables.append(table)
+        return pa.concat_tables(tables)
+
+    def _remember(self, asset: str, key: str, version: int, table: pa.Table) -> None:
+        with self._counts_lock:
+            self._published[(asset, key)] = (version, table)
+            self._published.move_to_end((asset, key))
+            while len(self._published) > _PUBLISHED_CACHE:
+                self._published.popitem(last=False)
+
     def _stored_rows(self, asset: str, key: str) -> int | None:
         """Rows stored for a partition the ledger does not know, from the Delta log — read once
         per asset and run: re-reading the whole log for every new partition makes a long
@@ -477,6 +517,7 @@ class Runner:
             manifest_checksum=declared[1].checksum if declared else None,
             upstream_versions=consumed,
         )
+        self._remember(asset.key, key, version, staged)
         crash_point("after_ledger_publish")
         window = self.project.scheme.window(key)
         write_partition_report(
