@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -88,3 +89,20 @@ def _keys(project: Project, partition: str | None, start: str | None, end: str |
     if project.config.default_partition:
         return [project.scheme.parse(project.config.default_partition, now=now)]
     raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
+
+
+def override_reason(override_protected: bool, reason: str | None) -> str | None:
+    """The recorded reason for overwriting protected baselines, or ``None`` without the flag."""
+    if override_protected and not reason:
+        raise BadInputError(
+            "--override-protected needs --reason TEXT",
+            hint="say why the protected baseline may be overwritten; it is recorded",
+        )
+    return reason if override_protected else None
+
+
+override_option = click.option(
+    "--override-protected",
+    is_flag=True,
+    help="Overwrite protected baselines (needs --reason; recorded).",
+)

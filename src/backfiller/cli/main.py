@@ -24,7 +24,7 @@ from backfiller.planning.planner import request_for
 from backfiller.project import Project
 from backfiller.simulation import allow_apply_during_simulation
 
-from .context import Context, _keys, make_console
+from .context import Context, _keys, make_console, override_option, override_reason
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
@@ -61,22 +61,6 @@ SEED_HINT = (
 def cli(ctx: click.Context, project_dir: Path, max_parallel: int, debug: bool) -> None:
     """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
     ctx.obj = Context(project_dir, make_console(), debug, max_parallel)
-
-
-def _override(override_protected: bool, reason: str | None) -> str | None:
-    if override_protected and not reason:
-        raise BadInputError(
-            "--override-protected needs --reason TEXT",
-            hint="say why the protected baseline may be overwritten; it is recorded",
-        )
-    return reason if override_protected else None
-
-
-_override_option = click.option(
-    "--override-protected",
-    is_flag=True,
-    help="Overwrite protected baselines (needs --reason; recorded).",
-)
 
 
 _allow_option = click.option(
@@ -131,7 +115,7 @@ def gaps(obj: Context, start: str | None, end: str | None, partition: str | None
     is_flag=True,
     help="Also recompute partitions without a gap (needs --reason).",
 )
-@_override_option
+@override_option
 @_allow_option
 @click.pass_obj
 def plan(
@@ -147,7 +131,7 @@ def plan(
     allow_apply_during_simulation_: bool,
 ) -> None:
     """Write a backfill plan for a partition or a window."""
-    override = _override(override_protected, reason)
+    override = override_reason(override_protected, reason)
     with allow_apply_during_simulation(allow_apply_during_simulation_):
         _plan(
             obj, partition, start, end, mode_text, operator, reason, include_materialized, override
@@ -215,7 +199,7 @@ def _apply(
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--operator", help="Who applies the plan.")
 @click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
-@_override_option
+@override_option
 @_allow_option
 @click.pass_obj
 def apply(
@@ -227,7 +211,7 @@ def apply(
     allow_apply_during_simulation_: bool,
 ) -> None:
     """Apply exactly the saved plan; refused if the state changed since it was made."""
-    override = _override(override_protected, reason)
+    override = override_reason(override_protected, reason)
     project = obj.project()
     with allow_apply_during_simulation(allow_apply_during_simulation_):
         _apply(obj, project, plan_file, operator, override)

@@ -7,23 +7,11 @@ import click
 from backfiller.actions.recovery import replay, rerun, restore, resume, retry
 from backfiller.errors import BadInputError
 
-from .context import Context, _keys
+from .context import Context, _keys, override_option, override_reason
 from .render import finish_run
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
-_override_flag = click.option(
-    "--override-protected", is_flag=True, help="Overwrite protected baselines (needs --reason)."
-)
-
-
-def _override(override_protected: bool, reason: str | None) -> str | None:
-    if override_protected and not reason:
-        raise BadInputError(
-            "--override-protected needs --reason TEXT",
-            hint="say why the protected baseline may be overwritten",
-        )
-    return reason if override_protected else None
 
 
 @click.command(name="rerun")
@@ -33,7 +21,7 @@ def _override(override_protected: bool, reason: str | None) -> str | None:
 @click.option("--end", help="Last partition key.")
 @_operator
 @_reason
-@_override_flag
+@override_option
 @click.pass_obj
 def rerun_cmd(
     obj: Context,
@@ -46,7 +34,7 @@ def rerun_cmd(
     override_protected: bool,
 ) -> None:
     """Recompute named partitions as a new run of the same definition (checks always run)."""
-    override = _override(override_protected, reason)
+    override = override_reason(override_protected, reason)
     project = obj.project()
     if partition is None and start is None:
         raise BadInputError("rerun needs --partition K or --start K --end K")
@@ -71,7 +59,7 @@ def rerun_cmd(
 @click.option("--partition", help="Only this partition of the manifest.")
 @_operator
 @_reason
-@_override_flag
+@override_option
 @click.pass_obj
 def replay_cmd(
     obj: Context,
@@ -82,7 +70,7 @@ def replay_cmd(
     override_protected: bool,
 ) -> None:
     """Re-ingest exactly a manifest's input (refused if its checksums no longer match)."""
-    override = _override(override_protected, reason)
+    override = override_reason(override_protected, reason)
     project = obj.project()
     keys = [project.scheme.parse(partition)] if partition else None
     with project.ledger() as ledger, obj.run_options() as options:
@@ -139,7 +127,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
 @click.option("--before-run", help="Restore the version before this run's first commit.")
 @_operator
 @_reason
-@_override_flag
+@override_option
 @click.pass_obj
 def restore_cmd(
     obj: Context,
@@ -152,7 +140,7 @@ def restore_cmd(
     override_protected: bool,
 ) -> None:
     """Publish a retained earlier version of a partition again; downstream becomes stale."""
-    override = _override(override_protected, reason)
+    override = override_reason(override_protected, reason)
     project = obj.project()
     key = project.scheme.parse(partition)
     with project.ledger() as ledger:
