@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
+from backfiller.actions.checking import check_partition
 from backfiller.actions.runner import (
     RunOptions,
     RunResult,
@@ -24,7 +25,6 @@ from backfiller.actions.runner import (
     new_run_id,
     protection_of,
 )
-from backfiller.checks.audit import audit
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
 from backfiller.evidence.writer import write_run_evidence
@@ -341,7 +341,8 @@ def _restore_leased(
     rows_before = store.partition_counts(asset).get(key, 0)
     ledger.start(asset, key, run_id=run_id, attempt=1, operator=operator)
     # write–audit–publish holds for a restore too: the old version must pass today's checks
-    failures = _audit_restored(project, ledger, asset, key, data, run_id)
+    results = check_partition(project, ledger, asset, key, data, run_id=run_id, on_staged=True)
+    failures = [r.describe() for r in results if r.blocking]
     if failures:
         message = "; ".join(failures)
         ledger.fail(
@@ -438,40 +439,6 @@ def _restore_leased(
     ledger.finish_run(run_id, RunState.SUCCEEDED)
     write_run_evidence(project, ledger, run_id)
     return result, stale
-
-
-def _audit_restored(
-    project: Project, ledger: SqliteLedger, asset: str, key: str, data: pa.Table, run_id: str
-) -> list[str]:
-    target = project.graph.get(asset)
-    declared = project.manifests.for_partition(key)
-    mapping = project.graph.upstream_partitions(asset, key)
-
-    def read(upstream: str) -> pa.Table:
-        rows = project.store.read_partitions(upstream, mapping[upstream])
-        if rows is None:
-            raise PreconditionError(f"upstream {upstream} has no table")
-        return rows
-
-    results = audit(
-        target,
-        key,
-        data,
-        window=project.scheme.window(key),
-        expected_count=declared[1].expected_record_count if declared else None,
-        read_upstream=read,
-    )
-    ledger.record_checks(
-        run_id=run_id,
-        asset=asset,
-        key=key,
-        on_staged=True,
-        results=[
-            (r.name, r.status.value, r.severity.value, r.blocking, r.expected, r.actual, r.sample)
-            for r in results
-        ],
-    )
-    return [r.describe() for r in results if r.blocking]
 
 
 def conflict_error(result: RunResult) -> ConflictError | None:

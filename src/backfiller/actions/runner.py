@@ -25,10 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from backfiller.actions.checking import check_partition, store_reader
 from backfiller.actions.faults import crash_point
 from backfiller.actions.scheduler import run_in_order
 from backfiller.assets import Asset, AssetContext
-from backfiller.checks.audit import audit
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
 from backfiller.evidence.writer import write_run_evidence
@@ -178,22 +178,16 @@ class Runner:
 
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
         mapping = self.project.graph.upstream_partitions(asset.key, key)
+        from_store = store_reader(self.project, asset.key, key)
 
         def read(upstream: str) -> pa.Table:
             cached = self._cached(upstream, mapping[upstream])
             if cached is not None:
                 return cached
-            data = self.project.store.read_partitions(upstream, mapping[upstream])
-            if data is not None and data.num_rows:
+            data = from_store(upstream)
+            if data.num_rows:
                 with self._counts_lock:
                     self._read_schemas[upstream] = data.schema
-            if data is None:
-                raise StepError(
-                    f"{asset.key} {key}: upstream {upstream!r} has no table yet",
-                    hint=f"backfill {upstream} first",
-                    asset=asset.key,
-                    partition=key,
-                )
             return data
 
         return read
@@ -430,33 +424,16 @@ class Runner:
     def _audit(self, asset: Asset, key: str, staged: pa.Table) -> list[str]:
         """Run the asset's checks on the staged rows, record every result, and return the
         blocking failures (an empty list: publish)."""
-        declared = self.project.manifests.for_partition(key)
-        results = audit(
-            asset,
+        results = check_partition(
+            self.project,
+            self.ledger,
+            asset.key,
             key,
             staged,
-            window=self.project.scheme.window(key),
-            expected_count=declared[1].expected_record_count if declared else None,
+            run_id=self.run_id,
+            on_staged=True,
             read_upstream=self._read_upstream(asset, key),
             forced_failures=self.forced_failures,
-        )
-        self.ledger.record_checks(
-            run_id=self.run_id,
-            asset=asset.key,
-            key=key,
-            on_staged=True,
-            results=[
-                (
-                    r.name,
-                    r.status.value,
-                    r.severity.value,
-                    r.blocking,
-                    r.expected,
-                    r.actual,
-                    r.sample,
-                )
-                for r in results
-            ],
         )
         return [r.describe() for r in results if r.blocking]
 

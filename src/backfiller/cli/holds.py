@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-import pyarrow as pa
 from rich.table import Table
 
-from backfiller.checks.audit import audit
+from backfiller.actions.checking import check_partition
 from backfiller.errors import BadInputError, ChecksFailedError
 from backfiller.holds import is_ready, release
 
@@ -21,47 +20,18 @@ from .render import add_row
 def check_cmd(obj: Context, asset: str, partition: str) -> None:
     """Re-run an asset's checks on its published data (recorded in the ledger)."""
     project = obj.project()
-    target = project.graph.get(asset)
+    project.graph.get(asset)
     key = project.scheme.parse(partition)
     data = project.store.read_partition(asset, key)
     if data is None:
         raise BadInputError(f"{asset} has no table yet", hint="backfill it first")
-    declared = project.manifests.for_partition(key)
-    mapping = project.graph.upstream_partitions(asset, key)
-
-    def read(upstream: str) -> pa.Table:
-        rows = project.store.read_partitions(upstream, mapping[upstream])
-        if rows is None:
-            raise BadInputError(f"upstream {upstream} has no table yet")
-        return rows
-
-    results = audit(
-        target,
-        key,
-        data,
-        window=project.scheme.window(key),
-        expected_count=declared[1].expected_record_count if declared else None,
-        read_upstream=read,
-    )
+    with project.ledger() as ledger:
+        results = check_partition(project, ledger, asset, key, data, run_id=None, on_staged=False)
     table = Table(title=f"Checks of {asset} {key} (published data)")
     for col in ("check", "status", "severity", "expected", "actual"):
         table.add_column(col, overflow="fold")
-    with project.ledger() as ledger:
-        for r in results:
-            ledger.record_check(
-                run_id=None,
-                asset=asset,
-                key=key,
-                check_name=r.name,
-                status=r.status.value,
-                severity=r.severity.value,
-                blocking=r.blocking,
-                expected=r.expected,
-                actual=r.actual,
-                sample=r.sample,
-                on_staged=False,
-            )
-            add_row(table, r.name, r.status.value, r.severity.value, str(r.expected), str(r.actual))
+    for r in results:
+        add_row(table, r.name, r.status.value, r.severity.value, str(r.expected), str(r.actual))
     obj.console.print(table)
     blocking = [r.name for r in results if r.blocking]
     if blocking:
