@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: help demo test lint typecheck unit bench contracts clean
+.PHONY: help demo test check bench contracts clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,13 @@ test: $(BIN)/.installed  ## install, then ruff, ruff format --check, mypy --stri
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
+
+check: $(BIN)/.installed  ## the fast loop: ruff, mypy and the tests not marked slow
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m "not slow" -n 2
 
 bench: $(BIN)/.installed  ## run the benchmarks (never part of the tests)
 	$(BIN)/python benchmarks/backfill_365.py

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backfiller import FixedClock, Project, execute, load_project
+from backfiller.actions import Action, RunOptions, RunResult, RunSpec
 from backfiller.example import lay_out_example
+from backfiller.ledger import SqliteLedger
+from backfiller.overlay import Overlay
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 GAP_DAY = "2026-04-17"
@@ -36,27 +42,78 @@ def load(clock: FixedClock) -> Callable[[Path], Project]:
     return _load
 
 
+def run_steps(
+    project: Project,
+    ledger: SqliteLedger,
+    steps: list[tuple[str, str]],
+    *,
+    action: str = "backfill",
+    operator: str = "tests",
+    forced_failures: frozenset[tuple[str, str, str]] = frozenset(),
+    run_id: str | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
+    **spec: Any,
+) -> RunResult:
+    """A run computing ``steps`` through the one controlled path (checks named in
+    ``forced_failures`` fail, as under a failing-check simulation)."""
+    if forced_failures:
+        project = project.with_overlay(Overlay(forced_check_failures=forced_failures))
+    run_spec = RunSpec.compute(Action(action), operator, steps, **spec)
+    return execute(project, ledger, run_spec, options, run_id=run_id)
+
+
+class Interrupted(BaseException):
+    """Raised at a named crash point by :func:`interrupted_at` (a BaseException, so nothing
+    in the core catches it — as nothing survives a ``kill -9``)."""
+
+
+@contextlib.contextmanager
+def interrupted_at(point: str) -> Iterator[None]:
+    """Stop a run in this process at crash point ``point`` and swallow the stop — the
+    ledger and store are left as a kill there leaves them (the crash tests kill real
+    processes; this is for tests that only need the state a kill leaves)."""
+    from backfiller.actions import faults
+
+    assert point in faults.CRASH_POINTS, point
+
+    def stop(name: str) -> None:
+        if name == point:
+            raise Interrupted(name)
+
+    with pytest.MonkeyPatch.context() as patch, contextlib.suppress(Interrupted):
+        for module in ("backfiller.actions.run", "backfiller.actions.runner",
+                       "backfiller.evidence.writer"):  # fmt: skip
+            patch.setattr(f"{module}.crash_point", stop)
+        yield
+
+
 def materialize(project: Project, keys: list[str], assets: list[str] | None = None) -> None:
     """Publish ``keys`` of every asset (or of ``assets``) through the real runner."""
     names = assets or project.graph.keys
     with project.ledger() as ledger:
-        result = execute(
-            project,
-            ledger,
-            [(a, k) for k in keys for a in names],
-            action="backfill",
-            operator="tests",
-        )
+        result = run_steps(project, ledger, [(a, k) for k in keys for a in names])
     assert result.state.value == "succeeded", [s.error for s in result.steps if s.error]
 
 
-@pytest.fixture
-def april_project(example_dir: Path, load: Callable[[Path], Project]) -> Project:
-    """The example with 2026-04-14 .. 2026-04-20 materialized except 2026-04-17."""
-    project = load(example_dir)
+@pytest.fixture(scope="session")
+def april_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example with 2026-04-14 .. 2026-04-20 materialized except 2026-04-17, built once
+    per session through the real runner; tests get copies (:func:`april_project`)."""
+    root = lay_out_example(tmp_path_factory.mktemp("april") / "omni")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
     keys = [k for k in project.scheme.key_range("2026-04-14", "2026-04-20") if k != GAP_DAY]
     materialize(project, keys)
-    return project
+    return root
+
+
+@pytest.fixture
+def april_project(
+    example_dir: Path, april_template: Path, load: Callable[[Path], Project]
+) -> Project:
+    """A copy of :func:`april_template` at ``example_dir``."""
+    shutil.rmtree(example_dir)
+    shutil.copytree(april_template, example_dir)
+    return load(example_dir)
 
 
 def tree_fingerprint(root: Path) -> dict[str, str]:

@@ -25,9 +25,10 @@ from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError
 from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
 from backfiller.manifests import ManifestRegistry
+from backfiller.overlay import NO_OVERLAY, Overlay
 from backfiller.partitions import PartitionScheme, scheme_from_config
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
-from backfiller.store import DeltaStore
+from backfiller.store import DataStore, DeltaStore
 
 __all__ = ["CONFIG_FILE", "Project", "ProjectConfig", "load_project", "read_env_file"]
 
@@ -246,10 +247,21 @@ def _import_assets(root: Path, module_name: str) -> list[Asset]:
 class Project:
     """A loaded project: config, graph, manifests, store, and ledger access."""
 
-    def __init__(self, config: ProjectConfig, graph: AssetGraph, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        graph: AssetGraph,
+        *,
+        clock: Clock,
+        store: DataStore | None = None,
+        overlay: Overlay = NO_OVERLAY,
+    ) -> None:
         self.config = config
         self.graph = graph
         self.clock = clock
+        self.overlay = overlay
+        if store is not None:  # another store than the configured Delta tables
+            self.__dict__["store"] = store
 
     @property
     def root(self) -> Path:
@@ -275,12 +287,23 @@ class Project:
             overrides=manifest_overrides(self.config.state_dir, self.root),
         )
 
+    def with_overlay(self, overlay: Overlay) -> Project:
+        """The same project (and store) under ``overlay``."""
+        return Project(self.config, self.graph, clock=self.clock, store=self.store, overlay=overlay)
+
+    def forced_failures(self) -> frozenset[tuple[str, str, str]]:
+        """The (asset, check, partition) triples whose checks fail whatever the data: the
+        overlay's, and those of active failing-check simulations."""
+        from backfiller.simulation.registry import forced_failures
+
+        return self.overlay.forced_check_failures | forced_failures(self.config.state_dir)
+
     def reload_manifests(self) -> None:
         """Forget the loaded manifests (a simulation started or ended)."""
         self.__dict__.pop("manifests", None)
 
     @cached_property
-    def store(self) -> DeltaStore:
+    def store(self) -> DataStore:
         return DeltaStore(self.config.store_path)
 
     def reader(self) -> LedgerReader:
@@ -330,8 +353,12 @@ def load_project(
     *,
     environ: Mapping[str, str] | None = None,
     clock: Clock = system_clock,
+    overlay: Overlay = NO_OVERLAY,
+    store: DataStore | None = None,
 ) -> Project:
-    """Load the project at ``root``. ``environ`` defaults to nothing (pass ``os.environ``)."""
+    """Load the project at ``root``. ``environ`` defaults to nothing (pass ``os.environ``);
+    ``overlay``: what a practice session changes (see :mod:`backfiller.overlay`); ``store``:
+    where the partitions live (default: the Delta tables under ``[project] store``)."""
     config = ProjectConfig.load(Path(root), environ)
     scheme = _scheme(config)
     if config.default_partition:
@@ -343,4 +370,4 @@ def load_project(
             hint="declare assets with @asset or sql_asset at module level",
         )
     validate_policy(config.policy, graph, scheme)
-    return Project(config, graph, clock=clock)
+    return Project(config, graph, clock=clock, store=store, overlay=overlay)

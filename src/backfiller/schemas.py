@@ -46,6 +46,12 @@ SCHEMAS: dict[str, SchemaSpec] = {
             1,
             "run_evidence/run_evidence.schema.json",
         ),
+        SchemaSpec(
+            "partition_report",
+            "backfiller.reports:PartitionReport",
+            1,
+            "partition_report/partition_report.schema.json",
+        ),
     )
 }
 

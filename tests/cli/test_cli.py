@@ -597,6 +597,7 @@ def test_unknown_option_is_a_usage_error(
 FOO_MODE = ("plan", "--partition", GAP_DAY, "--mode", "foo")
 
 
+@pytest.mark.slow
 def test_console_script_version() -> None:
     proc = subprocess.run(
         [*backfiller_command(), "--version"],
@@ -611,6 +612,7 @@ def test_console_script_version() -> None:
     assert proc.stdout.strip() == f"backfiller, version {__version__}"
 
 
+@pytest.mark.slow
 def test_subprocess_unsupported_mode_exits_2(example_dir: Path) -> None:
     before = files(example_dir)
     proc = subprocess.run(
@@ -628,6 +630,7 @@ def test_subprocess_unsupported_mode_exits_2(example_dir: Path) -> None:
     assert files(example_dir) == before
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(example_dir: Path) -> None:
     before = files(example_dir)
     proc = subprocess.run(
@@ -644,6 +647,7 @@ def test_python_dash_m_entry_point(example_dir: Path) -> None:
     assert files(example_dir) == before
 
 
+@pytest.mark.slow
 def test_subprocess_bad_key_exits_2_and_a_good_one_writes_the_plan(example_dir: Path) -> None:
     command = [*backfiller_command(), "--project", str(example_dir), "plan", "--partition"]
     before = files(example_dir)

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import interrupted_at, run_steps
 
-from backfiller import ExitCode, Project, execute
+from backfiller import ExitCode, Project
 from backfiller.cli.evidence import evidence
 from backfiller.cli.main import cli, main
-from backfiller.evidence import write_run_evidence
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -34,19 +34,16 @@ def project(example_dir: Path, load: Callable[[Path], Project]) -> Project:
     return load(example_dir)
 
 
-def _run(project: Project, *, evidence_too: bool = True) -> str:
+def _run(project: Project) -> str:
     with project.ledger() as ledger:
-        result = execute(
+        result = run_steps(
             project,
             ledger,
             [(RAW, DAY), (SILVER, DAY)],
             action="backfill",
             operator="carol",
             reason="re-delivered file",
-            write_evidence=evidence_too,
         )
-        if evidence_too:
-            write_run_evidence(project, ledger, result.run_id)
     return result.run_id
 
 
@@ -90,7 +87,10 @@ def test_show_prints_the_summary(project: Project, capsys: pytest.CaptureFixture
 def test_show_without_evidence_is_bad_input(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_id = _run(project, evidence_too=False)
+    with interrupted_at("after_settle"):
+        _run(project)
+    with project.ledger() as ledger:
+        (run_id,) = [r.run_id for r in ledger.runs()]
     code, _, err = run(capsys, project.root, "show", run_id)
     assert code == ExitCode.BAD_INPUT
     assert f"No evidence was written for run '{run_id}'" in err

@@ -24,6 +24,8 @@ from deltalake import DeltaTable
 
 from backfiller.cli.main import main
 
+pytestmark = pytest.mark.slow  # end to end: the demo, the lesson, subprocesses
+
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
 MANIFEST = "data/manifests/week06-seed-manifest-001.json"

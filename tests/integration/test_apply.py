@@ -13,13 +13,20 @@ import pyarrow.compute as pc
 import pytest
 from conftest import GAP_DAY, materialize, tree_fingerprint
 
-from backfiller import CommitInfo, ExitCode, PreconditionError, Project, StalePlanError
+from backfiller import (
+    CommitInfo,
+    ExitCode,
+    PreconditionError,
+    Project,
+    StalePlanError,
+)
 from backfiller.actions import StepOutcome
 from backfiller.actions.apply import apply_plan
+from backfiller.errors import PlanFileError
 from backfiller.ledger import PartitionStatus, RunState
 from backfiller.planning import GapReason, Mode, PlanDocument, find_gaps, make_plan, read_plan
 from backfiller.planning import write_plan as save_plan
-from backfiller.planning.planner import request_for
+from backfiller.planning.planner import PlanRequest, request_for
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -272,7 +279,7 @@ def test_a_missing_report_is_reissued_without_recomputing(april_project: Project
 
     assert result.state is RunState.SUCCEEDED
     assert [(s.asset, s.outcome, s.rows) for s in result.steps] == [
-        (RAW, StepOutcome.ALREADY_PUBLISHED, 5)
+        (RAW, StepOutcome.REPORT_REISSUED, 5)
     ]
     assert tree_fingerprint(april_project.config.store_path) == store_files
     reissued = json.loads(report.read_text(encoding="utf-8"))
@@ -280,6 +287,8 @@ def test_a_missing_report_is_reissued_without_recomputing(april_project: Project
     assert reissued["run_id"] == original["run_id"]
     assert reissued["fingerprint"] == original["fingerprint"]
     assert reissued["data_version"] == original["data_version"]
+    # the same report, built by the same code from the same record: only the re-issue differs
+    assert {**reissued, "reissued_by_run_id": None} == original
     assert find_gaps(april_project, april_project.reader(), [key]) == []
 
 
@@ -290,7 +299,7 @@ def test_a_missing_report_of_a_sql_asset_is_reissued(april_project: Project) -> 
     result = apply_plan(april_project, plan(april_project, [key]), operator="tests")
 
     assert [(s.asset, s.outcome, s.error) for s in result.steps] == [
-        (SILVER, StepOutcome.ALREADY_PUBLISHED, None)
+        (SILVER, StepOutcome.REPORT_REISSUED, None)
     ]
     assert april_project.partition_report_path(SILVER, key).is_file()
 
@@ -425,3 +434,48 @@ def test_duplicate_keys_in_a_non_deduplicating_asset_fail_the_step(
         assert record.row_count == 2
     (gap,) = find_gaps(project, project.reader(), [DAY])
     assert gap.reason is GapReason.FAILED_RUN
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"assets": [RAW]},
+        {"assets": [RAW, SILVER], "include_materialized": True},
+        {"reason": "late delivery", "include_materialized": True},
+        {"mode": Mode.APPLY, "assets": [SILVER], "include_materialized": True},
+    ],
+    ids=["assets", "assets-and-materialized", "reason", "apply-mode-one-asset"],
+)
+def test_a_plan_made_through_the_api_with_any_request_field_applies(
+    april_project: Project, fields: dict[str, object]
+) -> None:
+    request = PlanRequest(
+        keys=[GAP_DAY, "2026-04-18"],
+        mode=fields.pop("mode", Mode.DRY_RUN),
+        operator="api",
+        **fields,
+    )
+    document = read_plan(
+        save_plan(april_project, make_plan(april_project, april_project.reader(), request))
+    )
+    assert document.request == request
+
+    result = apply_plan(april_project, document, operator="api")
+
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps]
+    assert sorted((s.asset, s.partition_key) for s in result.steps) == sorted(document.work)
+    assert document.work, "the plan has work to apply"
+
+
+def test_a_plan_whose_request_was_edited_is_refused(april_project: Project) -> None:
+    document = plan(april_project, [GAP_DAY])
+    path = april_project.root / document.report_path
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["request"]["assets"] = [SILVER]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    before = world(april_project)
+
+    with pytest.raises(PlanFileError, match="edited"):
+        apply_plan(april_project, read_plan(path), operator="mallory")
+
+    assert world(april_project) == before

@@ -12,7 +12,7 @@ from conftest import tree_fingerprint
 from deltalake import DeltaTable
 
 from backfiller import CommitInfo, DeltaStore, ExitCode
-from backfiller.store.base import OutsideTargetError
+from backfiller.store.base import CommitKey, OutsideTargetError
 
 ASSET = "lake/orders"
 SCHEMA = pa.schema(
@@ -129,7 +129,7 @@ def test_commit_metadata_carries_run_plan_and_manifest_ids(store: DeltaStore) ->
         manifest_ids=("manifest-a", "manifest-b"),
         operator="alice",
         action="backfill",
-        extra={"partition_keys": "k2"},
+        extra={CommitKey.PARTITION_KEYS: "k2"},
     )
     store.write_partitions(ASSET, table(rows("k2", "m")), ["k2"], info)
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, NOW
+from conftest import GAP_DAY, NOW, run_steps
 from jsonschema import Draft202012Validator
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.transport import Config, Transport
 
-from backfiller import FixedClock, Project, execute, load_project
+from backfiller import FixedClock, Project, load_project
 from backfiller.actions.apply import apply_plan
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.errors import BadInputError, PreconditionError
@@ -63,7 +63,7 @@ def _three_runs(root: Path) -> Chain:
     run_ids, paths = [], []
     with project.ledger() as ledger:
         for day, forced in ((DAYS[0], frozenset()), (DAYS[1], FORCED)):
-            result = execute(
+            result = run_steps(
                 project,
                 ledger,
                 [(RAW, day), (SILVER, day)],

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-from conftest import GAP_DAY, materialize
+from conftest import GAP_DAY, materialize, run_steps
 
-from backfiller import CommitInfo, Project, execute
+from backfiller import CommitInfo, Project
 from backfiller.actions.apply import apply_plan
 from backfiller.ledger import PartitionStatus
 from backfiller.planning import GapReason, Mode, ProposedAction, find_gaps, make_plan
@@ -217,7 +217,7 @@ def test_rerunning_the_upstream_makes_the_downstream_upstream_changed(
     key = "2026-04-18"
     with april_project.ledger() as ledger:
         before = ledger.partition(RAW, key)
-        result = execute(april_project, ledger, [(RAW, key)], action="backfill", operator="tests")
+        result = run_steps(april_project, ledger, [(RAW, key)], action="backfill", operator="tests")
         after = ledger.partition(RAW, key)
     assert result.state.value == "succeeded"
     assert before is not None and after is not None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from backfiller import Project, execute
+from conftest import run_steps
+
+from backfiller import Project
 from backfiller.holds import holds_file, is_ready, release
 from backfiller.ledger import PartitionStatus, RunState
 
@@ -17,7 +19,7 @@ CONSUMERS = ("week07/retrieval_index", "week08/eval_metrics")
 
 def _rerun(project: Project, forced: frozenset[tuple[str, str, str]] = frozenset()):
     with project.ledger() as ledger:
-        return execute(
+        return run_steps(
             project,
             ledger,
             [(RAW, KEY), (SILVER, KEY)],

@@ -18,7 +18,6 @@ import hashlib
 import inspect
 import json
 import sys
-import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +25,19 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import tree_fingerprint
+from conftest import run_steps, tree_fingerprint
 from deltalake import DeltaTable
+from lab_project import (
+    BROKEN,
+    FLAKY,
+    FLAKY_DOWN,
+    LAB_KEY,
+    LAB_KEY_2,
+    LAB_MODULE,
+    SLOW,
+    STEADY,
+    write_lab,
+)
 
 from backfiller import (
     BadInputError,
@@ -41,11 +51,13 @@ from backfiller import (
     RunState,
     SqliteLedger,
     StepOutcome,
-    execute,
 )
+from backfiller.actions import Action, RunSpec, Step
 from backfiller.actions.recovery import conflict_error, replay, rerun, restore, resume, retry
-from backfiller.actions.runner import Runner
+from backfiller.actions.runner import StepRunner
 from backfiller.holds import holds_file, is_ready, release
+from backfiller.ledger import AttemptStatus
+from backfiller.refs import AssetPartition
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -198,7 +210,7 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
     )
     assert run.arguments["asset"] == RAW
     assert run.arguments["partitions"] == [KEY]
-    assert run.arguments["steps"] == [[RAW, KEY], [SILVER, KEY]]
+    assert [Step.from_json(s).target for s in run.arguments["steps"]] == [(RAW, KEY), (SILVER, KEY)]
     for asset in ASSETS:
         # one new commit per asset, made by this run for exactly this partition
         assert project.store.version(asset) == versions[asset] + 1  # type: ignore[operator]
@@ -450,102 +462,10 @@ def test_replay_of_a_superseded_declaration_names_the_newer_manifest(
 
 # -- retry: a small project whose assets fail on demand ---------------------------------------
 
-LAB_MODULE = "backfiller_lab_assets"
-STEADY, FLAKY, FLAKY_DOWN, BROKEN, SLOW = (
-    "lab/steady",
-    "lab/flaky",
-    "lab/flaky_down",
-    "lab/broken",
-    "lab/slow",
-)
-LAB_KEY = "2026-01-05"
-LAB_KEY_2 = "2026-01-06"
-
-LAB_TOML = f"""
-[project]
-name = "lab"
-assets_module = "{LAB_MODULE}"
-store = "data/lake"
-state_dir = ".backfiller"
-manifests = "data/manifests"
-report_dir = "reports"
-operator = "lab-operator"
-
-[partitions]
-kind = "daily"
-start = "2026-01-01"
-
-[downstream]
-consumers = ["ext/dashboard"]
-"""
-
-LAB_ASSETS = '''
-"""Assets that fail on demand: marker files in the project folder control them."""
-
-from pathlib import Path
-
-from backfiller import AssetContext, asset
-from backfiller.checks import unique_key
-
-HOOK = None  # a test may set a callable, called with the context inside lab/slow
-
-
-def _rows(context: AssetContext, tag: str) -> list[dict[str, str]]:
-    version = Path(context.project_root, "version.txt")
-    v = version.read_text().strip() if version.exists() else "1"
-    return [
-        {"id": f"{tag}-{i}", "value": f"{tag}-{v}", "partition_key": context.partition_key}
-        for i in range(3)
-    ]
-
-
-@asset("lab/steady", idempotency_key=("id", "partition_key"), checks=[unique_key()])
-def steady(context: AssetContext):
-    return _rows(context, "steady")
-
-
-@asset("lab/flaky", idempotency_key=("id", "partition_key"), checks=[unique_key()])
-def flaky(context: AssetContext):
-    if not Path(context.project_root, "flaky.ok").exists():
-        raise OSError("object store temporarily unavailable")
-    return _rows(context, "flaky")
-
-
-@asset(
-    "lab/flaky_down",
-    idempotency_key=("id", "partition_key"),
-    deps=["lab/flaky"],
-    checks=[unique_key()],
-)
-def flaky_down(context: AssetContext):
-    return [
-        {"id": r["id"], "value": r["value"] + "-down", "partition_key": context.partition_key}
-        for r in context.upstream("lab/flaky").to_pylist()
-    ]
-
-
-@asset("lab/broken", idempotency_key=("id", "partition_key"), checks=[unique_key()])
-def broken(context: AssetContext):
-    if not Path(context.project_root, "broken.ok").exists():
-        raise ValueError("column 'amount' is not a number")
-    return _rows(context, "broken")
-
-
-@asset("lab/slow", idempotency_key=("id", "partition_key"), checks=[unique_key()])
-def slow(context: AssetContext):
-    if HOOK is not None:
-        HOOK(context)
-    return _rows(context, "slow")
-'''
-
 
 @pytest.fixture
 def lab(tmp_path: Path, load: Callable[[Path], Project]) -> Project:
-    root = tmp_path / "lab"
-    root.mkdir()
-    (root / "backfiller.toml").write_text(LAB_TOML, encoding="utf-8")
-    (root / f"{LAB_MODULE}.py").write_text(textwrap.dedent(LAB_ASSETS), encoding="utf-8")
-    return load(root)
+    return load(write_lab(tmp_path / "lab"))
 
 
 def lab_values(project: Project, asset: str, key: str = LAB_KEY) -> list[str]:
@@ -554,7 +474,7 @@ def lab_values(project: Project, asset: str, key: str = LAB_KEY) -> list[str]:
 
 def test_retry_reexecutes_only_the_failed_transient_attempt_in_the_same_run(lab: Project) -> None:
     with lab.ledger() as ledger:
-        first = execute(
+        first = run_steps(
             lab,
             ledger,
             [(STEADY, LAB_KEY), (FLAKY, LAB_KEY)],
@@ -576,15 +496,19 @@ def test_retry_reexecutes_only_the_failed_transient_attempt_in_the_same_run(lab:
         result = retry(lab, ledger, run_id=first.run_id, operator="day-shift", sleep=delays.append)
 
         assert (result.run_id, result.plan_id) == (first.run_id, "plan-lab-001")
-        assert outcomes(result) == [(FLAKY, LAB_KEY, P)]
+        # the whole run's steps: what succeeded before is reported, not recomputed
+        assert outcomes(result) == [
+            (STEADY, LAB_KEY, StepOutcome.ALREADY_PUBLISHED),
+            (FLAKY, LAB_KEY, P),
+        ]
         assert delays == [1.0]
         attempts = [
             (a.asset, a.attempt, a.status, a.transient) for a in ledger.attempts(first.run_id)
         ]
         assert attempts == [
-            (FLAKY, 1, "failed", True),
-            (FLAKY, 2, "succeeded", False),
-            (STEADY, 1, "succeeded", False),
+            (FLAKY, 1, AttemptStatus.FAILED, True),
+            (FLAKY, 2, AttemptStatus.SUCCEEDED, False),
+            (STEADY, 1, AttemptStatus.SUCCEEDED, False),
         ]
         # the same run, now succeeded; no new run was made
         assert [r.run_id for r in ledger.runs()] == [first.run_id]
@@ -611,7 +535,7 @@ def test_retry_reexecutes_only_the_failed_transient_attempt_in_the_same_run(lab:
 def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Project) -> None:
     steps = [(FLAKY, LAB_KEY), (FLAKY, LAB_KEY_2)]
     with lab.ledger() as ledger:
-        first = execute(lab, ledger, steps, action="backfill", operator="tests")
+        first = run_steps(lab, ledger, steps, action="backfill", operator="tests")
         assert first.count(StepOutcome.FAILED) == 2
         delays: list[float] = []
 
@@ -622,12 +546,12 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         assert delays == [1.0, 2.0]
         assert second.count(StepOutcome.FAILED) == third.count(StepOutcome.FAILED) == 2
         assert [(a.partition_key, a.attempt, a.status) for a in ledger.attempts(first.run_id)] == [
-            (LAB_KEY, 1, "failed"),
-            (LAB_KEY, 2, "failed"),
-            (LAB_KEY, 3, "failed"),
-            (LAB_KEY_2, 1, "failed"),
-            (LAB_KEY_2, 2, "failed"),
-            (LAB_KEY_2, 3, "failed"),
+            (LAB_KEY, 1, AttemptStatus.FAILED),
+            (LAB_KEY, 2, AttemptStatus.FAILED),
+            (LAB_KEY, 3, AttemptStatus.FAILED),
+            (LAB_KEY_2, 1, AttemptStatus.FAILED),
+            (LAB_KEY_2, 2, AttemptStatus.FAILED),
+            (LAB_KEY_2, 3, AttemptStatus.FAILED),
         ]
         run = ledger.run(first.run_id)
         assert run is not None and run.state is RunState.FAILED
@@ -649,12 +573,14 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         )
         assert delays[2:] == [4.0]
         assert outcomes(fourth) == [(FLAKY, LAB_KEY, P), (FLAKY, LAB_KEY_2, P)]
-        assert {a.attempt for a in ledger.attempts(first.run_id) if a.status == "succeeded"} == {4}
+        assert {
+            a.attempt for a in ledger.attempts(first.run_id) if a.status is AttemptStatus.SUCCEEDED
+        } == {4}
 
 
 def test_retry_backoff_scales_with_backoff_seconds(lab: Project) -> None:
     with lab.ledger() as ledger:
-        first = execute(lab, ledger, [(FLAKY, LAB_KEY)], action="backfill", operator="tests")
+        first = run_steps(lab, ledger, [(FLAKY, LAB_KEY)], action="backfill", operator="tests")
         delays: list[float] = []
         for _ in range(2):
             retry(
@@ -671,7 +597,7 @@ def test_retry_backoff_scales_with_backoff_seconds(lab: Project) -> None:
 
 def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Project) -> None:
     with lab.ledger() as ledger:
-        first = execute(
+        first = run_steps(
             lab,
             ledger,
             [(BROKEN, LAB_KEY), (FLAKY, LAB_KEY)],
@@ -700,7 +626,7 @@ def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Pro
 
 def test_retry_of_a_run_without_a_failed_attempt_is_refused(lab: Project) -> None:
     with lab.ledger() as ledger:
-        done = execute(lab, ledger, [(STEADY, LAB_KEY)], action="backfill", operator="tests")
+        done = run_steps(lab, ledger, [(STEADY, LAB_KEY)], action="backfill", operator="tests")
         assert done.state is RunState.SUCCEEDED
         before = files(lab.root)
 
@@ -726,7 +652,7 @@ def _failed_republish(lab: Project, ledger: SqliteLedger) -> str:
     input changes to version 2 and a rerun of flaky fails transiently (its downstream step is
     skipped); the marker is put back. Returns the failed run's id."""
     (lab.root / "flaky.ok").touch()
-    base = execute(
+    base = run_steps(
         lab, ledger, [(FLAKY, LAB_KEY), (FLAKY_DOWN, LAB_KEY)], action="backfill", operator="t"
     )
     assert base.state is RunState.SUCCEEDED
@@ -748,9 +674,11 @@ def test_a_retried_run_is_not_succeeded_while_its_skipped_steps_never_ran(lab: P
         retry(lab, ledger, run_id=run_id, operator="t", sleep=lambda _: None)
         run = ledger.run(run_id)
         assert run is not None
-        planned = {tuple(s) for s in run.arguments["steps"]}
+        planned = {Step.from_json(s).target for s in run.arguments["steps"]}
         done = {
-            (a.asset, a.partition_key) for a in ledger.attempts(run_id) if a.status == "succeeded"
+            (a.asset, a.partition_key)
+            for a in ledger.attempts(run_id)
+            if a.status is AttemptStatus.SUCCEEDED
         }
         assert run.state is not RunState.SUCCEEDED or planned <= done, (
             f"run {run.state.value} but {sorted(planned - done)} never ran"
@@ -816,7 +744,7 @@ def test_resume_finishes_an_interrupted_run_without_recomputing_what_landed(
         module.HOOK = die
         try:
             with pytest.raises(_Interrupted):
-                execute(
+                run_steps(
                     lab,
                     ledger,
                     [(STEADY, LAB_KEY), (SLOW, LAB_KEY)],
@@ -904,7 +832,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
     assert ledger.holds() == []
     withdraw_correction(project)
 
-    result, stale = restore(
+    result = restore(
         project,
         ledger,
         asset=RAW,
@@ -945,7 +873,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
     )
     assert run.arguments["to_version"] == original_version
     # the downstream partition consumed the replaced version: stale and held
-    assert stale == [(SILVER, KEY)]
+    assert result.held == [(SILVER, KEY)]
     silver = ledger.partition(SILVER, KEY)
     assert silver is not None and silver.status is PartitionStatus.STALE
     held = {(h.target, h.partition_key, h.external) for h in ledger.holds()}
@@ -977,9 +905,7 @@ def test_restore_before_a_run_picks_the_version_before_its_first_commit(
     assert fix_commits == [original_version + 1]  # type: ignore[operator]
     withdraw_correction(project)
 
-    result, _ = restore(
-        project, ledger, asset=RAW, key=KEY, operator="oncall", before_run=fix.run_id
-    )
+    result = restore(project, ledger, asset=RAW, key=KEY, operator="oncall", before_run=fix.run_id)
 
     run = ledger.run(result.run_id)
     assert run is not None and run.arguments["to_version"] == original_version
@@ -997,13 +923,14 @@ def test_restore_of_a_version_that_fails_todays_checks_publishes_nothing(
     corrected_fp = project.store.fingerprint(RAW, KEY)
     versions = {a: project.store.version(a) for a in ASSETS}
 
-    result, stale = restore(
+    result = restore(
         project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=original_version
     )
 
     [step] = result.steps
     assert (step.asset, step.partition_key, step.outcome) == (RAW, KEY, StepOutcome.CHECK_FAILED)
-    assert stale == []
+    # as for any action, a failed check holds what consumes the partition; nothing replaced
+    assert result.held == [(SILVER, KEY)]
     assert project.store.fingerprint(RAW, KEY) == corrected_fp
     assert {a: project.store.version(a) for a in ASSETS} == versions
     failing = [r.check_name for r in ledger.check_results(run_id=result.run_id) if r.blocking]
@@ -1100,11 +1027,13 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
 
     with pytest.raises(PreconditionError) as refused:
         restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=1)
-    assert f"protected baseline {RAW} {KEY} (audited baseline)" in refused.value.message
+    assert f"protected baseline(s): {RAW} {KEY} (audited baseline, by lead)" in (
+        refused.value.message
+    )
     assert refused.value.hint is not None and "--override-protected" in refused.value.hint
     assert changed(before, files(project.root)) == []
 
-    result, _ = restore(
+    result = restore(
         project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=1, override_reason="ok"
     )
     assert project.store.version(RAW) == version + 1  # type: ignore[operator]
@@ -1250,8 +1179,7 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
 
     version = project.store.version(RAW)
     fingerprint = project.store.fingerprint(RAW, KEY)
-    stale = Runner(project, ledger, "run-night-001", "plan-night-001", "night-shift", "backfill")
-    late = stale._run_leased(project.graph.get(RAW), KEY, 1, old)
+    late = _night_runner(project, ledger).run_leased(Step(AssetPartition(RAW, KEY)), 1, old)
 
     assert late.outcome is StepOutcome.FAILED
     assert late.error is not None
@@ -1261,6 +1189,12 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
     ) in late.error
     assert project.store.version(RAW) == version
     assert project.store.fingerprint(RAW, KEY) == fingerprint
+
+
+def _night_runner(project: Project, ledger: SqliteLedger) -> StepRunner:
+    """The runner of a night run whose lease on (RAW, KEY) was taken over."""
+    spec = RunSpec.compute(Action.BACKFILL, "night-shift", [(RAW, KEY)], plan_id="plan-night-001")
+    return StepRunner(project, ledger, "run-night-001", spec)
 
 
 def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
@@ -1277,8 +1211,7 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     )
     clock.advance(seconds=601)
     taken = rerun(project, ledger, asset=RAW, keys=[KEY], operator="day-shift")
-    stale = Runner(project, ledger, "run-night-001", "plan-night-001", "night-shift", "backfill")
-    late = stale._run_leased(project.graph.get(RAW), KEY, 1, old)
+    late = _night_runner(project, ledger).run_leased(Step(AssetPartition(RAW, KEY)), 1, old)
     assert late.outcome is StepOutcome.FAILED
     record = ledger.partition(RAW, KEY)
     assert record is not None
@@ -1294,7 +1227,7 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
     # (at 4345486 the fenced step's ledger.fail raised IllegalTransitionError out of execute)
     module = sys.modules[LAB_MODULE]
     with lab.ledger() as ledger:
-        assert execute(lab, ledger, [(SLOW, LAB_KEY)], action="backfill", operator="t").state is (
+        assert run_steps(lab, ledger, [(SLOW, LAB_KEY)], action="backfill", operator="t").state is (
             RunState.SUCCEEDED
         )
         inner: dict[str, Any] = {}
@@ -1304,7 +1237,7 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
                 return
             module.HOOK = None
             clock.advance(seconds=601)  # the night run's lease expires while it computes
-            inner["result"] = execute(
+            inner["result"] = run_steps(
                 lab,
                 ledger,
                 [(SLOW, LAB_KEY)],
@@ -1315,7 +1248,7 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
 
         module.HOOK = take_over
         try:
-            result = execute(
+            result = run_steps(
                 lab,
                 ledger,
                 [(SLOW, LAB_KEY)],

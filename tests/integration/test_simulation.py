@@ -410,23 +410,26 @@ def test_a_failing_raw_check_holds_silver_too(april_project: Project) -> None:
     assert {(SILVER, KEY), *((c, KEY) for c in CONSUMERS)} <= held
 
 
-def test_an_explicit_forced_failures_argument_wins_over_the_simulations(
-    april_project: Project,
-) -> None:
-    from backfiller import execute
+def test_an_overlay_fails_checks_without_any_simulation(april_project: Project) -> None:
+    from conftest import run_steps
 
     project = april_project
-    simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="ana")
+    before = gap_reasons(project)
     with project.ledger() as ledger:
-        result = execute(
+        result = run_steps(
             project,
             ledger,
             [(SILVER, KEY)],
             action="rerun",
             operator="t",
-            forced_failures=frozenset(),
+            forced_failures=frozenset({(SILVER, CHECK, KEY)}),
         )
-    assert result.state is RunState.SUCCEEDED
+        assert result.state is RunState.CHECKS_FAILED
+        assert read_simulations(project.config.state_dir) == []
+        # the same project without the overlay: the checks pass again
+        again = run_steps(project, ledger, [(SILVER, KEY)], action="rerun", operator="t")
+    assert again.state is RunState.SUCCEEDED
+    assert gap_reasons(project) == before
 
 
 def test_failing_check_refusals_name_what_exists(april_project: Project) -> None:

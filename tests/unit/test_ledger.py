@@ -15,6 +15,7 @@ import pytest
 from backfiller.clock import FixedClock
 from backfiller.errors import ConfigError, ExitCode, IllegalTransitionError
 from backfiller.ledger import (
+    AttemptStatus,
     EmptyLedger,
     LedgerReader,
     PartitionStatus,
@@ -149,7 +150,7 @@ def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
     )
     attempts = ledger.attempts("run-1")
     assert [(a.asset, a.partition_key, a.attempt, a.status) for a in attempts] == [
-        (RAW, KEY, 2, "running")
+        (RAW, KEY, 2, AttemptStatus.RUNNING)
     ]
     assert attempts[0].ended_at is None
 
@@ -193,7 +194,7 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
         "manifest_checksum": "c" * 64,
     }
     (attempt,) = ledger.attempts("run-1")
-    assert attempt.status == "succeeded"
+    assert attempt.status is AttemptStatus.SUCCEEDED
     assert attempt.rows_written == 3
     assert attempt.data_version == 7
     assert attempt.transient is False
@@ -255,7 +256,7 @@ def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: Partitio
     assert record.last_run_id == "run-1"
     assert record.data_version is None
     (attempt,) = ledger.attempts("run-1")
-    assert attempt.status == status.value
+    assert attempt.status.value == status.value
     assert attempt.error == "boom: disk full"
     assert attempt.transient is True
     events = ledger.events(RAW, KEY)
@@ -273,7 +274,10 @@ def test_restart_after_failure_clears_last_error(ledger: SqliteLedger) -> None:
     assert record.last_error is None
     assert record.last_attempt == 2
     assert [a.attempt for a in ledger.attempts("run-1")] == [1, 2]
-    assert [a.status for a in ledger.attempts("run-1")] == ["failed", "running"]
+    assert [a.status for a in ledger.attempts("run-1")] == [
+        AttemptStatus.FAILED,
+        AttemptStatus.RUNNING,
+    ]
 
 
 def test_illegal_publish_without_start_changes_nothing(
@@ -361,7 +365,12 @@ def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
     assert run.arguments == {"partition": KEY, "assets": [RAW]}
     assert run.parent_run_id is None
     clock.advance(seconds=30)
-    ledger.finish_run("run-1", RunState.FAILED, error="one partition failed")
+    ledger.settle_run("run-1", RunState.FAILED, error="one partition failed")
+    settled = ledger.run("run-1")
+    assert settled is not None
+    assert (settled.state, settled.outcome) == (RunState.EVIDENCE_PENDING, RunState.FAILED)
+    assert not settled.state.finished  # not finished until its evidence is written
+    ledger.append_evidence("run-1", lambda seq, prev: ("reports/e.json", "0" * 64))
     done = ledger.run("run-1")
     assert done is not None
     assert done.state is RunState.FAILED
@@ -406,8 +415,8 @@ def test_attempts_round_trip(ledger: SqliteLedger) -> None:
     )
     attempts = ledger.attempts("run-1")
     assert [(a.asset, a.status, a.rows_written, a.error) for a in attempts] == [
-        (RAW, "succeeded", 3, None),
-        ("week06/silver/facts", "check_failed", None, "checks"),
+        (RAW, AttemptStatus.SUCCEEDED, 3, None),
+        ("week06/silver/facts", AttemptStatus.CHECK_FAILED, None, "checks"),
     ]
     assert ledger.attempts("other") == []
 
@@ -491,7 +500,7 @@ def test_open_reader_reads_what_the_writer_wrote(ledger_path: Path, clock: Fixed
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
         assert record.upstream_versions == UPSTREAM
-        assert [a.status for a in reader.attempts("run-1")] == ["succeeded"]
+        assert [a.status for a in reader.attempts("run-1")] == [AttemptStatus.SUCCEEDED]
     finally:
         reader.close()  # type: ignore[attr-defined]
 
@@ -523,11 +532,12 @@ def test_reader_protocol_has_no_writing_method() -> None:
     reading = {"partition", "partitions", "run", "runs", "attempts", "plan"}
     assert reading <= members
     writing = re.compile(
-        r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|transaction|acquire|"
+        r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|settle|seal|reopen|"
+        r"reissue|append|abandon|transaction|acquire|"
         r"release|protect|unprotect|insert|update|delete|set|write|execute|migrate|close)"
     )
     assert sorted(n for n in members if writing.match(n)) == []
-    writers = {"start", "publish", "fail", "mark_stale", "record_plan", "begin_run", "finish_run"}
+    writers = {"start", "publish", "fail", "mark_stale", "record_plan", "begin_run", "settle_run"}
     assert writers <= {n for n in dir(SqliteLedger) if not n.startswith("_")}
     assert not writers & set(dir(LedgerReader))
     assert not writers & set(dir(EmptyLedger))

@@ -15,6 +15,7 @@ import threading
 __all__ = ["CRASH_POINTS", "crash_point"]
 
 CRASH_POINTS = (
+    "after_begin",
     "after_lease",
     "after_start",
     "after_compute",
@@ -22,6 +23,9 @@ CRASH_POINTS = (
     "after_commit",
     "after_ledger_publish",
     "after_report",
+    "before_settle",
+    "after_settle",
+    "after_evidence_file",
 )
 
 _hits: dict[str, int] = {}
@@ -29,6 +33,7 @@ _lock = threading.Lock()
 
 
 def crash_point(name: str) -> None:
+    assert name in CRASH_POINTS, name
     target = os.environ.get("BACKFILLER_CRASH_POINT")
     if target != name:
         return

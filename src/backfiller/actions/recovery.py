@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
-import pyarrow as pa
-
-from backfiller.actions.checking import check_partition
-from backfiller.actions.runner import (
-    RunOptions,
-    RunResult,
-    StepOutcome,
-    StepResult,
-    execute,
-    new_run_id,
-    protection_of,
-)
-from backfiller.engine import fingerprint_table
+from backfiller.actions.preconditions import protection_of
+from backfiller.actions.run import RunOptions, RunResult, continue_run, execute
+from backfiller.actions.runner import StepOutcome
+from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
-from backfiller.evidence.writer import write_run_evidence
-from backfiller.holds import place_holds
-from backfiller.ledger import LeaseConflict, RunState, SqliteLedger
+from backfiller.ledger import AttemptStatus, RunState, SqliteLedger
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
-from backfiller.reports import write_partition_report
-from backfiller.store import CommitInfo
+from backfiller.refs import AssetPartition
+from backfiller.store import CommitKey
 
 __all__ = ["replay", "rerun", "restore", "resume", "retry"]
 
@@ -57,19 +47,15 @@ def rerun(
     target = project.graph.get(asset)
     if not target.idempotency_key:  # pragma: no cover - Asset refuses this at definition
         raise PreconditionError(f"{asset} has no idempotency guard; a rerun could duplicate")
-    steps = _closure(project, [(asset, k) for k in keys])
-    return execute(
-        project,
-        ledger,
-        steps,
-        action="rerun",
-        operator=operator,
+    spec = RunSpec.compute(
+        Action.RERUN,
+        operator,
+        _closure(project, [(asset, k) for k in keys]),
         reason=reason,
-        arguments={"asset": asset, "partitions": list(keys)},
         override_reason=override_reason,
-        max_parallel=options.max_parallel,
-        on_step=options.on_step,
+        arguments={"asset": asset, "partitions": list(keys)},
     )
+    return execute(project, ledger, spec, options)
 
 
 def replay(
@@ -114,19 +100,15 @@ def replay(
                 hint=f"replay --manifest {other}",
             )
     roots = [a.key for a in project.graph.assets if a.uses_manifest]
-    steps = _closure(project, [(a, k) for k in wanted for a in roots])
-    return execute(
-        project,
-        ledger,
-        steps,
-        action="replay",
-        operator=operator,
+    spec = RunSpec.compute(
+        Action.REPLAY,
+        operator,
+        _closure(project, [(a, k) for k in wanted for a in roots]),
         reason=reason,
-        arguments={"manifest_id": manifest_id, "partitions": wanted},
         override_reason=override_reason,
-        max_parallel=options.max_parallel,
-        on_step=options.on_step,
+        arguments={"manifest_id": manifest_id, "partitions": wanted},
     )
+    return execute(project, ledger, spec, options)
 
 
 def retry(
@@ -138,55 +120,47 @@ def retry(
     max_attempts: int = 3,
     backoff_seconds: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
 ) -> RunResult:
-    """Re-execute only the failed, transient attempts of ``run_id``, in the same run (pinned to
-    its plan and inputs), at most ``max_attempts`` attempts each, with exponential backoff."""
+    """Re-execute only the failed, transient attempts of ``run_id`` (and the steps skipped
+    below them), in the same run — pinned to its specification, plan and inputs — at most
+    ``max_attempts`` attempts each, with exponential backoff. The run is reopened: a run
+    that succeeded never is."""
     run = ledger.run(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
-    latest: dict[tuple[str, str], tuple[int, bool, str]] = {}
+    if not run.state.finished:
+        raise PreconditionError(
+            f"Run {run_id} is {run.state.value}, not finished",
+            hint=f"finish it first with 'backfiller resume {run_id}'",
+        )
+    latest: dict[AssetPartition, tuple[int, bool, AttemptStatus]] = {}
     for a in ledger.attempts(run_id):
-        latest[(a.asset, a.partition_key)] = (a.attempt, a.transient, a.status)
-    failed = {k: v for k, v in latest.items() if v[2] in {"failed", "running"}}
-    if not failed:
+        latest[AssetPartition(a.asset, a.partition_key)] = (a.attempt, a.transient, a.status)
+    failed = {k: v for k, v in latest.items() if v[2] is AttemptStatus.FAILED}
+    if run.state is RunState.SUCCEEDED or not failed:
         raise PreconditionError(
             f"Run {run_id} has no failed attempt to retry",
             hint="a retry only re-executes failed attempts of an existing run",
         )
-    permanent = [
-        f"{a} {k}"
-        for (a, k), (_, transient, st) in failed.items()
-        if not transient and st == "failed"
-    ]
+    permanent = [str(t) for t, (_, transient, _) in failed.items() if not transient]
     if permanent:
         raise PreconditionError(
             f"Run {run_id}: {len(permanent)} attempt(s) failed with a non-transient error "
             f"({', '.join(permanent[:5])}); a retry would fail the same way",
             hint="fix the cause, then 'backfiller rerun --asset A --partition K'",
         )
-    exhausted = [f"{a} {k}" for (a, k), (n, _, _) in failed.items() if n >= max_attempts]
+    exhausted = [str(t) for t, (n, _, _) in failed.items() if n >= max_attempts]
     if exhausted:
         raise PreconditionError(
             f"Run {run_id}: {', '.join(exhausted)} already used {max_attempts} attempts",
             hint="investigate, then rerun",
         )
-    # the steps of the run that never got an attempt: skipped below a failure
-    attempted = set(latest)
-    planned = [(str(a), str(k)) for a, k in run.arguments.get("steps", [])]
-    skipped = [s for s in planned if s not in attempted]
-    steps = sorted(failed) + [s for s in skipped if s not in failed]
     sleep(backoff_seconds * 2 ** (max(n for n, _, _ in failed.values()) - 1))
-    return execute(
-        project,
-        ledger,
-        steps,
-        action=run.action,
-        operator=operator,
-        plan_id=run.plan_id,
-        run_id=run_id,
-        reason=run.reason,
-        attempts={s: failed[s][0] + 1 for s in failed},
+    ledger.reopen_run(
+        run_id, [(t.asset, t.partition_key, n + 1) for t, (n, _, _) in failed.items()]
     )
+    return continue_run(project, ledger, run_id, options, operator=operator)
 
 
 def resume(
@@ -197,35 +171,23 @@ def resume(
     operator: str,
     options: RunOptions = RunOptions(),  # noqa: B008 - frozen
 ) -> RunResult:
-    """Finish only what ``run_id`` left unfinished; a step whose commit already landed is
-    recorded from the Delta transaction marker, not written again."""
+    """Finish what ``run_id`` left unfinished — whatever its action — from its recorded
+    specification: steps not yet done, a commit that landed recorded from its Delta
+    transaction marker (never written again), holds, the outcome, the evidence."""
     run = ledger.run(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
-    if run.state is RunState.SUCCEEDED:
-        # nothing is unfinished; resuming would re-publish over whatever came after it
-        return RunResult(run_id, run.plan_id)
     if run.state.finished:
+        if ledger.evidence_for(run_id) is None:  # finished before evidence was part of it
+            return continue_run(project, ledger, run_id, options, operator=operator)
+        if run.state is RunState.SUCCEEDED:
+            return RunResult(run_id, run.plan_id)  # nothing is unfinished
         raise PreconditionError(
             f"Run {run_id} finished ({run.state.value}); resume only finishes a run that was "
             "interrupted",
             hint=f"'backfiller retry {run_id}' for transient failures, else rerun after a fix",
         )
-    steps = [(str(a), str(k)) for a, k in run.arguments.get("steps", [])]
-    if not steps:
-        raise PreconditionError(f"Run {run_id} recorded no steps; nothing to resume")
-    return execute(
-        project,
-        ledger,
-        steps,
-        action=run.action,
-        operator=operator,
-        plan_id=run.plan_id,
-        run_id=run_id,
-        reason=run.reason,
-        max_parallel=options.max_parallel,
-        on_step=options.on_step,
-    )
+    return continue_run(project, ledger, run_id, options, operator=operator)
 
 
 def restore(
@@ -239,16 +201,19 @@ def restore(
     before_run: str | None = None,
     reason: str | None = None,
     override_reason: str | None = None,
-) -> tuple[RunResult, list[tuple[str, str]]]:
-    """Publish a retained earlier version of one partition again; mark what consumed the
-    replaced version stale. Returns the run and the stale downstream partitions."""
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen
+) -> RunResult:
+    """Publish a retained earlier version of one partition again, as a run whose one step's
+    source is that stored version: under its lease, through today's checks, one atomic
+    commit, recorded, reported; what consumed the replaced version becomes stale and held
+    (:attr:`RunResult.held`)."""
     project.graph.get(asset)
     store = project.store
     if (to_version is None) == (before_run is None):
         raise BadInputError("Pass exactly one of --to-version V or --before-run RUN_ID")
     if before_run is not None:
         commits = [
-            c for c in store.history(asset) if c.metadata.get("backfiller.run_id") == before_run
+            c for c in store.history(asset) if c.metadata.get(CommitKey.RUN_ID) == before_run
         ]
         if not commits:
             raise PreconditionError(f"Run {before_run} made no commit to {asset}")
@@ -276,169 +241,27 @@ def restore(
             hint="pick a version at which the partition was published "
             "('backfiller history --asset A')",
         )
-    protection = protection_of(project, ledger, asset, key, {})
-    if protection is not None and not override_reason:
-        raise PreconditionError(
-            f"Refusing to overwrite protected baseline {asset} {key} ({protection.reason})",
-            hint="pass --override-protected --reason TEXT",
-        )
-    run_id = new_run_id(project.clock().isoformat())
-    try:
-        lease = ledger.acquire_lease(
-            asset, key, holder=operator, plan_id=None, run_id=run_id, ttl_seconds=600.0
-        )
-    except LeaseConflict as conflict:
-        held = conflict.lease
-        raise ConflictError(
-            f"{asset} {key} is leased by {held.holder} (plan {held.plan_id}, run "
-            f"{held.run_id}) since {held.acquired_at}",
-            hint="wait for that run to finish (or its lease to expire), then restore",
-        ) from None
-    try:
-        return _restore_leased(
-            project,
-            ledger,
-            asset=asset,
-            key=key,
-            operator=operator,
-            data=data,
-            to_version=to_version,
-            run_id=run_id,
-            reason=reason,
-            override_reason=override_reason if protection is not None else None,
-        )
-    finally:
-        ledger.release_lease(lease)
-
-
-def _restore_leased(
-    project: Project,
-    ledger: SqliteLedger,
-    *,
-    asset: str,
-    key: str,
-    operator: str,
-    data: pa.Table,
-    to_version: int,
-    run_id: str,
-    reason: str | None,
-    override_reason: str | None,
-) -> tuple[RunResult, list[tuple[str, str]]]:
-    store = project.store
-    ledger.begin_run(
-        run_id=run_id,
-        plan_id=None,
-        action="restore",
+    now = project.clock()
+    for lease in ledger.leases():
+        if (lease.asset, lease.partition_key) == (asset, key) and (
+            datetime.fromisoformat(lease.expires_at) > now
+        ):
+            raise ConflictError(
+                f"{asset} {key} is leased by {lease.holder} (plan {lease.plan_id}, run "
+                f"{lease.run_id}) since {lease.acquired_at}, until {lease.expires_at}",
+                hint="wait for that run to finish (or 'backfiller resume' it), then restore",
+            )
+    if protection_of(project, ledger, asset, key, {}) is None:
+        override_reason = None  # nothing protected: nothing to record
+    spec = RunSpec(
+        action=Action.RESTORE,
         operator=operator,
+        steps=(Step(AssetPartition(asset, key), StepSource.VERSION, to_version),),
         reason=reason,
+        override_reason=override_reason,
         arguments={"asset": asset, "partition": key, "to_version": to_version},
     )
-    if override_reason:
-        ledger.record_override(
-            run_id=run_id, asset=asset, key=key, reason=override_reason, operator=operator
-        )
-    before = ledger.partition(asset, key)
-    rows_before = store.partition_counts(asset).get(key, 0)
-    ledger.start(asset, key, run_id=run_id, attempt=1, operator=operator)
-    # write–audit–publish holds for a restore too: the old version must pass today's checks
-    results = check_partition(project, ledger, asset, key, data, run_id=run_id, on_staged=True)
-    failures = [r.describe() for r in results if r.blocking]
-    if failures:
-        message = "; ".join(failures)
-        ledger.fail(
-            asset,
-            key,
-            run_id=run_id,
-            attempt=1,
-            operator=operator,
-            error=message,
-            transient=False,
-            checks=True,
-        )
-        place_holds(
-            project,
-            ledger,
-            run_id=run_id,
-            operator=operator,
-            changed=[],
-            failed_checks=[(asset, key)],
-        )
-        ledger.finish_run(run_id, RunState.CHECKS_FAILED, message)
-        write_run_evidence(project, ledger, run_id)
-        step = StepResult(
-            asset,
-            key,
-            StepOutcome.CHECK_FAILED,
-            rows=data.num_rows,
-            rows_before=rows_before,
-            error=message,
-        )
-        return RunResult(run_id, None, [step]), []
-    version = store.write_partitions(
-        asset,
-        data,
-        [key],
-        CommitInfo(
-            run_id=run_id,
-            operator=operator,
-            action="restore",
-            app_id=f"backfiller:{run_id}:{key}",
-            app_version=1,
-            extra={"partition_keys": key, "restored_from_version": str(to_version)},
-        ),
-    )
-    fingerprint = fingerprint_table(data)
-    ledger.publish(
-        asset,
-        key,
-        run_id=run_id,
-        attempt=1,
-        operator=operator,
-        data_version=version,
-        row_count=data.num_rows,
-        fingerprint=fingerprint,
-        manifest_id=before.manifest_id if before else None,
-        manifest_checksum=before.manifest_checksum if before else None,
-        upstream_versions=before.upstream_versions if before else {},
-    )
-    write_partition_report(
-        project.partition_report_path(asset, key),
-        {
-            "asset": asset,
-            "partition_key": key,
-            "run_id": run_id,
-            "action": "restore",
-            "operator": operator,
-            "restored_from_version": to_version,
-            "data_version": version,
-            "previous_data_version": before.data_version if before else None,
-            "row_count": data.num_rows,
-            "previous_row_count": rows_before,
-            "fingerprint": fingerprint,
-            "idempotency_guard": project.graph.get(asset).idempotency_guard,
-        },
-    )
-    placed = place_holds(project, ledger, run_id=run_id, operator=operator, changed=[(asset, key)])
-    stale = [(t, k) for t, k, external in placed if not external]
-    result = RunResult(
-        run_id,
-        None,
-        [
-            StepResult(
-                asset,
-                key,
-                StepOutcome.PUBLISHED,
-                rows=data.num_rows,
-                rows_before=rows_before,
-                version=version,
-                version_before=before.data_version if before else None,
-                fingerprint=fingerprint,
-            )
-        ],
-    )
-    ledger.finish_run(run_id, RunState.SUCCEEDED)
-    write_run_evidence(project, ledger, run_id)
-    return result, stale
+    return execute(project, ledger, spec, options)
 
 
 def conflict_error(result: RunResult) -> ConflictError | None:

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backfiller.actions.runner import RunOptions, StepOutcome, StepResult
+from backfiller.actions import RunOptions, StepResult
 from backfiller.errors import BadInputError
 from backfiller.project import Project, load_project
 
@@ -58,7 +58,7 @@ class Context:
             def on_step(step: StepResult) -> None:
                 nonlocal done, failed, rows
                 with lock:
-                    ok = step.outcome in {StepOutcome.PUBLISHED, StepOutcome.ALREADY_PUBLISHED}
+                    ok = step.outcome.succeeded
                     done += ok
                     failed += not ok
                     rows += step.rows

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from backfiller.actions import execute
+from backfiller.actions import Action, RunSpec, execute
 from backfiller.example import lay_out_example
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.planner import request_for
@@ -39,10 +39,12 @@ def run_demo(folder: Path, console: Console) -> Path:
         result = execute(
             project,
             ledger,
-            [(a, k) for k in keys for a in project.graph.keys],
-            action="backfill",
-            operator=operator,
-            reason="demo: the history before the gap",
+            RunSpec.compute(
+                Action.BACKFILL,
+                operator,
+                [(a, k) for k in keys for a in project.graph.keys],
+                reason="demo: the history before the gap",
+            ),
         )
     rows = sum(s.rows for s in result.steps)
     console.print(

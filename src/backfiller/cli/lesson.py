@@ -11,13 +11,9 @@ compared before and after, the one intentional rewrite named.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow.compute as pc
 from rich.console import Console
@@ -25,11 +21,12 @@ from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
-from backfiller.actions import StepOutcome, execute
+from backfiller.actions import Action, RunSpec, StepOutcome, execute
 from backfiller.actions.apply import apply_plan
 from backfiller.actions.recovery import rerun
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BackfillerError
+from backfiller.evidence.chain import indexed_path
 from backfiller.example import lay_out_example
 from backfiller.holds import release
 from backfiller.ledger import RunState
@@ -125,15 +122,6 @@ def compare(
     return damage, intended
 
 
-def _evidence_writer() -> Callable[..., Any] | None:
-    """``backfiller.evidence``'s writer, when that package is installed."""
-    if importlib.util.find_spec("backfiller.evidence") is None:
-        return None
-    module = importlib.import_module("backfiller.evidence")
-    writer = getattr(module, "write_run_evidence", None)
-    return writer if callable(writer) else None
-
-
 class _Lesson:
     def __init__(self, folder: Path, console: Console) -> None:
         self.folder = folder
@@ -182,25 +170,16 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         run = execute(
             project,
             ledger,
-            [(a, k) for k in keys for a in project.graph.keys],
-            action="backfill",
-            operator=operator,
-            reason="lesson: the history",
+            RunSpec.compute(
+                Action.BACKFILL,
+                operator,
+                [(a, k) for k in keys for a in project.graph.keys],
+                reason="lesson: the history",
+            ),
         )
     say(f"Run {run.run_id}: {run.state.value}, {len(run.steps)} partition writes")
-    writer = _evidence_writer()
     with project.ledger() as ledger:
-        if writer is not None:
-            writer(project, ledger, run.run_id)
-            baseline = release(project, ledger, operator=operator, run_id=run.run_id)
-        else:
-            baseline = release(
-                project,
-                ledger,
-                operator=operator,
-                run_id=run.run_id,
-                force_reason="lesson baseline (backfiller.evidence is not installed)",
-            )
+        baseline = release(project, ledger, operator=operator, run_id=run.run_id)
     say(
         f"Its checks passed and its evidence is written: {len(baseline.released)} downstream "
         "hold(s) released. This is the baseline the lesson must not damage."
@@ -309,19 +288,15 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     console.print(table)
 
     lesson.title("Evidence: what the backfill changed, written down")
-    runs = [failed_run.run_id, applied.run_id]
-    if writer is None:
-        say(
-            "backfiller.evidence is not installed here: evidence is written by apply in the "
-            "full tool; without it the holds cannot be released (the next step says so)."
-        )
-    else:
-        with project.ledger() as ledger:
-            for run_id in runs:
-                written = Path(writer(project, ledger, run_id))
-                result.evidence.append(written)
-                command(f"evidence write {run_id}")
-                say(f"evidence of {run_id}: {project.relative(written)}")
+    say("Every run wrote its evidence as it finished; a run is not finished without it.")
+    with project.ledger() as ledger:
+        for run_id in [failed_run.run_id, applied.run_id]:
+            record = ledger.evidence_for(run_id)
+            assert record is not None, f"run {run_id} finished without evidence"
+            written = indexed_path(project, record)
+            result.evidence.append(written)
+            command(f"evidence show {run_id}")
+            say(f"evidence of {run_id}: {project.relative(written)}")
 
     lesson.title("Release the held consumers — only now")
     command("release")

@@ -95,13 +95,14 @@ def replay_cmd(
 def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None) -> None:
     """Retry only the failed, transient attempts of a run (same plan, same inputs)."""
     project = obj.project()
-    with project.ledger() as ledger:
+    with project.ledger() as ledger, obj.run_options() as options:
         result = retry(
             project,
             ledger,
             run_id=run_id,
             operator=project.operator(operator),
             max_attempts=max_attempts,
+            options=options,
         )
     finish_run(obj.console, result)
 
@@ -143,8 +144,8 @@ def restore_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     key = project.scheme.parse(partition)
-    with project.ledger() as ledger:
-        result, stale = restore(
+    with project.ledger() as ledger, obj.run_options() as options:
+        result = restore(
             project,
             ledger,
             asset=asset,
@@ -154,9 +155,10 @@ def restore_cmd(
             before_run=before_run,
             reason=reason,
             override_reason=override,
+            options=options,
         )
-    for down, down_key in stale:
-        obj.console.print(f"stale and held: {down} {down_key}", markup=False)
+    for held in result.held:
+        obj.console.print(f"stale and held: {held}", markup=False)
     finish_run(obj.console, result)
 
 

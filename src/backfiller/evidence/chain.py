@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backfiller.errors import BackfillerError, ExitCode
-from backfiller.ledger import EvidenceRecord, SqliteLedger
+from backfiller.ledger import EvidenceRecord, RunState, SqliteLedger
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
 
@@ -43,6 +43,7 @@ class ProblemKind(Enum):
     REORDERED = "reordered"  # its chain fields do not match its place in the index
     UNKNOWN = "unknown"  # a document in the folder that the index does not know
     INVALID = "invalid"  # not JSON, or it fails the run_evidence schema
+    MISSING = "missing"  # a settled or finished run that has no evidence document
 
 
 @dataclass(frozen=True)
@@ -170,4 +171,16 @@ def verify_chain(project: Project, ledger: SqliteLedger) -> list[ChainProblem]:
                     "a document in the evidence folder that the ledger's index does not know",
                 )
             )
+    with_evidence = {r.run_id for r in ledger.evidence_index()}
+    for run in ledger.runs():
+        if run.run_id in with_evidence or run.state is RunState.RUNNING:
+            continue
+        problems.append(
+            ChainProblem(
+                project.relative(evidence_dir(project)),
+                ProblemKind.MISSING,
+                f"run {run.run_id} ({run.state.value}) has no evidence document; write it "
+                f"with 'backfiller resume {run.run_id}'",
+            )
+        )
     return problems

@@ -51,6 +51,7 @@ class PartitionOutcome(Enum):
     """What this run did to one (asset, partition), from its last attempt."""
 
     PUBLISHED = "published"
+    REPORT_REISSUED = "report_reissued"  # verified and its report written again; no publish
     FAILED = "failed"
     CHECK_FAILED = "check_failed"
     INTERRUPTED = "interrupted"  # the last attempt never finished (a crash)
@@ -193,6 +194,7 @@ class PartitionCounts(BaseModel):
     check_failed: Count
     interrupted: Count
     not_attempted: Count
+    report_reissued: Count = 0
 
 
 class CheckCounts(BaseModel):

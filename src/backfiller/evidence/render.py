@@ -60,6 +60,7 @@ def _counts(doc: RunEvidence) -> tuple[str, str, str]:
     p, c, h = doc.summary.partitions, doc.summary.checks, doc.summary.holds
     parts = [f"{p.published} published"]
     for label, n in (
+        ("report reissued", p.report_reissued),
         ("failed", p.failed),
         ("check_failed", p.check_failed),
         ("interrupted", p.interrupted),

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from backfiller.actions.faults import crash_point
 from backfiller.atomic import atomic_write_bytes
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.checks.model import CheckStatus, Severity
-from backfiller.errors import BadInputError, ConflictError, GraphError, PreconditionError
+from backfiller.errors import BadInputError, GraphError, PreconditionError
 from backfiller.evidence.chain import (
     TamperedEvidenceError,
     evidence_dir,
@@ -48,6 +49,7 @@ from backfiller.evidence.model import (
 )
 from backfiller.ledger import (
     AttemptRecord,
+    AttemptStatus,
     CheckRecord,
     HoldRecord,
     RunRecord,
@@ -60,10 +62,12 @@ from backfiller.schemas import validation_problems
 __all__ = ["build_run_evidence", "evidence_file_name", "load_run_evidence", "write_run_evidence"]
 
 _ATTEMPT_OUTCOME = {
-    "succeeded": PartitionOutcome.PUBLISHED,
-    "failed": PartitionOutcome.FAILED,
-    "check_failed": PartitionOutcome.CHECK_FAILED,
-    "running": PartitionOutcome.INTERRUPTED,
+    AttemptStatus.SUCCEEDED: PartitionOutcome.PUBLISHED,
+    AttemptStatus.REPORT_REISSUED: PartitionOutcome.REPORT_REISSUED,
+    AttemptStatus.FAILED: PartitionOutcome.FAILED,
+    AttemptStatus.CHECK_FAILED: PartitionOutcome.CHECK_FAILED,
+    AttemptStatus.RUNNING: PartitionOutcome.INTERRUPTED,
+    AttemptStatus.QUEUED: PartitionOutcome.INTERRUPTED,
 }
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,14 @@ def _version() -> str:
     return __version__
 
 
+def _outcome(run: RunRecord) -> RunState:
+    """The state a run ends in: its state once finished, the outcome it settled with while
+    its evidence is pending."""
+    if run.state is RunState.EVIDENCE_PENDING and run.outcome is not None:
+        return run.outcome
+    return run.state
+
+
 def _run_info(run: RunRecord, attempts: list[AttemptRecord]) -> RunInfo:
     assert run.ended_at is not None
     return RunInfo(
@@ -103,7 +115,7 @@ def _run_info(run: RunRecord, attempts: list[AttemptRecord]) -> RunInfo:
         action=run.action,
         mode="apply",
         attempt=max((a.attempt for a in attempts), default=0),
-        state=_FINISHED[run.state],
+        state=_FINISHED[_outcome(run)],
         started_at=_moment(run.started_at),
         ended_at=_moment(run.ended_at),
         arguments=[RunArgument(name=k, value=v) for k, v in sorted(run.arguments.items())],
@@ -126,10 +138,11 @@ def _plan_ref(ledger: SqliteLedger, plan_id: str | None) -> PlanRef | None:
 def _steps(run: RunRecord, attempts: Iterable[AttemptRecord]) -> list[tuple[str, str]]:
     """Every (asset, partition) of the run: the steps it was started with, then any attempt
     outside them (in order of first appearance)."""
-    planned = run.arguments.get("steps", [])
-    steps = [(str(s[0]), str(s[1])) for s in planned if isinstance(s, list) and len(s) == 2]
+    from backfiller.actions.spec import RunSpec  # the run's recorded specification
+
+    steps = [tuple(s.target) for s in RunSpec.of_run(run).steps]
     steps += [(a.asset, a.partition_key) for a in attempts]
-    return list(dict.fromkeys(steps))
+    return list(dict.fromkeys((str(a), str(k)) for a, k in steps))
 
 
 def _guard(project: Project, asset: str) -> str | None:
@@ -290,6 +303,7 @@ def _summary(partitions: list[PartitionEntry], checks: list[CheckEntry], holds: 
             check_failed=count(PartitionOutcome.CHECK_FAILED),
             interrupted=count(PartitionOutcome.INTERRUPTED),
             not_attempted=count(PartitionOutcome.NOT_ATTEMPTED),
+            report_reissued=count(PartitionOutcome.REPORT_REISSUED),
         ),
         checks=CheckCounts(
             total=len(checks),
@@ -380,55 +394,41 @@ def _existing(project: Project, ledger: SqliteLedger, run_id: str) -> Path | Non
 def _continued(path: Path, ledger: SqliteLedger, run_id: str) -> bool:
     """Whether the run went on after its evidence was written (retry and resume reuse the run
     id): then a new document is chained after the old one, which stays as it was."""
+    # appending evidence seals a run in the same transaction, so a run that has evidence
+    # and waits for evidence again was continued (by retry) after it
     run = ledger.run(run_id)
-    try:
-        written = RunEvidence.from_bytes(path.read_bytes()).run
-    except ValueError:  # verify_chain reports a document that fails its model
-        return False
-    return run is not None and (
-        run.ended_at is None
-        or _moment(run.ended_at) != written.ended_at
-        or _FINISHED.get(run.state) != written.state
-    )
+    return run is not None and run.state is RunState.EVIDENCE_PENDING
 
 
 def write_run_evidence(project: Project, ledger: SqliteLedger, run_id: str) -> Path:
-    """Write, validate and chain the evidence of a finished run; return its path.
+    """Write, validate and chain the evidence of a settled run; return its path. Appending
+    is serialised through the ledger (:meth:`SqliteLedger.append_evidence`), which seals the
+    run: only then is it finished.
 
     Idempotent: the evidence of a run already written is returned as it is (and refused with
     :class:`TamperedEvidenceError` if its file is gone or no longer matches its hash).
     """
+    _finished_run(ledger, run_id)
     existing = _existing(project, ledger, run_id)
     if existing is not None and not _continued(existing, ledger, run_id):
         return existing
-    index = ledger.evidence_index()
-    seq = index[-1].seq + 1 if index else 1
-    prev = index[-1].sha256 if index else None
-    document = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev).to_dict()
-    problems = validation_problems("run_evidence", document)
-    if problems:  # a bug, not bad input: the builder made a document its schema refuses
-        raise AssertionError("run evidence does not match its schema: " + "; ".join(problems))
-    data = canonical_document(document)
-    path = evidence_dir(project) / evidence_file_name(seq, run_id)
-    # the file first: a crash before the index entry leaves a file that the next write of
-    # this run replaces (same seq, same name); the reverse would leave an entry without a file
-    atomic_write_bytes(path, data)
-    recorded = ledger.record_evidence(
-        run_id=run_id,
-        path=project.relative(path),
-        sha256=hashlib.sha256(data).hexdigest(),
-        prev_sha256=prev,
-        expected_seq=seq,
-    )
-    if recorded != seq:
-        path.unlink(missing_ok=True)  # not recorded: the place in the chain is another's
-        raise ConflictError(
-            f"Another process chained evidence while the evidence of run {run_id} was written "
-            f"(seq {seq} was taken); nothing was recorded, write it again",
-            hint="run 'backfiller evidence verify' to see the links that disagree",
-            run_id=run_id,
-        )
-    return path
+
+    def write(seq: int, prev: str | None) -> tuple[str, str]:
+        document = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev)
+        body = document.to_dict()
+        problems = validation_problems("run_evidence", body)
+        if problems:  # a bug, not bad input: the builder made a document its schema refuses
+            raise AssertionError("run evidence does not match its schema: " + "; ".join(problems))
+        data = canonical_document(body)
+        path = evidence_dir(project) / evidence_file_name(seq, run_id)
+        # the file first, inside the ledger's transaction: a crash before the index entry
+        # leaves a file that the next write of this run replaces (same seq, same name)
+        atomic_write_bytes(path, data)
+        crash_point("after_evidence_file")
+        return project.relative(path), hashlib.sha256(data).hexdigest()
+
+    record = ledger.append_evidence(run_id, write)
+    return indexed_path(project, record)
 
 
 def load_run_evidence(project: Project, ledger: SqliteLedger, run_id: str) -> RunEvidence:

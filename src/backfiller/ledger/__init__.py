@@ -12,10 +12,11 @@ from backfiller.ledger.records import (
     RunRecord,
 )
 from backfiller.ledger.sqlite import SqliteLedger, open_reader
-from backfiller.ledger.states import PartitionStatus, RunState, Verb
+from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState, RunVerb, Verb
 
 __all__ = [
     "AttemptRecord",
+    "AttemptStatus",
     "CheckRecord",
     "EmptyLedger",
     "EvidenceRecord",
@@ -29,6 +30,7 @@ __all__ = [
     "Protection",
     "RunRecord",
     "RunState",
+    "RunVerb",
     "SqliteLedger",
     "Verb",
     "open_reader",

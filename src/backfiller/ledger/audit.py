@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from backfiller.ledger.states import RunState, RunVerb
 
 __all__ = ["AuditMixin", "CheckRecord", "EvidenceRecord", "HoldRecord"]
 
@@ -218,28 +221,35 @@ class AuditMixin:
             )
 
     # -- evidence index -------------------------------------------------------------------
-    def record_evidence(
-        self,
-        *,
-        run_id: str,
-        path: str,
-        sha256: str,
-        prev_sha256: str | None,
-        expected_seq: int | None = None,
-    ) -> int:
-        """Append to the evidence index; with ``expected_seq``, refuse (return the seq it
-        would have had, unrecorded: -1 - seq) if another writer took that place first."""
+    def append_evidence(
+        self, run_id: str, write: Callable[[int, str | None], tuple[str, str]]
+    ) -> EvidenceRecord:
+        """Chain the evidence of ``run_id``, serialised through the ledger: in one
+        transaction take the next place in the chain, let ``write(seq, prev_sha256)`` write
+        the document (it returns its path and sha256), index it, and seal the run — a run
+        waiting for its evidence now takes the outcome it settled with as its state. Another
+        process appending at the same time waits for this transaction, so every run gets its
+        own link and the chain has no fork."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT coalesce(max(seq), 0) FROM evidence").fetchone()
-            seq = int(row[0]) + 1
-            if expected_seq is not None and seq != expected_seq:
-                return -seq
+            row = conn.execute(
+                "SELECT seq, sha256 FROM evidence ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq = int(row["seq"]) + 1 if row else 1
+            prev = str(row["sha256"]) if row else None
+            path, sha256 = write(seq, prev)
+            now = self._now()
             conn.execute(
                 "INSERT INTO evidence (seq, run_id, path, sha256, prev_sha256, written_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, run_id, path, sha256, prev_sha256, self._now()),
+                (seq, run_id, path, sha256, prev, now),
             )
-            return seq
+            run = conn.execute(
+                "SELECT state, outcome FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if run is not None and RunState(run["state"]) is RunState.EVIDENCE_PENDING:
+                RunVerb.SEAL.apply(RunState.EVIDENCE_PENDING)
+                conn.execute("UPDATE runs SET state = outcome WHERE run_id = ?", (run_id,))
+            return EvidenceRecord(seq, run_id, path, sha256, prev, now)
 
     def evidence_index(self) -> list[EvidenceRecord]:
         rows = self._conn.execute("SELECT * FROM evidence ORDER BY seq").fetchall()

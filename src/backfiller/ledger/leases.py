@@ -99,6 +99,17 @@ class LeaseMixin:
                 (lease.asset, lease.partition_key, lease.token),
             )
 
+    def release_run_leases(self, run_id: str) -> int:
+        """Release every lease ``run_id`` still holds (a killed step leaves its lease behind;
+        the run's end gives it back). Returns how many were released."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE leases SET holder = NULL, expires_at = NULL"
+                " WHERE run_id = ? AND holder IS NOT NULL",
+                (run_id,),
+            )
+            return cursor.rowcount
+
     def leases(self) -> list[Lease]:
         rows = self._conn.execute(
             "SELECT * FROM leases WHERE holder IS NOT NULL ORDER BY asset, partition_key"

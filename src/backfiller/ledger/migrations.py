@@ -171,4 +171,14 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        "run outcome: a settled run waits for its evidence before it is finished",
+        """
+        ALTER TABLE runs ADD COLUMN outcome TEXT;
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

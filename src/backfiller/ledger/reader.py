@@ -24,6 +24,10 @@ class LedgerReader(Protocol):
 
     def attempts(self, run_id: str) -> list[AttemptRecord]: ...
 
+    def attempt(
+        self, run_id: str, asset: str, partition_key: str, attempt: int
+    ) -> AttemptRecord | None: ...
+
     def plan(self, plan_id: str) -> PlanRecord | None: ...
 
 
@@ -44,6 +48,11 @@ class EmptyLedger:
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         return []
+
+    def attempt(
+        self, run_id: str, asset: str, partition_key: str, attempt: int
+    ) -> AttemptRecord | None:
+        return None
 
     def plan(self, plan_id: str) -> PlanRecord | None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backfiller.ledger.states import PartitionStatus, RunState
+from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState
 
 __all__ = [
     "AttemptRecord",
@@ -83,6 +83,8 @@ class RunRecord:
     ended_at: str | None
     arguments: dict[str, Any]
     error: str | None
+    #: how the run's steps ended, recorded when it settled; its state once evidence exists
+    outcome: RunState | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class AttemptRecord:
     asset: str
     partition_key: str
     attempt: int
-    status: str
+    status: AttemptStatus
     error: str | None
     transient: bool
     started_at: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from backfiller.ledger.leases import LeaseConflict, LeaseMixin
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
 from backfiller.ledger.records import AttemptRecord, PartitionRecord, PlanRecord, RunRecord
-from backfiller.ledger.states import PartitionStatus, RunState, Verb
+from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState, RunVerb, Verb
 
 __all__ = ["LeaseConflict", "SqliteLedger", "open_reader"]
 
@@ -59,6 +59,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         ended_at=row["ended_at"],
         arguments=json.loads(row["arguments"]),
         error=row["error"],
+        outcome=RunState(row["outcome"]) if row["outcome"] else None,
     )
 
 
@@ -68,7 +69,7 @@ def _attempt(row: sqlite3.Row) -> AttemptRecord:
         asset=row["asset"],
         partition_key=row["partition_key"],
         attempt=row["attempt"],
-        status=row["status"],
+        status=AttemptStatus(row["status"]),
         error=row["error"],
         transient=bool(row["transient"]),
         started_at=row["started_at"],
@@ -119,6 +120,16 @@ class _SqliteReader:
             (run_id,),
         ).fetchall()
         return [_attempt(r) for r in rows]
+
+    def attempt(
+        self, run_id: str, asset: str, partition_key: str, attempt: int
+    ) -> AttemptRecord | None:
+        row = self._conn.execute(
+            "SELECT * FROM attempts WHERE run_id = ? AND asset = ? AND partition_key = ?"
+            " AND attempt = ?",
+            (run_id, asset, partition_key, attempt),
+        ).fetchone()
+        return _attempt(row) if row else None
 
     def plan(self, plan_id: str) -> PlanRecord | None:
         row = self._conn.execute("SELECT * FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
@@ -320,8 +331,17 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
         return target
 
     def start(
-        self, asset: str, key: str, *, run_id: str, attempt: int, operator: str
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        rows_before: int | None = None,
     ) -> PartitionStatus:
+        """Begin an attempt. ``rows_before``: the rows stored before it when the ledger has no
+        count (data written outside backfiller)."""
         with self.transaction() as conn:
             before = conn.execute(
                 "SELECT data_version, row_count, fingerprint FROM partitions"
@@ -342,15 +362,18 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
                 " started_at, version_before, rows_before, fingerprint_before)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     asset,
                     key,
                     attempt,
+                    AttemptStatus.RUNNING.value,
                     self._now(),
                     before["data_version"] if before else None,
-                    before["row_count"] if before else None,
+                    before["row_count"]
+                    if before and before["row_count"] is not None
+                    else rows_before,
                     before["fingerprint"] if before else None,
                 ),
             )
@@ -388,7 +411,16 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
                 upstream_versions=json.dumps(upstream_versions, sort_keys=True),
             )
             self._end_attempt(
-                conn, run_id, asset, key, attempt, "succeeded", None, False, row_count, data_version
+                conn,
+                run_id,
+                asset,
+                key,
+                attempt,
+                AttemptStatus.SUCCEEDED,
+                None,
+                False,
+                row_count,
+                data_version,
             )
             conn.execute(
                 "UPDATE attempts SET fingerprint = ?"
@@ -422,7 +454,16 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
                 last_error=error,
             )
             self._end_attempt(
-                conn, run_id, asset, key, attempt, status.value, error, transient, None, None
+                conn,
+                run_id,
+                asset,
+                key,
+                attempt,
+                AttemptStatus(status.value),
+                error,
+                transient,
+                None,
+                None,
             )
             return status
 
@@ -432,7 +473,45 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
         """End an attempt that lost its lease: the partition now belongs to another run, so
         its status is left alone; only the attempt records what happened."""
         with self.transaction() as conn:
-            self._end_attempt(conn, run_id, asset, key, attempt, "failed", error, False, None, None)
+            self._end_attempt(
+                conn, run_id, asset, key, attempt, AttemptStatus.FAILED, error, False, None, None
+            )
+
+    def reissue_attempt(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        rows: int | None,
+        version: int | None,
+        fingerprint: str | None,
+    ) -> None:
+        """Record that a step of ``run_id`` wrote a partition's report again and published
+        nothing: the partition's status is left alone."""
+        now = self._now()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
+                " started_at, ended_at, rows_written, data_version, version_before, rows_before,"
+                " fingerprint_before, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    asset,
+                    key,
+                    attempt,
+                    AttemptStatus.REPORT_REISSUED.value,
+                    now,
+                    now,
+                    rows,
+                    version,
+                    version,
+                    rows,
+                    fingerprint,
+                    fingerprint,
+                ),
+            )
 
     def mark_stale(
         self, asset: str, key: str, *, run_id: str | None, operator: str, reason: str
@@ -455,7 +534,7 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
         asset: str,
         key: str,
         attempt: int,
-        status: str,
+        status: AttemptStatus,
         error: str | None,
         transient: bool,
         rows: int | None,
@@ -466,7 +545,7 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
             " rows_written = ?, data_version = ?"
             " WHERE run_id = ? AND asset = ? AND partition_key = ? AND attempt = ?",
             (
-                status,
+                status.value,
                 error,
                 int(transient),
                 self._now(),
@@ -517,6 +596,8 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
         parent_run_id: str | None = None,
     ) -> RunRecord:
         with self.transaction() as conn:
+            state = RunVerb.BEGIN.apply(self._run_state(conn, run_id))
+            assert state is not None
             conn.execute(
                 "INSERT INTO runs (run_id, plan_id, action, state, operator, reason,"
                 " parent_run_id, started_at, arguments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -524,7 +605,7 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
                     run_id,
                     plan_id,
                     action,
-                    RunState.RUNNING.value,
+                    state.value,
                     operator,
                     reason,
                     parent_run_id,
@@ -536,11 +617,44 @@ class SqliteLedger(LeaseMixin, AuditMixin, _SqliteReader):
         assert record is not None
         return record
 
-    def finish_run(self, run_id: str, state: RunState, error: str | None = None) -> None:
+    @staticmethod
+    def _run_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
+        row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return RunState(row["state"]) if row else None
+
+    def settle_run(self, run_id: str, outcome: RunState, error: str | None = None) -> None:
+        """Every step of the run is settled: record its outcome; the run waits for its
+        evidence (``evidence_pending``) until :meth:`append_evidence` seals it."""
+        if not outcome.finished:
+            raise ValueError(f"{outcome.value} is not an outcome of a run")
         with self.transaction() as conn:
+            state = RunVerb.SETTLE.apply(self._run_state(conn, run_id))
+            assert state is not None
             conn.execute(
-                "UPDATE runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ?",
-                (state.value, self._now(), error, run_id),
+                "UPDATE runs SET state = ?, outcome = ?, ended_at = ?, error = ? WHERE run_id = ?",
+                (state.value, outcome.value, self._now(), error, run_id),
+            )
+
+    def reopen_run(self, run_id: str, retries: Sequence[tuple[str, str, int]] = ()) -> None:
+        """Continue a run that failed (``retry``); a succeeded run is never reopened. In the
+        same transaction, ``retries`` — (asset, partition key, attempt number) — are queued:
+        the attempts the retry makes, which ``resume`` makes if the retry is interrupted."""
+        now = self._now()
+        with self.transaction() as conn:
+            state = RunVerb.REOPEN.apply(self._run_state(conn, run_id))
+            assert state is not None
+            conn.execute(
+                "UPDATE runs SET state = ?, outcome = NULL, ended_at = NULL, error = NULL"
+                " WHERE run_id = ?",
+                (state.value, run_id),
+            )
+            conn.executemany(
+                "INSERT INTO attempts (run_id, asset, partition_key, attempt, status,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, asset, key, n, AttemptStatus.QUEUED.value, now)
+                    for asset, key, n in retries
+                ],
             )
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:

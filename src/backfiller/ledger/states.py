@@ -10,7 +10,7 @@ from enum import Enum
 
 from backfiller.errors import IllegalTransitionError
 
-__all__ = ["PartitionStatus", "RunState", "Verb"]
+__all__ = ["AttemptStatus", "PartitionStatus", "RunState", "RunVerb", "Verb"]
 
 
 class PartitionStatus(Enum):
@@ -27,7 +27,6 @@ class Verb(Enum):
     FAIL = "fail"
     FAIL_CHECKS = "fail_checks"
     MARK_STALE = "mark_stale"
-    ADOPT = "adopt"
 
     @property
     def to_status(self) -> PartitionStatus:
@@ -67,16 +66,76 @@ _TRANSITIONS: dict[Verb, tuple[frozenset[PartitionStatus | None], PartitionStatu
         frozenset({PartitionStatus.MATERIALIZED, PartitionStatus.STALE}),
         PartitionStatus.STALE,
     ),
-    Verb.ADOPT: (frozenset({None, PartitionStatus.STALE}), PartitionStatus.MATERIALIZED),
 }
 
 
-class RunState(Enum):
+class AttemptStatus(Enum):
+    """How one attempt at one (asset, partition) of a run ended (``running``: not yet, or
+    interrupted; ``queued``: a retry decided to make it, recorded with the run's reopening,
+    so that a retry killed before it reached the step is finished by ``resume``)."""
+
+    QUEUED = "queued"  # a retry will make this attempt: decided, not started
     RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CHECK_FAILED = "check_failed"
+    REPORT_REISSUED = "report_reissued"  # nothing published: the partition report written again
+
+    @property
+    def done(self) -> bool:
+        """The attempt's step needs no more work in its run."""
+        return self in {AttemptStatus.SUCCEEDED, AttemptStatus.REPORT_REISSUED}
+
+
+class RunState(Enum):
+    """A run's state. Its steps run while ``running``; ``evidence_pending`` means every step
+    is settled (the outcome is recorded) but the evidence is not written yet — a run is not
+    finished until its evidence is."""
+
+    RUNNING = "running"
+    EVIDENCE_PENDING = "evidence_pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CHECKS_FAILED = "checks_failed"
 
     @property
     def finished(self) -> bool:
-        return self is not RunState.RUNNING
+        return self in _OUTCOMES
+
+
+_OUTCOMES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CHECKS_FAILED})
+
+
+class RunVerb(Enum):
+    """The named moves of a run: ``begin`` → ``settle`` (steps done, outcome known) → ``seal``
+    (evidence written: the outcome becomes the state); ``reopen`` lets ``retry`` continue a
+    run that failed — never one that succeeded."""
+
+    BEGIN = "begin"
+    SETTLE = "settle"
+    SEAL = "seal"
+    REOPEN = "reopen"
+
+    def apply(self, current: RunState | None) -> RunState | None:
+        """Check the move from ``current``; return the fixed target state (``None`` for
+        ``seal``, whose target is the outcome recorded when the run settled)."""
+        allowed, target = _RUN_TRANSITIONS[self]
+        if current not in allowed:
+            shown = current.value if current else "no run"
+            names = sorted(s.value if s else "no run" for s in allowed)
+            raise IllegalTransitionError(
+                f"Cannot {self.value} a run in state {shown!r} (allowed from: {', '.join(names)})"
+            )
+        return target
+
+
+_RUN_TRANSITIONS: dict[RunVerb, tuple[frozenset[RunState | None], RunState | None]] = {
+    RunVerb.BEGIN: (frozenset({None}), RunState.RUNNING),
+    # settling again after a crash between settle and seal is the same settle
+    RunVerb.SETTLE: (
+        frozenset({RunState.RUNNING, RunState.EVIDENCE_PENDING}),
+        RunState.EVIDENCE_PENDING,
+    ),
+    RunVerb.SEAL: (frozenset({RunState.EVIDENCE_PENDING}), None),
+    RunVerb.REOPEN: (frozenset({RunState.FAILED, RunState.CHECKS_FAILED}), RunState.RUNNING),
+}

@@ -107,6 +107,19 @@ class PlanEntry(BaseModel):
     asset_gaps: list[AssetGap]
 
 
+class PlanRequest(BaseModel):
+    """What the operator asked for."""
+
+    model_config = _Closed
+
+    keys: list[str]
+    mode: Mode
+    operator: str
+    reason: str | None = None
+    include_materialized: bool = False
+    assets: list[str] | None = None
+
+
 class PlanDocument(BaseModel):
     """A saved, reviewable backfill plan. Its top-level seed fields describe the whole boundary;
     ``partitions`` holds the same fields per partition."""
@@ -143,7 +156,8 @@ class PlanDocument(BaseModel):
     gap_summary: dict[str, int] = Field(
         description="how many partitions have each gap reason (gap_reason is the first)"
     )
-    # what the plan was computed from
+    # what the plan was computed from: the whole request, and the state it observed
+    request: PlanRequest
     state_fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     state: dict[str, dict[str, Any]]
     partitions: list[PlanEntry]
@@ -161,19 +175,6 @@ class PlanDocument(BaseModel):
             ):
                 pairs.extend((a, entry.partition_key) for a in entry.target_assets)
         return pairs
-
-
-class PlanRequest(BaseModel):
-    """What the operator asked for."""
-
-    model_config = _Closed
-
-    keys: list[str]
-    mode: Mode
-    operator: str
-    reason: str | None = None
-    include_materialized: bool = False
-    assets: list[str] | None = None
 
 
 def gap_of(asset: Asset, obs: Observation, broken: BrokenManifest | None = None) -> Gap | None:
@@ -268,6 +269,7 @@ def build_plan(
         project=project_name,
         reason=request.reason,
         include_materialized=request.include_materialized,
+        request=request,
         state_fingerprint=fingerprint,
         state=state,
         partitions=entries,

@@ -20,7 +20,12 @@ from backfiller.ledger import LedgerReader
 from backfiller.manifests import BrokenManifest
 from backfiller.planning.gaps import Gap
 from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan, gap_of
-from backfiller.planning.state import observe, state_differences, state_fingerprint
+from backfiller.planning.state import (
+    Observation,
+    observe,
+    state_differences,
+    state_fingerprint,
+)
 from backfiller.policy import require_allowed
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
@@ -81,23 +86,10 @@ def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> P
     if ids:
         reason = annotate_reason(request.reason, ids, allowed=apply_allowed())
         request = request.model_copy(update={"reason": reason})
-    return _build(project, reader, request)
-
-
-def _build(project: Project, reader: LedgerReader, request: PlanRequest) -> PlanDocument:
-    observations = observe(project, reader, _targets(project, request.keys, request.assets))
-    path = plan_path(project, request.keys)
-    document = build_plan(
-        request=request,
-        graph=project.graph,
-        scheme=project.scheme,
-        observations=observations,
-        project_name=project.config.name,
-        downstream_impact=downstream_impact(project),
-        report_path=project.relative(path),
-        now=project.clock(),
-        broken=_broken(project, request.keys),
-    )
+    for key in request.keys:
+        project.scheme.parse(key)
+    targets = _targets(project, request.keys, request.assets)
+    document = _build(project, request, observe(project, reader, targets))
     recomputed = {a for a, _ in document.work} | set(request.assets or [])
     require_allowed(
         project.policy,
@@ -106,6 +98,22 @@ def _build(project: Project, reader: LedgerReader, request: PlanRequest) -> Plan
         action=f"The plan for {document.partition_key}",
     )
     return document
+
+
+def _build(
+    project: Project, request: PlanRequest, observations: dict[tuple[str, str], Observation]
+) -> PlanDocument:
+    return build_plan(
+        request=request,
+        graph=project.graph,
+        scheme=project.scheme,
+        observations=observations,
+        project_name=project.config.name,
+        downstream_impact=downstream_impact(project),
+        report_path=project.relative(plan_path(project, request.keys)),
+        now=project.clock(),
+        broken=_broken(project, request.keys),
+    )
 
 
 def write_plan(project: Project, document: PlanDocument) -> Path:
@@ -160,21 +168,19 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     refuse_apply_during_simulation(
         project.config.state_dir, what=f"Applying plan {document.plan_id}"
     )
-    targets: list[tuple[str, str]] = []
-    for name in document.state:
-        asset, sep, key = name.partition("|")
-        if not sep or asset not in project.graph:
-            raise PlanFileError(
-                f"Plan {document.plan_id}: state entry {name!r} names no (asset, partition)",
-                hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
-            )
+    request = document.request
+    for key in request.keys:
         project.scheme.parse(key)
-        targets.append((asset, key))
-    for entry in document.partitions:
-        project.scheme.parse(entry.partition_key)
-        for asset in entry.target_assets:
-            project.graph.get(asset)
-    observations = observe(project, reader, targets)
+    for asset in request.assets or []:
+        project.graph.get(asset)
+    targets = _targets(project, request.keys, request.assets)
+    if sorted(f"{a}|{k}" for a, k in targets) != sorted(document.state):
+        raise PlanFileError(
+            f"Plan {document.plan_id}: its recorded state does not cover exactly what its "
+            "request asks for; it was edited",
+            hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+        )
+    observations = observe(project, reader, targets)  # the one observation of the state
     if state_fingerprint(observations) != document.state_fingerprint:
         changes = state_differences(document.state, observations)
         listing = "\n".join(f"  - {c}" for c in changes) or "  - (the state fingerprint differs)"
@@ -183,14 +189,7 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
             hint="review the changes, then make a new plan with 'backfiller plan ... "
             "--mode dry-run'",
         )
-    request = PlanRequest(
-        keys=[e.partition_key for e in document.partitions],
-        mode=document.mode,
-        operator=document.operator,
-        reason=document.reason,
-        include_materialized=document.include_materialized,
-    )
-    rebuilt = _build(project, reader, request)
+    rebuilt = _build(project, request, observations)
     ignore = {"created_at"}
     saved = {k: v for k, v in document.to_dict().items() if k not in ignore}
     again = {k: v for k, v in rebuilt.to_dict().items() if k not in ignore}
@@ -201,7 +200,6 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
             f"(differs in: {', '.join(fields)}); it was edited or made by another project",
             hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
         )
-    project.manifests.require_usable(k for _, k in document.work)
 
 
 def request_for(

@@ -1,6 +1,22 @@
-"""Data stores: the interface and the Delta Lake default."""
+"""Data stores: the interface, the Delta Lake default, and an in-memory one for tests."""
 
-from backfiller.store.base import CommitInfo, CommitRecord, DataStore, OutsideTargetError
+from backfiller.store.base import (
+    CommitInfo,
+    CommitKey,
+    CommitRecord,
+    DataStore,
+    OutsideTargetError,
+)
 from backfiller.store.delta import DeltaStore
+from backfiller.store.memory import Faults, MemoryStore
 
-__all__ = ["CommitInfo", "CommitRecord", "DataStore", "DeltaStore", "OutsideTargetError"]
+__all__ = [
+    "CommitInfo",
+    "CommitKey",
+    "CommitRecord",
+    "DataStore",
+    "DeltaStore",
+    "Faults",
+    "MemoryStore",
+    "OutsideTargetError",
+]

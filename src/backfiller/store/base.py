@@ -4,18 +4,62 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from enum import StrEnum
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from backfiller.errors import BadInputError
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+__all__ = [
+    "PARTITION_COLUMN",
+    "CommitInfo",
+    "CommitKey",
+    "CommitRecord",
+    "DataStore",
+    "OutsideTargetError",
+    "require_inside",
+]
 
-__all__ = ["CommitInfo", "CommitRecord", "DataStore", "OutsideTargetError"]
+
+class CommitKey(StrEnum):
+    """The keys of backfiller's metadata on a data commit."""
+
+    RUN_ID = "backfiller.run_id"
+    PLAN_ID = "backfiller.plan_id"
+    MANIFEST_IDS = "backfiller.manifest_ids"
+    OPERATOR = "backfiller.operator"
+    ACTION = "backfiller.action"
+    PARTITION_KEYS = "backfiller.partition_keys"
+    RESTORED_FROM_VERSION = "backfiller.restored_from_version"
+    NONCE = "backfiller.commit_nonce"
+
+
+PARTITION_COLUMN = "partition_key"
 
 
 class OutsideTargetError(BadInputError):
     """Rows whose partition key lies outside the partitions being written."""
+
+
+def require_inside(asset: str, data: pa.Table, keys: Sequence[str]) -> None:
+    """Refuse a write whose rows lie outside the partitions ``keys`` it replaces."""
+    if not keys:
+        raise ValueError("write_partitions needs at least one partition key")
+    if PARTITION_COLUMN not in data.column_names:
+        raise OutsideTargetError(
+            f"Data for {asset!r} has no {PARTITION_COLUMN!r} column", asset=asset
+        )
+    present = set(pc.unique(data.column(PARTITION_COLUMN)).to_pylist())
+    outside = sorted(str(k) for k in present - set(keys))
+    if outside:
+        raise OutsideTargetError(
+            f"Refusing to write {asset!r}: rows with partition keys {outside} lie outside "
+            f"the target partitions {sorted(keys)}",
+            hint="a compute function must only return rows of the partition it computes",
+            asset=asset,
+        )
 
 
 @dataclass(frozen=True)
@@ -30,17 +74,17 @@ class CommitInfo:
     # an app-transaction marker: (app id, step number); "did my commit land?"
     app_id: str | None = None
     app_version: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[CommitKey, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, str]:
         meta = {
-            "backfiller.run_id": self.run_id,
-            "backfiller.plan_id": self.plan_id or "",
-            "backfiller.manifest_ids": ",".join(self.manifest_ids),
-            "backfiller.operator": self.operator,
-            "backfiller.action": self.action,
+            CommitKey.RUN_ID.value: self.run_id,
+            CommitKey.PLAN_ID.value: self.plan_id or "",
+            CommitKey.MANIFEST_IDS.value: ",".join(self.manifest_ids),
+            CommitKey.OPERATOR.value: self.operator,
+            CommitKey.ACTION.value: self.action,
         }
-        meta.update({f"backfiller.{k}": v for k, v in self.extra.items()})
+        meta.update({k.value: v for k, v in self.extra.items()})
         return meta
 
 
@@ -63,6 +107,8 @@ class DataStore(Protocol):
         self, asset: str, key: str, *, version: int | None = None
     ) -> pa.Table | None: ...
 
+    def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None: ...
+
     def write_partitions(
         self, asset: str, data: pa.Table, keys: Sequence[str], commit: CommitInfo
     ) -> int: ...
@@ -73,6 +119,6 @@ class DataStore(Protocol):
 
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None: ...
 
-    def history(self, asset: str) -> list[CommitRecord]: ...
+    def history(self, asset: str, limit: int | None = None) -> list[CommitRecord]: ...
 
     def committed_step(self, asset: str, app_id: str) -> int | None: ...

@@ -16,18 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
-from backfiller.store.base import CommitInfo, CommitRecord, OutsideTargetError
+from backfiller.store.base import (
+    PARTITION_COLUMN,
+    CommitInfo,
+    CommitKey,
+    CommitRecord,
+    require_inside,
+)
 
 __all__ = ["PARTITION_COLUMN", "DeltaStore"]
 
-PARTITION_COLUMN = "partition_key"
-_NONCE = "backfiller.commit_nonce"
+_NONCE = CommitKey.NONCE.value
 
 
 def _literal(value: str) -> str:
@@ -97,21 +101,7 @@ class DeltaStore:
     ) -> int:
         """Replace exactly the partitions ``keys`` with ``data`` in one commit; return the new
         table version. Rows whose partition key is not in ``keys`` are refused."""
-        if not keys:
-            raise ValueError("write_partitions needs at least one partition key")
-        if PARTITION_COLUMN not in data.column_names:
-            raise OutsideTargetError(
-                f"Data for {asset!r} has no {PARTITION_COLUMN!r} column", asset=asset
-            )
-        present = set(pc.unique(data.column(PARTITION_COLUMN)).to_pylist())
-        outside = sorted(str(k) for k in present - set(keys))
-        if outside:
-            raise OutsideTargetError(
-                f"Refusing to write {asset!r}: rows with partition keys {outside} lie outside "
-                f"the target partitions {sorted(keys)}",
-                hint="a compute function must only return rows of the partition it computes",
-                asset=asset,
-            )
+        require_inside(asset, data, keys)
         nonce = uuid.uuid4().hex
         metadata = {**commit.metadata(), _NONCE: nonce}
         transactions = (

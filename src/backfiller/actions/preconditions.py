@@ -1,0 +1,73 @@
+"""What must hold before a run writes anything — checked here, once, for every action.
+
+* ``[policy] backfill_assets``: a step that computes an asset the policy does not allow;
+* a manifest that is broken (a simulation's stand-in failing validation) for a computed key;
+* a protected baseline — a ledger protection, or a ``[policy] protected`` object that holds
+  published data — unless the run carries an override reason (recorded per partition).
+
+Each refusal is exit 2 with nothing written.
+"""
+
+from __future__ import annotations
+
+from backfiller.actions.spec import RunSpec, StepSource
+from backfiller.errors import PreconditionError
+from backfiller.ledger import Protection, SqliteLedger
+from backfiller.policy import POLICY_REASON, require_allowed
+from backfiller.project import Project
+from backfiller.refs import AssetPartition
+
+__all__ = ["protection_of", "require_preconditions"]
+
+
+def require_preconditions(
+    project: Project, ledger: SqliteLedger, spec: RunSpec
+) -> list[tuple[AssetPartition, Protection]]:
+    """Refuse ``spec`` if a precondition is missing; return the protected partitions it
+    overwrites under its override reason."""
+    computed = [s.target for s in spec.steps if s.source is StepSource.COMPUTE]
+    rank = {a: i for i, a in enumerate(project.graph.keys)}
+    require_allowed(
+        project.policy,
+        project.graph,
+        sorted({t.asset for t in computed}, key=rank.__getitem__),
+        action=f"This {spec.action.value}",
+    )
+    project.manifests.require_usable(dict.fromkeys(t.partition_key for t in computed))
+    stored: dict[str, dict[str, int]] = {}
+    protected = [
+        (s.target, p)
+        for s in spec.steps
+        if s.publishes and (p := protection_of(project, ledger, *s.target, stored)) is not None
+    ]
+    if protected and not spec.override_reason:
+        listing = "; ".join(f"{t} ({p.reason}, by {p.operator})" for t, p in protected)
+        raise PreconditionError(
+            f"Refusing to overwrite protected baseline(s): {listing}",
+            hint="pass --override-protected --reason TEXT to overwrite them (it is recorded)",
+        )
+    return protected
+
+
+def protection_of(
+    project: Project,
+    ledger: SqliteLedger,
+    asset: str,
+    key: str,
+    stored: dict[str, dict[str, int]],
+) -> Protection | None:
+    """The ledger's protection of (asset, key), else the policy's — which only guards data
+    that exists: the first materialization of a protected object overwrites nothing."""
+    found = ledger.protection(asset, key)
+    if found is not None:
+        return found
+    declared = project.policy.protection(asset, key)
+    if declared is None:
+        return None
+    record = ledger.partition(asset, key)
+    if record is None or record.data_version is None:
+        if asset not in stored:
+            stored[asset] = project.store.partition_counts(asset)
+        if not stored[asset].get(key):
+            return None
+    return Protection(asset, key, f"{POLICY_REASON}: {declared.spec}", "policy", "")

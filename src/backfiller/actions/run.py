@@ -1,0 +1,297 @@
+"""The run: the one controlled path every action takes.
+
+::
+
+    preconditions → begin (or continue) → steps in dependency order (each: lease → stage →
+      checks → publish → record → report) → holds → settle (outcome recorded, evidence
+      pending) → evidence (chained; seals the run) → finished
+
+Backfill, rerun, replay, restore and report re-issue begin a run; ``resume`` and ``retry``
+continue one from its recorded specification. A kill anywhere leaves a run that ``resume``
+finishes: the steps that are done are not touched again, a commit that landed is recorded from
+its Delta transaction marker, holds are placed idempotently, and a settled run only waits for
+its evidence. A run is not finished — and holds on it are not releasable — until its evidence
+is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+
+from backfiller.actions.faults import crash_point
+from backfiller.actions.preconditions import require_preconditions
+from backfiller.actions.runner import StepOutcome, StepResult, StepRunner, new_run_id
+from backfiller.actions.scheduler import run_in_order
+from backfiller.actions.spec import RunSpec, Step
+from backfiller.errors import BadInputError
+from backfiller.evidence.writer import write_run_evidence
+from backfiller.holds import place_holds
+from backfiller.ledger import AttemptRecord, AttemptStatus, RunState, SqliteLedger
+from backfiller.project import Project
+from backfiller.refs import AssetPartition
+
+__all__ = ["RunOptions", "RunResult", "continue_run", "execute"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run executes: parallelism and a progress callback (never what it does)."""
+
+    max_parallel: int = 1
+    on_step: Callable[[StepResult], None] | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    plan_id: str | None
+    steps: list[StepResult] = field(default_factory=list)
+    #: downstream partitions this run made stale and held (a republish or a failed check)
+    held: list[AssetPartition] = field(default_factory=list)
+
+    @property
+    def state(self) -> RunState:
+        outcomes = {s.outcome for s in self.steps}
+        if outcomes & {StepOutcome.FAILED, StepOutcome.CONFLICT}:
+            return RunState.FAILED
+        if StepOutcome.CHECK_FAILED in outcomes:  # steps skipped below a check failure
+            return RunState.CHECKS_FAILED
+        if StepOutcome.SKIPPED in outcomes:
+            return RunState.FAILED
+        return RunState.SUCCEEDED
+
+    def count(self, outcome: StepOutcome) -> int:
+        return sum(1 for s in self.steps if s.outcome is outcome)
+
+
+def execute(
+    project: Project,
+    ledger: SqliteLedger,
+    spec: RunSpec,
+    options: RunOptions = RunOptions(),
+    *,
+    run_id: str | None = None,
+    record_first: Callable[[SqliteLedger], None] | None = None,
+) -> RunResult:
+    """Begin a new run of ``spec`` and take it to its end.
+
+    Refused before anything is written (exit 2) when a precondition is missing: see
+    :func:`~backfiller.actions.preconditions.require_preconditions`. ``record_first`` records
+    what the run stands on (its plan) once the preconditions hold, before the run begins.
+    """
+    protected = require_preconditions(project, ledger, spec)
+    if record_first is not None:
+        record_first(ledger)
+    run_id = run_id or new_run_id(project.clock().isoformat())
+    if ledger.run(run_id) is not None:
+        raise BadInputError(f"Run {run_id} exists already", hint="use a new run id")
+    ledger.begin_run(
+        run_id=run_id,
+        plan_id=spec.plan_id,
+        action=spec.action.value,
+        operator=spec.operator,
+        reason=spec.reason,
+        arguments=spec.recorded(),
+        parent_run_id=spec.parent_run_id,
+    )
+    for target, _ in protected:
+        assert spec.override_reason is not None
+        ledger.record_override(
+            run_id=run_id,
+            asset=target.asset,
+            key=target.partition_key,
+            reason=spec.override_reason,
+            operator=spec.operator,
+        )
+    crash_point("after_begin")
+    return _Run(project, ledger, run_id, spec, resuming=False).go(options)
+
+
+def continue_run(
+    project: Project,
+    ledger: SqliteLedger,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    *,
+    operator: str | None = None,
+) -> RunResult:
+    """Take a begun run to its end from its recorded specification: the steps not yet done
+    (never attempted, interrupted, or queued by a retry), then holds, settle, evidence.
+    The run's override and reason are its own; nothing is asked again. ``operator``: who
+    continues it (recorded with the attempts it makes), by default who began it."""
+    run = ledger.run(run_id)
+    if run is None:
+        raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
+    spec = RunSpec.of_run(run)
+    if operator is not None:
+        spec = replace(spec, operator=operator)
+    if run.state is RunState.RUNNING:
+        require_preconditions(project, ledger, spec)
+    return _Run(project, ledger, run_id, spec, resuming=True).go(
+        options, settled=run.state is RunState.EVIDENCE_PENDING
+    )
+
+
+@dataclass
+class _Run:
+    project: Project
+    ledger: SqliteLedger
+    run_id: str
+    spec: RunSpec
+    resuming: bool
+
+    def go(self, options: RunOptions, *, settled: bool = False) -> RunResult:
+        result = RunResult(self.run_id, self.spec.plan_id)
+        if settled:  # only the evidence was missing
+            result.steps = [self._recorded(s, a) for s, a in self._latest().items()]
+        else:
+            result.steps = self._steps(options)
+            self._place_holds()
+            self.ledger.release_run_leases(self.run_id)  # those a killed step left behind
+            crash_point("before_settle")
+            errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
+            self.ledger.settle_run(self.run_id, result.state, "; ".join(errors)[:2000] or None)
+            crash_point("after_settle")
+        # the seed's order: checks, then evidence, and only then release
+        write_run_evidence(self.project, self.ledger, self.run_id)
+        result.held = sorted(
+            {
+                AssetPartition(h.target, h.partition_key)
+                for h in self.ledger.holds()
+                if h.cause_run_id == self.run_id and not h.external
+            }
+        )
+        return result
+
+    # -- steps ----------------------------------------------------------------------------
+    def _latest(self) -> dict[Step, AttemptRecord | None]:
+        """Each step of the run with its latest attempt (``None``: never attempted)."""
+        latest: dict[AssetPartition, AttemptRecord] = {}
+        for attempt in self.ledger.attempts(self.run_id):  # none yet for a new run
+            target = AssetPartition(attempt.asset, attempt.partition_key)
+            if target not in latest or attempt.attempt > latest[target].attempt:
+                latest[target] = attempt
+        return {step: latest.get(step.target) for step in self.spec.steps}
+
+    @staticmethod
+    def _pending(attempt: AttemptRecord | None) -> bool:
+        """Never attempted, interrupted, or queued by a retry."""
+        return attempt is None or attempt.status in _UNFINISHED
+
+    @staticmethod
+    def _next_attempt(attempt: AttemptRecord | None) -> int:
+        if attempt is None:
+            return 1
+        # an interrupted or queued attempt is made under its own number
+        return attempt.attempt if attempt.status in _UNFINISHED else attempt.attempt + 1
+
+    def _recorded(self, step: Step, attempt: AttemptRecord | None) -> StepResult:
+        """The result of a step that is not executed again, from its recorded attempt."""
+        asset, key = step.target
+        if attempt is None:
+            return StepResult(asset, key, StepOutcome.SKIPPED, error="never attempted")
+        if attempt.status is AttemptStatus.CHECK_FAILED:
+            return StepResult(asset, key, StepOutcome.CHECK_FAILED, error=attempt.error)
+        if attempt.status is AttemptStatus.FAILED:
+            return StepResult(asset, key, StepOutcome.FAILED, error=attempt.error)
+        return StepResult(
+            asset,
+            key,
+            StepOutcome.REPORT_REISSUED
+            if attempt.status is AttemptStatus.REPORT_REISSUED
+            else StepOutcome.ALREADY_PUBLISHED,
+            rows=attempt.rows_written or 0,
+            version=attempt.data_version,
+            fingerprint=attempt.fingerprint,
+        )
+
+    def _steps(self, options: RunOptions) -> list[StepResult]:
+        project = self.project
+        runner = StepRunner(
+            project,
+            self.ledger,
+            self.run_id,
+            self.spec,
+            forced_failures=project.forced_failures(),
+            resuming=self.resuming,
+        )
+        latest = self._latest()
+        ordered = _ordered(project, list(self.spec.steps))
+        inside = {s.target: s for s in ordered}
+        depends = {
+            step: {
+                inside[AssetPartition(up, uk)]
+                for up, keys in project.graph.upstream_partitions(*step.target).items()
+                for uk in keys
+                if AssetPartition(up, uk) in inside
+            }
+            for step in ordered
+        }
+        results: list[StepResult] = []
+        collect = threading.Lock()
+
+        def do(step: Step) -> StepResult:
+            attempt = latest[step]
+            if self._pending(attempt):
+                return runner.run_step(step, self._next_attempt(attempt))
+            if attempt is not None and attempt.status is AttemptStatus.SUCCEEDED:
+                return runner.finish_published(step.target)
+            return self._recorded(step, attempt)
+
+        def record(step: StepResult, *, report: bool = True) -> None:
+            with collect:
+                results.append(step)
+                if report and options.on_step is not None:
+                    options.on_step(step)
+
+        def skip(step: Step, cause: Step) -> None:
+            record(
+                StepResult(
+                    *step.target,
+                    StepOutcome.SKIPPED,
+                    error=f"upstream {cause.target} did not succeed in this run",
+                )
+            )
+
+        run_in_order(
+            ordered,
+            depends,
+            do,
+            lambda result: result.outcome.succeeded,
+            max_parallel=options.max_parallel,
+            on_done=lambda _, result: record(result),
+            on_blocked=skip,
+        )
+        position = {s.target: i for i, s in enumerate(ordered)}
+        results.sort(key=lambda r: position[r.target])
+        return results
+
+    # -- holds ----------------------------------------------------------------------------
+    def _place_holds(self) -> None:
+        """Hold what this run's publications and check failures affect — from the ledger's
+        attempts, so a resumed run places exactly the holds an uninterrupted one would."""
+        latest = {step.target: attempt for step, attempt in self._latest().items() if attempt}
+        published = [t for t, a in latest.items() if a.status is AttemptStatus.SUCCEEDED]
+        place_holds(
+            self.project,
+            self.ledger,
+            run_id=self.run_id,
+            operator=self.spec.operator,
+            changed=published,
+            failed_checks=[t for t, a in latest.items() if a.status is AttemptStatus.CHECK_FAILED],
+            recomputed=published,
+        )
+
+
+_UNFINISHED = frozenset({AttemptStatus.QUEUED, AttemptStatus.RUNNING})
+
+
+def _ordered(project: Project, steps: Collection[Step]) -> list[Step]:
+    """Partition by partition, upstream first: a partition's assets finish close together
+    (its downstream is consumable early). The scheduler still waits for every dependency, so
+    mappings across keys (lookbacks, coarser windows) stay correct."""
+    rank = {k: i for i, k in enumerate(project.graph.keys)}
+    unique = list(dict.fromkeys(steps))
+    return sorted(unique, key=lambda s: (s.target.partition_key, rank[s.target.asset]))

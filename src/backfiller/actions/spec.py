@@ -1,0 +1,135 @@
+"""What a run is asked to do, as data: its action, its frozen steps, who, why, and the override
+it was given. The ledger keeps the specification with the run, so ``resume`` and ``retry``
+rebuild it exactly and ask for nothing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from backfiller.ledger import RunRecord
+from backfiller.refs import AssetPartition
+
+__all__ = ["Action", "RunSpec", "Step", "StepSource"]
+
+DEFAULT_LEASE_TTL = 600.0
+
+
+class Action(Enum):
+    """What a run does; ``retry`` and ``resume`` continue a run of one of these."""
+
+    BACKFILL = "backfill"
+    RERUN = "rerun"
+    REPLAY = "replay"
+    RESTORE = "restore"
+
+
+class StepSource(Enum):
+    """Where a step's rows come from."""
+
+    COMPUTE = "compute"  # the asset's definition over its inputs
+    VERSION = "version"  # a stored, retained table version (restore)
+    REPORT = "report"  # nothing is published: the partition's lost report is written again
+
+
+@dataclass(frozen=True)
+class Step:
+    target: AssetPartition
+    source: StepSource = StepSource.COMPUTE
+    #: for :attr:`StepSource.VERSION`: the table version whose rows are published again
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.source is StepSource.VERSION) != (self.version is not None):
+            raise ValueError("a step publishes a stored version exactly when it names one")
+
+    @property
+    def publishes(self) -> bool:
+        return self.source is not StepSource.REPORT
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "asset": self.target.asset,
+            "partition_key": self.target.partition_key,
+            "source": self.source.value,
+        }
+        if self.version is not None:
+            body["version"] = self.version
+        return body
+
+    @classmethod
+    def from_json(cls, value: Any) -> Step:
+        if isinstance(value, list | tuple) and len(value) == 2:  # ledgers before the spec
+            return cls(AssetPartition(str(value[0]), str(value[1])))
+        if not isinstance(value, Mapping):
+            raise ValueError(f"not a step: {value!r}")
+        version = value.get("version")
+        return cls(
+            AssetPartition(str(value["asset"]), str(value["partition_key"])),
+            StepSource(value.get("source", StepSource.COMPUTE.value)),
+            None if version is None else int(version),
+        )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run's specification: frozen, recorded with the run, rebuilt by resume and retry."""
+
+    action: Action
+    operator: str
+    steps: tuple[Step, ...]
+    plan_id: str | None = None
+    reason: str | None = None
+    #: why protected baselines among the steps may be overwritten (recorded per partition)
+    override_reason: str | None = None
+    #: what the operator asked for, as given (recorded and shown in the evidence)
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    lease_ttl: float = DEFAULT_LEASE_TTL
+
+    @classmethod
+    def compute(
+        cls,
+        action: Action,
+        operator: str,
+        targets: Sequence[tuple[str, str]],
+        **kw: Any,
+    ) -> RunSpec:
+        """A spec whose steps all compute their (asset, partition)."""
+        steps = tuple(Step(AssetPartition(a, k)) for a, k in dict.fromkeys(targets))
+        return cls(action=action, operator=operator, steps=steps, **kw)
+
+    @property
+    def targets(self) -> list[AssetPartition]:
+        return [s.target for s in self.steps]
+
+    def recorded(self) -> dict[str, Any]:
+        """The arguments column of the run: what was asked, the steps and the override."""
+        return {
+            **self.arguments,
+            "steps": [s.to_json() for s in self.steps],
+            "override_reason": self.override_reason,
+            "lease_ttl": self.lease_ttl,
+        }
+
+    @classmethod
+    def of_run(cls, run: RunRecord) -> RunSpec:
+        """The specification a run was begun with, from its ledger record."""
+        recorded = dict(run.arguments)
+        steps = tuple(Step.from_json(s) for s in recorded.pop("steps", []))
+        override = recorded.pop("override_reason", None)
+        ttl = recorded.pop("lease_ttl", DEFAULT_LEASE_TTL)
+        return cls(
+            action=Action(run.action),
+            operator=run.operator,
+            steps=steps,
+            plan_id=run.plan_id,
+            reason=run.reason,
+            override_reason=override,
+            arguments=recorded,
+            parent_run_id=run.parent_run_id,
+            lease_ttl=float(ttl),
+        )

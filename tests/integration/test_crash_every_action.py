@@ -1,0 +1,315 @@
+"""Crash tests for every action: a real ``backfiller`` process doing a rerun, a replay, a
+restore, an overridden protected apply, a retry, or a resume is killed with SIGKILL at each
+named crash point on its path; then ``backfiller resume RUN_ID`` — with no other flag — must
+finish the run.
+
+After the kill every partition is wholly old or wholly new; after the resume the run is
+``succeeded`` with its evidence written and the chain intact, the stored data of every
+partition equals an uninterrupted run's, no partition is left ``materializing``, no lease is
+held, and the holds are the uninterrupted run's. (The backfill through ``plan --mode apply`` is
+covered point by point, and at random moments, in ``test_crash_resume.py``.)
+
+Each case starts from a copy of a project prepared once per module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import NOW, materialize, run_steps
+from lab_project import FLAKY, FLAKY_DOWN, LAB_KEY, LAB_KEY_2, STEADY, write_lab
+
+from backfiller import FixedClock, Project, load_project
+from backfiller.actions.faults import CRASH_POINTS
+from backfiller.evidence.chain import verify_chain
+from backfiller.example import lay_out_example
+from backfiller.ledger import PartitionStatus, RunState
+
+pytestmark = pytest.mark.slow
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+KEYS = ["2026-04-14", "2026-04-15", "2026-04-16"]
+KEY = "2026-04-15"
+MANIFEST_ID = "week06-seed-manifest-001"
+CLI = [sys.executable, "-m", "backfiller.cli.main"]
+#: only to keep a hung subprocess from hanging the suite; never an assertion on speed
+HANG_GUARD = 300
+
+STEP_POINTS = (
+    "after_lease",
+    "after_start",
+    "after_compute",
+    "before_commit",
+    "after_commit",
+    "after_ledger_publish",
+    "after_report",
+)
+#: a new run passes ``after_begin``; a continued one (retry, resume) does not begin
+RUN_POINTS = ("before_settle", "after_settle", "after_evidence_file")
+
+
+def test_the_cases_cover_every_named_crash_point() -> None:
+    assert {*STEP_POINTS, *RUN_POINTS, "after_begin"} == set(CRASH_POINTS)
+
+
+# -- the projects -----------------------------------------------------------------------------
+
+
+def _load(root: Path) -> Project:
+    return load_project(root, environ={}, clock=FixedClock(NOW))
+
+
+def _cli(root: Path, *args: str, log: Path, **env: str) -> int:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLER_")}
+    environ.update(env)
+    with log.open("ab") as out:
+        return subprocess.run(
+            [*CLI, "--project", str(root), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            timeout=HANG_GUARD,
+            check=False,
+        ).returncode
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The example with 2026-04-14 .. 2026-04-16 materialized, and the lab project with a
+    backfill that failed transiently (both prepared once)."""
+    example = lay_out_example(tmp_path_factory.mktemp("example") / "omni")
+    materialize(_load(example), KEYS)
+    lab = write_lab(tmp_path_factory.mktemp("lab") / "lab")
+    project = _load(lab)
+    with project.ledger() as ledger:
+        failed = run_steps(
+            project,
+            ledger,
+            [(STEADY, LAB_KEY), (FLAKY, LAB_KEY), (FLAKY_DOWN, LAB_KEY), (FLAKY, LAB_KEY_2)],
+        )
+    assert failed.state is RunState.FAILED
+    (lab / "failed_run").write_text(failed.run_id)
+    (lab / "flaky.ok").touch()  # the transient cause is gone: a retry succeeds
+    return {"example": example, "lab": lab}
+
+
+@dataclass(frozen=True)
+class Action:
+    """How to prepare a copy of a template for the action and the command that does it."""
+
+    name: str
+    template: str
+    #: prepares the copied project; returns the CLI arguments of the action
+    prepare: Callable[[Path], list[str]]
+    #: a run id the action continues (retry, resume), else the action begins a new run
+    continues: Callable[[Path], str] | None = None
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        begin = () if self.continues else ("after_begin",)
+        return (*begin, *STEP_POINTS, *RUN_POINTS)
+
+
+def _rerun(root: Path) -> list[str]:
+    return ["rerun", "--asset", RAW, "--partition", KEY, "--reason", "re-delivered"]
+
+
+def _replay(root: Path) -> list[str]:
+    return ["replay", "--manifest", MANIFEST_ID, "--partition", KEY, "--reason", "audit"]
+
+
+def _restore(root: Path) -> list[str]:
+    project = _load(root)
+    first = min(
+        c.version
+        for c in project.store.history(RAW)
+        if c.metadata.get("backfiller.partition_keys") == KEY
+    )
+    return ["restore", "--asset", RAW, "--partition", KEY, "--to-version", str(first)]
+
+
+def _protected_apply(root: Path) -> list[str]:
+    with _load(root).ledger() as ledger:
+        ledger.protect(RAW, KEY, reason="audited baseline", operator="lead")
+    return [
+        "plan",
+        "--start",
+        KEYS[0],
+        "--end",
+        "2026-04-17",
+        "--mode",
+        "apply",
+        "--include-materialized",
+        "--override-protected",
+        "--reason",
+        "corrected upstream",
+    ]
+
+
+def _retry(root: Path) -> list[str]:
+    return ["retry", (root / "failed_run").read_text()]
+
+
+def _interrupted_backfill(root: Path) -> list[str]:
+    """A backfill killed after its third commit; the action is resuming it."""
+    log = root.parent / "first.log"
+    code = _cli(
+        root,
+        *("plan", "--start", KEYS[0], "--end", "2026-04-17", "--mode", "apply"),
+        *("--include-materialized", "--reason", "first try"),
+        log=log,
+        BACKFILLER_CRASH_POINT="after_commit",
+        BACKFILLER_CRASH_AFTER="3",
+    )
+    assert code == -signal.SIGKILL, _tail(log)
+    (run,) = [r for r in _load(root).reader().runs() if r.state is RunState.RUNNING]
+    (root / "interrupted_run").write_text(run.run_id)
+    return ["resume", run.run_id]
+
+
+ACTIONS = [
+    Action("rerun", "example", _rerun),
+    Action("replay", "example", _replay),
+    Action("restore", "example", _restore),
+    Action("overridden-protected-apply", "example", _protected_apply),
+    Action("retry", "lab", _retry, continues=lambda root: (root / "failed_run").read_text()),
+    Action(
+        "resume",
+        "example",
+        _interrupted_backfill,
+        continues=lambda root: (root / "interrupted_run").read_text(),
+    ),
+]
+
+
+def _cases() -> list[object]:
+    return [
+        pytest.param(action, point, id=f"{action.name}-{point}")
+        for action in ACTIONS
+        for point in action.points
+    ]
+
+
+# -- what a run leaves ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    fingerprints: dict[tuple[str, str], str | None]
+    holds: set[tuple[str, str, bool]]
+
+
+def _partitions(project: Project) -> list[tuple[str, str]]:
+    return [(r.asset, r.partition_key) for r in project.reader().partitions()]
+
+
+def _outcome(project: Project) -> Outcome:
+    with project.ledger() as ledger:
+        holds = {(h.target, h.partition_key, h.external) for h in ledger.holds()}
+    stored = {a: project.store.partition_counts(a) for a in project.graph.keys}
+    return Outcome(
+        {
+            (a, k): project.store.fingerprint(a, k) if stored[a].get(k) else None
+            for a, k in _partitions(project)
+        },
+        holds,
+    )
+
+
+def _finished(project: Project, run_id: str) -> None:
+    """The run is succeeded, its evidence written and the chain intact, nothing in flight."""
+    with project.ledger() as ledger:
+        run = ledger.run(run_id)
+        assert run is not None
+        assert run.state is RunState.SUCCEEDED, (run.state, run.error)
+        assert ledger.evidence_for(run_id) is not None, "no evidence for the run"
+        assert verify_chain(project, ledger) == []
+        assert ledger.leases() == [], ledger.leases()
+        in_flight = [
+            (r.asset, r.partition_key)
+            for r in ledger.partitions()
+            if r.status is PartitionStatus.MATERIALIZING
+        ]
+        assert in_flight == []
+
+
+_references: dict[str, Outcome] = {}
+
+
+def _run_ids(root: Path) -> set[str]:
+    return {r.run_id for r in _load(root).reader().runs()}
+
+
+def _run_of(action: Action, root: Path, before: set[str]) -> str:
+    """The run the action continued, or the one it began."""
+    if action.continues is not None:
+        return action.continues(root)
+    (run_id,) = _run_ids(root) - before
+    return run_id
+
+
+def _copy(templates: dict[str, Path], action: Action, into: Path) -> Path:
+    root = into / action.template
+    shutil.copytree(templates[action.template], root)
+    return root
+
+
+def _reference(templates: dict[str, Path], action: Action, tmp: Path) -> Outcome:
+    """What the action leaves when nothing interrupts it (computed once per action)."""
+    if action.name not in _references:
+        root = _copy(templates, action, tmp / "reference")
+        log = tmp / "reference.log"
+        args = action.prepare(root)
+        before = _run_ids(root)
+        assert _cli(root, *args, log=log) == 0, _tail(log)
+        _finished(_load(root), _run_of(action, root, before))
+        _references[action.name] = _outcome(_load(root))
+    return _references[action.name]
+
+
+# -- the cases --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("action", "point"), _cases())
+def test_a_killed_action_is_finished_by_resume(
+    action: Action, point: str, templates: dict[str, Path], tmp_path: Path
+) -> None:
+    reference = _reference(templates, action, tmp_path)
+    root = _copy(templates, action, tmp_path / "case")
+    args = action.prepare(root)
+    old = _outcome(_load(root))
+    before = _run_ids(root)
+    log = tmp_path / "crash.log"
+
+    code = _cli(root, *args, log=log, BACKFILLER_CRASH_POINT=point)
+
+    assert code == -signal.SIGKILL, f"exit {code}: {point} was not reached\n{_tail(log)}"
+    crashed = _load(root)
+    for target, stored in _outcome(crashed).fingerprints.items():
+        assert stored in {old.fingerprints.get(target), reference.fingerprints[target]}, (
+            f"{target} is neither old nor new after the kill"
+        )
+    run_id = _run_of(action, root, before)
+
+    resumed = tmp_path / "resume.log"
+    assert _cli(root, "resume", run_id, log=resumed) == 0, _tail(resumed)
+
+    project = _load(root)
+    _finished(project, run_id)
+    after = _outcome(project)
+    assert after.fingerprints == reference.fingerprints
+    assert after.holds == reference.holds
