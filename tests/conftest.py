@@ -15,7 +15,7 @@ import pytest
 
 from backfiller import FixedClock, Project, execute, load_project
 from backfiller.actions import Action, RunOptions, RunResult, RunSpec
-from backfiller.example import lay_out_example
+from backfiller.lab.example import lay_out_example
 from backfiller.ledger import SqliteLedger
 from backfiller.overlay import Overlay
 

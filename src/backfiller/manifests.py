@@ -5,7 +5,7 @@ A manifest is JSON validated against ``contracts/manifest/manifest.schema.json``
 
 A manifest file in the manifests folder that fails validation stops every command that loads
 the project. A *stand-in* (the copy an active broken-manifest simulation wrote, see
-``backfiller.simulation``) is different: the registry keeps it as a :class:`BrokenManifest` in
+``backfiller.lab.simulation``) is different: the registry keeps it as a :class:`BrokenManifest` in
 place of the real file, so that ``gaps`` and dry-run plans show its partitions as
 ``manifest_changed`` (naming the missing fields), while everything that would use its
 declarations — apply, rerun, replay — refuses with a :class:`ManifestError` naming every

@@ -277,14 +277,12 @@ class Project:
 
     @cached_property
     def manifests(self) -> ManifestRegistry:
-        """The manifests; an active broken-manifest simulation's copy stands in for the real
-        file (which is only read)."""
-        from backfiller.simulation.registry import manifest_overrides
-
+        """The manifests; the overlay's stand-ins (a broken-manifest simulation's copy) are
+        read instead of the real files (which are only read)."""
         return ManifestRegistry.from_folder(
             self.config.manifests_dir,
             _scheme(self.config),
-            overrides=manifest_overrides(self.config.state_dir, self.root),
+            overrides=dict(self.overlay.manifest_stand_ins),
         )
 
     def with_overlay(self, overlay: Overlay) -> Project:
@@ -292,11 +290,8 @@ class Project:
         return Project(self.config, self.graph, clock=self.clock, store=self.store, overlay=overlay)
 
     def forced_failures(self) -> frozenset[tuple[str, str, str]]:
-        """The (asset, check, partition) triples whose checks fail whatever the data: the
-        overlay's, and those of active failing-check simulations."""
-        from backfiller.simulation.registry import forced_failures
-
-        return self.overlay.forced_check_failures | forced_failures(self.config.state_dir)
+        """The (asset, check, partition) triples whose checks fail whatever the data."""
+        return self.overlay.forced_check_failures
 
     def reload_manifests(self) -> None:
         """Forget the loaded manifests (a simulation started or ended)."""

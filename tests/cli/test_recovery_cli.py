@@ -19,7 +19,7 @@ from conftest import GAP_DAY, materialize, tree_fingerprint
 
 from backfiller import PartitionStatus, Project, RunState
 from backfiller.cli.main import main
-from backfiller.example import lay_out_example
+from backfiller.lab.example import lay_out_example
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"

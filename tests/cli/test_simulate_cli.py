@@ -13,7 +13,7 @@ from conftest import GAP_DAY, tree_fingerprint
 
 from backfiller import Project
 from backfiller.cli.main import main
-from backfiller.simulation import active_simulations
+from backfiller.lab.simulation import active_simulations
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"

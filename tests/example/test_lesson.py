@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from backfiller import load_project
-from backfiller.cli import lesson as lesson_module
-from backfiller.cli.lesson import LessonResult, Snapshot, compare, run_lesson
 from backfiller.cli.main import main
-from backfiller.simulation import read_simulations
+from backfiller.lab import lesson as lesson_module
+from backfiller.lab.lesson import LessonResult, Snapshot, compare, run_lesson
+from backfiller.lab.simulation import read_simulations
 
 pytestmark = pytest.mark.slow  # end to end: the demo, the lesson, subprocesses
 

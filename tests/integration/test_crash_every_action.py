@@ -30,7 +30,7 @@ from lab_project import FLAKY, FLAKY_DOWN, LAB_KEY, LAB_KEY_2, STEADY, write_lab
 from backfiller import FixedClock, Project, load_project
 from backfiller.actions.faults import CRASH_POINTS
 from backfiller.evidence.chain import verify_chain
-from backfiller.example import lay_out_example
+from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ from deltalake import DeltaTable
 
 from backfiller import ConfigError, FixedClock, Project, load_project
 from backfiller.actions.faults import CRASH_POINTS
-from backfiller.example import lay_out_example
+from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"

@@ -33,7 +33,7 @@ from backfiller.evidence import (
     write_run_evidence,
 )
 from backfiller.evidence.lineage import child_run_id, parent_run_id
-from backfiller.example import lay_out_example
+from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionRecord
 from backfiller.planning import Mode, make_plan, read_plan, write_plan
 from backfiller.planning.planner import request_for

@@ -24,20 +24,20 @@ from backfiller.errors import (
     ManifestError,
     PreconditionError,
 )
-from backfiller.ledger import PartitionStatus, RunState
-from backfiller.planning import GapReason, Mode, ProposedAction, find_gaps, make_plan, write_plan
-from backfiller.planning.planner import request_for
-from backfiller.simulation import (
+from backfiller.lab.simulation import (
     SimulationKind,
     active_simulations,
-    allow_apply_during_simulation,
     forced_failures,
     read_simulations,
     simulate_broken_manifest,
     simulate_failing_check,
     simulate_move_report,
     undo_simulation,
+    with_simulations,
 )
+from backfiller.ledger import PartitionStatus, RunState
+from backfiller.planning import GapReason, Mode, ProposedAction, find_gaps, make_plan, write_plan
+from backfiller.planning.planner import request_for
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -65,6 +65,11 @@ def main_tables(project: Project) -> dict[str, Any]:
 
 def manifest_bytes(project: Project) -> bytes:
     return (project.config.manifests_dir / f"{MANIFEST_ID}.json").read_bytes()
+
+
+def allowed(project: Project) -> Project:
+    """The project under its simulations, with applying allowed all the same."""
+    return with_simulations(project, apply_allowed=True)
 
 
 def gap_reasons(project: Project, keys: list[str] = APRIL) -> dict[tuple[str, str], GapReason]:
@@ -111,6 +116,7 @@ def test_move_report_makes_a_missing_report_gap_and_undo_puts_it_back(
     assert gap_reasons(project) == BASELINE
 
     record = simulate_move_report(project, asset=RAW, key=KEY, operator="ana", note="drill")
+    project = with_simulations(project)
 
     assert re.fullmatch(r"sim-[0-9a-f]{16}", record.simulation_id)
     assert record.kind is SimulationKind.MOVE_REPORT
@@ -125,6 +131,7 @@ def test_move_report_makes_a_missing_report_gap_and_undo_puts_it_back(
     guarded()
 
     done = undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
 
     assert report.read_bytes() == original
     assert gap_reasons(project) == BASELINE
@@ -138,7 +145,9 @@ def test_move_report_makes_a_missing_report_gap_and_undo_puts_it_back(
 def test_the_simulations_file_records_each_simulation(april_project: Project) -> None:
     project = april_project
     moved = simulate_move_report(project, asset=SILVER, key=KEY, operator="ana")
+    project = with_simulations(project)
     failing = simulate_failing_check(project, asset=RAW, check=CHECK, key=KEY, operator="bo")
+    project = with_simulations(project)
     document = json.loads((project.config.state_dir / "simulations.json").read_text("utf-8"))
     assert document["schema_version"] == 1
     assert [(s["simulation_id"], s["kind"], s["operator"]) for s in document["simulations"]] == [
@@ -146,6 +155,7 @@ def test_the_simulations_file_records_each_simulation(april_project: Project) ->
         (failing.simulation_id, "failing_check", "bo"),
     ]
     undo_simulation(project, moved.simulation_id, operator="ana")
+    project = with_simulations(project)
     recorded = read_simulations(project.config.state_dir)
     assert [r.active for r in recorded] == [False, True]
     assert moved.simulation_id != failing.simulation_id
@@ -158,12 +168,12 @@ def test_applying_the_reissue_then_undo_restores_the_original_report(
     report = project.partition_report_path(RAW, KEY)
     original = report.read_bytes()
     record = simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
+    project = with_simulations(project)
     document = make_plan(project, project.reader(), request_for([KEY], Mode.DRY_RUN, "ana"))
     assert document.partitions[0].proposed_action is ProposedAction.REISSUE_PARTITION_REPORT
     assert document.work == []  # nothing is recomputed
 
-    with allow_apply_during_simulation():
-        result = apply_plan(project, document, operator="ana")
+    result = apply_plan(allowed(project), document, operator="ana")
 
     assert result.state is RunState.SUCCEEDED
     reissued = report.read_bytes()
@@ -172,6 +182,7 @@ def test_applying_the_reissue_then_undo_restores_the_original_report(
     guarded()
 
     done = undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
 
     assert report.read_bytes() == original
     assert "restored over the re-issued one" in str(done.undo_outcome)
@@ -185,12 +196,14 @@ def test_undo_keeps_a_newer_report_when_the_partition_was_republished(
     report = project.partition_report_path(RAW, KEY)
     original = report.read_bytes()
     record = simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
+    project = with_simulations(project)
     with project.ledger() as ledger:
         result = rerun(project, ledger, asset=RAW, keys=[KEY], operator="ana")
     assert result.state is RunState.SUCCEEDED
     newer = report.read_bytes()
 
     done = undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
 
     assert report.read_bytes() == newer != original
     assert "kept the newer report" in str(done.undo_outcome)
@@ -217,6 +230,7 @@ def test_move_report_refusals_write_nothing(april_project: Project) -> None:
 def test_moving_the_same_report_twice_names_the_first_simulation(april_project: Project) -> None:
     project = april_project
     first = simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
+    project = with_simulations(project)
     before = files(project.root)
     with pytest.raises(BadInputError, match=first.simulation_id):
         simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
@@ -226,9 +240,11 @@ def test_moving_the_same_report_twice_names_the_first_simulation(april_project: 
 def test_undo_of_an_unknown_or_undone_simulation_is_bad_input(april_project: Project) -> None:
     project = april_project
     record = simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
+    project = with_simulations(project)
     with pytest.raises(BadInputError, match=rf"Unknown simulation 'sim-0'.*{record.simulation_id}"):
         undo_simulation(project, "sim-0", operator="ana")
     undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
     before = files(project.root)
     with pytest.raises(BadInputError, match="already undone") as info:
         undo_simulation(project, record.simulation_id, operator="ana")
@@ -246,6 +262,7 @@ def test_a_broken_manifest_shows_as_manifest_changed_naming_the_missing_field(
     record = simulate_broken_manifest(
         project, manifest_id=MANIFEST_ID, fields=["expected_record_count"], operator="ana"
     )
+    project = with_simulations(project)
     stand_in = project.root / str(record.copy_path)
     assert stand_in.name == f"{MANIFEST_ID}.json"
     assert all(
@@ -266,6 +283,7 @@ def test_a_broken_manifest_shows_as_manifest_changed_naming_the_missing_field(
     guarded()
 
     undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
 
     assert gap_reasons(project) == BASELINE
     assert not stand_in.exists()
@@ -285,6 +303,7 @@ def test_every_kind_of_missing_field_is_a_broken_manifest(
 ) -> None:
     project = april_project
     simulate_broken_manifest(project, manifest_id=MANIFEST_ID, fields=fields, operator="ana")
+    project = with_simulations(project)
     found = find_gaps(project, project.reader(), [KEY])
     assert {g.reason for g in found} == {GapReason.MANIFEST_CHANGED}
     assert named in found[0].detail
@@ -301,6 +320,7 @@ def test_a_dry_run_plan_proceeds_and_applying_it_is_refused_naming_every_field(
         fields=["expected_record_count", "source"],
         operator="ana",
     )
+    project = with_simulations(project)
     document = make_plan(project, project.reader(), request_for([KEY], Mode.DRY_RUN, "ana"))
     entry = document.partitions[0]
     assert entry.gap_reason is GapReason.MANIFEST_CHANGED
@@ -311,8 +331,8 @@ def test_a_dry_run_plan_proceeds_and_applying_it_is_refused_naming_every_field(
     write_plan(project, document)
     before = files(project.root)
 
-    with allow_apply_during_simulation(), pytest.raises(ManifestError) as info:
-        apply_plan(project, document, operator="ana")
+    with pytest.raises(ManifestError) as info:
+        apply_plan(allowed(project), document, operator="ana")
 
     message = info.value.message
     assert "missing field: source" in message
@@ -330,6 +350,7 @@ def test_rerun_and_replay_of_a_broken_manifest_are_refused(
     simulate_broken_manifest(
         project, manifest_id=MANIFEST_ID, fields=["input_files"], operator="ana"
     )
+    project = with_simulations(project)
     before = files(project.root)
     with project.ledger() as ledger:
         with pytest.raises(ManifestError, match=r"missing field: partitions\[\]\.input_files"):
@@ -355,6 +376,7 @@ def test_broken_manifest_refusals_write_nothing(april_project: Project) -> None:
     first = simulate_broken_manifest(
         project, manifest_id=MANIFEST_ID, fields=["source"], operator="a"
     )
+    project = with_simulations(project)
     before = files(project.root)
     with pytest.raises(BadInputError, match=first.simulation_id):
         simulate_broken_manifest(project, manifest_id=MANIFEST_ID, fields=["source"], operator="a")
@@ -369,6 +391,7 @@ def test_a_failing_check_fails_the_rerun_keeps_the_data_and_holds_consumers(
 ) -> None:
     project = april_project
     record = simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="ana")
+    project = with_simulations(project)
     assert forced_failures(project.config.state_dir) == {(SILVER, CHECK, KEY)}
     assert gap_reasons(project) == BASELINE  # nothing shows until the partition is recomputed
     guarded()
@@ -389,6 +412,7 @@ def test_a_failing_check_fails_the_rerun_keeps_the_data_and_holds_consumers(
     assert gap_reasons(project) == {**BASELINE, (SILVER, KEY): GapReason.CHECK_FAILED}
 
     undo_simulation(project, record.simulation_id, operator="ana")
+    project = with_simulations(project)
     assert forced_failures(project.config.state_dir) == frozenset()
     with project.ledger() as ledger:
         again = rerun(project, ledger, asset=SILVER, keys=[KEY], operator="ana")
@@ -402,6 +426,7 @@ def test_a_failing_raw_check_holds_silver_too(april_project: Project) -> None:
     simulate_failing_check(
         project, asset=RAW, check="idempotency_key_unique", key=KEY, operator="ana"
     )
+    project = with_simulations(project)
     with project.ledger() as ledger:
         result = rerun(project, ledger, asset=RAW, keys=[KEY], operator="ana")
         held = {(h.target, h.partition_key) for h in ledger.holds()}
@@ -445,6 +470,7 @@ def test_failing_check_refusals_name_what_exists(april_project: Project) -> None
         simulate_failing_check(project, asset=SILVER, check=CHECK, key="April", operator="a")
     assert changed(before, files(project.root)) == []
     first = simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="a")
+    project = with_simulations(project)
     with pytest.raises(BadInputError, match=first.simulation_id):
         simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="a")
 
@@ -455,7 +481,9 @@ def test_failing_check_refusals_name_what_exists(april_project: Project) -> None
 def test_mode_apply_is_refused_while_a_simulation_is_active(april_project: Project) -> None:
     project = april_project
     a = simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="a")
+    project = with_simulations(project)
     b = simulate_move_report(project, asset=RAW, key=KEY, operator="a")
+    project = with_simulations(project)
     request = request_for([GAP_DAY], Mode.APPLY, "ana")
     with pytest.raises(PreconditionError) as info:
         make_plan(project, project.reader(), request)
@@ -463,15 +491,16 @@ def test_mode_apply_is_refused_while_a_simulation_is_active(april_project: Proje
     assert "--allow-apply-during-simulation" in str(info.value.hint)
     assert info.value.exit_code == ExitCode.BAD_INPUT
 
-    with allow_apply_during_simulation():
-        document = make_plan(project, project.reader(), request)
+    document = make_plan(allowed(project), project.reader(), request)
     assert document.reason == (
         f"[made during simulation(s) {a.simulation_id}, {b.simulation_id}; apply allowed by "
         "--allow-apply-during-simulation]"
     )
 
     undo_simulation(project, a.simulation_id, operator="a")
+    project = with_simulations(project)
     undo_simulation(project, b.simulation_id, operator="a")
+    project = with_simulations(project)
     assert make_plan(project, project.reader(), request).reason is None
 
 
@@ -482,6 +511,7 @@ def test_applying_a_dry_run_plan_is_refused_then_allowed_explicitly(
     record = simulate_failing_check(
         project, asset=SILVER, check="schema_matches", key=KEY, operator="a"
     )
+    project = with_simulations(project)
     document = make_plan(
         project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, "ana", reason="fill it")
     )
@@ -491,7 +521,6 @@ def test_applying_a_dry_run_plan_is_refused_then_allowed_explicitly(
         apply_plan(project, document, operator="ana")
     assert changed(before, files(project.root)) == []
 
-    with allow_apply_during_simulation():
-        result = apply_plan(project, document, operator="ana")
+    result = apply_plan(allowed(project), document, operator="ana")
     assert result.state is RunState.SUCCEEDED  # the forced check is on another partition
     assert gap_reasons(project) == {}

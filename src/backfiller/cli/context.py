@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from backfiller.actions import RunOptions, StepResult
 from backfiller.errors import BadInputError
+from backfiller.lab import with_simulations
 from backfiller.project import Project, load_project
 
 
@@ -35,8 +36,12 @@ class Context:
     debug: bool
     max_parallel: int = 1
 
-    def project(self) -> Project:
-        return load_project(self.project_dir, environ=os.environ)
+    def project(self, *, apply_allowed: bool = False) -> Project:
+        """The project as the active gap simulations make the core see it (their overlay);
+        ``apply_allowed``: ``--allow-apply-during-simulation`` was passed."""
+        return with_simulations(
+            load_project(self.project_dir, environ=os.environ), apply_allowed=apply_allowed
+        )
 
     @contextmanager
     def run_options(self, total: int | None = None) -> Iterator[RunOptions]:

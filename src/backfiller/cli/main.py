@@ -22,7 +22,6 @@ from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project
-from backfiller.simulation import allow_apply_during_simulation
 
 from .context import Context, _keys, make_console, override_option, override_reason
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
@@ -132,10 +131,18 @@ def plan(
 ) -> None:
     """Write a backfill plan for a partition or a window."""
     override = override_reason(override_protected, reason)
-    with allow_apply_during_simulation(allow_apply_during_simulation_):
-        _plan(
-            obj, partition, start, end, mode_text, operator, reason, include_materialized, override
-        )
+    _plan(
+        obj,
+        partition,
+        start,
+        end,
+        mode_text,
+        operator,
+        reason,
+        include_materialized,
+        override,
+        apply_allowed=allow_apply_during_simulation_,
+    )
 
 
 def _plan(
@@ -148,6 +155,8 @@ def _plan(
     reason: str | None,
     include_materialized: bool,
     override_reason: str | None = None,
+    *,
+    apply_allowed: bool = False,
 ) -> None:
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
@@ -155,7 +164,7 @@ def _plan(
             "--include-materialized needs --reason TEXT",
             hint="say why materialized partitions must be recomputed",
         )
-    project = obj.project()
+    project = obj.project(apply_allowed=apply_allowed)
     keys = _keys(project, partition, start, end)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     document = make_plan(project, project.reader(), request)
@@ -212,9 +221,8 @@ def apply(
 ) -> None:
     """Apply exactly the saved plan; refused if the state changed since it was made."""
     override = override_reason(override_protected, reason)
-    project = obj.project()
-    with allow_apply_during_simulation(allow_apply_during_simulation_):
-        _apply(obj, project, plan_file, operator, override)
+    project = obj.project(apply_allowed=allow_apply_during_simulation_)
+    _apply(obj, project, plan_file, operator, override)
 
 
 @cli.command()
@@ -234,8 +242,8 @@ def apply(
 def demo(obj: Context, target: Path | None, lesson: bool) -> None:
     """The seed's story on the bundled example: a gap on 2026-04-17, found and planned
     (with --lesson: the seed's self-check, step by step)."""
-    from .demo import run_demo
-    from .lesson import run_lesson
+    from backfiller.lab.demo import run_demo
+    from backfiller.lab.lesson import run_lesson
 
     folder = target or Path(tempfile.mkdtemp(prefix="backfiller-demo-"))
     if lesson:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from backfiller.simulation import (
+from backfiller.lab.simulation import (
     SimulationRecord,
     read_simulations,
     simulate_broken_manifest,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from backfiller.errors import BadInputError
-from backfiller.strategy import write_strategy
+from backfiller.lab.strategy import write_strategy
 
 from .context import Context
 

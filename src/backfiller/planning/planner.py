@@ -3,8 +3,8 @@
 
 Two rules from the project around every plan: ``[policy] backfill_assets`` (a plan that would
 recompute another asset is refused) and the active simulations (while one is active, a plan
-is a dry run: ``--mode apply`` and applying are refused unless explicitly allowed, see
-:mod:`backfiller.simulation.guard`).
+is a dry run: ``--mode apply`` and applying are refused unless explicitly allowed — both as
+the project's :class:`~backfiller.overlay.Overlay` says).
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ from backfiller.planning.state import (
 from backfiller.policy import require_allowed
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
-from backfiller.simulation.guard import (
-    active_ids,
-    annotate_reason,
-    apply_allowed,
-    refuse_apply_during_simulation,
-)
 
 __all__ = ["check_fresh", "find_gaps", "make_plan", "plan_path", "read_plan", "write_plan"]
 
@@ -79,13 +73,11 @@ def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> P
     """The plan for ``request``. Refused (exit 2, nothing written) when it would recompute an
     asset the policy does not allow, or asks for ``--mode apply`` while a simulation is active
     (unless allowed); a plan made during a simulation says so in its ``reason``."""
-    state_dir = project.config.state_dir
+    overlay = project.overlay
     if request.mode is Mode.APPLY:
-        refuse_apply_during_simulation(state_dir, what="--mode apply")
-    ids = active_ids(state_dir)
-    if ids:
-        reason = annotate_reason(request.reason, ids, allowed=apply_allowed())
-        request = request.model_copy(update={"reason": reason})
+        overlay.refuse_apply(what="--mode apply")
+    if overlay.simulations:
+        request = request.model_copy(update={"reason": overlay.annotate(request.reason)})
     for key in request.keys:
         project.scheme.parse(key)
     targets = _targets(project, request.keys, request.assets)
@@ -165,9 +157,7 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     Before all that, applying is refused while a simulation is active (unless allowed); after,
     when the work reads a broken manifest.
     """
-    refuse_apply_during_simulation(
-        project.config.state_dir, what=f"Applying plan {document.plan_id}"
-    )
+    project.overlay.refuse_apply(what=f"Applying plan {document.plan_id}")
     request = document.request
     for key in request.keys:
         project.scheme.parse(key)

@@ -24,26 +24,25 @@ from rich.table import Table
 from backfiller.actions import Action, RunSpec, StepOutcome, execute
 from backfiller.actions.apply import apply_plan
 from backfiller.actions.recovery import rerun
+from backfiller.cli.render import add_row, print_gaps, print_plan, print_run
 from backfiller.engine import fingerprint_table
 from backfiller.errors import BackfillerError
 from backfiller.evidence.chain import indexed_path
-from backfiller.example import lay_out_example
 from backfiller.holds import release
+from backfiller.lab.example import lay_out_example
+from backfiller.lab.simulation import (
+    active_simulations,
+    simulate_failing_check,
+    simulate_move_report,
+    undo_simulation,
+    with_simulations,
+)
+from backfiller.lab.strategy import write_strategy
 from backfiller.ledger import RunState
 from backfiller.planning import Mode, find_gaps, make_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project, load_project
-from backfiller.simulation import (
-    active_simulations,
-    allow_apply_during_simulation,
-    simulate_failing_check,
-    simulate_move_report,
-    undo_simulation,
-)
 from backfiller.store.delta import PARTITION_COLUMN
-from backfiller.strategy import write_strategy
-
-from .render import add_row, print_gaps, print_plan, print_run
 
 FIRST, LAST = "2026-03-01", "2026-04-30"
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -204,6 +203,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         "partition is recomputed; nothing is written."
     )
     result.simulations = [moved.simulation_id, failing.simulation_id]
+    project = with_simulations(project)  # the core sees the simulations through an overlay
     untouched, _ = compare(before, snapshot(project, keys), [])
     say(
         "Main tables after simulating: "
@@ -261,6 +261,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     )
     command(f"simulate undo {failing.simulation_id}")
     undone = undo_simulation(project, failing.simulation_id, operator=operator)
+    project = with_simulations(project)
     say(f"undone: {undone.undo_outcome}")
     say(
         f"{moved.simulation_id} stays active: for raw {REPORT_DAY} the plan recomputes nothing "
@@ -268,8 +269,8 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         "applied during the simulation — but only explicitly:"
     )
     command(f"apply {project.relative(path)} --allow-apply-during-simulation")
-    with allow_apply_during_simulation():
-        applied = apply_plan(project, document, operator=operator)
+    allowed = with_simulations(project, apply_allowed=True)
+    applied = apply_plan(allowed, document, operator=operator)
     print_run(console, applied)
     result.rewritten = [
         (s.asset, s.partition_key) for s in applied.steps if s.outcome is StepOutcome.PUBLISHED
@@ -313,6 +314,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     lesson.title("Undo the last simulation")
     command(f"simulate undo {moved.simulation_id}")
     undone = undo_simulation(project, moved.simulation_id, operator=operator)
+    project = with_simulations(project)
     say(f"undone: {undone.undo_outcome}")
     say(f"active simulations: {len(active_simulations(project.config.state_dir))}")
 

@@ -16,10 +16,10 @@ _IGNORE = shutil.ignore_patterns(
 
 def example_source() -> Path:
     """Where the example lives: inside an installed wheel, or in the source tree."""
-    here = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # backfiller/
     for candidate in (
-        here / "_example" / "omnisupport",
-        here.parent.parent / "examples" / "omnisupport",
+        package / "_example" / "omnisupport",
+        package.parent.parent / "examples" / "omnisupport",
     ):
         if (candidate / "backfiller.toml").is_file():
             return candidate

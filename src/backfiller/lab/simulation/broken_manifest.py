@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from backfiller.atomic import atomic_write_text
 from backfiller.errors import BadInputError
-from backfiller.manifests import Manifest, ManifestPartition
-from backfiller.simulation.registry import (
+from backfiller.lab.simulation.registry import (
     SimulationKind,
     SimulationRecord,
     active_simulations,
@@ -35,6 +34,7 @@ from backfiller.simulation.registry import (
     resolve,
     simulation_folder,
 )
+from backfiller.manifests import Manifest, ManifestPartition
 
 if TYPE_CHECKING:
     from backfiller.project import Project

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from backfiller.errors import BadInputError
-from backfiller.simulation.registry import (
+from backfiller.lab.simulation.registry import (
     SimulationKind,
     SimulationRecord,
     active_simulations,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
+from backfiller.lab.simulation.registry import active_simulations
 from backfiller.ledger import HoldRecord, Protection, SqliteLedger
 from backfiller.planning import Gap, GapReason, find_gaps
 from backfiller.project import Project
-from backfiller.simulation.registry import active_simulations
 
 __all__ = ["GENERATED_NOTE", "LiveState", "read_live_state", "render_strategy", "write_strategy"]
 

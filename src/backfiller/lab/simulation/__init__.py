@@ -8,37 +8,34 @@
 
 None of them writes a Delta table, the ledger or a manifest: what they change lives in
 ``<state_dir>/simulations.json`` and ``<state_dir>/simulations/<sim_id>/``, and
-:func:`undo_simulation` restores exactly. While any is active, plans are dry runs
-(:mod:`backfiller.simulation.guard`).
+:func:`undo_simulation` restores exactly. The core sees them only through the overlay that
+:func:`with_simulations` gives a project; under it, while any is active, plans are dry runs.
 """
 
-from backfiller.simulation.broken_manifest import DROPPABLE_FIELDS, simulate_broken_manifest
-from backfiller.simulation.failing_check import simulate_failing_check
-from backfiller.simulation.guard import (
-    allow_apply_during_simulation,
-    refuse_apply_during_simulation,
-)
-from backfiller.simulation.move_report import simulate_move_report
-from backfiller.simulation.registry import (
+from backfiller.lab.simulation.broken_manifest import DROPPABLE_FIELDS, simulate_broken_manifest
+from backfiller.lab.simulation.failing_check import simulate_failing_check
+from backfiller.lab.simulation.move_report import simulate_move_report
+from backfiller.lab.simulation.overlay import simulation_overlay, with_simulations
+from backfiller.lab.simulation.registry import (
     SimulationKind,
     SimulationRecord,
     active_simulations,
     forced_failures,
     read_simulations,
 )
-from backfiller.simulation.undo import undo_simulation
+from backfiller.lab.simulation.undo import undo_simulation
 
 __all__ = [
     "DROPPABLE_FIELDS",
     "SimulationKind",
     "SimulationRecord",
     "active_simulations",
-    "allow_apply_during_simulation",
     "forced_failures",
     "read_simulations",
-    "refuse_apply_during_simulation",
     "simulate_broken_manifest",
     "simulate_failing_check",
     "simulate_move_report",
+    "simulation_overlay",
     "undo_simulation",
+    "with_simulations",
 ]

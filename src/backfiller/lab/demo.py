@@ -13,12 +13,11 @@ from rich.console import Console
 from rich.rule import Rule
 
 from backfiller.actions import Action, RunSpec, execute
-from backfiller.example import lay_out_example
+from backfiller.cli.render import print_plan, print_run, print_status
+from backfiller.lab.example import lay_out_example
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import load_project
-
-from .render import print_plan, print_run, print_status
 
 GAP_DAY = "2026-04-17"
 FIRST, LAST = "2026-03-01", "2026-04-30"

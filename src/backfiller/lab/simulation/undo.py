@@ -6,10 +6,10 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from backfiller.errors import BadInputError
-from backfiller.simulation.broken_manifest import undo_broken_manifest
-from backfiller.simulation.failing_check import undo_failing_check
-from backfiller.simulation.move_report import undo_move_report
-from backfiller.simulation.registry import (
+from backfiller.lab.simulation.broken_manifest import undo_broken_manifest
+from backfiller.lab.simulation.failing_check import undo_failing_check
+from backfiller.lab.simulation.move_report import undo_move_report
+from backfiller.lab.simulation.registry import (
     SimulationKind,
     SimulationRecord,
     find_simulation,

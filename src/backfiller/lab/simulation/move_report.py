@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from backfiller.atomic import atomic_write_bytes
 from backfiller.errors import BadInputError, PreconditionError
-from backfiller.simulation.registry import (
+from backfiller.lab.simulation.registry import (
     SimulationKind,
     SimulationRecord,
     active_simulations,
