@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from backfiller.errors import GraphError
 from backfiller.partitions import PartitionScheme, StaticScheme, TimeWindowScheme, Window
+from backfiller.refs import AssetPartition
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -392,11 +393,11 @@ class AssetGraph:
 
     def downstream_closure(
         self, targets: Iterable[tuple[str, str]], *, include_targets: bool = True
-    ) -> list[tuple[str, str]]:
+    ) -> list[AssetPartition]:
         """Every (asset, partition) that depends, directly or not, on ``targets``, in
         dependency order."""
-        seen: set[tuple[str, str]] = set()
-        stack = list(targets)
+        seen: set[AssetPartition] = set()
+        stack = [AssetPartition(*t) for t in targets]
         start = set(stack)
         while stack:
             node = stack.pop()
@@ -406,7 +407,7 @@ class AssetGraph:
             key, partition = node
             for down, mapping in self._downstream[key]:
                 for k in mapping.downstream_keys(partition, self.scheme(key), self.scheme(down)):
-                    stack.append((down, k))
+                    stack.append(AssetPartition(down, k))
         if not include_targets:
             seen -= start
         rank = {k: i for i, k in enumerate(self._order)}

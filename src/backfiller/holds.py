@@ -17,6 +17,7 @@ from pathlib import Path
 from backfiller.atomic import atomic_write_text
 from backfiller.ledger import HoldRecord, PartitionStatus, SqliteLedger
 from backfiller.project import Project
+from backfiller.refs import AssetPartition
 
 __all__ = ["Release", "holds_file", "is_ready", "place_holds", "release", "write_holds_file"]
 
@@ -33,9 +34,9 @@ def place_holds(
     *,
     run_id: str,
     operator: str,
-    changed: Iterable[tuple[str, str]],
-    failed_checks: Iterable[tuple[str, str]] = (),
-    recomputed: Iterable[tuple[str, str]] = (),
+    changed: Iterable[AssetPartition],
+    failed_checks: Iterable[AssetPartition] = (),
+    recomputed: Iterable[AssetPartition] = (),
 ) -> list[tuple[str, str, bool]]:
     """Hold what depends on ``changed`` (re-published) and ``failed_checks`` partitions.
 
@@ -131,7 +132,7 @@ def release(
     *,
     operator: str,
     run_id: str | None = None,
-    targets: Iterable[tuple[str, str]] | None = None,
+    targets: Iterable[AssetPartition] | None = None,
     force_reason: str | None = None,
 ) -> Release:
     """Release the open holds (of one cause run, or on given targets) whose conditions hold;

@@ -37,7 +37,7 @@ def spec_of_plan(
     document: PlanDocument, *, operator: str, override_reason: str | None = None
 ) -> RunSpec:
     """The run a plan stands for: its recomputations, then the reports it re-issues."""
-    steps = [Step(AssetPartition(a, k)) for a, k in document.work]
+    steps = [Step(target) for target in document.work]
     steps += [
         Step(AssetPartition(gap.asset, entry.partition_key), StepSource.REPORT)
         for entry in document.partitions

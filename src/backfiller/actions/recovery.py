@@ -28,7 +28,7 @@ from backfiller.store import CommitKey
 __all__ = ["replay", "rerun", "restore", "resume", "retry"]
 
 
-def _closure(project: Project, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+def _closure(project: Project, pairs: Sequence[tuple[str, str]]) -> list[AssetPartition]:
     return project.graph.downstream_closure(pairs)
 
 

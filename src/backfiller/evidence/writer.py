@@ -57,6 +57,7 @@ from backfiller.ledger import (
     SqliteLedger,
 )
 from backfiller.project import Project
+from backfiller.refs import AssetPartition
 from backfiller.schemas import validation_problems
 
 __all__ = ["build_run_evidence", "evidence_file_name", "load_run_evidence", "write_run_evidence"]
@@ -135,14 +136,14 @@ def _plan_ref(ledger: SqliteLedger, plan_id: str | None) -> PlanRef | None:
     return PlanRef(plan_id=plan_id, path=record.path, plan_sha256=sha256_hex(record.document))
 
 
-def _steps(run: RunRecord, attempts: Iterable[AttemptRecord]) -> list[tuple[str, str]]:
+def _steps(run: RunRecord, attempts: Iterable[AttemptRecord]) -> list[AssetPartition]:
     """Every (asset, partition) of the run: the steps it was started with, then any attempt
     outside them (in order of first appearance)."""
     from backfiller.actions.spec import RunSpec  # the run's recorded specification
 
-    steps = [tuple(s.target) for s in RunSpec.of_run(run).steps]
-    steps += [(a.asset, a.partition_key) for a in attempts]
-    return list(dict.fromkeys((str(a), str(k)) for a, k in steps))
+    steps = [s.target for s in RunSpec.of_run(run).steps]
+    steps += [AssetPartition(a.asset, a.partition_key) for a in attempts]
+    return list(dict.fromkeys(steps))
 
 
 def _guard(project: Project, asset: str) -> str | None:
@@ -344,12 +345,12 @@ def build_run_evidence(
     run = _finished_run(ledger, run_id)
     attempts = ledger.attempts(run_id)
     info = _run_info(run, attempts)
-    by_step: dict[tuple[str, str], list[AttemptRecord]] = {}
+    by_step: dict[AssetPartition, list[AttemptRecord]] = {}
     for attempt in attempts:
-        by_step.setdefault((attempt.asset, attempt.partition_key), []).append(attempt)
+        by_step.setdefault(AssetPartition(attempt.asset, attempt.partition_key), []).append(attempt)
     partitions = [
-        _partition(project, ledger, run_id, asset, key, by_step.get((asset, key), []))
-        for asset, key in _steps(run, attempts)
+        _partition(project, ledger, run_id, *target, by_step.get(target, []))
+        for target in _steps(run, attempts)
     ]
     checks = [_check(r) for r in ledger.check_results(run_id=run_id)]
     holds = _holds(ledger, info)

@@ -25,6 +25,7 @@ from backfiller.manifests import BrokenManifest
 from backfiller.partitions import PartitionScheme
 from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
 from backfiller.planning.state import Observation, state_fingerprint
+from backfiller.refs import AssetPartition
 
 __all__ = [
     "AssetGap",
@@ -166,14 +167,14 @@ class PlanDocument(BaseModel):
         return self.model_dump(mode="json")
 
     @property
-    def work(self) -> list[tuple[str, str]]:
+    def work(self) -> list[AssetPartition]:
         """The (asset, partition) pairs apply recomputes, in dependency order per partition."""
-        pairs: list[tuple[str, str]] = []
+        pairs: list[AssetPartition] = []
         for entry in self.partitions:
             if entry.proposed_action.recomputes or (
                 self.include_materialized and entry.gap_reason is None
             ):
-                pairs.extend((a, entry.partition_key) for a in entry.target_assets)
+                pairs.extend(AssetPartition(a, entry.partition_key) for a in entry.target_assets)
         return pairs
 
 
@@ -204,7 +205,7 @@ def build_plan(
     request: PlanRequest,
     graph: AssetGraph,
     scheme: PartitionScheme,
-    observations: dict[tuple[str, str], Observation],
+    observations: dict[AssetPartition, Observation],
     project_name: str,
     downstream_impact: str,
     report_path: str,
@@ -220,7 +221,11 @@ def build_plan(
         window = scheme.window(key)
         window_start, window_end = window.render() if window else (None, None)
         stand_in = broken.get(key)
-        gaps = [g for a in assets if (g := gap_of(graph.get(a), observations[(a, key)], stand_in))]
+        gaps = [
+            g
+            for a in assets
+            if (g := gap_of(graph.get(a), observations[AssetPartition(a, key)], stand_in))
+        ]
         recompute = [g for g in gaps if g.proposed_action.recomputes]
         seeds = [(g.asset, key) for g in recompute]
         if request.include_materialized and not gaps:
@@ -230,7 +235,7 @@ def build_plan(
             if seeds
             else [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
         )
-        first = observations[(assets[0], key)]
+        first = observations[AssetPartition(assets[0], key)]
         primary = gaps[0] if gaps else None
         entries.append(
             PlanEntry(

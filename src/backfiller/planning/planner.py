@@ -28,6 +28,7 @@ from backfiller.planning.state import (
 )
 from backfiller.policy import require_allowed
 from backfiller.project import Project
+from backfiller.refs import AssetPartition
 from backfiller.schemas import validation_problems
 
 __all__ = ["check_fresh", "find_gaps", "make_plan", "plan_path", "read_plan", "write_plan"]
@@ -47,9 +48,9 @@ def downstream_impact(project: Project) -> str:
     return f"hold {' and '.join(consumers)} consumption until checks pass"
 
 
-def _targets(project: Project, keys: list[str], assets: list[str] | None) -> list[tuple[str, str]]:
+def _targets(project: Project, keys: list[str], assets: list[str] | None) -> list[AssetPartition]:
     names = assets or project.graph.keys
-    return [(a, k) for k in keys for a in names]
+    return [AssetPartition(a, k) for k in keys for a in names]
 
 
 def _broken(project: Project, keys: list[str]) -> dict[str, BrokenManifest]:
@@ -63,7 +64,7 @@ def find_gaps(project: Project, reader: LedgerReader, keys: list[str]) -> list[G
     gaps = []
     for key in keys:
         for asset in project.graph.assets:
-            gap = gap_of(asset, observations[(asset.key, key)], broken.get(key))
+            gap = gap_of(asset, observations[AssetPartition(asset.key, key)], broken.get(key))
             if gap is not None:
                 gaps.append(gap)
     return gaps
@@ -93,7 +94,7 @@ def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> P
 
 
 def _build(
-    project: Project, request: PlanRequest, observations: dict[tuple[str, str], Observation]
+    project: Project, request: PlanRequest, observations: dict[AssetPartition, Observation]
 ) -> PlanDocument:
     return build_plan(
         request=request,

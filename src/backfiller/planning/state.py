@@ -16,6 +16,7 @@ from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
 from backfiller.ledger import LedgerReader, PartitionRecord
 from backfiller.manifests import ManifestRegistry
+from backfiller.refs import AssetPartition
 
 __all__ = ["Observation", "StateSource", "observe", "state_fingerprint"]
 
@@ -69,30 +70,31 @@ class Observation:
 
 
 def observe(
-    source: StateSource, reader: LedgerReader, targets: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], Observation]:
+    source: StateSource, reader: LedgerReader, targets: Iterable[AssetPartition]
+) -> dict[AssetPartition, Observation]:
     """Observe every (asset, partition) in ``targets``."""
     graph = source.graph
     wanted = list(targets)
     counts: dict[str, dict[str, int]] = {}
     signatures: dict[str, dict[str, str]] = {}
-    records: dict[tuple[str, str], PartitionRecord] = {}
+    records: dict[AssetPartition, PartitionRecord] = {}
     for asset in {a for a, _ in wanted} | {
         d for a, _ in wanted for d in graph.get(a).upstream_keys
     }:
         counts[asset] = source.store.partition_counts(asset)
         signatures[asset] = source.store.partition_signatures(asset)
         for rec in reader.partitions(asset):
-            records[(asset, rec.partition_key)] = rec
-    result: dict[tuple[str, str], Observation] = {}
+            records[AssetPartition(asset, rec.partition_key)] = rec
+    result: dict[AssetPartition, Observation] = {}
     for asset, key in wanted:
         declared = source.manifests.for_partition(key)
         upstream_current: dict[str, dict[str, int | None]] = {}
         for up, up_keys in graph.upstream_partitions(asset, key).items():
             upstream_current[up] = {
-                k: (records[(up, k)].data_version if (up, k) in records else None) for k in up_keys
+                k: (found.data_version if (found := records.get(AssetPartition(up, k))) else None)
+                for k in up_keys
             }
-        result[(asset, key)] = Observation(
+        result[AssetPartition(asset, key)] = Observation(
             asset=asset,
             partition_key=key,
             manifest_id=declared[0].manifest_id if declared else None,
@@ -100,20 +102,20 @@ def observe(
             expected_count=declared[1].expected_record_count if declared else None,
             stored_rows=counts[asset].get(key, 0),
             stored_signature=signatures[asset].get(key),
-            record=records.get((asset, key)),
+            record=records.get(AssetPartition(asset, key)),
             report_exists=source.partition_report_path(asset, key).is_file(),
             upstream_current=upstream_current,
         )
     return result
 
 
-def state_fingerprint(observations: dict[tuple[str, str], Observation]) -> str:
+def state_fingerprint(observations: dict[AssetPartition, Observation]) -> str:
     """One hash over the observed state; a plan stores it, apply recomputes and compares."""
     return sha256_hex({f"{a}|{k}": obs.token() for (a, k), obs in sorted(observations.items())})
 
 
 def state_differences(
-    before: dict[str, Any], after: dict[tuple[str, str], Observation]
+    before: dict[str, Any], after: dict[AssetPartition, Observation]
 ) -> list[str]:
     """Readable lines naming what changed between the tokens a plan saved and now."""
     lines: list[str] = []
