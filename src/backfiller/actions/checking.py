@@ -69,7 +69,7 @@ def check_partition(
         key=key,
         on_staged=on_staged,
         results=[
-            (r.name, r.status.value, r.severity.value, r.blocking, r.expected, r.actual, r.sample)
+            (r.name, r.status, r.severity, r.blocking, r.expected, r.actual, r.sample)
             for r in results
         ],
     )

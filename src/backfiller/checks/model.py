@@ -5,8 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from backfiller.ledger.states import CheckStatus, Severity
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -16,16 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["Check", "CheckContext", "CheckResult", "CheckStatus", "Severity"]
 
 SAMPLE_ROWS = 5
-
-
-class Severity(Enum):
-    ERROR = "error"  # blocking: the partition is not published
-    WARN = "warn"  # reported, never blocks
-
-
-class CheckStatus(Enum):
-    PASSED = "passed"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,9 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         table.add_column(col, overflow="fold")
     for r in results:
         required = r.check_name in policy.required_checks.get(r.asset, ())
-        add_row(table, r.asset, r.partition_key, r.check_name, r.status, "yes" if required else "")
+        add_row(
+            table, r.asset, r.partition_key, r.check_name, r.status.value, "yes" if required else ""
+        )
     console.print(table)
 
     lesson.title("Evidence: what the backfill changed, written down")

@@ -12,12 +12,21 @@ from backfiller.ledger.records import (
     RunRecord,
 )
 from backfiller.ledger.sqlite import SqliteLedger, open_reader
-from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState, RunVerb, Verb
+from backfiller.ledger.states import (
+    AttemptStatus,
+    CheckStatus,
+    PartitionStatus,
+    RunState,
+    RunVerb,
+    Severity,
+    Verb,
+)
 
 __all__ = [
     "AttemptRecord",
     "AttemptStatus",
     "CheckRecord",
+    "CheckStatus",
     "EmptyLedger",
     "EvidenceRecord",
     "HoldRecord",
@@ -31,6 +40,7 @@ __all__ = [
     "RunRecord",
     "RunState",
     "RunVerb",
+    "Severity",
     "SqliteLedger",
     "Verb",
     "open_reader",

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from backfiller.ledger.states import RunState, RunVerb
+from backfiller.ledger.states import CheckStatus, RunState, RunVerb, Severity
 
 __all__ = ["AuditMixin", "CheckRecord", "EvidenceRecord", "HoldRecord"]
 
@@ -20,8 +20,8 @@ class CheckRecord:
     asset: str
     partition_key: str
     check_name: str
-    status: str
-    severity: str
+    status: CheckStatus
+    severity: Severity
     blocking: bool
     expected: Any
     actual: Any
@@ -67,8 +67,8 @@ def _check(row: sqlite3.Row) -> CheckRecord:
         asset=row["asset"],
         partition_key=row["partition_key"],
         check_name=row["check_name"],
-        status=row["status"],
-        severity=row["severity"],
+        status=CheckStatus(row["status"]),
+        severity=Severity(row["severity"]),
         blocking=bool(row["blocking"]),
         expected=json.loads(row["expected"]) if row["expected"] is not None else None,
         actual=json.loads(row["actual"]) if row["actual"] is not None else None,
@@ -95,29 +95,6 @@ class AuditMixin:
         raise NotImplementedError
 
     # -- checks ---------------------------------------------------------------------------
-    def record_check(
-        self,
-        *,
-        run_id: str | None,
-        asset: str,
-        key: str,
-        check_name: str,
-        status: str,
-        severity: str,
-        blocking: bool,
-        expected: Any,
-        actual: Any,
-        sample: list[dict[str, Any]],
-        on_staged: bool,
-    ) -> None:
-        self.record_checks(
-            run_id=run_id,
-            asset=asset,
-            key=key,
-            on_staged=on_staged,
-            results=[(check_name, status, severity, blocking, expected, actual, sample)],
-        )
-
     def record_checks(
         self,
         *,
@@ -125,7 +102,7 @@ class AuditMixin:
         asset: str,
         key: str,
         on_staged: bool,
-        results: list[tuple[str, str, str, bool, Any, Any, list[dict[str, Any]]]],
+        results: list[tuple[str, CheckStatus, Severity, bool, Any, Any, list[dict[str, Any]]]],
     ) -> None:
         """Record the results of one partition's checks in one transaction:
         (name, status, severity, blocking, expected, actual, sample) each."""
@@ -136,8 +113,8 @@ class AuditMixin:
                 asset,
                 key,
                 name,
-                status,
-                severity,
+                status.value,
+                severity.value,
                 int(blocking),
                 json.dumps(expected, default=str),
                 json.dumps(actual, default=str),

@@ -139,3 +139,17 @@ _RUN_TRANSITIONS: dict[RunVerb, tuple[frozenset[RunState | None], RunState | Non
     RunVerb.SEAL: (frozenset({RunState.EVIDENCE_PENDING}), None),
     RunVerb.REOPEN: (frozenset({RunState.FAILED, RunState.CHECKS_FAILED}), RunState.RUNNING),
 }
+
+
+class Severity(Enum):
+    """How much a failing check matters."""
+
+    ERROR = "error"  # blocking: the partition is not published
+    WARN = "warn"  # reported, never blocks
+
+
+class CheckStatus(Enum):
+    """How a check ended on one partition."""
+
+    PASSED = "passed"
+    FAILED = "failed"
