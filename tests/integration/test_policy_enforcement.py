@@ -13,9 +13,9 @@ from conftest import GAP_DAY, materialize, tree_fingerprint
 from backfiller import Project
 from backfiller.actions.apply import apply_plan
 from backfiller.actions.recovery import replay, rerun
-from backfiller.errors import ExitCode, PreconditionError
+from backfiller.errors import ExitCode, PreconditionError, StalePlanError
 from backfiller.ledger import RunState
-from backfiller.planning import Mode, make_plan
+from backfiller.planning import GapReason, Mode, PlanDocument, ProposedAction, make_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import CONFIG_FILE
 
@@ -175,3 +175,62 @@ def test_plans_go_to_the_policy_folder(example_dir: Path, load: Callable[[Path],
     path = write_plan(project, document)
     assert path == example_dir.resolve() / "plans" / "dry-runs" / f"backfill_plan_{GAP_DAY}.json"
     assert document.report_path == f"plans/dry-runs/backfill_plan_{GAP_DAY}.json"
+
+
+def _plan_over(project: Project, key: str) -> PlanDocument:
+    request = request_for([key], Mode.DRY_RUN, "ana", "re-derive", include_materialized=True)
+    return make_plan(project, project.reader(), request)
+
+
+def test_a_plan_names_the_protected_baselines_it_would_overwrite(april_project: Project) -> None:
+    project = april_project
+    with project.ledger() as ledger:
+        ledger.protect(RAW, KEY, reason="published to finance", operator="ana")
+    document = _plan_over(project, KEY)
+
+    (entry,) = document.partitions
+    assert entry.gap_reason is None  # the partition itself has no gap
+    (protected,) = [g for g in entry.asset_gaps if g.gap_reason is GapReason.PROTECTED]
+    assert protected.asset == RAW
+    assert protected.proposed_action is ProposedAction.BLOCKED_PROTECTED
+    assert "published to finance, by ana" in protected.detail
+    assert "--override-protected" in protected.detail
+    # the work is unchanged: overriding is the operator's decision when applying
+    assert (RAW, KEY) in document.work
+    with pytest.raises(PreconditionError, match="published to finance"):
+        apply_plan(project, document, operator="ana")
+    result = apply_plan(project, document, operator="ana", override_reason="finance agreed")
+    assert result.state is RunState.SUCCEEDED
+
+
+def test_a_policy_protection_shows_in_the_plan_only_once_data_exists(
+    example_dir: Path, load: Callable[[Path], Project]
+) -> None:
+    set_policy(example_dir, protected=f'["{SILVER}@{KEY}"]')
+    project = load(example_dir)
+    before = _plan_over(project, KEY)
+    assert not [
+        g for e in before.partitions for g in e.asset_gaps if g.gap_reason is GapReason.PROTECTED
+    ]
+    materialize(project, [KEY])
+    (entry,) = _plan_over(project, KEY).partitions
+    (protected,) = [g for g in entry.asset_gaps if g.gap_reason is GapReason.PROTECTED]
+    assert protected.asset == SILVER
+    assert f"{SILVER}@{KEY}, by policy" in protected.detail
+
+
+def test_protecting_a_partition_after_the_plan_makes_the_plan_stale(
+    april_project: Project,
+) -> None:
+    project = april_project
+    document = _plan_over(project, KEY)
+    with project.ledger() as ledger:
+        ledger.protect(RAW, KEY, reason="published to finance", operator="ana")
+    before = files(project.root)
+
+    with pytest.raises(StalePlanError) as info:
+        apply_plan(project, document, operator="ana", override_reason="anyway")
+
+    assert info.value.exit_code == ExitCode.CONFLICT
+    assert f"{RAW} {KEY}: now protected (published to finance, by ana)" in info.value.message
+    assert files(project.root) == before

@@ -529,12 +529,12 @@ def test_reader_protocol_has_no_writing_method() -> None:
         for name, _ in inspect.getmembers(LedgerReader, inspect.isfunction)
         if not name.startswith("_")
     }
-    reading = {"partition", "partitions", "run", "runs", "attempts", "plan"}
+    reading = {"partition", "partitions", "run", "runs", "attempts", "plan", "protections"}
     assert reading <= members
     writing = re.compile(
         r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|settle|seal|reopen|"
         r"reissue|append|abandon|transaction|acquire|"
-        r"release|protect|unprotect|insert|update|delete|set|write|execute|migrate|close)"
+        r"release|protect$|unprotect|insert|update|delete|set|write|execute|migrate|close)"
     )
     assert sorted(n for n in members if writing.match(n)) == []
     writers = {"start", "publish", "fail", "mark_stale", "record_plan", "begin_run", "settle_run"}

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from backfiller.ledger.records import AttemptRecord, PartitionRecord, PlanRecord, RunRecord
+from backfiller.ledger.records import (
+    AttemptRecord,
+    PartitionRecord,
+    PlanRecord,
+    Protection,
+    RunRecord,
+)
 
 __all__ = ["EmptyLedger", "LedgerReader"]
 
@@ -29,6 +35,8 @@ class LedgerReader(Protocol):
     ) -> AttemptRecord | None: ...
 
     def plan(self, plan_id: str) -> PlanRecord | None: ...
+
+    def protections(self) -> list[Protection]: ...
 
 
 class EmptyLedger:
@@ -56,3 +64,6 @@ class EmptyLedger:
 
     def plan(self, plan_id: str) -> PlanRecord | None:
         return None
+
+    def protections(self) -> list[Protection]:
+        return []

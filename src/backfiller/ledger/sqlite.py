@@ -21,7 +21,13 @@ from backfiller.ledger.audit import AuditMixin
 from backfiller.ledger.leases import LeaseConflict, LeaseMixin
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
-from backfiller.ledger.records import AttemptRecord, PartitionRecord, PlanRecord, RunRecord
+from backfiller.ledger.records import (
+    AttemptRecord,
+    PartitionRecord,
+    PlanRecord,
+    Protection,
+    RunRecord,
+)
 from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState, RunVerb, Verb
 
 __all__ = ["LeaseConflict", "SqliteLedger", "open_reader"]
@@ -130,6 +136,12 @@ class _SqliteReader:
             (run_id, asset, partition_key, attempt),
         ).fetchone()
         return _attempt(row) if row else None
+
+    def protections(self) -> list[Protection]:
+        rows = self._conn.execute(
+            "SELECT * FROM protections ORDER BY asset, partition_key"
+        ).fetchall()
+        return [Protection(**dict(r)) for r in rows]
 
     def plan(self, plan_id: str) -> PlanRecord | None:
         row = self._conn.execute("SELECT * FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()

@@ -200,6 +200,21 @@ def _guard(graph: AssetGraph, assets: Sequence[str]) -> str:
     return "; ".join(f"{a}: {graph.get(a).idempotency_guard}" for a in assets)
 
 
+def _protected(obs: Observation) -> Gap | None:
+    """A protected baseline the plan would recompute: applying it is refused unless the
+    operator overrides the protection with a reason (recorded)."""
+    if obs.protection is None:
+        return None
+    return Gap(
+        obs.asset,
+        obs.partition_key,
+        GapReason.PROTECTED,
+        f"protected baseline ({obs.protection}): apply needs --override-protected --reason TEXT",
+        obs.expected_count,
+        obs.stored_rows,
+    )
+
+
 def build_plan(
     *,
     request: PlanRequest,
@@ -256,7 +271,12 @@ def build_plan(
                 operator=request.operator,
                 target_assets=targets,
                 report_path=report_path,
-                asset_gaps=[AssetGap.of(g) for g in gaps],
+                asset_gaps=[AssetGap.of(g) for g in gaps]
+                + [
+                    AssetGap.of(protected)
+                    for a in targets
+                    if (protected := _protected(observations[AssetPartition(a, key)]))
+                ],
             )
         )
     state = {f"{a}|{k}": obs.token() for (a, k), obs in sorted(observations.items())}

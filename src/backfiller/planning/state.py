@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
-from backfiller.ledger import LedgerReader, PartitionRecord
+from backfiller.ledger import LedgerReader, PartitionRecord, Protection
 from backfiller.manifests import ManifestRegistry
+from backfiller.policy import POLICY_REASON, Policy
 from backfiller.refs import AssetPartition
 
 __all__ = ["Observation", "StateSource", "observe", "state_fingerprint"]
@@ -38,6 +39,9 @@ class StateSource(Protocol):
     @property
     def store(self) -> ReadableStore: ...
 
+    @property
+    def policy(self) -> Policy: ...
+
     def partition_report_path(self, asset: str, key: str) -> Path: ...
 
 
@@ -55,10 +59,12 @@ class Observation:
     record: PartitionRecord | None
     report_exists: bool
     upstream_current: dict[str, dict[str, int | None]]
+    #: who protects this published baseline and why (``None``: not protected)
+    protection: str | None = None
 
     def token(self) -> dict[str, Any]:
         """What the plan's state fingerprint covers for this partition."""
-        return {
+        token = {
             "manifest_id": self.manifest_id,
             "manifest_checksum": self.manifest_checksum,
             "stored_rows": self.stored_rows,
@@ -67,6 +73,9 @@ class Observation:
             "report_exists": self.report_exists,
             "upstream": self.upstream_current,
         }
+        if self.protection is not None:  # unprotected partitions keep their token
+            token["protection"] = self.protection
+        return token
 
 
 def observe(
@@ -78,6 +87,7 @@ def observe(
     counts: dict[str, dict[str, int]] = {}
     signatures: dict[str, dict[str, str]] = {}
     records: dict[AssetPartition, PartitionRecord] = {}
+    protections = {AssetPartition(p.asset, p.partition_key): p for p in reader.protections()}
     for asset in {a for a, _ in wanted} | {
         d for a, _ in wanted for d in graph.get(a).upstream_keys
     }:
@@ -105,8 +115,32 @@ def observe(
             record=records.get(AssetPartition(asset, key)),
             report_exists=source.partition_report_path(asset, key).is_file(),
             upstream_current=upstream_current,
+            protection=_protection(source.policy, protections, asset, key, counts, records),
         )
     return result
+
+
+def _protection(
+    policy: Policy,
+    protections: dict[AssetPartition, Protection],
+    asset: str,
+    key: str,
+    counts: dict[str, dict[str, int]],
+    records: dict[AssetPartition, PartitionRecord],
+) -> str | None:
+    """Who protects (asset, key): a ledger protection, else the policy's — which only guards
+    data that exists (the rule :func:`~backfiller.actions.preconditions.protection_of`
+    enforces at apply)."""
+    found = protections.get(AssetPartition(asset, key))
+    if found is not None:
+        return f"{found.reason}, by {found.operator}"
+    declared = policy.protection(asset, key)
+    if declared is None:
+        return None
+    record = records.get(AssetPartition(asset, key))
+    if (record is None or record.data_version is None) and not counts[asset].get(key):
+        return None
+    return f"{POLICY_REASON}: {declared.spec}, by policy"
 
 
 def state_fingerprint(observations: dict[AssetPartition, Observation]) -> str:
@@ -133,6 +167,11 @@ def state_differences(
         for f in changed:
             if f == "manifest_checksum":
                 parts.append(f"manifest {new.get('manifest_id')} changed")
+            elif f == "protection":
+                protection = new.get(f)
+                parts.append(
+                    f"now protected ({protection})" if protection else "no longer protected"
+                )
             else:
                 parts.append(f"{f}: {_short(old.get(f))} -> {_short(new.get(f))}")
         lines.append(f"{asset} {key}: " + "; ".join(parts))
