@@ -151,19 +151,14 @@ def _rss_mib() -> float:
 
 def controlled(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
     from backfiller import execute, load_project
+    from backfiller.actions import Action, RunOptions, RunSpec
 
     project = load_project(root, environ={})
     steps = [(a, k) for k in keys_for(days) for a in (RAW, SILVER)]
+    spec = RunSpec.compute(Action.BACKFILL, "bench", steps)
     with project.ledger() as ledger:
         began = time.perf_counter()
-        result = execute(
-            project,
-            ledger,
-            steps,
-            action="backfill",
-            operator="bench",
-            max_parallel=max_parallel,
-        )
+        result = execute(project, ledger, spec, RunOptions(max_parallel=max_parallel))
         seconds = time.perf_counter() - began
     failures = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
     if result.state.value != "succeeded":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
-from backfiller.ledger import HoldRecord, PartitionStatus, SqliteLedger
+from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -30,7 +30,7 @@ def holds_file(project: Project) -> Path:
 
 def place_holds(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     run_id: str,
     operator: str,
@@ -54,14 +54,16 @@ def place_holds(
         reason = f"{asset} {key} {why} in run {run_id}"
         closure = graph.downstream_closure([(asset, key)], include_targets=False)
         for down, down_key in closure:
-            record = ledger.partition(down, down_key)
+            record = ledger.partitions.get(down, down_key)
             if (
                 (down, down_key) not in done
                 and record is not None
                 and (record.status is PartitionStatus.MATERIALIZED)
             ):
-                ledger.mark_stale(down, down_key, run_id=run_id, operator=operator, reason=reason)
-            if ledger.place_hold(
+                ledger.partitions.mark_stale(
+                    down, down_key, run_id=run_id, operator=operator, reason=reason
+                )
+            if ledger.holds.place(
                 target=down,
                 key=down_key,
                 external=False,
@@ -75,7 +77,7 @@ def place_holds(
             if leaf not in leaves:
                 continue
             for consumer in consumers:
-                if ledger.place_hold(
+                if ledger.holds.place(
                     target=consumer,
                     key=leaf_key,
                     external=True,
@@ -89,17 +91,19 @@ def place_holds(
     return placed
 
 
-def missing_for_release(project: Project, ledger: SqliteLedger, hold: HoldRecord) -> list[str]:
+def missing_for_release(project: Project, ledger: Ledger, hold: HoldRecord) -> list[str]:
     """What must still happen before ``hold`` may be released (empty: it may)."""
     missing: list[str] = []
-    cause = ledger.partition(hold.cause_asset, hold.cause_partition)
+    cause = ledger.partitions.get(hold.cause_asset, hold.cause_partition)
     label = f"{hold.cause_asset} {hold.cause_partition}"
     if cause is None or cause.status is not PartitionStatus.MATERIALIZED:
         state = cause.status.value if cause else "not materialized"
         missing.append(f"{label} is {state}; its checks must pass (rerun it after a fix)")
     else:
         run = cause.last_run_id
-        results = ledger.check_results(run_id=run, asset=hold.cause_asset, key=hold.cause_partition)
+        results = ledger.checks.results(
+            run_id=run, asset=hold.cause_asset, key=hold.cause_partition
+        )
         if project.graph.get(hold.cause_asset).checks and not results:
             missing.append(f"{label} has no check results from run {run}")
         blocking = [r.check_name for r in results if r.blocking]
@@ -107,10 +111,10 @@ def missing_for_release(project: Project, ledger: SqliteLedger, hold: HoldRecord
             missing.append(f"{label}: blocking checks failed: {', '.join(blocking)}")
         for evidence_run in {hold.cause_run_id, run} - {None}:
             assert evidence_run is not None
-            if ledger.evidence_for(evidence_run) is None:
+            if ledger.evidence.of_run(evidence_run) is None:
                 missing.append(f"run {evidence_run} has no evidence yet")
     if not hold.external:
-        target = ledger.partition(hold.target, hold.partition_key)
+        target = ledger.partitions.get(hold.target, hold.partition_key)
         if target is None or target.status is not PartitionStatus.MATERIALIZED:
             state = target.status.value if target else "missing"
             missing.append(
@@ -128,7 +132,7 @@ class Release:
 
 def release(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     operator: str,
     run_id: str | None = None,
@@ -140,7 +144,7 @@ def release(
     wanted = set(targets) if targets is not None else None
     released: list[HoldRecord] = []
     blocked: list[tuple[HoldRecord, list[str]]] = []
-    for hold in ledger.holds():
+    for hold in ledger.holds.all():
         if run_id is not None and hold.cause_run_id != run_id:
             continue
         if wanted is not None and (hold.target, hold.partition_key) not in wanted:
@@ -149,7 +153,7 @@ def release(
         if missing and force_reason is None:
             blocked.append((hold, missing))
             continue
-        ledger.release_hold(
+        ledger.holds.release(
             hold.id, by=operator, reason=force_reason, forced=bool(missing and force_reason)
         )
         released.append(hold)
@@ -157,18 +161,18 @@ def release(
     return Release(released, blocked)
 
 
-def is_ready(project: Project, ledger: SqliteLedger, target: str, key: str) -> list[str]:
+def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[str]:
     """Why ``target`` (an asset or an external consumer) may not consume ``key`` yet; empty
     when it may."""
-    reasons = [h.reason for h in ledger.holds() if (h.target, h.partition_key) == (target, key)]
+    reasons = [h.reason for h in ledger.holds.all() if (h.target, h.partition_key) == (target, key)]
     if target in project.graph:
-        record = ledger.partition(target, key)
+        record = ledger.partitions.get(target, key)
         if record is None or record.status is not PartitionStatus.MATERIALIZED:
             reasons.append(f"{target} {key} is {record.status.value if record else 'missing'}")
     return reasons
 
 
-def write_holds_file(project: Project, ledger: SqliteLedger) -> Path:
+def write_holds_file(project: Project, ledger: Ledger) -> Path:
     """The open holds as a small JSON file, for tools outside backfiller."""
     document = {
         "schema_version": HOLDS_FILE_VERSION,
@@ -186,7 +190,7 @@ def write_holds_file(project: Project, ledger: SqliteLedger) -> Path:
                 },
                 "placed_at": h.placed_at,
             }
-            for h in ledger.holds()
+            for h in ledger.holds.all()
         ],
     }
     return atomic_write_text(holds_file(project), json.dumps(document, indent=2) + "\n")

@@ -90,7 +90,7 @@ def test_show_without_evidence_is_bad_input(
     with interrupted_at("after_settle"):
         _run(project)
     with project.ledger() as ledger:
-        (run_id,) = [r.run_id for r in ledger.runs()]
+        (run_id,) = [r.run_id for r in ledger.runs.all()]
     code, _, err = run(capsys, project.root, "show", run_id)
     assert code == ExitCode.BAD_INPUT
     assert f"No evidence was written for run '{run_id}'" in err

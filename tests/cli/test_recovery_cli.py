@@ -79,7 +79,7 @@ def table_rows(out: str) -> list[list[str]]:
 
 def latest_run_id(project: Project) -> str:
     with project.ledger() as ledger:
-        return ledger.runs()[-1].run_id
+        return ledger.runs.all()[-1].run_id
 
 
 # -- refusals: exit 2, the missing precondition named, nothing written ------------------------
@@ -228,8 +228,8 @@ def test_a_protected_partition_refuses_a_rerun_until_an_override_is_given(
     assert code == 0
     assert f"protected: {RAW} {KEY} (baseline)" in one_line(out)
     with april_project.ledger() as ledger:
-        protection = ledger.protection(RAW, KEY)
-        runs = len(ledger.runs())
+        protection = ledger.protections.get(RAW, KEY)
+        runs = len(ledger.runs.all())
     assert protection is not None
     assert (protection.reason, protection.operator) == ("baseline", DEFAULT_OPERATOR)
     before = files(root)
@@ -259,8 +259,8 @@ def test_a_protected_partition_refuses_a_rerun_until_an_override_is_given(
     assert code == 0
     assert "2 published" in out
     with april_project.ledger() as ledger:
-        new_runs = ledger.runs()[runs:]
-        overrides = ledger.overrides()
+        new_runs = ledger.runs.all()[runs:]
+        overrides = ledger.protections.overrides()
     assert len(new_runs) == 1 and new_runs[0].state is RunState.SUCCEEDED
     assert [
         (o["run_id"], o["asset"], o["partition_key"], o["reason"], o["operator"]) for o in overrides
@@ -276,7 +276,7 @@ def test_rerun_of_a_leased_partition_exits_4_naming_the_holder(
     root = april_project.root
     with april_project.ledger() as ledger:
         # the CLI runs on the system clock: a lease that is live for a long while
-        held = ledger.acquire_lease(
+        held = ledger.leases.acquire(
             RAW,
             KEY,
             holder="night-shift",
@@ -362,10 +362,10 @@ def test_parallel_rerun_gives_the_same_fingerprints_as_a_sequential_one(
     seen = {}
     for name, project in projects.items():
         with project.ledger() as ledger:
-            last = ledger.runs()[-1]
+            last = ledger.runs.all()[-1]
             assert last.state is RunState.SUCCEEDED
-            assert len(ledger.attempts(last.run_id)) == 2 * len(WINDOW)
-            records = {(a, k): ledger.partition(a, k) for a in ASSETS for k in WINDOW}
+            assert len(ledger.runs.attempts(last.run_id)) == 2 * len(WINDOW)
+            records = {(a, k): ledger.partitions.get(a, k) for a in ASSETS for k in WINDOW}
         assert all(
             r is not None and r.status is PartitionStatus.MATERIALIZED for r in records.values()
         )

@@ -103,7 +103,7 @@ def test_it_leaves_no_simulation_no_gap_and_no_hold(lesson: tuple[LessonResult, 
     assert result.remaining_gaps == 0
     assert result.still_held == 0 and result.released > 0
     with project.ledger() as ledger:
-        assert ledger.holds() == []
+        assert ledger.holds.all() == []
     report = json.loads((result.folder / REPORT).read_text(encoding="utf-8"))
     assert report["reissued_by_run_id"] is None  # the original report is back
 

@@ -97,19 +97,19 @@ def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
 
     with april_project.ledger() as ledger:
         for step in result.steps:
-            record = ledger.partition(step.asset, GAP_DAY)
+            record = ledger.partitions.get(step.asset, GAP_DAY)
             assert record is not None
             assert record.status is PartitionStatus.MATERIALIZED
             assert record.row_count == 3
             assert record.data_version == store.version(step.asset)
             assert record.manifest_id == MANIFEST_ID
             assert record.last_run_id == result.run_id
-        run = ledger.run(result.run_id)
+        run = ledger.runs.get(result.run_id)
         assert run is not None
         assert run.state is RunState.SUCCEEDED
         assert run.plan_id == document.plan_id
         assert run.operator == "alice"
-        saved_plan = ledger.plan(document.plan_id)
+        saved_plan = ledger.runs.plan(document.plan_id)
         assert saved_plan is not None
         assert saved_plan.state_fingerprint == document.state_fingerprint
         assert saved_plan.path == "reports/week06/backfill/backfill_plan_2026-04-17.json"
@@ -134,7 +134,7 @@ def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
     materialize(april_project, [GAP_DAY], [RAW])  # someone filled raw meanwhile
     before = world(april_project)
     with april_project.ledger() as ledger:
-        runs_before = len(ledger.runs())
+        runs_before = len(ledger.runs.all())
 
     with pytest.raises(StalePlanError) as info:
         apply_plan(april_project, document, operator="tests")
@@ -145,9 +145,9 @@ def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
     assert "stored_rows: 0 -> 3" in info.value.message
     assert world(april_project) == before
     with april_project.ledger() as ledger:
-        assert len(ledger.runs()) == runs_before
-        assert ledger.plan(document.plan_id) is None
-        assert ledger.partition(SILVER, GAP_DAY) is None
+        assert len(ledger.runs.all()) == runs_before
+        assert ledger.runs.plan(document.plan_id) is None
+        assert ledger.partitions.get(SILVER, GAP_DAY) is None
 
 
 def test_applying_the_same_plan_twice_is_refused_as_stale(april_project: Project) -> None:
@@ -232,9 +232,9 @@ def test_rerunning_materialized_partitions_never_duplicates_rows(april_project: 
         assert april_project.store.partition_counts(asset)[GAP_DAY] == 3
     assert fingerprints(april_project, [GAP_DAY]) == content
     with april_project.ledger() as ledger:
-        run = ledger.run(result.run_id)
+        run = ledger.runs.get(result.run_id)
         assert run is not None and run.reason == "x"
-        record = ledger.partition(RAW, GAP_DAY)
+        record = ledger.partitions.get(RAW, GAP_DAY)
         assert record is not None and record.row_count == 3
     assert find_gaps(april_project, april_project.reader(), [GAP_DAY]) == []
 
@@ -320,7 +320,7 @@ def test_a_failed_reissue_is_recorded_as_a_failed_run(april_project: Project) ->
     assert step.error is not None and "differs from the ledger" in step.error
     assert result.state is RunState.FAILED
     with april_project.ledger() as ledger:
-        run = ledger.run(result.run_id)
+        run = ledger.runs.get(result.run_id)
     assert run is not None
     assert run.state is RunState.FAILED
 
@@ -425,10 +425,10 @@ def test_duplicate_keys_in_a_non_deduplicating_asset_fail_the_step(
     assert data is not None
     assert sorted(data.column("order_id").to_pylist()) == ["o-1", "o-2"]
     with project.ledger() as ledger:
-        run = ledger.run(result.run_id)
+        run = ledger.runs.get(result.run_id)
         assert run is not None and run.state is RunState.FAILED
         assert run.error is not None and "o-1" in run.error
-        record = ledger.partition(CUSTOM, DAY)
+        record = ledger.partitions.get(CUSTOM, DAY)
         assert record is not None
         assert record.status is PartitionStatus.FAILED
         assert record.row_count == 2

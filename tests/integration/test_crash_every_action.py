@@ -144,7 +144,7 @@ def _restore(root: Path) -> list[str]:
 
 def _protected_apply(root: Path) -> list[str]:
     with _load(root).ledger() as ledger:
-        ledger.protect(RAW, KEY, reason="audited baseline", operator="lead")
+        ledger.protections.protect(RAW, KEY, reason="audited baseline", operator="lead")
     return [
         "plan",
         "--start",
@@ -176,7 +176,7 @@ def _interrupted_backfill(root: Path) -> list[str]:
         BACKFILLER_CRASH_AFTER="3",
     )
     assert code == -signal.SIGKILL, _tail(log)
-    (run,) = [r for r in _load(root).reader().runs() if r.state is RunState.RUNNING]
+    (run,) = [r for r in _load(root).reader().runs.all() if r.state is RunState.RUNNING]
     (root / "interrupted_run").write_text(run.run_id)
     return ["resume", run.run_id]
 
@@ -214,12 +214,12 @@ class Outcome:
 
 
 def _partitions(project: Project) -> list[tuple[str, str]]:
-    return [(r.asset, r.partition_key) for r in project.reader().partitions()]
+    return [(r.asset, r.partition_key) for r in project.reader().partitions.all()]
 
 
 def _outcome(project: Project) -> Outcome:
     with project.ledger() as ledger:
-        holds = {(h.target, h.partition_key, h.external) for h in ledger.holds()}
+        holds = {(h.target, h.partition_key, h.external) for h in ledger.holds.all()}
     stored = {a: project.store.partition_counts(a) for a in project.graph.keys}
     return Outcome(
         {
@@ -233,15 +233,15 @@ def _outcome(project: Project) -> Outcome:
 def _finished(project: Project, run_id: str) -> None:
     """The run is succeeded, its evidence written and the chain intact, nothing in flight."""
     with project.ledger() as ledger:
-        run = ledger.run(run_id)
+        run = ledger.runs.get(run_id)
         assert run is not None
         assert run.state is RunState.SUCCEEDED, (run.state, run.error)
-        assert ledger.evidence_for(run_id) is not None, "no evidence for the run"
+        assert ledger.evidence.of_run(run_id) is not None, "no evidence for the run"
         assert verify_chain(project, ledger) == []
-        assert ledger.leases() == [], ledger.leases()
+        assert ledger.leases.held() == [], ledger.leases.held()
         in_flight = [
             (r.asset, r.partition_key)
-            for r in ledger.partitions()
+            for r in ledger.partitions.all()
             if r.status is PartitionStatus.MATERIALIZING
         ]
         assert in_flight == []
@@ -251,7 +251,7 @@ _references: dict[str, Outcome] = {}
 
 
 def _run_ids(root: Path) -> set[str]:
-    return {r.run_id for r in _load(root).reader().runs()}
+    return {r.run_id for r in _load(root).reader().runs.all()}
 
 
 def _run_of(action: Action, root: Path, before: set[str]) -> str:

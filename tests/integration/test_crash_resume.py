@@ -209,7 +209,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
         rows=_snapshot(project),
         store_fingerprints={(a, k): project.store.fingerprint(a, k) for a in ASSETS for k in KEYS},
         ledger_fingerprints={
-            (a, k): rec.fingerprint if (rec := reader.partition(a, k)) else None
+            (a, k): rec.fingerprint if (rec := reader.partitions.get(a, k)) else None
             for a in ASSETS
             for k in KEYS
         },
@@ -258,7 +258,7 @@ def check_commits_match_data(
 
 def check_after_resume(project: Project, run_id: str, reference: Reference) -> None:
     reader = project.reader()
-    run = reader.run(run_id)
+    run = reader.runs.get(run_id)
     assert run is not None
     assert run.state is RunState.SUCCEEDED, run.error
     for asset in ASSETS:
@@ -272,7 +272,7 @@ def check_after_resume(project: Project, run_id: str, reference: Reference) -> N
             assert commits[key] == 1, (
                 f"{asset} {key}: run {run_id} committed it {commits[key]} times"
             )
-            record = reader.partition(asset, key)
+            record = reader.partitions.get(asset, key)
             assert record is not None
             assert record.status is PartitionStatus.MATERIALIZED, (asset, key, record)
             # every partition is a step of this run, so the run is its last writer
@@ -286,7 +286,7 @@ def check_evidence(project: Project, run_id: str, reference: Reference) -> None:
     reader = project.reader()
     for asset in ASSETS:
         for key in KEYS:
-            record = reader.partition(asset, key)
+            record = reader.partitions.get(asset, key)
             assert record is not None
             report_path = project.partition_report_path(asset, key)
             assert report_path.is_file(), f"{asset} {key}: no partition report"
@@ -308,13 +308,13 @@ def _runs(root: Path) -> tuple[list[str], bool]:
     """The run ids, from a freshly loaded project's read-only view; and whether that view first
     failed on a hot journal (:data:`HOT_JOURNAL`), which a writer then rolled back."""
     try:
-        return [r.run_id for r in _reload(root).reader().runs()], False
+        return [r.run_id for r in _reload(root).reader().runs.all()], False
     except ConfigError as exc:
         journal = _reload(root).config.ledger_path.with_name("ledger.db-journal")
         if "readonly" not in exc.message or not journal.is_file():
             raise
     _reload(root).ledger().close()  # what resume does first: a writer rolls the journal back
-    return [r.run_id for r in _reload(root).reader().runs()], True
+    return [r.run_id for r in _reload(root).reader().runs.all()], True
 
 
 def _new_run(root: Path, before: set[str]) -> tuple[str | None, bool]:
@@ -349,7 +349,7 @@ def test_crash_at_named_point_then_resume(
     reference: Reference,
 ) -> None:
     old = _prepare(load(example_dir))
-    before = {r.run_id for r in load(example_dir).reader().runs()}
+    before = {r.run_id for r in load(example_dir).reader().runs.all()}
     log = example_dir.parent / "crash.log"
 
     code = _run_cli(
@@ -392,7 +392,7 @@ def test_kill_at_random_moment_then_resume(
     reference: Reference,
 ) -> None:
     old = _prepare(load(example_dir))
-    before = {r.run_id for r in load(example_dir).reader().runs()}
+    before = {r.run_id for r in load(example_dir).reader().runs.all()}
     versions = {a: DeltaTable(str(load(example_dir).store.path(a))).version() for a in ASSETS}
     delay = random.Random(seed).uniform(0.3, 3.0)
     log = example_dir.parent / "crash.log"
@@ -443,7 +443,7 @@ def test_ledger_fingerprint_matches_stored_partition(reference: Reference) -> No
         (a, k)
         for a in ASSETS
         for k in KEYS
-        if (rec := reader.partition(a, k)) is None
+        if (rec := reader.partitions.get(a, k)) is None
         or rec.fingerprint != project.store.fingerprint(a, k)
     ]
     assert differing == []
@@ -474,6 +474,6 @@ def test_the_ledger_can_be_read_after_a_kill_inside_a_ledger_write(
     assert ledger.with_name("ledger.db-journal").is_file()
 
     # what status, gaps, plan and apply open first
-    runs = load(example_dir).reader().runs()
+    runs = load(example_dir).reader().runs.all()
 
     assert len(runs) == 1

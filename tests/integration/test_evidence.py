@@ -134,7 +134,7 @@ def test_files_are_named_by_seq_and_run_and_written_canonically(chain: Chain) ->
 def test_the_chain_links_each_document_to_the_previous_files_bytes(chain: Chain) -> None:
     project = _load(chain.root)
     with project.ledger() as ledger:
-        index = ledger.evidence_index()
+        index = ledger.evidence.index()
     previous = None
     for seq, (path, record) in enumerate(zip(chain.paths, index, strict=True), start=1):
         doc = _doc(path)
@@ -189,7 +189,7 @@ def test_partitions_record_before_and_after_from_the_ledger(chain: Chain) -> Non
 def _record(chain: Chain, asset: str, key: str) -> PartitionRecord:
     project = _load(chain.root)
     with project.ledger() as ledger:
-        record = ledger.partition(asset, key)
+        record = ledger.partitions.get(asset, key)
     assert record is not None
     return record
 
@@ -198,8 +198,8 @@ def test_checks_and_holds_come_from_the_ledger(chain: Chain) -> None:
     project = _load(chain.root)
     second = _doc(chain.paths[1])
     with project.ledger() as ledger:
-        checks = ledger.check_results(run_id=chain.run_ids[1])
-        holds = [h for h in ledger.holds(open_only=False) if h.cause_run_id == chain.run_ids[1]]
+        checks = ledger.checks.results(run_id=chain.run_ids[1])
+        holds = [h for h in ledger.holds.all(open_only=False) if h.cause_run_id == chain.run_ids[1]]
     assert len(second["checks"]) == len(checks) > 5
     failed = [c for c in second["checks"] if c["status"] == "failed"]
     assert [(c["asset"], c["name"], c["severity"], c["blocking"]) for c in failed] == [
@@ -224,7 +224,7 @@ def test_an_applied_plan_is_referenced_by_its_hash(chain: Chain) -> None:
     third = _doc(chain.paths[2])
     project = _load(chain.root)
     with project.ledger() as ledger:
-        plan = ledger.plan(third["plan"]["plan_id"])
+        plan = ledger.runs.plan(third["plan"]["plan_id"])
     assert plan is not None
     assert third["plan"]["plan_sha256"] == sha256_hex(plan.document)
     assert third["run"]["operator"] == "alice" and third["run"]["reason"] == "late delivery"
@@ -237,7 +237,7 @@ def test_writing_twice_returns_the_same_file(chain: Chain) -> None:
     before = chain.paths[1].read_bytes()
     with project.ledger() as ledger:
         assert write_run_evidence(project, ledger, chain.run_ids[1]) == chain.paths[1]
-        assert len(ledger.evidence_index()) == 3
+        assert len(ledger.evidence.index()) == 3
     assert chain.paths[1].read_bytes() == before
 
 
@@ -256,13 +256,13 @@ def test_unknown_and_unfinished_runs_get_no_evidence(chain: Chain) -> None:
     with project.ledger() as ledger:
         with pytest.raises(BadInputError, match="No run"):
             write_run_evidence(project, ledger, "run-nope")
-        ledger.begin_run(
+        ledger.runs.begin(
             run_id="run-open", plan_id=None, action="backfill", operator="t", reason=None,
             arguments={},
         )  # fmt: skip
         with pytest.raises(PreconditionError, match="not finished"):
             write_run_evidence(project, ledger, "run-open")
-        assert len(ledger.evidence_index()) == 3
+        assert len(ledger.evidence.index()) == 3
 
 
 # -- the chain -------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_data_removed_behind_the_ledger_is_a_missing_partition(april_project: Pr
     assert current is not None and current.num_rows == 5
     store.write_partitions(RAW, current.slice(0, 0), [key], CommitInfo(run_id="manual-wipe"))
     with april_project.ledger() as ledger:
-        record = ledger.partition(RAW, key)
+        record = ledger.partitions.get(RAW, key)
     assert record is not None and record.status is PartitionStatus.MATERIALIZED
 
     found = gaps(april_project, [key])
@@ -182,8 +182,8 @@ def test_a_changed_input_checksum_alone_is_manifest_changed(
 def test_a_failed_attempt_is_a_failed_run(april_project: Project) -> None:
     key = "2026-04-18"
     with april_project.ledger() as ledger:
-        ledger.start(RAW, key, run_id="run-broken", attempt=1, operator="tests")
-        ledger.fail(
+        ledger.partitions.start(RAW, key, run_id="run-broken", attempt=1, operator="tests")
+        ledger.partitions.fail(
             RAW,
             key,
             run_id="run-broken",
@@ -203,7 +203,7 @@ def test_a_failed_attempt_is_a_failed_run(april_project: Project) -> None:
 def test_an_attempt_that_never_finished_is_a_failed_run(april_project: Project) -> None:
     key = "2026-04-19"
     with april_project.ledger() as ledger:
-        ledger.start(SILVER, key, run_id="run-crashed", attempt=1, operator="tests")
+        ledger.partitions.start(SILVER, key, run_id="run-crashed", attempt=1, operator="tests")
 
     found = gaps(april_project, [key])
 
@@ -216,9 +216,9 @@ def test_rerunning_the_upstream_makes_the_downstream_upstream_changed(
 ) -> None:
     key = "2026-04-18"
     with april_project.ledger() as ledger:
-        before = ledger.partition(RAW, key)
+        before = ledger.partitions.get(RAW, key)
         result = run_steps(april_project, ledger, [(RAW, key)], action="backfill", operator="tests")
-        after = ledger.partition(RAW, key)
+        after = ledger.partitions.get(RAW, key)
     assert result.state.value == "succeeded"
     assert before is not None and after is not None
     assert after.data_version != before.data_version
@@ -234,8 +234,8 @@ def test_rerunning_the_upstream_makes_the_downstream_upstream_changed(
 def test_failed_checks_are_check_failed(april_project: Project) -> None:
     key = "2026-04-20"
     with april_project.ledger() as ledger:
-        ledger.start(SILVER, key, run_id="run-checks", attempt=1, operator="tests")
-        ledger.fail(
+        ledger.partitions.start(SILVER, key, run_id="run-checks", attempt=1, operator="tests")
+        ledger.partitions.fail(
             SILVER,
             key,
             run_id="run-checks",

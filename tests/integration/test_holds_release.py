@@ -44,14 +44,14 @@ def test_a_failing_blocking_check_keeps_old_data_and_holds_downstream(
     assert {a: project.store.fingerprint(a, KEY) for a in (RAW, SILVER)} == before
     assert {a: project.store.version(a) for a in (RAW, SILVER)} == versions
     with project.ledger() as ledger:
-        record = ledger.partition(RAW, KEY)
+        record = ledger.partitions.get(RAW, KEY)
         assert record is not None and record.status is PartitionStatus.CHECK_FAILED
         assert "idempotency_key_unique" in (record.last_error or "")
-        failed = [r for r in ledger.check_results(run_id=result.run_id) if r.blocking]
+        failed = [r for r in ledger.checks.results(run_id=result.run_id) if r.blocking]
         assert [(r.check_name, r.actual) for r in failed] == [
             ("idempotency_key_unique", "simulated failure")
         ]
-        held = {(h.target, h.partition_key) for h in ledger.holds()}
+        held = {(h.target, h.partition_key) for h in ledger.holds.all()}
         assert {(SILVER, KEY), *((c, KEY) for c in CONSUMERS)} <= held
         assert is_ready(project, ledger, CONSUMERS[0], KEY)
         outcome = release(project, ledger, operator="tests", run_id=result.run_id)
@@ -68,13 +68,13 @@ def test_a_passing_rerun_can_be_released_once_evidence_exists(april_project: Pro
     fixed = _rerun(project)
     assert fixed.state is RunState.SUCCEEDED
     with project.ledger() as ledger:
-        assert ledger.partition(RAW, KEY).status is PartitionStatus.MATERIALIZED  # type: ignore[union-attr]
+        assert ledger.partitions.get(RAW, KEY).status is PartitionStatus.MATERIALIZED  # type: ignore[union-attr]
         outcome = release(project, ledger, operator="tests")
         # every run wrote its evidence at its end: the acceptance order is complete
-        assert ledger.evidence_for(fixed.run_id) is not None
+        assert ledger.evidence.of_run(fixed.run_id) is not None
         # holds caused by the failed run are released too once their cause is fixed
         assert outcome.blocked == []
-        assert ledger.holds() == []
+        assert ledger.holds.all() == []
         assert is_ready(project, ledger, CONSUMERS[1], KEY) == []
 
 
@@ -84,7 +84,7 @@ def test_forced_release_is_recorded(april_project: Project) -> None:
     with project.ledger() as ledger:
         outcome = release(project, ledger, operator="ops", force_reason="incident 42 accepted")
         assert outcome.released and not outcome.blocked
-        closed = ledger.holds(open_only=False)
+        closed = ledger.holds.all(open_only=False)
         assert all(h.released_by == "ops" for h in closed)
         assert all(h.release_reason == "incident 42 accepted" for h in closed)
         # the holds whose conditions were not met are marked as forced

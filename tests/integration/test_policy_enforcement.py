@@ -123,7 +123,7 @@ def test_a_policy_protected_partition_needs_a_recorded_override(
             operator="ana",
             override_reason="fix a typo in the baseline",
         )
-        overrides = ledger.overrides()
+        overrides = ledger.protections.overrides()
     assert result.state is RunState.SUCCEEDED
     assert [(o["asset"], o["partition_key"], o["reason"], o["run_id"]) for o in overrides] == [
         (SILVER, KEY, "fix a typo in the baseline", result.run_id)
@@ -161,7 +161,7 @@ def test_the_example_protects_its_first_silver_day(
 
 def test_a_ledger_protection_still_applies(april_project: Project) -> None:
     with april_project.ledger() as ledger:
-        ledger.protect(RAW, KEY, reason="published to finance", operator="ana")
+        ledger.protections.protect(RAW, KEY, reason="published to finance", operator="ana")
         with pytest.raises(PreconditionError, match="published to finance, by ana"):
             rerun(april_project, ledger, asset=RAW, keys=[KEY], operator="ana")
 
@@ -185,7 +185,7 @@ def _plan_over(project: Project, key: str) -> PlanDocument:
 def test_a_plan_names_the_protected_baselines_it_would_overwrite(april_project: Project) -> None:
     project = april_project
     with project.ledger() as ledger:
-        ledger.protect(RAW, KEY, reason="published to finance", operator="ana")
+        ledger.protections.protect(RAW, KEY, reason="published to finance", operator="ana")
     document = _plan_over(project, KEY)
 
     (entry,) = document.partitions
@@ -225,7 +225,7 @@ def test_protecting_a_partition_after_the_plan_makes_the_plan_stale(
     project = april_project
     document = _plan_over(project, KEY)
     with project.ledger() as ledger:
-        ledger.protect(RAW, KEY, reason="published to finance", operator="ana")
+        ledger.protections.protect(RAW, KEY, reason="published to finance", operator="ana")
     before = files(project.root)
 
     with pytest.raises(StalePlanError) as info:

@@ -122,7 +122,7 @@ def store_fingerprints(project: Project) -> dict[tuple[str, str], str | None]:
 def ledger_state(ledger: SqliteLedger) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {
         (r.asset, r.partition_key): (r.status, r.row_count, r.fingerprint)
-        for r in ledger.partitions()
+        for r in ledger.partitions.all()
     }
 
 
@@ -188,9 +188,9 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    runs_before = {r.run_id for r in ledger.runs()}
+    runs_before = {r.run_id for r in ledger.runs.all()}
     versions = {a: project.store.version(a) for a in ASSETS}
-    untouched = {a: ledger.partition(a, OTHER_KEY) for a in ASSETS}
+    untouched = {a: ledger.partitions.get(a, OTHER_KEY) for a in ASSETS}
 
     result = rerun(
         project, ledger, asset=RAW, keys=[KEY], operator="alice", reason="re-delivered events"
@@ -199,8 +199,8 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
     assert result.state is RunState.SUCCEEDED
     assert outcomes(result) == [(RAW, KEY, P), (SILVER, KEY, P)]
     assert result.run_id not in runs_before
-    assert {r.run_id for r in ledger.runs()} == runs_before | {result.run_id}
-    run = ledger.run(result.run_id)
+    assert {r.run_id for r in ledger.runs.all()} == runs_before | {result.run_id}
+    run = ledger.runs.get(result.run_id)
     assert run is not None
     assert (run.action, run.operator, run.reason, run.state) == (
         "rerun",
@@ -218,13 +218,13 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
         assert meta["backfiller.run_id"] == result.run_id
         assert meta["backfiller.action"] == "rerun"
         assert meta["backfiller.partition_keys"] == KEY
-        record = ledger.partition(asset, KEY)
+        record = ledger.partitions.get(asset, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
         assert record.last_run_id == result.run_id
         assert record.data_version == project.store.version(asset)
         # a partition that was not named is not touched
-        assert ledger.partition(asset, OTHER_KEY) == untouched[asset]
+        assert ledger.partitions.get(asset, OTHER_KEY) == untouched[asset]
 
 
 def test_rerun_is_idempotent_no_duplicates_and_the_same_fingerprints(
@@ -256,7 +256,7 @@ def test_rerun_always_runs_the_checks_of_every_asset(
     project = april_project
     result = rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
 
-    recorded = ledger.check_results(run_id=result.run_id)
+    recorded = ledger.checks.results(run_id=result.run_id)
     assert recorded, "a rerun recorded no check results"
     for asset in ASSETS:
         declared = {c.name for c in project.graph.get(asset).checks}
@@ -273,21 +273,21 @@ def test_rerun_of_the_downstream_asset_leaves_the_upstream_alone(
 ) -> None:
     project = april_project
     raw_version = project.store.version(RAW)
-    raw_record = ledger.partition(RAW, KEY)
+    raw_record = ledger.partitions.get(RAW, KEY)
 
     result = rerun(project, ledger, asset=SILVER, keys=[KEY], operator="tests")
 
     assert outcomes(result) == [(SILVER, KEY, P)]
     assert project.store.version(RAW) == raw_version
-    assert ledger.partition(RAW, KEY) == raw_record
+    assert ledger.partitions.get(RAW, KEY) == raw_record
 
 
 def test_rerun_of_a_protected_partition_is_refused_and_writes_nothing(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    ledger.protect(RAW, KEY, reason="baseline for week07", operator="lead")
-    runs = len(ledger.runs())
+    ledger.protections.protect(RAW, KEY, reason="baseline for week07", operator="lead")
+    runs = len(ledger.runs.all())
     before = files(project.root)
 
     with pytest.raises(PreconditionError) as refused:
@@ -298,15 +298,15 @@ def test_rerun_of_a_protected_partition_is_refused_and_writes_nothing(
     assert "--override-protected" in text
     assert refused.value.exit_code == ExitCode.BAD_INPUT == 2
     assert changed(before, files(project.root)) == []
-    assert len(ledger.runs()) == runs
-    assert ledger.overrides() == []
+    assert len(ledger.runs.all()) == runs
+    assert ledger.protections.overrides() == []
 
 
 def test_a_protected_downstream_partition_refuses_the_rerun_of_its_upstream(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    ledger.protect(SILVER, KEY, reason="week08 metrics baseline", operator="lead")
+    ledger.protections.protect(SILVER, KEY, reason="week08 metrics baseline", operator="lead")
     before = files(project.root)
 
     with pytest.raises(PreconditionError) as refused:
@@ -320,7 +320,7 @@ def test_rerun_with_an_override_reason_proceeds_and_records_who_and_why(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    ledger.protect(RAW, KEY, reason="baseline for week07", operator="lead")
+    ledger.protections.protect(RAW, KEY, reason="baseline for week07", operator="lead")
 
     result = rerun(
         project,
@@ -335,7 +335,7 @@ def test_rerun_with_an_override_reason_proceeds_and_records_who_and_why(
     assert outcomes(result) == [(RAW, KEY, P), (SILVER, KEY, P)]
     recorded = [
         {k: o[k] for k in ("run_id", "asset", "partition_key", "reason", "operator")}
-        for o in ledger.overrides()
+        for o in ledger.protections.overrides()
     ]
     assert recorded == [
         {
@@ -347,7 +347,7 @@ def test_rerun_with_an_override_reason_proceeds_and_records_who_and_why(
         }
     ]
     # the protection stays for the next action
-    protection = ledger.protection(RAW, KEY)
+    protection = ledger.protections.get(RAW, KEY)
     assert protection is not None and protection.reason == "baseline for week07"
 
 
@@ -365,13 +365,13 @@ def test_replay_reingests_exactly_the_manifest_input(
         for line in (project.root / SEED_FILE).read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    other = ledger.partition(RAW, OTHER_KEY)
+    other = ledger.partitions.get(RAW, OTHER_KEY)
 
     result = replay(project, ledger, manifest_id=MANIFEST_ID, keys=[KEY], operator="tests")
 
     assert result.state is RunState.SUCCEEDED
     assert outcomes(result) == [(RAW, KEY, P), (SILVER, KEY, P)]
-    run = ledger.run(result.run_id)
+    run = ledger.runs.get(result.run_id)
     assert run is not None and run.action == "replay"
     assert run.arguments["manifest_id"] == MANIFEST_ID
     assert run.arguments["partitions"] == [KEY]
@@ -383,7 +383,7 @@ def test_replay_reingests_exactly_the_manifest_input(
     meta = project.store.history(RAW)[0].metadata
     assert meta["backfiller.manifest_ids"] == MANIFEST_ID
     assert meta["backfiller.action"] == "replay"
-    assert ledger.partition(RAW, OTHER_KEY) == other
+    assert ledger.partitions.get(RAW, OTHER_KEY) == other
 
 
 def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
@@ -397,7 +397,7 @@ def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
     with seed.open("a", encoding="utf-8") as handle:
         handle.write('{"ticket_id": "TCK-20260415-0777", "event_time": "2026-04-15T10:00:00Z"}\n')
     actual_sha = hashlib.sha256(seed.read_bytes()).hexdigest()
-    runs = len(ledger.runs())
+    runs = len(ledger.runs.all())
     before = files(project.root)
 
     with pytest.raises(PreconditionError) as refused:
@@ -411,7 +411,7 @@ def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
     assert refused.value.hint is not None and "new manifest" in refused.value.hint
     assert refused.value.exit_code == 2
     assert changed(before, files(project.root)) == []
-    assert len(ledger.runs()) == runs
+    assert len(ledger.runs.all()) == runs
 
 
 def test_replay_of_an_unknown_manifest_is_refused_naming_the_known_ones(
@@ -503,7 +503,7 @@ def test_retry_reexecutes_only_the_failed_transient_attempt_in_the_same_run(lab:
         ]
         assert delays == [1.0]
         attempts = [
-            (a.asset, a.attempt, a.status, a.transient) for a in ledger.attempts(first.run_id)
+            (a.asset, a.attempt, a.status, a.transient) for a in ledger.runs.attempts(first.run_id)
         ]
         assert attempts == [
             (FLAKY, 1, AttemptStatus.FAILED, True),
@@ -511,14 +511,14 @@ def test_retry_reexecutes_only_the_failed_transient_attempt_in_the_same_run(lab:
             (STEADY, 1, AttemptStatus.SUCCEEDED, False),
         ]
         # the same run, now succeeded; no new run was made
-        assert [r.run_id for r in ledger.runs()] == [first.run_id]
-        run = ledger.run(first.run_id)
+        assert [r.run_id for r in ledger.runs.all()] == [first.run_id]
+        run = ledger.runs.get(first.run_id)
         assert run is not None and run.state is RunState.SUCCEEDED
         # pinned to the run's plan: the retried commit carries its run id and plan id
         meta = lab.store.history(FLAKY)[0].metadata
         assert meta["backfiller.run_id"] == first.run_id
         assert meta["backfiller.plan_id"] == "plan-lab-001"
-        record = ledger.partition(FLAKY, LAB_KEY)
+        record = ledger.partitions.get(FLAKY, LAB_KEY)
         assert record is not None
         assert (record.status, record.last_run_id, record.last_attempt) == (
             PartitionStatus.MATERIALIZED,
@@ -545,7 +545,9 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         # one wait before each retry, doubling with the attempts used
         assert delays == [1.0, 2.0]
         assert second.count(StepOutcome.FAILED) == third.count(StepOutcome.FAILED) == 2
-        assert [(a.partition_key, a.attempt, a.status) for a in ledger.attempts(first.run_id)] == [
+        assert [
+            (a.partition_key, a.attempt, a.status) for a in ledger.runs.attempts(first.run_id)
+        ] == [
             (LAB_KEY, 1, AttemptStatus.FAILED),
             (LAB_KEY, 2, AttemptStatus.FAILED),
             (LAB_KEY, 3, AttemptStatus.FAILED),
@@ -553,7 +555,7 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
             (LAB_KEY_2, 2, AttemptStatus.FAILED),
             (LAB_KEY_2, 3, AttemptStatus.FAILED),
         ]
-        run = ledger.run(first.run_id)
+        run = ledger.runs.get(first.run_id)
         assert run is not None and run.state is RunState.FAILED
 
         before = files(lab.root)
@@ -574,7 +576,9 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         assert delays[2:] == [4.0]
         assert outcomes(fourth) == [(FLAKY, LAB_KEY, P), (FLAKY, LAB_KEY_2, P)]
         assert {
-            a.attempt for a in ledger.attempts(first.run_id) if a.status is AttemptStatus.SUCCEEDED
+            a.attempt
+            for a in ledger.runs.attempts(first.run_id)
+            if a.status is AttemptStatus.SUCCEEDED
         } == {4}
 
 
@@ -604,7 +608,7 @@ def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Pro
             action="backfill",
             operator="tests",
         )
-        attempts = {(a.asset, a.transient) for a in ledger.attempts(first.run_id)}
+        attempts = {(a.asset, a.transient) for a in ledger.runs.attempts(first.run_id)}
         assert attempts == {(BROKEN, False), (FLAKY, True)}
         (lab.root / "flaky.ok").touch()
         before = files(lab.root)
@@ -621,7 +625,7 @@ def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Pro
         assert refused.value.exit_code == 2
         assert delays == []
         assert changed(before, files(lab.root)) == []
-        assert len(ledger.attempts(first.run_id)) == 2
+        assert len(ledger.runs.attempts(first.run_id)) == 2
 
 
 def test_retry_of_a_run_without_a_failed_attempt_is_refused(lab: Project) -> None:
@@ -672,12 +676,12 @@ def test_a_retried_run_is_not_succeeded_while_its_skipped_steps_never_ran(lab: P
     with lab.ledger() as ledger:
         run_id = _failed_republish(lab, ledger)
         retry(lab, ledger, run_id=run_id, operator="t", sleep=lambda _: None)
-        run = ledger.run(run_id)
+        run = ledger.runs.get(run_id)
         assert run is not None
         planned = {Step.from_json(s).target for s in run.arguments["steps"]}
         done = {
             (a.asset, a.partition_key)
-            for a in ledger.attempts(run_id)
+            for a in ledger.runs.attempts(run_id)
             if a.status is AttemptStatus.SUCCEEDED
         }
         assert run.state is not RunState.SUCCEEDED or planned <= done, (
@@ -708,7 +712,7 @@ def test_resume_of_a_finished_run_writes_no_new_commit(
     versions = {a: project.store.version(a) for a in ASSETS}
     commits = {a: len(project.store.history(a)) for a in ASSETS}
     fps = store_fingerprints(project)
-    runs = [r.run_id for r in ledger.runs()]
+    runs = [r.run_id for r in ledger.runs.all()]
 
     resumed = resume(project, ledger, run_id=first.run_id, operator="tests")
 
@@ -722,9 +726,9 @@ def test_resume_of_a_finished_run_writes_no_new_commit(
     assert {a: project.store.version(a) for a in ASSETS} == versions
     assert {a: len(project.store.history(a)) for a in ASSETS} == commits
     assert store_fingerprints(project) == fps
-    assert [r.run_id for r in ledger.runs()] == runs
-    assert [a.attempt for a in ledger.attempts(first.run_id)] == [1, 1]
-    run = ledger.run(first.run_id)
+    assert [r.run_id for r in ledger.runs.all()] == runs
+    assert [a.attempt for a in ledger.runs.attempts(first.run_id)] == [1, 1]
+    run = ledger.runs.get(first.run_id)
     assert run is not None and run.state is RunState.SUCCEEDED
 
 
@@ -754,9 +758,9 @@ def test_resume_finishes_an_interrupted_run_without_recomputing_what_landed(
                 )
         finally:
             module.HOOK = None
-        crashed = ledger.run("run-crashed-001")
+        crashed = ledger.runs.get("run-crashed-001")
         assert crashed is not None and crashed.state is RunState.RUNNING
-        slow = ledger.partition(SLOW, LAB_KEY)
+        slow = ledger.partitions.get(SLOW, LAB_KEY)
         assert slow is not None and slow.status is PartitionStatus.MATERIALIZING
         assert not lab.store.exists(SLOW)
         steady_version = lab.store.version(STEADY)
@@ -773,12 +777,12 @@ def test_resume_finishes_an_interrupted_run_without_recomputing_what_landed(
         assert len(lab.store.history(STEADY)) == steady_commits
         assert lab_values(lab, SLOW) == ["slow-1"] * 3
         assert lab.store.history(SLOW)[0].metadata["backfiller.run_id"] == "run-crashed-001"
-        slow = ledger.partition(SLOW, LAB_KEY)
+        slow = ledger.partitions.get(SLOW, LAB_KEY)
         assert slow is not None
         assert (slow.status, slow.last_run_id) == (PartitionStatus.MATERIALIZED, "run-crashed-001")
-        resumed = ledger.run("run-crashed-001")
+        resumed = ledger.runs.get("run-crashed-001")
         assert resumed is not None and resumed.state is RunState.SUCCEEDED
-        assert [r.run_id for r in ledger.runs()] == ["run-crashed-001"]
+        assert [r.run_id for r in ledger.runs.all()] == ["run-crashed-001"]
 
 
 def test_resume_of_an_unknown_run_is_refused(april_project: Project, ledger: SqliteLedger) -> None:
@@ -802,7 +806,7 @@ def test_resuming_a_superseded_run_keeps_the_newer_version_in_the_ledger(
     assert newer.steps[0].version == current
     with contextlib.suppress(PreconditionError):  # refusing it would be fine too
         resume(project, ledger, run_id=older.run_id, operator="tests")
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert (record.data_version, record.last_run_id) == (current, newer.run_id)
     assert record.fingerprint == project.store.fingerprint(RAW, KEY)
@@ -829,7 +833,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
         corrected_ids
     )
     assert release(project, ledger, operator="tests").blocked == []
-    assert ledger.holds() == []
+    assert ledger.holds.all() == []
     withdraw_correction(project)
 
     result = restore(
@@ -855,7 +859,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
     assert meta["backfiller.action"] == "restore"
     assert meta["backfiller.run_id"] == result.run_id
     assert meta["backfiller.restored_from_version"] == str(original_version)
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert (record.status, record.data_version, record.row_count, record.fingerprint) == (
         PartitionStatus.MATERIALIZED,
@@ -863,7 +867,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
         5,
         expected_fp,
     )
-    run = ledger.run(result.run_id)
+    run = ledger.runs.get(result.run_id)
     assert run is not None
     assert (run.action, run.operator, run.reason, run.state) == (
         "restore",
@@ -874,11 +878,11 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
     assert run.arguments["to_version"] == original_version
     # the downstream partition consumed the replaced version: stale and held
     assert result.held == [(SILVER, KEY)]
-    silver = ledger.partition(SILVER, KEY)
+    silver = ledger.partitions.get(SILVER, KEY)
     assert silver is not None and silver.status is PartitionStatus.STALE
-    held = {(h.target, h.partition_key, h.external) for h in ledger.holds()}
+    held = {(h.target, h.partition_key, h.external) for h in ledger.holds.all()}
     assert held == {(SILVER, KEY, False), *((c, KEY, True) for c in CONSUMERS)}
-    assert {h.cause_run_id for h in ledger.holds()} == {result.run_id}
+    assert {h.cause_run_id for h in ledger.holds.all()} == {result.run_id}
     for target in (SILVER, *CONSUMERS):
         assert is_ready(project, ledger, target, KEY) != []
     document = json.loads(holds_file(project).read_text(encoding="utf-8"))
@@ -907,7 +911,7 @@ def test_restore_before_a_run_picks_the_version_before_its_first_commit(
 
     result = restore(project, ledger, asset=RAW, key=KEY, operator="oncall", before_run=fix.run_id)
 
-    run = ledger.run(result.run_id)
+    run = ledger.runs.get(result.run_id)
     assert run is not None and run.arguments["to_version"] == original_version
     assert project.store.fingerprint(RAW, KEY) == original_fp
     assert project.store.partition_counts(RAW)[KEY] == 5
@@ -933,9 +937,9 @@ def test_restore_of_a_version_that_fails_todays_checks_publishes_nothing(
     assert result.held == [(SILVER, KEY)]
     assert project.store.fingerprint(RAW, KEY) == corrected_fp
     assert {a: project.store.version(a) for a in ASSETS} == versions
-    failing = [r.check_name for r in ledger.check_results(run_id=result.run_id) if r.blocking]
+    failing = [r.check_name for r in ledger.checks.results(run_id=result.run_id) if r.blocking]
     assert failing == ["row_count_matches_manifest"]
-    run = ledger.run(result.run_id)
+    run = ledger.runs.get(result.run_id)
     assert run is not None and run.state is RunState.CHECKS_FAILED
 
 
@@ -1021,7 +1025,7 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    ledger.protect(RAW, KEY, reason="audited baseline", operator="lead")
+    ledger.protections.protect(RAW, KEY, reason="audited baseline", operator="lead")
     version = project.store.version(RAW)
     before = files(project.root)
 
@@ -1037,7 +1041,7 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
         project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=1, override_reason="ok"
     )
     assert project.store.version(RAW) == version + 1  # type: ignore[operator]
-    assert [(o["run_id"], o["operator"], o["reason"]) for o in ledger.overrides()] == [
+    assert [(o["run_id"], o["operator"], o["reason"]) for o in ledger.protections.overrides()] == [
         (result.run_id, "oncall", "ok")
     ]
 
@@ -1063,7 +1067,7 @@ def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    ledger.acquire_lease(
+    ledger.leases.acquire(
         RAW,
         KEY,
         holder="night-shift",
@@ -1108,7 +1112,7 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    held = ledger.acquire_lease(
+    held = ledger.leases.acquire(
         RAW,
         KEY,
         holder="night-shift",
@@ -1116,7 +1120,7 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
         run_id="run-night-001",
         ttl_seconds=600,
     )
-    raw_record = ledger.partition(RAW, KEY)
+    raw_record = ledger.partitions.get(RAW, KEY)
     raw_fp = project.store.fingerprint(RAW, KEY)
 
     result = rerun(project, ledger, asset=RAW, keys=[KEY, OTHER_KEY], operator="day-shift")
@@ -1128,7 +1132,7 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
         (SILVER, OTHER_KEY, P),
     ]
     assert result.state is RunState.FAILED
-    run = ledger.run(result.run_id)
+    run = ledger.runs.get(result.run_id)
     assert run is not None and run.state is RunState.FAILED
     error = conflict_error(result)
     assert isinstance(error, ConflictError)
@@ -1139,13 +1143,13 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
     )
     assert f"since {held.acquired_at}" in error.message
     # the leased partition was not touched, and the lease is still the holder's
-    assert ledger.partition(RAW, KEY) == raw_record
+    assert ledger.partitions.get(RAW, KEY) == raw_record
     assert project.store.fingerprint(RAW, KEY) == raw_fp
-    assert [(a.asset, a.partition_key) for a in ledger.attempts(result.run_id)] == [
+    assert [(a.asset, a.partition_key) for a in ledger.runs.attempts(result.run_id)] == [
         (RAW, OTHER_KEY),
         (SILVER, OTHER_KEY),
     ]
-    assert ledger.leases() == [held]
+    assert ledger.leases.held() == [held]
     # a run without conflicts has no conflict error
     assert conflict_error(rerun(project, ledger, asset=RAW, keys=[OTHER_KEY], operator="t")) is None
 
@@ -1155,7 +1159,7 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
 ) -> None:
     project = april_project
     assert project.clock is clock
-    old = ledger.acquire_lease(
+    old = ledger.leases.acquire(
         RAW,
         KEY,
         holder="night-shift",
@@ -1163,19 +1167,19 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
         run_id="run-night-001",
         ttl_seconds=600,
     )
-    assert ledger.lease_is_current(old)
+    assert ledger.leases.is_current(old)
     clock.advance(seconds=601)
 
     taken = rerun(project, ledger, asset=RAW, keys=[KEY], operator="day-shift")
 
     assert outcomes(taken) == [(RAW, KEY, P), (SILVER, KEY, P)]
-    assert not ledger.lease_is_current(old)
-    assert ledger.leases() == []  # released at the end of the step
-    probe = ledger.acquire_lease(
+    assert not ledger.leases.is_current(old)
+    assert ledger.leases.held() == []  # released at the end of the step
+    probe = ledger.leases.acquire(
         RAW, KEY, holder="probe", plan_id=None, run_id="run-probe", ttl_seconds=1
     )
     assert probe.token == old.token + 2  # the takeover got old.token + 1
-    ledger.release_lease(probe)
+    ledger.leases.release(probe)
 
     version = project.store.version(RAW)
     fingerprint = project.store.fingerprint(RAW, KEY)
@@ -1201,7 +1205,7 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     april_project: Project, ledger: SqliteLedger, clock: FixedClock
 ) -> None:
     project = april_project
-    old = ledger.acquire_lease(
+    old = ledger.leases.acquire(
         RAW,
         KEY,
         holder="night-shift",
@@ -1213,7 +1217,7 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     taken = rerun(project, ledger, asset=RAW, keys=[KEY], operator="day-shift")
     late = _night_runner(project, ledger).run_leased(Step(AssetPartition(RAW, KEY)), 1, old)
     assert late.outcome is StepOutcome.FAILED
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert (record.status, record.last_run_id) == (PartitionStatus.MATERIALIZED, taken.run_id)
     # the new holder's run is releasable as usual: the fenced attempt left nothing in its way
@@ -1261,8 +1265,8 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
         assert inner["result"].state is RunState.SUCCEEDED
         assert [s.outcome for s in result.steps] == [StepOutcome.FAILED]
         assert "taken over" in (result.steps[0].error or "")
-        night = ledger.run("run-night-001")
+        night = ledger.runs.get("run-night-001")
         assert night is not None and night.state is RunState.FAILED
-        record = ledger.partition(SLOW, LAB_KEY)
+        record = ledger.partitions.get(SLOW, LAB_KEY)
         assert record is not None
         assert (record.status, record.last_run_id) == (PartitionStatus.MATERIALIZED, "run-day-002")

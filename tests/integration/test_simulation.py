@@ -398,9 +398,11 @@ def test_a_failing_check_fails_the_rerun_keeps_the_data_and_holds_consumers(
 
     with project.ledger() as ledger:
         result = rerun(project, ledger, asset=SILVER, keys=[KEY], operator="ana")
-        record_after = ledger.partition(SILVER, KEY)
+        record_after = ledger.partitions.get(SILVER, KEY)
         holds = [
-            (h.target, h.partition_key) for h in ledger.holds() if h.cause_run_id == result.run_id
+            (h.target, h.partition_key)
+            for h in ledger.holds.all()
+            if h.cause_run_id == result.run_id
         ]
 
     assert result.state is RunState.CHECKS_FAILED
@@ -429,7 +431,7 @@ def test_a_failing_raw_check_holds_silver_too(april_project: Project) -> None:
     project = with_simulations(project)
     with project.ledger() as ledger:
         result = rerun(project, ledger, asset=RAW, keys=[KEY], operator="ana")
-        held = {(h.target, h.partition_key) for h in ledger.holds()}
+        held = {(h.target, h.partition_key) for h in ledger.holds.all()}
     assert [s.outcome.value for s in result.steps] == ["check_failed", "skipped"]
     assert result.state is RunState.CHECKS_FAILED
     assert {(SILVER, KEY), *((c, KEY) for c in CONSUMERS)} <= held

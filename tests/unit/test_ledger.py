@@ -16,9 +16,19 @@ from backfiller.clock import FixedClock
 from backfiller.errors import ConfigError, ExitCode, IllegalTransitionError
 from backfiller.ledger import (
     AttemptStatus,
+    CheckBook,
     EmptyLedger,
+    EvidenceIndex,
+    HoldBook,
+    LeaseBook,
     LedgerReader,
+    PartitionBook,
+    PartitionReader,
     PartitionStatus,
+    ProtectionBook,
+    ProtectionReader,
+    RunLog,
+    RunReader,
     RunState,
     SqliteLedger,
     open_reader,
@@ -55,8 +65,8 @@ def _raw(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[ob
 def _publish(
     led: SqliteLedger, key: str = KEY, *, run_id: str = "run-1", version: int = 1
 ) -> PartitionStatus:
-    led.start(RAW, key, run_id=run_id, attempt=1, operator="ana")
-    return led.publish(
+    led.partitions.start(RAW, key, run_id=run_id, attempt=1, operator="ana")
+    return led.partitions.publish(
         RAW,
         key,
         run_id=run_id,
@@ -97,7 +107,7 @@ def test_reopening_does_not_rerun_migrations(ledger_path: Path, clock: FixedCloc
     later = FixedClock(datetime(2027, 1, 1, tzinfo=UTC))
     with SqliteLedger(ledger_path, clock=later) as led:
         assert led.schema_version == SCHEMA_VERSION
-        record = led.partition(RAW, KEY)
+        record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
     rows = _raw(ledger_path, "SELECT version, applied_at FROM schema_migrations ORDER BY version")
@@ -129,9 +139,9 @@ def test_newer_schema_version_is_refused(ledger_path: Path, clock: FixedClock) -
 
 
 def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
-    status = ledger.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
+    status = ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
     assert status is PartitionStatus.MATERIALIZING
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record == PartitionRecord(
         asset=RAW,
         partition_key=KEY,
@@ -148,7 +158,7 @@ def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
         created_at=T0.isoformat(),
         updated_at=T0.isoformat(),
     )
-    attempts = ledger.attempts("run-1")
+    attempts = ledger.runs.attempts("run-1")
     assert [(a.asset, a.partition_key, a.attempt, a.status) for a in attempts] == [
         (RAW, KEY, 2, AttemptStatus.RUNNING)
     ]
@@ -156,9 +166,9 @@ def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
 
 
 def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) -> None:
-    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
     clock.advance(minutes=5)
-    status = ledger.publish(
+    status = ledger.partitions.publish(
         RAW,
         KEY,
         run_id="run-1",
@@ -172,7 +182,7 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
         upstream_versions=UPSTREAM,
     )
     assert status is PartitionStatus.MATERIALIZED
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is PartitionStatus.MATERIALIZED
     assert record.data_version == 7
@@ -193,7 +203,7 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
         "fingerprint": "fp-abc",
         "manifest_checksum": "c" * 64,
     }
-    (attempt,) = ledger.attempts("run-1")
+    (attempt,) = ledger.runs.attempts("run-1")
     assert attempt.status is AttemptStatus.SUCCEEDED
     assert attempt.rows_written == 3
     assert attempt.data_version == 7
@@ -203,8 +213,8 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
 
 def test_events_log_every_move(ledger: SqliteLedger) -> None:
     _publish(ledger)
-    ledger.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="upstream changed")
-    events = ledger.events(RAW, KEY)
+    ledger.partitions.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="upstream changed")
+    events = ledger.partitions.events(RAW, KEY)
     assert [(e["verb"], e["from_status"], e["to_status"]) for e in events] == [
         ("start", None, "materializing"),
         ("publish", "materializing", "materialized"),
@@ -214,31 +224,33 @@ def test_events_log_every_move(ledger: SqliteLedger) -> None:
     assert [e["operator"] for e in events] == ["ana", "ana", "bob"]
     assert json.loads(events[1]["detail"]) == {"data_version": 1, "row_count": 3}
     assert json.loads(events[2]["detail"]) == {"reason": "upstream changed"}
-    assert ledger.events(RAW, "2026-04-18") == []
+    assert ledger.partitions.events(RAW, "2026-04-18") == []
 
 
 def test_mark_stale_keeps_the_published_fields(ledger: SqliteLedger) -> None:
     _publish(ledger)
-    status = ledger.mark_stale(RAW, KEY, run_id="run-2", operator="bob", reason="manifest")
+    status = ledger.partitions.mark_stale(
+        RAW, KEY, run_id="run-2", operator="bob", reason="manifest"
+    )
     assert status is PartitionStatus.STALE
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is PartitionStatus.STALE
     assert (record.data_version, record.row_count, record.fingerprint) == (1, 3, "fp-abc")
     assert record.upstream_versions == UPSTREAM
     # stale -> stale is allowed, and logged
-    assert ledger.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="again") is (
+    assert ledger.partitions.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="again") is (
         PartitionStatus.STALE
     )
-    assert len(ledger.events(RAW, KEY)) == 4
+    assert len(ledger.partitions.events(RAW, KEY)) == 4
 
 
 @pytest.mark.parametrize(
     ("checks", "status"), [(False, PartitionStatus.FAILED), (True, PartitionStatus.CHECK_FAILED)]
 )
 def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: PartitionStatus) -> None:
-    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
-    result = ledger.fail(
+    ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    result = ledger.partitions.fail(
         RAW,
         KEY,
         run_id="run-1",
@@ -249,32 +261,34 @@ def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: Partitio
         checks=checks,
     )
     assert result is status
-    record = ledger.partition(RAW, KEY)
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is status
     assert record.last_error == "boom: disk full"
     assert record.last_run_id == "run-1"
     assert record.data_version is None
-    (attempt,) = ledger.attempts("run-1")
+    (attempt,) = ledger.runs.attempts("run-1")
     assert attempt.status.value == status.value
     assert attempt.error == "boom: disk full"
     assert attempt.transient is True
-    events = ledger.events(RAW, KEY)
+    events = ledger.partitions.events(RAW, KEY)
     assert events[-1]["verb"] == ("fail_checks" if checks else "fail")
     assert json.loads(events[-1]["detail"]) == {"error": "boom: disk full", "transient": True}
 
 
 def test_restart_after_failure_clears_last_error(ledger: SqliteLedger) -> None:
-    ledger.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
-    ledger.fail(RAW, KEY, run_id="run-1", attempt=1, operator="ana", error="x", transient=False)
-    ledger.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
-    record = ledger.partition(RAW, KEY)
+    ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
+    ledger.partitions.fail(
+        RAW, KEY, run_id="run-1", attempt=1, operator="ana", error="x", transient=False
+    )
+    ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is PartitionStatus.MATERIALIZING
     assert record.last_error is None
     assert record.last_attempt == 2
-    assert [a.attempt for a in ledger.attempts("run-1")] == [1, 2]
-    assert [a.status for a in ledger.attempts("run-1")] == [
+    assert [a.attempt for a in ledger.runs.attempts("run-1")] == [1, 2]
+    assert [a.status for a in ledger.runs.attempts("run-1")] == [
         AttemptStatus.FAILED,
         AttemptStatus.RUNNING,
     ]
@@ -284,7 +298,7 @@ def test_illegal_publish_without_start_changes_nothing(
     ledger: SqliteLedger, ledger_path: Path
 ) -> None:
     with pytest.raises(IllegalTransitionError, match="Cannot publish a partition in state"):
-        ledger.publish(
+        ledger.partitions.publish(
             RAW,
             KEY,
             run_id="run-1",
@@ -297,17 +311,17 @@ def test_illegal_publish_without_start_changes_nothing(
             manifest_checksum=None,
             upstream_versions={},
         )
-    assert ledger.partition(RAW, KEY) is None
-    assert ledger.events(RAW, KEY) == []
-    assert ledger.attempts("run-1") == []
+    assert ledger.partitions.get(RAW, KEY) is None
+    assert ledger.partitions.events(RAW, KEY) == []
+    assert ledger.runs.attempts("run-1") == []
 
 
 def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> None:
     _publish(ledger)
-    before = ledger.partition(RAW, KEY)
-    events_before = ledger.events(RAW, KEY)
+    before = ledger.partitions.get(RAW, KEY)
+    events_before = ledger.partitions.events(RAW, KEY)
     with pytest.raises(IllegalTransitionError, match="'materialized'"):
-        ledger.publish(
+        ledger.partitions.publish(
             RAW,
             KEY,
             run_id="run-9",
@@ -321,14 +335,16 @@ def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> Non
             upstream_versions={},
         )
     with pytest.raises(IllegalTransitionError, match="Cannot fail a partition"):
-        ledger.fail(RAW, KEY, run_id="run-9", attempt=1, operator="eve", error="e", transient=False)
-    assert ledger.partition(RAW, KEY) == before
-    assert ledger.events(RAW, KEY) == events_before
-    assert ledger.attempts("run-9") == []
+        ledger.partitions.fail(
+            RAW, KEY, run_id="run-9", attempt=1, operator="eve", error="e", transient=False
+        )
+    assert ledger.partitions.get(RAW, KEY) == before
+    assert ledger.partitions.events(RAW, KEY) == events_before
+    assert ledger.runs.attempts("run-9") == []
     # the connection is usable afterwards: no transaction was left open
-    assert not ledger._conn.in_transaction
-    ledger.mark_stale(RAW, KEY, run_id=None, operator="ana", reason="ok")
-    record = ledger.partition(RAW, KEY)
+    assert not ledger._db.conn.in_transaction
+    ledger.partitions.mark_stale(RAW, KEY, run_id=None, operator="ana", reason="ok")
+    record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is PartitionStatus.STALE
 
@@ -336,21 +352,23 @@ def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> Non
 def test_partitions_are_listed_in_order(ledger: SqliteLedger) -> None:
     _publish(ledger, "2026-04-18")
     _publish(ledger, "2026-04-16")
-    ledger.start("week06/silver/facts", "2026-04-16", run_id="r", attempt=1, operator="ana")
-    assert [(r.asset, r.partition_key) for r in ledger.partitions()] == [
+    ledger.partitions.start(
+        "week06/silver/facts", "2026-04-16", run_id="r", attempt=1, operator="ana"
+    )
+    assert [(r.asset, r.partition_key) for r in ledger.partitions.all()] == [
         ("week06/ingestion/raw", "2026-04-16"),
         ("week06/ingestion/raw", "2026-04-18"),
         ("week06/silver/facts", "2026-04-16"),
     ]
-    assert [r.partition_key for r in ledger.partitions(RAW)] == ["2026-04-16", "2026-04-18"]
-    assert ledger.partitions("nope") == []
+    assert [r.partition_key for r in ledger.partitions.all(RAW)] == ["2026-04-16", "2026-04-18"]
+    assert ledger.partitions.all("nope") == []
 
 
 # -- runs and plans ---------------------------------------------------------------------------
 
 
 def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
-    run = ledger.begin_run(
+    run = ledger.runs.begin(
         run_id="run-1",
         plan_id="plan-abc",
         action="backfill",
@@ -365,13 +383,13 @@ def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
     assert run.arguments == {"partition": KEY, "assets": [RAW]}
     assert run.parent_run_id is None
     clock.advance(seconds=30)
-    ledger.settle_run("run-1", RunState.FAILED, error="one partition failed")
-    settled = ledger.run("run-1")
+    ledger.runs.settle("run-1", RunState.FAILED, error="one partition failed")
+    settled = ledger.runs.get("run-1")
     assert settled is not None
     assert (settled.state, settled.outcome) == (RunState.EVIDENCE_PENDING, RunState.FAILED)
     assert not settled.state.finished  # not finished until its evidence is written
-    ledger.append_evidence("run-1", lambda seq, prev: ("reports/e.json", "0" * 64))
-    done = ledger.run("run-1")
+    ledger.evidence.append("run-1", lambda seq, prev: ("reports/e.json", "0" * 64))
+    done = ledger.runs.get("run-1")
     assert done is not None
     assert done.state is RunState.FAILED
     assert done.state.finished
@@ -383,7 +401,7 @@ def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
         "ana",
         "gap on 2026-04-17",
     )
-    retry = ledger.begin_run(
+    retry = ledger.runs.begin(
         run_id="run-2",
         plan_id=None,
         action="retry",
@@ -393,17 +411,17 @@ def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
         parent_run_id="run-1",
     )
     assert retry.parent_run_id == "run-1"
-    assert [r.run_id for r in ledger.runs()] == ["run-1", "run-2"]
-    assert ledger.run("missing") is None
+    assert [r.run_id for r in ledger.runs.all()] == ["run-1", "run-2"]
+    assert ledger.runs.get("missing") is None
 
 
 def test_attempts_round_trip(ledger: SqliteLedger) -> None:
-    ledger.begin_run(
+    ledger.runs.begin(
         run_id="run-1", plan_id=None, action="backfill", operator="ana", reason=None, arguments={}
     )
     _publish(ledger, "2026-04-17")
-    ledger.start("week06/silver/facts", KEY, run_id="run-1", attempt=1, operator="ana")
-    ledger.fail(
+    ledger.partitions.start("week06/silver/facts", KEY, run_id="run-1", attempt=1, operator="ana")
+    ledger.partitions.fail(
         "week06/silver/facts",
         KEY,
         run_id="run-1",
@@ -413,17 +431,17 @@ def test_attempts_round_trip(ledger: SqliteLedger) -> None:
         transient=False,
         checks=True,
     )
-    attempts = ledger.attempts("run-1")
+    attempts = ledger.runs.attempts("run-1")
     assert [(a.asset, a.status, a.rows_written, a.error) for a in attempts] == [
         (RAW, AttemptStatus.SUCCEEDED, 3, None),
         ("week06/silver/facts", AttemptStatus.CHECK_FAILED, None, "checks"),
     ]
-    assert ledger.attempts("other") == []
+    assert ledger.runs.attempts("other") == []
 
 
 def test_plan_round_trip(ledger: SqliteLedger) -> None:
     document = {"plan_id": "plan-1", "entries": [{"partition_key": KEY, "n": 3}], "ü": "ß"}
-    ledger.record_plan(
+    ledger.runs.record_plan(
         plan_id="plan-1",
         action="backfill",
         mode="dry-run",
@@ -432,7 +450,7 @@ def test_plan_round_trip(ledger: SqliteLedger) -> None:
         created_at="2026-12-01T12:00:00+00:00",
         document=document,
     )
-    plan = ledger.plan("plan-1")
+    plan = ledger.runs.plan("plan-1")
     assert plan is not None
     assert plan.document == document
     assert (plan.plan_id, plan.action, plan.mode, plan.state_fingerprint) == (
@@ -444,7 +462,7 @@ def test_plan_round_trip(ledger: SqliteLedger) -> None:
     assert plan.path == "reports/week06/backfill/backfill_plan_2026-04-17.json"
     assert plan.created_at == "2026-12-01T12:00:00+00:00"
     # recording the same plan id again keeps the first record
-    ledger.record_plan(
+    ledger.runs.record_plan(
         plan_id="plan-1",
         action="other",
         mode="apply",
@@ -453,22 +471,22 @@ def test_plan_round_trip(ledger: SqliteLedger) -> None:
         created_at="later",
         document={},
     )
-    again = ledger.plan("plan-1")
+    again = ledger.runs.plan("plan-1")
     assert again == plan
-    assert ledger.plan("nope") is None
+    assert ledger.runs.plan("nope") is None
 
 
 def test_survives_reopen(ledger_path: Path, clock: FixedClock) -> None:
     with SqliteLedger(ledger_path, clock=clock) as led:
         _publish(led)
-        led.begin_run(
+        led.runs.begin(
             run_id="run-1", plan_id=None, action="backfill", operator="a", reason=None, arguments={}
         )
     with SqliteLedger(ledger_path, clock=clock) as led:
-        record = led.partition(RAW, KEY)
+        record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.upstream_versions == UPSTREAM
-        assert [r.run_id for r in led.runs()] == ["run-1"]
+        assert [r.run_id for r in led.runs.all()] == ["run-1"]
 
 
 # -- the read-only view -----------------------------------------------------------------------
@@ -478,13 +496,13 @@ def test_open_reader_on_missing_path_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "no" / "such" / "ledger.db"
     reader = open_reader(path)
     assert isinstance(reader, EmptyLedger)
-    assert reader.partition(RAW, KEY) is None
-    assert reader.partitions() == []
-    assert reader.partitions(RAW) == []
-    assert reader.run("r") is None
-    assert reader.runs() == []
-    assert reader.attempts("r") == []
-    assert reader.plan("p") is None
+    assert reader.partitions.get(RAW, KEY) is None
+    assert reader.partitions.all() == []
+    assert reader.partitions.all(RAW) == []
+    assert reader.runs.get("r") is None
+    assert reader.runs.all() == []
+    assert reader.runs.attempts("r") == []
+    assert reader.runs.plan("p") is None
     assert not path.exists()
     assert not (tmp_path / "no").exists()
     assert list(tmp_path.iterdir()) == []
@@ -496,11 +514,11 @@ def test_open_reader_reads_what_the_writer_wrote(ledger_path: Path, clock: Fixed
     reader = open_reader(ledger_path)
     try:
         assert not isinstance(reader, EmptyLedger)
-        record = reader.partition(RAW, KEY)
+        record = reader.partitions.get(RAW, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
         assert record.upstream_versions == UPSTREAM
-        assert [a.status for a in reader.attempts("run-1")] == [AttemptStatus.SUCCEEDED]
+        assert [a.status for a in reader.runs.attempts("run-1")] == [AttemptStatus.SUCCEEDED]
     finally:
         reader.close()  # type: ignore[attr-defined]
 
@@ -509,7 +527,7 @@ def test_open_reader_is_read_only(ledger_path: Path, clock: FixedClock) -> None:
     with SqliteLedger(ledger_path, clock=clock) as led:
         _publish(led)
     reader = open_reader(ledger_path)
-    conn: sqlite3.Connection = reader._conn  # type: ignore[attr-defined]
+    conn: sqlite3.Connection = reader._db.conn  # type: ignore[attr-defined]
     try:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             conn.execute("UPDATE partitions SET status = 'failed'")
@@ -518,29 +536,49 @@ def test_open_reader_is_read_only(ledger_path: Path, clock: FixedClock) -> None:
     finally:
         conn.close()
     with SqliteLedger(ledger_path, clock=clock) as led:
-        record = led.partition(RAW, KEY)
+        record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
 
 
+def _public(cls: type) -> set[str]:
+    return {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+
+
 def test_reader_protocol_has_no_writing_method() -> None:
-    members = {
-        name
-        for name, _ in inspect.getmembers(LedgerReader, inspect.isfunction)
-        if not name.startswith("_")
-    }
-    reading = {"partition", "partitions", "run", "runs", "attempts", "plan", "protections"}
-    assert reading <= members
     writing = re.compile(
         r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|settle|seal|reopen|"
         r"reissue|append|abandon|transaction|acquire|"
         r"release|protect$|unprotect|insert|update|delete|set|write|execute|migrate|close)"
     )
-    assert sorted(n for n in members if writing.match(n)) == []
-    writers = {"start", "publish", "fail", "mark_stale", "record_plan", "begin_run", "settle_run"}
-    assert writers <= {n for n in dir(SqliteLedger) if not n.startswith("_")}
-    assert not writers & set(dir(LedgerReader))
-    assert not writers & set(dir(EmptyLedger))
-    # the empty reader implements exactly the protocol
-    empty = {n for n in dir(EmptyLedger) if not n.startswith("_")}
-    assert empty == members
+    parts = {"runs": RunReader, "partitions": PartitionReader, "protections": ProtectionReader}
+    assert {n for n in dir(LedgerReader) if not n.startswith("_")} == set(parts)
+    for name, protocol in parts.items():
+        members = _public(protocol)
+        assert members, name
+        assert sorted(n for n in members if writing.match(n)) == [], name
+        # the empty reader implements exactly the reading parts
+        assert {n for n in dir(getattr(EmptyLedger(), name)) if not n.startswith("_")} == members
+    # the writer's parts do write
+    for name, protocol, writers in (
+        ("runs", RunLog, {"begin", "settle", "reopen", "record_plan"}),
+        ("partitions", PartitionBook, {"start", "publish", "fail", "mark_stale"}),
+        ("protections", ProtectionBook, {"protect", "unprotect", "record_override"}),
+    ):
+        assert writers <= _public(protocol), name
+        assert not writers & _public(parts[name]), name
+
+
+def test_the_sqlite_ledger_implements_every_part_protocol(ledger: SqliteLedger) -> None:
+    for name, protocol in (
+        ("runs", RunLog),
+        ("partitions", PartitionBook),
+        ("leases", LeaseBook),
+        ("protections", ProtectionBook),
+        ("checks", CheckBook),
+        ("holds", HoldBook),
+        ("evidence", EvidenceIndex),
+    ):
+        part = getattr(ledger, name)
+        missing = sorted(m for m in _public(protocol) if not callable(getattr(part, m, None)))
+        assert missing == [], (name, missing)

@@ -16,19 +16,42 @@ import backfiller
 
 PACKAGE = Path(backfiller.__file__).parent
 
-#: the function (or method) -> the one module that may call it, and what it is
+#: the call ("function" or "ledger part.method") -> the one module that may make it, and what
+#: it is
 ONE_PLACE = {
-    "begin_run": ("actions/run.py", "a run begins"),
+    "runs.begin": ("actions/run.py", "a run begins"),
     "write_partitions": ("actions/runner.py", "publish: the atomic data commit"),
-    "publish": ("actions/runner.py", "the ledger's record of a publication"),
-    "reissue_attempt": ("actions/runner.py", "the ledger's record of a re-issued report"),
+    "partitions.publish": ("actions/runner.py", "the ledger's record of a publication"),
+    "partitions.reissue_attempt": (
+        "actions/runner.py",
+        "the ledger's record of a re-issued report",
+    ),
     "write_partition_report": ("actions/runner.py", "the partition report"),
     "place_holds": ("actions/run.py", "holds on what a run affected"),
-    "release_run_leases": ("actions/run.py", "leases a killed step left behind"),
-    "settle_run": ("actions/run.py", "the run's outcome (finish)"),
-    "reopen_run": ("actions/recovery.py", "a failed run reopened by retry"),
-    "append_evidence": ("evidence/writer.py", "the evidence, chained; seals the run"),
+    "leases.release_run": ("actions/run.py", "leases a killed step left behind"),
+    "runs.settle": ("actions/run.py", "the run's outcome (finish)"),
+    "runs.reopen": ("actions/recovery.py", "a failed run reopened by retry"),
+    "evidence.append": ("evidence/writer.py", "the evidence, chained; seals the run"),
 }
+
+
+def _name(func: ast.expr) -> str | None:
+    """``f`` for ``f(...)`` and ``x.f(...)``; ``part.f`` for ``ledger.part.f(...)``."""
+    if isinstance(func, ast.Name):
+        return func.id
+    if not isinstance(func, ast.Attribute):
+        return None
+    part = func.value
+    if isinstance(part, ast.Attribute) and _is_ledger(part.value):
+        return f"{part.attr}.{func.attr}"
+    return func.attr
+
+
+def _is_ledger(node: ast.expr) -> bool:
+    """``ledger`` or ``<anything>.ledger``: how the core names the ledger it writes to."""
+    return (isinstance(node, ast.Name) and node.id == "ledger") or (
+        isinstance(node, ast.Attribute) and node.attr == "ledger"
+    )
 
 
 def _call_sites() -> dict[str, list[str]]:
@@ -36,11 +59,7 @@ def _call_sites() -> dict[str, list[str]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            if name in ONE_PLACE:
+            if isinstance(node, ast.Call) and (name := _name(node.func)) in ONE_PLACE:
                 sites[name].append(f"{module}:{node.lineno}")
     return sites
 

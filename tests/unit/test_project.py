@@ -69,7 +69,7 @@ def test_reader_of_a_fresh_project_creates_nothing(
 ) -> None:
     project = load(example_dir)
     reader = project.reader()
-    assert reader.partitions() == []
+    assert reader.partitions.all() == []
     assert not project.config.state_dir.exists()
 
 

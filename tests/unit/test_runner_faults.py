@@ -47,7 +47,7 @@ def assert_recorded_versions_are_the_commits(
     project: Project, ledger: SqliteLedger, run_id: str
 ) -> None:
     for key in KEYS:
-        record = ledger.partition(STEADY, key)
+        record = ledger.partitions.get(STEADY, key)
         assert record is not None and record.status is PartitionStatus.MATERIALIZED
         assert commit_version(project, STEADY, run_id, key) == [record.data_version], key
 
@@ -65,14 +65,14 @@ def test_a_commit_that_fails_before_it_lands_fails_its_step_and_retry_finishes(
         ]
         assert first.state is RunState.FAILED
         assert sorted(project.store.partition_counts(STEADY)) == [KEYS[0], KEYS[2]]
-        (failed,) = [a for a in ledger.attempts(first.run_id) if a.partition_key == KEYS[1]]
+        (failed,) = [a for a in ledger.runs.attempts(first.run_id) if a.partition_key == KEYS[1]]
         assert failed.transient
 
         again = retry(project, ledger, run_id=first.run_id, operator="t", sleep=lambda _: None)
 
         assert again.state is RunState.SUCCEEDED
         assert_recorded_versions_are_the_commits(project, ledger, first.run_id)
-        assert ledger.evidence_for(first.run_id) is not None
+        assert ledger.evidence.of_run(first.run_id) is not None
 
 
 def test_a_commit_that_lands_then_raises_is_recorded_by_the_retry_not_written_again(
@@ -89,7 +89,7 @@ def test_a_commit_that_lands_then_raises_is_recorded_by_the_retry_not_written_ag
 
         assert [s.outcome for s in again.steps] == [StepOutcome.PUBLISHED]
         assert project.store.version(STEADY) == 0  # nothing written twice
-        record = ledger.partition(STEADY, KEYS[0])
+        record = ledger.partitions.get(STEADY, KEYS[0])
         assert record is not None
         assert (record.status, record.data_version, record.fingerprint) == (
             PartitionStatus.MATERIALIZED,

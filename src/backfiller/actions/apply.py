@@ -5,7 +5,7 @@ from __future__ import annotations
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import PreconditionError
-from backfiller.ledger import SqliteLedger
+from backfiller.ledger import Ledger
 from backfiller.planning import PlanDocument, ProposedAction, check_fresh
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -66,8 +66,8 @@ def apply_plan(
     require_backfill_fields(document)
     check_fresh(project, project.reader(), document)
 
-    def record(ledger: SqliteLedger) -> None:
-        ledger.record_plan(
+    def record(ledger: Ledger) -> None:
+        ledger.runs.record_plan(
             plan_id=document.plan_id,
             action=document.action,
             mode=document.mode.value,

@@ -15,7 +15,7 @@ import pyarrow as pa
 from backfiller.checks.audit import audit
 from backfiller.checks.model import CheckResult
 from backfiller.errors import PreconditionError
-from backfiller.ledger import SqliteLedger
+from backfiller.ledger import Ledger
 from backfiller.project import Project
 
 __all__ = ["check_partition", "store_reader"]
@@ -41,7 +41,7 @@ def store_reader(project: Project, asset: str, key: str) -> Callable[[str], pa.T
 
 def check_partition(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     asset: str,
     key: str,
     data: pa.Table,
@@ -63,7 +63,7 @@ def check_partition(
         read_upstream=read_upstream or store_reader(project, asset, key),
         forced_failures=forced_failures,
     )
-    ledger.record_checks(
+    ledger.checks.record(
         run_id=run_id,
         asset=asset,
         key=key,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from backfiller.actions.spec import RunSpec, StepSource
 from backfiller.errors import PreconditionError
-from backfiller.ledger import Protection, SqliteLedger
+from backfiller.ledger import Ledger, Protection
 from backfiller.policy import POLICY_REASON, require_allowed
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -21,7 +21,7 @@ __all__ = ["protection_of", "require_preconditions"]
 
 
 def require_preconditions(
-    project: Project, ledger: SqliteLedger, spec: RunSpec
+    project: Project, ledger: Ledger, spec: RunSpec
 ) -> list[tuple[AssetPartition, Protection]]:
     """Refuse ``spec`` if a precondition is missing; return the protected partitions it
     overwrites under its override reason."""
@@ -51,20 +51,20 @@ def require_preconditions(
 
 def protection_of(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     asset: str,
     key: str,
     stored: dict[str, dict[str, int]],
 ) -> Protection | None:
     """The ledger's protection of (asset, key), else the policy's — which only guards data
     that exists: the first materialization of a protected object overwrites nothing."""
-    found = ledger.protection(asset, key)
+    found = ledger.protections.get(asset, key)
     if found is not None:
         return found
     declared = project.policy.protection(asset, key)
     if declared is None:
         return None
-    record = ledger.partition(asset, key)
+    record = ledger.partitions.get(asset, key)
     if record is None or record.data_version is None:
         if asset not in stored:
             stored[asset] = project.store.partition_counts(asset)

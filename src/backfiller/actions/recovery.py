@@ -19,7 +19,7 @@ from backfiller.actions.run import RunOptions, RunResult, continue_run, execute
 from backfiller.actions.runner import StepOutcome
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import BadInputError, ConflictError, PreconditionError
-from backfiller.ledger import AttemptStatus, RunState, SqliteLedger
+from backfiller.ledger import AttemptStatus, Ledger, RunState
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -34,7 +34,7 @@ def _closure(project: Project, pairs: Sequence[tuple[str, str]]) -> list[AssetPa
 
 def rerun(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     asset: str,
     keys: Sequence[str],
@@ -60,7 +60,7 @@ def rerun(
 
 def replay(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     manifest_id: str,
     keys: Sequence[str] | None,
@@ -113,7 +113,7 @@ def replay(
 
 def retry(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     run_id: str,
     operator: str,
@@ -126,7 +126,7 @@ def retry(
     below them), in the same run — pinned to its specification, plan and inputs — at most
     ``max_attempts`` attempts each, with exponential backoff. The run is reopened: a run
     that succeeded never is."""
-    run = ledger.run(run_id)
+    run = ledger.runs.get(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
     if not run.state.finished:
@@ -135,7 +135,7 @@ def retry(
             hint=f"finish it first with 'backfiller resume {run_id}'",
         )
     latest: dict[AssetPartition, tuple[int, bool, AttemptStatus]] = {}
-    for a in ledger.attempts(run_id):
+    for a in ledger.runs.attempts(run_id):
         latest[AssetPartition(a.asset, a.partition_key)] = (a.attempt, a.transient, a.status)
     failed = {k: v for k, v in latest.items() if v[2] is AttemptStatus.FAILED}
     if run.state is RunState.SUCCEEDED or not failed:
@@ -157,7 +157,7 @@ def retry(
             hint="investigate, then rerun",
         )
     sleep(backoff_seconds * 2 ** (max(n for n, _, _ in failed.values()) - 1))
-    ledger.reopen_run(
+    ledger.runs.reopen(
         run_id, [(t.asset, t.partition_key, n + 1) for t, (n, _, _) in failed.items()]
     )
     return continue_run(project, ledger, run_id, options, operator=operator)
@@ -165,7 +165,7 @@ def retry(
 
 def resume(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     run_id: str,
     operator: str,
@@ -174,11 +174,11 @@ def resume(
     """Finish what ``run_id`` left unfinished — whatever its action — from its recorded
     specification: steps not yet done, a commit that landed recorded from its Delta
     transaction marker (never written again), holds, the outcome, the evidence."""
-    run = ledger.run(run_id)
+    run = ledger.runs.get(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
     if run.state.finished:
-        if ledger.evidence_for(run_id) is None:  # finished before evidence was part of it
+        if ledger.evidence.of_run(run_id) is None:  # finished before evidence was part of it
             return continue_run(project, ledger, run_id, options, operator=operator)
         if run.state is RunState.SUCCEEDED:
             return RunResult(run_id, run.plan_id)  # nothing is unfinished
@@ -192,7 +192,7 @@ def resume(
 
 def restore(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     *,
     asset: str,
     key: str,
@@ -242,7 +242,7 @@ def restore(
             "('backfiller history --asset A')",
         )
     now = project.clock()
-    for lease in ledger.leases():
+    for lease in ledger.leases.held():
         if (lease.asset, lease.partition_key) == (asset, key) and (
             datetime.fromisoformat(lease.expires_at) > now
         ):

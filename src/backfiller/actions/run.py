@@ -28,7 +28,7 @@ from backfiller.actions.spec import RunSpec, Step
 from backfiller.errors import BadInputError
 from backfiller.evidence.writer import write_run_evidence
 from backfiller.holds import place_holds
-from backfiller.ledger import AttemptRecord, AttemptStatus, RunState, SqliteLedger
+from backfiller.ledger import AttemptRecord, AttemptStatus, Ledger, RunState
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -68,12 +68,12 @@ class RunResult:
 
 def execute(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     spec: RunSpec,
     options: RunOptions = RunOptions(),
     *,
     run_id: str | None = None,
-    record_first: Callable[[SqliteLedger], None] | None = None,
+    record_first: Callable[[Ledger], None] | None = None,
 ) -> RunResult:
     """Begin a new run of ``spec`` and take it to its end.
 
@@ -85,9 +85,9 @@ def execute(
     if record_first is not None:
         record_first(ledger)
     run_id = run_id or new_run_id(project.clock().isoformat())
-    if ledger.run(run_id) is not None:
+    if ledger.runs.get(run_id) is not None:
         raise BadInputError(f"Run {run_id} exists already", hint="use a new run id")
-    ledger.begin_run(
+    ledger.runs.begin(
         run_id=run_id,
         plan_id=spec.plan_id,
         action=spec.action.value,
@@ -98,7 +98,7 @@ def execute(
     )
     for target, _ in protected:
         assert spec.override_reason is not None
-        ledger.record_override(
+        ledger.protections.record_override(
             run_id=run_id,
             asset=target.asset,
             key=target.partition_key,
@@ -111,7 +111,7 @@ def execute(
 
 def continue_run(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     run_id: str,
     options: RunOptions = RunOptions(),
     *,
@@ -121,7 +121,7 @@ def continue_run(
     (never attempted, interrupted, or queued by a retry), then holds, settle, evidence.
     The run's override and reason are its own; nothing is asked again. ``operator``: who
     continues it (recorded with the attempts it makes), by default who began it."""
-    run = ledger.run(run_id)
+    run = ledger.runs.get(run_id)
     if run is None:
         raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
     spec = RunSpec.of_run(run)
@@ -137,7 +137,7 @@ def continue_run(
 @dataclass
 class _Run:
     project: Project
-    ledger: SqliteLedger
+    ledger: Ledger
     run_id: str
     spec: RunSpec
     resuming: bool
@@ -149,17 +149,17 @@ class _Run:
         else:
             result.steps = self._steps(options)
             self._place_holds()
-            self.ledger.release_run_leases(self.run_id)  # those a killed step left behind
+            self.ledger.leases.release_run(self.run_id)  # those a killed step left behind
             crash_point("before_settle")
             errors = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
-            self.ledger.settle_run(self.run_id, result.state, "; ".join(errors)[:2000] or None)
+            self.ledger.runs.settle(self.run_id, result.state, "; ".join(errors)[:2000] or None)
             crash_point("after_settle")
         # the seed's order: checks, then evidence, and only then release
         write_run_evidence(self.project, self.ledger, self.run_id)
         result.held = sorted(
             {
                 AssetPartition(h.target, h.partition_key)
-                for h in self.ledger.holds()
+                for h in self.ledger.holds.all()
                 if h.cause_run_id == self.run_id and not h.external
             }
         )
@@ -169,7 +169,7 @@ class _Run:
     def _latest(self) -> dict[Step, AttemptRecord | None]:
         """Each step of the run with its latest attempt (``None``: never attempted)."""
         latest: dict[AssetPartition, AttemptRecord] = {}
-        for attempt in self.ledger.attempts(self.run_id):  # none yet for a new run
+        for attempt in self.ledger.runs.attempts(self.run_id):  # none yet for a new run
             target = AssetPartition(attempt.asset, attempt.partition_key)
             if target not in latest or attempt.attempt > latest[target].attempt:
                 latest[target] = attempt

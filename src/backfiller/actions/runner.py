@@ -34,10 +34,10 @@ from backfiller.errors import BackfillerError
 from backfiller.ledger import (
     Lease,
     LeaseConflict,
+    Ledger,
     LedgerReader,
     PartitionRecord,
     PartitionStatus,
-    SqliteLedger,
 )
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
@@ -150,8 +150,8 @@ def report_of(
     run_id, attempt_no = record.last_run_id, record.last_attempt
     if run_id is None or attempt_no is None or record.data_version is None:
         raise StepError(f"{record.asset} {record.partition_key} was never published")
-    run = ledger.run(run_id)
-    attempt = ledger.attempt(run_id, record.asset, record.partition_key, attempt_no)
+    run = ledger.runs.get(run_id)
+    attempt = ledger.runs.attempt(run_id, record.asset, record.partition_key, attempt_no)
     if run is None or attempt is None:
         raise StepError(
             f"{record.asset} {record.partition_key}: the ledger has no attempt {attempt_no} "
@@ -192,7 +192,7 @@ class StepRunner:
     """Executes the steps of one run; shared by the run's worker threads."""
 
     project: Project
-    ledger: SqliteLedger
+    ledger: Ledger
     run_id: str
     spec: RunSpec
     forced_failures: frozenset[tuple[str, str, str]] = frozenset()
@@ -211,7 +211,7 @@ class StepRunner:
         not a failure."""
         asset, key = step.target
         try:
-            lease = self.ledger.acquire_lease(
+            lease = self.ledger.leases.acquire(
                 asset,
                 key,
                 holder=self.spec.operator,
@@ -232,11 +232,11 @@ class StepRunner:
         try:
             return self.run_leased(step, attempt, lease)
         finally:
-            self.ledger.release_lease(lease)
+            self.ledger.leases.release(lease)
 
     def run_leased(self, step: Step, attempt: int, lease: Lease) -> StepResult:
         """The step under ``lease``; a fenced lease (taken over since) touches nothing."""
-        if not self.ledger.lease_is_current(lease):  # fenced: another run's now
+        if not self.ledger.leases.is_current(lease):  # fenced: another run's now
             return StepResult(*step.target, StepOutcome.FAILED, error=_fenced(lease))
         if step.source is StepSource.REPORT:
             return self._reissue(step, attempt)
@@ -246,7 +246,7 @@ class StepRunner:
         store, ledger = self.project.store, self.ledger
         asset_key, key = step.target
         asset = self.project.graph.get(asset_key)
-        before = ledger.partition(asset_key, key)
+        before = ledger.partitions.get(asset_key, key)
         rows_before = before.row_count if before else self._stored_rows(asset_key, key)
         marker = app_id(self.run_id, key)
         # only a run that was interrupted before can have commits that landed
@@ -259,7 +259,7 @@ class StepRunner:
                 error=f"run {before.last_run_id} wrote this partition after this run's "
                 "commit landed; this run's version is no longer current",
             )
-        ledger.start(
+        ledger.partitions.start(
             asset_key,
             key,
             run_id=self.run_id,
@@ -289,7 +289,7 @@ class StepRunner:
                         rows_before=rows_before,
                         error=message,
                     )
-                if not ledger.lease_is_current(lease):
+                if not ledger.leases.is_current(lease):
                     raise StepError(_fenced(lease), asset=asset_key, partition=key)
                 crash_point("before_commit")
                 version = store.write_partitions(
@@ -325,7 +325,7 @@ class StepRunner:
         """Verify a published partition against the ledger and write its report again; nothing
         is recomputed or published."""
         asset, key = step.target
-        record = self.ledger.partition(asset, key)
+        record = self.ledger.partitions.get(asset, key)
         data = self.project.store.read_partition(asset, key)
         if record is None or record.status is not PartitionStatus.MATERIALIZED or data is None:
             return StepResult(
@@ -343,7 +343,7 @@ class StepRunner:
         if not self.report_is_current(record):
             self._write_report(record, reissued_by=self.run_id)
         crash_point("after_report")
-        self.ledger.reissue_attempt(
+        self.ledger.partitions.reissue_attempt(
             asset,
             key,
             run_id=self.run_id,
@@ -433,7 +433,7 @@ class StepRunner:
         for k, hit in zip(keys, hits, strict=True):
             assert hit is not None
             version, table = hit
-            record = self.ledger.partition(asset, k)
+            record = self.ledger.partitions.get(asset, k)
             if record is None or record.data_version != version or table.schema != schema:
                 return None
             tables.append(table)
@@ -519,13 +519,13 @@ class StepRunner:
         """Record a failed step. If the lease was taken over meanwhile, the partition is the
         new holder's: only this attempt is closed, its status is left alone."""
         asset, key = step.target
-        if not self.ledger.lease_is_current(lease):
+        if not self.ledger.leases.is_current(lease):
             message = f"lease lost to another run; {message}"
-            self.ledger.abandon_attempt(
+            self.ledger.partitions.abandon_attempt(
                 asset, key, run_id=self.run_id, attempt=attempt, error=message
             )
             return message
-        self.ledger.fail(
+        self.ledger.partitions.fail(
             asset,
             key,
             run_id=self.run_id,
@@ -560,12 +560,12 @@ class StepRunner:
             checksum = declared[1].checksum if declared else None
             consumed = {
                 up: {
-                    k: rec.data_version if (rec := self.ledger.partition(up, k)) else None
+                    k: rec.data_version if (rec := self.ledger.partitions.get(up, k)) else None
                     for k in keys
                 }
                 for up, keys in self.project.graph.upstream_partitions(asset.key, key).items()
             }
-        self.ledger.publish(
+        self.ledger.partitions.publish(
             asset.key,
             key,
             run_id=self.run_id,
@@ -580,7 +580,7 @@ class StepRunner:
         )
         self._remember(step.target, version, staged)
         crash_point("after_ledger_publish")
-        record = self.ledger.partition(asset.key, key)
+        record = self.ledger.partitions.get(asset.key, key)
         assert record is not None
         self._write_report(record)
         crash_point("after_report")
@@ -617,7 +617,7 @@ class StepRunner:
     def finish_published(self, target: AssetPartition) -> StepResult:
         """A step this run published before (it was interrupted, or is being retried): write
         its report if a crash came between the ledger record and the report."""
-        record = self.ledger.partition(*target)
+        record = self.ledger.partitions.get(*target)
         assert record is not None
         if record.last_run_id == self.run_id and not self.report_is_current(record):
             self._write_report(record)

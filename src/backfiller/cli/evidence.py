@@ -39,7 +39,7 @@ def verify(obj: Context) -> None:
     project = obj.project()
     with project.ledger() as ledger:
         problems = verify_chain(project, ledger)
-        count = len(ledger.evidence_index())
+        count = len(ledger.evidence.index())
     if problems:
         for problem in problems:
             obj.console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False)

@@ -44,7 +44,7 @@ def holds_cmd(obj: Context) -> None:
     """List what is held and why."""
     project = obj.project()
     with project.ledger() as ledger:
-        holds = ledger.holds()
+        holds = ledger.holds.all()
     if not holds:
         obj.console.print("Nothing is held.")
         return

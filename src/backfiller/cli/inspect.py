@@ -20,7 +20,7 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
         table = Table(title=f"Attempts of {run_id}")
         for col in ("asset", "partition", "attempt", "status", "transient", "rows", "error"):
             table.add_column(col, overflow="fold")
-        for a in reader.attempts(run_id):
+        for a in reader.runs.attempts(run_id):
             add_row(
                 table,
                 a.asset,
@@ -36,7 +36,7 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
     table = Table(title="Runs")
     for col in ("run", "action", "state", "operator", "reason", "started", "ended"):
         table.add_column(col, overflow="fold")
-    for r in reader.runs():
+    for r in reader.runs.all():
         add_row(
             table,
             r.run_id,

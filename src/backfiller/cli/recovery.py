@@ -176,7 +176,7 @@ def protect_cmd(
     project.graph.get(asset)
     key = project.scheme.parse(partition)
     with project.ledger() as ledger:
-        ledger.protect(asset, key, reason=reason, operator=project.operator(operator))
+        ledger.protections.protect(asset, key, reason=reason, operator=project.operator(operator))
     obj.console.print(f"protected: {asset} {key} ({reason})", markup=False)
 
 

@@ -36,7 +36,7 @@ GRID_MARKS = {
 def partition_states(
     project: Project, reader: LedgerReader, asset: str, keys: list[str]
 ) -> dict[str, str]:
-    records = {r.partition_key: r for r in reader.partitions(asset)}
+    records = {r.partition_key: r for r in reader.partitions.all(asset)}
     stored = project.store.partition_counts(asset)
     states: dict[str, str] = {}
     for key in keys:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backfiller.errors import BackfillerError, ExitCode
-from backfiller.ledger import EvidenceRecord, RunState, SqliteLedger
+from backfiller.ledger import EvidenceRecord, Ledger, RunState
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
 
@@ -140,12 +140,12 @@ def _check_entry(
     return problems
 
 
-def verify_chain(project: Project, ledger: SqliteLedger) -> list[ChainProblem]:
+def verify_chain(project: Project, ledger: Ledger) -> list[ChainProblem]:
     """Every way the evidence folder and the ledger's index disagree (empty: intact)."""
     problems: list[ChainProblem] = []
     known: set[Path] = set()
     previous: str | None = None
-    for expected_seq, record in enumerate(ledger.evidence_index(), start=1):
+    for expected_seq, record in enumerate(ledger.evidence.index(), start=1):
         path = indexed_path(project, record)
         known.add(path.resolve())
         if record.seq != expected_seq:
@@ -171,8 +171,8 @@ def verify_chain(project: Project, ledger: SqliteLedger) -> list[ChainProblem]:
                     "a document in the evidence folder that the ledger's index does not know",
                 )
             )
-    with_evidence = {r.run_id for r in ledger.evidence_index()}
-    for run in ledger.runs():
+    with_evidence = {r.run_id for r in ledger.evidence.index()}
+    for run in ledger.runs.all():
         if run.run_id in with_evidence or run.state is RunState.RUNNING:
             continue
         problems.append(

@@ -52,9 +52,9 @@ from backfiller.ledger import (
     AttemptStatus,
     CheckRecord,
     HoldRecord,
+    Ledger,
     RunRecord,
     RunState,
-    SqliteLedger,
 )
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -127,10 +127,10 @@ def _run_info(run: RunRecord, attempts: list[AttemptRecord]) -> RunInfo:
     )
 
 
-def _plan_ref(ledger: SqliteLedger, plan_id: str | None) -> PlanRef | None:
+def _plan_ref(ledger: Ledger, plan_id: str | None) -> PlanRef | None:
     if plan_id is None:
         return None
-    record = ledger.plan(plan_id)
+    record = ledger.runs.plan(plan_id)
     if record is None:
         return None
     return PlanRef(plan_id=plan_id, path=record.path, plan_sha256=sha256_hex(record.document))
@@ -165,7 +165,7 @@ def _window(project: Project, key: str) -> PartitionWindow | None:
 
 def _partition(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     run_id: str,
     asset: str,
     key: str,
@@ -197,7 +197,7 @@ def _partition(
     first = min(tries, key=lambda a: a.attempt)
     status = _ATTEMPT_OUTCOME.get(last.status, PartitionOutcome.FAILED)
     upstream: list[UpstreamRef] = []
-    record = ledger.partition(asset, key)
+    record = ledger.partitions.get(asset, key)
     if status is PartitionOutcome.PUBLISHED and record and record.last_run_id == run_id:
         upstream = [
             UpstreamRef(asset=up, partition_key=k, data_version=v)
@@ -228,13 +228,13 @@ def _partition(
     )
 
 
-def _inputs(ledger: SqliteLedger, run_id: str, partitions: list[PartitionEntry]) -> list[InputRef]:
+def _inputs(ledger: Ledger, run_id: str, partitions: list[PartitionEntry]) -> list[InputRef]:
     """The manifest partitions that this run's published partitions were built from."""
     found: dict[tuple[str, str], InputRef] = {}
     for entry in partitions:
         if entry.status is not PartitionOutcome.PUBLISHED:
             continue
-        record = ledger.partition(entry.asset, entry.partition_key)
+        record = ledger.partitions.get(entry.asset, entry.partition_key)
         if record is None or record.last_run_id != run_id or record.manifest_id is None:
             continue
         found.setdefault(
@@ -277,10 +277,10 @@ def _hold(record: HoldRecord) -> HoldEntry:
     )
 
 
-def _holds(ledger: SqliteLedger, run: RunInfo) -> Holds:
+def _holds(ledger: Ledger, run: RunInfo) -> Holds:
     placed: list[HoldEntry] = []
     released: list[HoldEntry] = []
-    for record in ledger.holds(open_only=False):
+    for record in ledger.holds.all(open_only=False):
         ours = record.cause_run_id == run.id
         entry = _hold(record)
         if ours:
@@ -316,8 +316,8 @@ def _summary(partitions: list[PartitionEntry], checks: list[CheckEntry], holds: 
     )
 
 
-def _finished_run(ledger: SqliteLedger, run_id: str) -> RunRecord:
-    run = ledger.run(run_id)
+def _finished_run(ledger: Ledger, run_id: str) -> RunRecord:
+    run = ledger.runs.get(run_id)
     if run is None:
         raise BadInputError(
             f"No run {run_id!r} in the ledger",
@@ -335,7 +335,7 @@ def _finished_run(ledger: SqliteLedger, run_id: str) -> RunRecord:
 
 def build_run_evidence(
     project: Project,
-    ledger: SqliteLedger,
+    ledger: Ledger,
     run_id: str,
     *,
     seq: int,
@@ -343,7 +343,7 @@ def build_run_evidence(
 ) -> RunEvidence:
     """The evidence document of a finished run, as link ``seq`` of the chain."""
     run = _finished_run(ledger, run_id)
-    attempts = ledger.attempts(run_id)
+    attempts = ledger.runs.attempts(run_id)
     info = _run_info(run, attempts)
     by_step: dict[AssetPartition, list[AttemptRecord]] = {}
     for attempt in attempts:
@@ -352,7 +352,7 @@ def build_run_evidence(
         _partition(project, ledger, run_id, *target, by_step.get(target, []))
         for target in _steps(run, attempts)
     ]
-    checks = [_check(r) for r in ledger.check_results(run_id=run_id)]
+    checks = [_check(r) for r in ledger.checks.results(run_id=run_id)]
     holds = _holds(ledger, info)
     return RunEvidence(
         evidence_id=stable_id("evidence", {"run_id": run_id, "seq": seq}),
@@ -370,8 +370,8 @@ def build_run_evidence(
     )
 
 
-def _existing(project: Project, ledger: SqliteLedger, run_id: str) -> Path | None:
-    record = ledger.evidence_for(run_id)
+def _existing(project: Project, ledger: Ledger, run_id: str) -> Path | None:
+    record = ledger.evidence.of_run(run_id)
     if record is None:
         return None
     path = indexed_path(project, record)
@@ -392,18 +392,18 @@ def _existing(project: Project, ledger: SqliteLedger, run_id: str) -> Path | Non
     return path
 
 
-def _continued(path: Path, ledger: SqliteLedger, run_id: str) -> bool:
+def _continued(path: Path, ledger: Ledger, run_id: str) -> bool:
     """Whether the run went on after its evidence was written (retry and resume reuse the run
     id): then a new document is chained after the old one, which stays as it was."""
     # appending evidence seals a run in the same transaction, so a run that has evidence
     # and waits for evidence again was continued (by retry) after it
-    run = ledger.run(run_id)
+    run = ledger.runs.get(run_id)
     return run is not None and run.state is RunState.EVIDENCE_PENDING
 
 
-def write_run_evidence(project: Project, ledger: SqliteLedger, run_id: str) -> Path:
+def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Path:
     """Write, validate and chain the evidence of a settled run; return its path. Appending
-    is serialised through the ledger (:meth:`SqliteLedger.append_evidence`), which seals the
+    is serialised through the ledger (:meth:`Ledger.append_evidence`), which seals the
     run: only then is it finished.
 
     Idempotent: the evidence of a run already written is returned as it is (and refused with
@@ -428,11 +428,11 @@ def write_run_evidence(project: Project, ledger: SqliteLedger, run_id: str) -> P
         crash_point("after_evidence_file")
         return project.relative(path), hashlib.sha256(data).hexdigest()
 
-    record = ledger.append_evidence(run_id, write)
+    record = ledger.evidence.append(run_id, write)
     return indexed_path(project, record)
 
 
-def load_run_evidence(project: Project, ledger: SqliteLedger, run_id: str) -> RunEvidence:
+def load_run_evidence(project: Project, ledger: Ledger, run_id: str) -> RunEvidence:
     """The recorded evidence of a run, refused if its file no longer matches its hash."""
     path = _existing(project, ledger, run_id)
     if path is None:

@@ -74,7 +74,7 @@ def snapshot(project: Project, keys: list[str]) -> Snapshot:
             if table is not None:
                 rows = table.filter(pc.equal(table.column(PARTITION_COLUMN), key))
                 fingerprints[(asset, key)] = fingerprint_table(rows)
-            record = reader.partition(asset, key)
+            record = reader.partitions.get(asset, key)
             data_versions[(asset, key)] = record.data_version if record else None
     return Snapshot(versions, fingerprints, data_versions)
 
@@ -232,7 +232,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         + ("the previous data stays visible." if kept else "[red]the data changed![/]")
     )
     with project.ledger() as ledger:
-        held = [h for h in ledger.holds() if h.cause_run_id == failed_run.run_id]
+        held = [h for h in ledger.holds.all() if h.cause_run_id == failed_run.run_id]
     say(
         "Downstream consumers are held until the checks pass: "
         + ", ".join(f"{h.target} {h.partition_key}" for h in held)
@@ -279,7 +279,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
 
     lesson.title("Checks: they ran on the staged data, before publishing")
     with project.ledger() as ledger:
-        results = ledger.check_results(run_id=applied.run_id)
+        results = ledger.checks.results(run_id=applied.run_id)
     table = Table(title=f"Checks of run {applied.run_id}")
     for col in ("asset", "partition", "check", "status", "required by the policy"):
         table.add_column(col, overflow="fold")
@@ -294,7 +294,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     say("Every run wrote its evidence as it finished; a run is not finished without it.")
     with project.ledger() as ledger:
         for run_id in [failed_run.run_id, applied.run_id]:
-            record = ledger.evidence_for(run_id)
+            record = ledger.evidence.of_run(run_id)
             assert record is not None, f"run {run_id} finished without evidence"
             written = indexed_path(project, record)
             result.evidence.append(written)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
 from backfiller.lab.simulation.registry import active_simulations
-from backfiller.ledger import HoldRecord, Protection, SqliteLedger
+from backfiller.ledger import HoldRecord, Protection
 from backfiller.planning import Gap, GapReason, find_gaps
 from backfiller.project import Project
 
@@ -46,11 +46,11 @@ def read_live_state(project: Project) -> LiveState:
     holds: list[HoldRecord] = []
     protections: list[Protection] = []
     if project.config.ledger_path.is_file():
-        with SqliteLedger(project.config.ledger_path, clock=project.clock) as ledger:
-            holds = ledger.holds()
+        with project.ledger() as ledger:
+            holds = ledger.holds.all()
             for asset in project.graph.keys:
                 for key in keys:
-                    found = ledger.protection(asset, key)
+                    found = ledger.protections.get(asset, key)
                     if found is not None:
                         protections.append(found)
     return LiveState(keys, gaps, holds, protections)

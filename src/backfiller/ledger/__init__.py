@@ -1,8 +1,16 @@
-"""The ledger: the durable state of every (asset, partition), plans and runs."""
+"""The ledger: the durable state of every (asset, partition), plans and runs — composed parts
+behind protocols (:mod:`~backfiller.ledger.runs`, :mod:`~backfiller.ledger.partitions`,
+:mod:`~backfiller.ledger.leases`, :mod:`~backfiller.ledger.protections`,
+:mod:`~backfiller.ledger.checks`, :mod:`~backfiller.ledger.holds`,
+:mod:`~backfiller.ledger.evidence_index`), SQLite by default."""
 
-from backfiller.ledger.audit import CheckRecord, EvidenceRecord, HoldRecord
-from backfiller.ledger.leases import LeaseConflict
-from backfiller.ledger.reader import EmptyLedger, LedgerReader
+from backfiller.ledger.checks import CheckBook, CheckRecord
+from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceRecord
+from backfiller.ledger.holds import HoldBook, HoldRecord
+from backfiller.ledger.leases import LeaseBook, LeaseConflict
+from backfiller.ledger.partitions import PartitionBook, PartitionReader
+from backfiller.ledger.protections import ProtectionBook, ProtectionReader
+from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader
 from backfiller.ledger.records import (
     AttemptRecord,
     Lease,
@@ -11,6 +19,7 @@ from backfiller.ledger.records import (
     Protection,
     RunRecord,
 )
+from backfiller.ledger.runs import RunLog, RunReader
 from backfiller.ledger.sqlite import SqliteLedger, open_reader
 from backfiller.ledger.states import (
     AttemptStatus,
@@ -25,18 +34,29 @@ from backfiller.ledger.states import (
 __all__ = [
     "AttemptRecord",
     "AttemptStatus",
+    "CheckBook",
     "CheckRecord",
     "CheckStatus",
     "EmptyLedger",
+    "EvidenceIndex",
     "EvidenceRecord",
+    "HoldBook",
     "HoldRecord",
     "Lease",
+    "LeaseBook",
     "LeaseConflict",
+    "Ledger",
     "LedgerReader",
+    "PartitionBook",
+    "PartitionReader",
     "PartitionRecord",
     "PartitionStatus",
     "PlanRecord",
     "Protection",
+    "ProtectionBook",
+    "ProtectionReader",
+    "RunLog",
+    "RunReader",
     "RunRecord",
     "RunState",
     "RunVerb",

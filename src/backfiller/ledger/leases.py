@@ -1,15 +1,15 @@
-"""Leases with fencing tokens, protected baselines and recorded overrides."""
+"""Leases with fencing tokens: who may write an (asset, partition) now."""
 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 
-from backfiller.ledger.records import Lease, Protection
+from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.records import Lease
 
-__all__ = ["LeaseConflict", "LeaseMixin"]
+__all__ = ["LeaseBook", "LeaseConflict", "SqliteLeases"]
 
 
 class LeaseConflict(Exception):
@@ -33,21 +33,34 @@ def _lease(row: sqlite3.Row) -> Lease:
     )
 
 
-class LeaseMixin:
-    """Leases, protections and overrides, on the writer's connection."""
+class LeaseBook(Protocol):
+    def acquire(
+        self,
+        asset: str,
+        key: str,
+        *,
+        holder: str,
+        plan_id: str | None,
+        run_id: str,
+        ttl_seconds: float,
+    ) -> Lease: ...
 
-    _conn: sqlite3.Connection
+    def is_current(self, lease: Lease) -> bool: ...
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # SqliteLedger's
-        raise NotImplementedError
+    def release(self, lease: Lease) -> None: ...
 
-    def _now(self) -> str:  # provided by SqliteLedger
-        raise NotImplementedError
+    def release_run(self, run_id: str) -> int: ...
 
-    def _clock_now(self) -> datetime:
-        raise NotImplementedError
+    def held(self) -> list[Lease]: ...
 
-    def acquire_lease(
+
+class SqliteLeases:
+    """The lease book on SQLite; expiry is judged by the ledger's clock."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def acquire(
         self,
         asset: str,
         key: str,
@@ -59,8 +72,8 @@ class LeaseMixin:
     ) -> Lease:
         """Take the lease, or raise :class:`LeaseConflict` if another run holds a live one.
         An expired lease is taken over with a new fencing token."""
-        now = self._clock_now()
-        with self.transaction() as conn:
+        now = self._db.moment()
+        with self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
             ).fetchone()
@@ -83,26 +96,26 @@ class LeaseMixin:
             )
         return Lease(asset, key, holder, plan_id, run_id, token, now.isoformat(), expires)
 
-    def lease_is_current(self, lease: Lease) -> bool:
+    def is_current(self, lease: Lease) -> bool:
         """Fencing: whether ``lease`` is still the newest token for its partition."""
-        row = self._conn.execute(
+        row = self._db.conn.execute(
             "SELECT token, run_id, holder FROM leases WHERE asset = ? AND partition_key = ?",
             (lease.asset, lease.partition_key),
         ).fetchone()
         return row is not None and int(row["token"]) == lease.token and row["holder"] is not None
 
-    def release_lease(self, lease: Lease) -> None:
-        with self.transaction() as conn:
+    def release(self, lease: Lease) -> None:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE leases SET holder = NULL, expires_at = NULL"
                 " WHERE asset = ? AND partition_key = ? AND token = ?",
                 (lease.asset, lease.partition_key, lease.token),
             )
 
-    def release_run_leases(self, run_id: str) -> int:
+    def release_run(self, run_id: str) -> int:
         """Release every lease ``run_id`` still holds (a killed step leaves its lease behind;
         the run's end gives it back). Returns how many were released."""
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE leases SET holder = NULL, expires_at = NULL"
                 " WHERE run_id = ? AND holder IS NOT NULL",
@@ -110,41 +123,8 @@ class LeaseMixin:
             )
             return cursor.rowcount
 
-    def leases(self) -> list[Lease]:
-        rows = self._conn.execute(
+    def held(self) -> list[Lease]:
+        rows = self._db.conn.execute(
             "SELECT * FROM leases WHERE holder IS NOT NULL ORDER BY asset, partition_key"
         ).fetchall()
         return [_lease(r) for r in rows]
-
-    def protect(self, asset: str, key: str, *, reason: str, operator: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO protections VALUES (?, ?, ?, ?, ?)",
-                (asset, key, reason, operator, self._now()),
-            )
-
-    def unprotect(self, asset: str, key: str) -> bool:
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "DELETE FROM protections WHERE asset = ? AND partition_key = ?", (asset, key)
-            )
-            return cur.rowcount > 0
-
-    def protection(self, asset: str, key: str) -> Protection | None:
-        row = self._conn.execute(
-            "SELECT * FROM protections WHERE asset = ? AND partition_key = ?", (asset, key)
-        ).fetchone()
-        return Protection(**dict(row)) if row else None
-
-    def record_override(
-        self, *, run_id: str | None, asset: str, key: str, reason: str, operator: str
-    ) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO overrides (at, run_id, asset, partition_key, reason, operator)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (self._now(), run_id, asset, key, reason, operator),
-            )
-
-    def overrides(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn.execute("SELECT * FROM overrides ORDER BY id")]

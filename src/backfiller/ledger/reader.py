@@ -1,6 +1,6 @@
 """The read-only view of the ledger that planning, dry runs and reports get.
 
-It has no method that writes, so code holding a :class:`LedgerReader` cannot change the state by
+It has no part that writes, so code holding a :class:`LedgerReader` cannot change the state by
 construction.
 """
 
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from backfiller.ledger.checks import CheckBook
+from backfiller.ledger.evidence_index import EvidenceIndex
+from backfiller.ledger.holds import HoldBook
+from backfiller.ledger.leases import LeaseBook
+from backfiller.ledger.partitions import PartitionBook, PartitionReader
+from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.records import (
     AttemptRecord,
     PartitionRecord,
@@ -15,43 +21,56 @@ from backfiller.ledger.records import (
     Protection,
     RunRecord,
 )
+from backfiller.ledger.runs import RunLog, RunReader
 
-__all__ = ["EmptyLedger", "LedgerReader"]
+__all__ = ["EmptyLedger", "Ledger", "LedgerReader"]
 
 
 class LedgerReader(Protocol):
-    def partition(self, asset: str, partition_key: str) -> PartitionRecord | None: ...
+    @property
+    def runs(self) -> RunReader: ...
 
-    def partitions(self, asset: str | None = None) -> list[PartitionRecord]: ...
+    @property
+    def partitions(self) -> PartitionReader: ...
 
-    def run(self, run_id: str) -> RunRecord | None: ...
-
-    def runs(self) -> list[RunRecord]: ...
-
-    def attempts(self, run_id: str) -> list[AttemptRecord]: ...
-
-    def attempt(
-        self, run_id: str, asset: str, partition_key: str, attempt: int
-    ) -> AttemptRecord | None: ...
-
-    def plan(self, plan_id: str) -> PlanRecord | None: ...
-
-    def protections(self) -> list[Protection]: ...
+    @property
+    def protections(self) -> ProtectionReader: ...
 
 
-class EmptyLedger:
-    """The reader of a ledger that does not exist yet (opening it read-only creates nothing)."""
+class Ledger(Protocol):
+    """The ledger every action writes to: its parts, each behind its protocol. SQLite is the
+    default (:class:`~backfiller.ledger.sqlite.SqliteLedger`); another backend provides the
+    same parts. A ledger is also a :class:`LedgerReader`."""
 
-    def partition(self, asset: str, partition_key: str) -> PartitionRecord | None:
+    @property
+    def runs(self) -> RunLog: ...
+
+    @property
+    def partitions(self) -> PartitionBook: ...
+
+    @property
+    def leases(self) -> LeaseBook: ...
+
+    @property
+    def protections(self) -> ProtectionBook: ...
+
+    @property
+    def checks(self) -> CheckBook: ...
+
+    @property
+    def holds(self) -> HoldBook: ...
+
+    @property
+    def evidence(self) -> EvidenceIndex: ...
+
+    def close(self) -> None: ...
+
+
+class _NoRuns:
+    def get(self, run_id: str) -> RunRecord | None:
         return None
 
-    def partitions(self, asset: str | None = None) -> list[PartitionRecord]:
-        return []
-
-    def run(self, run_id: str) -> RunRecord | None:
-        return None
-
-    def runs(self) -> list[RunRecord]:
+    def all(self) -> list[RunRecord]:
         return []
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
@@ -65,5 +84,24 @@ class EmptyLedger:
     def plan(self, plan_id: str) -> PlanRecord | None:
         return None
 
-    def protections(self) -> list[Protection]:
+
+class _NoPartitions:
+    def get(self, asset: str, partition_key: str) -> PartitionRecord | None:
+        return None
+
+    def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
+
+
+class _NoProtections:
+    def all(self) -> list[Protection]:
+        return []
+
+
+class EmptyLedger:
+    """The reader of a ledger that does not exist yet (opening it read-only creates nothing)."""
+
+    def __init__(self) -> None:
+        self.runs = _NoRuns()
+        self.partitions = _NoPartitions()
+        self.protections = _NoProtections()

@@ -87,13 +87,13 @@ def observe(
     counts: dict[str, dict[str, int]] = {}
     signatures: dict[str, dict[str, str]] = {}
     records: dict[AssetPartition, PartitionRecord] = {}
-    protections = {AssetPartition(p.asset, p.partition_key): p for p in reader.protections()}
+    protections = {AssetPartition(p.asset, p.partition_key): p for p in reader.protections.all()}
     for asset in {a for a, _ in wanted} | {
         d for a, _ in wanted for d in graph.get(a).upstream_keys
     }:
         counts[asset] = source.store.partition_counts(asset)
         signatures[asset] = source.store.partition_signatures(asset)
-        for rec in reader.partitions(asset):
+        for rec in reader.partitions.all(asset):
             records[AssetPartition(asset, rec.partition_key)] = rec
     result: dict[AssetPartition, Observation] = {}
     for asset, key in wanted:

@@ -137,7 +137,7 @@ def _same_version(project: Project, record: SimulationRecord, data: bytes) -> bo
         described = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False
-    current = project.reader().partition(record.asset, record.partition_key)
+    current = project.reader().partitions.get(record.asset, record.partition_key)
     return (
         current is not None
         and isinstance(described, dict)

@@ -1,0 +1,416 @@
+"""The durable state of every (asset, partition): its status — moved only by a
+:class:`~backfiller.ledger.states.Verb` inside one transaction, logged in ``events`` — and the
+attempts that moved it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Protocol
+
+from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.records import PartitionRecord
+from backfiller.ledger.states import AttemptStatus, PartitionStatus, Verb
+
+__all__ = ["PartitionBook", "PartitionReader", "SqlitePartitions"]
+
+
+class PartitionReader(Protocol):
+    def get(self, asset: str, partition_key: str) -> PartitionRecord | None: ...
+
+    def all(self, asset: str | None = None) -> list[PartitionRecord]: ...
+
+
+class PartitionBook(PartitionReader, Protocol):
+    def start(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        rows_before: int | None = None,
+    ) -> PartitionStatus: ...
+
+    def publish(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        data_version: int,
+        row_count: int,
+        fingerprint: str,
+        manifest_id: str | None,
+        manifest_checksum: str | None,
+        upstream_versions: dict[str, dict[str, int | None]],
+    ) -> PartitionStatus: ...
+
+    def fail(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        error: str,
+        transient: bool,
+        checks: bool = False,
+    ) -> PartitionStatus: ...
+
+    def abandon_attempt(
+        self, asset: str, key: str, *, run_id: str, attempt: int, error: str
+    ) -> None: ...
+
+    def reissue_attempt(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        rows: int | None,
+        version: int | None,
+        fingerprint: str | None,
+    ) -> None: ...
+
+    def mark_stale(
+        self, asset: str, key: str, *, run_id: str | None, operator: str, reason: str
+    ) -> PartitionStatus: ...
+
+    def events(self, asset: str, key: str) -> list[dict[str, Any]]: ...
+
+
+def _partition(row: sqlite3.Row) -> PartitionRecord:
+    return PartitionRecord(
+        asset=row["asset"],
+        partition_key=row["partition_key"],
+        status=PartitionStatus(row["status"]),
+        data_version=row["data_version"],
+        row_count=row["row_count"],
+        fingerprint=row["fingerprint"],
+        manifest_id=row["manifest_id"],
+        manifest_checksum=row["manifest_checksum"],
+        upstream_versions=json.loads(row["upstream_versions"]),
+        last_run_id=row["last_run_id"],
+        last_attempt=row["last_attempt"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqlitePartitions:
+    """The partition book on SQLite."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, asset: str, partition_key: str) -> PartitionRecord | None:
+        row = self._db.conn.execute(
+            "SELECT * FROM partitions WHERE asset = ? AND partition_key = ?",
+            (asset, partition_key),
+        ).fetchone()
+        return _partition(row) if row else None
+
+    def all(self, asset: str | None = None) -> list[PartitionRecord]:
+        if asset is None:
+            rows = self._db.conn.execute(
+                "SELECT * FROM partitions ORDER BY asset, partition_key"
+            ).fetchall()
+        else:
+            rows = self._db.conn.execute(
+                "SELECT * FROM partitions WHERE asset = ? ORDER BY partition_key", (asset,)
+            ).fetchall()
+        return [_partition(r) for r in rows]
+
+    def events(self, asset: str, key: str) -> list[dict[str, Any]]:
+        rows = self._db.conn.execute(
+            "SELECT * FROM events WHERE asset = ? AND partition_key = ? ORDER BY id",
+            (asset, key),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # -- verbs ---------------------------------------------------------------------------
+    def _transition(
+        self,
+        conn: sqlite3.Connection,
+        verb: Verb,
+        asset: str,
+        key: str,
+        *,
+        run_id: str | None,
+        operator: str | None,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> PartitionStatus:
+        row = conn.execute(
+            "SELECT status FROM partitions WHERE asset = ? AND partition_key = ?", (asset, key)
+        ).fetchone()
+        current = PartitionStatus(row["status"]) if row else None
+        target = verb.apply(current)
+        now = self._db.now()
+        values = {"status": target.value, "updated_at": now, **fields}
+        if row is None:
+            values.setdefault("upstream_versions", "{}")
+            cols = ["asset", "partition_key", "created_at", *values]
+            conn.execute(
+                f"INSERT INTO partitions ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})",
+                (asset, key, now, *values.values()),
+            )
+        else:
+            assignments = ", ".join(f"{c} = ?" for c in values)
+            conn.execute(
+                f"UPDATE partitions SET {assignments} WHERE asset = ? AND partition_key = ?",
+                (*values.values(), asset, key),
+            )
+        conn.execute(
+            "INSERT INTO events (at, asset, partition_key, verb, from_status, to_status, run_id,"
+            " operator, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                asset,
+                key,
+                verb.value,
+                current.value if current else None,
+                target.value,
+                run_id,
+                operator,
+                json.dumps(detail or {}, sort_keys=True),
+            ),
+        )
+        return target
+
+    def start(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        rows_before: int | None = None,
+    ) -> PartitionStatus:
+        """Begin an attempt. ``rows_before``: the rows stored before it when the ledger has no
+        count (data written outside backfiller)."""
+        with self._db.transaction() as conn:
+            before = conn.execute(
+                "SELECT data_version, row_count, fingerprint FROM partitions"
+                " WHERE asset = ? AND partition_key = ?",
+                (asset, key),
+            ).fetchone()
+            status = self._transition(
+                conn,
+                Verb.START,
+                asset,
+                key,
+                run_id=run_id,
+                operator=operator,
+                last_run_id=run_id,
+                last_attempt=attempt,
+                last_error=None,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
+                " started_at, version_before, rows_before, fingerprint_before)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    asset,
+                    key,
+                    attempt,
+                    AttemptStatus.RUNNING.value,
+                    self._db.now(),
+                    before["data_version"] if before else None,
+                    before["row_count"]
+                    if before and before["row_count"] is not None
+                    else rows_before,
+                    before["fingerprint"] if before else None,
+                ),
+            )
+            return status
+
+    def publish(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        data_version: int,
+        row_count: int,
+        fingerprint: str,
+        manifest_id: str | None,
+        manifest_checksum: str | None,
+        upstream_versions: dict[str, dict[str, int | None]],
+    ) -> PartitionStatus:
+        with self._db.transaction() as conn:
+            status = self._transition(
+                conn,
+                Verb.PUBLISH,
+                asset,
+                key,
+                run_id=run_id,
+                operator=operator,
+                detail={"data_version": data_version, "row_count": row_count},
+                data_version=data_version,
+                row_count=row_count,
+                fingerprint=fingerprint,
+                manifest_id=manifest_id,
+                manifest_checksum=manifest_checksum,
+                upstream_versions=json.dumps(upstream_versions, sort_keys=True),
+            )
+            self._end_attempt(
+                conn,
+                run_id,
+                asset,
+                key,
+                attempt,
+                AttemptStatus.SUCCEEDED,
+                None,
+                False,
+                row_count,
+                data_version,
+            )
+            conn.execute(
+                "UPDATE attempts SET fingerprint = ?"
+                " WHERE run_id = ? AND asset = ? AND partition_key = ? AND attempt = ?",
+                (fingerprint, run_id, asset, key, attempt),
+            )
+            return status
+
+    def fail(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        operator: str,
+        error: str,
+        transient: bool,
+        checks: bool = False,
+    ) -> PartitionStatus:
+        verb = Verb.FAIL_CHECKS if checks else Verb.FAIL
+        with self._db.transaction() as conn:
+            status = self._transition(
+                conn,
+                verb,
+                asset,
+                key,
+                run_id=run_id,
+                operator=operator,
+                detail={"error": error, "transient": transient},
+                last_error=error,
+            )
+            self._end_attempt(
+                conn,
+                run_id,
+                asset,
+                key,
+                attempt,
+                AttemptStatus(status.value),
+                error,
+                transient,
+                None,
+                None,
+            )
+            return status
+
+    def abandon_attempt(
+        self, asset: str, key: str, *, run_id: str, attempt: int, error: str
+    ) -> None:
+        """End an attempt that lost its lease: the partition now belongs to another run, so
+        its status is left alone; only the attempt records what happened."""
+        with self._db.transaction() as conn:
+            self._end_attempt(
+                conn, run_id, asset, key, attempt, AttemptStatus.FAILED, error, False, None, None
+            )
+
+    def reissue_attempt(
+        self,
+        asset: str,
+        key: str,
+        *,
+        run_id: str,
+        attempt: int,
+        rows: int | None,
+        version: int | None,
+        fingerprint: str | None,
+    ) -> None:
+        """Record that a step of ``run_id`` wrote a partition's report again and published
+        nothing: the partition's status is left alone."""
+        now = self._db.now()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
+                " started_at, ended_at, rows_written, data_version, version_before, rows_before,"
+                " fingerprint_before, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    asset,
+                    key,
+                    attempt,
+                    AttemptStatus.REPORT_REISSUED.value,
+                    now,
+                    now,
+                    rows,
+                    version,
+                    version,
+                    rows,
+                    fingerprint,
+                    fingerprint,
+                ),
+            )
+
+    def mark_stale(
+        self, asset: str, key: str, *, run_id: str | None, operator: str, reason: str
+    ) -> PartitionStatus:
+        with self._db.transaction() as conn:
+            return self._transition(
+                conn,
+                Verb.MARK_STALE,
+                asset,
+                key,
+                run_id=run_id,
+                operator=operator,
+                detail={"reason": reason},
+            )
+
+    def _end_attempt(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        asset: str,
+        key: str,
+        attempt: int,
+        status: AttemptStatus,
+        error: str | None,
+        transient: bool,
+        rows: int | None,
+        version: int | None,
+    ) -> None:
+        conn.execute(
+            "UPDATE attempts SET status = ?, error = ?, transient = ?, ended_at = ?,"
+            " rows_written = ?, data_version = ?"
+            " WHERE run_id = ? AND asset = ? AND partition_key = ? AND attempt = ?",
+            (
+                status.value,
+                error,
+                int(transient),
+                self._db.now(),
+                rows,
+                version,
+                run_id,
+                asset,
+                key,
+                attempt,
+            ),
+        )
