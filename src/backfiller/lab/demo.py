@@ -12,9 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from backfiller.actions import Action, RunSpec, execute
 from backfiller.cli.render import print_plan, print_run, print_status
-from backfiller.lab.example import lay_out_example
+from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import load_project
@@ -34,17 +33,7 @@ def run_demo(folder: Path, console: Console) -> Path:
     console.print(Rule(f"2. Materialize {FIRST} .. {LAST} except {GAP_DAY} (the gap)"))
     keys = [k for k in project.scheme.key_range(FIRST, LAST) if k != GAP_DAY]
     operator = project.operator()
-    with project.ledger() as ledger:
-        result = execute(
-            project,
-            ledger,
-            RunSpec.compute(
-                Action.BACKFILL,
-                operator,
-                [(a, k) for k in keys for a in project.graph.keys],
-                reason="demo: the history before the gap",
-            ),
-        )
+    result = materialize_history(project, keys, reason="demo: the history before the gap")
     rows = sum(s.rows for s in result.steps)
     console.print(
         f"Run {result.run_id}: {result.state.value}, {len(result.steps)} partition "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from backfiller.actions import Action, RunResult, RunSpec, execute
 from backfiller.errors import BadInputError, ConfigError
+from backfiller.project import Project
 
-__all__ = ["example_source", "lay_out_example"]
+__all__ = ["example_source", "lay_out_example", "materialize_history"]
 
 _IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", ".backfiller", "lake", "reports", ".env.local", ".pytest_cache"
@@ -39,3 +41,15 @@ def lay_out_example(dest: Path) -> Path:
         )
     shutil.copytree(example_source(), dest, ignore=_IGNORE, dirs_exist_ok=True)
     return dest
+
+
+def materialize_history(project: Project, keys: list[str], *, reason: str) -> RunResult:
+    """Backfill every asset over ``keys`` in one run through the controlled path (the history
+    the demo and the lesson start from)."""
+    targets = [(a, k) for k in keys for a in project.graph.keys]
+    with project.ledger() as ledger:
+        return execute(
+            project,
+            ledger,
+            RunSpec.compute(Action.BACKFILL, project.operator(), targets, reason=reason),
+        )

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
-from backfiller.actions import Action, RunSpec, StepOutcome, execute
+from backfiller.actions import StepOutcome
 from backfiller.actions.apply import apply_plan
 from backfiller.actions.recovery import rerun
 from backfiller.cli.render import add_row, print_gaps, print_plan, print_run
@@ -29,7 +29,7 @@ from backfiller.engine import fingerprint_table
 from backfiller.errors import BackfillerError
 from backfiller.evidence.chain import indexed_path
 from backfiller.holds import release
-from backfiller.lab.example import lay_out_example
+from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.lab.simulation import (
     active_simulations,
     simulate_failing_check,
@@ -165,17 +165,7 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
         "business time."
     )
     keys = project.scheme.key_range(FIRST, LAST)
-    with project.ledger() as ledger:
-        run = execute(
-            project,
-            ledger,
-            RunSpec.compute(
-                Action.BACKFILL,
-                operator,
-                [(a, k) for k in keys for a in project.graph.keys],
-                reason="lesson: the history",
-            ),
-        )
+    run = materialize_history(project, keys, reason="lesson: the history")
     say(f"Run {run.run_id}: {run.state.value}, {len(run.steps)} partition writes")
     with project.ledger() as ledger:
         baseline = release(project, ledger, operator=operator, run_id=run.run_id)
