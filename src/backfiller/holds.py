@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
+from backfiller.errors import BadInputError
 from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -141,6 +142,8 @@ def release(
 ) -> Release:
     """Release the open holds (of one cause run, or on given targets) whose conditions hold;
     with ``force_reason``, release them all and record why."""
+    if run_id is not None and ledger.runs.get(run_id) is None:
+        raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
     wanted = set(targets) if targets is not None else None
     released: list[HoldRecord] = []
     blocked: list[tuple[HoldRecord, list[str]]] = []

@@ -423,3 +423,56 @@ def test_restore_prints_what_became_stale_and_held(
     assert f"stale and held: {SILVER} {KEY}" in out
     assert april_project.store.fingerprint(RAW, KEY) == expected
     assert run(capsys, root, "ready", CONSUMER, KEY)[0] == 1
+
+
+# -- unknown ids and empty reasons are bad input everywhere -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs", "--run", "run-nope"],
+        ["release", "--run", "run-nope"],
+        ["resume", "run-nope"],
+        ["retry", "run-nope"],
+        ["evidence", "show", "run-nope"],
+    ],
+    ids=["runs", "release", "resume", "retry", "evidence-show"],
+)
+def test_an_unknown_run_id_exits_2_naming_it_and_writes_nothing(
+    april_project: Project, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    root = april_project.root
+    before = files(root)
+
+    code, out, err = run(capsys, root, *command)
+
+    assert code == 2, out + err
+    assert "run-nope" in err
+    assert "released 0 hold(s)" not in out
+    assert changed(before, files(root)) == []
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_protect_needs_a_reason_that_says_something(
+    april_project: Project, capsys: pytest.CaptureFixture[str], reason: str
+) -> None:
+    root = april_project.root
+    before = files(root)
+
+    code, _, err = run(capsys, root, "protect", "--asset", RAW, "--partition", KEY,
+                       "--reason", reason)  # fmt: skip
+
+    assert code == 2
+    assert "--reason must say why" in one_line(err)
+    assert changed(before, files(root)) == []
+
+
+def test_runs_shows_the_attempts_of_a_run_with_their_status(
+    april_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = latest_run_id(april_project)
+    code, out, _ = run(capsys, april_project.root, "runs", "--run", run_id)
+    assert code == 0
+    statuses = {row[3] for row in table_rows(out) if len(row) > 3}
+    assert statuses == {"succeeded"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from backfiller.errors import BadInputError
+
 from .context import Context
 from .render import add_row
 
@@ -17,6 +19,8 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
     project = obj.project()
     reader = project.reader()
     if run_id is not None:
+        if reader.runs.get(run_id) is None:
+            raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
         table = Table(title=f"Attempts of {run_id}")
         for col in ("asset", "partition", "attempt", "status", "transient", "rows", "error"):
             table.add_column(col, overflow="fold")
@@ -26,7 +30,7 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
                 a.asset,
                 a.partition_key,
                 a.attempt,
-                a.status,
+                a.status.value,
                 a.transient,
                 "-" if a.rows_written is None else a.rows_written,
                 a.error or "",

@@ -172,6 +172,11 @@ def protect_cmd(
     obj: Context, asset: str, partition: str, reason: str, operator: str | None
 ) -> None:
     """Mark a published baseline as protected."""
+    if not reason.strip():
+        raise BadInputError(
+            "--reason must say why the baseline is protected",
+            hint="for example --reason 'published to finance on 2026-05-01'",
+        )
     project = obj.project()
     project.graph.get(asset)
     key = project.scheme.parse(partition)
