@@ -229,11 +229,6 @@ def test_bad_key_in_a_window_bound_exits_2(
             id="plan-start-without-end",
         ),
         pytest.param(
-            ["status", "--start", "2026-04-14"],
-            "--start and --end go together",
-            id="status-start-without-end",
-        ),
-        pytest.param(
             ["plan", "--partition", "2026-04-16", "--include-materialized"],
             "--include-materialized needs --reason",
             id="include-materialized-without-reason",
@@ -755,3 +750,38 @@ def test_apply_an_edited_plan_is_refused_and_writes_nothing(
     assert "unexpected error" not in err
     assert files(example_dir) == before
     assert not (example_dir / "data" / "lake").exists()
+
+
+# -- whole-project answers ------------------------------------------------------------------
+
+
+def test_gaps_without_options_looks_at_the_whole_range_and_says_so(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    report = april_project.partition_report_path(RAW, "2026-04-15")
+    report.unlink()  # another partition's report is missing, not the default one
+
+    code, out, _ = run(capsys, root, "gaps")
+
+    assert code == 0
+    # the CLI's clock is the system's: the range ends at the last complete day
+    first = april_project.scheme.keys(now=april_project.clock())[0]
+    assert re.search(rf"Looked at {first} \.\. \d{{4}}-\d\d-\d\d \(\d+ partition\(s\)\)\.", out)
+    assert "No gaps" not in out
+    missing = [r for r in gap_rows(out) if r[2] == "missing_partition_report"]
+    assert [(r[0], r[1]) for r in missing] == [(RAW, "2026-04-15")]
+
+
+@pytest.mark.parametrize("bound", ["--start", "--end"])
+def test_status_and_gaps_take_either_bound_alone(
+    capsys: pytest.CaptureFixture[str], april_project: Project, bound: str
+) -> None:
+    first = april_project.scheme.keys(now=april_project.clock())[0]
+    for command in ("status", "gaps"):
+        code, out, err = run(capsys, april_project.root, command, bound, "2026-04-16")
+        assert code == 0, (command, err)
+    if bound == "--end":
+        assert f"Looked at {first} .. 2026-04-16 (47 partition(s))." in out
+    else:
+        assert re.search(r"Looked at 2026-04-16 \.\. \d{4}-\d\d-\d\d ", out)

@@ -96,6 +96,28 @@ def _keys(project: Project, partition: str | None, start: str | None, end: str |
     raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
 
 
+def window_keys(
+    project: Project, partition: str | None, start: str | None, end: str | None
+) -> list[str]:
+    """One partition, or a window whose missing bounds default to the first configured key
+    and the last complete one; with no option at all, the whole configured range."""
+    if partition is not None:
+        return _keys(project, partition, start, end)
+    now = project.clock()
+    everything = project.scheme.keys(now=now)
+    if start is None or end is None:
+        if not everything:
+            raise BadInputError(
+                "No partition of the configured range is complete yet",
+                hint="pass --start and --end (or --partition)",
+            )
+        start = everything[0] if start is None else start
+        end = everything[-1] if end is None else end
+    project.scheme.parse(start, now=now)
+    project.scheme.parse(end, now=now)
+    return project.scheme.key_range(start, end)
+
+
 def override_reason(override_protected: bool, reason: str | None) -> str | None:
     """The recorded reason for overwriting protected baselines, or ``None`` without the flag."""
     if override_protected and not reason:

@@ -23,7 +23,14 @@ from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_pla
 from backfiller.planning.planner import request_for
 from backfiller.project import Project
 
-from .context import Context, _keys, make_console, override_option, override_reason
+from .context import (
+    Context,
+    _keys,
+    make_console,
+    override_option,
+    override_reason,
+    window_keys,
+)
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
@@ -77,23 +84,21 @@ _allow_option = click.option(
 def status(obj: Context, start: str | None, end: str | None) -> None:
     """Per asset: partitions by state, and a compact per-day grid."""
     project = obj.project()
-    if start or end:
-        keys = _keys(project, None, start, end)
-    else:
-        keys = project.scheme.keys(now=project.clock())
+    keys = window_keys(project, None, start, end)
     print_status(obj.console, project, project.reader(), keys)
 
 
 @cli.command()
-@click.option("--start", help="First partition key.")
-@click.option("--end", help="Last partition key.")
+@click.option("--start", help="First partition key (default: the scheme's start).")
+@click.option("--end", help="Last partition key (default: the last complete one).")
 @click.option("--partition", help="One partition key.")
 @click.pass_obj
 def gaps(obj: Context, start: str | None, end: str | None, partition: str | None) -> None:
-    """Reconcile manifests, store, ledger and reports into gaps with proposed actions."""
+    """Reconcile manifests, store, ledger and reports into gaps with proposed actions (by
+    default over the whole configured range; each missing bound defaults to its end)."""
     project = obj.project()
-    keys = _keys(project, partition, start, end)
-    print_gaps(obj.console, find_gaps(project, project.reader(), keys))
+    keys = window_keys(project, partition, start, end)
+    print_gaps(obj.console, find_gaps(project, project.reader(), keys), looked_at=keys)
 
 
 @cli.command()

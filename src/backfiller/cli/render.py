@@ -84,7 +84,11 @@ def _grid_lines(states: dict[str, str]) -> list[str]:
     return lines
 
 
-def print_gaps(console: Console, gaps: list[Gap]) -> None:
+def print_gaps(console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None) -> None:
+    """The gaps as a table; ``looked_at``: the partition keys examined, named first."""
+    if looked_at:
+        span = looked_at[0] if len(looked_at) == 1 else f"{looked_at[0]} .. {looked_at[-1]}"
+        console.print(f"Looked at {span} ({len(looked_at)} partition(s)).", markup=False)
     if not gaps:
         console.print("No gaps: manifests, store, ledger and reports agree.")
         return
