@@ -59,6 +59,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: names of files that document settings rather than hold them
+_EXAMPLE_SUFFIXES = (".example", ".sample", ".template", ".dist")
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -122,6 +126,13 @@ class ProjectConfig:
         file_vars: dict[str, str] = {}
         sources: list[str] = []
         for candidate in env_conf.get("files", []):
+            if Path(str(candidate)).name.lower().endswith(_EXAMPLE_SUFFIXES):
+                raise ConfigError(
+                    f"[env] files lists {candidate!r}, an example file: an example is not "
+                    "configuration",
+                    hint=f"copy it to a file of your own (e.g. .env.local), list that in "
+                    f"{CONFIG_FILE}, and edit it there",
+                )
             file = root / candidate
             if file.is_file():
                 file_vars = read_env_file(file)

@@ -50,7 +50,7 @@ def test_load_example(example_dir: Path, load: Callable[[Path], Project]) -> Non
     assert config.manifests_dir == example_dir.resolve() / "data" / "manifests"
     assert config.downstream_consumers == ("week07/retrieval_index", "week08/eval_metrics")
     assert config.operator == "student-devbox"
-    assert config.env_sources == ("infra/env/.env.example",)
+    assert config.env_sources == ()  # the bundled .env.example is documentation, not settings
     assert project.scheme.name == "daily from 2026-03-01 (UTC)"
     assert project.plan_dir == config.report_dir / "backfill"
     assert project.partition_report_path(SILVER, "2026-04-17") == config.report_dir.joinpath(
@@ -103,7 +103,6 @@ def test_alias_for_the_start_date(example_dir: Path) -> None:
 
 
 def test_generic_prefix(example_dir: Path) -> None:
-    (example_dir / ENV_DIR / ".env.example").unlink()  # its aliases would also set the value
     project = load_project(
         example_dir,
         environ={
@@ -127,7 +126,7 @@ def test_generic_prefix_for_a_setting_without_alias(example_dir: Path) -> None:
 
 
 def test_generic_prefix_in_process_env_beats_alias_in_env_file(example_dir: Path) -> None:
-    # .env.example (bundled) sets WEEK06_DEFAULT_PARTITION=2026-04-17
+    _write_env(example_dir, ".env.local", "WEEK06_DEFAULT_PARTITION=2026-04-17\n")
     config = ProjectConfig.load(example_dir, {"WEEK06_BACKFILLER_PARTITIONS_DEFAULT": "2026-04-18"})
     assert config.default_partition == "2026-04-18"
 
@@ -144,20 +143,34 @@ def test_env_local_wins_over_env_example(example_dir: Path) -> None:
     assert project.config.env_sources == ("infra/env/.env.local",)
 
 
-def test_only_the_first_existing_env_file_is_read(example_dir: Path) -> None:
-    _write_env(example_dir, ".env.example", "WEEK06_REPORT_DIR=reports/example\n")
-    _write_env(example_dir, ".env.local", "WEEK06_DEFAULT_PARTITION=2026-04-20\n")
-    config = ProjectConfig.load(example_dir, {})
-    assert config.default_partition == "2026-04-20"
-    # not merged: .env.example's report dir is ignored once .env.local exists
-    assert config.report_dir == example_dir.resolve() / "reports" / "week06"
-
-
-def test_env_example_is_used_without_env_local(example_dir: Path) -> None:
+def test_an_example_env_file_is_never_read_as_settings(example_dir: Path) -> None:
+    """An edit to backfiller.toml takes effect although .env.example says otherwise."""
     _write_env(example_dir, ".env.example", "WEEK06_DEFAULT_PARTITION=2026-04-19\n")
+    toml = example_dir / "backfiller.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            'default = "2026-04-17"', 'default = "2026-04-18"'
+        ),
+        encoding="utf-8",
+    )
     config = ProjectConfig.load(example_dir, {})
-    assert config.default_partition == "2026-04-19"
-    assert config.env_sources == ("infra/env/.env.example",)
+    assert config.default_partition == "2026-04-18"
+    assert config.env_sources == ()
+
+
+@pytest.mark.parametrize("name", [".env.example", "settings.env.sample", ".env.template"])
+def test_listing_an_example_file_as_an_env_file_is_refused(example_dir: Path, name: str) -> None:
+    toml = example_dir / "backfiller.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            'files = ["infra/env/.env.local"]', f'files = ["infra/env/{name}"]'
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.load(example_dir, {})
+    assert "an example is not configuration" in info.value.message
+    assert info.value.exit_code == 2
 
 
 def test_process_environment_wins_over_env_files(example_dir: Path) -> None:
