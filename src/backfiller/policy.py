@@ -35,6 +35,7 @@ from typing import Any
 from backfiller.assets import AssetGraph
 from backfiller.errors import ConfigError, InvalidPartitionKeyError, PreconditionError
 from backfiller.partitions import PartitionScheme, TimeWindowScheme
+from backfiller.paths import configured_path
 
 __all__ = [
     "POLICY_DEFAULTS",
@@ -112,22 +113,29 @@ def _strings(value: Any, name: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _path(value: str, name: str, *, root: Path, report_dir: Path) -> Path:
+def _path(value: str, name: str, *, root: Path, report_dir: Path, allow_outside: bool) -> Path:
     text = value.strip()
     if text.startswith(REPORT_DIR_PLACEHOLDER):
         rest = text[len(REPORT_DIR_PLACEHOLDER) :].lstrip("/\\")
-        return report_dir / rest if rest else report_dir
+        if not rest:
+            return report_dir
+        return configured_path(report_dir, rest, f"[policy] {name}", allow_outside=allow_outside)
     if "{" in text or "}" in text:
         raise ConfigError(
             f"[policy] {name} = {value!r}: the only placeholder is {REPORT_DIR_PLACEHOLDER} "
             "at the start",
             hint=f'for example: {name} = "{REPORT_DIR_PLACEHOLDER}/backfill"',
         )
-    return root / text
+    return configured_path(root, text, f"[policy] {name}", allow_outside=allow_outside)
 
 
 def parse_policy(
-    section: Mapping[str, Any], *, root: Path, report_dir: Path, default_partition: str | None
+    section: Mapping[str, Any],
+    *,
+    root: Path,
+    report_dir: Path,
+    default_partition: str | None,
+    allow_outside: bool = False,
 ) -> Policy:
     """The policy from the (environment-merged) ``[policy]`` table; shapes only — what needs
     the asset graph is :func:`validate_policy`."""
@@ -169,7 +177,13 @@ def parse_policy(
         ),
         protected=tuple(protected),
         dry_run_report_path=(
-            _path(dry_run, "dry_run_report_path", root=root, report_dir=report_dir)
+            _path(
+                dry_run,
+                "dry_run_report_path",
+                root=root,
+                report_dir=report_dir,
+                allow_outside=allow_outside,
+            )
             if dry_run
             else None
         ),
@@ -179,6 +193,7 @@ def parse_policy(
             "strategy_path",
             root=root,
             report_dir=report_dir,
+            allow_outside=allow_outside,
         ),
         strategy_heading=values["strategy_heading"].strip() or DEFAULT_STRATEGY_HEADING,
     )

@@ -27,6 +27,7 @@ from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
 from backfiller.manifests import ManifestRegistry
 from backfiller.overlay import NO_OVERLAY, Overlay
 from backfiller.partitions import PartitionScheme, scheme_from_config
+from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
 
@@ -44,6 +45,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "report_dir": "reports",
         "manifests": "data/manifests",
         "operator": "",
+        "allow_paths_outside": False,
     },
     "partitions": {
         "kind": "daily",
@@ -160,25 +162,33 @@ class ProjectConfig:
                 )
         default_partition = _default_partition(data, settings)
         proj = settings["project"]
-        state_dir = root / proj["state_dir"]
+        outside = bool(proj["allow_paths_outside"])
+
+        def inside(key: str) -> Path:
+            return configured_path(root, str(proj[key]), f"[project] {key}", allow_outside=outside)
+
+        state_dir = inside("state_dir")
         ledger = proj["ledger"] or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
         if not ledger.startswith("sqlite:///"):
             raise ConfigError(
                 f"Unsupported ledger URL {ledger!r}",
                 hint="use sqlite:///relative/or/absolute/path.db",
             )
+        ledger_path = configured_path(
+            root, ledger[len("sqlite:///") :], "[project] ledger", allow_outside=outside
+        )
         parts = settings["partitions"]
         parts["default"] = default_partition
-        report_dir = root / proj["report_dir"]
+        report_dir = inside("report_dir")
         return cls(
             root=root,
             name=proj["name"] or root.name,
             assets_module=proj["assets_module"],
-            store_path=root / proj["store"],
+            store_path=inside("store"),
             state_dir=state_dir,
-            ledger_path=root / ledger[len("sqlite:///") :],
+            ledger_path=ledger_path,
             report_dir=report_dir,
-            manifests_dir=root / proj["manifests"],
+            manifests_dir=inside("manifests"),
             operator=proj["operator"],
             partitions=parts,
             default_partition=default_partition or None,
@@ -191,6 +201,7 @@ class ProjectConfig:
                 root=root,
                 report_dir=report_dir,
                 default_partition=default_partition or None,
+                allow_outside=outside,
             ),
         )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -335,3 +336,53 @@ def test_malformed_env_file_refuses_the_project(example_dir: Path) -> None:
     _write_env(example_dir, ".env.local", "WEEK06_DEFAULT_PARTITION 2026-04-18\n")
     with pytest.raises(ConfigError, match=r"\.env\.local:1: expected KEY=value"):
         load_project(example_dir, environ={})
+
+
+# -- configured paths stay inside the project ---------------------------------------------------
+
+
+def _configure(root: Path, section: str, line: str) -> None:
+    """Set ``line`` (``key = value``) in ``[section]`` of the project's backfiller.toml."""
+    toml = root / "backfiller.toml"
+    key = line.split("=", 1)[0].strip()
+    text = re.sub(rf"(?m)^{re.escape(key)} = .*\n", "", toml.read_text(encoding="utf-8"))
+    toml.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "setting"),
+    [
+        ("policy", 'dry_run_report_path = "data/lake/../../.."', "[policy] dry_run_report_path"),
+        ("policy", 'strategy_path = "{report_dir}/../../../x.md"', "[policy] strategy_path"),
+        ("project", 'ledger = "sqlite:///../elsewhere.db"', "[project] ledger"),
+        ("project", 'manifests = "/etc"', "[project] manifests"),
+    ],
+    ids=["plans", "strategy", "ledger", "absolute"],
+)
+def test_a_configured_path_outside_the_project_is_refused(
+    example_dir: Path, section: str, line: str, setting: str
+) -> None:
+    before = sorted(p.name for p in example_dir.parent.iterdir())
+    _configure(example_dir, section, line)
+    with pytest.raises(ConfigError) as info:
+        load_project(example_dir, environ={})
+    assert info.value.message.startswith(f"{setting} = ")
+    assert "outside the project folder" in info.value.message
+    assert "allow_paths_outside" in str(info.value.hint)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert sorted(p.name for p in example_dir.parent.iterdir()) == before
+
+
+def test_a_path_outside_is_accepted_when_explicitly_allowed(
+    example_dir: Path, tmp_path: Path
+) -> None:
+    plans = tmp_path / "shared-plans"
+    _configure(example_dir, "project", "allow_paths_outside = true")
+    _configure(example_dir, "policy", f'dry_run_report_path = "{plans.as_posix()}"')
+    project = load_project(example_dir, environ={})
+    assert project.plan_dir == plans
+
+
+def test_an_environment_variable_cannot_lead_a_path_outside_either(example_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="outside the project folder"):
+        load_project(example_dir, environ={"WEEK06_REPORT_DIR": "../../reports"})
