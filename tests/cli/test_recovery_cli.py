@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from conftest import GAP_DAY, materialize, tree_fingerprint
+from lab_project import write_lab
 
-from backfiller import PartitionStatus, Project, RunState
+from backfiller import PartitionStatus, Project, RunState, load_project
 from backfiller.cli.main import main
 from backfiller.lab.example import lay_out_example
 
@@ -476,3 +477,28 @@ def test_runs_shows_the_attempts_of_a_run_with_their_status(
     assert code == 0
     statuses = {row[3] for row in table_rows(out) if len(row) > 3}
     assert statuses == {"succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("asset", "hint"),
+    [
+        ("lab/flaky", "the failures are transient: 'backfiller retry run-"),
+        ("lab/broken", "then 'backfiller rerun --asset lab/broken --partition 2026-01-05'"),
+    ],
+    ids=["transient", "permanent"],
+)
+def test_a_failed_run_suggests_retry_only_for_transient_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], asset: str, hint: str
+) -> None:
+    root = write_lab(tmp_path / "lab")
+
+    code, _, err = run(capsys, root, "rerun", "--asset", asset, "--partition", "2026-01-05")
+
+    assert code == 1
+    text = one_line(err)
+    assert hint in text
+    if asset == "lab/broken":
+        assert "backfiller retry" not in text
+        # and retry indeed refuses it
+        code, _, err = run(capsys, root, "retry", latest_run_id(load_project(root, environ={})))
+        assert code == 2 and "non-transient" in one_line(err)

@@ -195,7 +195,9 @@ class _Run:
         if attempt.status is AttemptStatus.CHECK_FAILED:
             return StepResult(asset, key, StepOutcome.CHECK_FAILED, error=attempt.error)
         if attempt.status is AttemptStatus.FAILED:
-            return StepResult(asset, key, StepOutcome.FAILED, error=attempt.error)
+            return StepResult(
+                asset, key, StepOutcome.FAILED, error=attempt.error, transient=attempt.transient
+            )
         return StepResult(
             asset,
             key,

@@ -82,6 +82,8 @@ class StepResult:
     version_before: int | None = None
     fingerprint: str | None = None
     error: str | None = None
+    #: a failure a retry may cure (an ``OSError`` or a step error marked transient)
+    transient: bool = False
 
     @property
     def target(self) -> AssetPartition:
@@ -304,7 +306,12 @@ class StepRunner:
             )
             message = self._settle_failure(step, attempt, lease, message, transient=transient)
             return StepResult(
-                asset_key, key, StepOutcome.FAILED, rows_before=rows_before, error=message
+                asset_key,
+                key,
+                StepOutcome.FAILED,
+                rows_before=rows_before,
+                error=message,
+                transient=transient,
             )
 
     def _stage(self, step: Step, asset: Asset) -> pa.Table:

@@ -177,6 +177,20 @@ def print_run(console: Console, result: RunResult) -> None:
     console.print(parts or "nothing to do")
 
 
+def _failure_hint(result: RunResult) -> str:
+    """What may cure the failures: ``retry`` only when every failure is transient (it refuses
+    a run with any other), else a fix and a rerun of the first permanent one."""
+    failed = [s for s in result.steps if s.outcome is StepOutcome.FAILED]
+    permanent = [s for s in failed if not s.transient]
+    if not permanent:
+        return f"the failures are transient: 'backfiller retry {result.run_id}'"
+    first = permanent[0]
+    return (
+        f"fix the cause shown above, then 'backfiller rerun --asset {first.asset} --partition "
+        f"{first.partition_key}' (a retry would fail the same way)"
+    )
+
+
 def finish_run(console: Console, result: RunResult) -> None:
     """Show the run; turn anything but full success into its error (and exit code)."""
     print_run(console, result)
@@ -187,8 +201,7 @@ def finish_run(console: Console, result: RunResult) -> None:
         raise RunFailedError(
             f"Run {result.run_id} failed: {result.count(StepOutcome.FAILED)} failed, "
             f"{result.count(StepOutcome.SKIPPED)} skipped",
-            hint=f"inspect the errors above, then 'backfiller retry {result.run_id}' "
-            "(transient errors) or 'backfiller rerun' after a fix",
+            hint=_failure_hint(result),
         )
     if result.state is RunState.CHECKS_FAILED:
         raise ChecksFailedError(
