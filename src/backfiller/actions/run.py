@@ -272,16 +272,22 @@ class _Run:
 
     # -- holds ----------------------------------------------------------------------------
     def _place_holds(self) -> None:
-        """Hold what this run's publications and check failures affect — from the ledger's
-        attempts, so a resumed run places exactly the holds an uninterrupted one would."""
+        """Hold what this run's re-publications and check failures affect — from the ledger's
+        attempts, so a resumed run places exactly the holds an uninterrupted one would. A first
+        publication replaces nothing anyone consumed: it holds nothing."""
         latest = {step.target: attempt for step, attempt in self._latest().items() if attempt}
         published = [t for t, a in latest.items() if a.status is AttemptStatus.SUCCEEDED]
+        replaced = [
+            t
+            for t in published
+            if latest[t].version_before is not None or (latest[t].rows_before or 0) > 0
+        ]
         place_holds(
             self.project,
             self.ledger,
             run_id=self.run_id,
             operator=self.spec.operator,
-            changed=published,
+            changed=replaced,
             failed_checks=[t for t, a in latest.items() if a.status is AttemptStatus.CHECK_FAILED],
             recomputed=published,
         )
