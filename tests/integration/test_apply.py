@@ -112,7 +112,10 @@ def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
         saved_plan = ledger.runs.plan(document.plan_id)
         assert saved_plan is not None
         assert saved_plan.state_fingerprint == document.state_fingerprint
-        assert saved_plan.path == "reports/week06/backfill/backfill_plan_2026-04-17.json"
+        # the ledger cites the applied plan's immutable copy, not the working plan file
+        assert saved_plan.path == f"reports/week06/backfill/applied/{document.plan_id}.json"
+        archived = json.loads((april_project.root / saved_plan.path).read_text(encoding="utf-8"))
+        assert archived == document.to_dict()
 
     for asset in (RAW, SILVER):
         report = json.loads(
@@ -478,4 +481,44 @@ def test_a_plan_whose_request_was_edited_is_refused(april_project: Project) -> N
     with pytest.raises(PlanFileError, match="edited"):
         apply_plan(april_project, read_plan(path), operator="mallory")
 
+    assert world(april_project) == before
+
+
+def test_replanning_after_apply_leaves_the_applied_plan_and_its_evidence_intact(
+    april_project: Project,
+) -> None:
+    from backfiller.evidence.chain import ProblemKind, verify_chain
+
+    document = plan(april_project, [GAP_DAY])
+    result = apply_plan(april_project, document, operator="alice")
+    assert result.state is RunState.SUCCEEDED
+    # the same partition planned again: the working plan file is rewritten
+    again = plan(april_project, [GAP_DAY], include_materialized=True, reason="again")
+    assert again.report_path == document.report_path
+    with april_project.ledger() as ledger:
+        assert verify_chain(april_project, ledger) == []
+        cited = ledger.runs.plan(document.plan_id)
+        assert cited is not None
+        # tampering with the applied plan is named by evidence verify
+        path = april_project.root / cited.path
+        path.write_text(
+            path.read_text(encoding="utf-8")
+            .replace("alice", "mallory")
+            .replace('"tests"', '"mallory"'),
+            encoding="utf-8",
+        )
+        problems = verify_chain(april_project, ledger)
+    assert [p.kind for p in problems] == [ProblemKind.PLAN_CHANGED]
+    assert cited.path in problems[0].detail
+
+
+def test_a_plan_with_nothing_to_do_is_refused_and_writes_nothing(april_project: Project) -> None:
+    document = plan(april_project, ["2026-04-16"])
+    assert document.work == []
+    before = world(april_project)
+
+    with pytest.raises(PreconditionError, match="has nothing to do") as info:
+        apply_plan(april_project, document, operator="alice")
+
+    assert info.value.exit_code == ExitCode.BAD_INPUT
     assert world(april_project) == before

@@ -7,6 +7,7 @@ from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import PreconditionError
 from backfiller.ledger import Ledger
 from backfiller.planning import PlanDocument, ProposedAction, check_fresh
+from backfiller.planning.planner import archive_plan
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -64,19 +65,26 @@ def apply_plan(
     override_reason: str | None = None,
 ) -> RunResult:
     require_backfill_fields(document)
+    spec = spec_of_plan(document, operator=operator, override_reason=override_reason)
+    if not spec.steps:
+        raise PreconditionError(
+            f"Plan {document.plan_id} has nothing to do: no partition to recompute and no "
+            "report to re-issue",
+            hint="there is nothing to apply; 'backfiller gaps' shows what is missing",
+        )
     check_fresh(project, project.reader(), document)
 
     def record(ledger: Ledger) -> None:
+        archived = archive_plan(project, document)  # what the ledger and the evidence cite
         ledger.runs.record_plan(
             plan_id=document.plan_id,
             action=document.action,
             mode=document.mode.value,
-            path=document.report_path,
+            path=project.relative(archived),
             state_fingerprint=document.state_fingerprint,
             created_at=document.created_at.isoformat(),
             document=document.to_dict(),
         )
 
-    spec = spec_of_plan(document, operator=operator, override_reason=override_reason)
     with project.ledger() as ledger:
         return execute(project, ledger, spec, options, record_first=record)

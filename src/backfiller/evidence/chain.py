@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from backfiller.canonical import sha256_hex
 from backfiller.errors import BackfillerError, ExitCode
 from backfiller.ledger import EvidenceRecord, Ledger, RunState
 from backfiller.project import Project
@@ -44,6 +46,7 @@ class ProblemKind(Enum):
     UNKNOWN = "unknown"  # a document in the folder that the index does not know
     INVALID = "invalid"  # not JSON, or it fails the run_evidence schema
     MISSING = "missing"  # a settled or finished run that has no evidence document
+    PLAN_CHANGED = "plan_changed"  # the applied plan it cites is gone or no longer matches
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def _check_entry(
                 f"document's recorded sha256 is {_short(expected_prev)}",
             )
         )
+    problems.extend(_check_plan(project, document.get("plan"), problem))
     if run.get("id") != record.run_id:
         problems.append(
             problem(
@@ -138,6 +142,31 @@ def _check_entry(
             )
         )
     return problems
+
+
+def _check_plan(
+    project: Project, plan: Any, problem: Callable[[ProblemKind, str], ChainProblem]
+) -> list[ChainProblem]:
+    """The applied plan a document cites must still be there, with the hash it cites."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("path"), str):
+        return []
+    path = project.root / plan["path"]
+    try:
+        cited = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [problem(ProblemKind.PLAN_CHANGED, f"the plan it cites, {plan['path']}, is gone")]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [problem(ProblemKind.PLAN_CHANGED, f"the plan it cites is unreadable: {exc}")]
+    actual = sha256_hex(cited)
+    if actual != plan.get("plan_sha256"):
+        return [
+            problem(
+                ProblemKind.PLAN_CHANGED,
+                f"the plan it cites, {plan['path']}, now hashes to {_short(actual)}, not "
+                f"{_short(plan.get('plan_sha256'))}",
+            )
+        ]
+    return []
 
 
 def verify_chain(project: Project, ledger: Ledger) -> list[ChainProblem]:

@@ -120,6 +120,17 @@ def write_plan(project: Project, document: PlanDocument) -> Path:
     return path
 
 
+def archive_plan(project: Project, document: PlanDocument) -> Path:
+    """The immutable copy of an applied plan, ``<plan dir>/applied/<plan_id>.json``: what the
+    ledger and the run's evidence cite. The working plan file may be planned over again; this
+    copy never is (a plan applied twice is the same document, so it is written once)."""
+    path = project.plan_dir / "applied" / f"{document.plan_id}.json"
+    if not path.is_file():
+        data = document.to_dict()
+        atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 def read_plan(path: Path) -> PlanDocument:
     path = Path(path)
     try:
