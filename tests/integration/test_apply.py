@@ -8,6 +8,7 @@ import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 import pytest
@@ -153,16 +154,23 @@ def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
         assert ledger.partitions.get(SILVER, GAP_DAY) is None
 
 
-def test_applying_the_same_plan_twice_is_refused_as_stale(april_project: Project) -> None:
+def test_applying_the_same_plan_twice_names_the_run_that_applied_it(
+    april_project: Project,
+) -> None:
     document = plan(april_project, [GAP_DAY])
-    assert apply_plan(april_project, document, operator="tests").state is RunState.SUCCEEDED
+    first = apply_plan(april_project, document, operator="tests")
+    assert first.state is RunState.SUCCEEDED
     before = world(april_project)
 
     with pytest.raises(StalePlanError) as info:
         apply_plan(april_project, document, operator="tests")
 
-    assert f"{RAW} {GAP_DAY}:" in info.value.message
-    assert f"{SILVER} {GAP_DAY}:" in info.value.message
+    assert info.value.exit_code == ExitCode.CONFLICT
+    assert info.value.message.startswith(
+        f"Plan {document.plan_id} was already applied by run {first.run_id} at "
+    )
+    assert info.value.message.endswith("(succeeded)")
+    assert "make a new plan" in str(info.value.hint)
     assert world(april_project) == before
 
 
@@ -521,4 +529,32 @@ def test_a_plan_with_nothing_to_do_is_refused_and_writes_nothing(april_project: 
         apply_plan(april_project, document, operator="alice")
 
     assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert world(april_project) == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda d: d.update(operator="mallory"), "operator"),
+        (
+            lambda d: d["partitions"][0].update(target_assets=[SILVER]),
+            "partitions[0].target_assets",
+        ),
+    ],
+    ids=["operator", "nested"],
+)
+def test_an_edited_plan_names_the_field_that_was_edited(
+    april_project: Project, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    document = plan(april_project, [GAP_DAY])
+    path = april_project.root / document.report_path
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    before = world(april_project)
+
+    with pytest.raises(PlanFileError) as info:
+        apply_plan(april_project, read_plan(path), operator="alice")
+
+    assert f"(differs in: {named});" in info.value.message
     assert world(april_project) == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
-from backfiller.errors import PreconditionError
+from backfiller.errors import PreconditionError, StalePlanError
 from backfiller.ledger import Ledger
 from backfiller.planning import PlanDocument, ProposedAction, check_fresh
 from backfiller.planning.planner import archive_plan
@@ -56,6 +56,24 @@ def spec_of_plan(
     )
 
 
+def _refuse_applied_again(project: Project, document: PlanDocument) -> None:
+    """A plan is applied once: the run that applied it changed the state it describes."""
+    reader = project.reader()
+    runs = [r for r in reader.runs.all() if r.plan_id == document.plan_id]
+    if not runs:
+        return
+    run = runs[-1]
+    if run.state.finished:
+        hint = "make a new plan ('backfiller plan ... --mode dry-run') for what is left"
+    else:
+        hint = f"finish that run with 'backfiller resume {run.run_id}'"
+    raise StalePlanError(
+        f"Plan {document.plan_id} was already applied by run {run.run_id} at "
+        f"{run.started_at} ({run.state.value})",
+        hint=hint,
+    )
+
+
 def apply_plan(
     project: Project,
     document: PlanDocument,
@@ -72,6 +90,7 @@ def apply_plan(
             "report to re-issue",
             hint="there is nothing to apply; 'backfiller gaps' shows what is missing",
         )
+    _refuse_applied_again(project, document)
     check_fresh(project, project.reader(), document)
 
     def record(ledger: Ledger) -> None:

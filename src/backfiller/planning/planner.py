@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -196,12 +197,31 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     saved = {k: v for k, v in document.to_dict().items() if k not in ignore}
     again = {k: v for k, v in rebuilt.to_dict().items() if k not in ignore}
     if saved != again:
-        fields = sorted(k for k in saved if saved.get(k) != again.get(k))
+        fields = _differences(saved, again)
+        listing = ", ".join(fields[:8]) + (
+            f" and {len(fields) - 8} more" if len(fields) > 8 else ""
+        )
         raise PlanFileError(
             f"Plan file for {document.plan_id} does not match what its own request produces "
-            f"(differs in: {', '.join(fields)}); it was edited or made by another project",
+            f"(differs in: {listing}); it was edited or made by another project",
             hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
         )
+
+
+def _differences(saved: Any, again: Any, path: str = "") -> list[str]:
+    """The paths of the values that differ (``operator``, ``partitions[0].target_assets``)."""
+    if isinstance(saved, dict) and isinstance(again, dict):
+        found: list[str] = []
+        for key in sorted(set(saved) | set(again)):
+            where = f"{path}.{key}" if path else str(key)
+            found += _differences(saved.get(key), again.get(key), where)
+        return found
+    if isinstance(saved, list) and isinstance(again, list) and len(saved) == len(again):
+        return [
+            d for i, (s, a) in enumerate(zip(saved, again, strict=True))
+            for d in _differences(s, a, f"{path}[{i}]")
+        ]  # fmt: skip
+    return [] if saved == again else [path or "(the document)"]
 
 
 def request_for(
