@@ -109,3 +109,10 @@ class RunFailedError(BackfillerError):
     """At least one partition of a run failed; a partial success never exits 0."""
 
     exit_code = ExitCode.UNEXPECTED
+
+
+class DamagedStoreError(BackfillerError):
+    """A table's log or data files are damaged: a commit file missing or truncated, a data
+    file the log references gone. Nothing is written while it is so."""
+
+    exit_code = ExitCode.BAD_INPUT

@@ -1,11 +1,13 @@
-"""Read-only views: runs and their attempts, a table's commit history."""
+"""Read-only views: runs and their attempts, a table's commit history, the store verified
+against the ledger."""
 
 from __future__ import annotations
 
 import click
 from rich.table import Table
 
-from backfiller.errors import BadInputError
+from backfiller.errors import BadInputError, ConflictError
+from backfiller.verify import verify_store
 
 from .context import Context
 from .render import add_row
@@ -79,4 +81,26 @@ def history_cmd(obj: Context, asset: str, limit: int) -> None:
     obj.console.print(table)
 
 
-COMMANDS = [runs_cmd, history_cmd]
+@click.command(name="verify")
+@click.pass_obj
+def verify_cmd(obj: Context) -> None:
+    """Check every published partition: its data files exist and its stored content has the
+    fingerprint the ledger recorded (exit 4 naming each one that does not)."""
+    project = obj.project()
+    result = verify_store(project, project.reader())
+    if result.problems:
+        for problem in result.problems:
+            obj.console.print(f"✗ {problem}", markup=False)
+        raise ConflictError(
+            f"{len(result.problems)} problem(s) in {result.checked} published partition(s): "
+            "the store no longer holds what the ledger recorded",
+            hint="backfill or restore the named partitions ('backfiller gaps' proposes how)",
+        )
+    obj.console.print(
+        f"Verified {result.checked} published partition(s): every data file is there and "
+        "every stored fingerprint matches the ledger.",
+        markup=False,
+    )
+
+
+COMMANDS = [verify_cmd, runs_cmd, history_cmd]

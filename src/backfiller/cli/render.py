@@ -38,10 +38,13 @@ def partition_states(
 ) -> dict[str, str]:
     records = {r.partition_key: r for r in reader.partitions.all(asset)}
     stored = project.store.partition_counts(asset)
+    lost = project.store.missing_files(asset)
     states: dict[str, str] = {}
     for key in keys:
         rec = records.get(key)
-        if rec is None:
+        if lost.get(key):
+            states[key] = "missing"  # its data files are gone: nothing can read it
+        elif rec is None:
             states[key] = "orphan" if stored.get(key) else "missing"
         elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
             states[key] = "missing"

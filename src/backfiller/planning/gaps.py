@@ -95,6 +95,12 @@ def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
     def gap(reason: GapReason, detail: str) -> Gap:
         return Gap(asset.key, obs.partition_key, reason, detail, expected, rows)
 
+    if obs.missing_files:
+        return gap(
+            GapReason.MISSING_PARTITION,
+            f"the Delta log references {obs.missing_files} data file(s) of this partition that "
+            f"are gone: its {rows} row(s) cannot be read",
+        )
     if rec is not None and rec.status is PartitionStatus.FAILED:
         return gap(GapReason.FAILED_RUN, f"the last attempt failed: {rec.last_error or '?'}")
     if rec is not None and rec.status is PartitionStatus.MATERIALIZING:

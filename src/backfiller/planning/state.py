@@ -27,6 +27,8 @@ class ReadableStore(Protocol):
 
     def partition_signatures(self, asset: str) -> dict[str, str]: ...
 
+    def missing_files(self, asset: str) -> dict[str, int]: ...
+
 
 class StateSource(Protocol):
     """What observing needs of a project (a :class:`~backfiller.project.Project` fits)."""
@@ -61,6 +63,8 @@ class Observation:
     upstream_current: dict[str, dict[str, int | None]]
     #: who protects this published baseline and why (``None``: not protected)
     protection: str | None = None
+    #: data files the table's log references for this partition that are gone
+    missing_files: int = 0
 
     def token(self) -> dict[str, Any]:
         """What the plan's state fingerprint covers for this partition."""
@@ -75,6 +79,8 @@ class Observation:
         }
         if self.protection is not None:  # unprotected partitions keep their token
             token["protection"] = self.protection
+        if self.missing_files:  # so do intact ones
+            token["missing_files"] = self.missing_files
         return token
 
 
@@ -88,6 +94,7 @@ def observe(
     signatures: dict[str, dict[str, str]] = {}
     records: dict[AssetPartition, PartitionRecord] = {}
     protections = {AssetPartition(p.asset, p.partition_key): p for p in reader.protections.all()}
+    lost = {asset: source.store.missing_files(asset) for asset in {a for a, _ in wanted}}
     for asset in {a for a, _ in wanted} | {
         d for a, _ in wanted for d in graph.get(a).upstream_keys
     }:
@@ -116,6 +123,7 @@ def observe(
             report_exists=source.partition_report_path(asset, key).is_file(),
             upstream_current=upstream_current,
             protection=_protection(source.policy, protections, asset, key, counts, records),
+            missing_files=lost[asset].get(key, 0),
         )
     return result
 

@@ -14,13 +14,15 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
+from backfiller.errors import DamagedStoreError
 from backfiller.store.base import (
     PARTITION_COLUMN,
     CommitInfo,
@@ -32,6 +34,23 @@ from backfiller.store.base import (
 __all__ = ["PARTITION_COLUMN", "DeltaStore"]
 
 _NONCE = CommitKey.NONCE.value
+
+
+def _damaged_log(asset: str, path: Path, exc: Exception) -> DamagedStoreError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DamagedStoreError(
+        f"The Delta log of {asset} at {path / '_delta_log'} is damaged (a commit file missing "
+        f"or truncated): {first}",
+        hint="restore the table's _delta_log from a backup; nothing was written. 'backfiller "
+        "verify' checks the other tables",
+    )
+
+
+def _local_file(root: Path, path: str) -> Path:
+    """A data file's path as the log records it: relative to the table, or a file URI."""
+    if path.startswith("file://"):
+        return Path(unquote(path[len("file://") :]))
+    return root / unquote(path)
 
 
 def _literal(value: str) -> str:
@@ -70,6 +89,10 @@ class DeltaStore:
             return table
         except TableNotFoundError:
             return None
+        except DeltaError as exc:
+            if version is not None:
+                raise  # an old version that is no longer readable: the caller says so
+            raise _damaged_log(asset, path, exc) from exc
 
     def exists(self, asset: str) -> bool:
         return self._table(asset) is not None
@@ -86,7 +109,17 @@ class DeltaStore:
         table = self._table(asset, version)
         if table is None:
             return None
-        return table.to_pyarrow_table(filters=[(PARTITION_COLUMN, "=", key)])
+        try:
+            return table.to_pyarrow_table(filters=[(PARTITION_COLUMN, "=", key)])
+        except FileNotFoundError as exc:
+            if version is not None:
+                raise  # a vacuumed old version: the caller says so
+            raise DamagedStoreError(
+                f"A data file of {asset} {key} that the Delta log references is gone "
+                f"({self.path(asset)})",
+                hint="backfill or restore the partition; 'backfiller gaps' lists it as "
+                "missing_partition and 'backfiller verify' checks every partition",
+            ) from exc
 
     def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
         table = self._table(asset)
@@ -177,6 +210,18 @@ class DeltaStore:
         ):
             files.setdefault(key, []).append(path)
         return {k: sha256_hex(sorted(v))[:32] for k, v in files.items()}
+
+    def missing_files(self, asset: str) -> dict[str, int]:
+        """Per partition, the referenced data files that no longer exist (a stat per file)."""
+        actions = self._add_actions(asset)
+        root = self.path(asset)
+        missing: dict[str, int] = {}
+        for key, path in zip(
+            actions["partition"].to_pylist(), actions["path"].to_pylist(), strict=True
+        ):
+            if not _local_file(root, path).exists():
+                missing[key] = missing.get(key, 0) + 1
+        return missing
 
     def _add_actions(self, asset: str) -> dict[str, pa.Array]:
         table = self._table(asset)

@@ -145,6 +145,9 @@ class MemoryStore:
             return {}
         return {k: sha256_hex([asset, k, found.written_at[k]])[:32] for k in found.partitions}
 
+    def missing_files(self, asset: str) -> dict[str, int]:
+        return {}  # nothing in memory is lost behind the store's back
+
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None:
         data = self.read_partition(asset, key, version=version)
         return None if data is None else fingerprint_table(data)

@@ -1,0 +1,113 @@
+"""A damaged store is named, never reported as healthy: a data file deleted behind the tool's
+back shows as a missing partition in ``gaps`` and ``status``, ``verify`` names it (exit 4),
+reading it is a clear exit 2 instead of a raw I/O message, and a rerun repairs it; a Delta log
+with a truncated or missing commit file is a clear exit 2 naming the table for every command,
+with nothing written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import tree_fingerprint
+from deltalake import DeltaTable
+
+from backfiller import Project
+from backfiller.cli.main import main
+from backfiller.errors import ExitCode
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+KEY = "2026-04-15"
+
+
+@pytest.fixture(autouse=True)
+def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in list(os.environ):
+        if name.startswith(("WEEK06_", "BACKFILLER_")):
+            monkeypatch.delenv(name)
+
+
+def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--project", str(root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def delete_data_file(project: Project, asset: str, key: str) -> Path:
+    table = project.store.path(asset)
+    (path,) = [p for p in DeltaTable(str(table)).file_uris() if f"partition_key={key}/" in p]
+    file = Path(path.removeprefix("file://"))
+    file.unlink()
+    return file
+
+
+def files(root: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_fingerprint(root).items() if "__pycache__" not in k}
+
+
+def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(
+    april_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = april_project.root
+    assert run(capsys, root, "verify")[0] == ExitCode.OK
+    delete_data_file(april_project, RAW, KEY)
+
+    code, out, _ = run(capsys, root, "gaps", "--start", KEY, "--end", KEY)
+    assert code == 0
+    assert "No gaps" not in out
+    assert "missing_partition" in out and "data file(s) of this partition that are gone" in (
+        one_line(out)
+    )
+
+    code, out, _ = run(capsys, root, "status", "--start", KEY, "--end", KEY)
+    assert code == 0
+    assert f"{RAW}  (1 missing)" in out
+
+    code, out, err = run(capsys, root, "verify")
+    assert code == ExitCode.CONFLICT
+    assert f"✗ {RAW} {KEY}: 1 data file(s) that the Delta log references are gone" in out
+    assert "1 problem(s) in 12 published partition(s)" in one_line(err)
+
+    before = files(root)
+    code, _, err = run(capsys, root, "check", "--asset", RAW, "--partition", KEY)
+    assert code == ExitCode.BAD_INPUT
+    assert f"A data file of {RAW} {KEY} that the Delta log references is gone" in one_line(err)
+    assert "No such file" not in err
+    assert files(root) == before
+
+    # a rerun repairs it
+    code, out, err = run(capsys, root, "rerun", "--asset", RAW, "--partition", KEY)
+    assert code == 0, out + err
+    assert run(capsys, root, "verify")[0] == ExitCode.OK
+    assert "No gaps" in run(capsys, root, "gaps", "--start", KEY, "--end", KEY)[1]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+@pytest.mark.parametrize("command", [["status"], ["gaps"], ["plan", "--partition", "2026-04-17"]])
+def test_a_damaged_delta_log_is_exit_2_naming_the_table_for_every_command(
+    april_project: Project, capsys: pytest.CaptureFixture[str], damage: str, command: list[str]
+) -> None:
+    root = april_project.root
+    log = april_project.store.path(SILVER) / "_delta_log"
+    commit = log / "00000000000000000001.json"
+    if damage == "truncated":
+        commit.write_text(commit.read_text(encoding="utf-8")[:40], encoding="utf-8")
+    else:
+        commit.unlink()
+    before = files(root)
+
+    code, out, err = run(capsys, root, *command)
+
+    assert code == ExitCode.BAD_INPUT, out + err
+    text = one_line(err)
+    assert f"The Delta log of {SILVER} at" in text and "is damaged" in text
+    assert "restore the table's _delta_log from a backup" in text
+    assert "Traceback" not in err
+    assert files(root) == before
