@@ -261,6 +261,17 @@ def _import_assets(root: Path, module_name: str) -> list[Asset]:
             f"Cannot import the assets module {module_name!r} from {root}: {exc}",
             hint="set [project] assets_module in backfiller.toml",
         ) from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else module_name
+        raise ConfigError(
+            f"The assets module {module_name!r} does not parse: {exc.msg} at {where}",
+            hint="fix the Python syntax there (run with --debug for the traceback)",
+        ) from exc
+    except Exception as exc:  # the user's module raised while it was imported
+        raise ConfigError(
+            f"Importing the assets module {module_name!r} raised {type(exc).__name__}: {exc}",
+            hint="fix the module's top-level code (run with --debug for the traceback)",
+        ) from exc
     finally:
         sys.path.remove(str(root))
     return [v for v in vars(module).values() if isinstance(v, Asset)]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import GAP_DAY, materialize, tree_fingerprint
+from lab_project import LAB_MODULE, write_lab
 
 from backfiller import Project, __version__
 from backfiller.cli.main import main
@@ -785,3 +786,37 @@ def test_status_and_gaps_take_either_bound_alone(
         assert f"Looked at {first} .. 2026-04-16 (47 partition(s))." in out
     else:
         assert re.search(r"Looked at 2026-04-16 \.\. \d{4}-\d\d-\d\d ", out)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def broken(:\n", "does not parse: invalid syntax at "),
+        ("raise RuntimeError('boom')\n", "raised RuntimeError: boom"),
+    ],
+    ids=["syntax-error", "raises"],
+)
+def test_a_broken_assets_module_is_exit_2_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str, message: str
+) -> None:
+    root = write_lab(tmp_path / "lab")
+    (root / f"{LAB_MODULE}.py").write_text(source, encoding="utf-8")
+
+    code, out, err = run(capsys, root, "status")
+
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert "Traceback" not in err + out
+
+
+def test_debug_is_accepted_after_the_subcommand(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = write_lab(tmp_path / "lab")
+    (root / f"{LAB_MODULE}.py").write_text("def broken(:\n", encoding="utf-8")
+
+    code, _, err = run(capsys, root, "status", "--debug")
+
+    assert code == 2
+    assert "No such option" not in err
+    assert "Traceback" in err

@@ -272,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (the one error boundary)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if debug:  # a global option, accepted after the subcommand too
+        args = ["--debug", *(a for a in args if a != "--debug")]
     err = make_console(stderr=True)
     try:
         code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
