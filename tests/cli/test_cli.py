@@ -820,3 +820,16 @@ def test_debug_is_accepted_after_the_subcommand(
     assert code == 2
     assert "No such option" not in err
     assert "Traceback" in err
+
+
+def test_status_and_gaps_use_the_same_word_for_undeclared_days(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    # May is declared by no manifest: gaps says no_expected_input, so must status
+    code, out, _ = run(capsys, april_project.root, "status", "--start", "2026-05-01",
+                       "--end", "2026-05-03")  # fmt: skip
+    assert code == 0
+    assert status_summaries(out) == {RAW: "3 no_expected_input", SILVER: "3 no_expected_input"}
+    code, out, _ = run(capsys, april_project.root, "gaps", "--start", "2026-05-01",
+                       "--end", "2026-05-03")  # fmt: skip
+    assert {row[2] for row in gap_rows(out)} == {"no_expected_input"}

@@ -30,6 +30,7 @@ GRID_MARKS = {
     "stale": ("~", "yellow"),
     "materializing": ("…", "yellow"),
     "orphan": ("?", "magenta"),
+    "no_expected_input": ("-", "dim"),
 }
 
 
@@ -45,7 +46,12 @@ def partition_states(
         if lost.get(key):
             states[key] = "missing"  # its data files are gone: nothing can read it
         elif rec is None:
-            states[key] = "orphan" if stored.get(key) else "missing"
+            if stored.get(key):
+                states[key] = "orphan"
+            else:  # the gaps' word: missing only when a manifest expects rows
+                declared = project.manifests.for_partition(key)
+                expected = declared[1].expected_record_count if declared else None
+                states[key] = "missing" if expected else "no_expected_input"
         elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
             states[key] = "missing"
         else:
