@@ -116,3 +116,22 @@ class DamagedStoreError(BackfillerError):
     file the log references gone. Nothing is written while it is so."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class WriteBlockedError(BackfillerError):
+    """A file or the ledger could not be written (permission denied, disk full, a path that
+    is not a folder). The run stops where it is, as an interruption: what it published is
+    recorded, and ``backfiller resume RUN_ID`` finishes it once the cause is fixed."""
+
+    exit_code = ExitCode.UNEXPECTED
+
+
+def write_blocked(what: str, exc: OSError, *, run_id: str | None = None) -> WriteBlockedError:
+    """The error for an ``OSError`` while writing ``what``, naming the cause in words."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    then = f", then 'backfiller resume {run_id}' finishes the run" if run_id else ", then retry"
+    return WriteBlockedError(
+        f"Cannot write {what}: {cause}{where}",
+        hint=f"fix the cause (permissions, free space, the path){then}",
+    )

@@ -111,3 +111,34 @@ def test_a_damaged_delta_log_is_exit_2_naming_the_table_for_every_command(
     assert "restore the table's _delta_log from a backup" in text
     assert "Traceback" not in err
     assert files(root) == before
+
+
+def test_a_report_that_cannot_be_written_stops_the_run_naming_the_cause_and_resume_finishes(
+    april_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = april_project.root
+    report = april_project.partition_report_path(RAW, KEY)
+    folder = report.parent
+    # a file where the reports folder must be: a real OS error, whoever runs the tests
+    for existing in folder.iterdir():
+        existing.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder", encoding="utf-8")
+
+    code, out, err = run(capsys, root, "rerun", "--asset", RAW, "--partition", KEY)
+
+    assert code == ExitCode.UNEXPECTED, out + err
+    text = one_line(err)
+    assert f"Cannot write the partition report of {RAW} {KEY}: File exists ({folder})" in text
+    assert "Cannot fail a partition" not in text and "Traceback" not in text
+    (run_id,) = [r.run_id for r in april_project.reader().runs.all() if r.action == "rerun"]
+    assert f"'backfiller resume {run_id}'" in text
+    record = april_project.reader().partitions.get(RAW, KEY)
+    assert record is not None and record.last_run_id == run_id  # published and recorded
+
+    folder.unlink()  # the cause is fixed
+    code, out, err = run(capsys, root, "resume", run_id)
+    assert code == 0, out + err
+    assert report.is_file()
+    run_record = april_project.reader().runs.get(run_id)
+    assert run_record is not None and run_record.state.value == "succeeded"

@@ -30,7 +30,7 @@ from backfiller.actions.faults import crash_point
 from backfiller.actions.spec import RunSpec, Step, StepSource
 from backfiller.assets import Asset, AssetContext
 from backfiller.engine import fingerprint_table, query, to_arrow
-from backfiller.errors import BackfillerError
+from backfiller.errors import BackfillerError, WriteBlockedError, write_blocked
 from backfiller.ledger import (
     Lease,
     LeaseConflict,
@@ -299,6 +299,8 @@ class StepRunner:
                 )
                 crash_point("after_commit")
             return self._record(step, asset, attempt, staged, version, before, rows_before)
+        except WriteBlockedError:
+            raise  # the run stops here, as if interrupted; resume finishes it
         except Exception as exc:
             transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
             message = (
@@ -616,10 +618,18 @@ class StepRunner:
         )
 
     def _write_report(self, record: PartitionRecord, *, reissued_by: str | None = None) -> None:
-        write_partition_report(
-            self.project.partition_report_path(record.asset, record.partition_key),
-            report_of(self.project, self.ledger, record, reissued_by=reissued_by),
-        )
+        """Write the report; a file system that refuses stops the run as an interruption
+        (the publication is recorded; resume writes the report)."""
+        path = self.project.partition_report_path(record.asset, record.partition_key)
+        report = report_of(self.project, self.ledger, record, reissued_by=reissued_by)
+        try:
+            write_partition_report(path, report)
+        except OSError as exc:
+            raise write_blocked(
+                f"the partition report of {record.asset} {record.partition_key}",
+                exc,
+                run_id=self.run_id,
+            ) from exc
 
     def finish_published(self, target: AssetPartition) -> StepResult:
         """A step this run published before (it was interrupted, or is being retried): write

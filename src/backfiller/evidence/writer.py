@@ -20,7 +20,7 @@ from backfiller.actions.faults import crash_point
 from backfiller.atomic import atomic_write_bytes
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.checks.model import CheckStatus, Severity
-from backfiller.errors import BadInputError, GraphError, PreconditionError
+from backfiller.errors import BadInputError, GraphError, PreconditionError, write_blocked
 from backfiller.evidence.chain import (
     TamperedEvidenceError,
     evidence_dir,
@@ -424,7 +424,10 @@ def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Path:
         path = evidence_dir(project) / evidence_file_name(seq, run_id)
         # the file first, inside the ledger's transaction: a crash before the index entry
         # leaves a file that the next write of this run replaces (same seq, same name)
-        atomic_write_bytes(path, data)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise write_blocked(f"the evidence of {run_id}", exc, run_id=run_id) from exc
         crash_point("after_evidence_file")
         return project.relative(path), hashlib.sha256(data).hexdigest()
 

@@ -3,6 +3,7 @@ lock inside ``BEGIN IMMEDIATE`` transactions, the schema migrated on open, one c
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backfiller.clock import Clock, system_clock
-from backfiller.errors import ConfigError
+from backfiller.errors import ConfigError, write_blocked
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SqliteDatabase", "schema_version"]
@@ -95,14 +96,28 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._named_failures():
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    @contextmanager
+    def _named_failures(self) -> Iterator[None]:
+        """A full disk or a read-only file is named as such, not as a raw SQLite error."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "full" in text or "readonly" in text or "disk i/o" in text:
+                cause = OSError(errno.ENOSPC if "full" in text else errno.EACCES, str(exc))
+                cause.filename = str(self.path)
+                raise write_blocked("the ledger", cause) from exc
+            raise
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
