@@ -31,7 +31,14 @@ from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
 
-__all__ = ["CONFIG_FILE", "Project", "ProjectConfig", "load_project", "read_env_file"]
+__all__ = [
+    "CONFIG_FILE",
+    "Project",
+    "ProjectConfig",
+    "find_project_root",
+    "load_project",
+    "read_env_file",
+]
 
 CONFIG_FILE = "backfiller.toml"
 
@@ -112,8 +119,9 @@ class ProjectConfig:
         path = root / CONFIG_FILE
         if not path.is_file():
             raise ConfigError(
-                f"No {CONFIG_FILE} in {root}",
-                hint="run backfiller inside a project folder or pass --project PATH",
+                f"No {CONFIG_FILE} in {root} (nor in a folder above it)",
+                hint="run backfiller inside a project folder, pass --project PATH, or start "
+                "one with 'backfiller init'",
             )
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -374,6 +382,16 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
         values=p["values"],
         week_starts_on=int(p["week_starts_on"]),
     )
+
+
+def find_project_root(start: Path | str = ".") -> Path:
+    """The folder holding ``backfiller.toml``: ``start`` or its nearest parent that has one,
+    as git finds its repository (``start`` itself when none has: loading it then says so)."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
 
 
 def load_project(

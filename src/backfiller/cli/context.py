@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from backfiller.actions import RunOptions, StepResult
 from backfiller.errors import BadInputError
 from backfiller.lab import with_simulations
-from backfiller.project import Project, load_project
+from backfiller.project import Project, find_project_root, load_project
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -39,9 +39,8 @@ class Context:
     def project(self, *, apply_allowed: bool = False) -> Project:
         """The project as the active gap simulations make the core see it (their overlay);
         ``apply_allowed``: ``--allow-apply-during-simulation`` was passed."""
-        return with_simulations(
-            load_project(self.project_dir, environ=os.environ), apply_allowed=apply_allowed
-        )
+        root = find_project_root(self.project_dir)
+        return with_simulations(load_project(root, environ=os.environ), apply_allowed=apply_allowed)
 
     @contextmanager
     def run_options(self, total: int | None = None) -> Iterator[RunOptions]:

@@ -22,6 +22,7 @@ from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project
+from backfiller.scaffold import init_project
 
 from .context import (
     Context,
@@ -75,6 +76,23 @@ _allow_option = click.option(
     is_flag=True,
     help="Apply even while gap simulations are active (recorded in the plan's reason).",
 )
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option("--name", help="The project's name (default: the folder's name).")
+@click.pass_obj
+def init(obj: Context, folder: Path | None, name: str | None) -> None:
+    """Start a new project: backfiller.toml, an assets module with one daily asset, folders."""
+    target = folder or obj.project_dir
+    written = init_project(target, name=name)
+    for path in written:
+        obj.console.print(f"wrote {path}", markup=False)
+    obj.console.print(
+        f"Next: 'backfiller --project {target} status', then edit assets.py and declare your "
+        "inputs in data/manifests/",
+        markup=False,
+    )
 
 
 @cli.command()
