@@ -1270,3 +1270,29 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
         record = ledger.partitions.get(SLOW, LAB_KEY)
         assert record is not None
         assert (record.status, record.last_run_id) == (PartitionStatus.MATERIALIZED, "run-day-002")
+
+
+def test_resume_writes_the_evidence_of_a_finished_run_that_has_none(
+    april_project: Project, ledger: SqliteLedger
+) -> None:
+    """A ledger from before runs needed evidence: a succeeded run without a document."""
+    import sqlite3
+
+    from backfiller.evidence.chain import ProblemKind, indexed_path, verify_chain
+
+    project = april_project
+    done = rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
+    record = ledger.evidence.of_run(done.run_id)
+    assert record is not None
+    indexed_path(project, record).unlink()
+    with sqlite3.connect(project.config.ledger_path) as conn:
+        conn.execute("DELETE FROM evidence WHERE run_id = ?", (done.run_id,))
+    assert [p.kind for p in verify_chain(project, ledger)] == [ProblemKind.MISSING]
+    versions = {a: project.store.version(a) for a in ASSETS}
+
+    resumed = resume(project, ledger, run_id=done.run_id, operator="tests")
+
+    assert resumed.state is RunState.SUCCEEDED
+    assert ledger.evidence.of_run(done.run_id) is not None
+    assert verify_chain(project, ledger) == []
+    assert {a: project.store.version(a) for a in ASSETS} == versions  # nothing recomputed

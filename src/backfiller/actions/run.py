@@ -82,11 +82,11 @@ def execute(
     what the run stands on (its plan) once the preconditions hold, before the run begins.
     """
     protected = require_preconditions(project, ledger, spec)
-    if record_first is not None:
-        record_first(ledger)
     run_id = run_id or new_run_id(project.clock().isoformat())
     if ledger.runs.get(run_id) is not None:
         raise BadInputError(f"Run {run_id} exists already", hint="use a new run id")
+    if record_first is not None:
+        record_first(ledger)
     ledger.runs.begin(
         run_id=run_id,
         plan_id=spec.plan_id,
@@ -129,9 +129,10 @@ def continue_run(
         spec = replace(spec, operator=operator)
     if run.state is RunState.RUNNING:
         require_preconditions(project, ledger, spec)
-    return _Run(project, ledger, run_id, spec, resuming=True).go(
-        options, settled=run.state is RunState.EVIDENCE_PENDING
-    )
+    # settled: every step has its outcome; only the evidence is missing (a finished run
+    # without evidence comes from a ledger older than the rule that a run needs it)
+    settled = run.state is RunState.EVIDENCE_PENDING or run.state.finished
+    return _Run(project, ledger, run_id, spec, resuming=True).go(options, settled=settled)
 
 
 @dataclass
