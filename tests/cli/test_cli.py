@@ -833,3 +833,28 @@ def test_status_and_gaps_use_the_same_word_for_undeclared_days(
     code, out, _ = run(capsys, april_project.root, "gaps", "--start", "2026-05-01",
                        "--end", "2026-05-03")  # fmt: skip
     assert {row[2] for row in gap_rows(out)} == {"no_expected_input"}
+
+
+def test_a_run_ends_by_naming_its_checks_evidence_holds_and_the_next_command(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    assert run(capsys, root, "plan", "--partition", GAP_DAY, "--mode", "dry-run")[0] == 0
+    code, out, _ = run(capsys, root, "apply", str(root / PLAN_REL))
+    assert code == 0
+    lines = out.splitlines()
+    assert any(re.fullmatch(r"checks: \d+ ran on 2 partition\(s\) — \d+ passed, 0 failed, \d+ "
+                            r"warned", line) for line in lines), out  # fmt: skip
+    assert any(line.startswith("evidence: reports/week06/evidence/") for line in lines)
+    assert "held: nothing (no published partition was replaced)" in lines
+
+    code, out, _ = run(capsys, root, "rerun", "--asset", RAW, "--partition", GAP_DAY)
+    assert code == 0
+    lines = out.splitlines()
+    held = [line for line in lines if line.startswith("held until release: ")]
+    assert (
+        held
+        and f"{SILVER} {GAP_DAY}" in held[0]
+        and f"week07/retrieval_index {GAP_DAY}" in (held[0])
+    )
+    assert any(re.fullmatch(r"next: backfiller release --run run-\S+", line) for line in lines)

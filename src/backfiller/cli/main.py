@@ -224,7 +224,7 @@ def _apply(
             options=options,
             override_reason=override_reason,
         )
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @cli.command()

@@ -51,7 +51,7 @@ def rerun_cmd(
             override_reason=override,
             options=options,
         )
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @click.command(name="replay")
@@ -84,7 +84,7 @@ def replay_cmd(
             override_reason=override,
             options=options,
         )
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @click.command(name="retry")
@@ -104,7 +104,7 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
             max_attempts=max_attempts,
             options=options,
         )
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @click.command(name="resume")
@@ -118,7 +118,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
         result = resume(
             project, ledger, run_id=run_id, operator=project.operator(operator), options=options
         )
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @click.command(name="restore")
@@ -159,7 +159,7 @@ def restore_cmd(
         )
     for held in result.held:
         obj.console.print(f"stale and held: {held}", markup=False)
-    finish_run(obj.console, result)
+    finish_run(obj.console, result, project)
 
 
 @click.command(name="protect")

@@ -12,7 +12,7 @@ from rich.table import Table
 from backfiller.actions import RunResult, StepOutcome
 from backfiller.actions.recovery import conflict_error
 from backfiller.errors import ChecksFailedError, RunFailedError
-from backfiller.ledger import LedgerReader, PartitionStatus, RunState
+from backfiller.ledger import CheckStatus, LedgerReader, PartitionStatus, RunState
 from backfiller.planning import Gap, PlanDocument
 from backfiller.project import Project
 
@@ -200,9 +200,43 @@ def _failure_hint(result: RunResult) -> str:
     )
 
 
-def finish_run(console: Console, result: RunResult) -> None:
-    """Show the run; turn anything but full success into its error (and exit code)."""
+def print_run_summary(console: Console, project: Project, result: RunResult) -> None:
+    """What the run leaves behind: the checks that ran, its evidence, the holds it placed,
+    and the next command."""
+    with project.ledger() as ledger:
+        checks = ledger.checks.results(run_id=result.run_id)
+        evidence = ledger.evidence.of_run(result.run_id)
+        held = [h for h in ledger.holds.all() if h.cause_run_id == result.run_id]
+    if checks:
+        passed = sum(1 for c in checks if c.status is CheckStatus.PASSED)
+        blocking = sum(1 for c in checks if c.status is CheckStatus.FAILED and c.blocking)
+        warned = len(checks) - passed - blocking
+        partitions = len({(c.asset, c.partition_key) for c in checks})
+        console.print(
+            f"checks: {len(checks)} ran on {partitions} partition(s) — {passed} passed, "
+            f"{blocking} failed, {warned} warned",
+            markup=False,
+        )
+    if evidence is not None:
+        console.print(f"evidence: {evidence.path}", markup=False)
+    if held:
+        targets = list(dict.fromkeys(f"{h.target} {h.partition_key}" for h in held))
+        shown = ", ".join(targets[:6]) + (
+            f" and {len(targets) - 6} more" if len(targets) > 6 else ""
+        )
+        console.print(f"held until release: {shown}", markup=False)
+        if result.state is RunState.SUCCEEDED:
+            console.print(f"next: backfiller release --run {result.run_id}", markup=False)
+    else:
+        console.print("held: nothing (no published partition was replaced)", markup=False)
+
+
+def finish_run(console: Console, result: RunResult, project: Project | None = None) -> None:
+    """Show the run (and, given the project, what it leaves behind); turn anything but full
+    success into its error (and exit code)."""
     print_run(console, result)
+    if project is not None and result.steps:
+        print_run_summary(console, project, result)
     conflict = conflict_error(result)
     if conflict is not None:
         raise conflict
