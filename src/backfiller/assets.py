@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from backfiller.errors import GraphError
+from backfiller.names import did_you_mean
 from backfiller.partitions import PartitionScheme, StaticScheme, TimeWindowScheme, Window
 from backfiller.refs import AssetPartition
 
@@ -371,7 +372,7 @@ class AssetGraph:
             return self._assets[key]
         except KeyError:
             raise GraphError(
-                f"Unknown asset {key!r}",
+                f"Unknown asset {key!r}{did_you_mean(key, self._order)}",
                 hint="known assets: " + ", ".join(self._order),
             ) from None
 

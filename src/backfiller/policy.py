@@ -34,6 +34,7 @@ from typing import Any
 
 from backfiller.assets import AssetGraph
 from backfiller.errors import ConfigError, InvalidPartitionKeyError, PreconditionError
+from backfiller.names import did_you_mean
 from backfiller.partitions import PartitionScheme, TimeWindowScheme
 from backfiller.paths import configured_path
 
@@ -142,7 +143,8 @@ def parse_policy(
     unknown = sorted(set(section) - set(POLICY_DEFAULTS))
     if unknown:
         raise ConfigError(
-            f"[policy] has unknown setting(s): {', '.join(unknown)}",
+            f"[policy] has unknown setting(s): {', '.join(unknown)}"
+            f"{did_you_mean(unknown[0], POLICY_DEFAULTS)}",
             hint="known settings: " + ", ".join(POLICY_DEFAULTS),
         )
     values = {**POLICY_DEFAULTS, **section}

@@ -25,6 +25,7 @@ from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError
 from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
 from backfiller.manifests import ManifestRegistry
+from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
 from backfiller.partitions import PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
@@ -127,10 +128,8 @@ class ProjectConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        _require_known_keys(path, data)
         settings: dict[str, Any] = {s: {**d, **data.get(s, {})} for s, d in _DEFAULTS.items()}
-        for section, body in data.items():
-            if section not in settings and section != "env":
-                settings[section] = body
         env_conf = data.get("env", {})
         prefix = str(env_conf.get("prefix", "BACKFILLER_"))
         file_vars: dict[str, str] = {}
@@ -212,6 +211,30 @@ class ProjectConfig:
                 allow_outside=outside,
             ),
         )
+
+
+_ENV_KEYS = ("prefix", "files", "aliases")
+
+
+def _require_known_keys(path: Path, data: dict[str, Any]) -> None:
+    """A misspelled section or key is an error naming it and the nearest valid one (a
+    silently ignored ``strat =`` would leave the default in force)."""
+    known: dict[str, tuple[str, ...]] = {s: tuple(d) for s, d in _DEFAULTS.items()}
+    known["env"] = _ENV_KEYS
+    for section, body in data.items():
+        if section not in known:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]{did_you_mean(section, known)}",
+                hint="sections: " + ", ".join(f"[{s}]" for s in known),
+            )
+        if section == "policy" or not isinstance(body, dict):
+            continue  # the policy names its own unknown settings
+        for key in body:
+            if key not in known[section]:
+                raise ConfigError(
+                    f"{path}: unknown setting [{section}] {key}{did_you_mean(key, known[section])}",
+                    hint=f"[{section}] settings: " + ", ".join(known[section]),
+                )
 
 
 def _default_partition(data: dict[str, Any], settings: dict[str, Any]) -> str:

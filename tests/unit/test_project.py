@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backfiller import Project
-from backfiller.errors import ConfigError, ExitCode, InvalidPartitionKeyError
+from backfiller.errors import ConfigError, ExitCode, GraphError, InvalidPartitionKeyError
 from backfiller.project import CONFIG_FILE, ProjectConfig, load_project, read_env_file
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -386,3 +386,46 @@ def test_a_path_outside_is_accepted_when_explicitly_allowed(
 def test_an_environment_variable_cannot_lead_a_path_outside_either(example_dir: Path) -> None:
     with pytest.raises(ConfigError, match="outside the project folder"):
         load_project(example_dir, environ={"WEEK06_REPORT_DIR": "../../reports"})
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "message"),
+    [
+        (
+            "partitions",
+            'strat = "2026-01-01"',
+            "unknown setting [partitions] strat (did you mean 'start'?)",
+        ),
+        (
+            "project",
+            'reprot_dir = "out"',
+            "unknown setting [project] reprot_dir (did you mean 'report_dir'?)",
+        ),
+        ("policy", 'backfill_asset = ["x"]', "did you mean 'backfill_assets'?"),
+    ],
+    ids=["strat", "reprot_dir", "policy"],
+)
+def test_a_misspelled_setting_is_refused_naming_the_nearest_valid_one(
+    example_dir: Path, section: str, line: str, message: str
+) -> None:
+    _configure(example_dir, section, line)
+    with pytest.raises(ConfigError) as info:
+        load_project(example_dir, environ={})
+    assert message in info.value.message
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_a_misspelled_section_is_refused(example_dir: Path) -> None:
+    toml = example_dir / "backfiller.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + '\n[partitons]\nkind = "daily"\n',
+                    encoding="utf-8")  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"unknown section \[partitons\] \(did you mean 'partitions'\?\)"
+    ):
+        load_project(example_dir, environ={})
+
+
+def test_an_unknown_asset_suggests_the_nearest_one(example_dir: Path) -> None:
+    project = load_project(example_dir, environ={})
+    with pytest.raises(GraphError, match=r"did you mean 'week06/silver/ticket_fact_partitioned'\?"):
+        project.graph.get("week06/silver/ticket_facts_partitioned")
