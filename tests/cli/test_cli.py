@@ -858,3 +858,22 @@ def test_a_run_ends_by_naming_its_checks_evidence_holds_and_the_next_command(
         and f"week07/retrieval_index {GAP_DAY}" in (held[0])
     )
     assert any(re.fullmatch(r"next: backfiller release --run run-\S+", line) for line in lines)
+
+
+def test_gaps_filters_by_reason_and_need_of_action_and_says_what_it_left_out(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    window = ("--start", "2026-04-14", "--end", "2026-05-02")
+    code, out, _ = run(capsys, root, "gaps", *window, "--needs-action")
+    assert code == 0
+    rows = gap_rows(out)
+    assert {r[2] for r in rows} == {"missing_partition"}  # the gap day; May needs nothing
+    assert "4 gap(s) left out by the filters." in out  # raw and silver on 05-01 and 05-02
+    code, out, _ = run(capsys, root, "gaps", *window, "--reason", "no_expected_input")
+    assert {r[2] for r in gap_rows(out)} == {"no_expected_input"}
+    assert "No gaps" not in out
+
+    code, _, err = run(capsys, root, "gaps", "--reason", "missing_partiton")
+    assert code == 2
+    assert "Unknown gap reason 'missing_partiton' (did you mean 'missing_partition'?)" in err

@@ -19,7 +19,17 @@ from rich.markup import escape
 from backfiller import __version__
 from backfiller.actions.apply import apply_plan
 from backfiller.errors import BackfillerError, BadInputError, ExitCode
-from backfiller.planning import Mode, find_gaps, make_plan, parse_mode, read_plan, write_plan
+from backfiller.names import did_you_mean
+from backfiller.planning import (
+    GapReason,
+    Mode,
+    ProposedAction,
+    find_gaps,
+    make_plan,
+    parse_mode,
+    read_plan,
+    write_plan,
+)
 from backfiller.planning.planner import request_for
 from backfiller.project import Project
 from backfiller.scaffold import init_project
@@ -110,13 +120,40 @@ def status(obj: Context, start: str | None, end: str | None) -> None:
 @click.option("--start", help="First partition key (default: the scheme's start).")
 @click.option("--end", help="Last partition key (default: the last complete one).")
 @click.option("--partition", help="One partition key.")
+@click.option("--reason", "reasons", multiple=True, help="Only gaps with this reason (repeatable).")
+@click.option("--needs-action", is_flag=True, help="Leave out gaps whose action is nothing_to_do.")
 @click.pass_obj
-def gaps(obj: Context, start: str | None, end: str | None, partition: str | None) -> None:
+def gaps(
+    obj: Context,
+    start: str | None,
+    end: str | None,
+    partition: str | None,
+    reasons: tuple[str, ...],
+    needs_action: bool,
+) -> None:
     """Reconcile manifests, store, ledger and reports into gaps with proposed actions (by
     default over the whole configured range; each missing bound defaults to its end)."""
+    wanted = {_gap_reason(r) for r in reasons}
     project = obj.project()
     keys = window_keys(project, partition, start, end)
-    print_gaps(obj.console, find_gaps(project, project.reader(), keys), looked_at=keys)
+    every = find_gaps(project, project.reader(), keys)
+    found = [
+        g
+        for g in every
+        if (not wanted or g.reason in wanted)
+        and not (needs_action and g.proposed_action is ProposedAction.NOTHING_TO_DO)
+    ]
+    print_gaps(obj.console, found, looked_at=keys, left_out=len(every) - len(found))
+
+
+def _gap_reason(text: str) -> GapReason:
+    names = [r.value for r in GapReason]
+    if text not in names:
+        raise BadInputError(
+            f"Unknown gap reason {text!r}{did_you_mean(text, names)}",
+            hint="reasons: " + ", ".join(names),
+        )
+    return GapReason(text)
 
 
 @cli.command()

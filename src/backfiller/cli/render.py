@@ -93,13 +93,19 @@ def _grid_lines(states: dict[str, str]) -> list[str]:
     return lines
 
 
-def print_gaps(console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None) -> None:
-    """The gaps as a table; ``looked_at``: the partition keys examined, named first."""
+def print_gaps(
+    console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None, left_out: int = 0
+) -> None:
+    """The gaps as a table; ``looked_at``: the partition keys examined, named first;
+    ``left_out``: gaps the filters left out, said so (never "no gaps" when there are some)."""
     if looked_at:
         span = looked_at[0] if len(looked_at) == 1 else f"{looked_at[0]} .. {looked_at[-1]}"
         console.print(f"Looked at {span} ({len(looked_at)} partition(s)).", markup=False)
+    if left_out:
+        console.print(f"{left_out} gap(s) left out by the filters.", markup=False)
     if not gaps:
-        console.print("No gaps: manifests, store, ledger and reports agree.")
+        if not left_out:
+            console.print("No gaps: manifests, store, ledger and reports agree.")
         return
     table = Table(title=f"{len(gaps)} gap(s)")
     for col in (
