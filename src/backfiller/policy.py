@@ -27,13 +27,14 @@ This module knows nothing of :class:`~backfiller.project.Project` (which loads i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backfiller.assets import AssetGraph
 from backfiller.errors import ConfigError, InvalidPartitionKeyError, PreconditionError
+from backfiller.ledger.records import Protection
 from backfiller.names import did_you_mean
 from backfiller.partitions import PartitionScheme, TimeWindowScheme
 from backfiller.paths import configured_path
@@ -42,6 +43,7 @@ __all__ = [
     "POLICY_DEFAULTS",
     "Policy",
     "ProtectedObject",
+    "effective_protection",
     "parse_policy",
     "require_allowed",
     "validate_policy",
@@ -262,3 +264,21 @@ def require_allowed(
             "backfill_assets in backfiller.toml (a reviewed change)",
             asset=refused[0],
         )
+
+
+def effective_protection(
+    policy: Policy,
+    recorded: Protection | None,
+    asset: str,
+    key: str,
+    has_data: Callable[[], bool],
+) -> Protection | None:
+    """Who protects (asset, key): the ledger's recorded protection, else the policy's — which
+    only guards data that exists (the first materialization of a protected object overwrites
+    nothing). ``has_data`` is asked only when the policy protects the partition."""
+    if recorded is not None:
+        return recorded
+    declared = policy.protection(asset, key)
+    if declared is None or not has_data():
+        return None
+    return Protection(asset, key, f"{POLICY_REASON}: {declared.spec}", "policy", "")

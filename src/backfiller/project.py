@@ -353,10 +353,6 @@ class Project:
         """The same project (and store) under ``overlay``."""
         return Project(self.config, self.graph, clock=self.clock, store=self.store, overlay=overlay)
 
-    def forced_failures(self) -> frozenset[tuple[str, str, str]]:
-        """The (asset, check, partition) triples whose checks fail whatever the data."""
-        return self.overlay.forced_check_failures
-
     def reload_manifests(self) -> None:
         """Forget the loaded manifests (a simulation started or ended)."""
         self.__dict__.pop("manifests", None)

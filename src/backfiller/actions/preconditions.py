@@ -13,7 +13,7 @@ from __future__ import annotations
 from backfiller.actions.spec import RunSpec, StepSource
 from backfiller.errors import PreconditionError
 from backfiller.ledger import Ledger, Protection
-from backfiller.policy import POLICY_REASON, require_allowed
+from backfiller.policy import effective_protection, require_allowed
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -58,16 +58,14 @@ def protection_of(
 ) -> Protection | None:
     """The ledger's protection of (asset, key), else the policy's — which only guards data
     that exists: the first materialization of a protected object overwrites nothing."""
-    found = ledger.protections.get(asset, key)
-    if found is not None:
-        return found
-    declared = project.policy.protection(asset, key)
-    if declared is None:
-        return None
-    record = ledger.partitions.get(asset, key)
-    if record is None or record.data_version is None:
+
+    def has_data() -> bool:
+        record = ledger.partitions.get(asset, key)
+        if record is not None and record.data_version is not None:
+            return True
         if asset not in stored:
             stored[asset] = project.store.partition_counts(asset)
-        if not stored[asset].get(key):
-            return None
-    return Protection(asset, key, f"{POLICY_REASON}: {declared.spec}", "policy", "")
+        return bool(stored[asset].get(key))
+
+    recorded = ledger.protections.get(asset, key)
+    return effective_protection(project.policy, recorded, asset, key, has_data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 from backfiller.actions.preconditions import protection_of
 from backfiller.actions.run import RunOptions, RunResult, continue_run, execute
@@ -241,16 +240,13 @@ def restore(
             hint="pick a version at which the partition was published "
             "('backfiller history --asset A')",
         )
-    now = project.clock()
-    for lease in ledger.leases.held():
-        if (lease.asset, lease.partition_key) == (asset, key) and (
-            datetime.fromisoformat(lease.expires_at) > now
-        ):
-            raise ConflictError(
-                f"{asset} {key} is leased by {lease.holder} (plan {lease.plan_id}, run "
-                f"{lease.run_id}) since {lease.acquired_at}, until {lease.expires_at}",
-                hint="wait for that run to finish (or 'backfiller resume' it), then restore",
-            )
+    lease = ledger.leases.live(asset, key)
+    if lease is not None:
+        raise ConflictError(
+            f"{asset} {key} is leased by {lease.holder} (plan {lease.plan_id}, run "
+            f"{lease.run_id}) since {lease.acquired_at}, until {lease.expires_at}",
+            hint="wait for that run to finish (or 'backfiller resume' it), then restore",
+        )
     if protection_of(project, ledger, asset, key, {}) is None:
         override_reason = None  # nothing protected: nothing to record
     spec = RunSpec(

@@ -217,7 +217,7 @@ class _Run:
             self.ledger,
             self.run_id,
             self.spec,
-            forced_failures=project.forced_failures(),
+            forced_failures=project.overlay.forced_check_failures,
             resuming=self.resuming,
         )
         latest = self._latest()

@@ -102,10 +102,6 @@ class RunSpec:
         steps = tuple(Step(AssetPartition(a, k)) for a, k in dict.fromkeys(targets))
         return cls(action=action, operator=operator, steps=steps, **kw)
 
-    @property
-    def targets(self) -> list[AssetPartition]:
-        return [s.target for s in self.steps]
-
     def recorded(self) -> dict[str, Any]:
         """The arguments column of the run: what was asked, the steps and the override."""
         return {

@@ -53,6 +53,8 @@ class LeaseBook(Protocol):
 
     def held(self) -> list[Lease]: ...
 
+    def live(self, asset: str, key: str) -> Lease | None: ...
+
 
 class SqliteLeases:
     """The lease book on SQLite; expiry is judged by the ledger's clock."""
@@ -77,12 +79,7 @@ class SqliteLeases:
             row = conn.execute(
                 "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
             ).fetchone()
-            if (
-                row is not None
-                and row["holder"] is not None
-                and row["run_id"] != run_id
-                and datetime.fromisoformat(row["expires_at"]) > now
-            ):
+            if row is not None and row["run_id"] != run_id and _is_live(row, now):
                 raise LeaseConflict(_lease(row))
             token = (row["token"] if row else 0) + 1
             expires = (now + timedelta(seconds=ttl_seconds)).isoformat()
@@ -128,3 +125,15 @@ class SqliteLeases:
             "SELECT * FROM leases WHERE holder IS NOT NULL ORDER BY asset, partition_key"
         ).fetchall()
         return [_lease(r) for r in rows]
+
+    def live(self, asset: str, key: str) -> Lease | None:
+        """The lease on (asset, key) that has not expired by the ledger's clock, if any."""
+        row = self._db.conn.execute(
+            "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
+        ).fetchone()
+        return _lease(row) if row is not None and _is_live(row, self._db.moment()) else None
+
+
+def _is_live(row: sqlite3.Row, now: datetime) -> bool:
+    """Held and not expired: the one rule for whether a lease still excludes others."""
+    return row["holder"] is not None and datetime.fromisoformat(row["expires_at"]) > now

@@ -16,7 +16,7 @@ from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
 from backfiller.ledger import LedgerReader, PartitionRecord, Protection
 from backfiller.manifests import ManifestRegistry
-from backfiller.policy import POLICY_REASON, Policy
+from backfiller.policy import Policy, effective_protection
 from backfiller.refs import AssetPartition
 
 __all__ = ["Observation", "StateSource", "observe", "state_fingerprint"]
@@ -136,19 +136,20 @@ def _protection(
     counts: dict[str, dict[str, int]],
     records: dict[AssetPartition, PartitionRecord],
 ) -> str | None:
-    """Who protects (asset, key): a ledger protection, else the policy's — which only guards
-    data that exists (the rule :func:`~backfiller.actions.preconditions.protection_of`
-    enforces at apply)."""
-    found = protections.get(AssetPartition(asset, key))
-    if found is not None:
-        return f"{found.reason}, by {found.operator}"
-    declared = policy.protection(asset, key)
-    if declared is None:
-        return None
-    record = records.get(AssetPartition(asset, key))
-    if (record is None or record.data_version is None) and not counts[asset].get(key):
-        return None
-    return f"{POLICY_REASON}: {declared.spec}, by policy"
+    """Who protects (asset, key), as the plan shows it (the rule is
+    :func:`~backfiller.policy.effective_protection`, as at apply)."""
+    target = AssetPartition(asset, key)
+    record = records.get(target)
+    found = effective_protection(
+        policy,
+        protections.get(target),
+        asset,
+        key,
+        lambda: (
+            (record is not None and record.data_version is not None) or bool(counts[asset].get(key))
+        ),
+    )
+    return None if found is None else f"{found.reason}, by {found.operator}"
 
 
 def state_fingerprint(observations: dict[AssetPartition, Observation]) -> str:
