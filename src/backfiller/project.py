@@ -54,6 +54,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "manifests": "data/manifests",
         "operator": "",
         "allow_paths_outside": False,
+        "lease_ttl_seconds": 600,
     },
     "partitions": {
         "kind": "daily",
@@ -110,6 +111,8 @@ class ProjectConfig:
     default_partition: str | None
     downstream_consumers: tuple[str, ...]
     downstream_impact: str
+    #: how long a lease excludes others without a renewal (renewed every third of it)
+    lease_ttl_seconds: int = 600
     env_sources: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
@@ -175,6 +178,14 @@ class ProjectConfig:
             return configured_path(root, str(proj[key]), f"[project] {key}", allow_outside=outside)
 
         state_dir = inside("state_dir")
+        lease_ttl = proj["lease_ttl_seconds"]
+        if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, int) or lease_ttl < 1:
+            raise ConfigError(
+                f"[project] lease_ttl_seconds = {lease_ttl!r} in {path} is not a whole number "
+                "of seconds of at least 1",
+                hint="leases are renewed every third of it while a step computes; 600 is the "
+                "default",
+            )
         ledger = proj["ledger"] or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
         if not ledger.startswith("sqlite:///"):
             raise ConfigError(
@@ -197,6 +208,7 @@ class ProjectConfig:
             report_dir=report_dir,
             manifests_dir=inside("manifests"),
             operator=proj["operator"],
+            lease_ttl_seconds=lease_ttl,
             partitions=parts,
             default_partition=default_partition or None,
             downstream_consumers=tuple(settings["downstream"]["consumers"]),

@@ -1185,7 +1185,7 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
     fingerprint = project.store.fingerprint(RAW, KEY)
     late = _night_runner(project, ledger).run_leased(Step(AssetPartition(RAW, KEY)), 1, old)
 
-    assert late.outcome is StepOutcome.FAILED
+    assert late.outcome is StepOutcome.CONFLICT
     assert late.error is not None
     assert (
         f"{RAW} {KEY}: the lease (token {old.token}) was taken over by another run; "
@@ -1216,7 +1216,7 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     clock.advance(seconds=601)
     taken = rerun(project, ledger, asset=RAW, keys=[KEY], operator="day-shift")
     late = _night_runner(project, ledger).run_leased(Step(AssetPartition(RAW, KEY)), 1, old)
-    assert late.outcome is StepOutcome.FAILED
+    assert late.outcome is StepOutcome.CONFLICT
     record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert (record.status, record.last_run_id) == (PartitionStatus.MATERIALIZED, taken.run_id)
@@ -1263,7 +1263,7 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
         finally:
             module.HOOK = None
         assert inner["result"].state is RunState.SUCCEEDED
-        assert [s.outcome for s in result.steps] == [StepOutcome.FAILED]
+        assert [s.outcome for s in result.steps] == [StepOutcome.CONFLICT]
         assert "taken over" in (result.steps[0].error or "")
         night = ledger.runs.get("run-night-001")
         assert night is not None and night.state is RunState.FAILED

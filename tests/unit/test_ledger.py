@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import re
 import sqlite3
@@ -62,6 +63,9 @@ def _raw(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[ob
         conn.close()
 
 
+_TOKENS = itertools.count(1)
+
+
 def _publish(
     led: SqliteLedger, key: str = KEY, *, run_id: str = "run-1", version: int = 1
 ) -> PartitionStatus:
@@ -78,6 +82,7 @@ def _publish(
         manifest_id="week06-seed-manifest-001",
         manifest_checksum="c" * 64,
         upstream_versions=UPSTREAM,
+        lease_token=next(_TOKENS),
     )
 
 
@@ -180,6 +185,7 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
         manifest_id="week06-seed-manifest-001",
         manifest_checksum="c" * 64,
         upstream_versions=UPSTREAM,
+        lease_token=next(_TOKENS),
     )
     assert status is PartitionStatus.MATERIALIZED
     record = ledger.partitions.get(RAW, KEY)
@@ -310,6 +316,7 @@ def test_illegal_publish_without_start_changes_nothing(
             manifest_id=None,
             manifest_checksum=None,
             upstream_versions={},
+            lease_token=next(_TOKENS),
         )
     assert ledger.partitions.get(RAW, KEY) is None
     assert ledger.partitions.events(RAW, KEY) == []
@@ -333,6 +340,7 @@ def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> Non
             manifest_id=None,
             manifest_checksum=None,
             upstream_versions={},
+            lease_token=next(_TOKENS),
         )
     with pytest.raises(IllegalTransitionError, match="Cannot fail a partition"):
         ledger.partitions.fail(

@@ -82,6 +82,8 @@ def execute(
     what the run stands on (its plan) once the preconditions hold, before the run begins.
     """
     protected = require_preconditions(project, ledger, spec)
+    if spec.lease_ttl is None:  # recorded with the run: resume keeps what it began with
+        spec = replace(spec, lease_ttl=float(project.config.lease_ttl_seconds))
     run_id = run_id or new_run_id(project.clock().isoformat())
     if ledger.runs.get(run_id) is not None:
         raise BadInputError(f"Run {run_id} exists already", hint="use a new run id")
@@ -258,15 +260,18 @@ class _Run:
                 )
             )
 
-        run_in_order(
-            ordered,
-            depends,
-            do,
-            lambda result: result.outcome.succeeded,
-            max_parallel=options.max_parallel,
-            on_done=lambda _, result: record(result),
-            on_blocked=skip,
-        )
+        try:
+            run_in_order(
+                ordered,
+                depends,
+                do,
+                lambda result: result.outcome.succeeded,
+                max_parallel=options.max_parallel,
+                on_done=lambda _, result: record(result),
+                on_blocked=skip,
+            )
+        finally:
+            runner.close()
         position = {s.target: i for i, s in enumerate(ordered)}
         results.sort(key=lambda r: position[r.target])
         return results

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from backfiller.actions.checking import check_partition, store_reader
 from backfiller.actions.faults import crash_point
+from backfiller.actions.heartbeat import Heartbeat
 from backfiller.actions.spec import RunSpec, Step, StepSource
 from backfiller.assets import Asset, AssetContext
 from backfiller.engine import fingerprint_table, query, to_arrow
@@ -38,12 +39,13 @@ from backfiller.ledger import (
     LedgerReader,
     PartitionRecord,
     PartitionStatus,
+    PublishSuperseded,
 )
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.reports import PartitionReport, read_partition_report, write_partition_report
-from backfiller.store import CommitInfo, CommitKey
+from backfiller.store import CommitInfo, CommitKey, FencedError
 from backfiller.store.delta import PARTITION_COLUMN
 
 __all__ = ["StepError", "StepOutcome", "StepResult", "StepRunner", "enforce_guard", "report_of"]
@@ -206,6 +208,23 @@ class StepRunner:
         default_factory=OrderedDict
     )
     _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    _heartbeat: Heartbeat | None = None
+
+    @property
+    def lease_ttl(self) -> float:
+        return self.spec.lease_ttl or float(self.project.config.lease_ttl_seconds)
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        with self._lock:
+            if self._heartbeat is None:
+                self._heartbeat = Heartbeat(self.ledger.leases, self.lease_ttl)
+            return self._heartbeat
+
+    def close(self) -> None:
+        """Stop renewing leases (the run's steps are over)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
 
     # -- the step -----------------------------------------------------------------------
     def run_step(self, step: Step, attempt: int) -> StepResult:
@@ -219,7 +238,9 @@ class StepRunner:
                 holder=self.spec.operator,
                 plan_id=self.spec.plan_id,
                 run_id=self.run_id,
-                ttl_seconds=self.spec.lease_ttl,
+                ttl_seconds=self.lease_ttl,
+                # never a token the table would refuse (a ledger started afresh)
+                floor=self.project.store.fence_token(asset, key) or 0,
             )
         except LeaseConflict as conflict:
             held = conflict.lease
@@ -231,15 +252,18 @@ class StepRunner:
                 f"since {held.acquired_at}, until {held.expires_at}",
             )
         crash_point("after_lease")
+        heartbeat = self.heartbeat
+        heartbeat.hold(lease)  # renewed every TTL/3 while the step computes
         try:
             return self.run_leased(step, attempt, lease)
         finally:
+            heartbeat.drop(lease)
             self.ledger.leases.release(lease)
 
     def run_leased(self, step: Step, attempt: int, lease: Lease) -> StepResult:
         """The step under ``lease``; a fenced lease (taken over since) touches nothing."""
         if not self.ledger.leases.is_current(lease):  # fenced: another run's now
-            return StepResult(*step.target, StepOutcome.FAILED, error=_fenced(lease))
+            return StepResult(*step.target, StepOutcome.CONFLICT, error=_fenced(lease))
         if step.source is StepSource.REPORT:
             return self._reissue(step, attempt)
         return self._publish_step(step, attempt, lease)
@@ -292,15 +316,25 @@ class StepRunner:
                         error=message,
                     )
                 if not ledger.leases.is_current(lease):
-                    raise StepError(_fenced(lease), asset=asset_key, partition=key)
+                    raise _TakenOver
                 crash_point("before_commit")
+                # the lease's token travels into the commit: a table that has seen a newer
+                # token refuses it, however late this holder is
                 version = store.write_partitions(
-                    asset_key, staged, [key], self._commit(step, marker, attempt)
+                    asset_key, staged, [key], self._commit(step, marker, attempt, lease)
                 )
                 crash_point("after_commit")
-            return self._record(step, asset, attempt, staged, version, before, rows_before)
+            return self._record(step, asset, attempt, staged, version, before, rows_before, lease)
         except WriteBlockedError:
             raise  # the run stops here, as if interrupted; resume finishes it
+        except (FencedError, PublishSuperseded, _TakenOver) as exc:
+            message = _superseded(lease, exc)
+            self.ledger.partitions.abandon_attempt(
+                asset_key, key, run_id=self.run_id, attempt=attempt, error=message
+            )
+            return StepResult(
+                asset_key, key, StepOutcome.CONFLICT, rows_before=rows_before, error=message
+            )
         except Exception as exc:
             transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
             message = (
@@ -485,7 +519,7 @@ class StepRunner:
         )
         return [r.describe() for r in results if r.blocking]
 
-    def _commit(self, step: Step, marker: str, attempt: int) -> CommitInfo:
+    def _commit(self, step: Step, marker: str, attempt: int, lease: Lease) -> CommitInfo:
         key = step.target.partition_key
         declared = self.project.manifests.for_partition(key)
         extra = {CommitKey.PARTITION_KEYS: key}
@@ -501,6 +535,7 @@ class StepRunner:
             action=self.spec.action.value,
             app_id=marker,
             app_version=attempt,
+            fences=((key, lease.token),),
             extra=extra,
         )
 
@@ -555,6 +590,7 @@ class StepRunner:
         version: int,
         before: PartitionRecord | None,
         rows_before: int | None,
+        lease: Lease,
     ) -> StepResult:
         key = step.target.partition_key
         fingerprint = fingerprint_table(staged)
@@ -586,6 +622,7 @@ class StepRunner:
             manifest_id=manifest_id,
             manifest_checksum=checksum,
             upstream_versions=consumed,
+            lease_token=lease.token,
         )
         self._remember(step.target, version, staged)
         crash_point("after_ledger_publish")
@@ -652,6 +689,27 @@ def _fenced(lease: Lease) -> str:
     return (
         f"{lease.asset} {lease.partition_key}: the lease (token {lease.token}) was taken over "
         "by another run; refusing this late publish"
+    )
+
+
+class _TakenOver(Exception):
+    """The lease was taken over before the commit (seen in the ledger)."""
+
+
+def _superseded(lease: Lease, exc: Exception) -> str:
+    """Why a holder that lost its lease wrote nothing (the commit refused) or recorded
+    nothing (its commit replaced by a newer holder's)."""
+    if isinstance(exc, _TakenOver):
+        return _fenced(lease)
+    if isinstance(exc, FencedError):
+        return (
+            f"the lease (token {lease.token}) was taken over by another run, which holds token "
+            f"{exc.seen}; the table refused this late commit, nothing was written"
+        )
+    assert isinstance(exc, PublishSuperseded)
+    return (
+        f"the lease (token {lease.token}) was taken over by run {exc.run_id} (token "
+        f"{exc.token}), which published after this commit; its version stands"
     )
 
 

@@ -88,7 +88,8 @@ class RunSpec:
     #: what the operator asked for, as given (recorded and shown in the evidence)
     arguments: Mapping[str, Any] = field(default_factory=dict)
     parent_run_id: str | None = None
-    lease_ttl: float = DEFAULT_LEASE_TTL
+    #: seconds a lease excludes others without renewal; ``None``: the project's setting
+    lease_ttl: float | None = None
 
     @classmethod
     def compute(
@@ -117,7 +118,7 @@ class RunSpec:
         recorded = dict(run.arguments)
         steps = tuple(Step.from_json(s) for s in recorded.pop("steps", []))
         override = recorded.pop("override_reason", None)
-        ttl = recorded.pop("lease_ttl", DEFAULT_LEASE_TTL)
+        ttl = recorded.pop("lease_ttl", None) or DEFAULT_LEASE_TTL
         return cls(
             action=Action(run.action),
             operator=run.operator,

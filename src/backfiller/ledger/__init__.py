@@ -8,7 +8,7 @@ from backfiller.ledger.checks import CheckBook, CheckRecord
 from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceRecord
 from backfiller.ledger.holds import HoldBook, HoldRecord
 from backfiller.ledger.leases import LeaseBook, LeaseConflict
-from backfiller.ledger.partitions import PartitionBook, PartitionReader
+from backfiller.ledger.partitions import PartitionBook, PartitionReader, PublishSuperseded
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader
 from backfiller.ledger.records import (
@@ -55,6 +55,7 @@ __all__ = [
     "Protection",
     "ProtectionBook",
     "ProtectionReader",
+    "PublishSuperseded",
     "RunLog",
     "RunReader",
     "RunRecord",

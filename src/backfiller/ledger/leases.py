@@ -43,7 +43,10 @@ class LeaseBook(Protocol):
         plan_id: str | None,
         run_id: str,
         ttl_seconds: float,
+        floor: int = 0,
     ) -> Lease: ...
+
+    def renew(self, lease: Lease, ttl_seconds: float) -> bool: ...
 
     def is_current(self, lease: Lease) -> bool: ...
 
@@ -71,9 +74,12 @@ class SqliteLeases:
         plan_id: str | None,
         run_id: str,
         ttl_seconds: float,
+        floor: int = 0,
     ) -> Lease:
         """Take the lease, or raise :class:`LeaseConflict` if another run holds a live one.
-        An expired lease is taken over with a new fencing token."""
+        An expired lease is taken over with a new fencing token, greater than the last one and
+        than ``floor`` (the newest token the data store has seen for the partition: a ledger
+        rebuilt from scratch must not hand out tokens the store would refuse)."""
         now = self._db.moment()
         with self._db.transaction() as conn:
             row = conn.execute(
@@ -81,7 +87,7 @@ class SqliteLeases:
             ).fetchone()
             if row is not None and row["run_id"] != run_id and _is_live(row, now):
                 raise LeaseConflict(_lease(row))
-            token = (row["token"] if row else 0) + 1
+            token = max(int(row["token"]) if row else 0, floor) + 1
             expires = (now + timedelta(seconds=ttl_seconds)).isoformat()
             conn.execute(
                 "INSERT INTO leases (asset, partition_key, holder, plan_id, run_id, token,"
@@ -92,6 +98,19 @@ class SqliteLeases:
                 (asset, key, holder, plan_id, run_id, token, now.isoformat(), expires),
             )
         return Lease(asset, key, holder, plan_id, run_id, token, now.isoformat(), expires)
+
+    def renew(self, lease: Lease, ttl_seconds: float) -> bool:
+        """Extend ``lease`` by ``ttl_seconds`` from now on the ledger's clock, if it is still
+        held with its token; ``False`` when it was released or taken over (the heartbeat of a
+        holder that computes for longer than the TTL)."""
+        expires = (self._db.moment() + timedelta(seconds=ttl_seconds)).isoformat()
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE asset = ? AND partition_key = ?"
+                " AND token = ? AND holder IS NOT NULL",
+                (expires, lease.asset, lease.partition_key, lease.token),
+            )
+            return cursor.rowcount == 1
 
     def is_current(self, lease: Lease) -> bool:
         """Fencing: whether ``lease`` is still the newest token for its partition."""

@@ -181,4 +181,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        "the lease token of each partition's published version: an older holder's record is "
+        "refused",
+        """
+        ALTER TABLE partitions ADD COLUMN lease_token INTEGER;
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

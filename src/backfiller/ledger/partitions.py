@@ -12,7 +12,17 @@ from backfiller.ledger.database import SqliteDatabase
 from backfiller.ledger.records import PartitionRecord
 from backfiller.ledger.states import AttemptStatus, PartitionStatus, Verb
 
-__all__ = ["PartitionBook", "PartitionReader", "SqlitePartitions"]
+__all__ = ["PartitionBook", "PartitionReader", "PublishSuperseded", "SqlitePartitions"]
+
+
+class PublishSuperseded(Exception):
+    """Internal: the partition's record was published under a lease token at least as new
+    as the one offered (carries that token and the run that holds the record)."""
+
+    def __init__(self, token: int, run_id: str | None) -> None:
+        super().__init__(f"published under lease token {token} by run {run_id}")
+        self.token = token
+        self.run_id = run_id
 
 
 class PartitionReader(Protocol):
@@ -47,6 +57,7 @@ class PartitionBook(PartitionReader, Protocol):
         manifest_id: str | None,
         manifest_checksum: str | None,
         upstream_versions: dict[str, dict[str, int | None]],
+        lease_token: int,
     ) -> PartitionStatus: ...
 
     def fail(
@@ -250,8 +261,21 @@ class SqlitePartitions:
         manifest_id: str | None,
         manifest_checksum: str | None,
         upstream_versions: dict[str, dict[str, int | None]],
+        lease_token: int,
     ) -> PartitionStatus:
+        """Record a published version. Fenced like the commit that wrote it: refused with
+        :class:`PublishSuperseded` when the partition's recorded version was published under
+        a newer (or the same) lease token — a holder that lost its lease after its commit
+        cannot overwrite the newer holder's record, whatever the order they arrive in."""
         with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT lease_token, last_run_id FROM partitions"
+                " WHERE asset = ? AND partition_key = ?",
+                (asset, key),
+            ).fetchone()
+            recorded = None if row is None else row["lease_token"]
+            if recorded is not None and int(recorded) >= lease_token:
+                raise PublishSuperseded(int(recorded), row["last_run_id"])
             status = self._transition(
                 conn,
                 Verb.PUBLISH,
@@ -266,6 +290,7 @@ class SqlitePartitions:
                 manifest_id=manifest_id,
                 manifest_checksum=manifest_checksum,
                 upstream_versions=json.dumps(upstream_versions, sort_keys=True),
+                lease_token=lease_token,
             )
             self._end_attempt(
                 conn,

@@ -5,7 +5,9 @@ from backfiller.store.base import (
     CommitKey,
     CommitRecord,
     DataStore,
+    FencedError,
     OutsideTargetError,
+    fence_app_id,
 )
 from backfiller.store.delta import DeltaStore
 from backfiller.store.memory import Faults, MemoryStore
@@ -17,6 +19,8 @@ __all__ = [
     "DataStore",
     "DeltaStore",
     "Faults",
+    "FencedError",
     "MemoryStore",
     "OutsideTargetError",
+    "fence_app_id",
 ]

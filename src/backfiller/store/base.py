@@ -10,7 +10,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from backfiller.errors import BadInputError
+from backfiller.errors import BadInputError, ConflictError
 
 __all__ = [
     "PARTITION_COLUMN",
@@ -18,7 +18,9 @@ __all__ = [
     "CommitKey",
     "CommitRecord",
     "DataStore",
+    "FencedError",
     "OutsideTargetError",
+    "fence_app_id",
     "require_inside",
 ]
 
@@ -37,6 +39,28 @@ class CommitKey(StrEnum):
 
 
 PARTITION_COLUMN = "partition_key"
+
+
+def fence_app_id(key: str) -> str:
+    """The app-transaction id that carries a partition's lease token into the commits that
+    write it: a table refuses a commit whose token is not newer than the one it holds."""
+    return f"backfiller.lease:{key}"
+
+
+class FencedError(ConflictError):
+    """A commit refused because the table already holds an equal or newer lease token for a
+    partition it writes: another holder took the lease over (and may have published)."""
+
+    def __init__(self, asset: str, key: str, token: int, seen: int) -> None:
+        super().__init__(
+            f"{asset} {key}: the table holds lease token {seen}, this writer has {token}; "
+            "another holder took the lease over, so this late commit was refused",
+            hint="nothing was written; 'backfiller history' shows who published the partition",
+            asset=asset,
+            partition=key,
+        )
+        self.token = token
+        self.seen = seen
 
 
 class OutsideTargetError(BadInputError):
@@ -74,6 +98,10 @@ class CommitInfo:
     # an app-transaction marker: (app id, step number); "did my commit land?"
     app_id: str | None = None
     app_version: int | None = None
+    #: (partition key, lease token) per partition written: the fencing tokens the commit
+    #: carries (app transaction :func:`fence_app_id`); a table holding a token at least as
+    #: new refuses the commit with :class:`FencedError`
+    fences: tuple[tuple[str, int], ...] = ()
     extra: dict[CommitKey, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, str]:
@@ -127,3 +155,7 @@ class DataStore(Protocol):
     def history(self, asset: str, limit: int | None = None) -> list[CommitRecord]: ...
 
     def committed_step(self, asset: str, app_id: str) -> int | None: ...
+
+    def fence_token(self, asset: str, key: str) -> int | None:
+        """The newest lease token a commit of partition ``key`` carried; ``None`` if none."""
+        ...

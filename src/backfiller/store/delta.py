@@ -9,6 +9,7 @@ app-transaction marker that answers "did my commit land?" after a crash.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
@@ -28,12 +29,21 @@ from backfiller.store.base import (
     CommitInfo,
     CommitKey,
     CommitRecord,
+    FencedError,
+    fence_app_id,
     require_inside,
 )
 
 __all__ = ["PARTITION_COLUMN", "DeltaStore"]
 
 _NONCE = CommitKey.NONCE.value
+#: how many times a commit is tried when other processes' commits to the same partitions (or
+#: the table's creation) land first
+_COMMIT_ATTEMPTS = 5
+
+
+class _TableCreatedMeanwhile(Exception):
+    """Another process created the table between this writer's look and its first commit."""
 
 
 def _damaged_log(asset: str, path: Path, exc: Exception) -> DamagedStoreError:
@@ -132,64 +142,99 @@ class DeltaStore:
     def write_partitions(
         self, asset: str, data: pa.Table, keys: Sequence[str], commit: CommitInfo
     ) -> int:
-        """Replace exactly the partitions ``keys`` with ``data`` in one commit; return the new
-        table version. Rows whose partition key is not in ``keys`` are refused."""
+        """Replace exactly the partitions ``keys`` with ``data`` in one commit; return the
+        version of that commit, read from the commit itself. Rows whose partition key is not
+        in ``keys`` are refused; so is a commit whose lease tokens (``commit.fences``) are not
+        newer than the ones the table holds (:class:`FencedError`)."""
         require_inside(asset, data, keys)
         nonce = uuid.uuid4().hex
         metadata = {**commit.metadata(), _NONCE: nonce}
-        transactions = (
-            [Transaction(app_id=commit.app_id, version=commit.app_version)]
-            if commit.app_id is not None and commit.app_version is not None
-            else None
-        )
-        props = CommitProperties(custom_metadata=metadata, app_transactions=transactions)
+        transactions = [Transaction(app_id=fence_app_id(k), version=t) for k, t in commit.fences]
+        if commit.app_id is not None and commit.app_version is not None:
+            transactions.append(Transaction(app_id=commit.app_id, version=commit.app_version))
+        props = CommitProperties(custom_metadata=metadata, app_transactions=transactions or None)
         with self._lock:
             write_lock = self._write_locks.setdefault(asset, threading.Lock())
         # commits to one table are serialised within a process (compute, staging and checks
         # run in parallel); other processes are handled by Delta's optimistic concurrency
         with write_lock:
-            table = self._write(asset, data, keys, props)
-        return self._version_of(asset, nonce, table)
+            for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                try:
+                    return self._commit(asset, data, keys, commit, props, nonce)
+                except (CommitFailedError, _TableCreatedMeanwhile):
+                    # another process committed to these partitions (or created the table)
+                    # since this writer's snapshot: nothing landed; look again
+                    if attempt == _COMMIT_ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
 
-    def _write(
-        self, asset: str, data: pa.Table, keys: Sequence[str], props: CommitProperties
-    ) -> DeltaTable | None:
-        """Write; return the handle that made the commit (now at that commit or later)."""
+    def _commit(
+        self,
+        asset: str,
+        data: pa.Table,
+        keys: Sequence[str],
+        commit: CommitInfo,
+        props: CommitProperties,
+        nonce: str,
+    ) -> int:
+        """One commit attempt against the table's latest snapshot. The fencing tokens are
+        checked on that same snapshot; a commit landing after it on these partitions makes
+        Delta refuse this one (a conflict), so the check and the commit are one."""
         path = self.path(asset)
         table = self._table(asset)
         if table is None:
             path.mkdir(parents=True, exist_ok=True)
-            write_deltalake(
-                str(path),
-                data,
-                partition_by=[PARTITION_COLUMN],
-                mode="append",
-                commit_properties=props,
-            )
-        else:
-            predicate = f"{PARTITION_COLUMN} IN ({', '.join(_literal(k) for k in keys)})"
-            write_deltalake(
-                table,  # the cached handle: no reload of the log for every commit
-                data,
-                partition_by=[PARTITION_COLUMN],
-                mode="overwrite",
-                predicate=predicate,
-                commit_properties=props,
-            )
-            return table
-        return None
+            try:
+                write_deltalake(
+                    str(path),
+                    data,
+                    partition_by=[PARTITION_COLUMN],
+                    mode="error",  # only the creator writes version 0
+                    commit_properties=props,
+                )
+            except DeltaError as exc:
+                if "already exists" in str(exc):
+                    raise _TableCreatedMeanwhile from exc
+                raise
+            return self._version_of(asset, nonce, 0)
+        for key, token in commit.fences:
+            seen = table.transaction_version(fence_app_id(key))
+            if seen is not None and int(seen) >= token:
+                raise FencedError(asset, key, token, int(seen))
+        predicate = f"{PARTITION_COLUMN} IN ({', '.join(_literal(k) for k in keys)})"
+        write_deltalake(
+            table,  # the cached handle: no reload of the log for every commit
+            data,
+            partition_by=[PARTITION_COLUMN],
+            mode="overwrite",
+            predicate=predicate,
+            commit_properties=props,
+        )
+        return self._version_of(asset, nonce, int(table.version()))
 
-    def _version_of(self, asset: str, nonce: str, table: DeltaTable | None = None) -> int:
-        """The version of the commit carrying ``nonce`` (looked up in the writing handle's
-        recent history; a concurrent writer may have committed after it)."""
-        records = self._records(table.history(20)) if table is not None else self.history(asset, 20)
-        for record in records:
-            if record.metadata.get(_NONCE) == nonce:
-                return record.version
-        for record in self.history(asset, limit=200):
+    def _version_of(self, asset: str, nonce: str, candidate: int) -> int:
+        """The version of the commit carrying ``nonce``: the writing handle's new version,
+        confirmed by that commit's own record (its commitInfo); else searched in the log."""
+        if self._commit_nonce(asset, candidate) == nonce:
+            return candidate
+        for record in self.history(asset):
             if record.metadata.get(_NONCE) == nonce:
                 return record.version
         raise RuntimeError(f"commit {nonce} of {asset!r} not found in its history")
+
+    def _commit_nonce(self, asset: str, version: int) -> str | None:
+        """The nonce recorded in commit ``version``'s commitInfo, read from its log file."""
+        entry = self.path(asset) / "_delta_log" / f"{version:020d}.json"
+        try:
+            lines = entry.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            if '"commitInfo"' in line:
+                info = json.loads(line).get("commitInfo", {})
+                value = info.get(_NONCE)
+                return None if value is None else str(value)
+        return None
 
     def partition_counts(self, asset: str) -> dict[str, int]:
         """Rows per partition, from the Delta log (no data file is read)."""
@@ -270,3 +315,6 @@ class DeltaStore:
             return None
         version = table.transaction_version(app_id)
         return None if version is None else int(version)
+
+    def fence_token(self, asset: str, key: str) -> int | None:
+        return self.committed_step(asset, fence_app_id(key))

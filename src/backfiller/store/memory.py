@@ -24,6 +24,8 @@ from backfiller.store.base import (
     CommitInfo,
     CommitKey,
     CommitRecord,
+    FencedError,
+    fence_app_id,
     require_inside,
 )
 
@@ -107,6 +109,13 @@ class MemoryStore:
         with self._lock:
             versions = self._tables.setdefault(asset, [])
             previous = versions[-1] if versions else None
+            held = previous.transactions if previous else {}
+            for key, token in commit.fences:
+                seen = held.get(fence_app_id(key))
+                if seen is not None and seen >= token:
+                    if not versions:
+                        del self._tables[asset]
+                    raise FencedError(asset, key, token, seen)
             version = len(versions)
             partitions = dict(previous.partitions) if previous else {}
             written_at = dict(previous.written_at) if previous else {}
@@ -121,6 +130,8 @@ class MemoryStore:
             transactions = dict(previous.transactions) if previous else {}
             if commit.app_id is not None and commit.app_version is not None:
                 transactions[commit.app_id] = commit.app_version
+            for key, token in commit.fences:
+                transactions[fence_app_id(key)] = token
             metadata = {**commit.metadata(), CommitKey.NONCE.value: uuid.uuid4().hex}
             versions.append(
                 _Version(
@@ -159,3 +170,6 @@ class MemoryStore:
     def committed_step(self, asset: str, app_id: str) -> int | None:
         found = self._at(asset)
         return None if found is None else found.transactions.get(app_id)
+
+    def fence_token(self, asset: str, key: str) -> int | None:
+        return self.committed_step(asset, fence_app_id(key))
