@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
-from backfiller.store import CommitInfo, DataStore, DeltaStore, Faults, MemoryStore
+from backfiller.store import CommitInfo, DataStore, DeltaStore, Faults, FencedError, MemoryStore
 from backfiller.store.base import CommitKey, OutsideTargetError
 
 ASSET = "lake/orders"
@@ -112,3 +113,94 @@ def test_the_fault_knobs_fail_before_or_after_the_commit_lands() -> None:
     assert store.version(ASSET) == 0  # it landed all the same
     assert store.committed_step(ASSET, "a") == 1
     assert store.write_partitions(ASSET, data(("k1", 2)), ["k1"], commit("r1")) == 1
+
+
+def fenced(run_id: str, *fences: tuple[str, int]) -> CommitInfo:
+    return CommitInfo(run_id=run_id, operator="t", action="backfill", fences=fences)
+
+
+def test_a_commit_whose_lease_token_is_not_newer_than_the_tables_is_refused(
+    store: DataStore,
+) -> None:
+    assert store.fence_token(ASSET, "2026-04-15") is None  # no table yet
+    store.write_partitions(
+        ASSET, data(("2026-04-15", 2)), ["2026-04-15"], fenced("r1", ("2026-04-15", 3))
+    )
+    assert store.fence_token(ASSET, "2026-04-15") == 3
+    assert store.fence_token(ASSET, "2026-04-16") is None
+    version, rows = store.version(ASSET), store.fingerprint(ASSET, "2026-04-15")
+
+    for stale in (3, 2):  # the same token, and an older one
+        with pytest.raises(FencedError) as refused:
+            store.write_partitions(
+                ASSET,
+                data(("2026-04-15", 5)),
+                ["2026-04-15"],
+                fenced("late", ("2026-04-15", stale)),
+            )
+        assert (refused.value.token, refused.value.seen) == (stale, 3)
+        assert refused.value.exit_code == 4
+        assert "another holder took the lease over" in refused.value.message
+        assert store.version(ASSET) == version  # nothing landed
+        assert store.fingerprint(ASSET, "2026-04-15") == rows
+
+    # another partition's token is its own; a newer token for this one is accepted
+    store.write_partitions(
+        ASSET, data(("2026-04-16", 1)), ["2026-04-16"], fenced("r2", ("2026-04-16", 1))
+    )
+    newer = store.write_partitions(
+        ASSET, data(("2026-04-15", 4)), ["2026-04-15"], fenced("r3", ("2026-04-15", 4))
+    )
+    assert newer == store.version(ASSET)
+    assert store.fence_token(ASSET, "2026-04-15") == 4
+    assert store.partition_counts(ASSET) == {"2026-04-15": 4, "2026-04-16": 1}
+
+
+def test_the_version_returned_is_the_commits_own_when_another_writer_commits_in_between(
+    tmp_path: Path,
+) -> None:
+    """Two handles on one table, as two processes have: each writer's version is the version
+    of the commit that carries its metadata, not the table's latest after the write."""
+    first, second = DeltaStore(tmp_path / "lake"), DeltaStore(tmp_path / "lake")
+    first.write_partitions(ASSET, data(("2026-04-14", 1)), ["2026-04-14"], commit("r0"))
+    second.version(ASSET)  # the second handle is now loaded at version 0
+    v1 = first.write_partitions(ASSET, data(("2026-04-15", 1)), ["2026-04-15"], commit("r1"))
+    v2 = second.write_partitions(ASSET, data(("2026-04-16", 1)), ["2026-04-16"], commit("r2"))
+    v3 = first.write_partitions(ASSET, data(("2026-04-17", 1)), ["2026-04-17"], commit("r3"))
+    assert (v1, v2, v3) == (1, 2, 3)
+    by_version = {r.version: r.metadata[CommitKey.RUN_ID] for r in first.history(ASSET)}
+    assert by_version == {0: "r0", 1: "r1", 2: "r2", 3: "r3"}
+
+
+def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fencing check and the commit are one: a writer that checked the token on a
+    snapshot taken before the new holder's commit is refused by Delta's conflict check, then
+    sees the newer token and gives up — it never lands."""
+    old, new = DeltaStore(tmp_path / "lake"), DeltaStore(tmp_path / "lake")
+    old.write_partitions(
+        ASSET, data(("2026-04-15", 1)), ["2026-04-15"], fenced("r0", ("2026-04-15", 1))
+    )
+    new.write_partitions(
+        ASSET, data(("2026-04-15", 2)), ["2026-04-15"], fenced("r-new", ("2026-04-15", 3))
+    )
+    looks: list[int | None] = []
+    latest = old._table
+
+    def stale_first(asset: str, version: int | None = None) -> DeltaTable | None:
+        looks.append(version)
+        if len(looks) == 1:  # the snapshot before the new holder's commit: token 1
+            return DeltaTable(str(old.path(asset)), version=0)
+        return latest(asset, version)
+
+    monkeypatch.setattr(old, "_table", stale_first)
+    with pytest.raises(FencedError) as refused:
+        old.write_partitions(
+            ASSET, data(("2026-04-15", 9)), ["2026-04-15"], fenced("r-old", ("2026-04-15", 2))
+        )
+    assert refused.value.seen == 3
+    assert len(looks) == 2  # the commit on the old snapshot conflicted; the second look fenced
+    assert new.partition_counts(ASSET) == {"2026-04-15": 2}
+    assert new.history(ASSET)[0].metadata[CommitKey.RUN_ID] == "r-new"
+    assert new.version(ASSET) == 1

@@ -23,6 +23,7 @@ from backfiller.names import did_you_mean
 from backfiller.planning import (
     GapReason,
     Mode,
+    PlanDocument,
     ProposedAction,
     find_gaps,
     make_plan,
@@ -242,17 +243,18 @@ def _plan(
             obj.console.print(f"[yellow]{escape(hint)}[/]")
     obj.console.print(f"Plan written to {project.relative(path)}", markup=False)
     if mode is Mode.APPLY:
-        _apply(obj, project, path, operator, override_reason)
+        # the plan this command made, not the file read back: another operator planning the
+        # same window at the same moment writes the same file name
+        _apply(obj, project, document, operator, override_reason)
 
 
 def _apply(
     obj: Context,
     project: Project,
-    path: Path,
+    document: PlanDocument,
     operator: str | None,
     override_reason: str | None = None,
 ) -> None:
-    document = read_plan(path)
     with obj.run_options(len(document.work)) as options:
         result = apply_plan(
             project,
@@ -282,7 +284,7 @@ def apply(
     """Apply exactly the saved plan; refused if the state changed since it was made."""
     override = override_reason(override_protected, reason)
     project = obj.project(apply_allowed=allow_apply_during_simulation_)
-    _apply(obj, project, plan_file, operator, override)
+    _apply(obj, project, read_plan(plan_file), operator, override)
 
 
 @cli.command()
