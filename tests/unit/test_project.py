@@ -261,8 +261,8 @@ def test_alias_naming_no_section(example_dir: Path) -> None:
 
 
 def test_unsupported_ledger_url(example_dir: Path) -> None:
-    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "postgres://db/x"')
-    with pytest.raises(ConfigError, match="Unsupported ledger URL 'postgres://db/x'"):
+    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "mysql://db/x"')
+    with pytest.raises(ConfigError, match="Unsupported ledger URL 'mysql://db/x'"):
         ProjectConfig.load(example_dir, {})
 
 
