@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_server import PostgresServer, find_bin_dir, postgres_required
 
 from backfiller import FixedClock, Project, execute, load_project
 from backfiller.actions import Action, RunOptions, RunResult, RunSpec
 from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PostgresLedger, SqliteLedger
 from backfiller.overlay import Overlay
-from postgres_server import PostgresServer, find_bin_dir, postgres_required
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 GAP_DAY = "2026-04-17"
@@ -107,7 +107,19 @@ def project_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict
     PostgreSQL."""
     if ledger_backend == "sqlite":
         return {}
-    return {"BACKFILLER_LEDGER_URL": request.getfixturevalue("postgres_url")}
+    if "april_project" in request.fixturenames:  # a copy of the april template's ledger
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        _, database = request.getfixturevalue("april_template_postgres")
+        url = server.create_database(template=database)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    return ledger_environ(url)
+
+
+def ledger_environ(url: str) -> dict[str, str]:
+    """The variables that point a project at the ledger ``url``: ``<prefix>LEDGER_URL`` with
+    the default prefix and with the example's (``WEEK06_BACKFILLER_``)."""
+    return {"BACKFILLER_LEDGER_URL": url, "WEEK06_BACKFILLER_LEDGER_URL": url}
 
 
 @pytest.fixture
@@ -190,8 +202,8 @@ def april_template_postgres(
     that tests copy."""
     root = lay_out_example(tmp_path_factory.mktemp("april-postgres") / "omni")
     url = postgres_server.create_database(name="april_template")
-    environ = {"BACKFILLER_LEDGER_URL": url}
-    project = load_project(root, environ=environ, clock=FixedClock(NOW))
+    project = load_project(root, environ=ledger_environ(url), clock=FixedClock(NOW))
+    assert project.config.ledger_url == url
     keys = [k for k in project.scheme.key_range("2026-04-14", "2026-04-20") if k != GAP_DAY]
     materialize(project, keys)
     return root, "april_template"
@@ -205,17 +217,36 @@ def april_project(
     project_environ: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> Project:
-    """A copy of :func:`april_template` at ``example_dir`` (and of its ledger)."""
+    """A copy of :func:`april_template` at ``example_dir``; on PostgreSQL, of
+    :func:`april_template_postgres` (``project_environ`` names the copy of its ledger)."""
     shutil.rmtree(example_dir)
     if "BACKFILLER_LEDGER_URL" in project_environ:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        template, database = request.getfixturevalue("april_template_postgres")
+        template, _ = request.getfixturevalue("april_template_postgres")
         shutil.copytree(template, example_dir)
-        # the project's environment now names the copy of the template's ledger
-        project_environ["BACKFILLER_LEDGER_URL"] = server.create_database(template=database)
     else:
         shutil.copytree(april_template, example_dir)
-    return load(example_dir)
+    project = load(example_dir)
+    assert project.config.ledger_url == project_environ.get("BACKFILLER_LEDGER_URL", "")
+    return project
+
+
+def ledger_fingerprint(project: Project) -> dict[str, str]:
+    """What the ledger holds, as digests: the SQLite file's bytes, or every PostgreSQL table's
+    rows."""
+    if not project.config.ledger_url:
+        path = project.config.ledger_path
+        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    import psycopg
+
+    digests: dict[str, str] = {}
+    with psycopg.connect(project.config.ledger_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchall()
+        for (table,) in tables:
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+            digests[table] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    return digests
 
 
 def tree_fingerprint(root: Path) -> dict[str, str]:

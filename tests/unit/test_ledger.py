@@ -604,7 +604,10 @@ def test_open_reader_is_read_only(backend: Backend, clock: FixedClock) -> None:
 
         errors, match = psycopg.errors.ReadOnlySqlTransaction, "read-only transaction"
     try:
-        for statement in ("UPDATE partitions SET status = 'failed'", "CREATE TABLE intruder (x int)"):
+        for statement in (
+            "UPDATE partitions SET status = 'failed'",
+            "CREATE TABLE intruder (x int)",
+        ):
             with pytest.raises(errors, match=match), db.read() as conn:
                 conn.execute(statement)
     finally:
