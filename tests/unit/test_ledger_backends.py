@@ -331,3 +331,30 @@ def test_a_missing_driver_names_the_install_line(monkeypatch: pytest.MonkeyPatch
 def test_importing_backfiller_does_not_import_the_driver() -> None:
     code = "import sys, backfiller, backfiller.project; assert 'psycopg' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.postgres
+def test_a_project_on_postgresql_gets_a_pooled_writer_and_a_read_only_reader(
+    server: PostgresServer, example_dir: Path, clock: FixedClock
+) -> None:
+    from conftest import ledger_environ
+
+    from backfiller import load_project
+    from backfiller.ledger import EmptyLedger
+
+    url = server.create_database()
+    project = load_project(example_dir, environ=ledger_environ(url), clock=clock)
+    reader = project.reader()
+    assert isinstance(reader, EmptyLedger)  # no schema yet: nothing is created
+    with project.ledger(max_parallel=4) as led:
+        assert isinstance(led, PostgresLedger)
+        assert led._db._pool.max_size == 6  # type: ignore[attr-defined]
+        led.runs.begin(
+            run_id="run-1", plan_id=None, action="backfill", operator="a", reason=None, arguments={}
+        )
+    reader = project.reader()
+    try:
+        assert [r.run_id for r in reader.runs.all()] == ["run-1"]
+    finally:
+        reader.close()  # type: ignore[attr-defined]
+    assert not (example_dir / ".backfiller").exists()  # no SQLite file beside it
