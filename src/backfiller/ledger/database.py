@@ -60,6 +60,11 @@ class Database(Protocol):
         """A connection to read on: this thread's open transaction if there is one."""
         ...
 
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
+        """One write statement, atomic on its own (one round trip where the backend allows):
+        the rows it returns and how many it changed."""
+        ...
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
@@ -197,6 +202,11 @@ class SqliteDatabase:
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         yield self.conn
+
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
+        with self.transaction() as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall(), cursor.rowcount
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return self.conn.execute(sql, params).fetchone()

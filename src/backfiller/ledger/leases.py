@@ -85,38 +85,34 @@ class SqlLeaseBook:
         One statement (:meth:`~backfiller.ledger.database.Database.lease_acquire`): insert,
         or update when the lease is free, expired or this run's — atomic on every backend,
         judged on the database's clock. When it takes nothing, the live lease it met is read
-        in the same transaction (on PostgreSQL the statement has locked that row); should that
-        lease have expired in between, the statement is tried again."""
+        and named; should that lease have been released or expired in between, the statement
+        is tried again."""
         for _ in range(_ATTEMPTS):
-            with self._db.transaction() as conn:
-                sql, params = self._db.lease_acquire(
+            sql, params = self._db.lease_acquire(
+                asset,
+                key,
+                holder=holder,
+                plan_id=plan_id,
+                run_id=run_id,
+                ttl_seconds=ttl_seconds,
+                floor=floor,
+            )
+            rows, _ = self._db.statement(sql, params)
+            if rows:
+                row = rows[0]
+                return Lease(
                     asset,
                     key,
-                    holder=holder,
-                    plan_id=plan_id,
-                    run_id=run_id,
-                    ttl_seconds=ttl_seconds,
-                    floor=floor,
+                    holder,
+                    plan_id,
+                    run_id,
+                    int(row["token"]),
+                    row["acquired_at"],
+                    row["expires_at"],
                 )
-                row = conn.execute(sql, params).fetchone()
-                if row is not None:
-                    return Lease(
-                        asset,
-                        key,
-                        holder,
-                        plan_id,
-                        run_id,
-                        int(row["token"]),
-                        row["acquired_at"],
-                        row["expires_at"],
-                    )
-                live, live_params = self._db.lease_live()
-                other = conn.execute(
-                    f"SELECT * FROM leases WHERE asset = ? AND partition_key = ? AND {live}",
-                    (asset, key, *live_params),
-                ).fetchone()
-                if other is not None:
-                    raise LeaseConflict(_lease(other))
+            other = self.live(asset, key)
+            if other is not None:
+                raise LeaseConflict(other)
         raise RuntimeError(f"could not take the lease on {asset} {key}")  # pragma: no cover
 
     def renew(self, lease: Lease, ttl_seconds: float) -> bool:
@@ -126,8 +122,7 @@ class SqlLeaseBook:
         sql, params = self._db.lease_renewal(
             lease.asset, lease.partition_key, lease.token, ttl_seconds
         )
-        with self._db.transaction() as conn:
-            return int(conn.execute(sql, params).rowcount) == 1
+        return self._db.statement(sql, params)[1] == 1
 
     def is_current(self, lease: Lease) -> bool:
         """Fencing: whether ``lease`` is still the newest token for its partition."""
@@ -138,23 +133,20 @@ class SqlLeaseBook:
         return row is not None and int(row["token"]) == lease.token and row["holder"] is not None
 
     def release(self, lease: Lease) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE leases SET holder = NULL, expires_at = NULL"
-                " WHERE asset = ? AND partition_key = ? AND token = ?",
-                (lease.asset, lease.partition_key, lease.token),
-            )
+        self._db.statement(
+            "UPDATE leases SET holder = NULL, expires_at = NULL"
+            " WHERE asset = ? AND partition_key = ? AND token = ?",
+            (lease.asset, lease.partition_key, lease.token),
+        )
 
     def release_run(self, run_id: str) -> int:
         """Release every lease ``run_id`` still holds (a killed step leaves its lease behind;
         the run's end gives it back). Returns how many were released."""
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE leases SET holder = NULL, expires_at = NULL"
-                " WHERE run_id = ? AND holder IS NOT NULL",
-                (run_id,),
-            )
-            return int(cursor.rowcount)
+        return self._db.statement(
+            "UPDATE leases SET holder = NULL, expires_at = NULL"
+            " WHERE run_id = ? AND holder IS NOT NULL",
+            (run_id,),
+        )[1]
 
     def held(self) -> list[Lease]:
         rows = self._db.all(

@@ -281,6 +281,13 @@ class PostgresDatabase:
         with self._pool.connection() as pooled:
             yield _Connection(pooled)
 
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
+        """Autocommit: one round trip (inside this thread's transaction, if one is open)."""
+        with self.read() as conn:
+            cursor = conn._conn.execute(_pg(sql), tuple(params))
+            rows = cursor.fetchall() if cursor.description else []
+            return rows, cursor.rowcount
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self.read() as conn:
             return conn.execute(sql, params).fetchone()
