@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -212,6 +213,9 @@ class PostgresDatabase:
             timeout=_POOL_TIMEOUT,
             name="backfiller-ledger",
         )
+        # a view dropped without close() (a reader is often a temporary) gives its
+        # connections back when it is collected
+        self._finalizer = weakref.finalize(self, self._pool.close)
 
     def _unreachable(self, exc: Exception) -> ConfigError:
         text = " ".join(str(exc).split())
@@ -247,7 +251,7 @@ class PostgresDatabase:
 
     # -- the Database protocol -----------------------------------------------------------
     def close(self) -> None:
-        self._pool.close()
+        self._finalizer()
 
     def now(self) -> str:
         return self.clock().isoformat()
@@ -342,10 +346,11 @@ class PostgresLedger(DatabaseLedger):
 
 
 def open_postgres_reader(url: str) -> LedgerReader:
-    """A read-only view of the ledger at ``url`` (every transaction ``READ ONLY``); an empty
-    reader when the database holds no ledger yet — nothing is created."""
+    """A read-only view of the ledger at ``url`` (every transaction ``READ ONLY``, one
+    connection, given back when the view is closed or dropped); an empty reader when the
+    database holds no ledger yet — nothing is created."""
     try:
-        db = PostgresDatabase(url, read_only=True, max_connections=2)
+        db = PostgresDatabase(url, read_only=True, max_connections=1)
     except _NoSchema:
         return EmptyLedger()
     return ReadOnlyLedger(db)
