@@ -234,8 +234,8 @@ class PostgresDatabase:
     def _prepare(self, conn: psycopg.Connection[dict[str, Any]], read_only: bool) -> None:
         """Migrate (a writer), or check the schema (a reader), on the first connection."""
         with conn.transaction():
+            version = _version(_Connection(conn))
             if read_only:
-                version = _version(_Connection(conn))
                 if version == 0:
                     raise _NoSchema
                 if version != SCHEMA_VERSION:
@@ -245,6 +245,8 @@ class PostgresDatabase:
                         hint="run a command that writes (for example 'backfiller apply') to "
                         "migrate it",
                     )
+                return
+            if version == SCHEMA_VERSION:  # current: nothing to create, no lock to wait for
                 return
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             migrate(_Connection(conn), dialect="postgres", now=self.now(), where=self.where)
