@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled example laid out in a temporary folder, a frozen clock."""
+"""Shared fixtures: the bundled example laid out in a temporary folder, a frozen clock, and the
+ledger backend (SQLite, or PostgreSQL on a throwaway cluster the suite starts itself)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_server import PostgresServer, find_bin_dir, postgres_required
 
 from backfiller import FixedClock, Project, execute, load_project
 from backfiller.actions import Action, RunOptions, RunResult, RunSpec
 from backfiller.lab.example import lay_out_example
-from backfiller.ledger import SqliteLedger
+from backfiller.ledger import PostgresLedger, SqliteLedger
 from backfiller.overlay import Overlay
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -34,10 +36,96 @@ def example_dir(tmp_path: Path) -> Path:
     return lay_out_example(tmp_path / "omni")
 
 
+# -- the ledger backend ----------------------------------------------------------------------
+
+#: read once: some test modules clear every BACKFILLER_* variable before their tests run
+REQUIRE_POSTGRES = postgres_required()
+
+#: run a test (or, as ``pytestmark``, every test of a module) that uses a ledger against both
+#: backends; tests that use none are left alone
+both_backends = pytest.mark.both_backends
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") and (
+        "ledger_backend" in metafunc.fixturenames
+    ):
+        metafunc.parametrize(
+            "ledger_backend",
+            ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+            indirect=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway cluster for this test process (each xdist worker starts its own); skipped
+    when the server binaries or psycopg are missing, an error under
+    ``BACKFILLER_REQUIRE_POSTGRES=1`` (CI)."""
+    bin_dir = find_bin_dir()
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        missing = "psycopg / psycopg-pool (pip install 'backfiller[postgres]')"
+    else:
+        missing = "" if bin_dir else "PostgreSQL's pg_ctl and initdb (apt-get install postgresql)"
+    if missing:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"BACKFILLER_REQUIRE_POSTGRES=1 but {missing} are missing")
+        pytest.skip(f"no PostgreSQL: {missing} not found")
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database holding a migrated, empty ledger; each test gets a copy."""
+    url = postgres_server.create_database(name="ledger_template")
+    PostgresLedger(url).close()
+    return "ledger_template"
+
+
 @pytest.fixture
-def load(clock: FixedClock) -> Callable[[Path], Project]:
+def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> str:
+    """A fresh database with an empty ledger, for this test only."""
+    return postgres_server.create_database(template=postgres_template)
+
+
+@pytest.fixture
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless the test is parametrized with :data:`both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def project_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a test's project is loaded with: nothing for SQLite (the ledger file
+    in the project's state folder); ``BACKFILLER_LEDGER_URL`` of a fresh database for
+    PostgreSQL."""
+    if ledger_backend == "sqlite":
+        return {}
+    if "april_project" in request.fixturenames:  # a copy of the april template's ledger
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        _, database = request.getfixturevalue("april_template_postgres")
+        url = server.create_database(template=database)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    return ledger_environ(url)
+
+
+def ledger_environ(url: str) -> dict[str, str]:
+    """The variables that point a project at the ledger ``url``: ``<prefix>LEDGER_URL`` with
+    the default prefix and with the example's (``WEEK06_BACKFILLER_``)."""
+    return {"BACKFILLER_LEDGER_URL": url, "WEEK06_BACKFILLER_LEDGER_URL": url}
+
+
+@pytest.fixture
+def load(clock: FixedClock, project_environ: dict[str, str]) -> Callable[[Path], Project]:
     def _load(root: Path) -> Project:
-        return load_project(root, environ={}, clock=clock)
+        return load_project(root, environ=project_environ, clock=clock)
 
     return _load
 
@@ -106,14 +194,59 @@ def april_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def april_template_postgres(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> tuple[Path, str]:
+    """:func:`april_template` with its ledger in PostgreSQL: the folder, and the database
+    that tests copy."""
+    root = lay_out_example(tmp_path_factory.mktemp("april-postgres") / "omni")
+    url = postgres_server.create_database(name="april_template")
+    project = load_project(root, environ=ledger_environ(url), clock=FixedClock(NOW))
+    assert project.config.ledger_url == url
+    keys = [k for k in project.scheme.key_range("2026-04-14", "2026-04-20") if k != GAP_DAY]
+    materialize(project, keys)
+    return root, "april_template"
+
+
 @pytest.fixture
 def april_project(
-    example_dir: Path, april_template: Path, load: Callable[[Path], Project]
+    example_dir: Path,
+    april_template: Path,
+    load: Callable[[Path], Project],
+    project_environ: dict[str, str],
+    request: pytest.FixtureRequest,
 ) -> Project:
-    """A copy of :func:`april_template` at ``example_dir``."""
+    """A copy of :func:`april_template` at ``example_dir``; on PostgreSQL, of
+    :func:`april_template_postgres` (``project_environ`` names the copy of its ledger)."""
     shutil.rmtree(example_dir)
-    shutil.copytree(april_template, example_dir)
-    return load(example_dir)
+    if "BACKFILLER_LEDGER_URL" in project_environ:
+        template, _ = request.getfixturevalue("april_template_postgres")
+        shutil.copytree(template, example_dir)
+    else:
+        shutil.copytree(april_template, example_dir)
+    project = load(example_dir)
+    assert project.config.ledger_url == project_environ.get("BACKFILLER_LEDGER_URL", "")
+    return project
+
+
+def ledger_fingerprint(project: Project) -> dict[str, str]:
+    """What the ledger holds, as digests: the SQLite file's bytes, or every PostgreSQL table's
+    rows."""
+    if not project.config.ledger_url:
+        path = project.config.ledger_path
+        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    import psycopg
+
+    digests: dict[str, str] = {}
+    with psycopg.connect(project.config.ledger_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        ).fetchall()
+        for (table,) in tables:
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+            digests[table] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    return digests
 
 
 def tree_fingerprint(root: Path) -> dict[str, str]:

@@ -23,7 +23,15 @@ from typing import Any
 from backfiller.assets import Asset, AssetGraph
 from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError
-from backfiller.ledger import LedgerReader, SqliteLedger, open_reader
+from backfiller.ledger import (
+    DatabaseLedger,
+    LedgerReader,
+    PostgresLedger,
+    SqliteLedger,
+    open_postgres_reader,
+    open_reader,
+)
+from backfiller.ledger.postgres import redact
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
@@ -66,6 +74,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "week_starts_on": 0,
     },
     "downstream": {"consumers": [], "impact": ""},
+    # sqlite:///path or postgresql://… (team mode); wins over [project] ledger
+    "ledger": {"url": ""},
     "policy": POLICY_DEFAULTS,
 }
 
@@ -113,6 +123,8 @@ class ProjectConfig:
     downstream_impact: str
     #: how long a lease excludes others without a renewal (renewed every third of it)
     lease_ttl_seconds: int = 600
+    #: the PostgreSQL ledger's URL (team mode); empty: the SQLite file at ``ledger_path``
+    ledger_url: str = ""
     env_sources: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
@@ -186,15 +198,23 @@ class ProjectConfig:
                 hint="leases are renewed every third of it while a step computes; 600 is the "
                 "default",
             )
-        ledger = proj["ledger"] or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
-        if not ledger.startswith("sqlite:///"):
-            raise ConfigError(
-                f"Unsupported ledger URL {ledger!r}",
-                hint="use sqlite:///relative/or/absolute/path.db",
+        ledger_setting = "[ledger] url" if settings["ledger"]["url"] else "[project] ledger"
+        ledger = settings["ledger"]["url"] or proj["ledger"]
+        ledger = ledger or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
+        ledger_url = ""
+        ledger_path = state_dir / "ledger.db"
+        if ledger.startswith(("postgresql://", "postgres://")):
+            ledger_url = ledger
+        elif ledger.startswith("sqlite:///"):
+            ledger_path = configured_path(
+                root, ledger[len("sqlite:///") :], ledger_setting, allow_outside=outside
             )
-        ledger_path = configured_path(
-            root, ledger[len("sqlite:///") :], "[project] ledger", allow_outside=outside
-        )
+        else:
+            raise ConfigError(
+                f"Unsupported ledger URL {redact(ledger)!r} ({ledger_setting})",
+                hint="use sqlite:///relative/or/absolute/path.db, or postgresql://user@host/db "
+                "for a ledger shared by a team",
+            )
         parts = settings["partitions"]
         parts["default"] = default_partition
         report_dir = inside("report_dir")
@@ -205,6 +225,7 @@ class ProjectConfig:
             store_path=inside("store"),
             state_dir=state_dir,
             ledger_path=ledger_path,
+            ledger_url=ledger_url,
             report_dir=report_dir,
             manifests_dir=inside("manifests"),
             operator=proj["operator"],
@@ -375,9 +396,17 @@ class Project:
 
     def reader(self) -> LedgerReader:
         """A read-only view of the ledger; creates nothing."""
+        if self.config.ledger_url:
+            return open_postgres_reader(self.config.ledger_url)
         return open_reader(self.config.ledger_path)
 
-    def ledger(self) -> SqliteLedger:
+    def ledger(self, *, max_parallel: int = 1) -> DatabaseLedger:
+        """The ledger writer: the SQLite file, or PostgreSQL (``[ledger] url``) with a pool of
+        at most ``max_parallel + 2`` connections."""
+        if self.config.ledger_url:
+            return PostgresLedger(
+                self.config.ledger_url, clock=self.clock, max_connections=max_parallel + 2
+            )
         return SqliteLedger(self.config.ledger_path, clock=self.clock)
 
     def operator(self, override: str | None = None) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, materialize, tree_fingerprint
+from conftest import GAP_DAY, both_backends, materialize, tree_fingerprint
 from lab_project import write_lab
 
 from backfiller import PartitionStatus, Project, RunState, load_project
@@ -35,8 +35,9 @@ DEFAULT_OPERATOR = "student-devbox"
 
 
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wide console and no project settings leaking in from the environment."""
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console and no project settings leaking in from the environment but the
+    ledger backend's (a PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {
@@ -45,6 +46,8 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "TTY_INTERACTIVE",
         }:
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def files(root: Path) -> dict[str, str]:
@@ -271,6 +274,7 @@ def test_a_protected_partition_refuses_a_rerun_until_an_override_is_given(
 # -- leases: exit 4 ------------------------------------------------------------------------
 
 
+@both_backends
 def test_rerun_of_a_leased_partition_exits_4_naming_the_holder(
     april_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -303,6 +307,7 @@ def test_rerun_of_a_leased_partition_exits_4_naming_the_holder(
 # -- ready and release ---------------------------------------------------------------------
 
 
+@both_backends
 def test_ready_exits_1_while_held_and_0_after_release(
     april_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:

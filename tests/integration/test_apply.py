@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 import pytest
-from conftest import GAP_DAY, materialize, tree_fingerprint
+from conftest import GAP_DAY, both_backends, ledger_fingerprint, materialize, tree_fingerprint
 
 from backfiller import (
     CommitInfo,
@@ -56,10 +56,9 @@ def fingerprints(project: Project, keys: list[str]) -> dict[tuple[str, str], str
 
 def world(project: Project) -> dict[str, dict[str, str]]:
     """Store files, the ledger file's bytes and the reports (plans excluded)."""
-    ledger = project.config.ledger_path
     return {
         "store": tree_fingerprint(project.config.store_path),
-        "ledger": {ledger.name: hashlib.sha256(ledger.read_bytes()).hexdigest()},
+        "ledger": ledger_fingerprint(project),
         "reports": {
             k: v
             for k, v in tree_fingerprint(project.config.report_dir).items()
@@ -74,6 +73,7 @@ def ticket_ids(project: Project, asset: str, key: str) -> list[str]:
     return sorted(data.column("ticket_id").to_pylist())
 
 
+@both_backends
 def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
     document = plan(april_project, [GAP_DAY])
     others = fingerprints(april_project, OTHER_DAYS)
@@ -131,6 +131,7 @@ def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
         assert report["idempotency_guard"] == "ticket_id + partition_key"
 
 
+@both_backends
 def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
     april_project: Project,
 ) -> None:
@@ -154,6 +155,7 @@ def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
         assert ledger.partitions.get(SILVER, GAP_DAY) is None
 
 
+@both_backends
 def test_applying_the_same_plan_twice_names_the_run_that_applied_it(
     april_project: Project,
 ) -> None:

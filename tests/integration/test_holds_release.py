@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_steps
+from conftest import both_backends, run_steps
 
 from backfiller import Project
 from backfiller.holds import holds_file, is_ready, release
@@ -29,6 +29,7 @@ def _rerun(project: Project, forced: frozenset[tuple[str, str, str]] = frozenset
         )
 
 
+@both_backends
 def test_a_failing_blocking_check_keeps_old_data_and_holds_downstream(
     april_project: Project,
 ) -> None:
@@ -62,6 +63,7 @@ def test_a_failing_blocking_check_keeps_old_data_and_holds_downstream(
     assert {(h["target"], h["partition_key"]) for h in holds_doc["holds"]} == held
 
 
+@both_backends
 def test_a_passing_rerun_can_be_released_once_evidence_exists(april_project: Project) -> None:
     project = april_project
     _rerun(project, frozenset({(RAW, "idempotency_key_unique", KEY)}))
@@ -78,6 +80,7 @@ def test_a_passing_rerun_can_be_released_once_evidence_exists(april_project: Pro
         assert is_ready(project, ledger, CONSUMERS[1], KEY) == []
 
 
+@both_backends
 def test_forced_release_is_recorded(april_project: Project) -> None:
     project = april_project
     _rerun(project, frozenset({(SILVER, "in_window(event_time)", KEY)}))

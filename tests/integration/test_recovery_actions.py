@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import run_steps, tree_fingerprint
+from conftest import both_backends, run_steps, tree_fingerprint
 from deltalake import DeltaTable
 from lab_project import (
     BROKEN,
@@ -184,6 +184,7 @@ def ledger(april_project: Project) -> Iterator[SqliteLedger]:
 # -- rerun ---------------------------------------------------------------------------------
 
 
+@both_backends
 def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
@@ -1063,6 +1064,7 @@ def test_restore_to_a_version_before_the_partition_existed_is_refused(
         assert changed(before, files(project.root)) == []
 
 
+@both_backends
 def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
@@ -1108,6 +1110,7 @@ def test_holds_placed_by_a_restore_can_be_released_once_downstream_is_rerun(
 # -- leases --------------------------------------------------------------------------------
 
 
+@both_backends
 def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
@@ -1154,6 +1157,7 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
     assert conflict_error(rerun(project, ledger, asset=RAW, keys=[OTHER_KEY], operator="t")) is None
 
 
+@both_backends
 def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
     april_project: Project, ledger: SqliteLedger, clock: FixedClock
 ) -> None:
@@ -1201,6 +1205,7 @@ def _night_runner(project: Project, ledger: SqliteLedger) -> StepRunner:
     return StepRunner(project, ledger, "run-night-001", spec)
 
 
+@both_backends
 def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     april_project: Project, ledger: SqliteLedger, clock: FixedClock
 ) -> None:
@@ -1225,6 +1230,7 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     assert is_ready(project, ledger, SILVER, KEY) == []
 
 
+@both_backends
 def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
     lab: Project, clock: FixedClock
 ) -> None:

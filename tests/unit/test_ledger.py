@@ -1,4 +1,5 @@
-"""The SQLite ledger on real files: migrations, verbs, events, runs, plans, the read-only view."""
+"""The ledger on both backends — a SQLite file, and a PostgreSQL database on the suite's
+throwaway cluster: migrations, verbs, events, runs, plans, the read-only view."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import both_backends
 
 from backfiller.clock import FixedClock
 from backfiller.errors import ConfigError, ExitCode, IllegalTransitionError
 from backfiller.ledger import (
     AttemptStatus,
     CheckBook,
+    DatabaseLedger,
     EmptyLedger,
     EvidenceIndex,
     HoldBook,
@@ -26,12 +30,14 @@ from backfiller.ledger import (
     PartitionBook,
     PartitionReader,
     PartitionStatus,
+    PostgresLedger,
     ProtectionBook,
     ProtectionReader,
     RunLog,
     RunReader,
     RunState,
     SqliteLedger,
+    open_postgres_reader,
     open_reader,
 )
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -43,31 +49,81 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 UPSTREAM = {"week06/ingestion/raw": {"2026-04-16": 3, "2026-04-17": None}}
 
 
+pytestmark = both_backends
+
+
+class Backend:
+    """One ledger location on a backend: open it, read it raw, open its read-only view."""
+
+    def __init__(self, name: str, location: Any) -> None:
+        self.name = name
+        self.location = location
+
+    def open(self, clock: FixedClock) -> DatabaseLedger:
+        if self.name == "sqlite":
+            return SqliteLedger(self.location, clock=clock)
+        return PostgresLedger(self.location, clock=clock)
+
+    def reader(self) -> LedgerReader:
+        if self.name == "sqlite":
+            return open_reader(self.location)
+        return open_postgres_reader(self.location)
+
+    def raw(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.location)
+            try:
+                rows = conn.execute(sql, params).fetchall()
+                conn.commit()
+                return rows
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(self.location, autocommit=True) as pg:
+            cursor = pg.execute(sql.replace("?", "%s"), params)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    def tables(self) -> set[str]:
+        if self.name == "sqlite":
+            if not self.location.exists():
+                return set()
+            found = self.raw("SELECT name FROM sqlite_master WHERE type = 'table'")
+        else:
+            found = self.raw(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        return {str(r[0]) for r in found}
+
+
 @pytest.fixture
 def ledger_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "ledger.db"
 
 
 @pytest.fixture
-def ledger(ledger_path: Path, clock: FixedClock) -> Iterator[SqliteLedger]:
-    led = SqliteLedger(ledger_path, clock=clock)
+def backend(ledger_backend: str, ledger_path: Path, request: pytest.FixtureRequest) -> Backend:
+    """A place for a new ledger: a file not yet created, or a PostgreSQL database that holds
+    nothing yet."""
+    if ledger_backend == "sqlite":
+        return Backend("sqlite", ledger_path)
+    server = request.getfixturevalue("postgres_server")
+    return Backend("postgres", server.create_database())
+
+
+@pytest.fixture
+def ledger(backend: Backend, clock: FixedClock) -> Iterator[DatabaseLedger]:
+    led = backend.open(clock)
     yield led
     led.close()
-
-
-def _raw(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 _TOKENS = itertools.count(1)
 
 
 def _publish(
-    led: SqliteLedger, key: str = KEY, *, run_id: str = "run-1", version: int = 1
+    led: DatabaseLedger, key: str = KEY, *, run_id: str = "run-1", version: int = 1
 ) -> PartitionStatus:
     led.partitions.start(RAW, key, run_id=run_id, attempt=1, operator="ana")
     return led.partitions.publish(
@@ -89,61 +145,53 @@ def _publish(
 # -- migrations -------------------------------------------------------------------------------
 
 
-def test_creates_file_with_schema_migrations(ledger_path: Path, clock: FixedClock) -> None:
-    assert not ledger_path.exists()
-    with SqliteLedger(ledger_path, clock=clock) as led:
+def test_creates_the_schema_with_schema_migrations(backend: Backend, clock: FixedClock) -> None:
+    assert backend.tables() == set()
+    with backend.open(clock) as led:
         assert led.schema_version == SCHEMA_VERSION == MIGRATIONS[-1][0]
     assert SCHEMA_VERSION >= 1
-    assert ledger_path.is_file()
-    rows = _raw(
-        ledger_path, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
-    )
+    rows = backend.raw("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
     assert rows == [(number, name, T0.isoformat()) for number, name, _ in MIGRATIONS]
     assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
-    tables = {
-        r[0] for r in _raw(ledger_path, "SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
+    tables = backend.tables()
     assert {"partitions", "plans", "runs", "attempts", "events", "schema_migrations"} <= tables
 
 
-def test_reopening_does_not_rerun_migrations(ledger_path: Path, clock: FixedClock) -> None:
-    with SqliteLedger(ledger_path, clock=clock) as led:
+def test_reopening_does_not_rerun_migrations(backend: Backend, clock: FixedClock) -> None:
+    with backend.open(clock) as led:
         _publish(led)
     later = FixedClock(datetime(2027, 1, 1, tzinfo=UTC))
-    with SqliteLedger(ledger_path, clock=later) as led:
+    with backend.open(later) as led:
         assert led.schema_version == SCHEMA_VERSION
         record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
-    rows = _raw(ledger_path, "SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    rows = backend.raw("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     assert rows == [(number, T0.isoformat()) for number, _, _ in MIGRATIONS]
 
 
-def test_newer_schema_version_is_refused(ledger_path: Path, clock: FixedClock) -> None:
-    with SqliteLedger(ledger_path, clock=clock):
+def test_newer_schema_version_is_refused(backend: Backend, clock: FixedClock) -> None:
+    with backend.open(clock):
         pass
-    conn = sqlite3.connect(ledger_path)
-    conn.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 'x')", (99,))
-    conn.commit()
-    conn.close()
+    backend.raw("INSERT INTO schema_migrations VALUES (?, 'from the future', 'x')", (99,))
     with pytest.raises(ConfigError) as info:
-        SqliteLedger(ledger_path, clock=clock)
+        backend.open(clock)
     assert info.value.exit_code is ExitCode.BAD_INPUT
     assert "schema version 99" in str(info.value)
     assert f"({SCHEMA_VERSION})" in str(info.value)
     assert info.value.hint == "upgrade backfiller"
     # and the read-only view refuses it too
     with pytest.raises(ConfigError, match="schema version 99"):
-        open_reader(ledger_path)
+        backend.reader()
     # nothing was migrated or rolled back wrongly
-    versions = _raw(ledger_path, "SELECT version FROM schema_migrations ORDER BY version")
+    versions = backend.raw("SELECT version FROM schema_migrations ORDER BY version")
     assert versions == [(n,) for n in range(1, SCHEMA_VERSION + 1)] + [(99,)]
 
 
 # -- verbs ------------------------------------------------------------------------------------
 
 
-def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
+def test_start_records_run_and_attempt(ledger: DatabaseLedger) -> None:
     status = ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=2, operator="ana")
     assert status is PartitionStatus.MATERIALIZING
     record = ledger.partitions.get(RAW, KEY)
@@ -170,7 +218,7 @@ def test_start_records_run_and_attempt(ledger: SqliteLedger) -> None:
     assert attempts[0].ended_at is None
 
 
-def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) -> None:
+def test_publish_records_every_field(ledger: DatabaseLedger, clock: FixedClock) -> None:
     ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
     clock.advance(minutes=5)
     status = ledger.partitions.publish(
@@ -217,7 +265,7 @@ def test_publish_records_every_field(ledger: SqliteLedger, clock: FixedClock) ->
     assert attempt.ended_at == "2026-12-01T12:05:00+00:00"
 
 
-def test_events_log_every_move(ledger: SqliteLedger) -> None:
+def test_events_log_every_move(ledger: DatabaseLedger) -> None:
     _publish(ledger)
     ledger.partitions.mark_stale(RAW, KEY, run_id=None, operator="bob", reason="upstream changed")
     events = ledger.partitions.events(RAW, KEY)
@@ -233,7 +281,7 @@ def test_events_log_every_move(ledger: SqliteLedger) -> None:
     assert ledger.partitions.events(RAW, "2026-04-18") == []
 
 
-def test_mark_stale_keeps_the_published_fields(ledger: SqliteLedger) -> None:
+def test_mark_stale_keeps_the_published_fields(ledger: DatabaseLedger) -> None:
     _publish(ledger)
     status = ledger.partitions.mark_stale(
         RAW, KEY, run_id="run-2", operator="bob", reason="manifest"
@@ -254,7 +302,7 @@ def test_mark_stale_keeps_the_published_fields(ledger: SqliteLedger) -> None:
 @pytest.mark.parametrize(
     ("checks", "status"), [(False, PartitionStatus.FAILED), (True, PartitionStatus.CHECK_FAILED)]
 )
-def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: PartitionStatus) -> None:
+def test_fail_records_error(ledger: DatabaseLedger, checks: bool, status: PartitionStatus) -> None:
     ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
     result = ledger.partitions.fail(
         RAW,
@@ -282,7 +330,7 @@ def test_fail_records_error(ledger: SqliteLedger, checks: bool, status: Partitio
     assert json.loads(events[-1]["detail"]) == {"error": "boom: disk full", "transient": True}
 
 
-def test_restart_after_failure_clears_last_error(ledger: SqliteLedger) -> None:
+def test_restart_after_failure_clears_last_error(ledger: DatabaseLedger) -> None:
     ledger.partitions.start(RAW, KEY, run_id="run-1", attempt=1, operator="ana")
     ledger.partitions.fail(
         RAW, KEY, run_id="run-1", attempt=1, operator="ana", error="x", transient=False
@@ -300,9 +348,7 @@ def test_restart_after_failure_clears_last_error(ledger: SqliteLedger) -> None:
     ]
 
 
-def test_illegal_publish_without_start_changes_nothing(
-    ledger: SqliteLedger, ledger_path: Path
-) -> None:
+def test_illegal_publish_without_start_changes_nothing(ledger: DatabaseLedger) -> None:
     with pytest.raises(IllegalTransitionError, match="Cannot publish a partition in state"):
         ledger.partitions.publish(
             RAW,
@@ -323,7 +369,7 @@ def test_illegal_publish_without_start_changes_nothing(
     assert ledger.runs.attempts("run-1") == []
 
 
-def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> None:
+def test_illegal_move_rolls_back_and_leaves_the_row(ledger: DatabaseLedger) -> None:
     _publish(ledger)
     before = ledger.partitions.get(RAW, KEY)
     events_before = ledger.partitions.events(RAW, KEY)
@@ -350,14 +396,15 @@ def test_illegal_move_rolls_back_and_leaves_the_row(ledger: SqliteLedger) -> Non
     assert ledger.partitions.events(RAW, KEY) == events_before
     assert ledger.runs.attempts("run-9") == []
     # the connection is usable afterwards: no transaction was left open
-    assert not ledger._db.conn.in_transaction
+    if isinstance(ledger, SqliteLedger):
+        assert not ledger._db.conn.in_transaction
     ledger.partitions.mark_stale(RAW, KEY, run_id=None, operator="ana", reason="ok")
     record = ledger.partitions.get(RAW, KEY)
     assert record is not None
     assert record.status is PartitionStatus.STALE
 
 
-def test_partitions_are_listed_in_order(ledger: SqliteLedger) -> None:
+def test_partitions_are_listed_in_order(ledger: DatabaseLedger) -> None:
     _publish(ledger, "2026-04-18")
     _publish(ledger, "2026-04-16")
     ledger.partitions.start(
@@ -375,7 +422,7 @@ def test_partitions_are_listed_in_order(ledger: SqliteLedger) -> None:
 # -- runs and plans ---------------------------------------------------------------------------
 
 
-def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
+def test_runs_round_trip(ledger: DatabaseLedger, clock: FixedClock) -> None:
     run = ledger.runs.begin(
         run_id="run-1",
         plan_id="plan-abc",
@@ -423,7 +470,7 @@ def test_runs_round_trip(ledger: SqliteLedger, clock: FixedClock) -> None:
     assert ledger.runs.get("missing") is None
 
 
-def test_attempts_round_trip(ledger: SqliteLedger) -> None:
+def test_attempts_round_trip(ledger: DatabaseLedger) -> None:
     ledger.runs.begin(
         run_id="run-1", plan_id=None, action="backfill", operator="ana", reason=None, arguments={}
     )
@@ -447,7 +494,7 @@ def test_attempts_round_trip(ledger: SqliteLedger) -> None:
     assert ledger.runs.attempts("other") == []
 
 
-def test_plan_round_trip(ledger: SqliteLedger) -> None:
+def test_plan_round_trip(ledger: DatabaseLedger) -> None:
     document = {"plan_id": "plan-1", "entries": [{"partition_key": KEY, "n": 3}], "ü": "ß"}
     ledger.runs.record_plan(
         plan_id="plan-1",
@@ -484,13 +531,13 @@ def test_plan_round_trip(ledger: SqliteLedger) -> None:
     assert ledger.runs.plan("nope") is None
 
 
-def test_survives_reopen(ledger_path: Path, clock: FixedClock) -> None:
-    with SqliteLedger(ledger_path, clock=clock) as led:
+def test_survives_reopen(backend: Backend, clock: FixedClock) -> None:
+    with backend.open(clock) as led:
         _publish(led)
         led.runs.begin(
             run_id="run-1", plan_id=None, action="backfill", operator="a", reason=None, arguments={}
         )
-    with SqliteLedger(ledger_path, clock=clock) as led:
+    with backend.open(clock) as led:
         record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.upstream_versions == UPSTREAM
@@ -516,10 +563,23 @@ def test_open_reader_on_missing_path_creates_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_open_reader_reads_what_the_writer_wrote(ledger_path: Path, clock: FixedClock) -> None:
-    with SqliteLedger(ledger_path, clock=clock) as led:
+def test_reader_of_an_empty_database_is_empty_and_creates_nothing(backend: Backend) -> None:
+    if backend.name == "sqlite":  # an empty file is not a ledger: refused, left as it is
+        backend.location.parent.mkdir(parents=True)
+        sqlite3.connect(backend.location).close()
+        with pytest.raises(ConfigError, match="schema version 0"):
+            backend.reader()
+    else:  # a database without the schema reads as an empty ledger
+        reader = backend.reader()
+        assert isinstance(reader, EmptyLedger)
+        assert reader.partitions.all() == []
+    assert backend.tables() == set()
+
+
+def test_open_reader_reads_what_the_writer_wrote(backend: Backend, clock: FixedClock) -> None:
+    with backend.open(clock) as led:
         _publish(led)
-    reader = open_reader(ledger_path)
+    reader = backend.reader()
     try:
         assert not isinstance(reader, EmptyLedger)
         record = reader.partitions.get(RAW, KEY)
@@ -531,22 +591,32 @@ def test_open_reader_reads_what_the_writer_wrote(ledger_path: Path, clock: Fixed
         reader.close()  # type: ignore[attr-defined]
 
 
-def test_open_reader_is_read_only(ledger_path: Path, clock: FixedClock) -> None:
-    with SqliteLedger(ledger_path, clock=clock) as led:
+def test_open_reader_is_read_only(backend: Backend, clock: FixedClock) -> None:
+    with backend.open(clock) as led:
         _publish(led)
-    reader = open_reader(ledger_path)
-    conn: sqlite3.Connection = reader._db.conn  # type: ignore[attr-defined]
+    reader = backend.reader()
+    db = reader._db  # type: ignore[attr-defined]
+    if backend.name == "sqlite":
+        errors: Any = sqlite3.OperationalError
+        match = "readonly"
+    else:
+        import psycopg
+
+        errors, match = psycopg.errors.ReadOnlySqlTransaction, "read-only transaction"
     try:
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            conn.execute("UPDATE partitions SET status = 'failed'")
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            conn.execute("CREATE TABLE intruder (x)")
+        for statement in (
+            "UPDATE partitions SET status = 'failed'",
+            "CREATE TABLE intruder (x int)",
+        ):
+            with pytest.raises(errors, match=match), db.read() as conn:
+                conn.execute(statement)
     finally:
-        conn.close()
-    with SqliteLedger(ledger_path, clock=clock) as led:
+        db.close()
+    with backend.open(clock) as led:
         record = led.partitions.get(RAW, KEY)
         assert record is not None
         assert record.status is PartitionStatus.MATERIALIZED
+    assert "intruder" not in backend.tables()
 
 
 def _public(cls: type) -> set[str]:
@@ -577,7 +647,7 @@ def test_reader_protocol_has_no_writing_method() -> None:
         assert not writers & _public(parts[name]), name
 
 
-def test_the_sqlite_ledger_implements_every_part_protocol(ledger: SqliteLedger) -> None:
+def test_the_ledger_implements_every_part_protocol(ledger: DatabaseLedger) -> None:
     for name, protocol in (
         ("runs", RunLog),
         ("partitions", PartitionBook),

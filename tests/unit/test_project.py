@@ -261,9 +261,40 @@ def test_alias_naming_no_section(example_dir: Path) -> None:
 
 
 def test_unsupported_ledger_url(example_dir: Path) -> None:
-    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "postgres://db/x"')
-    with pytest.raises(ConfigError, match="Unsupported ledger URL 'postgres://db/x'"):
+    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "mysql://db/x"')
+    with pytest.raises(ConfigError, match="Unsupported ledger URL 'mysql://db/x'"):
         ProjectConfig.load(example_dir, {})
+
+
+def test_ledger_url_selects_the_backend(example_dir: Path) -> None:
+    config = ProjectConfig.load(example_dir, {})
+    assert (config.ledger_url, config.ledger_path.name) == ("", "ledger.db")
+    # [project] ledger keeps working; [ledger] url wins over it
+    _edit_toml(example_dir, 'state_dir = ".backfiller"', 'ledger = "sqlite:///state/old.db"')
+    assert ProjectConfig.load(example_dir, {}).ledger_path == example_dir.resolve() / "state/old.db"
+    path = example_dir / CONFIG_FILE
+    path.write_text(
+        path.read_text("utf-8") + '\n[ledger]\nurl = "postgresql://ana:pw@db.internal/ledger"\n',
+        "utf-8",
+    )
+    config = ProjectConfig.load(example_dir, {})
+    assert config.ledger_url == "postgresql://ana:pw@db.internal/ledger"
+    # the environment wins (<prefix>LEDGER_URL; the example's prefix is WEEK06_BACKFILLER_)
+    environ = {"WEEK06_BACKFILLER_LEDGER_URL": "sqlite:///state/team.db"}
+    config = ProjectConfig.load(example_dir, environ)
+    assert (config.ledger_url, config.ledger_path) == ("", example_dir.resolve() / "state/team.db")
+    environ = {"WEEK06_BACKFILLER_LEDGER_URL": "postgres://other/ledger"}
+    assert ProjectConfig.load(example_dir, environ).ledger_url == "postgres://other/ledger"
+
+
+def test_an_unsupported_ledger_url_is_named_without_its_password(example_dir: Path) -> None:
+    environ = {"WEEK06_BACKFILLER_LEDGER_URL": "mysql://ana:s3cret@db/x"}
+    with pytest.raises(ConfigError) as info:
+        ProjectConfig.load(example_dir, environ)
+    assert info.value.exit_code is ExitCode.BAD_INPUT
+    assert "Unsupported ledger URL 'mysql://ana:***@db/x' ([ledger] url)" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    assert "postgresql://" in str(info.value.hint)
 
 
 def test_unimportable_assets_module(example_dir: Path) -> None:

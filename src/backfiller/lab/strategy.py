@@ -45,7 +45,7 @@ def read_live_state(project: Project) -> LiveState:
     gaps = find_gaps(project, project.reader(), keys) if keys else []
     holds: list[HoldRecord] = []
     protections: list[Protection] = []
-    if project.config.ledger_path.is_file():
+    if project.config.ledger_url or project.config.ledger_path.is_file():
         with project.ledger() as ledger:
             holds = ledger.holds.all()
             for asset in project.graph.keys:

@@ -2,13 +2,18 @@
 behind protocols (:mod:`~backfiller.ledger.runs`, :mod:`~backfiller.ledger.partitions`,
 :mod:`~backfiller.ledger.leases`, :mod:`~backfiller.ledger.protections`,
 :mod:`~backfiller.ledger.checks`, :mod:`~backfiller.ledger.holds`,
-:mod:`~backfiller.ledger.evidence_index`), SQLite by default."""
+:mod:`~backfiller.ledger.evidence_index`) over one database: SQLite by default
+(:mod:`~backfiller.ledger.sqlite`), PostgreSQL in team mode (:mod:`~backfiller.ledger.postgres`,
+which imports psycopg only when a PostgreSQL ledger is opened)."""
 
 from backfiller.ledger.checks import CheckBook, CheckRecord
+from backfiller.ledger.composed import DatabaseLedger
+from backfiller.ledger.database import Database
 from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceRecord
 from backfiller.ledger.holds import HoldBook, HoldRecord
 from backfiller.ledger.leases import LeaseBook, LeaseConflict
 from backfiller.ledger.partitions import PartitionBook, PartitionReader, PublishSuperseded
+from backfiller.ledger.postgres import PostgresLedger, open_postgres_reader
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader
 from backfiller.ledger.records import (
@@ -37,6 +42,8 @@ __all__ = [
     "CheckBook",
     "CheckRecord",
     "CheckStatus",
+    "Database",
+    "DatabaseLedger",
     "EmptyLedger",
     "EvidenceIndex",
     "EvidenceRecord",
@@ -52,6 +59,7 @@ __all__ = [
     "PartitionRecord",
     "PartitionStatus",
     "PlanRecord",
+    "PostgresLedger",
     "Protection",
     "ProtectionBook",
     "ProtectionReader",
@@ -64,5 +72,6 @@ __all__ = [
     "Severity",
     "SqliteLedger",
     "Verb",
+    "open_postgres_reader",
     "open_reader",
 ]

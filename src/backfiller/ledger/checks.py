@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Database, Row
 from backfiller.ledger.states import CheckStatus, Severity
 
-__all__ = ["CheckBook", "CheckRecord", "SqliteChecks"]
+__all__ = ["CheckBook", "CheckRecord", "SqlCheckBook"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class CheckBook(Protocol):
     ) -> list[CheckRecord]: ...
 
 
-def _check(row: sqlite3.Row) -> CheckRecord:
+def _check(row: Row) -> CheckRecord:
     return CheckRecord(
         run_id=row["run_id"],
         asset=row["asset"],
@@ -62,10 +61,10 @@ def _check(row: sqlite3.Row) -> CheckRecord:
     )
 
 
-class SqliteChecks:
-    """Check results on SQLite."""
+class SqlCheckBook:
+    """Check results, on any ledger database."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def record(
@@ -114,7 +113,7 @@ class SqliteChecks:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.conn.execute(f"SELECT * FROM check_results{where} ORDER BY id", params)
+        rows = self._db.all(f"SELECT * FROM check_results{where} ORDER BY id", params)
         return [_check(r) for r in rows]
 
     # -- holds ----------------------------------------------------------------------------

@@ -1,23 +1,108 @@
-"""The SQLite database under every part of the ledger: one connection, writes serialised by a
-lock inside ``BEGIN IMMEDIATE`` transactions, the schema migrated on open, one clock."""
+"""The database under every part of the ledger, behind one small protocol: a transaction that
+yields a connection-like object, reads, the ledger's clock, and the few statements whose SQL
+differs between dialects (the lease statements). :class:`SqliteDatabase` is the default;
+:class:`~backfiller.ledger.postgres.PostgresDatabase` serves team mode.
+
+The parts write SQL once, with ``?`` placeholders; rows are addressed by column name and
+``dict(row)`` gives every column.
+"""
 
 from __future__ import annotations
 
 import errno
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError, write_blocked
-from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
+from backfiller.ledger.migrations import SCHEMA_VERSION, migrate
 
-__all__ = ["SqliteDatabase", "schema_version"]
+__all__ = ["Connection", "Cursor", "Database", "Row", "SqliteDatabase", "schema_version"]
 
-_UNUSABLE_HINT = "point [project] ledger at the right file, or restore it from a backup"
+#: a row: ``row["column"]`` and ``dict(row)`` (``sqlite3.Row``, or psycopg's ``dict_row``)
+Row = Any
+
+_UNUSABLE_HINT = "point [ledger] url at the right file, or restore it from a backup"
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+class Database(Protocol):
+    """What every part of the ledger is written against."""
+
+    #: how the ledger is named in messages (a path, or a URL without its password)
+    where: str
+
+    def transaction(self, *locks: str) -> AbstractContextManager[Connection]:
+        """One transaction. ``locks`` name what it reads and then writes (a partition, the
+        evidence chain): transactions naming the same lock run one after the other."""
+        ...
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A connection to read on: this thread's open transaction if there is one."""
+        ...
+
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
+        """One write statement, atomic on its own (one round trip where the backend allows):
+        the rows it returns and how many it changed."""
+        ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def now(self) -> str: ...
+
+    def moment(self) -> datetime: ...
+
+    def schema_version(self) -> int: ...
+
+    def lease_acquire(
+        self,
+        asset: str,
+        key: str,
+        *,
+        holder: str,
+        plan_id: str | None,
+        run_id: str,
+        ttl_seconds: float,
+        floor: int,
+    ) -> tuple[str, Sequence[Any]]:
+        """The one statement that takes a lease: insert it, or take it over when it is free,
+        expired or held by the same run, with the next fencing token; it returns ``token``,
+        ``acquired_at`` and ``expires_at``, or no row when another run holds it live."""
+        ...
+
+    def lease_renewal(
+        self, asset: str, key: str, token: int, ttl_seconds: float
+    ) -> tuple[str, Sequence[Any]]:
+        """The statement that extends a lease still held with ``token``."""
+        ...
+
+    def lease_live(self) -> tuple[str, Sequence[Any]]:
+        """A condition on a ``leases`` row: held and not expired (the one rule for whether a
+        lease still excludes others)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -34,10 +119,14 @@ class SqliteDatabase:
     """The ledger file. ``read_only``: a view that refuses every write statement, opened
     read-write (not ``mode=ro``) because a process killed inside a ledger transaction leaves
     a hot journal that only a read-write handle may roll back (SQLite does that on the first
-    read; the data is then exactly as before the killed transaction)."""
+    read; the data is then exactly as before the killed transaction).
+
+    One connection; every transaction is ``BEGIN IMMEDIATE`` under one lock, so the named
+    locks of :meth:`transaction` are already held (every write is serialised)."""
 
     def __init__(self, path: Path, *, clock: Clock = system_clock, read_only: bool = False):
         self.path = Path(path)
+        self.where = str(self.path)
         self.clock = clock
         self._lock = threading.RLock()
         if read_only:
@@ -59,7 +148,8 @@ class SqliteDatabase:
             self.conn.execute("PRAGMA journal_mode=DELETE")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            with self.transaction() as conn:
+                migrate(conn, dialect="sqlite", now=self.now(), where=self.where)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise ConfigError(
@@ -94,8 +184,11 @@ class SqliteDatabase:
     def moment(self) -> datetime:
         return self.clock()
 
+    def schema_version(self) -> int:
+        return schema_version(self.conn)
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *locks: str) -> Iterator[sqlite3.Connection]:
         with self._lock, self._named_failures():
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -105,6 +198,61 @@ class SqliteDatabase:
                     self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        yield self.conn
+
+    def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
+        with self.transaction() as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall(), cursor.rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    # -- leases: expiry on the ledger's clock (julianday reads every ISO-8601 offset) --------
+    def lease_acquire(
+        self,
+        asset: str,
+        key: str,
+        *,
+        holder: str,
+        plan_id: str | None,
+        run_id: str,
+        ttl_seconds: float,
+        floor: int,
+    ) -> tuple[str, Sequence[Any]]:
+        now = self.moment()
+        expires = (now + timedelta(seconds=ttl_seconds)).isoformat()
+        sql = (
+            "INSERT INTO leases AS l (asset, partition_key, holder, plan_id, run_id, token,"
+            " acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, max(?, 0) + 1, ?, ?)"
+            " ON CONFLICT (asset, partition_key) DO UPDATE SET holder = excluded.holder,"
+            " plan_id = excluded.plan_id, run_id = excluded.run_id,"
+            " token = max(l.token, ?) + 1, acquired_at = excluded.acquired_at,"
+            " expires_at = excluded.expires_at"
+            " WHERE l.holder IS NULL OR l.run_id = excluded.run_id"
+            " OR julianday(l.expires_at) <= julianday(excluded.acquired_at)"
+            " RETURNING token, acquired_at, expires_at"
+        )
+        return sql, (asset, key, holder, plan_id, run_id, floor, now.isoformat(), expires, floor)
+
+    def lease_renewal(
+        self, asset: str, key: str, token: int, ttl_seconds: float
+    ) -> tuple[str, Sequence[Any]]:
+        expires = (self.moment() + timedelta(seconds=ttl_seconds)).isoformat()
+        sql = (
+            "UPDATE leases SET expires_at = ? WHERE asset = ? AND partition_key = ?"
+            " AND token = ? AND holder IS NOT NULL"
+        )
+        return sql, (expires, asset, key, token)
+
+    def lease_live(self) -> tuple[str, Sequence[Any]]:
+        return "holder IS NOT NULL AND julianday(expires_at) > julianday(?)", (self.now(),)
 
     @contextmanager
     def _named_failures(self) -> Iterator[None]:
@@ -118,26 +266,3 @@ class SqliteDatabase:
                 cause.filename = str(self.path)
                 raise write_blocked("the ledger", cause) from exc
             raise
-
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            current = schema_version(conn)
-            if current > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"Ledger {self.path} has schema version {current}, newer than this "
-                    f"backfiller understands ({SCHEMA_VERSION})",
-                    hint="upgrade backfiller",
-                )
-            for number, name, sql in MIGRATIONS:
-                if number <= current:
-                    continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, self.now())
-                )

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Database
 from backfiller.ledger.states import RunState, RunVerb
 
-__all__ = ["EvidenceIndex", "EvidenceRecord", "SqliteEvidenceIndex"]
+__all__ = ["EvidenceIndex", "EvidenceRecord", "SqlEvidenceIndex"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class EvidenceIndex(Protocol):
     def of_run(self, run_id: str) -> EvidenceRecord | None: ...
 
 
-class SqliteEvidenceIndex:
-    """The evidence index on SQLite."""
+class SqlEvidenceIndex:
+    """The evidence index, on any ledger database."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def append(
@@ -47,8 +47,8 @@ class SqliteEvidenceIndex:
         the document (it returns its path and sha256), index it, and seal the run — a run
         waiting for its evidence now takes the outcome it settled with as its state. Another
         process appending at the same time waits for this transaction, so every run gets its
-        own link and the chain has no fork."""
-        with self._db.transaction() as conn:
+        own link and the chain has no fork (the transaction holds the chain's lock)."""
+        with self._db.transaction("evidence chain", f"run {run_id}") as conn:
             row = conn.execute(
                 "SELECT seq, sha256 FROM evidence ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -70,12 +70,12 @@ class SqliteEvidenceIndex:
             return EvidenceRecord(seq, run_id, path, sha256, prev, now)
 
     def index(self) -> list[EvidenceRecord]:
-        rows = self._db.conn.execute("SELECT * FROM evidence ORDER BY seq").fetchall()
+        rows = self._db.all("SELECT * FROM evidence ORDER BY seq")
         return [EvidenceRecord(**dict(r)) for r in rows]
 
     def of_run(self, run_id: str) -> EvidenceRecord | None:
         """The latest evidence of a run (a retried run gets a new document, chained)."""
-        row = self._db.conn.execute(
+        row = self._db.one(
             "SELECT * FROM evidence WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
-        ).fetchone()
+        )
         return EvidenceRecord(**dict(row)) if row else None

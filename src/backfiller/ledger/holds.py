@@ -3,13 +3,12 @@ affect them pass and the evidence exists."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Database, Row
 
-__all__ = ["HoldBook", "HoldRecord", "SqliteHolds"]
+__all__ = ["HoldBook", "HoldRecord", "SqlHoldBook"]
 
 
 @dataclass(frozen=True)
@@ -51,17 +50,17 @@ class HoldBook(Protocol):
     def release(self, hold_id: int, *, by: str, reason: str | None, forced: bool) -> None: ...
 
 
-def _hold(row: sqlite3.Row) -> HoldRecord:
+def _hold(row: Row) -> HoldRecord:
     data = dict(row)
     data["external"] = bool(data["external"])
     data["forced"] = bool(data["forced"])
     return HoldRecord(**data)
 
 
-class SqliteHolds:
-    """Holds on SQLite."""
+class SqlHoldBook:
+    """Holds, on any ledger database."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def place(
@@ -76,7 +75,7 @@ class SqliteHolds:
         cause_run_id: str | None,
     ) -> bool:
         """Hold (target, key) unless an open hold for the same cause exists; True if placed."""
-        with self._db.transaction() as conn:
+        with self._db.transaction(f"hold {target} {key}") as conn:
             exists = conn.execute(
                 "SELECT 1 FROM holds WHERE target = ? AND partition_key = ? AND"
                 " released_at IS NULL AND cause_asset = ? AND cause_partition = ? AND"
@@ -103,9 +102,7 @@ class SqliteHolds:
 
     def all(self, *, open_only: bool = True) -> list[HoldRecord]:
         where = " WHERE released_at IS NULL" if open_only else ""
-        rows = self._db.conn.execute(
-            f"SELECT * FROM holds{where} ORDER BY target, partition_key, id"
-        ).fetchall()
+        rows = self._db.all(f"SELECT * FROM holds{where} ORDER BY target, partition_key, id")
         return [_hold(r) for r in rows]
 
     def release(self, hold_id: int, *, by: str, reason: str | None, forced: bool) -> None:

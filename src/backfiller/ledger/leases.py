@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import datetime, timedelta
 from typing import Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Database, Row
 from backfiller.ledger.records import Lease
 
-__all__ = ["LeaseBook", "LeaseConflict", "SqliteLeases"]
+__all__ = ["LeaseBook", "LeaseConflict", "SqlLeaseBook"]
+
+#: an acquire that took nothing, whose blocking lease expired meanwhile, is tried again
+_ATTEMPTS = 5
 
 
 class LeaseConflict(Exception):
@@ -20,7 +21,7 @@ class LeaseConflict(Exception):
         self.lease = lease
 
 
-def _lease(row: sqlite3.Row) -> Lease:
+def _lease(row: Row) -> Lease:
     return Lease(
         asset=row["asset"],
         partition_key=row["partition_key"],
@@ -59,10 +60,10 @@ class LeaseBook(Protocol):
     def live(self, asset: str, key: str) -> Lease | None: ...
 
 
-class SqliteLeases:
-    """The lease book on SQLite; expiry is judged by the ledger's clock."""
+class SqlLeaseBook:
+    """The lease book, on any ledger database; expiry is judged by the database's clock."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def acquire(
@@ -79,80 +80,85 @@ class SqliteLeases:
         """Take the lease, or raise :class:`LeaseConflict` if another run holds a live one.
         An expired lease is taken over with a new fencing token, greater than the last one and
         than ``floor`` (the newest token the data store has seen for the partition: a ledger
-        rebuilt from scratch must not hand out tokens the store would refuse)."""
-        now = self._db.moment()
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
-            ).fetchone()
-            if row is not None and row["run_id"] != run_id and _is_live(row, now):
-                raise LeaseConflict(_lease(row))
-            token = max(int(row["token"]) if row else 0, floor) + 1
-            expires = (now + timedelta(seconds=ttl_seconds)).isoformat()
-            conn.execute(
-                "INSERT INTO leases (asset, partition_key, holder, plan_id, run_id, token,"
-                " acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (asset, partition_key) DO UPDATE SET holder = excluded.holder,"
-                " plan_id = excluded.plan_id, run_id = excluded.run_id, token = excluded.token,"
-                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
-                (asset, key, holder, plan_id, run_id, token, now.isoformat(), expires),
+        rebuilt from scratch must not hand out tokens the store would refuse).
+
+        One statement (:meth:`~backfiller.ledger.database.Database.lease_acquire`): insert,
+        or update when the lease is free, expired or this run's — atomic on every backend,
+        judged on the database's clock. When it takes nothing, the live lease it met is read
+        and named; should that lease have been released or expired in between, the statement
+        is tried again."""
+        for _ in range(_ATTEMPTS):
+            sql, params = self._db.lease_acquire(
+                asset,
+                key,
+                holder=holder,
+                plan_id=plan_id,
+                run_id=run_id,
+                ttl_seconds=ttl_seconds,
+                floor=floor,
             )
-        return Lease(asset, key, holder, plan_id, run_id, token, now.isoformat(), expires)
+            rows, _ = self._db.statement(sql, params)
+            if rows:
+                row = rows[0]
+                return Lease(
+                    asset,
+                    key,
+                    holder,
+                    plan_id,
+                    run_id,
+                    int(row["token"]),
+                    row["acquired_at"],
+                    row["expires_at"],
+                )
+            other = self.live(asset, key)
+            if other is not None:
+                raise LeaseConflict(other)
+        raise RuntimeError(f"could not take the lease on {asset} {key}")  # pragma: no cover
 
     def renew(self, lease: Lease, ttl_seconds: float) -> bool:
         """Extend ``lease`` by ``ttl_seconds`` from now on the ledger's clock, if it is still
         held with its token; ``False`` when it was released or taken over (the heartbeat of a
         holder that computes for longer than the TTL)."""
-        expires = (self._db.moment() + timedelta(seconds=ttl_seconds)).isoformat()
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE leases SET expires_at = ? WHERE asset = ? AND partition_key = ?"
-                " AND token = ? AND holder IS NOT NULL",
-                (expires, lease.asset, lease.partition_key, lease.token),
-            )
-            return cursor.rowcount == 1
+        sql, params = self._db.lease_renewal(
+            lease.asset, lease.partition_key, lease.token, ttl_seconds
+        )
+        return self._db.statement(sql, params)[1] == 1
 
     def is_current(self, lease: Lease) -> bool:
         """Fencing: whether ``lease`` is still the newest token for its partition."""
-        row = self._db.conn.execute(
+        row = self._db.one(
             "SELECT token, run_id, holder FROM leases WHERE asset = ? AND partition_key = ?",
             (lease.asset, lease.partition_key),
-        ).fetchone()
+        )
         return row is not None and int(row["token"]) == lease.token and row["holder"] is not None
 
     def release(self, lease: Lease) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE leases SET holder = NULL, expires_at = NULL"
-                " WHERE asset = ? AND partition_key = ? AND token = ?",
-                (lease.asset, lease.partition_key, lease.token),
-            )
+        self._db.statement(
+            "UPDATE leases SET holder = NULL, expires_at = NULL"
+            " WHERE asset = ? AND partition_key = ? AND token = ?",
+            (lease.asset, lease.partition_key, lease.token),
+        )
 
     def release_run(self, run_id: str) -> int:
         """Release every lease ``run_id`` still holds (a killed step leaves its lease behind;
         the run's end gives it back). Returns how many were released."""
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE leases SET holder = NULL, expires_at = NULL"
-                " WHERE run_id = ? AND holder IS NOT NULL",
-                (run_id,),
-            )
-            return cursor.rowcount
+        return self._db.statement(
+            "UPDATE leases SET holder = NULL, expires_at = NULL"
+            " WHERE run_id = ? AND holder IS NOT NULL",
+            (run_id,),
+        )[1]
 
     def held(self) -> list[Lease]:
-        rows = self._db.conn.execute(
+        rows = self._db.all(
             "SELECT * FROM leases WHERE holder IS NOT NULL ORDER BY asset, partition_key"
-        ).fetchall()
+        )
         return [_lease(r) for r in rows]
 
     def live(self, asset: str, key: str) -> Lease | None:
         """The lease on (asset, key) that has not expired by the ledger's clock, if any."""
-        row = self._db.conn.execute(
-            "SELECT * FROM leases WHERE asset = ? AND partition_key = ?", (asset, key)
-        ).fetchone()
-        return _lease(row) if row is not None and _is_live(row, self._db.moment()) else None
-
-
-def _is_live(row: sqlite3.Row, now: datetime) -> bool:
-    """Held and not expired: the one rule for whether a lease still excludes others."""
-    return row["holder"] is not None and datetime.fromisoformat(row["expires_at"]) > now
+        live, params = self._db.lease_live()
+        row = self._db.one(
+            f"SELECT * FROM leases WHERE asset = ? AND partition_key = ? AND {live}",
+            (asset, key, *params),
+        )
+        return _lease(row) if row is not None else None

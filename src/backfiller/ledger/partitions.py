@@ -5,14 +5,13 @@ attempts that moved it."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Connection, Database, Row
 from backfiller.ledger.records import PartitionRecord
 from backfiller.ledger.states import AttemptStatus, PartitionStatus, Verb
 
-__all__ = ["PartitionBook", "PartitionReader", "PublishSuperseded", "SqlitePartitions"]
+__all__ = ["PartitionBook", "PartitionReader", "PublishSuperseded", "SqlPartitionBook"]
 
 
 class PublishSuperseded(Exception):
@@ -96,7 +95,7 @@ class PartitionBook(PartitionReader, Protocol):
     def events(self, asset: str, key: str) -> list[dict[str, Any]]: ...
 
 
-def _partition(row: sqlite3.Row) -> PartitionRecord:
+def _partition(row: Row) -> PartitionRecord:
     return PartitionRecord(
         asset=row["asset"],
         partition_key=row["partition_key"],
@@ -115,42 +114,54 @@ def _partition(row: sqlite3.Row) -> PartitionRecord:
     )
 
 
-class SqlitePartitions:
-    """The partition book on SQLite."""
+def _lock(asset: str, key: str) -> str:
+    """The lock of one partition's record: its state machine and its lease-token check."""
+    return f"partition {asset} {key}"
 
-    def __init__(self, db: SqliteDatabase) -> None:
+
+def _forget_attempt(conn: Connection, run_id: str, asset: str, key: str, attempt: int) -> None:
+    """Drop an attempt's row before it is written anew (what SQLite's ``INSERT OR REPLACE``
+    did, in SQL both backends speak)."""
+    conn.execute(
+        "DELETE FROM attempts WHERE run_id = ? AND asset = ? AND partition_key = ? AND attempt = ?",
+        (run_id, asset, key, attempt),
+    )
+
+
+class SqlPartitionBook:
+    """The partition book, on any ledger database."""
+
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     # -- reading --------------------------------------------------------------------------
     def get(self, asset: str, partition_key: str) -> PartitionRecord | None:
-        row = self._db.conn.execute(
+        row = self._db.one(
             "SELECT * FROM partitions WHERE asset = ? AND partition_key = ?",
             (asset, partition_key),
-        ).fetchone()
+        )
         return _partition(row) if row else None
 
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         if asset is None:
-            rows = self._db.conn.execute(
-                "SELECT * FROM partitions ORDER BY asset, partition_key"
-            ).fetchall()
+            rows = self._db.all("SELECT * FROM partitions ORDER BY asset, partition_key")
         else:
-            rows = self._db.conn.execute(
+            rows = self._db.all(
                 "SELECT * FROM partitions WHERE asset = ? ORDER BY partition_key", (asset,)
-            ).fetchall()
+            )
         return [_partition(r) for r in rows]
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
-        rows = self._db.conn.execute(
+        rows = self._db.all(
             "SELECT * FROM events WHERE asset = ? AND partition_key = ? ORDER BY id",
             (asset, key),
-        ).fetchall()
+        )
         return [dict(r) for r in rows]
 
     # -- verbs ---------------------------------------------------------------------------
     def _transition(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         verb: Verb,
         asset: str,
         key: str,
@@ -210,7 +221,7 @@ class SqlitePartitions:
     ) -> PartitionStatus:
         """Begin an attempt. ``rows_before``: the rows stored before it when the ledger has no
         count (data written outside backfiller)."""
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
             before = conn.execute(
                 "SELECT data_version, row_count, fingerprint FROM partitions"
                 " WHERE asset = ? AND partition_key = ?",
@@ -227,8 +238,9 @@ class SqlitePartitions:
                 last_attempt=attempt,
                 last_error=None,
             )
+            _forget_attempt(conn, run_id, asset, key, attempt)
             conn.execute(
-                "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
+                "INSERT INTO attempts (run_id, asset, partition_key, attempt, status,"
                 " started_at, version_before, rows_before, fingerprint_before)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -267,7 +279,7 @@ class SqlitePartitions:
         :class:`PublishSuperseded` when the partition's recorded version was published under
         a newer (or the same) lease token — a holder that lost its lease after its commit
         cannot overwrite the newer holder's record, whatever the order they arrive in."""
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
             row = conn.execute(
                 "SELECT lease_token, last_run_id FROM partitions"
                 " WHERE asset = ? AND partition_key = ?",
@@ -324,7 +336,7 @@ class SqlitePartitions:
         checks: bool = False,
     ) -> PartitionStatus:
         verb = Verb.FAIL_CHECKS if checks else Verb.FAIL
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
             status = self._transition(
                 conn,
                 verb,
@@ -354,7 +366,7 @@ class SqlitePartitions:
     ) -> None:
         """End an attempt that lost its lease: the partition now belongs to another run, so
         its status is left alone; only the attempt records what happened."""
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
             self._end_attempt(
                 conn, run_id, asset, key, attempt, AttemptStatus.FAILED, error, False, None, None
             )
@@ -373,9 +385,10 @@ class SqlitePartitions:
         """Record that a step of ``run_id`` wrote a partition's report again and published
         nothing: the partition's status is left alone."""
         now = self._db.now()
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
+            _forget_attempt(conn, run_id, asset, key, attempt)
             conn.execute(
-                "INSERT OR REPLACE INTO attempts (run_id, asset, partition_key, attempt, status,"
+                "INSERT INTO attempts (run_id, asset, partition_key, attempt, status,"
                 " started_at, ended_at, rows_written, data_version, version_before, rows_before,"
                 " fingerprint_before, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -398,7 +411,7 @@ class SqlitePartitions:
     def mark_stale(
         self, asset: str, key: str, *, run_id: str | None, operator: str, reason: str
     ) -> PartitionStatus:
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(asset, key)) as conn:
             return self._transition(
                 conn,
                 Verb.MARK_STALE,
@@ -411,7 +424,7 @@ class SqlitePartitions:
 
     def _end_attempt(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         run_id: str,
         asset: str,
         key: str,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Database
 from backfiller.ledger.records import Protection
 
-__all__ = ["ProtectionBook", "ProtectionReader", "SqliteProtections"]
+__all__ = ["ProtectionBook", "ProtectionReader", "SqlProtectionBook"]
 
 
 class ProtectionReader(Protocol):
@@ -29,28 +29,29 @@ class ProtectionBook(ProtectionReader, Protocol):
     def overrides(self) -> list[dict[str, Any]]: ...
 
 
-class SqliteProtections:
-    """Protections and overrides on SQLite."""
+class SqlProtectionBook:
+    """Protections and overrides, on any ledger database."""
 
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def all(self) -> list[Protection]:
-        rows = self._db.conn.execute(
-            "SELECT * FROM protections ORDER BY asset, partition_key"
-        ).fetchall()
+        rows = self._db.all("SELECT * FROM protections ORDER BY asset, partition_key")
         return [Protection(**dict(r)) for r in rows]
 
     def get(self, asset: str, key: str) -> Protection | None:
-        row = self._db.conn.execute(
+        row = self._db.one(
             "SELECT * FROM protections WHERE asset = ? AND partition_key = ?", (asset, key)
-        ).fetchone()
+        )
         return Protection(**dict(row)) if row else None
 
     def protect(self, asset: str, key: str, *, reason: str, operator: str) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO protections VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO protections (asset, partition_key, reason, operator, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (asset, partition_key) DO UPDATE SET"
+                " reason = excluded.reason, operator = excluded.operator,"
+                " created_at = excluded.created_at",
                 (asset, key, reason, operator, self._db.now()),
             )
 
@@ -72,4 +73,4 @@ class SqliteProtections:
             )
 
     def overrides(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.conn.execute("SELECT * FROM overrides ORDER BY id")]
+        return [dict(r) for r in self._db.all("SELECT * FROM overrides ORDER BY id")]

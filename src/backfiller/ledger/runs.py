@@ -7,15 +7,14 @@ the evidence index seals it).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import Connection, Database, Row
 from backfiller.ledger.records import AttemptRecord, PlanRecord, RunRecord
 from backfiller.ledger.states import AttemptStatus, RunState, RunVerb
 
-__all__ = ["RunLog", "RunReader", "SqliteRuns"]
+__all__ = ["RunLog", "RunReader", "SqlRunLog"]
 
 
 class RunReader(Protocol):
@@ -62,7 +61,7 @@ class RunLog(RunReader, Protocol):
     def reopen(self, run_id: str, retries: Sequence[tuple[str, str, int]] = ()) -> None: ...
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: Row) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"],
         plan_id=row["plan_id"],
@@ -79,7 +78,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
     )
 
 
-def _attempt(row: sqlite3.Row) -> AttemptRecord:
+def _attempt(row: Row) -> AttemptRecord:
     return AttemptRecord(
         run_id=row["run_id"],
         asset=row["asset"],
@@ -99,45 +98,50 @@ def _attempt(row: sqlite3.Row) -> AttemptRecord:
     )
 
 
-def run_state(conn: sqlite3.Connection, run_id: str) -> RunState | None:
+def run_state(conn: Connection, run_id: str) -> RunState | None:
     row = conn.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     return RunState(row["state"]) if row else None
 
 
-class SqliteRuns:
-    """The run log on SQLite."""
+def _lock(run_id: str) -> str:
+    """The lock of one run's state machine."""
+    return f"run {run_id}"
 
-    def __init__(self, db: SqliteDatabase) -> None:
+
+class SqlRunLog:
+    """The run log, on any ledger database."""
+
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     # -- reading --------------------------------------------------------------------------
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._db.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._db.one("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return _run(row) if row else None
 
     def all(self) -> list[RunRecord]:
-        rows = self._db.conn.execute("SELECT * FROM runs ORDER BY started_at, run_id").fetchall()
+        rows = self._db.all("SELECT * FROM runs ORDER BY started_at, run_id")
         return [_run(r) for r in rows]
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
-        rows = self._db.conn.execute(
+        rows = self._db.all(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY asset, partition_key, attempt",
             (run_id,),
-        ).fetchall()
+        )
         return [_attempt(r) for r in rows]
 
     def attempt(
         self, run_id: str, asset: str, partition_key: str, attempt: int
     ) -> AttemptRecord | None:
-        row = self._db.conn.execute(
+        row = self._db.one(
             "SELECT * FROM attempts WHERE run_id = ? AND asset = ? AND partition_key = ?"
             " AND attempt = ?",
             (run_id, asset, partition_key, attempt),
-        ).fetchone()
+        )
         return _attempt(row) if row else None
 
     def plan(self, plan_id: str) -> PlanRecord | None:
-        row = self._db.conn.execute("SELECT * FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
+        row = self._db.one("SELECT * FROM plans WHERE plan_id = ?", (plan_id,))
         if row is None:
             return None
         return PlanRecord(
@@ -164,7 +168,8 @@ class SqliteRuns:
     ) -> None:
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO plans VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO plans (plan_id, action, mode, path, state_fingerprint, created_at,"
+                " document) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (plan_id) DO NOTHING",
                 (
                     plan_id,
                     action,
@@ -187,7 +192,7 @@ class SqliteRuns:
         arguments: dict[str, Any],
         parent_run_id: str | None = None,
     ) -> RunRecord:
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(run_id)) as conn:
             state = RunVerb.BEGIN.apply(run_state(conn, run_id))
             assert state is not None
             conn.execute(
@@ -214,7 +219,7 @@ class SqliteRuns:
         evidence (``evidence_pending``) until the evidence index seals it."""
         if not outcome.finished:
             raise ValueError(f"{outcome.value} is not an outcome of a run")
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(run_id)) as conn:
             state = RunVerb.SETTLE.apply(run_state(conn, run_id))
             assert state is not None
             conn.execute(
@@ -227,7 +232,7 @@ class SqliteRuns:
         same transaction, ``retries`` — (asset, partition key, attempt number) — are queued:
         the attempts the retry makes, which ``resume`` makes if the retry is interrupted."""
         now = self._db.now()
-        with self._db.transaction() as conn:
+        with self._db.transaction(_lock(run_id)) as conn:
             state = RunVerb.REOPEN.apply(run_state(conn, run_id))
             assert state is not None
             conn.execute(
