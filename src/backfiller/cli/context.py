@@ -10,15 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backfiller.actions import RunOptions, StepResult
 from backfiller.errors import BadInputError
-from backfiller.lab import with_simulations
-from backfiller.project import Project, find_project_root, load_project
+
+if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
+    from backfiller.actions import RunOptions, StepResult
+    from backfiller.project import Project
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -35,10 +36,22 @@ class Context:
     console: Console
     debug: bool
     max_parallel: int = 1
+    json: bool = False
+
+    def use_json(self, as_json: bool) -> bool:
+        """With ``--json``: every message for people goes to stderr, stdout keeps only the
+        document. Returns ``as_json``."""
+        if as_json:
+            self.json = True
+            self.console = make_console(stderr=True)
+        return as_json
 
     def project(self, *, apply_allowed: bool = False) -> Project:
         """The project as the active gap simulations make the core see it (their overlay);
         ``apply_allowed``: ``--allow-apply-during-simulation`` was passed."""
+        from backfiller.lab import with_simulations
+        from backfiller.project import find_project_root, load_project
+
         root = find_project_root(self.project_dir)
         return with_simulations(load_project(root, environ=os.environ), apply_allowed=apply_allowed)
 
@@ -46,6 +59,16 @@ class Context:
     def run_options(self, total: int | None = None) -> Iterator[RunOptions]:
         """Parallelism from ``--max-parallel`` and a progress bar (done / failed / remaining,
         rows per second) while the run goes."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from backfiller.actions import RunOptions
+
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
