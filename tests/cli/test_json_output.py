@@ -113,7 +113,11 @@ def test_gaps_with_nothing_to_show_is_still_a_document(
     assert doc["gaps"] == []
     assert doc["count"] == 0
     assert doc["left_out"] == 2
-    assert doc["filters"] == {"reasons": ["check_failed"], "needs_action": False}
+    assert doc["filters"] == {
+        "reasons": ["check_failed"],
+        "needs_action": False,
+        "assets": [RAW, SILVER],
+    }
 
 
 # -- plan ----------------------------------------------------------------------------------

@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from backfiller.errors import BadInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions import RunOptions, StepResult
@@ -148,6 +150,28 @@ def override_reason(override_protected: bool, reason: str | None) -> str | None:
             hint="say why the protected baseline may be overwritten; it is recorded",
         )
     return reason if override_protected else None
+
+
+def selection(project: Project, names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
+    """The assets ``--asset`` and ``--select`` choose (every asset when neither is given)."""
+    from backfiller.selection import select_assets
+
+    keys = project.graph.keys
+    return select_assets(keys, names, patterns) or list(keys)
+
+
+def asset_selection(command: F) -> F:
+    """``--asset NAME`` and ``--select PATTERN`` (both repeatable) on ``command``."""
+    command = click.option(
+        "--select",
+        "patterns",
+        multiple=True,
+        metavar="PATTERN",
+        help="Only assets whose key matches this glob, e.g. 'week06/silver/*' (repeatable).",
+    )(command)
+    return click.option(
+        "--asset", "asset_names", multiple=True, help="Only this asset (repeatable)."
+    )(command)
 
 
 override_option = click.option(

@@ -107,7 +107,7 @@ def holds_cmd(
     if len(every) > len(holds):
         obj.console.print(f"{len(every) - len(holds)} hold(s) left out by the filters.")
     if not holds:
-        obj.console.print("Nothing is held.")
+        obj.console.print("No hold matches the filters." if every else "Nothing is held.")
         return
     from rich.table import Table
 

@@ -25,9 +25,11 @@ from . import documents
 from .context import (
     Context,
     _keys,
+    asset_selection,
     make_console,
     override_option,
     override_reason,
+    selection,
     window_keys,
 )
 from .documents import json_option
@@ -102,20 +104,30 @@ def init(obj: Context, folder: Path | None, name: str | None) -> None:
 @cli.command()
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
+@asset_selection
 @json_option
 @click.pass_obj
-def status(obj: Context, start: str | None, end: str | None, as_json: bool) -> None:
+def status(
+    obj: Context,
+    start: str | None,
+    end: str | None,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Per asset: partitions by state, and a compact per-day grid."""
     from .render import partition_states, print_status
 
+    obj.use_json(as_json)
     project = obj.project()
+    chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, None, start, end)
     reader = project.reader()
-    if not obj.use_json(as_json):
-        print_status(obj.console, project, reader, keys)
+    if not obj.json:
+        print_status(obj.console, project, reader, keys, chosen)
         return
     assets = []
-    for asset in project.graph.keys:
+    for asset in chosen:
         states = partition_states(project, reader, asset, keys)
         assets.append(
             {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
@@ -137,6 +149,7 @@ def status(obj: Context, start: str | None, end: str | None, as_json: bool) -> N
 @click.option("--partition", help="One partition key.")
 @click.option("--reason", "reasons", multiple=True, help="Only gaps with this reason (repeatable).")
 @click.option("--needs-action", is_flag=True, help="Leave out gaps whose action is nothing_to_do.")
+@asset_selection
 @json_option
 @click.pass_obj
 def gaps(
@@ -146,6 +159,8 @@ def gaps(
     partition: str | None,
     reasons: tuple[str, ...],
     needs_action: bool,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Reconcile manifests, store, ledger and reports into gaps with proposed actions (by
@@ -155,24 +170,31 @@ def gaps(
     from .render import print_gaps
 
     wanted = {_gap_reason(r) for r in reasons}
+    obj.use_json(as_json)
     project = obj.project()
+    chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, partition, start, end)
     every = find_gaps(project, project.reader(), keys)
     found = [
         g
         for g in every
-        if (not wanted or g.reason in wanted)
+        if g.asset in chosen
+        and (not wanted or g.reason in wanted)
         and not (needs_action and g.proposed_action is ProposedAction.NOTHING_TO_DO)
     ]
     left_out = len(every) - len(found)
-    if not obj.use_json(as_json):
+    if not obj.json:
         print_gaps(obj.console, found, looked_at=keys, left_out=left_out)
         return
     documents.emit(
         documents.document(
             "gaps",
             window=documents.span(keys),
-            filters={"reasons": sorted(r.value for r in wanted), "needs_action": needs_action},
+            filters={
+                "reasons": sorted(r.value for r in wanted),
+                "needs_action": needs_action,
+                "assets": chosen,
+            },
             count=len(found),
             left_out=left_out,
             by_reason=documents.counts(g.reason.value for g in found),
@@ -213,6 +235,7 @@ def _gap_reason(text: str) -> GapReason:
 )
 @override_option
 @_allow_option
+@asset_selection
 @json_option
 @click.pass_obj
 def plan(
@@ -226,9 +249,12 @@ def plan(
     include_materialized: bool,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Write a backfill plan for a partition or a window."""
+    """Write a backfill plan for a partition or a window (of every asset, or of those
+    --asset and --select choose)."""
     obj.use_json(as_json)
     override = override_reason(override_protected, reason)
     _plan(
@@ -242,6 +268,8 @@ def plan(
         include_materialized,
         override,
         apply_allowed=allow_apply_during_simulation_,
+        asset_names=asset_names,
+        patterns=patterns,
     )
 
 
@@ -257,9 +285,12 @@ def _plan(
     override_reason: str | None = None,
     *,
     apply_allowed: bool = False,
+    asset_names: tuple[str, ...] = (),
+    patterns: tuple[str, ...] = (),
 ) -> None:
     from backfiller.planning import Mode, make_plan, parse_mode, write_plan
     from backfiller.planning.planner import request_for
+    from backfiller.selection import select_assets
 
     from .render import print_plan
 
@@ -270,8 +301,11 @@ def _plan(
             hint="say why materialized partitions must be recomputed",
         )
     project = obj.project(apply_allowed=apply_allowed)
+    chosen = select_assets(project.graph.keys, asset_names, patterns)
     keys = _keys(project, partition, start, end)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
+    if chosen is not None:
+        request = request.model_copy(update={"assets": chosen})
     document = make_plan(project, project.reader(), request)
     path = write_plan(project, document)
     if not obj.json:

@@ -61,7 +61,14 @@ def partition_states(
     return states
 
 
-def print_status(console: Console, project: Project, reader: LedgerReader, keys: list[str]) -> None:
+def print_status(
+    console: Console,
+    project: Project,
+    reader: LedgerReader,
+    keys: list[str],
+    assets: list[str] | None = None,
+) -> None:
+    """The status grid of ``assets`` (default: every asset) over ``keys``."""
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
@@ -69,7 +76,7 @@ def print_status(console: Console, project: Project, reader: LedgerReader, keys:
         else "no partitions"
     )
     legend = "  ".join(f"[{style}]{mark}[/] {name}" for name, (mark, style) in GRID_MARKS.items())
-    for asset in project.graph.keys:
+    for asset in project.graph.keys if assets is None else assets:
         states = partition_states(project, reader, asset, keys)
         counts = Counter(states.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
