@@ -161,7 +161,10 @@ def validation_problems(name: str, document: Any) -> list[str]:
     """Every way ``document`` breaks the schema, one readable line each (empty: valid)."""
     if _model_accepts(name, document):
         return []
-    errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        return ["<root>: nested too deeply to validate"]
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in errors]
 
 
