@@ -1,16 +1,20 @@
 """DuckDB as the SQL engine over Arrow: SQL assets, counts, fingerprints, checks.
 
-Heavy imports (pyarrow, duckdb) live here and in the store, nowhere else in the core.
+Heavy imports (pyarrow, duckdb) live here and in the store, nowhere else in the core. DuckDB
+is imported when a query first runs: reading the store (``status``) does not need it.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 from backfiller.canonical import sha256_hex
 from backfiller.errors import BackfillerError
@@ -28,7 +32,8 @@ def to_arrow(data: Any) -> pa.Table:
         return data
     if isinstance(data, pa.RecordBatchReader):
         return data.read_all()
-    if isinstance(data, duckdb.DuckDBPyRelation):
+    duckdb_module = sys.modules.get("duckdb")  # a relation exists only once duckdb is imported
+    if duckdb_module is not None and isinstance(data, duckdb_module.DuckDBPyRelation):
         return data.to_arrow_table()
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
         return pa.Table.from_pylist(data)
@@ -52,6 +57,8 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """A fresh cursor on one in-memory DuckDB database per thread (opening a database costs
     ~10 ms; a backfill of thousands of partitions would pay it thousands of times). The caller
     closes the cursor; its registrations die with it."""
+    import duckdb
+
     con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
     if con is None:
         con = _local.con = duckdb.connect()

@@ -124,6 +124,15 @@ def load_manifest(path: Path, scheme: PartitionScheme | None = None) -> Manifest
         raise ManifestError(
             f"Manifest {path} is not valid JSON: {exc}", hint="fix the file's syntax"
         ) from exc
+    except RecursionError as exc:
+        raise ManifestError(
+            f"Manifest {path} is nested too deeply to read", hint="a manifest is a flat document"
+        ) from exc
+    except OSError as exc:
+        raise ManifestError(
+            f"Cannot read manifest {path}: {exc.strerror or exc}",
+            hint="every *.json in the manifests folder must be a readable manifest file",
+        ) from exc
     return parse_manifest(raw, source=str(path), scheme=scheme)
 
 
@@ -240,7 +249,7 @@ def load_stand_in(
     digest = hashlib.sha256(data).hexdigest()
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return BrokenManifest(
             real.manifest_id, Path(stand_in), real_path, label, keys, (), (str(exc),), digest
         )

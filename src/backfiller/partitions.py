@@ -261,9 +261,16 @@ class TimeWindowScheme(PartitionScheme):
                 if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key):
                     raise bad
                 moment = self._local_midnight(date.fromisoformat(key))
+            start = self._floor(moment)
+            self._next(start)  # a window must end where dates still exist (before year 10000)
+        except OverflowError as exc:
+            raise InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: its window reaches past the "
+                "last representable date (9999-12-31)",
+                hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
+            ) from exc
         except ValueError as exc:
             raise bad from exc
-        start = self._floor(moment)
         if self.format_key(start) != key:
             if g is Granularity.WEEKLY:
                 raise InvalidPartitionKeyError(

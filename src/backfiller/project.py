@@ -22,7 +22,8 @@ from typing import Any
 
 from backfiller.assets import Asset, AssetGraph
 from backfiller.clock import Clock, system_clock
-from backfiller.errors import ConfigError
+from backfiller.config import check_section, where
+from backfiller.errors import BadInputError, ConfigError
 from backfiller.ledger import (
     DatabaseLedger,
     LedgerReader,
@@ -128,6 +129,14 @@ class ProjectConfig:
     env_sources: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    #: where each setting that is not a default came from: "section.key" → the file's path,
+    #: "$VARIABLE" (the process environment) or "VARIABLE in FILE" (an [env] files file)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, setting: str) -> str:
+        """Where ``setting`` ("section.key") came from, in words."""
+        found = self.origins.get(setting)
+        return where(found)[0] if found else "its default"
 
     @classmethod
     def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> ProjectConfig:
@@ -144,12 +153,19 @@ class ProjectConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
         _require_known_keys(path, data)
+        origins = {
+            f"{section}.{key}": str(path)
+            for section, body in data.items()
+            for key in body
+            if isinstance(body, dict)
+        }
         settings: dict[str, Any] = {s: {**d, **data.get(s, {})} for s, d in _DEFAULTS.items()}
-        env_conf = data.get("env", {})
-        prefix = str(env_conf.get("prefix", "BACKFILLER_"))
+        env_conf = check_section("env", data.get("env", {}), origins, str(path))
+        prefix = str(env_conf["prefix"])
         file_vars: dict[str, str] = {}
+        file_name = ""
         sources: list[str] = []
-        for candidate in env_conf.get("files", []):
+        for candidate in env_conf["files"]:
             if Path(str(candidate)).name.lower().endswith(_EXAMPLE_SUFFIXES):
                 raise ConfigError(
                     f"[env] files lists {candidate!r}, an example file: an example is not "
@@ -160,6 +176,7 @@ class ProjectConfig:
             file = root / candidate
             if file.is_file():
                 file_vars = read_env_file(file)
+                file_name = str(candidate)
                 sources.append(str(candidate))
                 break
         process_env = dict(environ) if environ is not None else {}
@@ -174,7 +191,13 @@ class ProjectConfig:
                     names += [a for a, target in aliases.items() if target == f"{section}.{key}"]
                     for name in names:
                         if name in variables:
-                            body[key] = _coerce(variables[name], body[key], name)
+                            origin = (
+                                f"${name}"
+                                if variables is process_env
+                                else (f"{name} in {file_name}")
+                            )
+                            body[key] = _coerce(variables[name], body[key], where(origin)[0])
+                            origins[f"{section}.{key}"] = origin
         for alias, target in aliases.items():
             section, _, key = target.partition(".")
             if section not in settings or key not in settings[section]:
@@ -182,22 +205,27 @@ class ProjectConfig:
                     f"[env.aliases] {alias} = {target!r} names no setting",
                     hint="use 'section.key', e.g. 'partitions.default'",
                 )
+        for section in ("project", "partitions", "downstream", "ledger"):
+            settings[section] = check_section(section, settings[section], origins, str(path))
         default_partition = _default_partition(data, settings)
         proj = settings["project"]
         outside = bool(proj["allow_paths_outside"])
 
+        def came_from(key: str) -> str | None:
+            found = origins.get(f"project.{key}")
+            return where(found)[0] if found else None
+
         def inside(key: str) -> Path:
-            return configured_path(root, str(proj[key]), f"[project] {key}", allow_outside=outside)
+            return configured_path(
+                root,
+                str(proj[key]),
+                f"[project] {key}",
+                allow_outside=outside,
+                origin=came_from(key),
+            )
 
         state_dir = inside("state_dir")
-        lease_ttl = proj["lease_ttl_seconds"]
-        if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, int) or lease_ttl < 1:
-            raise ConfigError(
-                f"[project] lease_ttl_seconds = {lease_ttl!r} in {path} is not a whole number "
-                "of seconds of at least 1",
-                hint="leases are renewed every third of it while a step computes; 600 is the "
-                "default",
-            )
+        lease_ttl = int(proj["lease_ttl_seconds"])
         ledger_setting = "[ledger] url" if settings["ledger"]["url"] else "[project] ledger"
         ledger = settings["ledger"]["url"] or proj["ledger"]
         ledger = ledger or "sqlite:///" + str(Path(proj["state_dir"]) / "ledger.db")
@@ -207,7 +235,11 @@ class ProjectConfig:
             ledger_url = ledger
         elif ledger.startswith("sqlite:///"):
             ledger_path = configured_path(
-                root, ledger[len("sqlite:///") :], ledger_setting, allow_outside=outside
+                root,
+                ledger[len("sqlite:///") :],
+                ledger_setting,
+                allow_outside=outside,
+                origin=came_from("ledger"),
             )
         else:
             raise ConfigError(
@@ -236,6 +268,7 @@ class ProjectConfig:
             downstream_impact=settings["downstream"]["impact"],
             env_sources=tuple(sources),
             raw=settings,
+            origins=origins,
             policy=parse_policy(
                 settings["policy"],
                 root=root,
@@ -259,6 +292,11 @@ def _require_known_keys(path: Path, data: dict[str, Any]) -> None:
             raise ConfigError(
                 f"{path}: unknown section [{section}]{did_you_mean(section, known)}",
                 hint="sections: " + ", ".join(f"[{s}]" for s in known),
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(
+                f"{path}: [{section}] must be a table of settings, got {section} = {body!r}",
+                hint=f"write the settings under a [{section}] header",
             )
         if section == "policy" or not isinstance(body, dict):
             continue  # the policy names its own unknown settings
@@ -298,14 +336,25 @@ def _default_partition(data: dict[str, Any], settings: dict[str, Any]) -> str:
     return in_file or policy_in_file
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
 def _coerce(value: str, default: Any, name: str) -> Any:
+    """``value`` of a variable, as the type of the setting's default; ``name`` says where the
+    value came from."""
     if isinstance(default, bool):
-        return value.lower() in {"1", "true", "yes", "on"}
+        if value.strip().lower() not in _TRUE | _FALSE:
+            raise ConfigError(
+                f"{value!r} ({name}) must be true or false", hint="use true/false, 1/0, yes/no"
+            )
+        return value.strip().lower() in _TRUE
     if isinstance(default, int):
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{name}={value!r} is not a whole number") from None
+            raise ConfigError(
+                f"{value!r} ({name}) is not a whole number", hint="fix or unset it"
+            ) from None
     if isinstance(default, list):
         return [v.strip() for v in value.split(",") if v.strip()]
     return value
@@ -444,6 +493,13 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
     )
 
 
+def _default_setting(config: ProjectConfig) -> str:
+    """Which setting the default partition came from."""
+    if "partitions.default" in config.origins:
+        return "partitions.default"
+    return "policy.default_partition"
+
+
 def find_project_root(start: Path | str = ".") -> Path:
     """The folder holding ``backfiller.toml``: ``start`` or its nearest parent that has one,
     as git finds its repository (``start`` itself when none has: loading it then says so)."""
@@ -466,9 +522,31 @@ def load_project(
     ``overlay``: what a practice session changes (see :mod:`backfiller.overlay`); ``store``:
     where the partitions live (default: the Delta tables under ``[project] store``)."""
     config = ProjectConfig.load(Path(root), environ)
-    scheme = _scheme(config)
+    try:
+        scheme = _scheme(config)
+    except BadInputError as exc:
+        set_here = [
+            f"{k} ({config.origin(f'partitions.{k}')})"
+            for k in config.partitions
+            if f"partitions.{k}" in config.origins
+        ]
+        raise type(exc)(
+            f"[partitions] is invalid: {exc.message}"
+            + (f"; set: {', '.join(set_here)}" if set_here else ""),
+            hint=exc.hint,
+        ) from exc
     if config.default_partition:
-        scheme.parse(config.default_partition)
+        try:
+            scheme.parse(config.default_partition)
+        except BadInputError as exc:
+            setting = _default_setting(config)
+            found = config.origins.get(setting)
+            fix = where(found)[1] if found else f"set [{setting.replace('.', '] ')}"
+            raise type(exc)(
+                f"The configured default partition {config.default_partition!r} "
+                f"({config.origin(setting)}) is invalid: {exc.message}",
+                hint=f"{fix}: {exc.hint}" if exc.hint else fix,
+            ) from exc
     graph = AssetGraph(_import_assets(config.root, config.assets_module), scheme)
     if not len(graph):
         raise ConfigError(

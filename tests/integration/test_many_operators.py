@@ -105,10 +105,12 @@ def _operate(rounds: list[list[tuple[str, list[str]]]]) -> Iterator[list[Outcome
                 yield sorted(collected.pop(done), key=lambda o: o.operator)
                 done += 1
     finally:
+        finished = done == len(rounds)
         for process in processes:
-            process.join(timeout=60)
-            if process.is_alive():
+            process.join(timeout=60 if finished else 0)
+            if process.is_alive():  # a failed round: the others are not waited for
                 process.kill()
+                process.join()
 
 
 def _check_round(

@@ -27,7 +27,10 @@ def test_every_name_resolves() -> None:
 
 
 def test_all_equals_the_public_namespace() -> None:
-    # like httpx's tests/test_exported_members.py; submodules are attributes, not exports
+    # like httpx's tests/test_exported_members.py; submodules are attributes, not exports.
+    # The names are imported on first use: resolve them all, then nothing else may be public
+    for name in backfiller.__all__:
+        getattr(backfiller, name)
     public = {
         name
         for name, value in vars(backfiller).items()
@@ -36,6 +39,11 @@ def test_all_equals_the_public_namespace() -> None:
     }
     assert set(backfiller.__all__) == public
     assert len(public) == len(backfiller.__all__)
+
+
+def test_every_lazy_name_is_exported_and_nothing_else() -> None:
+    assert set(backfiller._EXPORTS) | INCLUDED_PRIVATE == set(backfiller.__all__)
+    assert set(dir(backfiller)) >= set(backfiller.__all__)
 
 
 def test_no_submodule_is_exported() -> None:

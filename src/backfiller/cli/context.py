@@ -6,19 +6,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backfiller.actions import RunOptions, StepResult
 from backfiller.errors import BadInputError
-from backfiller.lab import with_simulations
-from backfiller.project import Project, find_project_root, load_project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
+    from backfiller.actions import RunOptions, StepResult
+    from backfiller.project import Project
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -35,10 +38,22 @@ class Context:
     console: Console
     debug: bool
     max_parallel: int = 1
+    json: bool = False
+
+    def use_json(self, as_json: bool) -> bool:
+        """With ``--json``: every message for people goes to stderr, stdout keeps only the
+        document. Returns ``as_json``."""
+        if as_json:
+            self.json = True
+            self.console = make_console(stderr=True)
+        return as_json
 
     def project(self, *, apply_allowed: bool = False) -> Project:
         """The project as the active gap simulations make the core see it (their overlay);
         ``apply_allowed``: ``--allow-apply-during-simulation`` was passed."""
+        from backfiller.lab import with_simulations
+        from backfiller.project import find_project_root, load_project
+
         root = find_project_root(self.project_dir)
         return with_simulations(load_project(root, environ=os.environ), apply_allowed=apply_allowed)
 
@@ -46,6 +61,16 @@ class Context:
     def run_options(self, total: int | None = None) -> Iterator[RunOptions]:
         """Parallelism from ``--max-parallel`` and a progress bar (done / failed / remaining,
         rows per second) while the run goes."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from backfiller.actions import RunOptions
+
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -125,6 +150,28 @@ def override_reason(override_protected: bool, reason: str | None) -> str | None:
             hint="say why the protected baseline may be overwritten; it is recorded",
         )
     return reason if override_protected else None
+
+
+def selection(project: Project, names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
+    """The assets ``--asset`` and ``--select`` choose (every asset when neither is given)."""
+    from backfiller.selection import select_assets
+
+    keys = project.graph.keys
+    return select_assets(keys, names, patterns) or list(keys)
+
+
+def asset_selection(command: F) -> F:
+    """``--asset NAME`` and ``--select PATTERN`` (both repeatable) on ``command``."""
+    command = click.option(
+        "--select",
+        "patterns",
+        multiple=True,
+        metavar="PATTERN",
+        help="Only assets whose key matches this glob, e.g. 'week06/silver/*' (repeatable).",
+    )(command)
+    return click.option(
+        "--asset", "asset_names", multiple=True, help="Only this asset (repeatable)."
+    )(command)
 
 
 override_option = click.option(

@@ -8,21 +8,11 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from backfiller.atomic import atomic_write_text
-from backfiller.evidence import (
-    TamperedEvidenceError,
-    evidence_dir,
-    load_run_evidence,
-    report_html,
-    report_markdown,
-    summary_text,
-    verify_chain,
-    write_run_evidence,
-)
-
+from . import documents
 from .context import Context
+from .documents import json_option
 
-__all__ = ["COMMANDS", "TamperedEvidenceError", "evidence"]
+__all__ = ["COMMANDS", "evidence"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -36,6 +26,8 @@ def evidence() -> None:
 @click.pass_obj
 def verify(obj: Context) -> None:
     """Check every evidence file against the ledger's index (exit 4 if any disagrees)."""
+    from backfiller.evidence import TamperedEvidenceError, verify_chain
+
     project = obj.project()
     with project.ledger() as ledger:
         problems = verify_chain(project, ledger)
@@ -55,6 +47,8 @@ def verify(obj: Context) -> None:
 @click.pass_obj
 def write(obj: Context, run_id: str) -> None:
     """Write the evidence of a finished run (if it has none yet) and print where it is."""
+    from backfiller.evidence import write_run_evidence
+
     project = obj.project()
     with project.ledger() as ledger:
         path = write_run_evidence(project, ledger, run_id)
@@ -63,12 +57,21 @@ def write(obj: Context, run_id: str) -> None:
 
 @evidence.command()
 @click.argument("run_id")
+@json_option
 @click.pass_obj
-def show(obj: Context, run_id: str) -> None:
-    """A short summary of a run's evidence."""
+def show(obj: Context, run_id: str, as_json: bool) -> None:
+    """A short summary of a run's evidence (with --json: the evidence document itself)."""
+    from backfiller.evidence import load_run_evidence, summary_text
+
+    obj.use_json(as_json)
     project = obj.project()
     with project.ledger() as ledger:
         doc = load_run_evidence(project, ledger, run_id)
+        record = ledger.evidence.of_run(run_id)
+    if obj.json:
+        path = None if record is None else project.relative(project.root / record.path)
+        documents.emit(documents.document("evidence", path=path, evidence=doc.to_dict()))
+        return
     obj.console.print(summary_text(doc), markup=False, end="")
 
 
@@ -90,6 +93,9 @@ def show(obj: Context, run_id: str) -> None:
 @click.pass_obj
 def report(obj: Context, run_id: str, fmt: str, output: Path | None) -> None:
     """A report of a run's evidence for a reviewer."""
+    from backfiller.atomic import atomic_write_text
+    from backfiller.evidence import evidence_dir, load_run_evidence, report_html, report_markdown
+
     project = obj.project()
     with project.ledger() as ledger:
         doc = load_run_evidence(project, ledger, run_id)

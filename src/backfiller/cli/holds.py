@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from rich.table import Table
 
-from backfiller.actions.checking import check_partition
 from backfiller.errors import BadInputError, ChecksFailedError
-from backfiller.holds import is_ready, release
+from backfiller.names import did_you_mean
 
+from . import documents
 from .context import Context
-from .render import add_row
+from .documents import json_option
+
+if TYPE_CHECKING:
+    from backfiller.checks.model import CheckResult
 
 
 @click.command(name="check")
 @click.option("--asset", required=True)
 @click.option("--partition", required=True)
+@json_option
 @click.pass_obj
-def check_cmd(obj: Context, asset: str, partition: str) -> None:
+def check_cmd(obj: Context, asset: str, partition: str, as_json: bool) -> None:
     """Re-run an asset's checks on its published data (recorded in the ledger)."""
+    from backfiller.actions.checking import check_partition
+
+    obj.use_json(as_json)
     project = obj.project()
     project.graph.get(asset)
     key = project.scheme.parse(partition)
@@ -27,27 +35,84 @@ def check_cmd(obj: Context, asset: str, partition: str) -> None:
         raise BadInputError(f"{asset} has no table yet", hint="backfill it first")
     with project.ledger() as ledger:
         results = check_partition(project, ledger, asset, key, data, run_id=None, on_staged=False)
+    blocking = [r.name for r in results if r.blocking]
+    if obj.json:
+        documents.emit(
+            documents.document(
+                "check",
+                asset=asset,
+                partition_key=key,
+                passed=not blocking,
+                blocking_failures=blocking,
+                counts=documents.counts(r.status.value for r in results),
+                results=[documents.check_entry(r) for r in results],
+            )
+        )
+    else:
+        _print_checks(obj, asset, key, results)
+    if blocking:
+        raise ChecksFailedError(f"{asset} {key}: blocking checks failed: {', '.join(blocking)}")
+
+
+def _print_checks(obj: Context, asset: str, key: str, results: list[CheckResult]) -> None:
+    from rich.table import Table
+
+    from .render import add_row
+
     table = Table(title=f"Checks of {asset} {key} (published data)")
     for col in ("check", "status", "severity", "expected", "actual"):
         table.add_column(col, overflow="fold")
     for r in results:
         add_row(table, r.name, r.status.value, r.severity.value, str(r.expected), str(r.actual))
     obj.console.print(table)
-    blocking = [r.name for r in results if r.blocking]
-    if blocking:
-        raise ChecksFailedError(f"{asset} {key}: blocking checks failed: {', '.join(blocking)}")
 
 
 @click.command(name="holds")
+@click.option("--asset", "assets", multiple=True, help="Only holds on this asset (repeatable).")
+@click.option(
+    "--consumer", "consumers", multiple=True, help="Only holds on this consumer (repeatable)."
+)
+@json_option
 @click.pass_obj
-def holds_cmd(obj: Context) -> None:
-    """List what is held and why."""
+def holds_cmd(
+    obj: Context, assets: tuple[str, ...], consumers: tuple[str, ...], as_json: bool
+) -> None:
+    """List what is held and why (all, or only the named assets and consumers)."""
+    obj.use_json(as_json)
     project = obj.project()
+    for name in assets:
+        project.graph.get(name)
+    known = project.config.downstream_consumers
+    for name in consumers:
+        if name not in known:
+            raise BadInputError(
+                f"Unknown consumer {name!r}{did_you_mean(name, known)}",
+                hint="declared in [downstream] consumers: " + (", ".join(known) or "none"),
+            )
     with project.ledger() as ledger:
-        holds = ledger.holds.all()
-    if not holds:
-        obj.console.print("Nothing is held.")
+        every = ledger.holds.all()
+    wanted = {(a, False) for a in assets} | {(c, True) for c in consumers}
+    holds = [h for h in every if not wanted or (h.target, h.external) in wanted]
+    if obj.json:
+        documents.emit(
+            documents.document(
+                "holds",
+                filters={"assets": list(assets), "consumers": list(consumers)},
+                count=len(holds),
+                left_out=len(every) - len(holds),
+                holds=[documents.hold_entry(h) for h in holds],
+            )
+        )
         return
+    if len(every) > len(holds):
+        obj.console.print(f"{len(every) - len(holds)} hold(s) left out by the filters.")
+    if not holds:
+        obj.console.print("No hold matches the filters." if every else "Nothing is held.")
+        return
+    from rich.table import Table
+
+    from .render import add_row
+
     table = Table(title=f"{len(holds)} open hold(s)")
     for col in ("target", "partition", "kind", "reason", "since"):
         table.add_column(col, overflow="fold")
@@ -73,6 +138,8 @@ def release_cmd(
     obj: Context, run_id: str | None, force: bool, reason: str | None, operator: str | None
 ) -> None:
     """Release holds whose upstream checks passed and whose evidence exists."""
+    from backfiller.holds import release
+
     if force and not reason:
         raise BadInputError("--force needs --reason TEXT", hint="say why; it is recorded")
     project = obj.project()
@@ -99,6 +166,8 @@ def release_cmd(
 @click.pass_obj
 def ready_cmd(obj: Context, target: str, partition: str) -> None:
     """Exit 0 when TARGET (an asset or a declared consumer) may consume PARTITION, 1 if held."""
+    from backfiller.holds import is_ready
+
     project = obj.project()
     if target not in project.graph and target not in project.config.downstream_consumers:
         raise BadInputError(

@@ -4,25 +4,41 @@ against the ledger."""
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from backfiller.errors import BadInputError, ConflictError
-from backfiller.verify import verify_store
 
+from . import documents
 from .context import Context
-from .render import add_row
+from .documents import json_option
 
 
 @click.command(name="runs")
 @click.option("--run", "run_id", help="Show the attempts of one run.")
+@json_option
 @click.pass_obj
-def runs_cmd(obj: Context, run_id: str | None) -> None:
+def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
     """List runs (who, what, why, outcome), or the attempts of one run."""
+    from rich.table import Table
+
+    from .render import add_row
+
+    obj.use_json(as_json)
     project = obj.project()
     reader = project.reader()
     if run_id is not None:
-        if reader.runs.get(run_id) is None:
+        record = reader.runs.get(run_id)
+        if record is None:
             raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
+        if obj.json:
+            attempts = reader.runs.attempts(run_id)
+            documents.emit(
+                documents.document(
+                    "run",
+                    run=documents.run_entry(record),
+                    attempts=[documents.attempt_entry(a) for a in attempts],
+                )
+            )
+            return
         table = Table(title=f"Attempts of {run_id}")
         for col in ("asset", "partition", "attempt", "status", "transient", "rows", "error"):
             table.add_column(col, overflow="fold")
@@ -38,6 +54,14 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
                 a.error or "",
             )
         obj.console.print(table)
+        return
+    if obj.json:
+        every = reader.runs.all()
+        documents.emit(
+            documents.document(
+                "runs", count=len(every), runs=[documents.run_entry(r) for r in every]
+            )
+        )
         return
     table = Table(title="Runs")
     for col in ("run", "action", "state", "operator", "reason", "started", "ended"):
@@ -59,11 +83,29 @@ def runs_cmd(obj: Context, run_id: str | None) -> None:
 @click.command(name="history")
 @click.option("--asset", required=True)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@json_option
 @click.pass_obj
-def history_cmd(obj: Context, asset: str, limit: int) -> None:
+def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
     """The Delta commits of an asset's table, with the run and plan behind each."""
+    from rich.table import Table
+
+    from .render import add_row
+
+    obj.use_json(as_json)
     project = obj.project()
     project.graph.get(asset)
+    if obj.json:
+        commits = project.store.history(asset, limit=limit)
+        documents.emit(
+            documents.document(
+                "history",
+                asset=asset,
+                limit=limit,
+                count=len(commits),
+                commits=[documents.commit_entry(c) for c in commits],
+            )
+        )
+        return
     table = Table(title=f"History of {asset}")
     for col in ("version", "operation", "run", "plan", "action", "partitions"):
         table.add_column(col, overflow="fold")
@@ -86,6 +128,8 @@ def history_cmd(obj: Context, asset: str, limit: int) -> None:
 def verify_cmd(obj: Context) -> None:
     """Check every published partition: its data files exist and its stored content has the
     fingerprint the ledger recorded (exit 4 naming each one that does not)."""
+    from backfiller.verify import verify_store
+
     project = obj.project()
     result = verify_store(project, project.reader())
     if result.problems:

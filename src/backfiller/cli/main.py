@@ -12,44 +12,37 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from backfiller import __version__
-from backfiller.actions.apply import apply_plan
 from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.names import did_you_mean
-from backfiller.planning import (
-    GapReason,
-    Mode,
-    PlanDocument,
-    ProposedAction,
-    find_gaps,
-    make_plan,
-    parse_mode,
-    read_plan,
-    write_plan,
-)
-from backfiller.planning.planner import request_for
-from backfiller.project import Project
-from backfiller.scaffold import init_project
 
+from . import documents
 from .context import (
     Context,
     _keys,
+    asset_selection,
     make_console,
     override_option,
     override_reason,
+    selection,
     window_keys,
 )
+from .documents import json_option
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
-from .render import finish_run, print_gaps, print_plan, print_status
 from .simulate import COMMANDS as SIMULATE_COMMANDS
 from .strategy import COMMANDS as STRATEGY_COMMANDS
+
+if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
+    from backfiller.planning import GapReason, PlanDocument
+    from backfiller.project import Project
 
 SEED_HINT = (
     "Expected input is 0: first confirm that the seed data really has records for {key} "
@@ -95,6 +88,8 @@ _allow_option = click.option(
 @click.pass_obj
 def init(obj: Context, folder: Path | None, name: str | None) -> None:
     """Start a new project: backfiller.toml, an assets module with one daily asset, folders."""
+    from backfiller.scaffold import init_project
+
     target = folder or obj.project_dir
     written = init_project(target, name=name)
     for path in written:
@@ -109,12 +104,43 @@ def init(obj: Context, folder: Path | None, name: str | None) -> None:
 @cli.command()
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
+@asset_selection
+@json_option
 @click.pass_obj
-def status(obj: Context, start: str | None, end: str | None) -> None:
+def status(
+    obj: Context,
+    start: str | None,
+    end: str | None,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Per asset: partitions by state, and a compact per-day grid."""
+    from .render import partition_states, print_status
+
+    obj.use_json(as_json)
     project = obj.project()
+    chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, None, start, end)
-    print_status(obj.console, project, project.reader(), keys)
+    reader = project.reader()
+    if not obj.json:
+        print_status(obj.console, project, reader, keys, chosen)
+        return
+    assets = []
+    for asset in chosen:
+        states = partition_states(project, reader, asset, keys)
+        assets.append(
+            {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
+        )
+    documents.emit(
+        documents.document(
+            "status",
+            project=project.config.name,
+            scheme=project.scheme.name,
+            window=documents.span(keys),
+            assets=assets,
+        )
+    )
 
 
 @cli.command()
@@ -123,6 +149,8 @@ def status(obj: Context, start: str | None, end: str | None) -> None:
 @click.option("--partition", help="One partition key.")
 @click.option("--reason", "reasons", multiple=True, help="Only gaps with this reason (repeatable).")
 @click.option("--needs-action", is_flag=True, help="Leave out gaps whose action is nothing_to_do.")
+@asset_selection
+@json_option
 @click.pass_obj
 def gaps(
     obj: Context,
@@ -131,23 +159,53 @@ def gaps(
     partition: str | None,
     reasons: tuple[str, ...],
     needs_action: bool,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Reconcile manifests, store, ledger and reports into gaps with proposed actions (by
     default over the whole configured range; each missing bound defaults to its end)."""
+    from backfiller.planning import ProposedAction, find_gaps
+
+    from .render import print_gaps
+
     wanted = {_gap_reason(r) for r in reasons}
+    obj.use_json(as_json)
     project = obj.project()
+    chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, partition, start, end)
     every = find_gaps(project, project.reader(), keys)
     found = [
         g
         for g in every
-        if (not wanted or g.reason in wanted)
+        if g.asset in chosen
+        and (not wanted or g.reason in wanted)
         and not (needs_action and g.proposed_action is ProposedAction.NOTHING_TO_DO)
     ]
-    print_gaps(obj.console, found, looked_at=keys, left_out=len(every) - len(found))
+    left_out = len(every) - len(found)
+    if not obj.json:
+        print_gaps(obj.console, found, looked_at=keys, left_out=left_out)
+        return
+    documents.emit(
+        documents.document(
+            "gaps",
+            window=documents.span(keys),
+            filters={
+                "reasons": sorted(r.value for r in wanted),
+                "needs_action": needs_action,
+                "assets": chosen,
+            },
+            count=len(found),
+            left_out=left_out,
+            by_reason=documents.counts(g.reason.value for g in found),
+            gaps=[documents.gap_entry(g) for g in found],
+        )
+    )
 
 
 def _gap_reason(text: str) -> GapReason:
+    from backfiller.planning import GapReason
+
     names = [r.value for r in GapReason]
     if text not in names:
         raise BadInputError(
@@ -177,6 +235,8 @@ def _gap_reason(text: str) -> GapReason:
 )
 @override_option
 @_allow_option
+@asset_selection
+@json_option
 @click.pass_obj
 def plan(
     obj: Context,
@@ -189,8 +249,13 @@ def plan(
     include_materialized: bool,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
+    asset_names: tuple[str, ...],
+    patterns: tuple[str, ...],
+    as_json: bool,
 ) -> None:
-    """Write a backfill plan for a partition or a window."""
+    """Write a backfill plan for a partition or a window (of every asset, or of those
+    --asset and --select choose)."""
+    obj.use_json(as_json)
     override = override_reason(override_protected, reason)
     _plan(
         obj,
@@ -203,6 +268,8 @@ def plan(
         include_materialized,
         override,
         apply_allowed=allow_apply_during_simulation_,
+        asset_names=asset_names,
+        patterns=patterns,
     )
 
 
@@ -218,7 +285,15 @@ def _plan(
     override_reason: str | None = None,
     *,
     apply_allowed: bool = False,
+    asset_names: tuple[str, ...] = (),
+    patterns: tuple[str, ...] = (),
 ) -> None:
+    from backfiller.planning import Mode, make_plan, parse_mode, write_plan
+    from backfiller.planning.planner import request_for
+    from backfiller.selection import select_assets
+
+    from .render import print_plan
+
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
         raise BadInputError(
@@ -226,22 +301,33 @@ def _plan(
             hint="say why materialized partitions must be recomputed",
         )
     project = obj.project(apply_allowed=apply_allowed)
+    chosen = select_assets(project.graph.keys, asset_names, patterns)
     keys = _keys(project, partition, start, end)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
+    if chosen is not None:
+        request = request.model_copy(update={"assets": chosen})
     document = make_plan(project, project.reader(), request)
     path = write_plan(project, document)
-    print_plan(obj.console, document)
+    if not obj.json:
+        print_plan(obj.console, document)
     broken = project.manifests.broken
-    if any(e.expected_input_count in (None, 0) for e in document.partitions):
-        empty = [
-            e.partition_key
-            for e in document.partitions
-            if not e.expected_input_count and e.upstream_manifest_id not in broken
-        ]
-        if empty:
-            hint = SEED_HINT.format(key=", ".join(empty[:5]))
-            obj.console.print(f"[yellow]{escape(hint)}[/]")
+    empty = [
+        e.partition_key
+        for e in document.partitions
+        if not e.expected_input_count and e.upstream_manifest_id not in broken
+    ]
+    if empty:
+        hint = SEED_HINT.format(key=", ".join(empty[:5]))
+        obj.console.print(f"[yellow]{escape(hint)}[/]")
     obj.console.print(f"Plan written to {project.relative(path)}", markup=False)
+    if obj.json:
+        body: dict[str, object] = {"path": project.relative(path), "plan": document.to_dict()}
+        body["warnings"] = [hint] if empty else []
+        if mode is not Mode.APPLY:
+            documents.emit(documents.document("plan", **body, run=None))
+            return
+        _apply(obj, project, document, operator, override_reason, then=body)
+        return
     if mode is Mode.APPLY:
         # the plan this command made, not the file read back: another operator planning the
         # same window at the same moment writes the same file name
@@ -254,7 +340,15 @@ def _apply(
     document: PlanDocument,
     operator: str | None,
     override_reason: str | None = None,
+    *,
+    then: dict[str, object] | None = None,
 ) -> None:
+    """Apply ``document``; ``then``: the plan's JSON document, printed with the run
+    (whatever its outcome) before its error, if any, is raised."""
+    from backfiller.actions.apply import apply_plan
+
+    from .render import finish_run
+
     with obj.run_options(len(document.work)) as options:
         result = apply_plan(
             project,
@@ -263,6 +357,8 @@ def _apply(
             options=options,
             override_reason=override_reason,
         )
+    if then is not None:
+        documents.emit(documents.document("plan", **then, run=documents.run_result(result)))
     finish_run(obj.console, result, project)
 
 
@@ -284,6 +380,8 @@ def apply(
     """Apply exactly the saved plan; refused if the state changed since it was made."""
     override = override_reason(override_protected, reason)
     project = obj.project(apply_allowed=allow_apply_during_simulation_)
+    from backfiller.planning import read_plan
+
     _apply(obj, project, read_plan(plan_file), operator, override)
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from backfiller.actions.recovery import replay, rerun, restore, resume, retry
 from backfiller.errors import BadInputError
 
 from .context import Context, _keys, override_option, override_reason
-from .render import finish_run
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
@@ -34,6 +32,10 @@ def rerun_cmd(
     override_protected: bool,
 ) -> None:
     """Recompute named partitions as a new run of the same definition (checks always run)."""
+    from backfiller.actions.recovery import rerun
+
+    from .render import finish_run
+
     override = override_reason(override_protected, reason)
     project = obj.project()
     if partition is None and start is None:
@@ -70,6 +72,10 @@ def replay_cmd(
     override_protected: bool,
 ) -> None:
     """Re-ingest exactly a manifest's input (refused if its checksums no longer match)."""
+    from backfiller.actions.recovery import replay
+
+    from .render import finish_run
+
     override = override_reason(override_protected, reason)
     project = obj.project()
     keys = [project.scheme.parse(partition)] if partition else None
@@ -94,6 +100,10 @@ def replay_cmd(
 @click.pass_obj
 def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None) -> None:
     """Retry only the failed, transient attempts of a run (same plan, same inputs)."""
+    from backfiller.actions.recovery import retry
+
+    from .render import finish_run
+
     project = obj.project()
     with project.ledger() as ledger, obj.run_options() as options:
         result = retry(
@@ -113,6 +123,10 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
 @click.pass_obj
 def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     """Finish what a crashed run left unfinished; never duplicates what landed."""
+    from backfiller.actions.recovery import resume
+
+    from .render import finish_run
+
     project = obj.project()
     with project.ledger() as ledger, obj.run_options() as options:
         result = resume(
@@ -141,6 +155,10 @@ def restore_cmd(
     override_protected: bool,
 ) -> None:
     """Publish a retained earlier version of a partition again; downstream becomes stale."""
+    from backfiller.actions.recovery import restore
+
+    from .render import finish_run
+
     override = override_reason(override_protected, reason)
     project = obj.project()
     key = project.scheme.parse(partition)

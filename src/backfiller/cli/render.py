@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from backfiller.actions import RunResult, StepOutcome
-from backfiller.actions.recovery import conflict_error
 from backfiller.errors import ChecksFailedError, RunFailedError
 from backfiller.ledger import CheckStatus, LedgerReader, PartitionStatus, RunState
-from backfiller.planning import Gap, PlanDocument
-from backfiller.project import Project
+
+if TYPE_CHECKING:  # the actions are imported by the functions that show a run
+    from backfiller.actions import RunResult
+    from backfiller.planning import Gap, PlanDocument
+    from backfiller.project import Project
 
 
 def add_row(table: Table, *cells: object) -> None:
@@ -59,7 +61,14 @@ def partition_states(
     return states
 
 
-def print_status(console: Console, project: Project, reader: LedgerReader, keys: list[str]) -> None:
+def print_status(
+    console: Console,
+    project: Project,
+    reader: LedgerReader,
+    keys: list[str],
+    assets: list[str] | None = None,
+) -> None:
+    """The status grid of ``assets`` (default: every asset) over ``keys``."""
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
@@ -67,7 +76,7 @@ def print_status(console: Console, project: Project, reader: LedgerReader, keys:
         else "no partitions"
     )
     legend = "  ".join(f"[{style}]{mark}[/] {name}" for name, (mark, style) in GRID_MARKS.items())
-    for asset in project.graph.keys:
+    for asset in project.graph.keys if assets is None else assets:
         states = partition_states(project, reader, asset, keys)
         counts = Counter(states.values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -173,6 +182,8 @@ def print_plan(console: Console, document: PlanDocument) -> None:
 
 
 def print_run(console: Console, result: RunResult) -> None:
+    from backfiller.actions import StepOutcome
+
     table = Table(title=f"Run {result.run_id}: {result.state.value}")
     for col in ("asset", "partition", "outcome", "rows before", "rows", "version", "error"):
         table.add_column(col, overflow="fold")
@@ -195,6 +206,8 @@ def print_run(console: Console, result: RunResult) -> None:
 def _failure_hint(result: RunResult) -> str:
     """What may cure the failures: ``retry`` only when every failure is transient (it refuses
     a run with any other), else a fix and a rerun of the first permanent one."""
+    from backfiller.actions import StepOutcome
+
     failed = [s for s in result.steps if s.outcome is StepOutcome.FAILED]
     permanent = [s for s in failed if not s.transient]
     if not permanent:
@@ -240,6 +253,9 @@ def print_run_summary(console: Console, project: Project, result: RunResult) -> 
 def finish_run(console: Console, result: RunResult, project: Project | None = None) -> None:
     """Show the run (and, given the project, what it leaves behind); turn anything but full
     success into its error (and exit code)."""
+    from backfiller.actions import StepOutcome
+    from backfiller.actions.recovery import conflict_error
+
     print_run(console, result)
     if project is not None and result.steps:
         print_run_summary(console, project, result)

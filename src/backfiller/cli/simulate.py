@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import click
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from backfiller.lab.simulation import (
-    SimulationRecord,
-    read_simulations,
-    simulate_broken_manifest,
-    simulate_failing_check,
-    simulate_move_report,
-    undo_simulation,
-)
+import click
 
 from .context import Context
-from .render import add_row
+
+if TYPE_CHECKING:
+    from backfiller.lab.simulation import SimulationRecord
 
 _operator = click.option("--operator", help="Who simulates (default: config, then the OS user).")
 _note = click.option("--note", help="Why; recorded with the simulation.")
@@ -46,6 +40,8 @@ def move_report_cmd(
     obj: Context, asset: str, partition: str, operator: str | None, note: str | None
 ) -> None:
     """Move one partition report aside (gap: missing_partition_report)."""
+    from backfiller.lab.simulation import simulate_move_report
+
     project = obj.project()
     record = simulate_move_report(
         project, asset=asset, key=partition, operator=project.operator(operator), note=note
@@ -71,6 +67,8 @@ def broken_manifest_cmd(
 ) -> None:
     """Load a copy of a manifest without some fields in place of the real one
     (gap: manifest_changed; apply, rerun and replay of its partitions are refused)."""
+    from backfiller.lab.simulation import simulate_broken_manifest
+
     project = obj.project()
     record = simulate_broken_manifest(
         project,
@@ -93,6 +91,8 @@ def failing_check_cmd(
     obj: Context, asset: str, check: str, partition: str, operator: str | None, note: str | None
 ) -> None:
     """Make one check fail for one partition (gap: check_failed once it is recomputed)."""
+    from backfiller.lab.simulation import simulate_failing_check
+
     project = obj.project()
     record = simulate_failing_check(
         project,
@@ -115,6 +115,12 @@ def failing_check_cmd(
 @click.pass_obj
 def list_cmd(obj: Context, show_all: bool) -> None:
     """What is simulated now."""
+    from rich.table import Table
+
+    from backfiller.lab.simulation import read_simulations
+
+    from .render import add_row
+
     project = obj.project()
     records = [r for r in read_simulations(project.config.state_dir) if show_all or r.active]
     if not records:
@@ -149,6 +155,8 @@ def list_cmd(obj: Context, show_all: bool) -> None:
 def undo_cmd(obj: Context, simulation_id: str, operator: str | None) -> None:
     """Undo a simulation exactly (the report moved back byte-identical, the manifest copy
     removed, the forced failure lifted)."""
+    from backfiller.lab.simulation import undo_simulation
+
     project = obj.project()
     record = undo_simulation(project, simulation_id, operator=project.operator(operator))
     obj.console.print(f"undone {record.simulation_id}: {record.undo_outcome}", markup=False)

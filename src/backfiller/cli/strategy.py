@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from backfiller.errors import BadInputError
-from backfiller.lab.strategy import write_strategy
 
 from .context import Context
 
@@ -21,6 +20,8 @@ from .context import Context
 @click.pass_obj
 def strategy_cmd(obj: Context, output: Path | None) -> None:
     """Regenerate the recovery strategy (policy, current gaps, holds, simulations)."""
+    from backfiller.lab.strategy import write_strategy
+
     project = obj.project()
     if output is not None and output.is_dir():
         raise BadInputError(

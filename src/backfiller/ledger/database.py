@@ -22,7 +22,15 @@ from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError, write_blocked
 from backfiller.ledger.migrations import SCHEMA_VERSION, migrate
 
-__all__ = ["Connection", "Cursor", "Database", "Row", "SqliteDatabase", "schema_version"]
+__all__ = [
+    "Connection",
+    "Cursor",
+    "Database",
+    "Row",
+    "SqliteDatabase",
+    "UnmigratedLedger",
+    "schema_version",
+]
 
 #: a row: ``row["column"]`` and ``dict(row)`` (``sqlite3.Row``, or psycopg's ``dict_row``)
 Row = Any
@@ -105,6 +113,11 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
+class UnmigratedLedger(ConfigError):
+    """A ledger file without any schema: another process has just created it and is
+    migrating it (a reader then sees nothing recorded yet)."""
+
+
 def schema_version(conn: sqlite3.Connection) -> int:
     exists = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
@@ -167,6 +180,9 @@ class SqliteDatabase:
             raise ConfigError(
                 f"Ledger {self.path} is not a usable SQLite database: {exc}", hint=_UNUSABLE_HINT
             ) from exc
+        if version == 0:
+            self.conn.close()
+            raise UnmigratedLedger(f"Ledger {self.path} has no schema yet")
         if version != SCHEMA_VERSION:
             self.conn.close()
             raise ConfigError(

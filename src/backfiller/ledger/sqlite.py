@@ -9,7 +9,7 @@ from pathlib import Path
 
 from backfiller.clock import Clock, system_clock
 from backfiller.ledger.composed import DatabaseLedger, ReadOnlyLedger
-from backfiller.ledger.database import SqliteDatabase
+from backfiller.ledger.database import SqliteDatabase, UnmigratedLedger
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
 
 __all__ = ["SqliteLedger", "open_reader"]
@@ -29,4 +29,7 @@ def open_reader(path: Path) -> LedgerReader:
     path = Path(path)
     if not path.exists():
         return EmptyLedger()
-    return ReadOnlyLedger(SqliteDatabase(path, read_only=True))
+    try:
+        return ReadOnlyLedger(SqliteDatabase(path, read_only=True))
+    except UnmigratedLedger:  # being created by another process: nothing recorded yet
+        return EmptyLedger()

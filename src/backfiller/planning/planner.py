@@ -143,6 +143,11 @@ def read_plan(path: Path) -> PlanDocument:
         ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PlanFileError(f"Plan file {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PlanFileError(
+            f"Plan file {path} is nested too deeply to be a plan",
+            hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+        ) from exc
     except OSError as exc:
         raise PlanFileError(
             f"Cannot read plan file {path}: {exc.strerror or exc}",

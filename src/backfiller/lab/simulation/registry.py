@@ -131,7 +131,7 @@ def read_simulations(state_dir: Path) -> list[SimulationRecord]:
         return []
     try:
         return SimulationsFile.model_validate(json.loads(text)).simulations
-    except (json.JSONDecodeError, ValidationError) as exc:
+    except (json.JSONDecodeError, ValidationError, RecursionError) as exc:
         raise ConfigError(
             f"{path} is not a valid simulations file: {exc}",
             hint="restore it from the copy you made, or remove it once every simulation's "

@@ -1,0 +1,95 @@
+"""Start-up stays cheap by construction: ``backfiller --help`` and every ``backfiller <cmd>
+--help`` import none of DuckDB, Arrow, Delta Lake, jsonschema (nor pydantic); ``status``
+imports neither DuckDB nor jsonschema. Structural tests in a fresh interpreter, no time limit
+(``benchmarks/startup.py`` measures the times)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from backfiller import Project
+
+HEAVY = ("duckdb", "pyarrow", "deltalake", "jsonschema", "pydantic")
+
+pytestmark = pytest.mark.slow
+
+
+def _run(code: str, cwd: Path | None = None) -> dict[str, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK06_", "BACKFILLER_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found: dict[str, list[str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_help_of_every_command_imports_no_heavy_library() -> None:
+    found = _run(
+        f"""
+        import contextlib, io, json, sys
+        import click
+        from backfiller.cli.main import cli, main
+
+        HEAVY = {HEAVY!r}
+
+        def commands(group, prefix):
+            for name, command in sorted(group.commands.items()):
+                yield [*prefix, name]
+                if isinstance(command, click.Group):
+                    yield from commands(command, [*prefix, name])
+
+        loaded = {{}}
+        for args in [[], *commands(cli, [])]:
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                code = main([*args, "--help"])
+            assert code == 0 and "Usage:" in out.getvalue(), (args, code)
+            heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set(HEAVY))
+            loaded[" ".join(args) or "(none)"] = heavy
+        print(json.dumps(loaded))
+        """
+    )
+    assert len(found) > 20  # every command and subcommand was asked for its help
+    assert {"(none)", "status", "gaps", "plan", "evidence show", "simulate undo"} <= set(found)
+    assert {command: heavy for command, heavy in found.items() if heavy} == {}
+
+
+def test_import_backfiller_imports_no_heavy_library() -> None:
+    found = _run(
+        f"""
+        import json, sys
+        import backfiller
+        assert backfiller.__version__
+        print(json.dumps({{"import": sorted({{m.split(".")[0] for m in sys.modules}}
+                                             & set({HEAVY!r}))}}))
+        """
+    )
+    assert found == {"import": []}
+
+
+def test_status_imports_neither_duckdb_nor_jsonschema(april_project: Project) -> None:
+    found = _run(
+        """
+        import contextlib, io, json, sys
+        from backfiller.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["status", "--start", "2026-04-14", "--end", "2026-04-20"])
+        assert code == 0 and "materialized" in out.getvalue(), code
+        print(json.dumps({"status": sorted({m.split(".")[0] for m in sys.modules})}))
+        """,
+        cwd=april_project.root,
+    )
+    assert "deltalake" in found["status"]  # it did read the tables
+    assert not {"duckdb", "jsonschema"} & set(found["status"])
