@@ -14,15 +14,14 @@ def operate(
     results: Any,
 ) -> None:
     """For each (project root, CLI arguments): wait for every operator, then run."""
-    from click.testing import CliRunner
+    import contextlib
+    import io
 
-    from backfiller.cli.main import cli
+    from backfiller.cli.main import main
 
-    runner = CliRunner()
     for number, (root, arguments) in enumerate(rounds):
         barrier.wait(timeout=600)
-        outcome = runner.invoke(cli, ["--project", root, *arguments], catch_exceptions=True)
-        output = outcome.output
-        if outcome.exception is not None and not isinstance(outcome.exception, SystemExit):
-            output += f"\n{type(outcome.exception).__name__}: {outcome.exception}"
-        results.put((number, name, outcome.exit_code, output))
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = main(["--project", root, *arguments])  # the CLI's one error boundary
+        results.put((number, name, code, output.getvalue()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backfiller.actions.preconditions import ProtectedBaselineError
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import PreconditionError, StalePlanError
@@ -106,4 +107,10 @@ def apply_plan(
         )
 
     with project.ledger() as ledger:
-        return execute(project, ledger, spec, options, record_first=record)
+        try:
+            return execute(project, ledger, spec, options, record_first=record)
+        except ProtectedBaselineError:
+            # another operator may have published (so protected) a partition between the
+            # freshness check and the run: then the plan is stale (exit 4), naming the change
+            check_fresh(project, project.reader(), document)
+            raise

@@ -17,7 +17,11 @@ from backfiller.policy import effective_protection, require_allowed
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
-__all__ = ["protection_of", "require_preconditions"]
+__all__ = ["ProtectedBaselineError", "protection_of", "require_preconditions"]
+
+
+class ProtectedBaselineError(PreconditionError):
+    """The run would overwrite protected baselines and carries no override reason."""
 
 
 def require_preconditions(
@@ -42,7 +46,7 @@ def require_preconditions(
     ]
     if protected and not spec.override_reason:
         listing = "; ".join(f"{t} ({p.reason}, by {p.operator})" for t, p in protected)
-        raise PreconditionError(
+        raise ProtectedBaselineError(
             f"Refusing to overwrite protected baseline(s): {listing}",
             hint="pass --override-protected --reason TEXT to overwrite them (it is recorded)",
         )
