@@ -9,17 +9,20 @@ from typing import Any
 
 def operate(
     name: str,
-    rounds: list[tuple[str, list[str]]],
+    rounds: list[tuple[str, list[str], dict[str, str]]],
     barrier: Any,
     results: Any,
 ) -> None:
-    """For each (project root, CLI arguments): wait for every operator, then run."""
+    """For each (project root, CLI arguments, environment): wait for every operator, then
+    run."""
     import contextlib
     import io
+    import os
 
     from backfiller.cli.main import main
 
-    for number, (root, arguments) in enumerate(rounds):
+    for number, (root, arguments, environ) in enumerate(rounds):
+        os.environ.update(environ)  # the round's ledger (a PostgreSQL URL in team mode)
         barrier.wait(timeout=600)
         output = io.StringIO()
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import multiprocessing
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NOW, materialize
+from conftest import NOW, both_backends, ledger_environ, materialize
 from operator_process import operate
 
 from backfiller import FixedClock, Project, load_project
@@ -79,7 +79,7 @@ def _plan_apply(operator: str, days: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def _operate(rounds: list[list[tuple[str, list[str]]]]) -> Iterator[list[Outcome]]:
+def _operate(rounds: list[list[tuple[str, list[str], dict[str, str]]]]) -> Iterator[list[Outcome]]:
     """Run operator ``i`` over ``rounds[r][i]`` for every round ``r``, all operators of a
     round released at once; yield each round's outcomes once all are in."""
     context = multiprocessing.get_context("spawn")
@@ -146,7 +146,7 @@ def _check_round(
                     v for v, meta in commits.items()
                     if key in meta.get(CommitKey.PARTITION_KEYS, "").split(",")
                 ]  # fmt: skip
-                assert record.data_version == max(writes), (asset, key, record, writes)
+                assert record.data_version == max(writes), (asset, key, record, writes, commits)
                 own = commits[record.data_version]
                 assert own[CommitKey.RUN_ID] == record.last_run_id, (asset, key, own, record)
         # the runs: all finished; each operator's exit code says how its run ended
@@ -168,27 +168,45 @@ def _check_round(
 
 
 def _rounds(
-    template: Path, base: Path, plans: list[list[str]]
-) -> list[list[tuple[str, list[str]]]]:
+    template: Path, base: Path, plans: list[list[str]], environ: Callable[[], dict[str, str]]
+) -> list[list[tuple[str, list[str], dict[str, str]]]]:
+    """Each round on a fresh copy of the example (and, in team mode, a fresh database)."""
     rounds = []
     for number in range(ROUNDS):
         root = base / f"round-{number:02d}"
         shutil.copytree(template, root)
-        rounds.append([(str(root), _plan_apply(f"op-{i}", plans[i])) for i in range(OPERATORS)])
+        env = environ()
+        rounds.append(
+            [(str(root), _plan_apply(f"op-{i}", plans[i]), env) for i in range(OPERATORS)]
+        )
     return rounds
 
 
+@both_backends
 @pytest.mark.parametrize("shape", ["overlapping", "disjoint"])
 def test_eight_operators_at_once_leave_a_true_record(
-    shape: str, template: Path, reference: dict[str, str], tmp_path: Path
+    shape: str,
+    template: Path,
+    reference: dict[str, str],
+    tmp_path: Path,
+    ledger_backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     plans = [OVERLAP] * OPERATORS if shape == "overlapping" else DISJOINT
     days = sorted({d for p in plans for d in p})
-    rounds = _rounds(template, tmp_path, plans)
+
+    def environ() -> dict[str, str]:
+        if ledger_backend == "sqlite":
+            return {}
+        server = request.getfixturevalue("postgres_server")
+        template_db = request.getfixturevalue("postgres_template")
+        return ledger_environ(server.create_database(template=template_db))
+
+    rounds = _rounds(template, tmp_path, plans, environ)
     seen = 0
     exits: list[int] = []
     for number, outcomes in enumerate(_operate(rounds)):
-        project = load_project(Path(rounds[number][0][0]), environ={})
+        project = load_project(Path(rounds[number][0][0]), environ=rounds[number][0][2])
         _check_round(project, outcomes, days, reference)
         exits += [o.exit_code for o in outcomes]
         seen += 1

@@ -42,6 +42,9 @@ _NONCE = CommitKey.NONCE.value
 _COMMIT_ATTEMPTS = 5
 
 
+_NO_COMMIT = object()
+
+
 class _TableCreatedMeanwhile(Exception):
     """Another process created the table between this writer's look and its first commit."""
 
@@ -196,7 +199,8 @@ class DeltaStore:
                 if "already exists" in str(exc):
                     raise _TableCreatedMeanwhile from exc
                 raise
-            return self._version_of(asset, nonce, 0)
+            return self._version_of(asset, nonce, -1)
+        snapshot = int(table.version())
         for key, token in commit.fences:
             seen = table.transaction_version(fence_app_id(key))
             if seen is not None and int(seen) >= token:
@@ -210,25 +214,35 @@ class DeltaStore:
             predicate=predicate,
             commit_properties=props,
         )
-        return self._version_of(asset, nonce, int(table.version()))
+        version = self._version_of(asset, nonce, snapshot)
+        if int(table.version()) != version:
+            # other processes committed in between and delta-rs retried this commit at a
+            # later version: the handle's own idea of the table is not to be trusted any more
+            self._local.__dict__.get("tables", {}).pop(asset, None)
+        return version
 
-    def _version_of(self, asset: str, nonce: str, candidate: int) -> int:
-        """The version of the commit carrying ``nonce``: the writing handle's new version,
-        confirmed by that commit's own record (its commitInfo); else searched in the log."""
-        if self._commit_nonce(asset, candidate) == nonce:
-            return candidate
-        for record in self.history(asset):
-            if record.metadata.get(_NONCE) == nonce:
-                return record.version
-        raise RuntimeError(f"commit {nonce} of {asset!r} not found in its history")
+    def _version_of(self, asset: str, nonce: str, after: int) -> int:
+        """The version of the commit carrying ``nonce``, read from the commits themselves:
+        the first commit file after version ``after`` (the snapshot the write was made
+        against; -1 for a new table) whose commitInfo carries it. Neither the writing handle's
+        version nor its history is trusted: when other processes commit in between, delta-rs
+        may commit at a later version than the handle says, and a handle's history numbers
+        commits from its own snapshot."""
+        version = after + 1
+        while (found := self._commit_nonce(asset, version)) is not _NO_COMMIT:
+            if found == nonce:
+                return version
+            version += 1
+        raise RuntimeError(f"commit {nonce} of {asset!r} not found after version {after}")
 
-    def _commit_nonce(self, asset: str, version: int) -> str | None:
-        """The nonce recorded in commit ``version``'s commitInfo, read from its log file."""
+    def _commit_nonce(self, asset: str, version: int) -> str | object | None:
+        """The nonce recorded in commit ``version``'s commitInfo, read from its log file;
+        ``_NO_COMMIT`` when there is no such commit."""
         entry = self.path(asset) / "_delta_log" / f"{version:020d}.json"
         try:
             lines = entry.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return None
+        except FileNotFoundError:
+            return _NO_COMMIT
         for line in lines:
             if '"commitInfo"' in line:
                 info = json.loads(line).get("commitInfo", {})
