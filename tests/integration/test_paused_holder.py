@@ -6,6 +6,7 @@ publishes nothing either."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_steps
+from conftest import both_backends, run_steps
 
 from backfiller import load_project
 from backfiller.actions.recovery import resume
@@ -60,12 +61,13 @@ def slow(context: AssetContext):
 """
 
 DRIVER = """
+import json
 import sys
 from backfiller import load_project
 from backfiller.actions import Action, RunSpec
 from backfiller.actions.run import execute
 
-project = load_project(sys.argv[1], environ={})
+project = load_project(sys.argv[1], environ=json.loads(sys.argv[2]))
 spec = RunSpec.compute(Action.BACKFILL, "night-shift", [("pause/slow", "2026-01-05")])
 with project.ledger() as ledger:
     result = execute(project, ledger, spec, run_id="run-night")
@@ -82,7 +84,10 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.05)
 
 
-def test_a_holder_paused_past_its_lease_never_publishes(tmp_path: Path) -> None:
+@both_backends
+def test_a_holder_paused_past_its_lease_never_publishes(
+    tmp_path: Path, project_environ: dict[str, str]
+) -> None:
     root = tmp_path / "pause"
     root.mkdir()
     (root / "backfiller.toml").write_text(TOML, encoding="utf-8")
@@ -91,7 +96,7 @@ def test_a_holder_paused_past_its_lease_never_publishes(tmp_path: Path) -> None:
     driver.write_text(DRIVER, encoding="utf-8")
 
     night = subprocess.Popen(
-        [sys.executable, str(driver), str(root)],
+        [sys.executable, str(driver), str(root), json.dumps(project_environ)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -99,7 +104,7 @@ def test_a_holder_paused_past_its_lease_never_publishes(tmp_path: Path) -> None:
     try:
         _wait_for(root / "started-run-night")  # it holds the lease and computes
         os.kill(night.pid, signal.SIGSTOP)
-        project = load_project(root, environ={})
+        project = load_project(root, environ=project_environ)
         with project.ledger() as ledger:
             held = ledger.leases.held()
             assert [(lease.run_id, lease.asset) for lease in held] == [("run-night", ASSET)]
@@ -117,7 +122,7 @@ def test_a_holder_paused_past_its_lease_never_publishes(tmp_path: Path) -> None:
 
     assert night.returncode == 4, output
     assert "conflict" in output and "taken over" in output, output
-    project = load_project(root, environ={})
+    project = load_project(root, environ=project_environ)
     history = project.store.history(ASSET)
     assert [r.metadata[CommitKey.RUN_ID] for r in history] == ["run-day"]  # nothing of the night
     rows = project.store.read_partition(ASSET, KEY)
