@@ -106,7 +106,7 @@ def apply_plan(
             document=document.to_dict(),
         )
 
-    with project.ledger() as ledger:
+    with project.ledger(max_parallel=options.max_parallel) as ledger:
         try:
             return execute(project, ledger, spec, options, record_first=record)
         except ProtectedBaselineError:

@@ -42,7 +42,7 @@ def rerun_cmd(
         raise BadInputError("rerun needs --partition K or --start K --end K")
     keys = _keys(project, partition, start, end)
     project.graph.get(asset)
-    with project.ledger() as ledger, obj.run_options() as options:
+    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
         result = rerun(
             project,
             ledger,
@@ -79,7 +79,7 @@ def replay_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     keys = [project.scheme.parse(partition)] if partition else None
-    with project.ledger() as ledger, obj.run_options() as options:
+    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
         result = replay(
             project,
             ledger,
@@ -105,7 +105,7 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
     from .render import finish_run
 
     project = obj.project()
-    with project.ledger() as ledger, obj.run_options() as options:
+    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
         result = retry(
             project,
             ledger,
@@ -128,7 +128,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     from .render import finish_run
 
     project = obj.project()
-    with project.ledger() as ledger, obj.run_options() as options:
+    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
         result = resume(
             project, ledger, run_id=run_id, operator=project.operator(operator), options=options
         )
@@ -162,7 +162,7 @@ def restore_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     key = project.scheme.parse(partition)
-    with project.ledger() as ledger, obj.run_options() as options:
+    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
         result = restore(
             project,
             ledger,
