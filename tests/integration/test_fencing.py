@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_steps
+from conftest import both_backends, run_steps
 from lab_project import LAB_KEY, LAB_MODULE, SLOW, STEADY, write_lab
 
 from backfiller.actions.heartbeat import Heartbeat
@@ -48,6 +48,7 @@ def _commit_of(project: Project, asset: str, version: int) -> dict[str, str]:
     return next(r.metadata for r in project.store.history(asset) if r.version == version)
 
 
+@both_backends
 def test_a_late_holder_that_passed_the_ledger_check_is_refused_by_the_table(
     lab: Project,
     clock: FixedClock,
@@ -88,6 +89,7 @@ def test_a_late_holder_that_passed_the_ledger_check_is_refused_by_the_table(
         assert ledger.leases.held() == []
 
 
+@both_backends
 def test_a_holder_that_lost_its_lease_after_its_commit_keeps_off_the_new_record(
     lab: Project,
     clock: FixedClock,
