@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from conftest import GAP_DAY, tree_fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_paths import json_paths
 
 from backfiller.cli.main import main
 
@@ -219,7 +220,7 @@ def _mutations(document: Any) -> st.SearchStrategy[Any]:
     def mutate(draw: st.DrawFn) -> Any:
         doc = copy.deepcopy(document)
         for _ in range(draw(st.integers(1, 3))):
-            paths = _paths(doc)
+            paths = json_paths(doc)
             path = draw(st.sampled_from(paths))
             if not path:
                 return draw(values)
@@ -236,17 +237,6 @@ def _mutations(document: Any) -> st.SearchStrategy[Any]:
         return doc
 
     return mutate()
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*prefix, i))
-    return found
 
 
 NASTY_JSON = st.sampled_from(

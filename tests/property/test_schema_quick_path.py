@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from json_paths import json_paths
 
 from backfiller import schemas
 
@@ -46,17 +47,6 @@ def _example_plan() -> dict[str, Any]:
     project = load_project(root, environ={})
     request = request_for(["2026-04-17"], Mode.DRY_RUN, "tests")
     return make_plan(project, project.reader(), request).to_dict()
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*prefix, i))
-    return found
 
 
 DATE_TIMES = st.sampled_from(
@@ -97,7 +87,7 @@ VALUES = st.recursive(
 def mutated(draw: st.DrawFn, name: str) -> dict[str, Any]:
     doc = copy.deepcopy(_valid(name))
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(doc)[1:]
+        paths = json_paths(doc)[1:]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
