@@ -44,7 +44,7 @@ def store(tmp_path: Path) -> DeltaStore:
     """A table with k1 (2 rows), k2 (1 row), k3 (3 rows) written in one commit (version 0)."""
     s = DeltaStore(tmp_path / "lake")
     data = table(rows("k1", "a", "b"), rows("k2", "c"), rows("k3", "d", "e", "f"))
-    assert s.write_partitions(ASSET, data, ["k1", "k2", "k3"], commit("run-0")) == 0
+    assert s.write_partitions(ASSET, data, ["k1", "k2", "k3"], commit("run-0")) == 1
     return s
 
 
@@ -63,9 +63,9 @@ def test_replacing_one_partition_leaves_the_others_byte_identical_in_one_commit(
         ASSET, table(rows("k2", "x", "y", amount=7)), ["k2"], commit("run-1")
     )
 
-    assert version == 1
-    assert store.version(ASSET) == 1
-    assert [r.version for r in store.history(ASSET)] == [1, 0]
+    assert version == 2
+    assert store.version(ASSET) == 2
+    assert [r.version for r in store.history(ASSET)] == [2, 1, 0]
     assert {k: tree_fingerprint(partition_dir(store, k)) for k in ("k1", "k3")} == files_before
     assert {k: store.fingerprint(ASSET, k) for k in ("k1", "k3")} == content_before
     assert sorted_rows(store.read_partition(ASSET, "k2")) == rows("k2", "x", "y", amount=7)
@@ -79,9 +79,9 @@ def test_replacing_several_partitions_in_one_call_is_one_commit(store: DeltaStor
         ASSET, table(rows("k1", "n1"), rows("k3", "n3", "n4")), ["k1", "k3"], commit("run-2")
     )
 
-    assert version == 1
+    assert version == 2
     history = store.history(ASSET)
-    assert [r.version for r in history] == [1, 0]
+    assert [r.version for r in history] == [2, 1, 0]
     assert history[0].metadata["backfiller.run_id"] == "run-2"
     assert tree_fingerprint(partition_dir(store, "k2")) == k2_files
     assert store.partition_counts(ASSET) == {"k1": 1, "k2": 1, "k3": 2}
@@ -116,8 +116,8 @@ def test_rows_outside_the_target_partitions_are_refused_and_nothing_changes(
     assert info.value.exit_code == ExitCode.BAD_INPUT == 2
     assert named in info.value.message
     assert info.value.asset == ASSET
-    assert store.version(ASSET) == 0
-    assert len(store.history(ASSET)) == 1
+    assert store.version(ASSET) == 1
+    assert len(store.history(ASSET)) == 2
     assert tree_fingerprint(store.path(ASSET)) == files
     assert store.partition_counts(ASSET) == {"k1": 2, "k2": 1, "k3": 3}
 
@@ -134,7 +134,7 @@ def test_commit_metadata_carries_run_plan_and_manifest_ids(store: DeltaStore) ->
     store.write_partitions(ASSET, table(rows("k2", "m")), ["k2"], info)
 
     newest = store.history(ASSET)[0]
-    assert newest.version == 1
+    assert newest.version == 2
     assert newest.operation == "WRITE"
     meta = newest.metadata
     assert meta["backfiller.run_id"] == "run-20261201T120000-abcd1234"
@@ -155,12 +155,12 @@ def test_read_partition_at_an_old_version_returns_the_old_rows(store: DeltaStore
     store.write_partitions(ASSET, table(rows("k2", "v1")), ["k2"], commit("run-1"))
     store.write_partitions(ASSET, table(rows("k2", "v2a", "v2b")), ["k2"], commit("run-2"))
 
-    assert sorted_rows(store.read_partition(ASSET, "k2", version=0)) == rows("k2", "c")
-    assert sorted_rows(store.read_partition(ASSET, "k2", version=1)) == rows("k2", "v1")
+    assert sorted_rows(store.read_partition(ASSET, "k2", version=1)) == rows("k2", "c")
+    assert sorted_rows(store.read_partition(ASSET, "k2", version=2)) == rows("k2", "v1")
     assert sorted_rows(store.read_partition(ASSET, "k2")) == rows("k2", "v2a", "v2b")
     # content fingerprints follow the versions too
-    assert store.fingerprint(ASSET, "k2", version=0) != store.fingerprint(ASSET, "k2")
-    assert store.fingerprint(ASSET, "k1", version=0) == store.fingerprint(ASSET, "k1")
+    assert store.fingerprint(ASSET, "k2", version=1) != store.fingerprint(ASSET, "k2")
+    assert store.fingerprint(ASSET, "k1", version=1) == store.fingerprint(ASSET, "k1")
 
 
 def test_partition_counts_come_from_the_log_and_match_the_data(store: DeltaStore) -> None:
@@ -213,12 +213,12 @@ def test_writing_an_empty_table_for_a_key_removes_that_partition_only(
 
     version = store.write_partitions(ASSET, table(), ["k2"], commit("run-empty"))
 
-    assert version == 1
+    assert version == 2
     assert store.partition_counts(ASSET) == {"k1": 2, "k3": 3}
     assert store.read_partition(ASSET, "k2").num_rows == 0  # type: ignore[union-attr]
     after = store.partition_signatures(ASSET)
     assert after == {"k1": signatures["k1"], "k3": signatures["k3"]}
-    assert store.read_partition(ASSET, "k2", version=0).num_rows == 1  # type: ignore[union-attr]
+    assert store.read_partition(ASSET, "k2", version=1).num_rows == 1  # type: ignore[union-attr]
 
 
 def test_committed_step_answers_did_my_commit_land(tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_writing_the_same_data_twice_never_duplicates_rows(store: DeltaStore) ->
     for run in ("run-1", "run-2"):
         store.write_partitions(ASSET, data, ["k1", "k2"], commit(run))
 
-    assert store.version(ASSET) == 2
+    assert store.version(ASSET) == 3
     assert store.partition_counts(ASSET) == {"k1": 2, "k2": 1, "k3": 3}
     everything = store.read_partitions(ASSET, ["k1", "k2", "k3"])
     assert everything is not None
@@ -263,7 +263,7 @@ def test_tables_are_readable_by_deltalake_and_duckdb(store: DeltaStore) -> None:
     store.write_partitions(ASSET, table(rows("k2", "c2", amount=40)), ["k2"], commit("run-1"))
 
     dt = DeltaTable(str(store.path(ASSET)))
-    assert dt.version() == 1
+    assert dt.version() == 2
     assert dt.metadata().partition_columns == ["partition_key"]
     assert dt.to_pyarrow_table().num_rows == 6
 

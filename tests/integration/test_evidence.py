@@ -167,12 +167,12 @@ def test_partitions_record_before_and_after_from_the_ledger(chain: Chain) -> Non
     raw = next(p for p in first["partitions"] if p["asset"] == RAW)
     assert raw["partition_key"] == DAYS[0] and raw["status"] == "published"
     assert (raw["rows_before"], raw["rows_after"]) == (None, _record(chain, RAW, DAYS[0]).row_count)
-    assert (raw["previous_data_version"], raw["new_data_version"]) == (None, 0)
+    assert (raw["previous_data_version"], raw["new_data_version"]) == (None, 1)
     assert raw["fingerprint_before"] is None and len(raw["fingerprint_after"]) == 64
     assert raw["idempotency_guard"] == "ticket_id + partition_key"
     assert raw["window"] == {"start": "2026-04-14T00:00:00Z", "end": "2026-04-15T00:00:00Z"}
     silver = next(p for p in first["partitions"] if p["asset"] == SILVER)
-    assert silver["upstream"] == [{"asset": RAW, "partition_key": DAYS[0], "data_version": 0}]
+    assert silver["upstream"] == [{"asset": RAW, "partition_key": DAYS[0], "data_version": 1}]
     held = next(p for p in second["partitions"] if p["asset"] == SILVER)
     assert held["status"] == "check_failed" and "simulated failure" in held["error"]
     assert (held["rows_after"], held["new_data_version"], held["upstream"]) == (None, None, [])
@@ -320,7 +320,7 @@ def test_reports_show_partitions_counts_and_operator(chain: Chain) -> None:
         assert DAYS[1] in text and "tests" in text and "fill 2026-04-15" in text
         assert f"— → {rows}" in text  # rows before → after
         assert "idempotency_key_unique" in text and "simulated failure" in text
-    assert f"| {RAW} | {DAYS[1]} | published | — → {rows} | — → 1 |" in md
+    assert f"| {RAW} | {DAYS[1]} | published | — → {rows} | — → 2 |" in md
     assert "http" not in page and "<script" not in page and "<a " not in page
 
 
@@ -361,7 +361,7 @@ def test_lineage_events_have_the_parent_child_structure(chain: Chain, tmp_path: 
     )
     (output,) = silver_done["outputs"]
     assert output["name"] == SILVER
-    assert output["facets"]["version"]["datasetVersion"] == "0"
+    assert output["facets"]["version"]["datasetVersion"] == "1"  # 0: the empty creation
     rows = _record(chain, SILVER, DAYS[0]).row_count
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == rows
     assert [i["name"] for i in silver_done["inputs"]] == [RAW]

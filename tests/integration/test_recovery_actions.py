@@ -1031,7 +1031,7 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
     before = files(project.root)
 
     with pytest.raises(PreconditionError) as refused:
-        restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=1)
+        restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=2)
     assert f"protected baseline(s): {RAW} {KEY} (audited baseline, by lead)" in (
         refused.value.message
     )
@@ -1039,7 +1039,7 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
     assert changed(before, files(project.root)) == []
 
     result = restore(
-        project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=1, override_reason="ok"
+        project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=2, override_reason="ok"
     )
     assert project.store.version(RAW) == version + 1  # type: ignore[operator]
     assert [(o["run_id"], o["operator"], o["reason"]) for o in ledger.protections.overrides()] == [
@@ -1051,14 +1051,16 @@ def test_restore_to_a_version_before_the_partition_existed_is_refused(
     april_project: Project, ledger: SqliteLedger
 ) -> None:
     project = april_project
-    first_raw_commit = project.store.history(RAW)[-1]
-    assert first_raw_commit.version == 0
+    created, first_raw_commit = project.store.history(RAW)[-1], project.store.history(RAW)[-2]
+    assert created.version == 0 and created.metadata == {"backfiller.created": "1"}
+    assert first_raw_commit.version == 1
     assert first_raw_commit.metadata["backfiller.partition_keys"] == "2026-04-14"
     before = files(project.root)
     # (at 4345486 this published 0 rows: the partition was wiped)
     try:
-        with pytest.raises(PreconditionError, match="version 0"):
-            restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=0)
+        for version in (0, 1):  # the empty creation, and a commit of another partition
+            with pytest.raises(PreconditionError, match=f"version {version}"):
+                restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=version)
     finally:
         assert project.store.partition_counts(RAW).get(KEY) == 5
         assert changed(before, files(project.root)) == []
@@ -1082,7 +1084,7 @@ def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
     # (at 4345486 restore took no lease and overwrote the partition)
     try:
         with pytest.raises(ConflictError) as refused:
-            restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=1)
+            restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=2)
         assert refused.value.exit_code == 4
         assert "night-shift" in refused.value.message
         assert "run-night-001" in refused.value.message

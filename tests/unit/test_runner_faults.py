@@ -82,18 +82,18 @@ def test_a_commit_that_lands_then_raises_is_recorded_by_the_retry_not_written_ag
     with project.ledger() as ledger:
         first = run_steps(project, ledger, [(STEADY, KEYS[0])])
         assert [s.outcome for s in first.steps] == [StepOutcome.FAILED]
-        assert project.store.version(STEADY) == 0  # the data landed all the same
+        assert project.store.version(STEADY) == 1  # the data landed all the same
         landed = project.store.fingerprint(STEADY, KEYS[0])
 
         again = retry(project, ledger, run_id=first.run_id, operator="t", sleep=lambda _: None)
 
         assert [s.outcome for s in again.steps] == [StepOutcome.PUBLISHED]
-        assert project.store.version(STEADY) == 0  # nothing written twice
+        assert project.store.version(STEADY) == 1  # nothing written twice
         record = ledger.partitions.get(STEADY, KEYS[0])
         assert record is not None
         assert (record.status, record.data_version, record.fingerprint) == (
             PartitionStatus.MATERIALIZED,
-            0,
+            1,
             landed,
         )
 

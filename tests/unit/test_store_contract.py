@@ -54,17 +54,22 @@ def test_an_empty_store_has_no_table(store: DataStore) -> None:
 
 def test_a_commit_replaces_exactly_its_partitions(store: DataStore) -> None:
     assert (
-        store.write_partitions(ASSET, data(("k1", 2), ("k2", 1)), ["k1", "k2"], commit("r0")) == 0
+        store.write_partitions(ASSET, data(("k1", 2), ("k2", 1)), ["k1", "k2"], commit("r0")) == 1
     )
     k2 = store.fingerprint(ASSET, "k2")
-    assert store.write_partitions(ASSET, data(("k1", 3)), ["k1"], commit("r1")) == 1
+    assert store.write_partitions(ASSET, data(("k1", 3)), ["k1"], commit("r1")) == 2
 
-    assert store.version(ASSET) == 1
+    assert store.version(ASSET) == 2
     assert store.partition_counts(ASSET) == {"k1": 3, "k2": 1}
     assert store.fingerprint(ASSET, "k2") == k2
-    old = store.read_partition(ASSET, "k1", version=0)
+    old = store.read_partition(ASSET, "k1", version=1)
     assert old is not None and old.num_rows == 2
-    assert [c.version for c in store.history(ASSET)] == [1, 0]
+    assert [c.version for c in store.history(ASSET)] == [2, 1, 0]
+    # the table's first commit is its empty creation: schema and partitioning, no rows
+    created = store.history(ASSET)[-1]
+    assert created.metadata == {CommitKey.CREATED.value: "1"}
+    before = store.read_partition(ASSET, "k1", version=0)
+    assert before is not None and before.num_rows == 0
     assert store.history(ASSET, limit=1)[0].metadata[CommitKey.RUN_ID.value] == "r1"
     both = store.read_partitions(ASSET, ["k1", "k2"])
     assert both is not None and both.num_rows == 4
@@ -110,9 +115,9 @@ def test_the_fault_knobs_fail_before_or_after_the_commit_lands() -> None:
     assert store.version(ASSET) is None  # nothing landed
     with pytest.raises(OSError, match="landed"):
         store.write_partitions(ASSET, data(("k1", 1)), ["k1"], commit("r0", app="a", step=1))
-    assert store.version(ASSET) == 0  # it landed all the same
+    assert store.version(ASSET) == 1  # it landed all the same (after the empty creation)
     assert store.committed_step(ASSET, "a") == 1
-    assert store.write_partitions(ASSET, data(("k1", 2)), ["k1"], commit("r1")) == 1
+    assert store.write_partitions(ASSET, data(("k1", 2)), ["k1"], commit("r1")) == 2
 
 
 def fenced(run_id: str, *fences: tuple[str, int]) -> CommitInfo:
@@ -163,13 +168,13 @@ def test_the_version_returned_is_the_commits_own_when_another_writer_commits_in_
     of the commit that carries its metadata, not the table's latest after the write."""
     first, second = DeltaStore(tmp_path / "lake"), DeltaStore(tmp_path / "lake")
     first.write_partitions(ASSET, data(("2026-04-14", 1)), ["2026-04-14"], commit("r0"))
-    second.version(ASSET)  # the second handle is now loaded at version 0
+    second.version(ASSET)  # the second handle is now loaded at version 1
     v1 = first.write_partitions(ASSET, data(("2026-04-15", 1)), ["2026-04-15"], commit("r1"))
     v2 = second.write_partitions(ASSET, data(("2026-04-16", 1)), ["2026-04-16"], commit("r2"))
     v3 = first.write_partitions(ASSET, data(("2026-04-17", 1)), ["2026-04-17"], commit("r3"))
-    assert (v1, v2, v3) == (1, 2, 3)
-    by_version = {r.version: r.metadata[CommitKey.RUN_ID] for r in first.history(ASSET)}
-    assert by_version == {0: "r0", 1: "r1", 2: "r2", 3: "r3"}
+    assert (v1, v2, v3) == (2, 3, 4)
+    by_version = {r.version: r.metadata.get(CommitKey.RUN_ID) for r in first.history(ASSET)}
+    assert by_version == {0: None, 1: "r0", 2: "r1", 3: "r2", 4: "r3"}
 
 
 def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
@@ -191,7 +196,7 @@ def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
     def stale_first(asset: str, version: int | None = None) -> DeltaTable | None:
         looks.append(version)
         if len(looks) == 1:  # the snapshot before the new holder's commit: token 1
-            return DeltaTable(str(old.path(asset)), version=0)
+            return DeltaTable(str(old.path(asset)), version=1)
         return latest(asset, version)
 
     monkeypatch.setattr(old, "_table", stale_first)
@@ -203,4 +208,4 @@ def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
     assert len(looks) == 2  # the commit on the old snapshot conflicted; the second look fenced
     assert new.partition_counts(ASSET) == {"2026-04-15": 2}
     assert new.history(ASSET)[0].metadata[CommitKey.RUN_ID] == "r-new"
-    assert new.version(ASSET) == 1
+    assert new.version(ASSET) == 2

@@ -117,7 +117,7 @@ def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
             c.operation,
             m.get("backfiller.run_id", ""),
             m.get("backfiller.plan_id", ""),
-            m.get("backfiller.action", ""),
+            m.get("backfiller.action") or ("created, empty" if m.get("backfiller.created") else ""),
             m.get("backfiller.partition_keys", ""),
         )
     obj.console.print(table)

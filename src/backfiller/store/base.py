@@ -36,6 +36,8 @@ class CommitKey(StrEnum):
     PARTITION_KEYS = "backfiller.partition_keys"
     RESTORED_FROM_VERSION = "backfiller.restored_from_version"
     NONCE = "backfiller.commit_nonce"
+    #: on a table's first commit, which is empty: its schema and partitioning only
+    CREATED = "backfiller.created"
 
 
 PARTITION_COLUMN = "partition_key"

@@ -9,6 +9,7 @@ app-transaction marker that answers "did my commit land?" after a crash.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import threading
 import uuid
@@ -43,10 +44,8 @@ _COMMIT_ATTEMPTS = 5
 
 
 _NO_COMMIT = object()
-
-
-class _TableCreatedMeanwhile(Exception):
-    """Another process created the table between this writer's look and its first commit."""
+#: the file creators of a table take turns on (see :meth:`DeltaStore._create`)
+_CREATE_LOCK = "_backfiller_create.lock"
 
 
 def _damaged_log(asset: str, path: Path, exc: Exception) -> DamagedStoreError:
@@ -164,9 +163,9 @@ class DeltaStore:
             for attempt in range(1, _COMMIT_ATTEMPTS + 1):
                 try:
                     return self._commit(asset, data, keys, commit, props, nonce)
-                except (CommitFailedError, _TableCreatedMeanwhile):
-                    # another process committed to these partitions (or created the table)
-                    # since this writer's snapshot: nothing landed; look again
+                except CommitFailedError:
+                    # another process committed to these partitions since this writer's
+                    # snapshot: nothing landed; look again
                     if attempt == _COMMIT_ATTEMPTS:
                         raise
         raise AssertionError("unreachable")
@@ -183,23 +182,11 @@ class DeltaStore:
         """One commit attempt against the table's latest snapshot. The fencing tokens are
         checked on that same snapshot; a commit landing after it on these partitions makes
         Delta refuse this one (a conflict), so the check and the commit are one."""
-        path = self.path(asset)
         table = self._table(asset)
         if table is None:
-            path.mkdir(parents=True, exist_ok=True)
-            try:
-                write_deltalake(
-                    str(path),
-                    data,
-                    partition_by=[PARTITION_COLUMN],
-                    mode="error",  # only the creator writes version 0
-                    commit_properties=props,
-                )
-            except DeltaError as exc:
-                if "already exists" in str(exc):
-                    raise _TableCreatedMeanwhile from exc
-                raise
-            return self._version_of(asset, nonce, -1)
+            self._create(asset, data.schema)
+            table = self._table(asset)
+            assert table is not None
         snapshot = int(table.version())
         for key, token in commit.fences:
             seen = table.transaction_version(fence_app_id(key))
@@ -220,6 +207,37 @@ class DeltaStore:
             # later version: the handle's own idea of the table is not to be trusted any more
             self._local.__dict__.get("tables", {}).pop(asset, None)
         return version
+
+    def _create(self, asset: str, schema: pa.Schema) -> None:
+        """Create the table with an empty first commit (its schema and partitioning only),
+        once, whoever else is creating it at the same moment.
+
+        Data never goes into the creating commit, and creators take turns under a file lock
+        in the table's folder: delta-rs retries a creation that lost the race for version 0
+        as a later commit, without an overwrite's conflict and fencing checks. A losing
+        creation that carried rows added them beside the winner's (the same partition
+        twice); an empty one still replaced the table's metadata (a new table id) after
+        others had written. Under the lock the second creator finds the table and leaves it;
+        every data commit is then an ordinary fenced overwrite."""
+        path = self.path(asset)
+        path.mkdir(parents=True, exist_ok=True)
+        # "_"-prefixed: hidden from Delta readers, never taken for a data file
+        with (path / _CREATE_LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if DeltaTable.is_deltatable(str(path)):
+                    return  # another process created it while this one waited
+                write_deltalake(
+                    str(path),
+                    schema.empty_table(),
+                    partition_by=[PARTITION_COLUMN],
+                    mode="error",
+                    commit_properties=CommitProperties(
+                        custom_metadata={CommitKey.CREATED.value: "1"}
+                    ),
+                )
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _version_of(self, asset: str, nonce: str, after: int) -> int:
         """The version of the commit carrying ``nonce``, read from the commits themselves:

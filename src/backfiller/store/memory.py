@@ -108,17 +108,26 @@ class MemoryStore:
             time.sleep(self.faults.commit_seconds)
         with self._lock:
             versions = self._tables.setdefault(asset, [])
-            previous = versions[-1] if versions else None
-            held = previous.transactions if previous else {}
+            if not versions:  # like Delta: an empty creating commit, then the data's
+                created = {CommitKey.CREATED.value: "1"}
+                versions.append(
+                    _Version(
+                        {},
+                        {},
+                        data.schema,
+                        CommitRecord(0, int(time.time() * 1000), "WRITE", created),
+                        {},
+                    )
+                )
+            previous = versions[-1]
+            held = previous.transactions
             for key, token in commit.fences:
                 seen = held.get(fence_app_id(key))
                 if seen is not None and seen >= token:
-                    if not versions:
-                        del self._tables[asset]
                     raise FencedError(asset, key, token, seen)
             version = len(versions)
-            partitions = dict(previous.partitions) if previous else {}
-            written_at = dict(previous.written_at) if previous else {}
+            partitions = dict(previous.partitions)
+            written_at = dict(previous.written_at)
             keys_column = data.column(PARTITION_COLUMN)
             for key in keys:
                 rows = data.filter(pc.equal(keys_column, key))
@@ -127,7 +136,7 @@ class MemoryStore:
                 else:
                     partitions.pop(key, None)
                 written_at[key] = version
-            transactions = dict(previous.transactions) if previous else {}
+            transactions = dict(previous.transactions)
             if commit.app_id is not None and commit.app_version is not None:
                 transactions[commit.app_id] = commit.app_version
             for key, token in commit.fences:
