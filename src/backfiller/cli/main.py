@@ -36,6 +36,7 @@ from .documents import json_option
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
+from .logs import log_lines
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .simulate import COMMANDS as SIMULATE_COMMANDS
 from .strategy import COMMANDS as STRATEGY_COMMANDS
@@ -431,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = ["--debug", *(a for a in args if a != "--debug")]
     err = make_console(stderr=True)
     try:
-        code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
+        with log_lines(err, debug=debug):
+            code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
         if isinstance(code, int) and code:
             return code
     except BackfillerError as exc:
