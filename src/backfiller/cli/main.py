@@ -175,7 +175,8 @@ def gaps(
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, partition, start, end)
-    every = find_gaps(project, project.reader(), keys)
+    with obj.progress("finding gaps") as on_progress:
+        every = find_gaps(project, project.reader(), keys, on_progress=on_progress)
     found = [
         g
         for g in every
@@ -307,7 +308,8 @@ def _plan(
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})
-    document = make_plan(project, project.reader(), request)
+    with obj.progress("planning") as on_progress:
+        document = make_plan(project, project.reader(), request, on_progress=on_progress)
     path = write_plan(project, document)
     if not obj.json:
         print_plan(obj.console, document)
