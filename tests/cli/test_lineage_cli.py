@@ -26,7 +26,7 @@ from conftest import GAP_DAY, interrupted_at, run_steps, tree_fingerprint
 from lab_project import FLAKY, LAB_KEY, STEADY, write_lab
 from openlineage_spec import event_problems
 
-from backfiller import Project, load_project
+from backfiller import Project, RunState, load_project
 from backfiller.cli.main import main
 from backfiller.evidence import PartitionOutcome, RunEvidence, load_run_evidence
 from backfiller.evidence.lineage import INSTALL_LINE, parent_run_id
@@ -71,9 +71,16 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def latest_run_id(project: Project) -> str:
+def run_ids(project: Project) -> set[str]:
     with project.ledger() as ledger:
-        return ledger.runs.all()[-1].run_id
+        return {r.run_id for r in ledger.runs.all()}
+
+
+def new_run_id(project: Project, before: set[str]) -> str:
+    """The one run begun since ``before`` (the template's runs began at a frozen moment: the
+    latest by time need not be the newest)."""
+    (run_id,) = run_ids(project) - before
+    return run_id
 
 
 def file_transport(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
@@ -221,16 +228,18 @@ def _replay(project: Project, capsys: pytest.CaptureFixture[str]) -> tuple[list[
 
 
 def _restore(project: Project, capsys: pytest.CaptureFixture[str]) -> tuple[list[str], str | None]:
+    before = run_ids(project)
     code, _, err = run(capsys, project.root, "rerun", "--asset", RAW, "--partition", KEY)
     assert code == 0, err
-    rerun_id = latest_run_id(project)
+    rerun_id = new_run_id(project, before)
     return ["restore", "--asset", RAW, "--partition", KEY, "--before-run", rerun_id], None
 
 
 def _resume(project: Project, capsys: pytest.CaptureFixture[str]) -> tuple[list[str], str | None]:
     with project.ledger() as ledger, interrupted_at("before_settle"):
         run_steps(project, ledger, [(RAW, GAP_DAY), (SILVER, GAP_DAY)])
-    run_id = latest_run_id(project)
+    with project.ledger() as ledger:  # the template's runs began at the same (frozen) moment
+        (run_id,) = [r.run_id for r in ledger.runs.all() if r.state is RunState.RUNNING]
     return ["resume", run_id], run_id
 
 
@@ -256,12 +265,13 @@ def test_each_action_sends_lineage_that_the_openlineage_schemas_accept(
     setup, action = ACTIONS[case]
     argv, run_id = setup(april_project, capsys)
     events_file = file_transport(monkeypatch, tmp_path)
+    before = run_ids(april_project)
 
     code, out, err = run(capsys, april_project.root, *argv)
 
     assert code == 0, out + err
     assert "OpenLineage" not in err
-    run_id = run_id or latest_run_id(april_project)
+    run_id = run_id or new_run_id(april_project, before)
     doc = assert_lineage_of_run(read_events(events_file), april_project, run_id, action)
     if case == "backfill-reissuing-a-report":
         (entry,) = doc.partitions
@@ -303,7 +313,8 @@ def test_a_failed_run_sends_its_lineage_and_keeps_its_exit_code(
     assert code == 1, err
     lab = load_project(root, environ={})
     events = read_events(events_file)
-    assert_lineage_of_run(events, lab, latest_run_id(lab), "rerun")
+    (run_id,) = run_ids(lab)
+    assert_lineage_of_run(events, lab, run_id, "rerun")
     failed = [e for e in events if e["eventType"] == "FAIL"]
     assert len(failed) == 2  # the partition's run and the parent run
     assert (
@@ -323,6 +334,7 @@ def test_openlineage_url_posts_every_event_with_the_api_key(
 ) -> None:
     monkeypatch.setenv("OPENLINEAGE_URL", collector.url)
     monkeypatch.setenv("OPENLINEAGE_API_KEY", "s3cret")
+    before = run_ids(april_project)
 
     code, out, err = run(capsys, april_project.root, "rerun", "--asset", RAW, "--partition", KEY)
 
@@ -330,7 +342,7 @@ def test_openlineage_url_posts_every_event_with_the_api_key(
     assert {path for path, _, _ in collector.requests} == {"/api/v1/lineage"}
     assert {h.get("Authorization") for _, h, _ in collector.requests} == {"Bearer s3cret"}
     events = collector.events
-    assert_lineage_of_run(events, april_project, latest_run_id(april_project), "rerun")
+    assert_lineage_of_run(events, april_project, new_run_id(april_project, before), "rerun")
     assert {e["job"]["namespace"] for e in events} == {"backfiller"}
 
 
@@ -345,13 +357,14 @@ def test_a_lineage_section_alone_turns_emission_on(
         encoding="utf-8",
     )
     assert not [name for name in os.environ if name.startswith("OPENLINEAGE")]
+    before = run_ids(april_project)
 
     code, out, err = run(capsys, april_project.root, "rerun", "--asset", RAW, "--partition", KEY)
 
     assert code == 0, out + err
     assert {path for path, _, _ in collector.requests} == {"/ingest/v1"}
     events = collector.events
-    assert_lineage_of_run(events, april_project, latest_run_id(april_project), "rerun")
+    assert_lineage_of_run(events, april_project, new_run_id(april_project, before), "rerun")
     namespaces = {e["job"]["namespace"] for e in events}
     namespaces |= {d["namespace"] for e in events for d in e["inputs"] + e["outputs"]}
     assert namespaces == {"omni-prod"}
@@ -374,11 +387,11 @@ def test_nothing_is_sent_without_configuration_and_everything_with_it(
     assert err == ""
     monkeypatch.setitem(sys.modules, "openlineage.client", client)
     events_file = file_transport(monkeypatch, tmp_path)
+    before = run_ids(april_project)
     code, out, err = run(capsys, root, "rerun", "--asset", RAW, "--partition", KEY)
     assert code == 0, out + err
-    assert_lineage_of_run(
-        read_events(events_file), april_project, latest_run_id(april_project), "rerun"
-    )
+    run_id = new_run_id(april_project, before)
+    assert_lineage_of_run(read_events(events_file), april_project, run_id, "rerun")
 
 
 def test_openlineage_disabled_wins_over_every_configuration(

@@ -3,8 +3,10 @@ renderings for people, and the OpenLineage projection's pure parts."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pydantic
 import pytest
 from jsonschema import Draft202012Validator
 from openlineage.client.serde import Serde
+from openlineage_spec import event_problems
 
 from backfiller.errors import MissingDependencyError
 from backfiller.evidence import RunEvidence, report_html, report_markdown, summary_text
@@ -395,3 +398,37 @@ def test_the_backfiller_facet_matches_its_published_contract() -> None:
         1,
     )
     assert list(validator.iter_errors({**facets[0], "extra": 1}))  # the contract is closed
+
+
+def test_the_official_schemas_accept_the_events_and_refuse_broken_ones() -> None:
+    """The validation the lineage tests rely on can fail: each kind of break is named."""
+    body = sample()
+    body["checks"][1]["expected"] = ["chat", "email"]
+    events = [Serde.to_dict(e) for e in lineage_events(RunEvidence.model_validate(body))]
+    assert [p for e in events for p in event_problems(e)] == []
+    child_end = copy.deepcopy(events[2])  # a published partition's COMPLETE, with checks
+    assert "test" in child_end["run"]["facets"]
+
+    def broken(change: Callable[[dict[str, Any]], None]) -> str:
+        event = copy.deepcopy(child_end)
+        change(event)
+        return "\n".join(event_problems(event))
+
+    assert "is not a 'uuid'" in broken(lambda e: e["run"].update(runId="run-1"))
+    assert "'_producer' is a required property" in broken(
+        lambda e: e["run"]["facets"]["processing_engine"].pop("_producer")
+    )
+    assert "'extra' was unexpected" in broken(
+        lambda e: e["run"]["facets"][FACET_NAME].update(extra=1)
+    )
+    assert "3 is not of type 'string'" in broken(
+        lambda e: e["run"]["facets"]["test"]["tests"][0].update(expected=3)
+    )
+    assert "names this facet ['test'], not 'tests'" in broken(
+        lambda e: e["run"]["facets"].update(tests=e["run"]["facets"].pop("test"))
+    )
+    assert "a custom facet" in broken(
+        lambda e: e["run"]["facets"][FACET_NAME].update(
+            _schemaURL="https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunFacet"
+        )
+    )
