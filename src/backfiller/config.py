@@ -68,6 +68,15 @@ class DownstreamSection(_Section):
     impact: str
 
 
+class LineageSection(_Section):
+    #: an OpenLineage HTTP endpoint's base URL ("": none; the standard variables may set one)
+    url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")]
+    #: the path under ``url`` the events are posted to
+    endpoint: str
+    #: the namespace of the jobs and datasets ("": ``$OPENLINEAGE_NAMESPACE``, else "backfiller")
+    namespace: str
+
+
 class EnvSection(_Section):
     prefix: str = "BACKFILLER_"
     files: list[Name] = Field(default_factory=list)
@@ -79,6 +88,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "partitions": PartitionsSection,
     "downstream": DownstreamSection,
     "ledger": LedgerSection,
+    "lineage": LineageSection,
     "env": EnvSection,
 }
 
@@ -92,6 +102,10 @@ _MUST = {
     "string_pattern_mismatch": "must be a dotted Python module name, like 'pipelines.assets'",
     "greater_than_equal": "must be 0 (Monday) to 6 (Sunday)",
     "less_than_equal": "must be 0 (Monday) to 6 (Sunday)",
+}
+#: what a setting with a pattern of its own must be (the others' patterns are module names)
+_MUST_MATCH = {
+    ("lineage", "url"): "must be an http:// or https:// URL, like 'http://localhost:5000'",
 }
 
 
@@ -123,6 +137,8 @@ def check_section(
             shown = shown[:57] + "..."
         said, hint = where(origins.get(f"{section}.{key}", default_origin))
         must = _MUST.get(error["type"], error["msg"])
+        if error["type"] == "string_pattern_mismatch":
+            must = _MUST_MATCH.get((section, key), must)
         if error["type"] == "extra_forbidden":  # an unknown key: named before, kept for safety
             must = "is not a setting"
         raise ConfigError(f"{setting} = {shown} ({said}) {must}", hint=hint) from None

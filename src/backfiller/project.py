@@ -33,6 +33,7 @@ from backfiller.ledger import (
     open_reader,
 )
 from backfiller.ledger.postgres import redact
+from backfiller.lineage_settings import LineageSettings, lineage_settings
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
@@ -77,6 +78,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "downstream": {"consumers": [], "impact": ""},
     # sqlite:///path or postgresql://… (team mode); wins over [project] ledger
     "ledger": {"url": ""},
+    # where run lineage goes (besides the standard OPENLINEAGE_* variables): see lineage_settings
+    "lineage": {"url": "", "endpoint": "", "namespace": ""},
     "policy": POLICY_DEFAULTS,
 }
 
@@ -132,6 +135,8 @@ class ProjectConfig:
     #: where each setting that is not a default came from: "section.key" → the file's path,
     #: "$VARIABLE" (the process environment) or "VARIABLE in FILE" (an [env] files file)
     origins: dict[str, str] = field(default_factory=dict)
+    #: whether and where each run's OpenLineage events are sent (default: nowhere)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
 
     def origin(self, setting: str) -> str:
         """Where ``setting`` ("section.key") came from, in words."""
@@ -205,8 +210,13 @@ class ProjectConfig:
                     f"[env.aliases] {alias} = {target!r} names no setting",
                     hint="use 'section.key', e.g. 'partitions.default'",
                 )
-        for section in ("project", "partitions", "downstream", "ledger"):
+        for section in ("project", "partitions", "downstream", "ledger", "lineage"):
             settings[section] = check_section(section, settings[section], origins, str(path))
+        lineage = lineage_settings(
+            settings["lineage"],
+            process_env,
+            url_origin=where(origins.get("lineage.url", str(path)))[0],
+        )
         default_partition = _default_partition(data, settings)
         proj = settings["project"]
         outside = bool(proj["allow_paths_outside"])
@@ -269,6 +279,7 @@ class ProjectConfig:
             env_sources=tuple(sources),
             raw=settings,
             origins=origins,
+            lineage=lineage,
             policy=parse_policy(
                 settings["policy"],
                 root=root,

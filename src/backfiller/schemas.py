@@ -58,6 +58,12 @@ SCHEMAS: dict[str, SchemaSpec] = {
             1,
             "partition_report/partition_report.schema.json",
         ),
+        SchemaSpec(
+            "lineage_run_facet",
+            "backfiller.evidence.lineage_facet:BackfillerRunFacet",
+            1,
+            "lineage_run_facet/lineage_run_facet.schema.json",
+        ),
     )
 }
 

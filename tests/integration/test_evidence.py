@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.transport import Config, Transport
+from openlineage_spec import event_problems
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.actions.apply import apply_plan
@@ -336,6 +337,7 @@ def test_lineage_events_have_the_parent_child_structure(chain: Chain, tmp_path: 
     out = tmp_path / "lineage.jsonl"
     assert emit_lineage(doc, _file_client(out)) == 6
     events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p for e in events for p in event_problems(e)] == []
     parent = parent_run_id(doc.run.id)
     assert [e["eventType"] for e in events] == [
         "START",
@@ -374,6 +376,7 @@ def test_lineage_of_a_failed_check_is_a_failed_child_run(chain: Chain, tmp_path:
     out = tmp_path / "lineage.jsonl"
     emit_lineage(doc, _file_client(out))
     events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p for e in events for p in event_problems(e)] == []
     assert [e["eventType"] for e in events] == [
         "START",
         "START",

@@ -3,25 +3,31 @@ renderings for people, and the OpenLineage projection's pure parts."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 from jsonschema import Draft202012Validator
+from openlineage.client.serde import Serde
+from openlineage_spec import event_problems
 
 from backfiller.errors import MissingDependencyError
 from backfiller.evidence import RunEvidence, report_html, report_markdown, summary_text
 from backfiller.evidence.lineage import (
     INSTALL_LINE,
+    TEST_FACET_SCHEMA_URL,
     _checks_facet,
     child_run_id,
     emit_lineage,
     lineage_events,
     parent_run_id,
 )
+from backfiller.evidence.lineage_facet import FACET_NAME, FACET_SCHEMA_URL
 from backfiller.evidence.model import SCHEMA_URL, canonical_document
 from backfiller.schemas import SCHEMAS, schema_for, validation_problems
 
@@ -323,14 +329,106 @@ def test_missing_openlineage_names_the_install_line(monkeypatch: pytest.MonkeyPa
     assert "pip install 'backfiller[lineage]'" in str(caught.value)
 
 
-def test_checks_fall_back_to_a_custom_facet_without_the_test_facet(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    checks = RunEvidence.model_validate(sample()).checks
+def test_check_results_are_sent_as_json_text_not_python_reprs() -> None:
+    body = sample()
+    body["checks"][1]["expected"] = ["chat", "email"]  # a Python repr would be "['chat', 'email']"
+    checks = RunEvidence.model_validate(body).checks
     key, facet = _checks_facet(list(checks), "urn:backfiller:test")
     assert key == "test"
-    assert [t.status for t in facet.tests] == ["fail", "fail"]  # type: ignore[attr-defined]
+    tests = {t.name: t for t in facet.tests}  # type: ignore[attr-defined]
+    assert (tests["unique_key"].expected, tests["unique_key"].actual) == ("0", "2")
+    assert tests["row_count"].expected == '["chat","email"]'
+    assert tests["row_count"].actual == '{"rows":2}'
+    for check in checks:
+        sent = tests[check.name]
+        assert (json.loads(sent.expected), json.loads(sent.actual)) == (
+            check.expected,
+            check.actual,
+        )
+
+
+def test_a_check_without_a_value_leaves_the_field_out() -> None:
+    body = sample()
+    body["checks"][0]["expected"] = None
+    (event,) = [
+        e for e in lineage_events(RunEvidence.model_validate(body)) if e.eventType.value == "FAIL"
+    ][:1]
+    tests = {t["name"]: t for t in Serde.to_dict(event)["run"]["facets"]["test"]["tests"]}
+    assert "expected" not in tests["unique_key"]
+    assert tests["unique_key"]["actual"] == "2"
+
+
+def test_without_the_clients_test_facet_class_the_same_standard_facet_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = list(RunEvidence.model_validate(sample()).checks)
+    _, made = _checks_facet(checks, "urn:backfiller:test")
     monkeypatch.setitem(sys.modules, "openlineage.client.generated.test_run", None)
-    key, facet = _checks_facet(list(checks), "urn:backfiller:test")
-    assert key == "backfiller_checks"
-    assert facet.tests[0]["name"] == "unique_key"  # type: ignore[attr-defined]
+    key, by_hand = _checks_facet(checks, "urn:backfiller:test")
+    assert key == "test"
+    assert by_hand._schemaURL == made._schemaURL == TEST_FACET_SCHEMA_URL
+    assert Serde.to_dict(by_hand) == {
+        **Serde.to_dict(made),
+        "tests": [
+            {k: v for k, v in t.items() if k != "params"} for t in Serde.to_dict(made)["tests"]
+        ],
+    }
+
+
+def test_the_backfiller_facet_matches_its_published_contract() -> None:
+    doc = RunEvidence.model_validate(sample())
+    facets = [Serde.to_dict(e)["run"]["facets"][FACET_NAME] for e in lineage_events(doc)]
+    contract = json.loads((CONTRACT.parents[1] / SCHEMAS["lineage_run_facet"].path).read_text())
+    assert contract["$id"] == FACET_SCHEMA_URL
+    validator = Draft202012Validator(contract, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    for facet in facets:
+        assert list(validator.iter_errors(facet)) == []
+        assert facet["_schemaURL"] == FACET_SCHEMA_URL
+        assert (facet["runId"], facet["evidenceId"], facet["action"]) == (
+            doc.run.id,
+            doc.evidence_id,
+            "backfill",
+        )
+    assert facets[0].keys() == {
+        "_producer", "_schemaURL", "runId", "action", "evidenceId", "planId", "operator", "reason"
+    }  # fmt: skip
+    assert (facets[1]["asset"], facets[1]["partitionKey"], facets[1]["attempts"]) == (
+        RAW,
+        "2026-04-17",
+        1,
+    )
+    assert list(validator.iter_errors({**facets[0], "extra": 1}))  # the contract is closed
+
+
+def test_the_official_schemas_accept_the_events_and_refuse_broken_ones() -> None:
+    """The validation the lineage tests rely on can fail: each kind of break is named."""
+    body = sample()
+    body["checks"][1]["expected"] = ["chat", "email"]
+    events = [Serde.to_dict(e) for e in lineage_events(RunEvidence.model_validate(body))]
+    assert [p for e in events for p in event_problems(e)] == []
+    child_end = copy.deepcopy(events[2])  # a published partition's COMPLETE, with checks
+    assert "test" in child_end["run"]["facets"]
+
+    def broken(change: Callable[[dict[str, Any]], None]) -> str:
+        event = copy.deepcopy(child_end)
+        change(event)
+        return "\n".join(event_problems(event))
+
+    assert "is not a 'uuid'" in broken(lambda e: e["run"].update(runId="run-1"))
+    assert "'_producer' is a required property" in broken(
+        lambda e: e["run"]["facets"]["processing_engine"].pop("_producer")
+    )
+    assert "'extra' was unexpected" in broken(
+        lambda e: e["run"]["facets"][FACET_NAME].update(extra=1)
+    )
+    assert "3 is not of type 'string'" in broken(
+        lambda e: e["run"]["facets"]["test"]["tests"][0].update(expected=3)
+    )
+    assert "names this facet ['test'], not 'tests'" in broken(
+        lambda e: e["run"]["facets"].update(tests=e["run"]["facets"].pop("test"))
+    )
+    assert "a custom facet" in broken(
+        lambda e: e["run"]["facets"][FACET_NAME].update(
+            _schemaURL="https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunFacet"
+        )
+    )

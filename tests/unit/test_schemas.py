@@ -34,7 +34,14 @@ def _valid_manifest() -> dict[str, Any]:
 
 
 def test_the_expected_schemas_are_published() -> None:
-    assert NAMES == ["backfill_plan", "manifest", "partition_report", "run_evidence"]
+    assert NAMES == [
+        "backfill_plan",
+        "lineage_run_facet",
+        "manifest",
+        "partition_report",
+        "run_evidence",
+    ]
+    assert SCHEMAS["lineage_run_facet"].path == "lineage_run_facet/lineage_run_facet.schema.json"
     assert SCHEMAS["partition_report"].path == "partition_report/partition_report.schema.json"
     assert SCHEMAS["manifest"].path == "manifest/manifest.schema.json"
     assert SCHEMAS["backfill_plan"].path == "backfill_plan/backfill_plan.schema.json"

@@ -4,7 +4,7 @@
 
     preconditions → begin (or continue) → steps in dependency order (each: lease → stage →
       checks → publish → record → report) → holds → settle (outcome recorded, evidence
-      pending) → evidence (chained; seals the run) → finished
+      pending) → evidence (chained; seals the run) → finished → lineage (when configured)
 
 Backfill, rerun, replay, restore and report re-issue begin a run; ``resume`` and ``retry``
 continue one from its recorded specification. A kill anywhere leaves a run that ``resume``
@@ -26,6 +26,7 @@ from backfiller.actions.runner import StepOutcome, StepResult, StepRunner, new_r
 from backfiller.actions.scheduler import run_in_order
 from backfiller.actions.spec import RunSpec, Step
 from backfiller.errors import BadInputError
+from backfiller.evidence.lineage_emission import LineageOutcome, emit_run_lineage
 from backfiller.evidence.writer import write_run_evidence
 from backfiller.holds import place_holds
 from backfiller.ledger import AttemptRecord, AttemptStatus, Ledger, RunState
@@ -50,6 +51,8 @@ class RunResult:
     steps: list[StepResult] = field(default_factory=list)
     #: downstream partitions this run made stale and held (a republish or a failed check)
     held: list[AssetPartition] = field(default_factory=list)
+    #: what became of the run's OpenLineage events (``None``: lineage is not configured)
+    lineage: LineageOutcome | None = None
 
     @property
     def state(self) -> RunState:
@@ -158,7 +161,9 @@ class _Run:
             self.ledger.runs.settle(self.run_id, result.state, "; ".join(errors)[:2000] or None)
             crash_point("after_settle")
         # the seed's order: checks, then evidence, and only then release
-        write_run_evidence(self.project, self.ledger, self.run_id)
+        evidence = write_run_evidence(self.project, self.ledger, self.run_id)
+        # a side channel: whatever becomes of it, the run is what the evidence says
+        result.lineage = emit_run_lineage(self.project.config.lineage, evidence)
         result.held = sorted(
             {
                 AssetPartition(h.target, h.partition_key)

@@ -19,6 +19,9 @@ from backfiller.errors import BadInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: how long planning or finding gaps runs before a progress line appears, in seconds
+PROGRESS_AFTER_SECONDS = 0.5
+
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions import RunOptions, StepResult
     from backfiller.project import Project
@@ -56,6 +59,52 @@ class Context:
 
         root = find_project_root(self.project_dir)
         return with_simulations(load_project(root, environ=os.environ), apply_allowed=apply_allowed)
+
+    @contextmanager
+    def progress(self, description: str) -> Iterator[Callable[[int, int], None] | None]:
+        """A ``(done, total)`` callback for long reading work (planning, finding gaps) that
+        shows a transient progress line on stderr once the work has taken
+        :data:`PROGRESS_AFTER_SECONDS` — only on an interactive terminal, never with
+        ``--json``; ``None`` where it would show nothing."""
+        err = make_console(stderr=True)
+        if self.json or not (err.is_terminal and err.is_interactive):
+            yield None
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+        )
+        bar = Progress(
+            *columns, console=err, transient=True, redirect_stdout=False, redirect_stderr=False
+        )
+        task = bar.add_task(description, total=None)
+        began = time.monotonic()
+        shown = False
+
+        def on_progress(done: int, total: int) -> None:
+            nonlocal shown
+            if not shown:
+                if time.monotonic() - began < PROGRESS_AFTER_SECONDS:
+                    return
+                bar.start()
+                shown = True
+            bar.update(task, completed=done, total=total)
+
+        try:
+            yield on_progress
+        finally:
+            if shown:
+                bar.stop()
 
     @contextmanager
     def run_options(self, total: int | None = None) -> Iterator[RunOptions]:

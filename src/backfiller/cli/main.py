@@ -36,6 +36,7 @@ from .documents import json_option
 from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
+from .logs import log_lines
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .simulate import COMMANDS as SIMULATE_COMMANDS
 from .strategy import COMMANDS as STRATEGY_COMMANDS
@@ -174,7 +175,8 @@ def gaps(
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, partition, start, end)
-    every = find_gaps(project, project.reader(), keys)
+    with obj.progress("finding gaps") as on_progress:
+        every = find_gaps(project, project.reader(), keys, on_progress=on_progress)
     found = [
         g
         for g in every
@@ -306,7 +308,8 @@ def _plan(
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})
-    document = make_plan(project, project.reader(), request)
+    with obj.progress("planning") as on_progress:
+        document = make_plan(project, project.reader(), request, on_progress=on_progress)
     path = write_plan(project, document)
     if not obj.json:
         print_plan(obj.console, document)
@@ -431,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = ["--debug", *(a for a in args if a != "--debug")]
     err = make_console(stderr=True)
     try:
-        code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
+        with log_lines(err, debug=debug):
+            code = cli.main(args=args, prog_name="backfiller", standalone_mode=False)
         if isinstance(code, int) and code:
             return code
     except BackfillerError as exc:

@@ -4,13 +4,18 @@ One parent run per apply run (job ``<project>.<action>``), and one child run per
 (asset, partition) (job ``<project>.<asset>``), each with a START and a terminal event. Run ids
 are stable: uuid5 of the backfiller run id (and asset and partition key), so emitting the same
 evidence twice describes the same runs. Child runs carry the ``parent``, ``nominalTime`` (the
-partition's half-open window), ``processing_engine`` and ``test`` (the checks) run facets; a
-published partition's output carries its Delta table version (``version``) and row count
-(``outputStatistics``); the upstream versions it consumed are its inputs.
+partition's half-open window), ``processing_engine`` and ``test`` (the checks: a result's
+expected and actual values are their canonical JSON text, as the facet's string fields demand)
+run facets; a published partition's output carries its Delta table version (``version``) and
+row count (``outputStatistics``); the upstream versions it consumed are its inputs. Every run
+also carries the custom ``backfiller`` facet (:mod:`backfiller.evidence.lineage_facet`: the
+backfiller run, evidence and plan), whose schema is published under ``contracts/``.
 
-The transport is the client's own configuration (``OpenLineageClient()`` reads
-``OPENLINEAGE_CONFIG``, ``openlineage.yml`` or ``OPENLINEAGE__*`` variables). Lineage is a side
-channel: an error while building or emitting events is logged, never raised.
+:func:`emit_lineage` sends them through a client (by default the client's own configuration:
+``OpenLineageClient()`` reads ``OPENLINEAGE_CONFIG``, ``openlineage.yml`` or ``OPENLINEAGE__*``
+variables); runs send theirs as the project's settings say
+(:mod:`backfiller.evidence.lineage_emission`). Lineage is a side channel: an error while
+building or emitting events is logged, never raised.
 """
 
 from __future__ import annotations
@@ -20,24 +25,39 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
+from backfiller.canonical import canonical_json
 from backfiller.checks.model import CheckStatus
 from backfiller.errors import MissingDependencyError
+from backfiller.evidence.lineage_facet import FACET_NAME, FACET_SCHEMA_URL, BackfillerRunFacet
 from backfiller.evidence.model import CheckEntry, PartitionEntry, PartitionOutcome, RunEvidence
+from backfiller.lineage_settings import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
     from openlineage.client.event_v2 import RunEvent
     from openlineage.client.facet_v2 import RunFacet
 
-__all__ = ["INSTALL_LINE", "child_run_id", "emit_lineage", "lineage_events", "parent_run_id"]
+__all__ = [
+    "INSTALL_LINE",
+    "child_run_id",
+    "emit_lineage",
+    "json_text",
+    "lineage_events",
+    "parent_run_id",
+    "require_openlineage",
+]
 
 log = logging.getLogger(__name__)
 
 INSTALL_LINE = "pip install 'backfiller[lineage]'"
-DEFAULT_NAMESPACE = "backfiller"
+#: the official schema of the ``test`` run facet (what the installed client's class names)
+TEST_FACET_SCHEMA_URL = (
+    "https://openlineage.io/spec/facets/1-0-1/TestRunFacet.json#/$defs/TestRunFacet"
+)
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:backfiller:openlineage")
 _TERMINAL = {
     PartitionOutcome.PUBLISHED: "COMPLETE",
+    PartitionOutcome.REPORT_REISSUED: "COMPLETE",
     PartitionOutcome.FAILED: "FAIL",
     PartitionOutcome.CHECK_FAILED: "FAIL",
     PartitionOutcome.INTERRUPTED: "ABORT",
@@ -52,7 +72,12 @@ def child_run_id(run_id: str, asset: str, partition_key: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{run_id}\x00{asset}\x00{partition_key}"))
 
 
-def _require_openlineage() -> None:
+def json_text(value: Any) -> str:
+    """``value`` as canonical JSON text (sorted keys, no spaces): ``json.loads`` gives it back."""
+    return canonical_json(value).decode("utf-8")
+
+
+def require_openlineage() -> None:
     try:
         importlib.import_module("openlineage.client")
     except ImportError:
@@ -68,28 +93,35 @@ def _producer(doc: RunEvidence) -> str:
 
 
 def _checks_facet(checks: list[CheckEntry], producer: str) -> tuple[str, RunFacet]:
-    """The ``test`` run facet; where the installed client predates it, the same content as
-    the custom facet ``backfiller_checks``."""
+    """The ``test`` run facet. A result's expected and actual values are JSON values of any
+    kind; the facet's fields are strings, so they are sent as canonical JSON text (a missing
+    value is left out). Where the installed client predates the facet's class, the same
+    document is built by hand, with the official schema URL."""
     from openlineage.client.facet_v2 import RunFacet
 
-    tests = [
-        {
+    tests = []
+    for c in checks:
+        test: dict[str, Any] = {
             "name": c.name,
             "status": "pass" if c.status is CheckStatus.PASSED else "fail",
             "severity": c.severity.value,
-            "expected": None if c.expected is None else str(c.expected),
-            "actual": None if c.actual is None else str(c.actual),
         }
-        for c in checks
-    ]
+        if c.expected is not None:
+            test["expected"] = json_text(c.expected)
+        if c.actual is not None:
+            test["actual"] = json_text(c.actual)
+        tests.append(test)
     try:
         module = importlib.import_module("openlineage.client.generated.test_run")
     except ImportError:
         module = None
-    execution = getattr(module, "TestExecution", None) or getattr(module, "Test", None)
+    execution = getattr(module, "TestExecution", None)
     if module is None or execution is None:
-        custom = RunFacet(producer=producer).with_additional_properties(tests=tests)
-        return "backfiller_checks", cast("RunFacet", custom)
+        by_hand = cast(
+            "RunFacet", RunFacet(producer=producer).with_additional_properties(tests=tests)
+        )
+        by_hand._schemaURL = TEST_FACET_SCHEMA_URL
+        return "test", by_hand
     facet: RunFacet = module.TestRunFacet(tests=[execution(**t) for t in tests], producer=producer)
     return "test", facet
 
@@ -111,18 +143,32 @@ def _engine(doc: RunEvidence, producer: str) -> RunFacet:
     )
 
 
-def _backfiller_facet(doc: RunEvidence, producer: str, **extra: Any) -> RunFacet:
+def _backfiller_facet(
+    doc: RunEvidence, producer: str, entry: PartitionEntry | None = None
+) -> RunFacet:
+    """The custom ``backfiller`` facet (:class:`BackfillerRunFacet`, its own schema): of the
+    run, or of one partition's run (``entry``)."""
     from openlineage.client.facet_v2 import RunFacet
 
-    facet = RunFacet(producer=producer).with_additional_properties(
-        runId=doc.run.id,
-        evidenceId=doc.evidence_id,
-        planId=doc.plan.plan_id if doc.plan else None,
-        operator=doc.run.operator,
-        reason=doc.run.reason,
-        **extra,
-    )
-    return cast("RunFacet", facet)
+    content = BackfillerRunFacet.model_validate(
+        {
+            "_producer": producer,
+            "_schemaURL": FACET_SCHEMA_URL,
+            "runId": doc.run.id,
+            "action": doc.run.action,
+            "evidenceId": doc.evidence_id,
+            "planId": doc.plan.plan_id if doc.plan else None,
+            "operator": doc.run.operator,
+            "reason": doc.run.reason,
+            "asset": entry.asset if entry else None,
+            "partitionKey": entry.partition_key if entry else None,
+            "attempts": entry.attempts if entry else None,
+        }
+    ).model_dump(by_alias=True, exclude_none=True)
+    fields = {k: v for k, v in content.items() if not k.startswith("_")}
+    facet = cast("RunFacet", RunFacet(producer=producer).with_additional_properties(**fields))
+    facet._schemaURL = FACET_SCHEMA_URL
+    return facet
 
 
 def _child_events(
@@ -152,9 +198,7 @@ def _child_events(
             producer=producer,
         ),
         "processing_engine": _engine(doc, producer),
-        "backfiller": _backfiller_facet(
-            doc, producer, asset=entry.asset, partitionKey=entry.partition_key
-        ),
+        FACET_NAME: _backfiller_facet(doc, producer, entry),
     }
     if entry.window is not None:
         facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
@@ -237,7 +281,7 @@ def _child_events(
 def lineage_events(doc: RunEvidence, *, namespace: str = DEFAULT_NAMESPACE) -> list[RunEvent]:
     """The events of one run's evidence, in order: parent START, each attempted partition's
     START and terminal event, parent COMPLETE (or FAIL)."""
-    _require_openlineage()
+    require_openlineage()
     from openlineage.client.event_v2 import Job, Run, RunEvent
     from openlineage.client.event_v2 import RunState as EventType
 
@@ -246,7 +290,7 @@ def lineage_events(doc: RunEvidence, *, namespace: str = DEFAULT_NAMESPACE) -> l
     job = Job(namespace=namespace, name=f"{doc.project}.{doc.run.action}")
     facets: dict[str, RunFacet] = {
         "processing_engine": _engine(doc, producer),
-        "backfiller": _backfiller_facet(doc, producer),
+        FACET_NAME: _backfiller_facet(doc, producer),
     }
     events = [
         RunEvent(
@@ -289,7 +333,7 @@ def emit_lineage(
     Raises :class:`~backfiller.errors.MissingDependencyError` if openlineage-python is not
     installed; any other error is logged and ends the emission (lineage never fails a run).
     """
-    _require_openlineage()
+    require_openlineage()
     try:
         events = lineage_events(doc, namespace=namespace)
     except Exception:

@@ -23,6 +23,7 @@ from backfiller.planning.gaps import Gap
 from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan, gap_of
 from backfiller.planning.state import (
     Observation,
+    OnProgress,
     observe,
     state_differences,
     state_fingerprint,
@@ -59,8 +60,16 @@ def _broken(project: Project, keys: list[str]) -> dict[str, BrokenManifest]:
     return {k: b for k in keys if (b := registry.broken_for(k)) is not None}
 
 
-def find_gaps(project: Project, reader: LedgerReader, keys: list[str]) -> list[Gap]:
-    observations = observe(project, reader, _targets(project, keys, None))
+def find_gaps(
+    project: Project,
+    reader: LedgerReader,
+    keys: list[str],
+    *,
+    on_progress: OnProgress | None = None,
+) -> list[Gap]:
+    """The gaps of every asset over ``keys`` (``on_progress``: see
+    :data:`~backfiller.planning.state.OnProgress`)."""
+    observations = observe(project, reader, _targets(project, keys, None), on_progress=on_progress)
     broken = _broken(project, keys)
     gaps = []
     for key in keys:
@@ -71,10 +80,18 @@ def find_gaps(project: Project, reader: LedgerReader, keys: list[str]) -> list[G
     return gaps
 
 
-def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> PlanDocument:
+def make_plan(
+    project: Project,
+    reader: LedgerReader,
+    request: PlanRequest,
+    *,
+    on_progress: OnProgress | None = None,
+) -> PlanDocument:
     """The plan for ``request``. Refused (exit 2, nothing written) when it would recompute an
     asset the policy does not allow, or asks for ``--mode apply`` while a simulation is active
-    (unless allowed); a plan made during a simulation says so in its ``reason``."""
+    (unless allowed); a plan made during a simulation says so in its ``reason``.
+    ``on_progress`` is told how far observing the state got
+    (:data:`~backfiller.planning.state.OnProgress`)."""
     overlay = project.overlay
     if request.mode is Mode.APPLY:
         overlay.refuse_apply(what="--mode apply")
@@ -83,7 +100,7 @@ def make_plan(project: Project, reader: LedgerReader, request: PlanRequest) -> P
     for key in request.keys:
         project.scheme.parse(key)
     targets = _targets(project, request.keys, request.assets)
-    document = _build(project, request, observe(project, reader, targets))
+    document = _build(project, request, observe(project, reader, targets, on_progress=on_progress))
     recomputed = {a for a, _ in document.work} | set(request.assets or [])
     require_allowed(
         project.policy,

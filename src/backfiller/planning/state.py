@@ -7,7 +7,7 @@ store's reading methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +19,11 @@ from backfiller.manifests import ManifestRegistry
 from backfiller.policy import Policy, effective_protection
 from backfiller.refs import AssetPartition
 
-__all__ = ["Observation", "StateSource", "observe", "state_fingerprint"]
+__all__ = ["Observation", "OnProgress", "StateSource", "observe", "state_fingerprint"]
+
+#: told ``(done, total)`` as observing goes: ``done`` grows by one up to ``total`` (one unit per
+#: table read, one per (asset, partition) observed)
+OnProgress = Callable[[int, int], None]
 
 
 class ReadableStore(Protocol):
@@ -85,23 +89,39 @@ class Observation:
 
 
 def observe(
-    source: StateSource, reader: LedgerReader, targets: Iterable[AssetPartition]
+    source: StateSource,
+    reader: LedgerReader,
+    targets: Iterable[AssetPartition],
+    *,
+    on_progress: OnProgress | None = None,
 ) -> dict[AssetPartition, Observation]:
-    """Observe every (asset, partition) in ``targets``."""
+    """Observe every (asset, partition) in ``targets``; ``on_progress`` is told how far it got
+    after each table it reads and each partition it observes."""
     graph = source.graph
     wanted = list(targets)
     counts: dict[str, dict[str, int]] = {}
     signatures: dict[str, dict[str, str]] = {}
     records: dict[AssetPartition, PartitionRecord] = {}
     protections = {AssetPartition(p.asset, p.partition_key): p for p in reader.protections.all()}
-    lost = {asset: source.store.missing_files(asset) for asset in {a for a, _ in wanted}}
-    for asset in {a for a, _ in wanted} | {
-        d for a, _ in wanted for d in graph.get(a).upstream_keys
-    }:
+    observed = {a for a, _ in wanted}
+    read = sorted(observed | {d for a in observed for d in graph.get(a).upstream_keys})
+    total, done = len(read) + len(wanted), 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    lost: dict[str, dict[str, int]] = {}
+    for asset in read:
+        if asset in observed:
+            lost[asset] = source.store.missing_files(asset)
         counts[asset] = source.store.partition_counts(asset)
         signatures[asset] = source.store.partition_signatures(asset)
         for rec in reader.partitions.all(asset):
             records[AssetPartition(asset, rec.partition_key)] = rec
+        advance()
     result: dict[AssetPartition, Observation] = {}
     for asset, key in wanted:
         declared = source.manifests.for_partition(key)
@@ -125,6 +145,7 @@ def observe(
             protection=_protection(source.policy, protections, asset, key, counts, records),
             missing_files=lost[asset].get(key, 0),
         )
+        advance()
     return result
 
 
