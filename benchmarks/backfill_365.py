@@ -10,9 +10,12 @@ the day with a few derived columns), both with the idempotency key ``ticket_id +
 (a) controlled: ``backfiller.execute`` over every day × both assets from empty tables: leases,
     ledger transitions, idempotency guard, one Delta commit per partition with run metadata and
     an app-transaction marker, fingerprints, partition reports;
-(b) plain: for each day the same functions compute the same rows, and
-    ``deltalake.write_deltalake(..., mode="append")`` appends them to two fresh tables; no
-    ledger, no guard, no reports (silver is computed from the in-memory raw table).
+(b) duckdb: what a user would write instead — a plain Python loop over the days into one
+    DuckDB database file, one transaction a day: the same function computes the raw rows, they
+    are inserted, and the same SQL inserts the day's silver rows from them; no ledger, no
+    guard, no reports. This is the baseline the ratios are taken against;
+(c) delta: the same loop appending each day to two Delta tables with
+    ``deltalake.write_deltalake(..., mode="append")`` (the same storage as (a), no control).
 
 Each path runs in its own fresh process, so each one's peak memory (``ru_maxrss``, and the
 Arrow memory pool's peak) is its own. Never run by the test suite.
@@ -221,6 +224,62 @@ def plain(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
     }
 
 
+def plain_duckdb(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
+    """The baseline: a plain loop into a DuckDB file, one transaction a day."""
+    import duckdb
+    import pyarrow as pa
+
+    from backfiller.engine import fingerprint_table
+    from backfiller.partitions import scheme_from_config
+
+    sys.path.insert(0, str(root))
+    import bench_assets
+
+    scheme = scheme_from_config(kind="daily", start=START.isoformat(), timezone="UTC")
+    path = root / "plain.duckdb"
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    silver_sql = bench_assets.SILVER_SQL.replace(f'"{RAW}"', "raw_today")
+    began = time.perf_counter()
+    for n, key in enumerate(keys_for(days)):
+        window = scheme.window(key)
+        assert window is not None
+        raw = bench_assets.raw_table(key)
+        raw_today = raw.append_column(  # noqa: F841 - DuckDB reads it by name
+            "partition_key", pa.array([key] * raw.num_rows, pa.string())
+        )
+        params = {"window_start": window.start_utc, "window_end": window.end_utc}
+        con.execute("BEGIN TRANSACTION")
+        if n == 0:
+            con.execute("CREATE TABLE raw AS SELECT * FROM raw_today")
+            con.execute(f"CREATE TABLE silver AS {silver_sql}", params)
+        else:
+            con.execute("INSERT INTO raw SELECT * FROM raw_today")
+            con.execute(f"INSERT INTO silver {silver_sql}", params)
+        con.execute("COMMIT")
+    seconds = time.perf_counter() - began
+    last = keys_for(days)[-1]
+    rows = {
+        RAW: con.execute("SELECT count(*) FROM raw").fetchone()[0],  # type: ignore[index]
+        SILVER: con.execute("SELECT count(*) FROM silver").fetchone()[0],  # type: ignore[index]
+    }
+    sample = {
+        a: fingerprint_table(
+            con.sql(f"SELECT * FROM {t} WHERE partition_key = '{last}'").to_arrow_table()
+        )
+        for a, t in ((RAW, "raw"), (SILVER, "silver"))
+    }
+    con.close()
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "commits": {RAW: days, SILVER: days},
+        "reports": 0,
+        "sample": sample,
+    }
+
+
 def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any) -> None:
     import jsonschema  # noqa: F401 - evidence validation; import cost is not measured
     import pyarrow as pa
@@ -230,7 +289,8 @@ def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any
     baseline = _rss_mib()
     if trace:
         tracemalloc.start()
-    figures = {"controlled": controlled, "plain": plain}[name](Path(root), days, parallel)
+    run = {"controlled": controlled, "duckdb": plain_duckdb, "delta": plain}[name]
+    figures = run(Path(root), days, parallel)
     if trace:
         figures["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
@@ -282,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         results = {}
-        for name in ("controlled", "plain"):
+        for name in PATHS:
             results[name] = measure(name, root, args.days, args.tracemalloc, args.max_parallel)
             print(f"  {name}: {results[name]['seconds']:.1f} s", flush=True)
         report(results, args.days, args.tracemalloc)
@@ -294,29 +354,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _row(label: str, controlled_value: object, plain_value: object, spec: str = "") -> None:
-    print(f"{label:28}{controlled_value:>14{spec}}{plain_value:>14{spec}}")
+#: the three paths, in the order they run and print; ratios are taken against "duckdb"
+PATHS = ("controlled", "duckdb", "delta")
+
+
+def _row(label: str, values: list[object], spec: str = "") -> None:
+    print(f"{label:28}" + "".join(f"{v:>14{spec}}" for v in values))
 
 
 def report(results: dict[str, dict[str, Any]], days: int, trace: bool) -> None:
-    c, p = results["controlled"], results["plain"]
+    runs = [results[name] for name in PATHS]
     print()
-    _row("", "controlled", "plain")
+    _row("", list(PATHS))
     for asset_key in (RAW, SILVER):
-        _row(f"rows {asset_key}", c["rows"][asset_key], p["rows"][asset_key], ",")
+        _row(f"rows {asset_key}", [r["rows"][asset_key] for r in runs], ",")
     steps = 2 * days
-    _row("Delta commits (both tables)", sum(c["commits"].values()), sum(p["commits"].values()))
-    _row("partition reports", c["reports"], p["reports"])
-    _row("seconds", c["seconds"], p["seconds"], ".2f")
-    _row("ms per (asset, day)", 1000 * c["seconds"] / steps, 1000 * p["seconds"] / steps, ".1f")
-    _row("peak RSS MiB (ru_maxrss)", c["rss_peak_mib"], p["rss_peak_mib"], ".0f")
-    _row("RSS after imports MiB", c["rss_baseline_mib"], p["rss_baseline_mib"], ".0f")
-    _row("Arrow pool peak MiB", c["arrow_pool_peak_mib"], p["arrow_pool_peak_mib"], ".0f")
+    _row("commits (both tables)", [sum(r["commits"].values()) for r in runs])
+    _row("partition reports", [r["reports"] for r in runs])
+    _row("seconds", [r["seconds"] for r in runs], ".2f")
+    _row("ms per (asset, day)", [1000 * r["seconds"] / steps for r in runs], ".1f")
+    _row("peak RSS MiB (ru_maxrss)", [r["rss_peak_mib"] for r in runs], ".0f")
+    _row("RSS after imports MiB", [r["rss_baseline_mib"] for r in runs], ".0f")
+    _row("Arrow pool peak MiB", [r["arrow_pool_peak_mib"] for r in runs], ".0f")
     if trace:
-        _row("tracemalloc peak MiB", c["tracemalloc_peak_mib"], p["tracemalloc_peak_mib"], ".0f")
+        _row("tracemalloc peak MiB", [r["tracemalloc_peak_mib"] for r in runs], ".0f")
     print()
-    print(f"controlled / plain: {c['seconds'] / p['seconds']:.2f}× the time")
-    same = c["rows"] == p["rows"] and c["sample"] == p["sample"]
+    base = results["duckdb"]["seconds"]
+    for name in PATHS:
+        print(f"{name} / plain DuckDB loop: {results[name]['seconds'] / base:.2f}× the time")
+    c = results["controlled"]
+    same = all(c["rows"] == r["rows"] and c["sample"] == r["sample"] for r in runs)
     print(f"same rows (counts, and fingerprints of the last day): {'yes' if same else 'NO'}")
 
 
