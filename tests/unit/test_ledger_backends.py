@@ -358,3 +358,56 @@ def test_a_project_on_postgresql_gets_a_pooled_writer_and_a_read_only_reader(
     finally:
         reader.close()  # type: ignore[attr-defined]
     assert not (example_dir / ".backfiller").exists()  # no SQLite file beside it
+
+
+# -- batches: several writes, one commit -----------------------------------------------------
+
+
+def _begin(led: DatabaseLedger, run_id: str) -> None:
+    led.runs.begin(
+        run_id=run_id, plan_id=None, action="backfill", operator="t", reason=None, arguments={}
+    )
+
+
+def test_a_batch_is_seen_by_others_only_when_it_ends_and_a_failing_write_is_undone_alone(
+    open_ledger: Callable[..., DatabaseLedger],
+) -> None:
+    writer, other = open_ledger(), open_ledger()
+    _begin(writer, "run-1")
+    with writer.batch():
+        _begin(writer, "run-2")
+        writer.partitions.start(RAW, KEY, run_id="run-2", attempt=1, operator="t")
+        with pytest.raises(Exception, match="Cannot begin a run in state 'running'"):
+            _begin(writer, "run-1")  # a write refused inside the batch
+        with pytest.raises(RuntimeError, match="inner"), writer.batch():
+            # a nested block that wrote and then failed is undone alone
+            writer.partitions.start(RAW, "2026-04-18", run_id="run-2", attempt=1, operator="t")
+            raise RuntimeError("inner")
+        assert writer.partitions.get(RAW, "2026-04-18") is None
+        _take(writer, "run-2")
+        assert writer.runs.get("run-2") is not None  # the batch sees its own writes
+        assert other.runs.get("run-2") is None  # nobody else does yet
+        assert other.leases.live(RAW, KEY) is None
+    assert other.runs.get("run-2") is not None
+    record = other.partitions.get(RAW, KEY)
+    assert record is not None and record.last_run_id == "run-2"
+    assert other.leases.live(RAW, KEY) is not None
+    assert [r.run_id for r in other.runs.all()].count("run-1") == 1
+    assert other.partitions.get(RAW, "2026-04-18") is None
+
+
+def test_an_exception_leaving_a_batch_undoes_every_write_in_it(
+    open_ledger: Callable[..., DatabaseLedger],
+) -> None:
+    writer, other = open_ledger(), open_ledger()
+    with pytest.raises(RuntimeError, match="stop"), writer.batch():
+        _begin(writer, "run-3")
+        writer.partitions.start(RAW, KEY, run_id="run-3", attempt=1, operator="t")
+        _take(writer, "run-3")
+        raise RuntimeError("stop")
+    for led in (writer, other):
+        assert led.runs.get("run-3") is None
+        assert led.partitions.get(RAW, KEY) is None
+        assert led.leases.live(RAW, KEY) is None
+    _begin(writer, "run-3")  # the ledger is usable afterwards
+    assert other.runs.get("run-3") is not None

@@ -3,6 +3,7 @@ the writer every action gets, and the read-only view that has only reading parts
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Self
 
 from backfiller.ledger.checks import SqlCheckBook
@@ -40,6 +41,13 @@ class DatabaseLedger:
     @property
     def schema_version(self) -> int:
         return self._db.schema_version()
+
+    def batch(self) -> AbstractContextManager[object]:
+        """Several ledger writes made durable by one commit: every write in this thread
+        inside the block is a savepoint of one transaction (a failing write is undone alone;
+        an exception leaving the block undoes them all). Keep it short: other threads wait
+        for the SQLite ledger while it is open."""
+        return self._db.transaction()
 
     def close(self) -> None:
         self._db.close()

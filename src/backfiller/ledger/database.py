@@ -61,7 +61,11 @@ class Database(Protocol):
 
     def transaction(self, *locks: str) -> AbstractContextManager[Connection]:
         """One transaction. ``locks`` name what it reads and then writes (a partition, the
-        evidence chain): transactions naming the same lock run one after the other."""
+        evidence chain): transactions naming the same lock run one after the other.
+
+        Opened inside this thread's open transaction, it is a savepoint of it: what it wrote
+        is undone alone when it fails, and made durable with the outer transaction's commit
+        (a batch of ledger writes costs one commit)."""
         ...
 
     def read(self) -> AbstractContextManager[Connection]:
@@ -142,6 +146,8 @@ class SqliteDatabase:
         self.where = str(self.path)
         self.clock = clock
         self._lock = threading.RLock()
+        #: how deep this connection's open transaction is (guarded by ``_lock``)
+        self._depth = 0
         if read_only:
             self.conn = sqlite3.connect(
                 f"{self.path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False
@@ -206,13 +212,32 @@ class SqliteDatabase:
     @contextmanager
     def transaction(self, *locks: str) -> Iterator[sqlite3.Connection]:
         with self._lock, self._named_failures():
+            depth = self._depth
+            if depth:  # inside this thread's transaction (the lock is reentrant): a savepoint
+                name = f"backfiller_{depth}"
+                self.conn.execute(f"SAVEPOINT {name}")
+                self._depth = depth + 1
+                try:
+                    yield self.conn
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute(f"ROLLBACK TO {name}")
+                        self.conn.execute(f"RELEASE {name}")
+                    raise
+                finally:
+                    self._depth = depth
+                self.conn.execute(f"RELEASE {name}")
+                return
             self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self.conn
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             self.conn.execute("COMMIT")
 
     @contextmanager

@@ -267,8 +267,13 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self, *locks: str) -> Iterator[_Connection]:
-        if getattr(self._local, "conn", None) is not None:
-            raise RuntimeError("a ledger transaction is already open in this thread")
+        outer = getattr(self._local, "conn", None)
+        if outer is not None:  # inside this thread's transaction: a savepoint of it
+            with outer.transaction():
+                for key in sorted({lock_id(name) for name in locks}):
+                    outer.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                yield _Connection(outer)
+            return
         with self._pool.connection() as conn, conn.transaction():
             self._local.conn = conn
             try:
@@ -288,7 +293,13 @@ class PostgresDatabase:
             yield _Connection(pooled)
 
     def statement(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
-        """Autocommit: one round trip (inside this thread's transaction, if one is open)."""
+        """Autocommit: one round trip (inside this thread's transaction, if one is open, as
+        a savepoint of it: a failing statement must not abort the whole transaction)."""
+        outer = getattr(self._local, "conn", None)
+        if outer is not None:
+            with outer.transaction():
+                cursor = outer.execute(_pg(sql), tuple(params))
+                return (cursor.fetchall() if cursor.description else []), cursor.rowcount
         with self.read() as conn:
             cursor = conn._conn.execute(_pg(sql), tuple(params))
             rows = cursor.fetchall() if cursor.description else []

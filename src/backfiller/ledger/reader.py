@@ -6,6 +6,7 @@ construction.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from backfiller.ledger.checks import CheckBook
@@ -62,6 +63,11 @@ class Ledger(Protocol):
 
     @property
     def evidence(self) -> EvidenceIndex: ...
+
+    def batch(self) -> AbstractContextManager[object]:
+        """Several writes made durable by one commit (see
+        :meth:`~backfiller.ledger.composed.DatabaseLedger.batch`)."""
+        ...
 
     def close(self) -> None: ...
 
