@@ -13,11 +13,12 @@ from backfiller._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from backfiller.actions.run import RunOptions, RunResult, continue_run, execute
-    from backfiller.actions.runner import StepOutcome, StepResult
+    from backfiller.actions.runner import GroupLimits, StepOutcome, StepResult
     from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 
 _EXPORTS = {
     "Action": "backfiller.actions.spec",
+    "GroupLimits": "backfiller.actions.runner",
     "RunOptions": "backfiller.actions.run",
     "RunResult": "backfiller.actions.run",
     "RunSpec": "backfiller.actions.spec",
@@ -32,6 +33,7 @@ __getattr__ = lazy_getattr(globals(), _EXPORTS)
 
 __all__ = [
     "Action",
+    "GroupLimits",
     "RunOptions",
     "RunResult",
     "RunSpec",

@@ -22,9 +22,15 @@ from dataclasses import dataclass, field, replace
 
 from backfiller.actions.faults import crash_point
 from backfiller.actions.preconditions import require_preconditions
-from backfiller.actions.runner import StepOutcome, StepResult, StepRunner, new_run_id
+from backfiller.actions.runner import (
+    GroupLimits,
+    StepOutcome,
+    StepResult,
+    StepRunner,
+    new_run_id,
+)
 from backfiller.actions.scheduler import run_in_order
-from backfiller.actions.spec import RunSpec, Step
+from backfiller.actions.spec import RunSpec, Step, StepSource
 from backfiller.errors import BadInputError
 from backfiller.evidence.lineage_emission import LineageOutcome, emit_run_lineage
 from backfiller.evidence.writer import write_run_evidence
@@ -42,6 +48,9 @@ class RunOptions:
 
     max_parallel: int = 1
     on_step: Callable[[StepResult], None] | None = None
+    #: how many partitions of one asset are published by one commit (``size`` 1: one commit
+    #: per partition); a resumed or retried run takes its steps one at a time
+    group: GroupLimits = field(default_factory=GroupLimits)
 
 
 @dataclass
@@ -266,20 +275,87 @@ class _Run:
             )
 
         try:
-            run_in_order(
-                ordered,
-                depends,
-                do,
-                lambda result: result.outcome.succeeded,
-                max_parallel=options.max_parallel,
-                on_done=lambda _, result: record(result),
-                on_blocked=skip,
-            )
+            if options.group.size > 1 and not self.resuming:
+                self._grouped(runner, ordered, depends, latest, options, record)
+            else:
+                run_in_order(
+                    ordered,
+                    depends,
+                    do,
+                    lambda result: result.outcome.succeeded,
+                    max_parallel=options.max_parallel,
+                    on_done=lambda _, result: record(result),
+                    on_blocked=skip,
+                )
         finally:
             runner.close()
         position = {s.target: i for i, s in enumerate(ordered)}
         results.sort(key=lambda r: position[r.target])
         return results
+
+    def _grouped(
+        self,
+        runner: StepRunner,
+        ordered: list[Step],
+        depends: dict[Step, set[Step]],
+        latest: dict[Step, AttemptRecord | None],
+        options: RunOptions,
+        record: Callable[[StepResult], None],
+    ) -> None:
+        """The steps in groups (:func:`_groups`), each group a unit of the scheduler. A
+        group runs once every group it depends on has finished; a step whose upstream did not
+        succeed in this run is skipped, the rest of its group goes on."""
+        units = _groups(ordered, depends, options.group.size)
+        unit_of = {step: unit for unit in units for step in unit}
+        unit_depends = {
+            unit: {unit_of[d] for step in unit for d in depends[step]} - {unit} for unit in units
+        }
+        done: dict[Step, StepResult] = {}
+        lock = threading.Lock()
+
+        def work(unit: tuple[Step, ...]) -> list[StepResult]:
+            results: dict[Step, StepResult] = {}
+            with lock:
+                for step in unit:
+                    failed = [d for d in depends[step] if not done[d].outcome.succeeded]
+                    if failed:
+                        results[step] = StepResult(
+                            *step.target,
+                            StepOutcome.SKIPPED,
+                            error=f"upstream {failed[0].target} did not succeed in this run",
+                        )
+            todo = [step for step in unit if step not in results]
+            if len(todo) == 1 or any(
+                not self._pending(latest[s]) or s.source is not StepSource.COMPUTE for s in todo
+            ):
+                for step in todo:  # one at a time, as without groups
+                    attempt = latest[step]
+                    results[step] = (
+                        runner.run_step(step, self._next_attempt(attempt))
+                        if self._pending(attempt)
+                        else self._recorded(step, attempt)
+                    )
+            elif todo:
+                items = [(step, self._next_attempt(latest[step])) for step in todo]
+                for step, result in zip(todo, runner.run_group(items, options.group), strict=True):
+                    results[step] = result
+            with lock:
+                done.update(results)
+            return [results[step] for step in unit]
+
+        def finish(_: tuple[Step, ...], results: list[StepResult]) -> None:
+            for result in results:
+                record(result)
+
+        run_in_order(
+            units,
+            unit_depends,
+            work,
+            lambda _: True,  # a group's dependents run; each of their steps looks at its own
+            max_parallel=options.max_parallel,
+            on_done=finish,
+            on_blocked=lambda unit, cause: None,  # never: every unit counts as succeeded
+        )
 
     # -- holds ----------------------------------------------------------------------------
     def _place_holds(self) -> None:
@@ -305,6 +381,37 @@ class _Run:
 
 
 _UNFINISHED = frozenset({AttemptStatus.QUEUED, AttemptStatus.RUNNING})
+
+
+def _groups(
+    ordered: list[Step], depends: dict[Step, set[Step]], size: int
+) -> list[tuple[Step, ...]]:
+    """The steps as scheduling units: the compute steps of one asset, in order, gathered up
+    to ``size`` at a time; a step that depends on another of the group being gathered (an
+    asset reading its own earlier partitions), that is not a compute step, or whose key holds
+    a comma (the commit lists its keys comma-separated) starts a unit of its own. Units are
+    listed in the order of their first step."""
+    units: list[list[Step]] = []
+    gathering: dict[str, list[Step]] = {}
+    for step in ordered:
+        asset, key = step.target
+        alone = step.source is not StepSource.COMPUTE or "," in key
+        current = gathering.get(asset)
+        if (
+            alone
+            or current is None
+            or len(current) >= size
+            or any(d in current for d in depends[step])
+        ):
+            unit = [step]
+            units.append(unit)
+            if alone:
+                gathering.pop(asset, None)
+            else:
+                gathering[asset] = unit
+        else:
+            current.append(step)
+    return [tuple(unit) for unit in units]
 
 
 def _ordered(project: Project, steps: Collection[Step]) -> list[Step]:

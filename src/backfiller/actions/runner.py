@@ -15,6 +15,7 @@ here and only here, from the ledger's record (:func:`report_of`).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -48,10 +49,20 @@ from backfiller.reports import PartitionReport, read_partition_report, write_par
 from backfiller.store import CommitInfo, CommitKey, FencedError
 from backfiller.store.delta import PARTITION_COLUMN
 
-__all__ = ["StepError", "StepOutcome", "StepResult", "StepRunner", "enforce_guard", "report_of"]
+__all__ = [
+    "GroupLimits",
+    "StepError",
+    "StepOutcome",
+    "StepResult",
+    "StepRunner",
+    "enforce_guard",
+    "report_of",
+]
 
 
-_PUBLISHED_CACHE = 16
+#: the partitions this run just published, kept for downstream steps to read without a scan:
+#: the newest ones, up to this many bytes (a group's worth and more)
+_PUBLISHED_CACHE_BYTES = 256 * 2**20
 
 
 class StepOutcome(Enum):
@@ -149,7 +160,7 @@ def report_of(
 ) -> PartitionReport:
     """The partition report of a published partition, from the ledger alone: its record, the
     attempt that published it and that attempt's run. The one place a report is built."""
-    from backfiller.actions.spec import RunSpec  # the run's spec names a restore's source
+    from backfiller.actions.spec import Action, RunSpec  # a restore's spec names its source
 
     run_id, attempt_no = record.last_run_id, record.last_attempt
     if run_id is None or attempt_no is None or record.data_version is None:
@@ -162,9 +173,15 @@ def report_of(
             f"of run {run_id}"
         )
     target = AssetPartition(record.asset, record.partition_key)
-    restored = next(
-        (s.version for s in RunSpec.of_run(run).steps if s.target == target and s.version),
-        None,
+    # only a restore's steps name a version: a run of any other action is not parsed (its
+    # steps are every partition it computes, and every one of them gets a report)
+    restored = (
+        next(
+            (s.version for s in RunSpec.of_run(run).steps if s.target == target and s.version),
+            None,
+        )
+        if run.action == Action.RESTORE.value
+        else None
     )
     window = project.scheme.window(record.partition_key)
     rendered = window.render() if window else (None, None)
@@ -207,6 +224,7 @@ class StepRunner:
     _published: OrderedDict[AssetPartition, tuple[int, pa.Table]] = field(
         default_factory=OrderedDict
     )
+    _published_bytes: int = 0
     _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
     _heartbeat: Heartbeat | None = None
 
@@ -230,9 +248,23 @@ class StepRunner:
     def run_step(self, step: Step, attempt: int) -> StepResult:
         """One step under its lease; a partition leased by another live run is a conflict,
         not a failure."""
+        lease = self._acquire(step)
+        if isinstance(lease, StepResult):
+            return lease
+        crash_point("after_lease")
+        heartbeat = self.heartbeat
+        heartbeat.hold(lease)  # renewed every TTL/3 while the step computes
+        try:
+            return self.run_leased(step, attempt, lease)
+        finally:
+            heartbeat.drop(lease)
+            self.ledger.leases.release(lease)
+
+    def _acquire(self, step: Step) -> Lease | StepResult:
+        """The step's lease, or its result when another live run holds it (a conflict)."""
         asset, key = step.target
         try:
-            lease = self.ledger.leases.acquire(
+            return self.ledger.leases.acquire(
                 asset,
                 key,
                 holder=self.spec.operator,
@@ -251,14 +283,216 @@ class StepRunner:
                 error=f"leased by {held.holder} (plan {held.plan_id}, run {held.run_id}) "
                 f"since {held.acquired_at}, until {held.expires_at}",
             )
-        crash_point("after_lease")
+
+    # -- a group of steps, published together ----------------------------------------------
+    def run_group(self, items: Sequence[tuple[Step, int]], limits: GroupLimits) -> list[StepResult]:
+        """Compute steps of one asset (none depending on another) published by as few Delta
+        commits as ``limits`` allow. Each step is leased, started, staged and checked as if
+        alone; those whose blocking checks pass are published together, in one commit that
+        replaces exactly their partitions and carries each one's fencing token and marker
+        (so each partition's version, rows and fingerprint are known exactly, and resume
+        finds a landed commit per partition). A step that fails, fails a blocking check or
+        loses its lease is settled alone and left out of the commit: its old version stays
+        visible while the others publish. The ledger records each phase of the group in one
+        transaction."""
+        asset = self.project.graph.get(items[0][0].target.asset)
+        results: dict[AssetPartition, StepResult] = {}
+        members: list[_Member] = []
+        with self.ledger.batch():
+            for step, attempt in items:
+                lease = self._acquire(step)
+                if isinstance(lease, StepResult):
+                    results[step.target] = lease
+                    continue
+                members.append(self._start(step, attempt, lease))
+        crash_point("after_start")
         heartbeat = self.heartbeat
-        heartbeat.hold(lease)  # renewed every TTL/3 while the step computes
+        for member in members:
+            heartbeat.hold(member.lease)
         try:
-            return self.run_leased(step, attempt, lease)
+            staged: list[tuple[_Member, pa.Table]] = []
+            rows, began = 0, time.monotonic()
+            for member in members:
+                if not self.ledger.leases.is_current(member.lease):
+                    results[member.step.target] = self._superseded(member, _TakenOver())
+                    continue
+                outcome = self._stage_and_audit(member, asset)
+                if isinstance(outcome, StepResult):
+                    results[member.step.target] = outcome
+                    continue
+                staged.append((member, outcome))
+                rows += outcome.num_rows
+                if rows >= limits.rows or time.monotonic() - began >= limits.seconds:
+                    results.update(self._publish_group(asset, staged))
+                    staged, rows, began = [], 0, time.monotonic()
+            if staged:
+                results.update(self._publish_group(asset, staged))
         finally:
-            heartbeat.drop(lease)
-            self.ledger.leases.release(lease)
+            for member in members:
+                heartbeat.drop(member.lease)
+            with self.ledger.batch():
+                for member in members:
+                    self.ledger.leases.release(member.lease)
+        return [results[step.target] for step, _ in items]
+
+    def _start(
+        self, step: Step, attempt: int, lease: Lease, before: PartitionRecord | None = None
+    ) -> _Member:
+        """Record the attempt's start (``before``: the partition's record, if read already)."""
+        asset, key = step.target
+        if before is None:
+            before = self.ledger.partitions.get(asset, key)
+        rows_before = before.row_count if before else self._stored_rows(asset, key)
+        self.ledger.partitions.start(
+            asset,
+            key,
+            run_id=self.run_id,
+            attempt=attempt,
+            operator=self.spec.operator,
+            rows_before=rows_before,
+        )
+        return _Member(step, attempt, lease, before, rows_before)
+
+    def _stage_and_audit(self, member: _Member, asset: Asset) -> pa.Table | StepResult:
+        """The member's staged rows when its blocking checks pass; else its settled result."""
+        step, attempt, lease = member.step, member.attempt, member.lease
+        asset_key, key = step.target
+        try:
+            staged = self._stage(step, asset)
+            crash_point("after_compute")
+            failures = self._audit(asset, key, staged)
+        except WriteBlockedError:
+            raise
+        except Exception as exc:
+            return self._failed(member, exc)
+        if failures:
+            message = "; ".join(failures)
+            self._settle_failure(step, attempt, lease, message, checks=True)
+            return StepResult(
+                asset_key,
+                key,
+                StepOutcome.CHECK_FAILED,
+                rows=staged.num_rows,
+                rows_before=member.rows_before,
+                error=message,
+            )
+        return staged
+
+    def _failed(self, member: _Member, exc: Exception) -> StepResult:
+        transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
+        message = (
+            exc.message if isinstance(exc, BackfillerError) else f"{type(exc).__name__}: {exc}"
+        )
+        message = self._settle_failure(
+            member.step, member.attempt, member.lease, message, transient=transient
+        )
+        return StepResult(
+            *member.step.target,
+            StepOutcome.FAILED,
+            rows_before=member.rows_before,
+            error=message,
+            transient=transient,
+        )
+
+    def _superseded(self, member: _Member, exc: Exception) -> StepResult:
+        message = _superseded(member.lease, exc)
+        asset, key = member.step.target
+        self.ledger.partitions.abandon_attempt(
+            asset, key, run_id=self.run_id, attempt=member.attempt, error=message
+        )
+        return StepResult(
+            asset, key, StepOutcome.CONFLICT, rows_before=member.rows_before, error=message
+        )
+
+    def _publish_group(
+        self, asset: Asset, staged: list[tuple[_Member, pa.Table]]
+    ) -> dict[AssetPartition, StepResult]:
+        """One commit for the staged members still holding their leases, then their ledger
+        records (one transaction) and their reports."""
+        results: dict[AssetPartition, StepResult] = {}
+        live = []
+        for member, table in staged:
+            if self.ledger.leases.is_current(member.lease):
+                live.append((member, table))
+            else:
+                results[member.step.target] = self._superseded(member, _TakenOver())
+        version = None
+        while live:
+            crash_point("before_commit")
+            try:
+                version = self.project.store.write_partitions(
+                    asset.key,
+                    _concat([table for _, table in live]),
+                    [m.step.target.partition_key for m, _ in live],
+                    self._group_commit([m for m, _ in live]),
+                )
+            except FencedError as exc:  # that partition is another holder's: the rest go on
+                (fenced,) = [m for m, _ in live if m.step.target.partition_key == exc.partition]
+                results[fenced.step.target] = self._superseded(fenced, exc)
+                live = [(m, t) for m, t in live if m is not fenced]
+                continue
+            except WriteBlockedError:
+                raise
+            except Exception as exc:
+                results.update({m.step.target: self._failed(m, exc) for m, _ in live})
+                return results
+            crash_point("after_commit")
+            break
+        published = []
+        with self.ledger.batch():
+            for member, table in live:
+                assert version is not None
+                try:
+                    result = self._publish_record(
+                        member.step,
+                        asset,
+                        member.attempt,
+                        table,
+                        version,
+                        member.before,
+                        member.rows_before,
+                        member.lease,
+                    )
+                except PublishSuperseded as exc:
+                    results[member.step.target] = self._superseded(member, exc)
+                    continue
+                results[member.step.target] = result
+                published.append(member.step.target)
+        crash_point("after_ledger_publish")
+        for target in published:
+            self._write_current_report(target)
+            crash_point("after_report")
+        return results
+
+    def _group_commit(self, members: Sequence[_Member]) -> CommitInfo:
+        """What the commit of ``members`` carries: the run's metadata, the partition keys (a
+        restore: the version it restores), each partition's marker ("did my commit land?")
+        and fencing token (the lease's: a table that has seen a newer token refuses the
+        commit, however late this holder is)."""
+        keys = [m.step.target.partition_key for m in members]
+        manifests = dict.fromkeys(
+            found[0].manifest_id
+            for m in members
+            if m.step.source is StepSource.COMPUTE
+            and (found := self.project.manifests.for_partition(m.step.target.partition_key))
+        )
+        extra = {CommitKey.PARTITION_KEYS: ",".join(keys)}
+        restored = {m.step.version for m in members if m.step.version is not None}
+        if restored:
+            (version,) = restored
+            extra[CommitKey.RESTORED_FROM_VERSION] = str(version)
+        return CommitInfo(
+            run_id=self.run_id,
+            plan_id=self.spec.plan_id,
+            manifest_ids=tuple(manifests),
+            operator=self.spec.operator,
+            action=self.spec.action.value,
+            markers=tuple(
+                (app_id(self.run_id, m.step.target.partition_key), m.attempt) for m in members
+            ),
+            fences=tuple((m.step.target.partition_key, m.lease.token) for m in members),
+            extra=extra,
+        )
 
     def run_leased(self, step: Step, attempt: int, lease: Lease) -> StepResult:
         """The step under ``lease``; a fenced lease (taken over since) touches nothing."""
@@ -269,11 +503,10 @@ class StepRunner:
         return self._publish_step(step, attempt, lease)
 
     def _publish_step(self, step: Step, attempt: int, lease: Lease) -> StepResult:
-        store, ledger = self.project.store, self.ledger
+        store = self.project.store
         asset_key, key = step.target
         asset = self.project.graph.get(asset_key)
-        before = ledger.partitions.get(asset_key, key)
-        rows_before = before.row_count if before else self._stored_rows(asset_key, key)
+        before = self.ledger.partitions.get(asset_key, key)
         marker = app_id(self.run_id, key)
         # only a run that was interrupted before can have commits that landed
         landed = store.committed_step(asset_key, marker) if self.resuming else None
@@ -285,70 +518,28 @@ class StepRunner:
                 error=f"run {before.last_run_id} wrote this partition after this run's "
                 "commit landed; this run's version is no longer current",
             )
-        ledger.partitions.start(
-            asset_key,
-            key,
-            run_id=self.run_id,
-            attempt=attempt,
-            operator=self.spec.operator,
-            rows_before=rows_before,
-        )
+        member = self._start(step, attempt, lease, before)
         crash_point("after_start")
+        if landed is None:
+            outcome = self._stage_and_audit(member, asset)
+            if isinstance(outcome, StepResult):
+                return outcome
+            # a group of one: the same commit, record and report as a group's
+            return self._publish_group(asset, [(member, outcome)])[step.target]
         try:
-            if landed is not None:
-                # the commit landed before a crash; record it instead of writing again
-                version = self._landed_version(asset_key, key)
-                staged = store.read_partition(asset_key, key, version=version)
-                assert staged is not None
-            else:
-                staged = self._stage(step, asset)
-                crash_point("after_compute")
-                failures = self._audit(asset, key, staged)
-                if failures:
-                    message = "; ".join(failures)
-                    self._settle_failure(step, attempt, lease, message, checks=True)
-                    return StepResult(
-                        asset_key,
-                        key,
-                        StepOutcome.CHECK_FAILED,
-                        rows=staged.num_rows,
-                        rows_before=rows_before,
-                        error=message,
-                    )
-                if not ledger.leases.is_current(lease):
-                    raise _TakenOver
-                crash_point("before_commit")
-                # the lease's token travels into the commit: a table that has seen a newer
-                # token refuses it, however late this holder is
-                version = store.write_partitions(
-                    asset_key, staged, [key], self._commit(step, marker, attempt, lease)
-                )
-                crash_point("after_commit")
-            return self._record(step, asset, attempt, staged, version, before, rows_before, lease)
+            # the commit landed before a crash; record it instead of writing again
+            version = self._landed_version(asset_key, key)
+            staged = store.read_partition(asset_key, key, version=version)
+            assert staged is not None
+            return self._record(
+                step, asset, attempt, staged, version, before, member.rows_before, lease
+            )
         except WriteBlockedError:
             raise  # the run stops here, as if interrupted; resume finishes it
         except (FencedError, PublishSuperseded, _TakenOver) as exc:
-            message = _superseded(lease, exc)
-            self.ledger.partitions.abandon_attempt(
-                asset_key, key, run_id=self.run_id, attempt=attempt, error=message
-            )
-            return StepResult(
-                asset_key, key, StepOutcome.CONFLICT, rows_before=rows_before, error=message
-            )
+            return self._superseded(member, exc)
         except Exception as exc:
-            transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
-            message = (
-                exc.message if isinstance(exc, BackfillerError) else f"{type(exc).__name__}: {exc}"
-            )
-            message = self._settle_failure(step, attempt, lease, message, transient=transient)
-            return StepResult(
-                asset_key,
-                key,
-                StepOutcome.FAILED,
-                rows_before=rows_before,
-                error=message,
-                transient=transient,
-            )
+            return self._failed(member, exc)
 
     def _stage(self, step: Step, asset: Asset) -> pa.Table:
         """The rows the step would publish, not yet visible to anyone."""
@@ -484,10 +675,14 @@ class StepRunner:
 
     def _remember(self, target: AssetPartition, version: int, table: pa.Table) -> None:
         with self._lock:
+            old = self._published.pop(target, None)
+            if old is not None:
+                self._published_bytes -= old[1].nbytes
             self._published[target] = (version, table)
-            self._published.move_to_end(target)
-            while len(self._published) > _PUBLISHED_CACHE:
-                self._published.popitem(last=False)
+            self._published_bytes += table.nbytes
+            while self._published_bytes > _PUBLISHED_CACHE_BYTES and len(self._published) > 1:
+                _, (_, evicted) = self._published.popitem(last=False)
+                self._published_bytes -= evicted.nbytes
 
     def _stored_rows(self, asset: str, key: str) -> int | None:
         """Rows stored for a partition the ledger does not know, from the Delta log — read once
@@ -519,31 +714,13 @@ class StepRunner:
         )
         return [r.describe() for r in results if r.blocking]
 
-    def _commit(self, step: Step, marker: str, attempt: int, lease: Lease) -> CommitInfo:
-        key = step.target.partition_key
-        declared = self.project.manifests.for_partition(key)
-        extra = {CommitKey.PARTITION_KEYS: key}
-        if step.version is not None:
-            extra[CommitKey.RESTORED_FROM_VERSION] = str(step.version)
-        return CommitInfo(
-            run_id=self.run_id,
-            plan_id=self.spec.plan_id,
-            manifest_ids=(declared[0].manifest_id,)
-            if declared and step.source is StepSource.COMPUTE
-            else (),
-            operator=self.spec.operator,
-            action=self.spec.action.value,
-            app_id=marker,
-            app_version=attempt,
-            fences=((key, lease.token),),
-            extra=extra,
-        )
-
     def _landed_version(self, asset: str, key: str) -> int:
         for record in self.project.store.history(asset):
             meta = record.metadata
+            keys = meta.get(CommitKey.PARTITION_KEYS) or ""
+            # one key, or a group commit's keys (never grouped: a key holding a comma)
             if meta.get(CommitKey.RUN_ID) == self.run_id and (
-                meta.get(CommitKey.PARTITION_KEYS) == key
+                keys == key or key in keys.split(",")
             ):
                 return record.version
         raise StepError(
@@ -592,6 +769,31 @@ class StepRunner:
         rows_before: int | None,
         lease: Lease,
     ) -> StepResult:
+        result = self._publish_record(
+            step, asset, attempt, staged, version, before, rows_before, lease
+        )
+        crash_point("after_ledger_publish")
+        self._write_current_report(step.target)
+        crash_point("after_report")
+        return result
+
+    def _write_current_report(self, target: AssetPartition) -> None:
+        record = self.ledger.partitions.get(*target)
+        assert record is not None
+        self._write_report(record)
+
+    def _publish_record(
+        self,
+        step: Step,
+        asset: Asset,
+        attempt: int,
+        staged: pa.Table,
+        version: int,
+        before: PartitionRecord | None,
+        rows_before: int | None,
+        lease: Lease,
+    ) -> StepResult:
+        """Record a landed publication in the ledger (no report yet)."""
         key = step.target.partition_key
         fingerprint = fingerprint_table(staged)
         if step.source is StepSource.VERSION:
@@ -625,11 +827,6 @@ class StepRunner:
             lease_token=lease.token,
         )
         self._remember(step.target, version, staged)
-        crash_point("after_ledger_publish")
-        record = self.ledger.partitions.get(asset.key, key)
-        assert record is not None
-        self._write_report(record)
-        crash_point("after_report")
         return StepResult(
             asset.key,
             key,
@@ -683,6 +880,39 @@ class StepRunner:
             version=record.data_version,
             fingerprint=record.fingerprint,
         )
+
+
+@dataclass(frozen=True)
+class GroupLimits:
+    """How many partitions of one asset a run publishes by one commit: up to ``size`` (the
+    scheduler's unit), committed early once the staged rows reach ``rows`` or staging has
+    taken ``seconds`` (a slow group still shows its progress)."""
+
+    size: int = 1
+    rows: int = 2_000_000
+    seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.rows < 1 or self.seconds <= 0:
+            raise ValueError("group limits must be positive")
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A step of a group, leased and started."""
+
+    step: Step
+    attempt: int
+    lease: Lease
+    before: PartitionRecord | None
+    rows_before: int | None
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """The staged partitions as one table (columns a partition lacks are nulls there)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def _fenced(lease: Lease) -> str:

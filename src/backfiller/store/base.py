@@ -100,6 +100,8 @@ class CommitInfo:
     # an app-transaction marker: (app id, step number); "did my commit land?"
     app_id: str | None = None
     app_version: int | None = None
+    #: more markers, for a commit that publishes several partitions (one per partition)
+    markers: tuple[tuple[str, int], ...] = ()
     #: (partition key, lease token) per partition written: the fencing tokens the commit
     #: carries (app transaction :func:`fence_app_id`); a table holding a token at least as
     #: new refuses the commit with :class:`FencedError`
