@@ -47,6 +47,8 @@ class ProjectSection(_Section):
     allow_paths_outside: bool
     #: how long a lease excludes others without renewal (renewed every third of it)
     lease_ttl_seconds: Annotated[int, Field(ge=1)]
+    #: how many partitions of one asset a run publishes by one commit (1: one per partition)
+    group_size: Annotated[int, Field(ge=1, le=10_000)]
 
 
 class LedgerSection(_Section):

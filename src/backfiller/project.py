@@ -65,6 +65,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "operator": "",
         "allow_paths_outside": False,
         "lease_ttl_seconds": 600,
+        "group_size": 1,
     },
     "partitions": {
         "kind": "daily",
@@ -127,6 +128,8 @@ class ProjectConfig:
     downstream_impact: str
     #: how long a lease excludes others without a renewal (renewed every third of it)
     lease_ttl_seconds: int = 600
+    #: partitions of one asset a run publishes by one Delta commit (1: a commit per partition)
+    group_size: int = 1
     #: the PostgreSQL ledger's URL (team mode); empty: the SQLite file at ``ledger_path``
     ledger_url: str = ""
     env_sources: tuple[str, ...] = ()
@@ -272,6 +275,7 @@ class ProjectConfig:
             manifests_dir=inside("manifests"),
             operator=proj["operator"],
             lease_ttl_seconds=lease_ttl,
+            group_size=int(proj["group_size"]),
             partitions=parts,
             default_partition=default_partition or None,
             downstream_consumers=tuple(settings["downstream"]["consumers"]),

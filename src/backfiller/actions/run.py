@@ -49,8 +49,9 @@ class RunOptions:
     max_parallel: int = 1
     on_step: Callable[[StepResult], None] | None = None
     #: how many partitions of one asset are published by one commit (``size`` 1: one commit
-    #: per partition); a resumed or retried run takes its steps one at a time
-    group: GroupLimits = field(default_factory=GroupLimits)
+    #: per partition; ``None``: the project's ``[project] group_size``); a resumed or retried
+    #: run takes its steps one at a time
+    group: GroupLimits | None = None
 
 
 @dataclass
@@ -275,8 +276,9 @@ class _Run:
             )
 
         try:
-            if options.group.size > 1 and not self.resuming:
-                self._grouped(runner, ordered, depends, latest, options, record)
+            group = options.group or GroupLimits(size=project.config.group_size)
+            if group.size > 1 and not self.resuming:
+                self._grouped(runner, ordered, depends, latest, group, options, record)
             else:
                 run_in_order(
                     ordered,
@@ -299,13 +301,14 @@ class _Run:
         ordered: list[Step],
         depends: dict[Step, set[Step]],
         latest: dict[Step, AttemptRecord | None],
+        group: GroupLimits,
         options: RunOptions,
         record: Callable[[StepResult], None],
     ) -> None:
         """The steps in groups (:func:`_groups`), each group a unit of the scheduler. A
         group runs once every group it depends on has finished; a step whose upstream did not
         succeed in this run is skipped, the rest of its group goes on."""
-        units = _groups(ordered, depends, options.group.size)
+        units = _groups(ordered, depends, group.size)
         unit_of = {step: unit for unit in units for step in unit}
         unit_depends = {
             unit: {unit_of[d] for step in unit for d in depends[step]} - {unit} for unit in units
@@ -337,7 +340,7 @@ class _Run:
                     )
             elif todo:
                 items = [(step, self._next_attempt(latest[step])) for step in todo]
-                for step, result in zip(todo, runner.run_group(items, options.group), strict=True):
+                for step, result in zip(todo, runner.run_group(items, group), strict=True):
                     results[step] = result
             with lock:
                 done.update(results)

@@ -42,6 +42,8 @@ class Context:
     debug: bool
     max_parallel: int = 1
     json: bool = False
+    #: ``--group-size``; ``None``: the project's setting
+    group_size: int | None = None
 
     def use_json(self, as_json: bool) -> bool:
         """With ``--json``: every message for people goes to stderr, stdout keeps only the
@@ -118,7 +120,7 @@ class Context:
             TimeElapsedColumn,
         )
 
-        from backfiller.actions import RunOptions
+        from backfiller.actions import GroupLimits, RunOptions
 
         columns = (
             TextColumn("[bold]{task.description}"),
@@ -148,7 +150,8 @@ class Context:
                         detail=f"{done} done · {failed} failed{left} · {speed:,.0f} rows/s",
                     )
 
-            yield RunOptions(max_parallel=self.max_parallel, on_step=on_step)
+            group = None if self.group_size is None else GroupLimits(size=self.group_size)
+            yield RunOptions(max_parallel=self.max_parallel, on_step=on_step, group=group)
 
 
 def _keys(project: Project, partition: str | None, start: str | None, end: str | None) -> list[str]:

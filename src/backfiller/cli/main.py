@@ -67,12 +67,21 @@ SEED_HINT = (
     type=click.IntRange(1, 64),
     help="Independent partitions computed at once.",
 )
+@click.option(
+    "--group-size",
+    default=None,
+    type=click.IntRange(1, 10_000),
+    help="Partitions of one asset published by one commit (default: [project] group_size, "
+    "1 unless set).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="backfiller")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: Path, max_parallel: int, debug: bool) -> None:
+def cli(
+    ctx: click.Context, project_dir: Path, max_parallel: int, group_size: int | None, debug: bool
+) -> None:
     """Make a backfill a controlled action: see the gap, plan it, apply exactly that plan."""
-    ctx.obj = Context(project_dir, make_console(), debug, max_parallel)
+    ctx.obj = Context(project_dir, make_console(), debug, max_parallel, group_size=group_size)
 
 
 _allow_option = click.option(
