@@ -7,9 +7,11 @@ seed's shape: ``bench/raw_events`` (Python, ``raw_rows`` deterministic rows per 
 ``bench/silver_facts`` (DuckDB SQL over the raw partition: the first ``silver_rows`` tickets of
 the day with a few derived columns), both with the idempotency key ``ticket_id + partition_key``.
 
-(a) controlled: ``backfiller.execute`` over every day × both assets from empty tables: leases,
-    ledger transitions, idempotency guard, one Delta commit per partition with run metadata and
-    an app-transaction marker, fingerprints, partition reports;
+(a) grouped / per-partition: ``backfiller.execute`` over every day × both assets from empty
+    tables: leases, ledger transitions, idempotency guard, checks, fingerprints, partition
+    reports, evidence; "grouped" publishes up to ``--group-size`` partitions of an asset by one
+    Delta commit (each partition still leased, checked, fenced, marked and recorded alone),
+    "per-partition" one commit per partition;
 (b) duckdb: what a user would write instead — a plain Python loop over the days into one
     DuckDB database file, one transaction a day: the same function computes the raw rows, they
     are inserted, and the same SQL inserts the day's silver rows from them; no ledger, no
@@ -152,16 +154,17 @@ def _rss_mib() -> float:
 # -- the two paths (each in its own process) -----------------------------------------------
 
 
-def controlled(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]:
+def controlled(root: Path, days: int, max_parallel: int = 1, group: int = 1) -> dict[str, Any]:
     from backfiller import execute, load_project
-    from backfiller.actions import Action, RunOptions, RunSpec
+    from backfiller.actions import Action, GroupLimits, RunOptions, RunSpec
 
     project = load_project(root, environ={})
     steps = [(a, k) for k in keys_for(days) for a in (RAW, SILVER)]
     spec = RunSpec.compute(Action.BACKFILL, "bench", steps)
     with project.ledger() as ledger:
         began = time.perf_counter()
-        result = execute(project, ledger, spec, RunOptions(max_parallel=max_parallel))
+        options = RunOptions(max_parallel=max_parallel, group=GroupLimits(size=group))
+        result = execute(project, ledger, spec, options)
         seconds = time.perf_counter() - began
     failures = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
     if result.state.value != "succeeded":
@@ -261,8 +264,8 @@ def plain_duckdb(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]
     seconds = time.perf_counter() - began
     last = keys_for(days)[-1]
     rows = {
-        RAW: con.execute("SELECT count(*) FROM raw").fetchone()[0],  # type: ignore[index]
-        SILVER: con.execute("SELECT count(*) FROM silver").fetchone()[0],  # type: ignore[index]
+        RAW: con.sql("SELECT count(*) FROM raw").fetchall()[0][0],
+        SILVER: con.sql("SELECT count(*) FROM silver").fetchall()[0][0],
     }
     sample = {
         a: fingerprint_table(
@@ -280,7 +283,9 @@ def plain_duckdb(root: Path, days: int, max_parallel: int = 1) -> dict[str, Any]
     }
 
 
-def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any) -> None:
+def _child(
+    name: str, root: str, days: int, trace: bool, parallel: int, group: int, out: Any
+) -> None:
     import jsonschema  # noqa: F401 - evidence validation; import cost is not measured
     import pyarrow as pa
 
@@ -289,8 +294,12 @@ def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any
     baseline = _rss_mib()
     if trace:
         tracemalloc.start()
-    run = {"controlled": controlled, "duckdb": plain_duckdb, "delta": plain}[name]
-    figures = run(Path(root), days, parallel)
+    if name == "duckdb":
+        figures = plain_duckdb(Path(root), days)
+    elif name == "delta":
+        figures = plain(Path(root), days)
+    else:  # grouped, or one commit per partition
+        figures = controlled(Path(root), days, parallel, group if name == "grouped" else 1)
     if trace:
         figures["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
@@ -301,10 +310,14 @@ def _child(name: str, root: str, days: int, trace: bool, parallel: int, out: Any
     out.close()
 
 
-def measure(name: str, root: Path, days: int, trace: bool, parallel: int = 1) -> dict[str, Any]:
+def measure(
+    name: str, root: Path, days: int, trace: bool, parallel: int = 1, group: int = 1
+) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(name, str(root), days, trace, parallel, send))
+    process = context.Process(
+        target=_child, args=(name, str(root), days, trace, parallel, group, send)
+    )
     process.start()
     send.close()
     figures: dict[str, Any] = receive.recv()
@@ -329,21 +342,35 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="partitions the controlled path computes at once (backfiller --max-parallel)",
     )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=64,
+        help="partitions of one asset per commit on the grouped path (backfiller --group-size)",
+    )
     args = parser.parse_args(argv)
-    if args.days < 1 or args.raw_rows < 1 or args.silver_rows < 1:
-        parser.error("--days, --raw-rows and --silver-rows must be at least 1")
+    if min(args.days, args.raw_rows, args.silver_rows, args.group_size) < 1:
+        parser.error("--days, --raw-rows, --silver-rows and --group-size must be at least 1")
 
     root = Path(tempfile.mkdtemp(prefix="backfiller-bench-"))
     try:
-        lay_out(root, args.raw_rows, args.silver_rows)
         print(
             f"{args.days} days × 2 assets ({args.raw_rows} raw rows, {args.silver_rows} silver "
-            f"rows per day) in {root}",
+            f"rows per day) in {root}; --max-parallel {args.max_parallel}, grouped: "
+            f"--group-size {args.group_size}",
             flush=True,
         )
         results = {}
         for name in PATHS:
-            results[name] = measure(name, root, args.days, args.tracemalloc, args.max_parallel)
+            lay_out(root / name, args.raw_rows, args.silver_rows)  # each path its own project
+            results[name] = measure(
+                name,
+                root / name,
+                args.days,
+                args.tracemalloc,
+                args.max_parallel,
+                args.group_size,
+            )
             print(f"  {name}: {results[name]['seconds']:.1f} s", flush=True)
         report(results, args.days, args.tracemalloc)
     finally:
@@ -354,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-#: the three paths, in the order they run and print; ratios are taken against "duckdb"
-PATHS = ("controlled", "duckdb", "delta")
+#: the paths, in the order they run and print; ratios are taken against "duckdb". "grouped"
+#: and "per-partition" are the same controlled path, with --group-size N and 1
+PATHS = ("grouped", "per-partition", "duckdb", "delta")
 
 
 def _row(label: str, values: list[object], spec: str = "") -> None:
@@ -382,7 +410,7 @@ def report(results: dict[str, dict[str, Any]], days: int, trace: bool) -> None:
     base = results["duckdb"]["seconds"]
     for name in PATHS:
         print(f"{name} / plain DuckDB loop: {results[name]['seconds'] / base:.2f}× the time")
-    c = results["controlled"]
+    c = results["grouped"]
     same = all(c["rows"] == r["rows"] and c["sample"] == r["sample"] for r in runs)
     print(f"same rows (counts, and fingerprints of the last day): {'yes' if same else 'NO'}")
 
