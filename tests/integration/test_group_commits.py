@@ -212,6 +212,47 @@ def test_a_partition_fenced_at_the_table_is_left_out_and_the_rest_commits(
         assert ledger.leases.held() == []
 
 
+def test_a_group_commits_early_when_its_staged_rows_or_bytes_reach_the_limit(
+    april_project: Project,
+) -> None:
+    project = april_project
+    per_day = {k: project.store.partition_counts(RAW).get(k, 0) for k in KEYS}
+    assert min(per_day[k] for k in KEYS if k != GAP_DAY) > 0
+    with project.ledger() as ledger:
+        by_rows = run_steps(
+            project,
+            ledger,
+            [(RAW, k) for k in KEYS[:3]],
+            action="rerun",
+            options=RunOptions(group=GroupLimits(size=7, rows=1)),
+        )
+        # every partition reaches the limit alone: one commit each, still recorded exactly
+        assert sorted(_run_commits(project, RAW, by_rows.run_id).values()) == [
+            [k] for k in KEYS[:3]
+        ]
+        by_bytes = run_steps(
+            project,
+            ledger,
+            [(RAW, k) for k in KEYS[:3]],
+            action="rerun",
+            options=RunOptions(group=GroupLimits(size=7, bytes=1)),
+        )
+        assert sorted(_run_commits(project, RAW, by_bytes.run_id).values()) == [
+            [k] for k in KEYS[:3]
+        ]
+        whole = run_steps(
+            project,
+            ledger,
+            [(RAW, k) for k in KEYS[:3]],
+            action="rerun",
+            options=RunOptions(group=GroupLimits(size=7)),
+        )
+        assert list(_run_commits(project, RAW, whole.run_id).values()) == [KEYS[:3]]
+        for result in (by_rows, by_bytes, whole):
+            assert result.state is RunState.SUCCEEDED
+        _assert_recorded_exactly(project, ledger, whole.run_id)
+
+
 # -- forming groups --------------------------------------------------------------------------
 
 
@@ -253,7 +294,7 @@ def test_a_step_reading_its_own_assets_earlier_partition_starts_a_new_group(
 
 
 def test_group_limits_must_be_positive() -> None:
-    for bad in ({"size": 0}, {"rows": 0}, {"seconds": 0.0}):
+    for bad in ({"size": 0}, {"rows": 0}, {"bytes": 0}, {"seconds": 0.0}):
         with pytest.raises(ValueError, match="positive"):
             GroupLimits(**bad)  # type: ignore[arg-type]
 

@@ -278,7 +278,7 @@ class _Run:
         try:
             group = options.group or GroupLimits(size=project.config.group_size)
             if group.size > 1 and not self.resuming:
-                self._grouped(runner, ordered, depends, latest, group, options, record)
+                self._grouped(runner, ordered, depends, latest, group, options, do, record)
             else:
                 run_in_order(
                     ordered,
@@ -303,6 +303,7 @@ class _Run:
         latest: dict[Step, AttemptRecord | None],
         group: GroupLimits,
         options: RunOptions,
+        do: Callable[[Step], StepResult],
         record: Callable[[StepResult], None],
     ) -> None:
         """The steps in groups (:func:`_groups`), each group a unit of the scheduler. A
@@ -332,12 +333,7 @@ class _Run:
                 not self._pending(latest[s]) or s.source is not StepSource.COMPUTE for s in todo
             ):
                 for step in todo:  # one at a time, as without groups
-                    attempt = latest[step]
-                    results[step] = (
-                        runner.run_step(step, self._next_attempt(attempt))
-                        if self._pending(attempt)
-                        else self._recorded(step, attempt)
-                    )
+                    results[step] = do(step)
             elif todo:
                 items = [(step, self._next_attempt(latest[step])) for step in todo]
                 for step, result in zip(todo, runner.run_group(items, group), strict=True):

@@ -62,7 +62,7 @@ __all__ = [
 
 #: the partitions this run just published, kept for downstream steps to read without a scan:
 #: the newest ones, up to this many bytes (a group's worth and more)
-_PUBLISHED_CACHE_BYTES = 256 * 2**20
+_PUBLISHED_CACHE_BYTES = 64 * 2**20
 
 
 class StepOutcome(Enum):
@@ -311,7 +311,8 @@ class StepRunner:
             heartbeat.hold(member.lease)
         try:
             staged: list[tuple[_Member, pa.Table]] = []
-            rows, began = 0, time.monotonic()
+            rows = size = 0
+            began = time.monotonic()
             for member in members:
                 if not self.ledger.leases.is_current(member.lease):
                     results[member.step.target] = self._superseded(member, _TakenOver())
@@ -322,9 +323,15 @@ class StepRunner:
                     continue
                 staged.append((member, outcome))
                 rows += outcome.num_rows
-                if rows >= limits.rows or time.monotonic() - began >= limits.seconds:
+                size += outcome.nbytes
+                if (
+                    rows >= limits.rows
+                    or size >= limits.bytes
+                    or time.monotonic() - began >= limits.seconds
+                ):
                     results.update(self._publish_group(asset, staged))
-                    staged, rows, began = [], 0, time.monotonic()
+                    staged, rows, size = [], 0, 0
+                    began = time.monotonic()
             if staged:
                 results.update(self._publish_group(asset, staged))
         finally:
@@ -885,15 +892,17 @@ class StepRunner:
 @dataclass(frozen=True)
 class GroupLimits:
     """How many partitions of one asset a run publishes by one commit: up to ``size`` (the
-    scheduler's unit), committed early once the staged rows reach ``rows`` or staging has
-    taken ``seconds`` (a slow group still shows its progress)."""
+    scheduler's unit), committed early once the staged rows reach ``rows`` or their Arrow
+    buffers ``bytes`` (what a group holds in memory), or staging has taken ``seconds`` (a slow
+    group still shows its progress)."""
 
     size: int = 1
-    rows: int = 2_000_000
+    rows: int = 500_000
+    bytes: int = 64 * 2**20
     seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.size < 1 or self.rows < 1 or self.seconds <= 0:
+        if self.size < 1 or self.rows < 1 or self.bytes < 1 or self.seconds <= 0:
             raise ValueError("group limits must be positive")
 
 
