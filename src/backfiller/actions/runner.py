@@ -31,6 +31,7 @@ from backfiller.actions.faults import crash_point
 from backfiller.actions.heartbeat import Heartbeat
 from backfiller.actions.spec import RunSpec, Step, StepSource
 from backfiller.assets import Asset, AssetContext
+from backfiller.atomic import one_folder_sync
 from backfiller.engine import fingerprint_table, query, to_arrow
 from backfiller.errors import BackfillerError, WriteBlockedError, write_blocked
 from backfiller.ledger import (
@@ -466,9 +467,10 @@ class StepRunner:
                 results[member.step.target] = result
                 published.append(member.step.target)
         crash_point("after_ledger_publish")
-        for target in published:
-            self._write_current_report(target)
-            crash_point("after_report")
+        with one_folder_sync():
+            for target in published:
+                self._write_current_report(target)
+                crash_point("after_report")
         return results
 
     def _group_commit(self, members: Sequence[_Member]) -> CommitInfo:
