@@ -116,6 +116,16 @@ def project_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict
     return ledger_environ(url)
 
 
+@pytest.fixture
+def no_ledger_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a project whose ledger does not exist yet: nothing for SQLite (no
+    file until something is written); for PostgreSQL, an empty database (no table)."""
+    if ledger_backend == "sqlite":
+        return {}
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return ledger_environ(server.create_database())
+
+
 def ledger_environ(url: str) -> dict[str, str]:
     """The variables that point a project at the ledger ``url``: ``<prefix>LEDGER_URL`` with
     the default prefix and with the example's (``WEEK06_BACKFILLER_``)."""
@@ -236,10 +246,16 @@ def ledger_fingerprint(project: Project) -> dict[str, str]:
     if not project.config.ledger_url:
         path = project.config.ledger_path
         return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return database_fingerprint(project.config.ledger_url)
+
+
+def database_fingerprint(url: str) -> dict[str, str]:
+    """Every table of the PostgreSQL database at ``url``, as a digest of its rows (empty: no
+    table)."""
     import psycopg
 
     digests: dict[str, str] = {}
-    with psycopg.connect(project.config.ledger_url) as conn:
+    with psycopg.connect(url) as conn:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchall()

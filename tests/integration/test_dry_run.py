@@ -8,12 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import (
     GAP_DAY,
     NOW,
     both_backends,
-    ledger_environ,
     ledger_fingerprint,
     materialize,
     tree_fingerprint,
@@ -91,14 +89,11 @@ def test_a_dry_run_leaves_the_state_folder_untouched(april_project: Project) -> 
 
 
 def test_a_dry_run_on_a_fresh_project_creates_no_ledger_and_no_store(
-    example_dir: Path, ledger_backend: str, clock: FixedClock, request: pytest.FixtureRequest
+    example_dir: Path, no_ledger_environ: dict[str, str], clock: FixedClock
 ) -> None:
-    environ: dict[str, str] = {}
-    if ledger_backend == "postgres":  # a database that holds no ledger yet
-        environ = ledger_environ(request.getfixturevalue("postgres_server").create_database())
-    project = load_project(example_dir, environ=environ, clock=clock)
+    project = load_project(example_dir, environ=no_ledger_environ, clock=clock)
     config = project.config
-    assert config.ledger_url == environ.get("BACKFILLER_LEDGER_URL", "")
+    assert config.ledger_url == no_ledger_environ.get("BACKFILLER_LEDGER_URL", "")
     assert not config.ledger_path.exists()
     assert ledger_files(project) == {}
     assert not config.state_dir.exists()
