@@ -249,6 +249,16 @@ def ledger_fingerprint(project: Project) -> dict[str, str]:
     return database_fingerprint(project.config.ledger_url)
 
 
+def environ_ledger_fingerprint() -> dict[str, str]:
+    """The PostgreSQL ledger the environment names (``BACKFILLER_LEDGER_URL``, as the CLI tests
+    set it), as ``ledger table NAME`` -> digest; nothing when there is none (SQLite: the ledger
+    is a file in the project folder)."""
+    url = os.environ.get("BACKFILLER_LEDGER_URL")
+    if not url:
+        return {}
+    return {f"ledger table {k}": v for k, v in database_fingerprint(url).items()}
+
+
 def database_fingerprint(url: str) -> dict[str, str]:
     """Every table of the PostgreSQL database at ``url``, as a digest of its rows (empty: no
     table)."""

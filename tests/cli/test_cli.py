@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, both_backends, database_fingerprint, materialize, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    environ_ledger_fingerprint,
+    materialize,
+    tree_fingerprint,
+)
 from lab_project import LAB_MODULE, write_lab
 
 from backfiller import Project, __version__
@@ -88,9 +94,8 @@ def files(root: Path) -> dict[str, str]:
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
-    url = os.environ.get("WEEK06_BACKFILLER_LEDGER_URL")
-    if url and (root / "backfiller.toml").is_file():
-        found.update({f"ledger table {k}": v for k, v in database_fingerprint(url).items()})
+    if (root / "backfiller.toml").is_file():
+        found.update(environ_ledger_fingerprint())
     return found
 
 
