@@ -76,8 +76,23 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(f"no PostgreSQL: {missing} not found")
     assert bin_dir is not None
     server = PostgresServer(bin_dir).start()
+    _servers.append(server)
     yield server
+    _servers.remove(server)
     server.stop()
+
+
+#: this process's cluster, once a test started it
+_servers: list[PostgresServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _drop_scratch_databases() -> Iterator[None]:
+    """After each test, drop the databases it made without a name (a fresh ledger, a copy of
+    a template); the named ones (the templates) stay for the session."""
+    yield
+    for server in _servers:
+        server.drop_scratch()
 
 
 @pytest.fixture(scope="session")

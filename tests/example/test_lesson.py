@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import both_backends
+from conftest import both_backends, ledger_environ
 from rich.console import Console
 
 from backfiller import Project, load_project
@@ -43,8 +43,10 @@ def lesson(
 ) -> tuple[LessonResult, str]:
     if ledger_backend not in _lessons:
         ledger: dict[str, str] = {}
-        if ledger_backend == "postgres":
-            ledger = request.getfixturevalue("project_environ")
+        if ledger_backend == "postgres":  # kept for the module (named: not a scratch database)
+            server = request.getfixturevalue("postgres_server")
+            empty = request.getfixturevalue("postgres_template")
+            ledger = ledger_environ(server.create_database(template=empty, name="lesson"))
         folder = tmp_path_factory.mktemp(f"lesson-{ledger_backend}") / "omni"
         buffer = io.StringIO()
         console = Console(file=buffer, width=200, highlight=False, color_system=None)

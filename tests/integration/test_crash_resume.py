@@ -228,9 +228,9 @@ def _reference_run(
     backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Reference:
     ledger: dict[str, str] = {}
-    if backend == "postgres":
+    if backend == "postgres":  # kept for the module (named: not a test's scratch database)
         url = request.getfixturevalue("postgres_server").create_database(
-            template=request.getfixturevalue("postgres_template")
+            template=request.getfixturevalue("postgres_template"), name="crash_reference"
         )
         ledger = ledger_environ(url)
     root = lay_out_example(tmp_path_factory.mktemp(f"reference-{backend}") / "omni")
