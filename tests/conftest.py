@@ -76,8 +76,23 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(f"no PostgreSQL: {missing} not found")
     assert bin_dir is not None
     server = PostgresServer(bin_dir).start()
+    _servers.append(server)
     yield server
+    _servers.remove(server)
     server.stop()
+
+
+#: this process's cluster, once a test started it
+_servers: list[PostgresServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _drop_scratch_databases() -> Iterator[None]:
+    """After each test, drop the databases it made without a name (a fresh ledger, a copy of
+    a template); the named ones (the templates) stay for the session."""
+    yield
+    for server in _servers:
+        server.drop_scratch()
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +129,16 @@ def project_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict
     else:
         url = request.getfixturevalue("postgres_url")
     return ledger_environ(url)
+
+
+@pytest.fixture
+def no_ledger_environ(ledger_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a project whose ledger does not exist yet: nothing for SQLite (no
+    file until something is written); for PostgreSQL, an empty database (no table)."""
+    if ledger_backend == "sqlite":
+        return {}
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return ledger_environ(server.create_database())
 
 
 def ledger_environ(url: str) -> dict[str, str]:
@@ -236,10 +261,26 @@ def ledger_fingerprint(project: Project) -> dict[str, str]:
     if not project.config.ledger_url:
         path = project.config.ledger_path
         return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return database_fingerprint(project.config.ledger_url)
+
+
+def environ_ledger_fingerprint() -> dict[str, str]:
+    """The PostgreSQL ledger the environment names (``BACKFILLER_LEDGER_URL``, as the CLI tests
+    set it), as ``ledger table NAME`` -> digest; nothing when there is none (SQLite: the ledger
+    is a file in the project folder)."""
+    url = os.environ.get("BACKFILLER_LEDGER_URL")
+    if not url:
+        return {}
+    return {f"ledger table {k}": v for k, v in database_fingerprint(url).items()}
+
+
+def database_fingerprint(url: str) -> dict[str, str]:
+    """Every table of the PostgreSQL database at ``url``, as a digest of its rows (empty: no
+    table)."""
     import psycopg
 
     digests: dict[str, str] = {}
-    with psycopg.connect(project.config.ledger_url) as conn:
+    with psycopg.connect(url) as conn:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchall()

@@ -47,6 +47,10 @@ class PostgresServer:
         self.data = self.base / "data"
         self._as_postgres = os.geteuid() == 0
         self._names = itertools.count(1)
+        #: the server's version (``server_version_num``), once started
+        self.version = 0
+        #: the databases made without a name, which :meth:`drop_scratch` drops
+        self.scratch: list[str] = []
         if self._as_postgres:
             shutil.chown(self.base, user="postgres", group="postgres")
 
@@ -75,6 +79,12 @@ class PostgresServer:
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "server.log"),
             "-w", "start",
         )  # fmt: skip
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+        assert row is not None
+        self.version = int(row[0])
         return self
 
     def stop(self) -> None:
@@ -87,10 +97,25 @@ class PostgresServer:
         return f"postgresql://postgres@/{database}?host={self.base}"
 
     def create_database(self, template: str = "template0", name: str | None = None) -> str:
-        """A new database (copied from ``template``); returns its URL."""
+        """A new database (copied from ``template``); returns its URL. One made without a
+        ``name`` is scratch: :meth:`drop_scratch` drops it. Copied file by file on PostgreSQL
+        15 and later (a small template copies about three times faster than through the WAL)."""
         import psycopg
 
-        name = name or f"t{os.getpid()}_{next(self._names)}"
+        if name is None:
+            name = f"t{os.getpid()}_{next(self._names)}"
+            self.scratch.append(name)
+        strategy = " STRATEGY FILE_COPY" if self.version >= 150000 else ""
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
         return self.url(name)
+
+    def drop_scratch(self) -> None:
+        """Drop the scratch databases (their connections closed first), so that a suite making
+        hundreds keeps a few on disk (each is about 8 MB)."""
+        import psycopg
+
+        force = " WITH (FORCE)" if self.version >= 130000 else ""
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            while self.scratch:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.scratch.pop()}"{force}')

@@ -4,6 +4,11 @@ Most tests call ``backfiller.cli.main.main(argv)`` in-process (the single error 
 read stdout/stderr through ``capsys``; a few run real subprocesses. The console is made wide
 (``COLUMNS``) so that rich does not wrap table cells and messages; the tables are then parsed
 cell by cell.
+
+The tests that reach a project's ledger run on both ledgers (SQLite, and PostgreSQL through
+``BACKFILLER_LEDGER_URL``); "nothing written" then covers the PostgreSQL ledger's tables too.
+Those that stop before any project is read (no project, a broken assets module, ``--version``,
+how the console script starts) are the same for either and run once.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, materialize, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    environ_ledger_fingerprint,
+    materialize,
+    tree_fingerprint,
+)
 from lab_project import LAB_MODULE, write_lab
 
 from backfiller import Project, __version__
@@ -58,8 +69,9 @@ SEED_HINT = "confirm that the seed data really has records for"
 
 
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wide, colourless console and no project settings leaking in from the environment."""
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide, colourless console and no project settings leaking in from the environment but
+    the ledger backend's (a PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {
@@ -68,18 +80,23 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "TTY_INTERACTIVE",
         }:
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def files(root: Path) -> dict[str, str]:
     """``tree_fingerprint`` without what is not backfiller's output: Python's bytecode caches
     (importing the project's assets module may write them) and SQLite's WAL side files
     (``ledger.db-wal``/``-shm``, which even a read-only connection to a WAL database creates;
-    ``ledger.db`` itself stays compared)."""
-    return {
+    ``ledger.db`` itself stays compared); with a PostgreSQL ledger, its tables' rows too."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
+    if (root / "backfiller.toml").is_file():
+        found.update(environ_ledger_fingerprint())
+    return found
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -134,7 +151,9 @@ def status_summaries(out: str) -> dict[str, str]:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment without project settings, with the ledger backend's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK06_", "BACKFILLER_"))}
+    env.update({k: v for k, v in os.environ.items() if k.endswith("BACKFILLER_LEDGER_URL")})
     env.update(extra)
     return env
 
@@ -156,6 +175,7 @@ def set_manifest_partition(root: Path, key: str, **fields: Any) -> None:
 # -- bad input: exit 2, nothing written ---------------------------------------------------------
 
 
+@both_backends
 def test_unsupported_mode_exits_2_with_the_exact_message(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -181,6 +201,7 @@ BAD_KEYS = [
 ]
 
 
+@both_backends
 @pytest.mark.parametrize(("key", "phrase"), BAD_KEYS)
 @pytest.mark.parametrize("command", ["plan", "gaps"])
 def test_bad_partition_key_exits_2_and_writes_nothing(
@@ -200,6 +221,7 @@ def test_bad_partition_key_exits_2_and_writes_nothing(
     assert not (example_dir / ".backfiller").exists()
 
 
+@both_backends
 def test_bad_key_in_a_window_bound_exits_2(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -211,6 +233,7 @@ def test_bad_key_in_a_window_bound_exits_2(
     assert files(example_dir) == before
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("args", "phrase"),
     [
@@ -273,6 +296,7 @@ def test_no_project_exits_2_naming_backfiller_toml(
 # -- seeing the gap --------------------------------------------------------------------------
 
 
+@both_backends
 def test_status_counts_the_april_window(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -290,9 +314,15 @@ def test_status_counts_the_april_window(
     assert [g.split()[-1] for g in grid] == ["███·███", "███·███"]
 
 
+@both_backends
 def test_status_on_a_fresh_project_is_all_missing(
-    capsys: pytest.CaptureFixture[str], example_dir: Path
+    capsys: pytest.CaptureFixture[str],
+    example_dir: Path,
+    no_ledger_environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name, value in no_ledger_environ.items():  # PostgreSQL: a database without a ledger
+        monkeypatch.setenv(name, value)
     before = files(example_dir)
     code, out, _ = run(
         capsys, example_dir, "status", "--start", "2026-04-14", "--end", "2026-04-20"
@@ -302,6 +332,7 @@ def test_status_on_a_fresh_project_is_all_missing(
     assert files(example_dir) == before  # reading the state creates no ledger
 
 
+@both_backends
 def test_gaps_lists_the_missing_partition_for_both_assets(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -321,6 +352,7 @@ def test_gaps_lists_the_missing_partition_for_both_assets(
 # -- plan and apply --------------------------------------------------------------------------
 
 
+@both_backends
 def test_dry_run_plan_writes_only_the_plan_file_and_prints_the_seed_fields(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -361,6 +393,7 @@ def test_dry_run_plan_writes_only_the_plan_file_and_prints_the_seed_fields(
     assert [e["partition_key"] for e in data["partitions"]] == [GAP_DAY]
 
 
+@both_backends
 def test_same_state_gives_the_same_plan_id(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -373,6 +406,7 @@ def test_same_state_gives_the_same_plan_id(
     assert first["state_fingerprint"] == second["state_fingerprint"]
 
 
+@both_backends
 def test_apply_the_plan_then_the_gap_is_gone(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -406,6 +440,7 @@ def _redeclare_the_gap(root: Path, load: Callable[[Path], Project]) -> str:
     return "manifest week06-seed-manifest-001 changed"
 
 
+@both_backends
 @pytest.mark.parametrize(
     "change",
     [
@@ -434,6 +469,7 @@ def test_apply_a_stale_plan_exits_4_and_names_the_partition(
     assert changed(before, files(root)) == []
 
 
+@both_backends
 def test_apply_the_same_plan_twice_is_refused(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -468,6 +504,7 @@ def _a_list(doc: dict[str, Any]) -> str:
     return "[]"
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("content", "phrases"),
     [
@@ -514,6 +551,7 @@ def test_apply_a_bad_plan_file_exits_2_naming_the_problem(
     assert not (example_dir / "data" / "lake").exists()
 
 
+@both_backends
 def test_zero_expected_input_prints_the_seed_hint(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -643,6 +681,7 @@ def test_python_dash_m_entry_point(example_dir: Path) -> None:
     assert files(example_dir) == before
 
 
+@both_backends
 @pytest.mark.slow
 def test_subprocess_bad_key_exits_2_and_a_good_one_writes_the_plan(example_dir: Path) -> None:
     command = [*backfiller_command(), "--project", str(example_dir), "plan", "--partition"]
@@ -677,6 +716,7 @@ def test_subprocess_bad_key_exits_2_and_a_good_one_writes_the_plan(example_dir: 
 # -- regressions: bugs found by these tests, fixed in src ------
 
 
+@both_backends
 @pytest.mark.parametrize(
     "args",
     [
@@ -695,6 +735,7 @@ def test_empty_partition_key_is_bad_input(
     assert files(example_dir) == before
 
 
+@both_backends
 def test_apply_a_directory_is_bad_input(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -721,6 +762,7 @@ def _edit_target(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("edit", "codes"),
     [
@@ -756,6 +798,7 @@ def test_apply_an_edited_plan_is_refused_and_writes_nothing(
 # -- whole-project answers ------------------------------------------------------------------
 
 
+@both_backends
 def test_gaps_without_options_looks_at_the_whole_range_and_says_so(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -774,6 +817,7 @@ def test_gaps_without_options_looks_at_the_whole_range_and_says_so(
     assert [(r[0], r[1]) for r in missing] == [(RAW, "2026-04-15")]
 
 
+@both_backends
 @pytest.mark.parametrize("bound", ["--start", "--end"])
 def test_status_and_gaps_take_either_bound_alone(
     capsys: pytest.CaptureFixture[str], april_project: Project, bound: str
@@ -822,6 +866,7 @@ def test_debug_is_accepted_after_the_subcommand(
     assert "Traceback" in err
 
 
+@both_backends
 def test_status_and_gaps_use_the_same_word_for_undeclared_days(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -835,6 +880,7 @@ def test_status_and_gaps_use_the_same_word_for_undeclared_days(
     assert {row[2] for row in gap_rows(out)} == {"no_expected_input"}
 
 
+@both_backends
 def test_a_run_ends_by_naming_its_checks_evidence_holds_and_the_next_command(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -860,6 +906,7 @@ def test_a_run_ends_by_naming_its_checks_evidence_holds_and_the_next_command(
     assert any(re.fullmatch(r"next: backfiller release --run run-\S+", line) for line in lines)
 
 
+@both_backends
 def test_gaps_filters_by_reason_and_need_of_action_and_says_what_it_left_out(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:

@@ -2,7 +2,7 @@
 back shows as a missing partition in ``gaps`` and ``status``, ``verify`` names it (exit 4),
 reading it is a clear exit 2 instead of a raw I/O message, and a rerun repairs it; a Delta log
 with a truncated or missing commit file is a clear exit 2 naming the table for every command,
-with nothing written."""
+with nothing written (to the project folder nor to a PostgreSQL ledger). On both ledgers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import tree_fingerprint
+from conftest import both_backends, environ_ledger_fingerprint, tree_fingerprint
 from deltalake import DeltaTable
 
 from backfiller import Project
@@ -22,12 +22,19 @@ SILVER = "week06/silver/ticket_fact_partitioned"
 KEY = "2026-04-15"
 
 
+pytestmark = both_backends
+
+
 @pytest.fixture(autouse=True)
-def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
+def _wide(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")):
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
@@ -49,7 +56,9 @@ def delete_data_file(project: Project, asset: str, key: str) -> Path:
 
 
 def files(root: Path) -> dict[str, str]:
-    return {k: v for k, v in tree_fingerprint(root).items() if "__pycache__" not in k}
+    """The project folder's files and a PostgreSQL ledger's tables, as digests."""
+    found = {k: v for k, v in tree_fingerprint(root).items() if "__pycache__" not in k}
+    return found | environ_ledger_fingerprint()
 
 
 def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(

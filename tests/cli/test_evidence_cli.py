@@ -1,4 +1,5 @@
-"""``backfiller evidence verify|write|show|report`` through the CLI's one error boundary."""
+"""``backfiller evidence verify|write|show|report`` through the CLI's one error boundary, on
+both ledgers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import interrupted_at, run_steps
+from conftest import (
+    both_backends,
+    interrupted_at,
+    ledger_fingerprint,
+    run_steps,
+    tree_fingerprint,
+)
 
 from backfiller import ExitCode, Project
 from backfiller.cli.evidence import evidence
@@ -18,14 +25,20 @@ SILVER = "week06/silver/ticket_fact_partitioned"
 DAY = "2026-04-16"
 
 
+pytestmark = both_backends
+
+
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wide console, no project settings from the environment, and the evidence group
-    registered (whether or not main.py registers it yet)."""
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL), and the evidence group registered (whether or not main.py
+    registers it yet)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")):
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setitem(cli.commands, "evidence", evidence)
 
 
@@ -107,6 +120,13 @@ def test_write_refuses_an_unknown_run(project: Project, capsys: pytest.CaptureFi
     assert code == ExitCode.BAD_INPUT
     assert "No run 'run-nope'" in err
     assert not (project.config.report_dir / "evidence").exists()
+    # with a run in the ledger: the refusal writes no evidence and leaves the ledger as it was
+    _run(project)
+    folder = project.config.report_dir / "evidence"
+    before = (tree_fingerprint(folder), ledger_fingerprint(project))
+    code, _, _ = run(capsys, project.root, "write", "run-nope")
+    assert code == ExitCode.BAD_INPUT
+    assert (tree_fingerprint(folder), ledger_fingerprint(project)) == before
 
 
 def test_report_md_goes_to_the_default_path(

@@ -1,5 +1,6 @@
 """``backfiller init`` starts a project the other commands work on at once, and
-``backfiller.toml`` is found from any subfolder, as git finds its repository."""
+``backfiller.toml`` is found from any subfolder, as git finds its repository. A new project
+works on either ledger (SQLite by default, PostgreSQL through ``BACKFILLER_LEDGER_URL``)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import tree_fingerprint
+from conftest import both_backends, tree_fingerprint
 
+from backfiller import load_project
 from backfiller.cli.main import main
 from backfiller.errors import ExitCode
 
 
 @pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith("BACKFILLER_"):
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -28,8 +34,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@both_backends
 def test_init_writes_a_project_that_works_from_a_subfolder(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, project_environ: dict[str, str]
 ) -> None:
     root = tmp_path / "sales"
     code, out, _ = run(capsys, "init", str(root))
@@ -49,6 +56,11 @@ def test_init_writes_a_project_that_works_from_a_subfolder(
     assert "1 published" in out
     assert (root / "data" / "lake" / "sales" / "events" / "_delta_log").is_dir()
     assert not (deeper / "data").exists()  # written to the project, not the subfolder
+    project = load_project(root, environ=project_environ)
+    assert project.config.ledger_url == project_environ.get("BACKFILLER_LEDGER_URL", "")
+    (recorded,) = project.reader().runs.all()  # in the backend's ledger
+    assert (recorded.action, recorded.state.value) == ("rerun", "succeeded")
+    assert project.config.ledger_path.exists() is not bool(project.config.ledger_url)
 
 
 def test_init_refuses_a_folder_that_holds_a_project_and_writes_nothing(

@@ -1,6 +1,6 @@
 """``--json``: one JSON document on stdout per command, with ``kind`` and ``version`` and the
 keys ``docs/json.md`` documents; messages for people on stderr; errors keep their exit code
-and leave stdout empty."""
+and leave stdout empty. The commands run on both ledgers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY
+from conftest import GAP_DAY, both_backends
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -25,11 +25,15 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "json.md"
 
 
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {"FORCE_COLOR"}:
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def run_json(
@@ -65,6 +69,7 @@ def run_id_of(capsys: pytest.CaptureFixture[str], root: Path) -> str:
 # -- status, gaps --------------------------------------------------------------------------
 
 
+@both_backends
 def test_status_counts_each_assets_partitions(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -79,6 +84,7 @@ def test_status_counts_each_assets_partitions(
         assert [k for k, s in entry["partitions"].items() if s == "materialized"] == MATERIALIZED
 
 
+@both_backends
 def test_status_of_a_fresh_project_still_parses(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -87,6 +93,7 @@ def test_status_of_a_fresh_project_still_parses(
         assert entry["counts"] == {"missing": 7}
 
 
+@both_backends
 def test_gaps_lists_the_gap_of_both_assets(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -106,6 +113,7 @@ def test_gaps_lists_the_gap_of_both_assets(
     assert raw["current_count"] == 0
 
 
+@both_backends
 def test_gaps_with_nothing_to_show_is_still_a_document(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -123,6 +131,7 @@ def test_gaps_with_nothing_to_show_is_still_a_document(
 # -- plan ----------------------------------------------------------------------------------
 
 
+@both_backends
 def test_plan_prints_the_plan_document_and_where_it_was_written(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -139,6 +148,7 @@ def test_plan_prints_the_plan_document_and_where_it_was_written(
     assert doc["plan"]["target_assets"] == [RAW, SILVER]
 
 
+@both_backends
 def test_plan_and_apply_prints_the_run_too(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -151,6 +161,7 @@ def test_plan_and_apply_prints_the_run_too(
     assert run_json(capsys, april_project.root, "gaps", *WINDOW)["count"] == 0
 
 
+@both_backends
 def test_a_zero_expected_input_is_a_warning_in_the_document(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -163,6 +174,7 @@ def test_a_zero_expected_input_is_a_warning_in_the_document(
 # -- runs, history, evidence ---------------------------------------------------------------
 
 
+@both_backends
 def test_runs_and_the_attempts_of_one_run(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -183,6 +195,7 @@ def test_runs_and_the_attempts_of_one_run(
     assert all(a["status"] == "succeeded" and a["rows_written"] > 0 for a in one["attempts"])
 
 
+@both_backends
 def test_runs_of_a_fresh_project_is_an_empty_list(
     capsys: pytest.CaptureFixture[str], example_dir: Path
 ) -> None:
@@ -191,6 +204,7 @@ def test_runs_of_a_fresh_project_is_an_empty_list(
     assert doc["count"] == 0
 
 
+@both_backends
 def test_history_names_the_run_behind_each_commit(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -205,6 +219,7 @@ def test_history_names_the_run_behind_each_commit(
     assert sorted({k for c in written for k in c["partition_keys"]}) == MATERIALIZED
 
 
+@both_backends
 def test_evidence_show_prints_the_evidence_document(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -221,6 +236,7 @@ def test_evidence_show_prints_the_evidence_document(
 # -- holds, check --------------------------------------------------------------------------
 
 
+@both_backends
 def test_holds_lists_and_filters(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -252,6 +268,7 @@ def test_holds_lists_and_filters(
     assert run_json(capsys, root, "holds", "--asset", RAW)["holds"] == []
 
 
+@both_backends
 def test_holds_refuses_an_unknown_consumer_or_asset(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -263,6 +280,7 @@ def test_holds_refuses_an_unknown_consumer_or_asset(
     assert "week06/silver" in err
 
 
+@both_backends
 def test_check_reports_every_result(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -281,6 +299,7 @@ def test_check_reports_every_result(
 # -- errors --------------------------------------------------------------------------------
 
 
+@both_backends
 @pytest.mark.parametrize(
     "args",
     [

@@ -3,7 +3,8 @@ and ``ready`` / ``release`` around them.
 
 Every refusal exits with its code (2: a missing precondition or bad usage, 4: a conflict),
 names what is missing and the option or command that would satisfy it, and writes nothing (the
-project folder is fingerprinted before and after). The commands run in-process through
+project folder, and a PostgreSQL ledger's tables, are fingerprinted before and after). Every
+test runs on both ledgers. The commands run in-process through
 ``backfiller.cli.main.main`` on a copy of the bundled example with 2026-04-14 .. 2026-04-20
 materialized except 2026-04-17.
 """
@@ -15,10 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, both_backends, materialize, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    environ_ledger_fingerprint,
+    ledger_environ,
+    materialize,
+    tree_fingerprint,
+)
 from lab_project import write_lab
 
-from backfiller import PartitionStatus, Project, RunState, load_project
+from backfiller import FixedClock, PartitionStatus, Project, RunState, load_project
 from backfiller.cli.main import main
 from backfiller.lab.example import lay_out_example
 
@@ -50,12 +58,17 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str,
         monkeypatch.setenv(name, value)
 
 
+pytestmark = both_backends
+
+
 def files(root: Path) -> dict[str, str]:
-    return {
+    """The project folder's files (not SQLite's side files) and a PostgreSQL ledger's tables."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm", "-journal"))
     }
+    return found | environ_ledger_fingerprint()
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -274,7 +287,6 @@ def test_a_protected_partition_refuses_a_rerun_until_an_override_is_given(
 # -- leases: exit 4 ------------------------------------------------------------------------
 
 
-@both_backends
 def test_rerun_of_a_leased_partition_exits_4_naming_the_holder(
     april_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -307,7 +319,6 @@ def test_rerun_of_a_leased_partition_exits_4_naming_the_holder(
 # -- ready and release ---------------------------------------------------------------------
 
 
-@both_backends
 def test_ready_exits_1_while_held_and_0_after_release(
     april_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -345,13 +356,28 @@ def test_parallel_rerun_gives_the_same_fingerprints_as_a_sequential_one(
     tmp_path: Path,
     load: Callable[[Path], Project],
     capsys: pytest.CaptureFixture[str],
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     parallel_root = april_project.root
     sequential_root = lay_out_example(tmp_path / "sequential")
-    materialize(load(sequential_root), [k for k in WINDOW if k != GAP_DAY])
+    sequential_env: dict[str, str] = {}  # its own ledger: on PostgreSQL, a database of its own
+    if april_project.config.ledger_url:
+        server = request.getfixturevalue("postgres_server")
+        empty = request.getfixturevalue("postgres_template")
+        sequential_env = ledger_environ(server.create_database(template=empty))
+
+    def load_sequential(root: Path) -> Project:
+        return load_project(root, environ=sequential_env, clock=clock)
+
+    materialize(load_sequential(sequential_root), [k for k in WINDOW if k != GAP_DAY])
     window = ["--start", WINDOW[0], "--end", WINDOW[-1]]
 
-    code, out, _ = run(capsys, sequential_root, "rerun", "--asset", RAW, *window)
+    with monkeypatch.context() as patch:
+        for name, value in sequential_env.items():
+            patch.setenv(name, value)
+        code, out, _ = run(capsys, sequential_root, "rerun", "--asset", RAW, *window)
     assert code == 0, out
     code, out, _ = run(
         capsys, parallel_root, "--max-parallel", "2", "rerun", "--asset", RAW, *window
@@ -359,7 +385,7 @@ def test_parallel_rerun_gives_the_same_fingerprints_as_a_sequential_one(
     assert code == 0, out
     assert "14 published" in out
 
-    projects = {"sequential": load(sequential_root), "parallel": load(parallel_root)}
+    projects = {"sequential": load_sequential(sequential_root), "parallel": load(parallel_root)}
     seen = {}
     for name, project in projects.items():
         with project.ledger() as ledger:
@@ -488,7 +514,11 @@ def test_runs_shows_the_attempts_of_a_run_with_their_status(
     ids=["transient", "permanent"],
 )
 def test_a_failed_run_suggests_retry_only_for_transient_failures(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], asset: str, hint: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    asset: str,
+    hint: str,
+    project_environ: dict[str, str],
 ) -> None:
     root = write_lab(tmp_path / "lab")
 
@@ -500,5 +530,7 @@ def test_a_failed_run_suggests_retry_only_for_transient_failures(
     if asset == "lab/broken":
         assert "backfiller retry" not in text
         # and retry indeed refuses it
-        code, _, err = run(capsys, root, "retry", latest_run_id(load_project(root, environ={})))
+        code, _, err = run(
+            capsys, root, "retry", latest_run_id(load_project(root, environ=project_environ))
+        )
         assert code == 2 and "non-transient" in one_line(err)

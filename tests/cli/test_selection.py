@@ -1,6 +1,7 @@
 """Choosing assets: ``--asset NAME`` and ``--select PATTERN`` (fnmatch over asset keys, both
 repeatable) on status, gaps and plan; a name or pattern that chooses nothing is exit 2 with
-the nearest thing that would have matched, and writes nothing."""
+the nearest thing that would have matched, and writes nothing. The commands run on both
+ledgers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, tree_fingerprint
+from conftest import GAP_DAY, both_backends, environ_ledger_fingerprint, tree_fingerprint
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -23,11 +24,15 @@ WINDOW = ("--start", "2026-04-14", "--end", "2026-04-20")
 
 
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")):
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:
@@ -39,12 +44,14 @@ def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict
 
 
 def written(root: Path) -> dict[str, str]:
-    """The project's files, without Python's caches and SQLite's side files."""
-    return {
+    """The project's files, without Python's caches and SQLite's side files, and a PostgreSQL
+    ledger's tables."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
+    return found | environ_ledger_fingerprint()
 
 
 # -- the rule ------------------------------------------------------------------------------
@@ -89,6 +96,7 @@ def test_an_unknown_name_suggests_the_nearest() -> None:
 # -- the commands --------------------------------------------------------------------------
 
 
+@both_backends
 def test_status_shows_only_the_selected_assets(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -100,6 +108,7 @@ def test_status_shows_only_the_selected_assets(
     assert SILVER not in out
 
 
+@both_backends
 def test_gaps_of_the_selected_assets_say_what_they_left_out(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -114,6 +123,7 @@ def test_gaps_of_the_selected_assets_say_what_they_left_out(
     assert both["filters"]["assets"] == [RAW, SILVER]
 
 
+@both_backends
 def test_plan_of_the_selected_assets_records_them(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -125,6 +135,7 @@ def test_plan_of_the_selected_assets_records_them(
     assert every["plan"]["target_assets"] == [RAW, SILVER]
 
 
+@both_backends
 @pytest.mark.parametrize("command", [("status", *WINDOW), ("gaps", *WINDOW), ("plan",)])
 def test_a_pattern_that_matches_nothing_is_exit_2_and_writes_nothing(
     capsys: pytest.CaptureFixture[str], april_project: Project, command: tuple[str, ...]
@@ -144,6 +155,7 @@ def test_a_pattern_that_matches_nothing_is_exit_2_and_writes_nothing(
     assert written(root) == before
 
 
+@both_backends
 def test_holds_without_a_match_says_what_the_filters_left_out(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:

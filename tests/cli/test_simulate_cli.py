@@ -1,5 +1,6 @@
 """``backfiller simulate``, the dry-run rule around it, and ``backfiller strategy``: exit codes,
-messages, and what each command writes (and, on bad input, that it writes nothing)."""
+messages, and what each command writes (and, on bad input, that it writes nothing — to the
+project folder nor to a PostgreSQL ledger). The commands run on both ledgers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, tree_fingerprint
+from conftest import GAP_DAY, both_backends, environ_ledger_fingerprint, tree_fingerprint
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -26,19 +27,26 @@ SIM_ID = re.compile(r"simulation (sim-[0-9a-f]{16})")
 
 
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {"FORCE_COLOR", "TTY_COMPATIBLE"}:
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def files(root: Path) -> dict[str, str]:
-    return {
+    """The project folder's files (the SQLite ledger among them, not its WAL side files) and a
+    PostgreSQL ledger's tables, as digests."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
+    return found | environ_ledger_fingerprint()
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -60,6 +68,7 @@ def started(out: str) -> str:
 # -- each simulation, start to undo ---------------------------------------------------------
 
 
+@both_backends
 def test_move_report_then_gaps_then_undo(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -94,6 +103,7 @@ def test_move_report_then_gaps_then_undo(
     assert sim in out and "moved back" in out
 
 
+@both_backends
 def test_broken_manifest_gaps_show_it_and_apply_refuses_naming_the_fields(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -143,6 +153,7 @@ def test_broken_manifest_gaps_show_it_and_apply_refuses_naming_the_fields(
     assert "No gaps" in run(capsys, root, "gaps", "--partition", KEY)[1]
 
 
+@both_backends
 def test_failing_check_rerun_exits_3_and_holds_consumers(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -180,6 +191,7 @@ def test_failing_check_rerun_exits_3_and_holds_consumers(
 # -- plans are dry runs while a simulation is active -----------------------------------------
 
 
+@both_backends
 def test_plan_mode_apply_is_refused_naming_the_active_simulations(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -215,6 +227,7 @@ def test_plan_mode_apply_is_refused_naming_the_active_simulations(
     assert april_project.store.partition_counts(RAW).get(GAP_DAY) == 3
 
 
+@both_backends
 def test_apply_of_a_dry_run_plan_is_refused_during_a_simulation(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -248,6 +261,7 @@ def test_apply_of_a_dry_run_plan_is_refused_during_a_simulation(
 # -- bad input: exit 2, nothing written -----------------------------------------------------
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("args", "phrases"),
     [
@@ -320,6 +334,7 @@ def test_bad_simulate_input_exits_2_and_writes_nothing(
 # -- strategy -------------------------------------------------------------------------------
 
 
+@both_backends
 def test_strategy_writes_the_seed_section_with_gaps_and_holds(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:
@@ -349,6 +364,7 @@ def test_strategy_writes_the_seed_section_with_gaps_and_holds(
     assert "## Active gap simulations" in text and "missing_partition_report" in text
 
 
+@both_backends
 def test_strategy_output_option_and_holds(
     capsys: pytest.CaptureFixture[str], april_project: Project, tmp_path: Path
 ) -> None:
@@ -366,6 +382,7 @@ def test_strategy_output_option_and_holds(
     assert not (root / STRATEGY).exists()
 
 
+@both_backends
 def test_strategy_to_a_folder_exits_2_and_writes_nothing(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:

@@ -1,8 +1,8 @@
 """Start-up stays cheap by construction: ``backfiller --help`` and every ``backfiller <cmd>
 --help`` import none of DuckDB, Arrow, Delta Lake, jsonschema, the OpenLineage client (nor
-pydantic); ``status`` imports neither DuckDB, jsonschema nor the OpenLineage client.
-Structural tests in a fresh interpreter, no time limit (``benchmarks/startup.py`` measures the
-times)."""
+pydantic); ``status`` imports neither DuckDB, jsonschema nor the OpenLineage client, on either
+ledger. Structural tests in a fresh interpreter, no time limit (``benchmarks/startup.py``
+measures the times)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import both_backends
 
 from backfiller import Project
 
@@ -22,8 +23,13 @@ HEAVY = ("duckdb", "pyarrow", "deltalake", "jsonschema", "pydantic", "openlineag
 pytestmark = pytest.mark.slow
 
 
-def _run(code: str, cwd: Path | None = None) -> dict[str, list[str]]:
+def _run(
+    code: str, cwd: Path | None = None, ledger: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Run ``code`` in a fresh interpreter with no project settings from this process's
+    environment but ``ledger`` (a PostgreSQL ledger's URL); return its last line's JSON."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK06_", "BACKFILLER_"))}
+    env.update(ledger or {})
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -80,7 +86,10 @@ def test_import_backfiller_imports_no_heavy_library() -> None:
     assert found == {"import": []}
 
 
-def test_status_imports_neither_duckdb_nor_jsonschema(april_project: Project) -> None:
+@both_backends
+def test_status_imports_neither_duckdb_nor_jsonschema(
+    april_project: Project, project_environ: dict[str, str]
+) -> None:
     found = _run(
         """
         import contextlib, io, json, sys
@@ -91,6 +100,9 @@ def test_status_imports_neither_duckdb_nor_jsonschema(april_project: Project) ->
         print(json.dumps({"status": sorted({m.split(".")[0] for m in sys.modules})}))
         """,
         cwd=april_project.root,
+        ledger=project_environ,
     )
     assert "deltalake" in found["status"]  # it did read the tables
+    # and its ledger: the PostgreSQL one through psycopg, else the SQLite file
+    assert ("psycopg" in found["status"]) is bool(project_environ)
     assert not {"duckdb", "jsonschema", "openlineage"} & set(found["status"])

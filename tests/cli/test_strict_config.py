@@ -1,7 +1,8 @@
 """``backfiller.toml`` and its environment overrides go through one strict model: a wrong type
 or value is exit 2 naming the setting and where it came from (the file, an environment
 variable, an ``[env] files`` file), and nothing is written. A key past the last date and a
-JSON document nested 100,000 deep are bad input too (exit 2), not crashes."""
+JSON document nested 100,000 deep are bad input too (exit 2), not crashes. On both ledgers:
+"nothing written" covers a PostgreSQL ledger's tables too."""
 
 from __future__ import annotations
 
@@ -9,27 +10,37 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import tree_fingerprint
+from conftest import both_backends, environ_ledger_fingerprint, tree_fingerprint
 
 from backfiller.cli.main import main
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 
 
+pytestmark = both_backends
+
+
 @pytest.fixture(autouse=True)
-def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """A wide console, no project settings from the environment but the ledger backend's (a
+    PostgreSQL ledger's URL)."""
     monkeypatch.setenv("COLUMNS", "250")
     for name in list(os.environ):
         if name.startswith(("WEEK06_", "BACKFILLER_")):
             monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
 
 def written(root: Path) -> dict[str, str]:
-    return {
+    """The project folder's files (not SQLite's WAL side files) and a PostgreSQL ledger's
+    tables, as digests."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
+    return found | environ_ledger_fingerprint()
 
 
 def edit_toml(root: Path, old: str, new: str) -> None:

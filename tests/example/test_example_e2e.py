@@ -3,6 +3,11 @@ its environment variables, the demo, the whole story down to the Delta table, an
 
 The demo (~15 s) runs once per module, in a real process; the story test applies its plan in a
 copy of that folder.
+
+The seed's command and the story run on both ledgers: on PostgreSQL the example reads
+``WEEK06_BACKFILLER_LEDGER_URL`` (its ``[env] prefix``), and the story's history is made in a
+PostgreSQL ledger by the function the demo uses. The demo itself always starts a fresh example on
+its own SQLite ledger (it ignores the caller's ``WEEK06_*`` variables), so its tests run once.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, tree_fingerprint
+from conftest import GAP_DAY, both_backends, database_fingerprint, tree_fingerprint
 from deltalake import DeltaTable
 
+from backfiller import load_project
 from backfiller.cli.main import main
+from backfiller.lab.example import lay_out_example, materialize_history
 
 pytestmark = pytest.mark.slow  # end to end: the demo, the lesson, subprocesses
 
@@ -37,13 +44,18 @@ SEED_DAYS = [(date(2026, 3, 1) + timedelta(days=i)).isoformat() for i in range(6
 # -- helpers -------------------------------------------------------------------------------
 
 
-def files(root: Path) -> dict[str, str]:
-    """``tree_fingerprint`` without Python's bytecode caches and SQLite's WAL side files."""
-    return {
+def files(root: Path, ledger: dict[str, str] | None = None) -> dict[str, str]:
+    """``tree_fingerprint`` without Python's bytecode caches and SQLite's WAL side files; and
+    the tables of the PostgreSQL ledger ``ledger`` names (the backend's environment), if any."""
+    found = {
         k: v
         for k, v in tree_fingerprint(root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm"))
     }
+    url = (ledger or {}).get("WEEK06_BACKFILLER_LEDGER_URL")
+    if url:
+        found.update({f"ledger table {k}": v for k, v in database_fingerprint(url).items()})
+    return found
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -92,15 +104,21 @@ def backfiller_command() -> list[str]:
 # -- the seed's command, verbatim --------------------------------------------------------------
 
 
-def test_seed_command_verbatim_writes_exactly_the_plan(example_dir: Path) -> None:
-    before = files(example_dir)
-    proc = run_python(example_dir, [*SEED_COMMAND, "--mode", "dry-run"], seed_env())
+@both_backends
+def test_seed_command_verbatim_writes_exactly_the_plan(
+    example_dir: Path, project_environ: dict[str, str]
+) -> None:
+    before = files(example_dir, project_environ)
+    proc = run_python(
+        example_dir, [*SEED_COMMAND, "--mode", "dry-run"], seed_env(**project_environ)
+    )
     assert proc.returncode == 0, proc.stderr
     assert PLAN_REL in proc.stdout
     assert f"Plan written to {PLAN_REL}" in proc.stdout.splitlines()
 
-    # it wrote nothing else: exactly one file added under the example folder
-    after = files(example_dir)
+    # it wrote nothing else: exactly one file added under the example folder, nothing to a
+    # PostgreSQL ledger
+    after = files(example_dir, project_environ)
     assert changed(before, after) == [PLAN_REL]
     assert PLAN_REL not in before
 
@@ -129,18 +147,22 @@ def test_seed_command_verbatim_writes_exactly_the_plan(example_dir: Path) -> Non
     }
 
 
-def test_seed_report_dir_variable_moves_the_plan(example_dir: Path) -> None:
-    before = files(example_dir)
-    env = seed_env(WEEK06_REPORT_DIR="reports/alt")
+@both_backends
+def test_seed_report_dir_variable_moves_the_plan(
+    example_dir: Path, project_environ: dict[str, str]
+) -> None:
+    before = files(example_dir, project_environ)
+    env = seed_env(WEEK06_REPORT_DIR="reports/alt", **project_environ)
     proc = run_python(example_dir, [*SEED_COMMAND, "--mode", "dry-run"], env)
     assert proc.returncode == 0, proc.stderr
     alt = f"reports/alt/backfill/backfill_plan_{GAP_DAY}.json"
     assert f"Plan written to {alt}" in proc.stdout
-    assert changed(before, files(example_dir)) == [alt]
+    assert changed(before, files(example_dir, project_environ)) == [alt]
     assert not (example_dir / "reports" / "week06").exists()
     assert read_json(example_dir / alt)["report_path"] == alt
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("process_env", "planned"),
     [
@@ -151,21 +173,21 @@ def test_seed_report_dir_variable_moves_the_plan(example_dir: Path) -> None:
     ],
 )
 def test_seed_default_partition_from_env_local(
-    example_dir: Path, process_env: dict[str, str], planned: str
+    example_dir: Path, process_env: dict[str, str], planned: str, project_environ: dict[str, str]
 ) -> None:
     env_local = example_dir / "infra" / "env" / ".env.local"
     env_local.write_text("WEEK06_DEFAULT_PARTITION=2026-04-16\n", encoding="utf-8")
-    before = files(example_dir)
+    before = files(example_dir, project_environ)
 
     proc = run_python(
         example_dir,
         ["-m", "pipelines.data_factory.backfill_plan", "--mode", "dry-run"],
-        seed_env(**process_env),
+        seed_env(**process_env, **project_environ),
     )
     assert proc.returncode == 0, proc.stderr
     rel = f"reports/week06/backfill/backfill_plan_{planned}.json"
     assert f"Plan written to {rel}" in proc.stdout
-    assert changed(before, files(example_dir)) == [rel]
+    assert changed(before, files(example_dir, project_environ)) == [rel]
     plan = read_json(example_dir / rel)
     assert plan["partition_key"] == planned
     assert plan["window_start"] == f"{planned}T00:00:00+00:00"
@@ -258,17 +280,38 @@ def test_demo_next_step_command_is_on_one_line(demo_run: DemoRun) -> None:
     assert command in [line.strip() for line in demo_run.stdout.splitlines()]
 
 
+def _story(demo_run: DemoRun, tmp_path: Path, ledger: dict[str, str]) -> Path:
+    """The demo's end state: on SQLite, a copy of the demo's folder; on PostgreSQL (the demo
+    keeps to SQLite), the same history made in the PostgreSQL ledger by the demo's own
+    function, and the dry-run plan of the gap from the seed's command."""
+    if not ledger:
+        assert demo_run.returncode == 0, demo_run.stderr
+        return Path(shutil.copytree(demo_run.folder, tmp_path / "story"))
+    root = lay_out_example(tmp_path / "story")
+    project = load_project(root, environ=ledger)
+    assert project.config.ledger_url == ledger["WEEK06_BACKFILLER_LEDGER_URL"]
+    keys = [k for k in project.scheme.key_range("2026-03-01", "2026-04-30") if k != GAP_DAY]
+    result = materialize_history(project, keys, reason="demo: the history before the gap")
+    assert result.state.value == "succeeded", [s.error for s in result.steps if s.error]
+    proc = run_python(root, [*SEED_COMMAND, "--mode", "dry-run"], seed_env(**ledger))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@both_backends
 def test_the_full_story(
     demo_run: DemoRun,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    project_environ: dict[str, str],
 ) -> None:
-    assert demo_run.returncode == 0, demo_run.stderr
-    root = shutil.copytree(demo_run.folder, tmp_path / "story")
+    root = _story(demo_run, tmp_path, project_environ)
     monkeypatch.setenv("COLUMNS", "250")
     for name in [n for n in os.environ if n.startswith("WEEK06_")]:
         monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
 
     code = main(["--project", str(root), "apply", str(root / PLAN_REL)])
     out, err = capsys.readouterr()

@@ -1,6 +1,10 @@
 """``backfiller demo --lesson``: the seed's self-check on a fresh copy of the example, run once
-per module (~15 s), then examined: what it printed, what it left behind, and that the main
-tables were never damaged."""
+per module and ledger backend (~15 s each), then examined: what it printed, what it left
+behind, and that the main tables were never damaged.
+
+The lesson keeps to a fresh example's own SQLite ledger (it ignores the caller's ``WEEK06_*``
+variables, and the example reads its ledger URL from no other); on PostgreSQL the test hands
+the lesson's project the ledger URL, so every step runs against a PostgreSQL ledger."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import both_backends, ledger_environ
 from rich.console import Console
 
-from backfiller import load_project
+from backfiller import Project, load_project
 from backfiller.cli.main import main
 from backfiller.lab import lesson as lesson_module
 from backfiller.lab.lesson import LessonResult, Snapshot, compare, run_lesson
@@ -26,15 +31,46 @@ STRATEGY = "docs/blueprints/week06/week06-partition-backfill-strategy.md"
 REPORT = f"reports/week06/partitions/{RAW}/2026-04-17.json"
 
 
-@pytest.fixture(scope="module")
-def lesson(tmp_path_factory: pytest.TempPathFactory) -> tuple[LessonResult, str]:
-    folder = tmp_path_factory.mktemp("lesson") / "omni"
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200, highlight=False, color_system=None)
-    result = run_lesson(folder, console)
-    return result, buffer.getvalue()
+#: the lesson of each ledger backend (its result, what it printed, its ledger's environment)
+_lessons: dict[str, tuple[LessonResult, str, dict[str, str]]] = {}
 
 
+@pytest.fixture
+def lesson(
+    ledger_backend: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> tuple[LessonResult, str]:
+    if ledger_backend not in _lessons:
+        ledger: dict[str, str] = {}
+        if ledger_backend == "postgres":  # kept for the module (named: not a scratch database)
+            server = request.getfixturevalue("postgres_server")
+            empty = request.getfixturevalue("postgres_template")
+            ledger = ledger_environ(server.create_database(template=empty, name="lesson"))
+        folder = tmp_path_factory.mktemp(f"lesson-{ledger_backend}") / "omni"
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=200, highlight=False, color_system=None)
+        with pytest.MonkeyPatch.context() as patch:
+
+            def load(root: Path, environ: dict[str, str]) -> Project:
+                project = load_project(root, environ={**environ, **ledger})
+                assert project.config.ledger_url == ledger.get("BACKFILLER_LEDGER_URL", "")
+                return project
+
+            patch.setattr(lesson_module, "load_project", load)
+            result = run_lesson(folder, console)
+        _lessons[ledger_backend] = (result, buffer.getvalue(), ledger)
+    result, out, _ = _lessons[ledger_backend]
+    return result, out
+
+
+def _load(result: LessonResult) -> Project:
+    """The lesson's project, on the lesson's ledger."""
+    (environ,) = [e for r, _, e in _lessons.values() if r is result]
+    return load_project(result.folder, environ=environ)
+
+
+@both_backends
 def test_it_walks_through_every_step_in_the_seed_order(lesson: tuple[LessonResult, str]) -> None:
     _, out = lesson
     titles = [
@@ -71,6 +107,7 @@ def test_it_walks_through_every_step_in_the_seed_order(lesson: tuple[LessonResul
     assert "Lesson succeeded." in out
 
 
+@both_backends
 def test_the_main_tables_were_never_damaged(lesson: tuple[LessonResult, str]) -> None:
     result, out = lesson
     assert result.damaged == []
@@ -85,7 +122,7 @@ def test_the_main_tables_were_never_damaged(lesson: tuple[LessonResult, str]) ->
     assert after.table_versions[SILVER] == (before.table_versions[SILVER] or 0) + 1
     assert "intentionally rewritten: " + SILVER + " 2026-04-16" in out
     # and it is not just the lesson's word for it: the tables, read again
-    project = load_project(result.folder, environ={})
+    project = _load(result)
     assert project.store.version(RAW) == before.table_versions[RAW]
     assert (
         project.store.fingerprint(SILVER, "2026-04-16")
@@ -93,9 +130,10 @@ def test_the_main_tables_were_never_damaged(lesson: tuple[LessonResult, str]) ->
     )
 
 
+@both_backends
 def test_it_leaves_no_simulation_no_gap_and_no_hold(lesson: tuple[LessonResult, str]) -> None:
     result, _ = lesson
-    project = load_project(result.folder, environ={})
+    project = _load(result)
     records = read_simulations(project.config.state_dir)
     assert [r.kind.value for r in records] == ["move_report", "failing_check"]
     assert all(not r.active for r in records)
@@ -108,6 +146,7 @@ def test_it_leaves_no_simulation_no_gap_and_no_hold(lesson: tuple[LessonResult, 
     assert report["reissued_by_run_id"] is None  # the original report is back
 
 
+@both_backends
 def test_it_writes_evidence_and_the_strategy(lesson: tuple[LessonResult, str]) -> None:
     result, _ = lesson
     assert result.strategy == result.folder.resolve() / STRATEGY

@@ -1,5 +1,6 @@
-"""Applying a saved plan: exactly that plan, on real Delta tables and the SQLite ledger;
-refused when it is stale or not a backfill; idempotent on reruns."""
+"""Applying a saved plan: exactly that plan, on real Delta tables and either ledger (SQLite and
+PostgreSQL: every test runs on both); refused when it is stale or not a backfill; idempotent on
+reruns."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ OTHER_DAYS = ["2026-04-14", "2026-04-15", "2026-04-16", "2026-04-18", "2026-04-1
 GAP_TICKETS = ["TCK-20260417-0001", "TCK-20260417-0002", "TCK-20260417-0003"]
 
 
+pytestmark = both_backends
+
+
 def plan(
     project: Project,
     keys: list[str],
@@ -55,7 +59,8 @@ def fingerprints(project: Project, keys: list[str]) -> dict[tuple[str, str], str
 
 
 def world(project: Project) -> dict[str, dict[str, str]]:
-    """Store files, the ledger file's bytes and the reports (plans excluded)."""
+    """Store files, the ledger (the SQLite file's bytes, or the PostgreSQL tables' rows) and
+    the reports (plans excluded)."""
     return {
         "store": tree_fingerprint(project.config.store_path),
         "ledger": ledger_fingerprint(project),
@@ -73,7 +78,6 @@ def ticket_ids(project: Project, asset: str, key: str) -> list[str]:
     return sorted(data.column("ticket_id").to_pylist())
 
 
-@both_backends
 def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
     document = plan(april_project, [GAP_DAY])
     others = fingerprints(april_project, OTHER_DAYS)
@@ -131,7 +135,6 @@ def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
         assert report["idempotency_guard"] == "ticket_id + partition_key"
 
 
-@both_backends
 def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
     april_project: Project,
 ) -> None:
@@ -155,7 +158,6 @@ def test_a_plan_is_refused_once_the_world_changed_and_nothing_is_written(
         assert ledger.partitions.get(SILVER, GAP_DAY) is None
 
 
-@both_backends
 def test_applying_the_same_plan_twice_names_the_run_that_applied_it(
     april_project: Project,
 ) -> None:

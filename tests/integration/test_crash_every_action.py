@@ -9,7 +9,9 @@ partition equals an uninterrupted run's, no partition is left ``materializing``,
 held, and the holds are the uninterrupted run's. (The backfill through ``plan --mode apply`` is
 covered point by point, and at random moments, in ``test_crash_resume.py``.)
 
-Each case starts from a copy of a project prepared once per module.
+Each case starts from a copy of a project prepared once per module and ledger backend (on
+PostgreSQL, with a copy of its database); every case runs on both ledgers, the killed and the
+resuming processes getting the backend's environment.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NOW, materialize, run_steps
+from conftest import NOW, both_backends, ledger_environ, materialize, run_steps
 from lab_project import FLAKY, FLAKY_DOWN, LAB_KEY, LAB_KEY_2, STEADY, write_lab
+from postgres_server import PostgresServer
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.actions.faults import CRASH_POINTS
@@ -34,6 +37,9 @@ from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
 
 pytestmark = pytest.mark.slow
+
+#: a project's ledger: the backend's environment (a PostgreSQL ledger's URL; nothing for SQLite)
+LedgerEnv = dict[str, str]
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -64,12 +70,17 @@ def test_the_cases_cover_every_named_crash_point() -> None:
 # -- the projects -----------------------------------------------------------------------------
 
 
-def _load(root: Path) -> Project:
-    return load_project(root, environ={}, clock=FixedClock(NOW))
+def _load(root: Path, ledger: LedgerEnv) -> Project:
+    return load_project(root, environ=ledger, clock=FixedClock(NOW))
 
 
-def _cli(root: Path, *args: str, log: Path, **env: str) -> int:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLER_")}
+def _cli(root: Path, *args: str, log: Path, ledger: LedgerEnv, **env: str) -> int:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILLER_") and not k.endswith("BACKFILLER_LEDGER_URL")
+    }
+    environ.update(ledger)
     environ.update(env)
     with log.open("ab") as out:
         return subprocess.run(
@@ -87,24 +98,75 @@ def _tail(log: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The example with 2026-04-14 .. 2026-04-16 materialized, and the lab project with a
-    backfill that failed transiently (both prepared once)."""
-    example = lay_out_example(tmp_path_factory.mktemp("example") / "omni")
-    materialize(_load(example), KEYS)
-    lab = write_lab(tmp_path_factory.mktemp("lab") / "lab")
-    project = _load(lab)
-    with project.ledger() as ledger:
-        failed = run_steps(
-            project,
-            ledger,
-            [(STEADY, LAB_KEY), (FLAKY, LAB_KEY), (FLAKY_DOWN, LAB_KEY), (FLAKY, LAB_KEY_2)],
-        )
-    assert failed.state is RunState.FAILED
-    (lab / "failed_run").write_text(failed.run_id)
-    (lab / "flaky.ok").touch()  # the transient cause is gone: a retry succeeds
-    return {"example": example, "lab": lab}
+class Templates:
+    """The projects every case starts from, prepared once per ledger backend: the example with
+    2026-04-14 .. 2026-04-16 materialized, and the lab project with a backfill that failed
+    transiently. On PostgreSQL each has its database; a case gets a copy of both."""
+
+    def __init__(
+        self,
+        tmp_path_factory: pytest.TempPathFactory,
+        server: PostgresServer | None = None,
+        empty: str = "",
+    ) -> None:
+        self.server = server  # None: SQLite
+        self.backend = "sqlite" if server is None else "postgres"
+        self.empty = empty  # the database holding an empty ledger that new ones copy
+        self.roots: dict[str, Path] = {}
+        self.databases: dict[str, str] = {}
+        example = lay_out_example(tmp_path_factory.mktemp("example") / "omni")
+        materialize(self._load_new(example, "example"), KEYS)
+        lab = write_lab(tmp_path_factory.mktemp("lab") / "lab")
+        project = self._load_new(lab, "lab")
+        with project.ledger() as ledger:
+            failed = run_steps(
+                project,
+                ledger,
+                [(STEADY, LAB_KEY), (FLAKY, LAB_KEY), (FLAKY_DOWN, LAB_KEY), (FLAKY, LAB_KEY_2)],
+            )
+        assert failed.state is RunState.FAILED
+        (lab / "failed_run").write_text(failed.run_id)
+        (lab / "flaky.ok").touch()  # the transient cause is gone: a retry succeeds
+
+    def _load_new(self, root: Path, name: str) -> Project:
+        """The template ``name`` at ``root``, on a new ledger."""
+        self.roots[name] = root
+        ledger: LedgerEnv = {}
+        if self.server is not None:
+            self.databases[name] = f"crash_{name}"
+            ledger = ledger_environ(
+                self.server.create_database(template=self.empty, name=f"crash_{name}")
+            )
+        project = _load(root, ledger)
+        assert project.config.ledger_url == ledger.get("BACKFILLER_LEDGER_URL", "")
+        return project
+
+    def copy(self, name: str, into: Path) -> tuple[Path, LedgerEnv]:
+        """A copy of template ``name`` under ``into``, and the environment naming its ledger
+        (a copy of the template's database on PostgreSQL)."""
+        root = into / name
+        shutil.copytree(self.roots[name], root)
+        if self.server is None:
+            return root, {}
+        return root, ledger_environ(self.server.create_database(template=self.databases[name]))
+
+
+#: the templates of each ledger backend, made once per module
+_templates: dict[str, Templates] = {}
+
+
+@pytest.fixture
+def templates(
+    ledger_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Templates:
+    if ledger_backend not in _templates:
+        if ledger_backend == "sqlite":
+            _templates[ledger_backend] = Templates(tmp_path_factory)
+        else:
+            server = request.getfixturevalue("postgres_server")
+            empty = request.getfixturevalue("postgres_template")
+            _templates[ledger_backend] = Templates(tmp_path_factory, server, empty)
+    return _templates[ledger_backend]
 
 
 @dataclass(frozen=True)
@@ -113,8 +175,9 @@ class Action:
 
     name: str
     template: str
-    #: prepares the copied project; returns the CLI arguments of the action
-    prepare: Callable[[Path], list[str]]
+    #: prepares the copied project (at the root, on the ledger); returns the CLI arguments of
+    #: the action
+    prepare: Callable[[Path, LedgerEnv], list[str]]
     #: a run id the action continues (retry, resume), else the action begins a new run
     continues: Callable[[Path], str] | None = None
 
@@ -124,16 +187,16 @@ class Action:
         return (*begin, *STEP_POINTS, *RUN_POINTS)
 
 
-def _rerun(root: Path) -> list[str]:
+def _rerun(root: Path, ledger: LedgerEnv) -> list[str]:
     return ["rerun", "--asset", RAW, "--partition", KEY, "--reason", "re-delivered"]
 
 
-def _replay(root: Path) -> list[str]:
+def _replay(root: Path, ledger: LedgerEnv) -> list[str]:
     return ["replay", "--manifest", MANIFEST_ID, "--partition", KEY, "--reason", "audit"]
 
 
-def _restore(root: Path) -> list[str]:
-    project = _load(root)
+def _restore(root: Path, ledger: LedgerEnv) -> list[str]:
+    project = _load(root, ledger)
     first = min(
         c.version
         for c in project.store.history(RAW)
@@ -142,8 +205,8 @@ def _restore(root: Path) -> list[str]:
     return ["restore", "--asset", RAW, "--partition", KEY, "--to-version", str(first)]
 
 
-def _protected_apply(root: Path) -> list[str]:
-    with _load(root).ledger() as ledger:
+def _protected_apply(root: Path, env: LedgerEnv) -> list[str]:
+    with _load(root, env).ledger() as ledger:
         ledger.protections.protect(RAW, KEY, reason="audited baseline", operator="lead")
     return [
         "plan",
@@ -160,11 +223,11 @@ def _protected_apply(root: Path) -> list[str]:
     ]
 
 
-def _retry(root: Path) -> list[str]:
+def _retry(root: Path, ledger: LedgerEnv) -> list[str]:
     return ["retry", (root / "failed_run").read_text()]
 
 
-def _interrupted_backfill(root: Path) -> list[str]:
+def _interrupted_backfill(root: Path, ledger: LedgerEnv) -> list[str]:
     """A backfill killed after its third commit; the action is resuming it."""
     log = root.parent / "first.log"
     code = _cli(
@@ -172,11 +235,13 @@ def _interrupted_backfill(root: Path) -> list[str]:
         *("plan", "--start", KEYS[0], "--end", "2026-04-17", "--mode", "apply"),
         *("--include-materialized", "--reason", "first try"),
         log=log,
+        ledger=ledger,
         BACKFILLER_CRASH_POINT="after_commit",
         BACKFILLER_CRASH_AFTER="3",
     )
     assert code == -signal.SIGKILL, _tail(log)
-    (run,) = [r for r in _load(root).reader().runs.all() if r.state is RunState.RUNNING]
+    runs = _load(root, ledger).reader().runs.all()
+    (run,) = [r for r in runs if r.state is RunState.RUNNING]
     (root / "interrupted_run").write_text(run.run_id)
     return ["resume", run.run_id]
 
@@ -247,68 +312,65 @@ def _finished(project: Project, run_id: str) -> None:
         assert in_flight == []
 
 
-_references: dict[str, Outcome] = {}
+#: (ledger backend, action) -> what the action leaves uninterrupted on that backend
+_references: dict[tuple[str, str], Outcome] = {}
 
 
-def _run_ids(root: Path) -> set[str]:
-    return {r.run_id for r in _load(root).reader().runs.all()}
+def _run_ids(root: Path, ledger: LedgerEnv) -> set[str]:
+    return {r.run_id for r in _load(root, ledger).reader().runs.all()}
 
 
-def _run_of(action: Action, root: Path, before: set[str]) -> str:
+def _run_of(action: Action, root: Path, before: set[str], ledger: LedgerEnv) -> str:
     """The run the action continued, or the one it began."""
     if action.continues is not None:
         return action.continues(root)
-    (run_id,) = _run_ids(root) - before
+    (run_id,) = _run_ids(root, ledger) - before
     return run_id
 
 
-def _copy(templates: dict[str, Path], action: Action, into: Path) -> Path:
-    root = into / action.template
-    shutil.copytree(templates[action.template], root)
-    return root
-
-
-def _reference(templates: dict[str, Path], action: Action, tmp: Path) -> Outcome:
-    """What the action leaves when nothing interrupts it (computed once per action)."""
-    if action.name not in _references:
-        root = _copy(templates, action, tmp / "reference")
+def _reference(templates: Templates, action: Action, tmp: Path) -> Outcome:
+    """What the action leaves when nothing interrupts it (computed once per action and
+    backend)."""
+    if (templates.backend, action.name) not in _references:
+        root, ledger = templates.copy(action.template, tmp / "reference")
         log = tmp / "reference.log"
-        args = action.prepare(root)
-        before = _run_ids(root)
-        assert _cli(root, *args, log=log) == 0, _tail(log)
-        _finished(_load(root), _run_of(action, root, before))
-        _references[action.name] = _outcome(_load(root))
-    return _references[action.name]
+        args = action.prepare(root, ledger)
+        before = _run_ids(root, ledger)
+        assert _cli(root, *args, log=log, ledger=ledger) == 0, _tail(log)
+        _finished(_load(root, ledger), _run_of(action, root, before, ledger))
+        _references[(templates.backend, action.name)] = _outcome(_load(root, ledger))
+    return _references[(templates.backend, action.name)]
 
 
 # -- the cases --------------------------------------------------------------------------------
 
 
+@both_backends
 @pytest.mark.parametrize(("action", "point"), _cases())
 def test_a_killed_action_is_finished_by_resume(
-    action: Action, point: str, templates: dict[str, Path], tmp_path: Path
+    action: Action, point: str, templates: Templates, tmp_path: Path
 ) -> None:
     reference = _reference(templates, action, tmp_path)
-    root = _copy(templates, action, tmp_path / "case")
-    args = action.prepare(root)
-    old = _outcome(_load(root))
-    before = _run_ids(root)
+    root, ledger = templates.copy(action.template, tmp_path / "case")
+    args = action.prepare(root, ledger)
+    old = _outcome(_load(root, ledger))
+    before = _run_ids(root, ledger)
     log = tmp_path / "crash.log"
 
-    code = _cli(root, *args, log=log, BACKFILLER_CRASH_POINT=point)
+    code = _cli(root, *args, log=log, ledger=ledger, BACKFILLER_CRASH_POINT=point)
 
     assert code == -signal.SIGKILL, f"exit {code}: {point} was not reached\n{_tail(log)}"
-    crashed = _load(root)
+    crashed = _load(root, ledger)
     for target, stored in _outcome(crashed).fingerprints.items():
         assert stored in {old.fingerprints.get(target), reference.fingerprints[target]}, (
             f"{target} is neither old nor new after the kill"
         )
-    run_id = _run_of(action, root, before)
+    run_id = _run_of(action, root, before, ledger)
 
     resumed = tmp_path / "resume.log"
-    assert _cli(root, "resume", run_id, log=resumed) == 0, _tail(resumed)
+    assert _cli(root, "resume", run_id, log=resumed, ledger=ledger) == 0, _tail(resumed)
 
-    project = _load(root)
+    project = _load(root, ledger)
     _finished(project, run_id)
     after = _outcome(project)
     assert after.fingerprints == reference.fingerprints

@@ -7,7 +7,10 @@ materialized (in-process), then applies a plan over 2026-04-14 .. 2026-04-20 wit
 dies either at a named crash point (``BACKFILLER_CRASH_POINT`` / ``BACKFILLER_CRASH_AFTER``) or at
 a seeded random moment. After the crash, every partition must be wholly old or wholly new and no
 idempotency key may be duplicated; after the resume, the tables, the ledger, the Delta history
-and the partition reports must match an uninterrupted reference run.
+and the partition reports must match an uninterrupted reference run on the same ledger backend.
+
+Every case runs on both ledgers: the subprocesses get the backend's environment (a PostgreSQL
+ledger's URL).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import NOW, materialize
+from conftest import NOW, both_backends, ledger_environ, materialize
 from deltalake import DeltaTable
 
 from backfiller import ConfigError, FixedClock, Project, load_project
@@ -91,24 +94,33 @@ pytestmark = pytest.mark.slow
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLER_CRASH_")}
+def _environment(ledger: dict[str, str], **extra: str) -> dict[str, str]:
+    """This process's environment with the ledger backend's variables (``ledger``) and
+    ``extra``, and no crash point or ledger URL of its own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BACKFILLER_CRASH_") and not k.endswith("BACKFILLER_LEDGER_URL")
+    }
+    env.update(ledger)
     env.update(extra)
     return env
 
 
-def _cli(project_dir: Path, *args: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+def _cli(
+    project_dir: Path, *args: str, log: Path, ledger: dict[str, str], **env: str
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [*CLI, "--project", str(project_dir), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_environment(**env),
+            env=_environment(ledger, **env),
         )
 
 
-def _run_cli(project_dir: Path, *args: str, log: Path, **env: str) -> int:
-    proc = _cli(project_dir, *args, log=log, **env)
+def _run_cli(project_dir: Path, *args: str, log: Path, ledger: dict[str, str], **env: str) -> int:
+    proc = _cli(project_dir, *args, log=log, ledger=ledger, **env)
     return proc.wait(timeout=HANG_GUARD)
 
 
@@ -117,9 +129,10 @@ def _tail(log: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _reload(root: Path) -> Project:
-    """A freshly loaded project: no cached Delta handle, no cached state."""
-    return load_project(root, environ={}, clock=FixedClock(NOW))
+def _reload(root: Path, ledger: dict[str, str]) -> Project:
+    """A freshly loaded project on the ledger ``ledger`` names (the backend's environment): no
+    cached Delta handle, no cached state."""
+    return load_project(root, environ=ledger, clock=FixedClock(NOW))
 
 
 def _delta(project: Project, asset: str) -> pa.Table | None:
@@ -196,14 +209,37 @@ def _prepare(project: Project) -> dict[str, dict[str, Rows]]:
     return snapshot
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    root = lay_out_example(tmp_path_factory.mktemp("reference") / "omni")
-    _prepare(_reload(root))
+#: the reference run of each ledger backend, made once per module
+_references: dict[str, Reference] = {}
+
+
+@pytest.fixture
+def reference(
+    ledger_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Reference:
+    """The uninterrupted run on the test's ledger backend (its own ledger: an empty database
+    of its own on PostgreSQL)."""
+    if ledger_backend not in _references:
+        _references[ledger_backend] = _reference_run(ledger_backend, tmp_path_factory, request)
+    return _references[ledger_backend]
+
+
+def _reference_run(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Reference:
+    ledger: dict[str, str] = {}
+    if backend == "postgres":  # kept for the module (named: not a test's scratch database)
+        url = request.getfixturevalue("postgres_server").create_database(
+            template=request.getfixturevalue("postgres_template"), name="crash_reference"
+        )
+        ledger = ledger_environ(url)
+    root = lay_out_example(tmp_path_factory.mktemp(f"reference-{backend}") / "omni")
+    _prepare(_reload(root, ledger))
     log = root.parent / "apply.log"
-    code = _run_cli(root, *APPLY, log=log)
+    code = _run_cli(root, *APPLY, log=log, ledger=ledger)
     assert code == 0, _tail(log)
-    project = _reload(root)
+    project = _reload(root, ledger)
+    assert project.config.ledger_url == ledger.get("BACKFILLER_LEDGER_URL", "")
     reader = project.reader()
     return Reference(
         rows=_snapshot(project),
@@ -304,22 +340,23 @@ def check_evidence(project: Project, run_id: str, reference: Reference) -> None:
 # -- the cases -----------------------------------------------------------------------------
 
 
-def _runs(root: Path) -> tuple[list[str], bool]:
+def _runs(root: Path, ledger: dict[str, str]) -> tuple[list[str], bool]:
     """The run ids, from a freshly loaded project's read-only view; and whether that view first
-    failed on a hot journal (:data:`HOT_JOURNAL`), which a writer then rolled back."""
+    failed on a hot journal (:data:`HOT_JOURNAL`, SQLite), which a writer then rolled back."""
     try:
-        return [r.run_id for r in _reload(root).reader().runs.all()], False
+        return [r.run_id for r in _reload(root, ledger).reader().runs.all()], False
     except ConfigError as exc:
-        journal = _reload(root).config.ledger_path.with_name("ledger.db-journal")
-        if "readonly" not in exc.message or not journal.is_file():
+        journal = _reload(root, ledger).config.ledger_path.with_name("ledger.db-journal")
+        if ledger or "readonly" not in exc.message or not journal.is_file():
             raise
-    _reload(root).ledger().close()  # what resume does first: a writer rolls the journal back
-    return [r.run_id for r in _reload(root).reader().runs.all()], True
+    # what resume does first: a writer rolls the journal back
+    _reload(root, ledger).ledger().close()
+    return [r.run_id for r in _reload(root, ledger).reader().runs.all()], True
 
 
-def _new_run(root: Path, before: set[str]) -> tuple[str | None, bool]:
+def _new_run(root: Path, before: set[str], ledger: dict[str, str]) -> tuple[str | None, bool]:
     """The run the crashed process began (``None`` if it died before beginning one)."""
-    runs, hot_journal = _runs(root)
+    runs, hot_journal = _runs(root, ledger)
     new = [r for r in runs if r not in before]
     assert len(new) <= 1, new
     return (new[0] if new else None), hot_journal
@@ -340,6 +377,7 @@ def _named_cases() -> list[object]:
     return cases
 
 
+@both_backends
 @pytest.mark.parametrize(("point", "after"), _named_cases())
 def test_crash_at_named_point_then_resume(
     point: str,
@@ -347,6 +385,7 @@ def test_crash_at_named_point_then_resume(
     example_dir: Path,
     load: Callable[[Path], Project],
     reference: Reference,
+    project_environ: dict[str, str],
 ) -> None:
     old = _prepare(load(example_dir))
     before = {r.run_id for r in load(example_dir).reader().runs.all()}
@@ -356,6 +395,7 @@ def test_crash_at_named_point_then_resume(
         example_dir,
         *APPLY,
         log=log,
+        ledger=project_environ,
         BACKFILLER_CRASH_POINT=point,
         BACKFILLER_CRASH_AFTER=str(after),
     )
@@ -363,7 +403,7 @@ def test_crash_at_named_point_then_resume(
     assert code == -signal.SIGKILL, f"exit {code}, expected SIGKILL\n{_tail(log)}"
     crashed = load(example_dir)
     seen = check_after_crash(crashed, old, reference)
-    run_id, hot_journal = _new_run(example_dir, before)
+    run_id, hot_journal = _new_run(example_dir, before, project_environ)
     assert run_id is not None, "the crashed process began no run"
     assert not hot_journal  # no named point lies inside a ledger transaction
     check_commits_match_data(crashed, run_id, seen)
@@ -376,7 +416,7 @@ def test_crash_at_named_point_then_resume(
     assert sorted(committed) == sorted(STEPS[:landed]), committed
 
     resume_log = example_dir.parent / "resume.log"
-    code = _run_cli(example_dir, "resume", run_id, log=resume_log)
+    code = _run_cli(example_dir, "resume", run_id, log=resume_log, ledger=project_environ)
 
     assert code == 0, _tail(resume_log)
     project = load(example_dir)
@@ -384,12 +424,14 @@ def test_crash_at_named_point_then_resume(
     check_evidence(project, run_id, reference)
 
 
+@both_backends
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
 def test_kill_at_random_moment_then_resume(
     seed: int,
     example_dir: Path,
     load: Callable[[Path], Project],
     reference: Reference,
+    project_environ: dict[str, str],
 ) -> None:
     old = _prepare(load(example_dir))
     before = {r.run_id for r in load(example_dir).reader().runs.all()}
@@ -397,7 +439,7 @@ def test_kill_at_random_moment_then_resume(
     delay = random.Random(seed).uniform(0.3, 3.0)
     log = example_dir.parent / "crash.log"
 
-    proc = _cli(example_dir, *APPLY, log=log)
+    proc = _cli(example_dir, *APPLY, log=log, ledger=project_environ)
     try:
         code = proc.wait(timeout=delay)  # finished before the kill: a valid outcome too
     except subprocess.TimeoutExpired:
@@ -407,7 +449,7 @@ def test_kill_at_random_moment_then_resume(
     assert code in {0, -signal.SIGKILL}, f"exit {code}\n{_tail(log)}"
     crashed = load(example_dir)
     seen = check_after_crash(crashed, old, reference)
-    run_id, hot_journal = _new_run(example_dir, before)
+    run_id, hot_journal = _new_run(example_dir, before, project_environ)
     if run_id is not None:
         check_commits_match_data(crashed, run_id, seen)
     if run_id is None:
@@ -416,12 +458,13 @@ def test_kill_at_random_moment_then_resume(
         project = load(example_dir)
         assert {a: DeltaTable(str(project.store.path(a))).version() for a in ASSETS} == versions
         again_log = example_dir.parent / "again.log"
-        assert _run_cli(example_dir, *APPLY, log=again_log) == 0, _tail(again_log)
-        run_id, _ = _new_run(example_dir, before)
+        code = _run_cli(example_dir, *APPLY, log=again_log, ledger=project_environ)
+        assert code == 0, _tail(again_log)
+        run_id, _ = _new_run(example_dir, before, project_environ)
         assert run_id is not None
     else:
         resume_log = example_dir.parent / "resume.log"
-        code = _run_cli(example_dir, "resume", run_id, log=resume_log)
+        code = _run_cli(example_dir, "resume", run_id, log=resume_log, ledger=project_environ)
         # a finished run resumes to "everything already published", also exit 0
         assert code == 0, _tail(resume_log)
 
@@ -433,6 +476,7 @@ def test_kill_at_random_moment_then_resume(
 # -- what the landed-commit path of resume relies on ----------------------------------------
 
 
+@both_backends
 def test_ledger_fingerprint_matches_stored_partition(reference: Reference) -> None:
     """A step whose commit landed before a crash is recorded from the partition read back from
     Delta; that only matches an uninterrupted run if the computed table and the stored one
@@ -461,6 +505,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+# SQLite only: a hot rollback journal is the SQLite file's; PostgreSQL rolls a dead client's
+# transaction back in the server
 def test_the_ledger_can_be_read_after_a_kill_inside_a_ledger_write(
     example_dir: Path, load: Callable[[Path], Project]
 ) -> None:

@@ -1,14 +1,21 @@
 """A dry run only reads: it writes the plan file and nothing else. The plan carries the
-lesson's fields, validates against its published schema and has a deterministic id."""
+lesson's fields, validates against its published schema and has a deterministic id. On both
+ledgers: "nothing else" covers the SQLite file or the PostgreSQL tables."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import GAP_DAY, NOW, materialize, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    NOW,
+    both_backends,
+    ledger_fingerprint,
+    materialize,
+    tree_fingerprint,
+)
 from jsonschema import Draft202012Validator
 
 from backfiller import FixedClock, Project, load_project
@@ -23,8 +30,14 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / (
 )
 
 
+pytestmark = both_backends
+
+
 def ledger_files(project: Project) -> dict[str, str]:
-    """The ledger file and its -wal/-shm companions that exist, with their digests."""
+    """The ledger file and its -wal/-shm companions that exist, with their digests; on
+    PostgreSQL, the digests of its tables' rows."""
+    if project.config.ledger_url:
+        return ledger_fingerprint(project)
     path = project.config.ledger_path
     return {
         name: digest
@@ -52,7 +65,8 @@ def dry_run(
 def test_a_dry_run_writes_only_the_plan_file(april_project: Project) -> None:
     before = snapshot(april_project)
     assert before["store"] and before["reports"]
-    assert april_project.config.ledger_path.name in before["ledger"]
+    ledger = "partitions" if april_project.config.ledger_url else "ledger.db"
+    assert ledger in before["ledger"]
 
     _, path = dry_run(april_project, [GAP_DAY])
     after = snapshot(april_project)
@@ -75,11 +89,13 @@ def test_a_dry_run_leaves_the_state_folder_untouched(april_project: Project) -> 
 
 
 def test_a_dry_run_on_a_fresh_project_creates_no_ledger_and_no_store(
-    example_dir: Path, load: Callable[[Path], Project]
+    example_dir: Path, no_ledger_environ: dict[str, str], clock: FixedClock
 ) -> None:
-    project = load(example_dir)
+    project = load_project(example_dir, environ=no_ledger_environ, clock=clock)
     config = project.config
+    assert config.ledger_url == no_ledger_environ.get("BACKFILLER_LEDGER_URL", "")
     assert not config.ledger_path.exists()
+    assert ledger_files(project) == {}
     assert not config.state_dir.exists()
     assert not config.store_path.exists()
     assert not config.report_dir.exists()
@@ -87,6 +103,7 @@ def test_a_dry_run_on_a_fresh_project_creates_no_ledger_and_no_store(
     document, path = dry_run(project, [GAP_DAY])
 
     assert not config.ledger_path.exists()
+    assert ledger_files(project) == {}  # no file, no table
     assert not config.state_dir.exists()
     assert not config.store_path.exists()
     assert tree_fingerprint(config.report_dir).keys() == {PLAN_FILE}
@@ -149,11 +166,14 @@ def test_the_plan_validates_against_the_published_schema(april_project: Project)
     assert not validator.is_valid({**saved, "created_at": "yesterday"})
 
 
-def test_the_plan_id_is_deterministic(april_project: Project) -> None:
+def test_the_plan_id_is_deterministic(
+    april_project: Project, project_environ: dict[str, str]
+) -> None:
     first, _ = dry_run(april_project, [GAP_DAY])
     again, _ = dry_run(april_project, [GAP_DAY])
     next_year = FixedClock(NOW.replace(year=2027))
-    later, _ = dry_run(load_project(april_project.root, environ={}, clock=next_year), [GAP_DAY])
+    later_project = load_project(april_project.root, environ=project_environ, clock=next_year)
+    later, _ = dry_run(later_project, [GAP_DAY])
 
     assert first.plan_id == again.plan_id == later.plan_id
     assert first.state_fingerprint == again.state_fingerprint == later.state_fingerprint

@@ -1,5 +1,6 @@
-"""Run evidence on real runs (Delta store, SQLite ledger): what it records, its schema, its
-chain and how tampering is caught, its reports, and its OpenLineage events."""
+"""Run evidence on real runs (Delta store, SQLite or PostgreSQL ledger): what it records, its
+schema, its chain and how tampering is caught, its reports, and its OpenLineage events. Every
+test runs on both ledgers: the documents are made from what the ledger holds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, NOW, run_steps
+from conftest import GAP_DAY, NOW, both_backends, ledger_environ, run_steps
 from jsonschema import Draft202012Validator
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
@@ -46,21 +47,27 @@ DAYS = ("2026-04-14", "2026-04-15")
 FORCED = frozenset({(SILVER, "idempotency_key_unique", "2026-04-15")})  # a blocking failure
 
 
+pytestmark = both_backends
+
+
 @dataclass(frozen=True)
 class Chain:
     root: Path
     run_ids: tuple[str, ...]  # in evidence order
     paths: tuple[Path, ...]
+    #: the environment naming the ledger (a PostgreSQL database's URL; nothing for SQLite)
+    environ: dict[str, str]
 
 
-def _load(root: Path) -> Project:
-    return load_project(root, environ={}, clock=FixedClock(NOW))
+def _load(chain: Chain) -> Project:
+    return load_project(chain.root, environ=chain.environ, clock=FixedClock(NOW))
 
 
-def _three_runs(root: Path) -> Chain:
+def _three_runs(root: Path, environ: dict[str, str]) -> Chain:
     """Run 1 publishes 2026-04-14; run 2 publishes raw 2026-04-15 and fails a blocking check
     on silver; run 3 applies a saved plan for the gap day. Each run gets its evidence."""
-    project = _load(root)
+    project = load_project(root, environ=environ, clock=FixedClock(NOW))
+    assert project.config.ledger_url == environ.get("BACKFILLER_LEDGER_URL", "")
     run_ids, paths = [], []
     with project.ledger() as ledger:
         for day, forced in ((DAYS[0], frozenset()), (DAYS[1], FORCED)):
@@ -81,19 +88,39 @@ def _three_runs(root: Path) -> Chain:
     with project.ledger() as ledger:
         run_ids.append(result.run_id)
         paths.append(write_run_evidence(project, ledger, result.run_id))
-    return Chain(root, tuple(run_ids), tuple(paths))
+    return Chain(root, tuple(run_ids), tuple(paths), environ)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    return _three_runs(lay_out_example(tmp_path_factory.mktemp("evidence") / "omni"))
+#: the three-run project of each ledger backend, built once per module
+_built: dict[str, Chain] = {}
 
 
 @pytest.fixture
-def chain(built: Chain, tmp_path: Path) -> Chain:
-    """A private copy of the three-run project (tests may tamper with it)."""
+def built(
+    ledger_backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Chain:
+    if ledger_backend not in _built:
+        environ: dict[str, str] = {}
+        if ledger_backend == "postgres":
+            server = request.getfixturevalue("postgres_server")
+            empty = request.getfixturevalue("postgres_template")
+            environ = ledger_environ(server.create_database(template=empty, name="evidence"))
+        root = lay_out_example(tmp_path_factory.mktemp(f"evidence-{ledger_backend}") / "omni")
+        _built[ledger_backend] = _three_runs(root, environ)
+    return _built[ledger_backend]
+
+
+@pytest.fixture
+def chain(built: Chain, tmp_path: Path, request: pytest.FixtureRequest) -> Chain:
+    """A private copy of the three-run project, and of its PostgreSQL database (tests may
+    tamper with it)."""
     root = shutil.copytree(built.root, tmp_path / "omni")
-    return Chain(root, built.run_ids, tuple(root / p.relative_to(built.root) for p in built.paths))
+    environ = built.environ
+    if environ:
+        server = request.getfixturevalue("postgres_server")
+        environ = ledger_environ(server.create_database(template="evidence"))
+    paths = tuple(root / p.relative_to(built.root) for p in built.paths)
+    return Chain(root, built.run_ids, paths, environ)
 
 
 def _doc(path: Path) -> dict[str, Any]:
@@ -102,7 +129,7 @@ def _doc(path: Path) -> dict[str, Any]:
 
 
 def _problems(chain: Chain) -> list[tuple[str, ProblemKind]]:
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger:
         return [(p.path, p.kind) for p in verify_chain(project, ledger)]
 
@@ -133,7 +160,7 @@ def test_files_are_named_by_seq_and_run_and_written_canonically(chain: Chain) ->
 
 
 def test_the_chain_links_each_document_to_the_previous_files_bytes(chain: Chain) -> None:
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger:
         index = ledger.evidence.index()
     previous = None
@@ -188,7 +215,7 @@ def test_partitions_record_before_and_after_from_the_ledger(chain: Chain) -> Non
 
 
 def _record(chain: Chain, asset: str, key: str) -> PartitionRecord:
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger:
         record = ledger.partitions.get(asset, key)
     assert record is not None
@@ -196,7 +223,7 @@ def _record(chain: Chain, asset: str, key: str) -> PartitionRecord:
 
 
 def test_checks_and_holds_come_from_the_ledger(chain: Chain) -> None:
-    project = _load(chain.root)
+    project = _load(chain)
     second = _doc(chain.paths[1])
     with project.ledger() as ledger:
         checks = ledger.checks.results(run_id=chain.run_ids[1])
@@ -223,7 +250,7 @@ def test_checks_and_holds_come_from_the_ledger(chain: Chain) -> None:
 
 def test_an_applied_plan_is_referenced_by_its_hash(chain: Chain) -> None:
     third = _doc(chain.paths[2])
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger:
         plan = ledger.runs.plan(third["plan"]["plan_id"])
     assert plan is not None
@@ -234,7 +261,7 @@ def test_an_applied_plan_is_referenced_by_its_hash(chain: Chain) -> None:
 
 
 def test_writing_twice_returns_the_same_file(chain: Chain) -> None:
-    project = _load(chain.root)
+    project = _load(chain)
     before = chain.paths[1].read_bytes()
     with project.ledger() as ledger:
         assert write_run_evidence(project, ledger, chain.run_ids[1]) == chain.paths[1]
@@ -244,7 +271,7 @@ def test_writing_twice_returns_the_same_file(chain: Chain) -> None:
 
 def test_writing_again_over_an_edited_file_is_refused(chain: Chain) -> None:
     chain.paths[0].write_text(chain.paths[0].read_text().replace('"tests"', '"nobody"'))
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger, pytest.raises(TamperedEvidenceError, match="no longer"):
         write_run_evidence(project, ledger, chain.run_ids[0])
     chain.paths[0].unlink()
@@ -253,7 +280,7 @@ def test_writing_again_over_an_edited_file_is_refused(chain: Chain) -> None:
 
 
 def test_unknown_and_unfinished_runs_get_no_evidence(chain: Chain) -> None:
-    project = _load(chain.root)
+    project = _load(chain)
     with project.ledger() as ledger:
         with pytest.raises(BadInputError, match="No run"):
             write_run_evidence(project, ledger, "run-nope")

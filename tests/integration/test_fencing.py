@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import both_backends, run_steps
+from conftest import both_backends, ledger_environ, run_steps
 from lab_project import LAB_KEY, LAB_MODULE, SLOW, STEADY, write_lab
 
 from backfiller.actions.heartbeat import Heartbeat
 from backfiller.actions.runner import StepOutcome
 from backfiller.clock import FixedClock
-from backfiller.ledger import LeaseConflict, PartitionStatus, RunState, SqliteLedger
+from backfiller.ledger import LeaseConflict, PartitionStatus, RunState
 from backfiller.project import Project, load_project
 from backfiller.store import CommitKey
 
@@ -130,12 +130,24 @@ def test_a_holder_that_lost_its_lease_after_its_commit_keeps_off_the_new_record(
         assert ledger.evidence.of_run("run-day") is not None
 
 
-def test_a_ledger_started_afresh_never_hands_out_a_token_the_table_refuses(lab: Project) -> None:
+@both_backends
+def test_a_ledger_started_afresh_never_hands_out_a_token_the_table_refuses(
+    lab: Project, ledger_backend: str, clock: FixedClock, request: pytest.FixtureRequest
+) -> None:
     with lab.ledger() as ledger:
         assert run_steps(lab, ledger, [(STEADY, LAB_KEY)]).state is RunState.SUCCEEDED
         assert run_steps(lab, ledger, [(STEADY, LAB_KEY)]).state is RunState.SUCCEEDED
     assert lab.store.fence_token(STEADY, LAB_KEY) == 2
-    lab.config.ledger_path.unlink()  # the ledger is lost; the table is not
+    # the ledger is lost; the table is not
+    if ledger_backend == "sqlite":
+        lab.config.ledger_path.unlink()
+    else:  # a fresh, empty database in its place
+        fresh = request.getfixturevalue("postgres_server").create_database(
+            template=request.getfixturevalue("postgres_template")
+        )
+        lab = load_project(lab.root, environ=ledger_environ(fresh), clock=clock)
+        with lab.ledger() as ledger:
+            assert ledger.leases.held() == [] and ledger.runs.all() == []
 
     with lab.ledger() as ledger:
         again = run_steps(lab, ledger, [(STEADY, LAB_KEY)])
@@ -143,10 +155,11 @@ def test_a_ledger_started_afresh_never_hands_out_a_token_the_table_refuses(lab: 
     assert lab.store.fence_token(STEADY, LAB_KEY) == 3
 
 
+@both_backends
 def test_the_heartbeat_renews_held_leases_and_notices_a_takeover(
-    tmp_path: Path, clock: FixedClock
+    lab: Project, clock: FixedClock
 ) -> None:
-    with SqliteLedger(tmp_path / "ledger.db", clock=clock) as ledger:
+    with lab.ledger() as ledger:
         lease = ledger.leases.acquire(
             SLOW, LAB_KEY, holder="night", plan_id=None, run_id="run-night", ttl_seconds=60
         )
@@ -176,8 +189,11 @@ def test_the_heartbeat_renews_held_leases_and_notices_a_takeover(
             heartbeat.stop()
 
 
+@both_backends
 def test_a_step_computing_longer_than_the_lease_ttl_keeps_its_lease(
-    tmp_path: Path, hook: Callable[[Callable[[Any], None] | None], None]
+    tmp_path: Path,
+    hook: Callable[[Callable[[Any], None] | None], None],
+    project_environ: dict[str, str],
 ) -> None:
     """On the real clock, a 1 s lease and a step computing for 2.5 s: the heartbeat renews
     the lease, so another holder cannot take it while the step computes."""
@@ -186,12 +202,12 @@ def test_a_step_computing_longer_than_the_lease_ttl_keeps_its_lease(
     toml.write_text(
         toml.read_text().replace("[project]\n", "[project]\nlease_ttl_seconds = 1\n", 1)
     )
-    project = load_project(root, environ={})
+    project = load_project(root, environ=project_environ)
     seen: list[str] = []
     stop = threading.Event()
 
     def compute_slowly(context: Any) -> None:
-        with SqliteLedger(project.config.ledger_path) as other:  # another operator's process
+        with project.ledger() as other:  # another operator's process: its own connection
             deadline = time.monotonic() + 2.5
             while time.monotonic() < deadline and not stop.is_set():
                 try:

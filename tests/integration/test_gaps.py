@@ -1,5 +1,6 @@
 """Gap detection on the real example: every gap reason made by a safe, real manipulation of
-manifests, the Delta store, the SQLite ledger or the partition reports."""
+manifests, the Delta store, the ledger or the partition reports — on both ledgers (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-from conftest import GAP_DAY, materialize, run_steps
+from conftest import GAP_DAY, both_backends, materialize, run_steps
 
 from backfiller import CommitInfo, Project
 from backfiller.actions.apply import apply_plan
@@ -21,6 +22,8 @@ RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
 MANIFEST_ID = "week06-seed-manifest-001"
 APRIL = [f"2026-04-{d}" for d in range(14, 21)]
+
+pytestmark = both_backends
 
 Found = dict[tuple[str, str], tuple[GapReason, ProposedAction, int | None, int]]
 

@@ -1,6 +1,7 @@
 """The engine enforces the recovery policy: assets not allowed to be backfilled are refused by
 plan, rerun, replay and apply (exit 2, nothing written); policy-protected objects that hold
-published data are refused unless overridden, and the override is recorded."""
+published data are refused unless overridden, and the override is recorded. On both ledgers:
+"nothing written" covers the project folder and, on PostgreSQL, the ledger's tables."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, materialize, tree_fingerprint
+from conftest import GAP_DAY, both_backends, ledger_fingerprint, materialize, tree_fingerprint
 
 from backfiller import Project
 from backfiller.actions.apply import apply_plan
@@ -26,8 +27,16 @@ APRIL = [k for k in (f"2026-04-{d}" for d in range(14, 21)) if k != GAP_DAY]
 KEY = "2026-04-15"
 
 
-def files(root: Path) -> dict[str, str]:
-    return {k: v for k, v in tree_fingerprint(root).items() if "__pycache__" not in k}
+pytestmark = both_backends
+
+
+def written(project: Project) -> dict[str, str]:
+    """The project folder's files (the SQLite ledger among them) and, on PostgreSQL, the
+    ledger's tables, as digests."""
+    found = {k: v for k, v in tree_fingerprint(project.root).items() if "__pycache__" not in k}
+    if project.config.ledger_url:
+        found.update({f"ledger table {k}": v for k, v in ledger_fingerprint(project).items()})
+    return found
 
 
 def set_policy(root: Path, **settings: str) -> None:
@@ -60,7 +69,7 @@ def raw_only(example_dir: Path, load: Callable[[Path], Project]) -> Project:
 
 
 def test_a_plan_touching_a_disallowed_asset_is_refused(raw_only: Project) -> None:
-    before = files(raw_only.root)
+    before = written(raw_only)
     with pytest.raises(PreconditionError) as info:
         make_plan(raw_only, raw_only.reader(), request_for([GAP_DAY], Mode.DRY_RUN, "ana"))
     assert info.value.message == (
@@ -68,11 +77,11 @@ def test_a_plan_touching_a_disallowed_asset_is_refused(raw_only: Project) -> Non
         f"not allow (allowed: {RAW})"
     )
     assert info.value.exit_code == ExitCode.BAD_INPUT
-    assert files(raw_only.root) == before
+    assert written(raw_only) == before
 
 
 def test_rerun_and_replay_of_a_disallowed_asset_are_refused(raw_only: Project) -> None:
-    before = files(raw_only.root)
+    before = written(raw_only)
     with raw_only.ledger() as ledger:
         with pytest.raises(PreconditionError, match=f"This rerun would recompute {SILVER}"):
             rerun(raw_only, ledger, asset=SILVER, keys=[KEY], operator="ana")
@@ -81,7 +90,7 @@ def test_rerun_and_replay_of_a_disallowed_asset_are_refused(raw_only: Project) -
             rerun(raw_only, ledger, asset=RAW, keys=[KEY], operator="ana")
         with pytest.raises(PreconditionError, match=f"This replay would recompute {SILVER}"):
             replay(raw_only, ledger, manifest_id=MANIFEST_ID, keys=[KEY], operator="ana")
-    assert files(raw_only.root) == before
+    assert written(raw_only) == before
 
 
 def test_a_plan_made_before_the_policy_changed_is_refused_on_apply(
@@ -92,10 +101,10 @@ def test_a_plan_made_before_the_policy_changed_is_refused_on_apply(
     document = make_plan(project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, "ana"))
     set_policy(example_dir, backfill_assets=f'["{RAW}"]')
     narrowed = load(example_dir)
-    before = files(example_dir)
+    before = written(narrowed)
     with pytest.raises(PreconditionError, match=f"would recompute {SILVER}"):
         apply_plan(narrowed, document, operator="ana")
-    assert files(example_dir) == before
+    assert written(narrowed) == before
 
 
 def test_a_policy_protected_partition_needs_a_recorded_override(
@@ -104,7 +113,7 @@ def test_a_policy_protected_partition_needs_a_recorded_override(
     set_policy(example_dir, protected=f'["{SILVER}@{KEY}"]')
     project = load(example_dir)
     materialize(project, APRIL)  # the first materialization overwrites nothing: allowed
-    before = files(example_dir)
+    before = written(project)
     with project.ledger() as ledger, pytest.raises(PreconditionError) as info:
         rerun(project, ledger, asset=SILVER, keys=[KEY], operator="ana")
     assert info.value.message == (
@@ -112,7 +121,7 @@ def test_a_policy_protected_partition_needs_a_recorded_override(
         f"backfiller.toml: {SILVER}@{KEY}, by policy)"
     )
     assert "--override-protected" in str(info.value.hint)
-    assert files(example_dir) == before
+    assert written(project) == before
 
     with project.ledger() as ledger:
         result = rerun(
@@ -226,11 +235,11 @@ def test_protecting_a_partition_after_the_plan_makes_the_plan_stale(
     document = _plan_over(project, KEY)
     with project.ledger() as ledger:
         ledger.protections.protect(RAW, KEY, reason="published to finance", operator="ana")
-    before = files(project.root)
+    before = written(project)
 
     with pytest.raises(StalePlanError) as info:
         apply_plan(project, document, operator="ana", override_reason="anyway")
 
     assert info.value.exit_code == ExitCode.CONFLICT
     assert f"{RAW} {KEY}: now protected (published to finance, by ana)" in info.value.message
-    assert files(project.root) == before
+    assert written(project) == before

@@ -1,9 +1,10 @@
-"""The recovery actions on real Delta tables and a real SQLite ledger: rerun, replay, retry,
-resume, restore, and the protections and leases that guard them.
+"""The recovery actions on real Delta tables and a real ledger — every test runs on both, SQLite
+and PostgreSQL: rerun, replay, retry, resume, restore, and the protections and leases that guard
+them.
 
 Every action is shown working, and every refusal is shown to name the missing precondition (and
-the command that would satisfy it) and to write nothing: the project folder's files are
-fingerprinted before and after.
+the command that would satisfy it) and to write nothing: the project folder's files, and a
+PostgreSQL ledger's tables, are fingerprinted before and after.
 
 Most tests use the bundled example (``april_project``: 2026-04-14 .. 2026-04-20 materialized
 except 2026-04-17). Retry needs failures, so it runs on a small project written here
@@ -25,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import both_backends, run_steps, tree_fingerprint
+from conftest import both_backends, ledger_fingerprint, run_steps, tree_fingerprint
 from deltalake import DeltaTable
 from lab_project import (
     BROKEN,
@@ -49,14 +50,13 @@ from backfiller import (
     PreconditionError,
     Project,
     RunState,
-    SqliteLedger,
     StepOutcome,
 )
 from backfiller.actions import Action, RunSpec, Step
 from backfiller.actions.recovery import conflict_error, replay, rerun, restore, resume, retry
 from backfiller.actions.runner import StepRunner
 from backfiller.holds import holds_file, is_ready, release
-from backfiller.ledger import AttemptStatus
+from backfiller.ledger import AttemptStatus, DatabaseLedger
 from backfiller.refs import AssetPartition
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -82,17 +82,23 @@ IDEMPOTENCY_KEY = ("ticket_id", "partition_key")
 P = StepOutcome.PUBLISHED
 
 
+pytestmark = both_backends
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 
-def files(root: Path) -> dict[str, str]:
+def files(project: Project) -> dict[str, str]:
     """Every file of the project folder, except Python's bytecode caches (importing an assets
-    module may write them) and SQLite side files."""
-    return {
+    module may write them) and SQLite side files; and a PostgreSQL ledger's tables."""
+    found = {
         k: v
-        for k, v in tree_fingerprint(root).items()
+        for k, v in tree_fingerprint(project.root).items()
         if "__pycache__" not in k and not k.endswith(("-wal", "-shm", "-journal"))
     }
+    if project.config.ledger_url:
+        found.update({f"ledger table {k}": v for k, v in ledger_fingerprint(project).items()})
+    return found
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -119,7 +125,7 @@ def store_fingerprints(project: Project) -> dict[tuple[str, str], str | None]:
     return {(a, k): project.store.fingerprint(a, k) for a in ASSETS for k in MATERIALIZED_KEYS}
 
 
-def ledger_state(ledger: SqliteLedger) -> dict[tuple[str, str], tuple[Any, ...]]:
+def ledger_state(ledger: DatabaseLedger) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {
         (r.asset, r.partition_key): (r.status, r.row_count, r.fingerprint)
         for r in ledger.partitions.all()
@@ -176,7 +182,7 @@ def withdraw_correction(project: Project) -> None:
 
 
 @pytest.fixture
-def ledger(april_project: Project) -> Iterator[SqliteLedger]:
+def ledger(april_project: Project) -> Iterator[DatabaseLedger]:
     with april_project.ledger() as opened:
         yield opened
 
@@ -184,9 +190,8 @@ def ledger(april_project: Project) -> Iterator[SqliteLedger]:
 # -- rerun ---------------------------------------------------------------------------------
 
 
-@both_backends
 def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     runs_before = {r.run_id for r in ledger.runs.all()}
@@ -229,7 +234,7 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
 
 
 def test_rerun_is_idempotent_no_duplicates_and_the_same_fingerprints(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     before_rows = {a: rows(project, a) for a in ASSETS}
@@ -252,7 +257,7 @@ def test_rerun_is_idempotent_no_duplicates_and_the_same_fingerprints(
 
 
 def test_rerun_always_runs_the_checks_of_every_asset(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     result = rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
@@ -270,7 +275,7 @@ def test_rerun_always_runs_the_checks_of_every_asset(
 
 
 def test_rerun_of_the_downstream_asset_leaves_the_upstream_alone(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     raw_version = project.store.version(RAW)
@@ -284,12 +289,12 @@ def test_rerun_of_the_downstream_asset_leaves_the_upstream_alone(
 
 
 def test_rerun_of_a_protected_partition_is_refused_and_writes_nothing(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     ledger.protections.protect(RAW, KEY, reason="baseline for week07", operator="lead")
     runs = len(ledger.runs.all())
-    before = files(project.root)
+    before = files(project)
 
     with pytest.raises(PreconditionError) as refused:
         rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
@@ -298,27 +303,27 @@ def test_rerun_of_a_protected_partition_is_refused_and_writes_nothing(
     assert f"{RAW} {KEY} (baseline for week07, by lead)" in text
     assert "--override-protected" in text
     assert refused.value.exit_code == ExitCode.BAD_INPUT == 2
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     assert len(ledger.runs.all()) == runs
     assert ledger.protections.overrides() == []
 
 
 def test_a_protected_downstream_partition_refuses_the_rerun_of_its_upstream(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     ledger.protections.protect(SILVER, KEY, reason="week08 metrics baseline", operator="lead")
-    before = files(project.root)
+    before = files(project)
 
     with pytest.raises(PreconditionError) as refused:
         rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
 
     assert f"{SILVER} {KEY} (week08 metrics baseline, by lead)" in str(refused.value)
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 def test_rerun_with_an_override_reason_proceeds_and_records_who_and_why(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     ledger.protections.protect(RAW, KEY, reason="baseline for week07", operator="lead")
@@ -356,7 +361,7 @@ def test_rerun_with_an_override_reason_proceeds_and_records_who_and_why(
 
 
 def test_replay_reingests_exactly_the_manifest_input(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     declared = project.manifests.get(MANIFEST_ID).partition(KEY)
@@ -388,7 +393,7 @@ def test_replay_reingests_exactly_the_manifest_input(
 
 
 def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     declared = project.manifests.get(MANIFEST_ID).partition(KEY)
@@ -399,7 +404,7 @@ def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
         handle.write('{"ticket_id": "TCK-20260415-0777", "event_time": "2026-04-15T10:00:00Z"}\n')
     actual_sha = hashlib.sha256(seed.read_bytes()).hexdigest()
     runs = len(ledger.runs.all())
-    before = files(project.root)
+    before = files(project)
 
     with pytest.raises(PreconditionError) as refused:
         replay(project, ledger, manifest_id=MANIFEST_ID, keys=[KEY], operator="tests")
@@ -411,27 +416,27 @@ def test_replay_is_refused_when_an_input_file_no_longer_matches_its_checksum(
     assert f"declared {expected_sha[:12]}" in message
     assert refused.value.hint is not None and "new manifest" in refused.value.hint
     assert refused.value.exit_code == 2
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     assert len(ledger.runs.all()) == runs
 
 
 def test_replay_of_an_unknown_manifest_is_refused_naming_the_known_ones(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
-    before = files(april_project.root)
+    before = files(april_project)
 
     with pytest.raises(ManifestError) as refused:
         replay(april_project, ledger, manifest_id="week06-nope", keys=[KEY], operator="tests")
 
     assert refused.value.message == f"Unknown manifest 'week06-nope' (known: {MANIFEST_ID})"
     assert refused.value.exit_code == 2
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 def test_replay_of_a_partition_the_manifest_does_not_declare_is_refused(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
-    before = files(april_project.root)
+    before = files(april_project)
 
     with pytest.raises(PreconditionError) as refused:
         replay(
@@ -444,21 +449,21 @@ def test_replay_of_a_partition_the_manifest_does_not_declare_is_refused(
 
     assert refused.value.message == f"Manifest {MANIFEST_ID} declares no input for 2026-05-02"
     assert refused.value.hint == f"pass a partition that {MANIFEST_ID} declares"
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 def test_replay_of_a_superseded_declaration_names_the_newer_manifest(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     declare_correction(april_project)
-    before = files(april_project.root)
+    before = files(april_project)
 
     with pytest.raises(PreconditionError) as refused:
         replay(april_project, ledger, manifest_id=MANIFEST_ID, keys=[KEY], operator="tests")
 
     assert refused.value.message == f"{KEY} is now declared by {CORRECTION_ID}, not {MANIFEST_ID}"
     assert refused.value.hint == f"replay --manifest {CORRECTION_ID}"
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 # -- retry: a small project whose assets fail on demand ---------------------------------------
@@ -559,7 +564,7 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         run = ledger.runs.get(first.run_id)
         assert run is not None and run.state is RunState.FAILED
 
-        before = files(lab.root)
+        before = files(lab)
         with pytest.raises(PreconditionError) as refused:
             retry(lab, ledger, run_id=first.run_id, operator="tests", sleep=delays.append)
         assert refused.value.message == (
@@ -567,7 +572,7 @@ def test_retry_backs_off_exponentially_and_enforces_the_attempt_bound(lab: Proje
         )
         assert refused.value.hint == "investigate, then rerun"
         assert delays == [1.0, 2.0]  # a refused retry does not wait
-        assert changed(before, files(lab.root)) == []
+        assert changed(before, files(lab)) == []
 
         # the bound is a parameter: one more attempt allowed, with the next backoff
         (lab.root / "flaky.ok").touch()
@@ -612,7 +617,7 @@ def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Pro
         attempts = {(a.asset, a.transient) for a in ledger.runs.attempts(first.run_id)}
         assert attempts == {(BROKEN, False), (FLAKY, True)}
         (lab.root / "flaky.ok").touch()
-        before = files(lab.root)
+        before = files(lab)
         delays: list[float] = []
 
         with pytest.raises(PreconditionError) as refused:
@@ -625,7 +630,7 @@ def test_retry_of_a_non_transient_failure_is_refused_suggesting_a_rerun(lab: Pro
         assert refused.value.hint is not None and "backfiller rerun" in refused.value.hint
         assert refused.value.exit_code == 2
         assert delays == []
-        assert changed(before, files(lab.root)) == []
+        assert changed(before, files(lab)) == []
         assert len(ledger.runs.attempts(first.run_id)) == 2
 
 
@@ -633,26 +638,26 @@ def test_retry_of_a_run_without_a_failed_attempt_is_refused(lab: Project) -> Non
     with lab.ledger() as ledger:
         done = run_steps(lab, ledger, [(STEADY, LAB_KEY)], action="backfill", operator="tests")
         assert done.state is RunState.SUCCEEDED
-        before = files(lab.root)
+        before = files(lab)
 
         with pytest.raises(PreconditionError) as refused:
             retry(lab, ledger, run_id=done.run_id, operator="tests", sleep=lambda _: None)
 
         assert refused.value.message == f"Run {done.run_id} has no failed attempt to retry"
-        assert changed(before, files(lab.root)) == []
+        assert changed(before, files(lab)) == []
 
 
 def test_retry_of_an_unknown_run_is_refused(lab: Project) -> None:
     with lab.ledger() as ledger:
-        before = files(lab.root)
+        before = files(lab)
         with pytest.raises(BadInputError) as refused:
             retry(lab, ledger, run_id="run-nope", operator="tests", sleep=lambda _: None)
         assert refused.value.message == "Unknown run 'run-nope'"
         assert refused.value.exit_code == 2
-        assert changed(before, files(lab.root)) == []
+        assert changed(before, files(lab)) == []
 
 
-def _failed_republish(lab: Project, ledger: SqliteLedger) -> str:
+def _failed_republish(lab: Project, ledger: DatabaseLedger) -> str:
     """flaky and its downstream materialized from input version 1 (holds released); then the
     input changes to version 2 and a rerun of flaky fails transiently (its downstream step is
     skipped); the marker is put back. Returns the failed run's id."""
@@ -706,7 +711,7 @@ def test_a_retry_that_republishes_does_not_leave_stale_downstream_ready(lab: Pro
 
 
 def test_resume_of_a_finished_run_writes_no_new_commit(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     first = rerun(project, ledger, asset=RAW, keys=[KEY], operator="tests")
@@ -786,18 +791,20 @@ def test_resume_finishes_an_interrupted_run_without_recomputing_what_landed(
         assert [r.run_id for r in ledger.runs.all()] == ["run-crashed-001"]
 
 
-def test_resume_of_an_unknown_run_is_refused(april_project: Project, ledger: SqliteLedger) -> None:
-    before = files(april_project.root)
+def test_resume_of_an_unknown_run_is_refused(
+    april_project: Project, ledger: DatabaseLedger
+) -> None:
+    before = files(april_project)
     with pytest.raises(BadInputError) as refused:
         resume(april_project, ledger, run_id="run-nope", operator="tests")
     assert refused.value.message == "Unknown run 'run-nope'"
     assert refused.value.hint == "see 'backfiller runs'"
     assert refused.value.exit_code == 2
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 def test_resuming_a_superseded_run_keeps_the_newer_version_in_the_ledger(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     # (at 4345486 resume re-recorded the older run's commit as the current version)
@@ -818,7 +825,7 @@ def test_resuming_a_superseded_run_keeps_the_newer_version_in_the_ledger(
 
 
 def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced_version(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     original_version = project.store.version(RAW)
@@ -895,7 +902,7 @@ def test_restore_publishes_the_earlier_rows_and_holds_what_consumed_the_replaced
 
 
 def test_restore_before_a_run_picks_the_version_before_its_first_commit(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     original_version = project.store.version(RAW)
@@ -919,7 +926,7 @@ def test_restore_before_a_run_picks_the_version_before_its_first_commit(
 
 
 def test_restore_of_a_version_that_fails_todays_checks_publishes_nothing(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     original_version = project.store.version(RAW)
@@ -945,32 +952,32 @@ def test_restore_of_a_version_that_fails_todays_checks_publishes_nothing(
 
 
 def test_restore_before_a_run_that_made_no_commit_is_refused(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
-    before = files(april_project.root)
+    before = files(april_project)
     with pytest.raises(PreconditionError) as refused:
         restore(april_project, ledger, asset=RAW, key=KEY, operator="t", before_run="run-nope")
     assert refused.value.message == f"Run run-nope made no commit to {RAW}"
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 @pytest.mark.parametrize("version", [99, -1])
 def test_restore_to_a_version_that_does_not_exist_is_refused(
-    april_project: Project, ledger: SqliteLedger, version: int
+    april_project: Project, ledger: DatabaseLedger, version: int
 ) -> None:
     current = april_project.store.version(RAW)
-    before = files(april_project.root)
+    before = files(april_project)
 
     with pytest.raises(PreconditionError) as refused:
         restore(april_project, ledger, asset=RAW, key=KEY, operator="t", to_version=version)
 
     assert refused.value.message == f"{RAW} has no version {version} (current: {current})"
     assert refused.value.hint == "pick a version from 'backfiller history --asset A'"
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 def test_restore_of_a_vacuumed_version_is_refused_naming_it(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     old_version = project.store.version(RAW)
@@ -987,7 +994,7 @@ def test_restore_of_a_vacuumed_version_is_refused_naming_it(
     )
     assert any(f"partition_key={KEY}/" in f for f in removed)
     assert not any(Path(uri.removeprefix("file://")).exists() for uri in old_files)
-    before = files(project.root)
+    before = files(project)
     versions = {a: project.store.version(a) for a in ASSETS}
 
     with pytest.raises(PreconditionError) as refused:
@@ -996,7 +1003,7 @@ def test_restore_of_a_vacuumed_version_is_refused_naming_it(
     assert refused.value.message.startswith(f"Version {old_version} of {RAW} is no longer retained")
     assert refused.value.hint == "restore needs a snapshot that still exists"
     assert refused.value.exit_code == 2
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     assert {a: project.store.version(a) for a in ASSETS} == versions
 
 
@@ -1004,9 +1011,9 @@ def test_restore_of_a_vacuumed_version_is_refused_naming_it(
     ("to_version", "before_run"), [(None, None), (1, "run-x")], ids=["neither", "both"]
 )
 def test_restore_needs_exactly_one_of_a_version_and_a_run(
-    april_project: Project, ledger: SqliteLedger, to_version: int | None, before_run: str | None
+    april_project: Project, ledger: DatabaseLedger, to_version: int | None, before_run: str | None
 ) -> None:
-    before = files(april_project.root)
+    before = files(april_project)
     with pytest.raises(BadInputError) as refused:
         restore(
             april_project,
@@ -1019,16 +1026,16 @@ def test_restore_needs_exactly_one_of_a_version_and_a_run(
         )
     assert refused.value.message == "Pass exactly one of --to-version V or --before-run RUN_ID"
     assert refused.value.exit_code == 2
-    assert changed(before, files(april_project.root)) == []
+    assert changed(before, files(april_project)) == []
 
 
 def test_restore_of_a_protected_partition_needs_a_recorded_override(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     ledger.protections.protect(RAW, KEY, reason="audited baseline", operator="lead")
     version = project.store.version(RAW)
-    before = files(project.root)
+    before = files(project)
 
     with pytest.raises(PreconditionError) as refused:
         restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=2)
@@ -1036,7 +1043,7 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
         refused.value.message
     )
     assert refused.value.hint is not None and "--override-protected" in refused.value.hint
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
     result = restore(
         project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=2, override_reason="ok"
@@ -1048,14 +1055,14 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
 
 
 def test_restore_to_a_version_before_the_partition_existed_is_refused(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     created, first_raw_commit = project.store.history(RAW)[-1], project.store.history(RAW)[-2]
     assert created.version == 0 and created.metadata == {"backfiller.created": "1"}
     assert first_raw_commit.version == 1
     assert first_raw_commit.metadata["backfiller.partition_keys"] == "2026-04-14"
-    before = files(project.root)
+    before = files(project)
     # (at 4345486 this published 0 rows: the partition was wiped)
     try:
         for version in (0, 1):  # the empty creation, and a commit of another partition
@@ -1063,12 +1070,11 @@ def test_restore_to_a_version_before_the_partition_existed_is_refused(
                 restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=version)
     finally:
         assert project.store.partition_counts(RAW).get(KEY) == 5
-        assert changed(before, files(project.root)) == []
+        assert changed(before, files(project)) == []
 
 
-@both_backends
 def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     ledger.leases.acquire(
@@ -1080,7 +1086,7 @@ def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
         ttl_seconds=600,
     )
     version = project.store.version(RAW)
-    before = files(project.root)
+    before = files(project)
     # (at 4345486 restore took no lease and overwrote the partition)
     try:
         with pytest.raises(ConflictError) as refused:
@@ -1090,11 +1096,11 @@ def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
         assert "run-night-001" in refused.value.message
     finally:
         assert project.store.version(RAW) == version
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 def test_holds_placed_by_a_restore_can_be_released_once_downstream_is_rerun(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     # (at 4345486 restore recorded no check results, so its holds could only be forced)
     project = april_project
@@ -1112,9 +1118,8 @@ def test_holds_placed_by_a_restore_can_be_released_once_downstream_is_rerun(
 # -- leases --------------------------------------------------------------------------------
 
 
-@both_backends
 def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
     held = ledger.leases.acquire(
@@ -1159,9 +1164,8 @@ def test_a_leased_partition_conflicts_while_other_partitions_of_the_run_proceed(
     assert conflict_error(rerun(project, ledger, asset=RAW, keys=[OTHER_KEY], operator="t")) is None
 
 
-@both_backends
 def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
-    april_project: Project, ledger: SqliteLedger, clock: FixedClock
+    april_project: Project, ledger: DatabaseLedger, clock: FixedClock
 ) -> None:
     project = april_project
     assert project.clock is clock
@@ -1201,15 +1205,14 @@ def test_an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced(
     assert project.store.fingerprint(RAW, KEY) == fingerprint
 
 
-def _night_runner(project: Project, ledger: SqliteLedger) -> StepRunner:
+def _night_runner(project: Project, ledger: DatabaseLedger) -> StepRunner:
     """The runner of a night run whose lease on (RAW, KEY) was taken over."""
     spec = RunSpec.compute(Action.BACKFILL, "night-shift", [(RAW, KEY)], plan_id="plan-night-001")
     return StepRunner(project, ledger, "run-night-001", spec)
 
 
-@both_backends
 def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
-    april_project: Project, ledger: SqliteLedger, clock: FixedClock
+    april_project: Project, ledger: DatabaseLedger, clock: FixedClock
 ) -> None:
     project = april_project
     old = ledger.leases.acquire(
@@ -1232,7 +1235,6 @@ def test_a_fenced_late_publish_leaves_the_new_holders_record_alone(
     assert is_ready(project, ledger, SILVER, KEY) == []
 
 
-@both_backends
 def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
     lab: Project, clock: FixedClock
 ) -> None:
@@ -1281,11 +1283,9 @@ def test_a_run_whose_lease_is_taken_over_mid_step_finishes_as_failed(
 
 
 def test_resume_writes_the_evidence_of_a_finished_run_that_has_none(
-    april_project: Project, ledger: SqliteLedger
+    april_project: Project, ledger: DatabaseLedger
 ) -> None:
     """A ledger from before runs needed evidence: a succeeded run without a document."""
-    import sqlite3
-
     from backfiller.evidence.chain import ProblemKind, indexed_path, verify_chain
 
     project = april_project
@@ -1293,8 +1293,16 @@ def test_resume_writes_the_evidence_of_a_finished_run_that_has_none(
     record = ledger.evidence.of_run(done.run_id)
     assert record is not None
     indexed_path(project, record).unlink()
-    with sqlite3.connect(project.config.ledger_path) as conn:
-        conn.execute("DELETE FROM evidence WHERE run_id = ?", (done.run_id,))
+    if project.config.ledger_url:
+        import psycopg
+
+        with psycopg.connect(project.config.ledger_url) as pg:
+            pg.execute("DELETE FROM evidence WHERE run_id = %s", (done.run_id,))
+    else:
+        import sqlite3
+
+        with sqlite3.connect(project.config.ledger_path) as conn:
+            conn.execute("DELETE FROM evidence WHERE run_id = ?", (done.run_id,))
     assert [p.kind for p in verify_chain(project, ledger)] == [ProblemKind.MISSING]
     versions = {a: project.store.version(a) for a in ASSETS}
 

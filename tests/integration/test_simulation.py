@@ -1,17 +1,17 @@
 """Safe gap simulation on the real example: each simulation makes the gap it promises, never
 touches a main table (Delta fingerprints and versions) or the real manifest (its bytes), and its
-undo restores exactly — after which the gap is gone."""
+undo restores exactly — after which the gap is gone. On both ledgers: a refusal writes nothing
+to the project folder nor, on PostgreSQL, to the ledger's tables."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, tree_fingerprint
+from conftest import GAP_DAY, both_backends, ledger_fingerprint, tree_fingerprint
 
 from backfiller import Project
 from backfiller.actions.apply import apply_plan
@@ -49,6 +49,9 @@ KEY = "2026-04-15"
 CHECK = "in_window(event_time)"
 
 
+pytestmark = both_backends
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -84,8 +87,13 @@ BASELINE = {
 }
 
 
-def files(root: Path) -> dict[str, str]:
-    return {k: v for k, v in tree_fingerprint(root).items() if "__pycache__" not in k}
+def files(project: Project) -> dict[str, str]:
+    """The project folder's files (the SQLite ledger among them) and, on PostgreSQL, the
+    ledger's tables, as digests."""
+    found = {k: v for k, v in tree_fingerprint(project.root).items() if "__pycache__" not in k}
+    if project.config.ledger_url:
+        found.update({f"ledger table {k}": v for k, v in ledger_fingerprint(project).items()})
+    return found
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -213,7 +221,7 @@ def test_undo_keeps_a_newer_report_when_the_partition_was_republished(
 
 def test_move_report_refusals_write_nothing(april_project: Project) -> None:
     project = april_project
-    before = files(project.root)
+    before = files(project)
     cases: list[tuple[type[Exception], dict[str, str], str]] = [
         (GraphError, {"asset": "week06/nope", "key": KEY}, f"known assets: {RAW}, {SILVER}"),
         (InvalidPartitionKeyError, {"asset": RAW, "key": "2026-4-15"}, "2026-4-15"),
@@ -224,17 +232,17 @@ def test_move_report_refusals_write_nothing(april_project: Project) -> None:
             simulate_move_report(project, operator="ana", **kwargs)
         assert text in f"{info.value.message} {info.value.hint}"
         assert info.value.exit_code == ExitCode.BAD_INPUT
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 def test_moving_the_same_report_twice_names_the_first_simulation(april_project: Project) -> None:
     project = april_project
     first = simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
     project = with_simulations(project)
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(BadInputError, match=first.simulation_id):
         simulate_move_report(project, asset=RAW, key=KEY, operator="ana")
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 def test_undo_of_an_unknown_or_undone_simulation_is_bad_input(april_project: Project) -> None:
@@ -245,11 +253,11 @@ def test_undo_of_an_unknown_or_undone_simulation_is_bad_input(april_project: Pro
         undo_simulation(project, "sim-0", operator="ana")
     undo_simulation(project, record.simulation_id, operator="ana")
     project = with_simulations(project)
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(BadInputError, match="already undone") as info:
         undo_simulation(project, record.simulation_id, operator="ana")
     assert info.value.exit_code == ExitCode.BAD_INPUT
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 # -- broken-manifest ------------------------------------------------------------------------
@@ -329,7 +337,7 @@ def test_a_dry_run_plan_proceeds_and_applying_it_is_refused_naming_every_field(
     assert entry.target_assets == [RAW, SILVER]
     assert document.reason == f"[made during simulation(s) {record.simulation_id}]"
     write_plan(project, document)
-    before = files(project.root)
+    before = files(project)
 
     with pytest.raises(ManifestError) as info:
         apply_plan(allowed(project), document, operator="ana")
@@ -339,7 +347,7 @@ def test_a_dry_run_plan_proceeds_and_applying_it_is_refused_naming_every_field(
     assert "missing field: partitions[].expected_record_count (every partition)" in message
     assert f"{MANIFEST_ID}: {KEY}" in message
     assert info.value.exit_code == ExitCode.BAD_INPUT
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     guarded()
 
 
@@ -351,19 +359,19 @@ def test_rerun_and_replay_of_a_broken_manifest_are_refused(
         project, manifest_id=MANIFEST_ID, fields=["input_files"], operator="ana"
     )
     project = with_simulations(project)
-    before = files(project.root)
+    before = files(project)
     with project.ledger() as ledger:
         with pytest.raises(ManifestError, match=r"missing field: partitions\[\]\.input_files"):
             rerun(project, ledger, asset=SILVER, keys=[KEY], operator="ana")
         with pytest.raises(ManifestError, match=r"missing field: partitions\[\]\.input_files"):
             replay(project, ledger, manifest_id=MANIFEST_ID, keys=[KEY], operator="ana")
-    assert changed(before, files(project.root)) == []  # the ledger file included
+    assert changed(before, files(project)) == []  # the ledger included
     guarded()
 
 
 def test_broken_manifest_refusals_write_nothing(april_project: Project) -> None:
     project = april_project
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(ManifestError, match=rf"Unknown manifest 'nope' \(known: {MANIFEST_ID}\)"):
         simulate_broken_manifest(project, manifest_id="nope", fields=["source"], operator="a")
     with pytest.raises(BadInputError) as info:
@@ -372,15 +380,15 @@ def test_broken_manifest_refusals_write_nothing(april_project: Project) -> None:
     assert "expected_record_count" in str(info.value.hint)
     with pytest.raises(BadInputError, match="at least one field"):
         simulate_broken_manifest(project, manifest_id=MANIFEST_ID, fields=[], operator="a")
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     first = simulate_broken_manifest(
         project, manifest_id=MANIFEST_ID, fields=["source"], operator="a"
     )
     project = with_simulations(project)
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(BadInputError, match=first.simulation_id):
         simulate_broken_manifest(project, manifest_id=MANIFEST_ID, fields=["source"], operator="a")
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
 
 # -- failing-check --------------------------------------------------------------------------
@@ -461,7 +469,7 @@ def test_an_overlay_fails_checks_without_any_simulation(april_project: Project) 
 
 def test_failing_check_refusals_name_what_exists(april_project: Project) -> None:
     project = april_project
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(BadInputError) as info:
         simulate_failing_check(project, asset=SILVER, check="nope", key=KEY, operator="a")
     assert info.value.message == f"{SILVER} has no check 'nope'"
@@ -470,7 +478,7 @@ def test_failing_check_refusals_name_what_exists(april_project: Project) -> None
         simulate_failing_check(project, asset="x", check=CHECK, key=KEY, operator="a")
     with pytest.raises(InvalidPartitionKeyError):
         simulate_failing_check(project, asset=SILVER, check=CHECK, key="April", operator="a")
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
     first = simulate_failing_check(project, asset=SILVER, check=CHECK, key=KEY, operator="a")
     project = with_simulations(project)
     with pytest.raises(BadInputError, match=first.simulation_id):
@@ -518,10 +526,10 @@ def test_applying_a_dry_run_plan_is_refused_then_allowed_explicitly(
         project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, "ana", reason="fill it")
     )
     assert document.reason == f"fill it [made during simulation(s) {record.simulation_id}]"
-    before = files(project.root)
+    before = files(project)
     with pytest.raises(PreconditionError, match=f"Applying plan {document.plan_id} refused"):
         apply_plan(project, document, operator="ana")
-    assert changed(before, files(project.root)) == []
+    assert changed(before, files(project)) == []
 
     result = apply_plan(allowed(project), document, operator="ana")
     assert result.state is RunState.SUCCEEDED  # the forced check is on another partition

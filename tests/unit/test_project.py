@@ -1,5 +1,6 @@
 """Loading a project: backfiller.toml, environment overrides (aliases, the generic prefix,
-.env files) and refusals."""
+.env files) and refusals. Reading a fresh project's ledger is tested on both ledgers; the rest
+only loads configuration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import both_backends, database_fingerprint
 
 from backfiller import Project
 from backfiller.errors import ConfigError, ExitCode, GraphError, InvalidPartitionKeyError
@@ -65,13 +67,17 @@ def test_load_example(example_dir: Path, load: Callable[[Path], Project]) -> Non
     assert not config.report_dir.exists()
 
 
+@both_backends
 def test_reader_of_a_fresh_project_creates_nothing(
-    example_dir: Path, load: Callable[[Path], Project]
+    example_dir: Path, no_ledger_environ: dict[str, str]
 ) -> None:
-    project = load(example_dir)
+    project = load_project(example_dir, environ=no_ledger_environ)
+    assert project.config.ledger_url == no_ledger_environ.get("BACKFILLER_LEDGER_URL", "")
     reader = project.reader()
     assert reader.partitions.all() == []
     assert not project.config.state_dir.exists()
+    if project.config.ledger_url:  # nor a table in a PostgreSQL database without a ledger
+        assert database_fingerprint(project.config.ledger_url) == {}
 
 
 def test_project_manifests(example_dir: Path, load: Callable[[Path], Project]) -> None:

@@ -1,7 +1,8 @@
 """The runner's logic against storage faults, on the in-memory store (the ledger is SQLite in a
-temporary folder): a commit that fails before it lands, one that lands and then raises, slow
-commits under parallelism. Whatever happens, the ledger records the version of the commit that
-wrote each partition, and a retry finishes the run without writing anything twice."""
+temporary folder, or a PostgreSQL database: every test runs on both): a commit that fails before
+it lands, one that lands and then raises, slow commits under parallelism. Whatever happens, the
+ledger records the version of the commit that wrote each partition, and a retry finishes the
+run without writing anything twice."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import NOW, run_steps
+from conftest import NOW, both_backends, run_steps
 from lab_project import STEADY, write_lab
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.actions import RunOptions, StepOutcome
 from backfiller.actions.recovery import retry
-from backfiller.ledger import PartitionStatus, RunState, SqliteLedger
+from backfiller.ledger import DatabaseLedger, PartitionStatus, RunState
 from backfiller.store import CommitKey, Faults, MemoryStore
 
 KEYS = ["2026-01-05", "2026-01-06", "2026-01-07"]
 
+pytestmark = both_backends
+
 
 @pytest.fixture
-def lab_with(tmp_path: Path) -> Callable[[Faults], Project]:
+def lab_with(tmp_path: Path, project_environ: dict[str, str]) -> Callable[[Faults], Project]:
     root = write_lab(tmp_path / "lab")
 
     def make(faults: Faults) -> Project:
         return load_project(
-            root, environ={}, clock=FixedClock(NOW), store=MemoryStore(faults=faults)
+            root, environ=project_environ, clock=FixedClock(NOW), store=MemoryStore(faults=faults)
         )
 
     return make
@@ -44,7 +47,7 @@ def commit_version(project: Project, asset: str, run_id: str, key: str) -> list[
 
 
 def assert_recorded_versions_are_the_commits(
-    project: Project, ledger: SqliteLedger, run_id: str
+    project: Project, ledger: DatabaseLedger, run_id: str
 ) -> None:
     for key in KEYS:
         record = ledger.partitions.get(STEADY, key)
