@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
-from backfiller.errors import BadInputError
+from backfiller.errors import BadInputError, IllegalTransitionError
 from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -27,6 +27,24 @@ HOLDS_FILE_VERSION = 1
 
 def holds_file(project: Project) -> Path:
     return project.config.report_dir / "holds.json"
+
+
+def _mark_stale(
+    ledger: Ledger, asset: str, key: str, *, run_id: str, operator: str, why: str
+) -> None:
+    """Mark a materialized partition stale. Another operator may begin recomputing it between
+    the read that found it materialized and this write: then it is left to that run, whose own
+    record says which upstream version it consumed (and gap detection compares that with the
+    current one); the hold is placed all the same."""
+    for _ in range(3):
+        try:
+            ledger.partitions.mark_stale(asset, key, run_id=run_id, operator=operator, reason=why)
+            return
+        except IllegalTransitionError:
+            now = ledger.partitions.get(asset, key)
+            if now is None or now.status is not PartitionStatus.MATERIALIZED:
+                return
+            # published again in between: stale all the same, try once more
 
 
 def place_holds(
@@ -61,9 +79,7 @@ def place_holds(
                 and record is not None
                 and (record.status is PartitionStatus.MATERIALIZED)
             ):
-                ledger.partitions.mark_stale(
-                    down, down_key, run_id=run_id, operator=operator, reason=reason
-                )
+                _mark_stale(ledger, down, down_key, run_id=run_id, operator=operator, why=reason)
             if ledger.holds.place(
                 target=down,
                 key=down_key,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, interrupted_at, run_steps, tree_fingerprint
+from conftest import GAP_DAY, both_backends, interrupted_at, run_steps, tree_fingerprint
 from lab_project import FLAKY, LAB_KEY, STEADY, write_lab
 from openlineage_spec import event_problems
 
@@ -30,6 +30,8 @@ from backfiller import Project, RunState, load_project
 from backfiller.cli.main import main
 from backfiller.evidence import PartitionOutcome, RunEvidence, load_run_evidence
 from backfiller.evidence.lineage import INSTALL_LINE, parent_run_id
+
+pytestmark = both_backends
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"

@@ -9,11 +9,13 @@ import json
 import os
 
 import pytest
-from conftest import GAP_DAY
+from conftest import GAP_DAY, both_backends
 
 from backfiller import Project
 from backfiller.cli import context
 from backfiller.cli.main import main
+
+pytestmark = both_backends
 
 GAPS = ["gaps", "--start", "2026-04-14", "--end", "2026-04-20"]
 PLAN = ["plan", "--partition", GAP_DAY]

@@ -94,3 +94,43 @@ def test_forced_release_is_recorded(april_project: Project) -> None:
         forced = {(h.target, h.partition_key) for h in closed if h.forced}
         assert forced >= {("week07/retrieval_index", KEY), ("week08/eval_metrics", KEY)}
         assert (RAW, KEY) not in forced
+
+
+@both_backends
+def test_a_downstream_partition_another_run_began_recomputing_is_held_not_an_error(
+    april_project: Project,
+) -> None:
+    """Placing holds reads the downstream partition (materialized), then marks it stale; an
+    operator who begins recomputing it in between made this exit 1 ('Cannot mark_stale a
+    partition in state materializing'). Now the partition is left to that run and held."""
+    from backfiller.holds import place_holds
+    from backfiller.refs import AssetPartition
+
+    project = april_project
+    with project.ledger() as ledger:
+        read = ledger.partitions.get
+
+        def read_then_another_operator_starts(asset: str, key: str):  # type: ignore[no-untyped-def]
+            record = read(asset, key)
+            if (
+                (asset, key) == (SILVER, KEY)
+                and record is not None
+                and record.status is PartitionStatus.MATERIALIZED
+            ):
+                ledger.partitions.start(SILVER, KEY, run_id="run-b", attempt=1, operator="other")
+            return record
+
+        ledger.partitions.get = read_then_another_operator_starts  # type: ignore[method-assign]
+        placed = place_holds(
+            project,
+            ledger,
+            run_id="run-upstream",
+            operator="tests",
+            changed=[AssetPartition(RAW, KEY)],
+        )
+        ledger.partitions.get = read  # type: ignore[method-assign]
+
+        assert (SILVER, KEY, False) in placed
+        record = ledger.partitions.get(SILVER, KEY)
+        assert record is not None and record.status is PartitionStatus.MATERIALIZING
+        assert any(h.target == SILVER and h.partition_key == KEY for h in ledger.holds.all())
