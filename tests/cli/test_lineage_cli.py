@@ -305,7 +305,10 @@ def test_retry_sends_the_lineage_of_the_run_it_finishes(
 
 
 def test_a_failed_run_sends_its_lineage_and_keeps_its_exit_code(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    project_environ: dict[str, str],
 ) -> None:
     root = write_lab(tmp_path / "lab")
     events_file = file_transport(monkeypatch, tmp_path)
@@ -313,7 +316,7 @@ def test_a_failed_run_sends_its_lineage_and_keeps_its_exit_code(
     code, _, err = run(capsys, root, "rerun", "--asset", FLAKY, "--partition", LAB_KEY)
 
     assert code == 1, err
-    lab = load_project(root, environ={})
+    lab = load_project(root, environ=project_environ)
     events = read_events(events_file)
     (run_id,) = run_ids(lab)
     assert_lineage_of_run(events, lab, run_id, "rerun")
