@@ -166,6 +166,7 @@ def generate(root: Path, n: int, variant: str) -> None:
     report.write_text("{}\n", "utf-8")
     now = datetime(2025, 7, 1, tzinfo=UTC).isoformat()
     rows: list[tuple[object, ...]] = []
+    links = 0
     names = asset_keys(n)
     for i, asset in enumerate(names):
         odd = i % 2 == 1
@@ -180,6 +181,10 @@ def generate(root: Path, n: int, variant: str) -> None:
                 rows.append(_record(asset, key, state, None, None, "{}", now, error="boom"))
                 continue
             name = f"part-{d:05d}.parquet"
+            links += 1
+            if links % 60_000 == 0:  # a file takes at most 65,000 hard links
+                data_file = data_file.with_name(f"tiny-{links}.parquet")
+                _tiny_parquet(data_file)
             os.link(data_file, table / name)
             adds.append(_add(name, key))
             if state == "orphan":
@@ -192,6 +197,9 @@ def generate(root: Path, n: int, variant: str) -> None:
                 _record(asset, key, "materialized", 1, checksum[key], json.dumps(upstream), now)
             )
             if state != "no_report":
+                if links % 60_000 == 0:
+                    report = report.with_name(f"report-{links}.json")
+                    report.write_text("{}\n", "utf-8")
                 os.link(report, reports / f"{key}.json")
         log = [
             {"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},

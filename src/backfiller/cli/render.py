@@ -15,7 +15,8 @@ from backfiller.ledger import CheckStatus, LedgerReader, PartitionStatus, RunSta
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
-    from backfiller.planning import Gap, PlanDocument
+    from backfiller.planning import Gap, GapReason, PlanDocument
+    from backfiller.planning.ranges import KeyRange
     from backfiller.project import Project
 
 
@@ -102,19 +103,48 @@ def _grid_lines(states: dict[str, str]) -> list[str]:
     return lines
 
 
-def print_gaps(
-    console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None, left_out: int = 0
-) -> None:
-    """The gaps as a table; ``looked_at``: the partition keys examined, named first;
-    ``left_out``: gaps the filters left out, said so (never "no gaps" when there are some)."""
+def _gaps_heading(
+    console: Console, looked_at: list[str] | None, left_out: int, found: bool
+) -> bool:
+    """Name the partition keys examined and the gaps the filters left out (never "no gaps"
+    when there are some); whether there is anything to list."""
     if looked_at:
         span = looked_at[0] if len(looked_at) == 1 else f"{looked_at[0]} .. {looked_at[-1]}"
         console.print(f"Looked at {span} ({len(looked_at)} partition(s)).", markup=False)
     if left_out:
         console.print(f"{left_out} gap(s) left out by the filters.", markup=False)
-    if not gaps:
-        if not left_out:
-            console.print("No gaps: manifests, store, ledger and reports agree.")
+    if not found and not left_out:
+        console.print("No gaps: manifests, store, ledger and reports agree.")
+    return found
+
+
+def print_gap_ranges(
+    console: Console,
+    ranges: list[KeyRange[GapReason]],
+    *,
+    looked_at: list[str] | None = None,
+    left_out: int = 0,
+) -> None:
+    """The gaps as ranges, one line per run of consecutive partitions of one asset with the
+    same reason (and so the same action): "2025-01-01 .. 2025-03-31 (90 partitions)"."""
+    if not _gaps_heading(console, looked_at, left_out, bool(ranges)):
+        return
+    total = sum(r.count for r in ranges)
+    table = Table(title=f"{total} gap(s) in {len(ranges)} range(s)")
+    for col in ("asset", "partitions", "gap_reason", "proposed_action"):
+        table.add_column(col, overflow="fold")
+    for r in ranges:
+        add_row(table, r.asset, r.span(), r.value.value, r.value.proposed_action.value)
+    console.print(table)
+    console.print("Per partition, with counts and details: add --each.", markup=False)
+
+
+def print_gaps(
+    console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None, left_out: int = 0
+) -> None:
+    """The gaps as a table, one row per gap; ``looked_at``: the partition keys examined, named
+    first; ``left_out``: gaps the filters left out, said so."""
+    if not _gaps_heading(console, looked_at, left_out, bool(gaps)):
         return
     table = Table(title=f"{len(gaps)} gap(s)")
     for col in (
