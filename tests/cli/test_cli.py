@@ -285,7 +285,24 @@ def test_status_counts_the_april_window(
         RAW: "6 materialized, 1 missing",
         SILVER: "6 materialized, 1 missing",
     }
-    # the grid of April: 13 days of padding, then 14..16 materialized, 17 missing, 18..20
+    # by default, ranges of consecutive partitions in one state
+    ranges = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert ranges == 2 * [
+        "█ 2026-04-14 .. 2026-04-16 (3 partitions) materialized",
+        "· 2026-04-17 (1 partition) missing",
+        "█ 2026-04-18 .. 2026-04-20 (3 partitions) materialized",
+    ]
+    # with --each, the grid of April: 13 days of padding, then 14..16 materialized, 17
+    # missing, 18..20
+    code, out, err = run(
+        capsys, april_project.root, "status", "--each", "--start", "2026-04-14", "--end",
+        "2026-04-20",
+    )  # fmt: skip
+    assert code == 0, err
+    assert status_summaries(out) == {
+        RAW: "6 materialized, 1 missing",
+        SILVER: "6 materialized, 1 missing",
+    }
     grid = [line.strip() for line in out.splitlines() if line.strip().startswith("2026-04  ")]
     assert [g.split()[-1] for g in grid] == ["███·███", "███·███"]
 

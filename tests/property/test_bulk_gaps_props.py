@@ -4,7 +4,8 @@ gone, reports gone, recorded manifest checksums and row counts, consumed upstrea
 (identity and look-back mappings), declarations changed by a newer manifest or broken, stored
 rows without a record, protected partitions — the bulk path finds, for every cell, the same
 gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
-in the same order; and its ranges are the oracle's gaps collapsed."""
+in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
+shows, computed per column, are those of the per-cell rule, collapsed into ranges."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from gap_oracle import oracle_gap
+from gap_oracle import oracle_gap, oracle_states
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,9 +28,11 @@ from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
 from backfiller.partitions import scheme_from_config
+from backfiller.planning.bulk import key_table
 from backfiller.planning.classify import bulk_gaps, gap_ranges
 from backfiller.planning.gaps import Gap
 from backfiller.planning.state import observe
+from backfiller.planning.status import state_ranges
 from backfiller.policy import Policy, ProtectedObject
 from backfiller.refs import AssetPartition
 
@@ -302,3 +305,36 @@ def test_bulk_gaps_equal_the_per_cell_oracle(state: dict[str, Any]) -> None:
                 run.append(([k], reason))
         collapsed += [(a, ks[0], ks[-1], len(ks), r) for ks, r in run if r is not None]
     assert [(r.asset, r.first, r.last, r.count, r.value) for r in ranges] == collapsed
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(states())
+def test_status_ranges_equal_the_per_cell_rule(state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder))
+    keys = state["window"]
+    table = key_table(source.manifests, keys)
+
+    def expected_of(key: str) -> int | None:
+        declared = source.manifests.for_partition(key)
+        return declared[1].expected_record_count if declared else None
+
+    for a in source.graph.keys:
+        expected = oracle_states(
+            {r.partition_key: r for r in reader.partitions.all(a)},
+            source.store.partition_counts(a),
+            source.store.missing_files(a),
+            expected_of,
+            keys,
+        )
+        ranges = state_ranges(source, reader, a, keys, table)  # type: ignore[arg-type]
+        found = [r.value.value for r in ranges for _ in range(r.count)]
+        assert found == [expected[k] for k in keys]
+        assert all(r.value != ranges[i + 1].value for i, r in enumerate(ranges[:-1]))
+        assert [(r.first, r.last) for r in ranges] == [
+            (
+                keys[sum(x.count for x in ranges[:i])],
+                keys[sum(x.count for x in ranges[: i + 1]) - 1],
+            )
+            for i in range(len(ranges))
+        ]

@@ -105,6 +105,7 @@ def init(obj: Context, folder: Path | None, name: str | None) -> None:
 @cli.command()
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
+@click.option("--each", is_flag=True, help="A grid with one mark per partition.")
 @asset_selection
 @json_option
 @click.pass_obj
@@ -112,11 +113,13 @@ def status(
     obj: Context,
     start: str | None,
     end: str | None,
+    each: bool,
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Per asset: partitions by state, and a compact per-day grid."""
+    """Per asset: partitions by state, then ranges of consecutive partitions in one state
+    (--each: a per-day grid)."""
     from .render import partition_states, print_status
 
     obj.use_json(as_json)
@@ -125,7 +128,7 @@ def status(
     keys = window_keys(project, None, start, end)
     reader = project.reader()
     if not obj.json:
-        print_status(obj.console, project, reader, keys, chosen)
+        print_status(obj.console, project, reader, keys, chosen, each=each)
         return
     assets = []
     for asset in chosen:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from backfiller.errors import ChecksFailedError, RunFailedError
-from backfiller.ledger import CheckStatus, LedgerReader, PartitionStatus, RunState
+from backfiller.ledger import CheckStatus, LedgerReader, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
@@ -40,26 +40,12 @@ GRID_MARKS = {
 def partition_states(
     project: Project, reader: LedgerReader, asset: str, keys: list[str]
 ) -> dict[str, str]:
-    records = {r.partition_key: r for r in reader.partitions.all(asset)}
-    stored = project.store.partition_counts(asset)
-    lost = project.store.missing_files(asset)
-    states: dict[str, str] = {}
-    for key in keys:
-        rec = records.get(key)
-        if lost.get(key):
-            states[key] = "missing"  # its data files are gone: nothing can read it
-        elif rec is None:
-            if stored.get(key):
-                states[key] = "orphan"
-            else:  # the gaps' word: missing only when a manifest expects rows
-                declared = project.manifests.for_partition(key)
-                expected = declared[1].expected_record_count if declared else None
-                states[key] = "missing" if expected else "no_expected_input"
-        elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
-            states[key] = "missing"
-        else:
-            states[key] = rec.status.value
-    return states
+    """Each key's state (:class:`~backfiller.planning.status.PartitionState` values)."""
+    from backfiller.planning.bulk import key_table
+    from backfiller.planning.status import state_column
+
+    column = state_column(project, reader, asset, key_table(project.manifests, keys))
+    return dict(zip(keys, column.to_pylist(), strict=True))
 
 
 def print_status(
@@ -68,23 +54,48 @@ def print_status(
     reader: LedgerReader,
     keys: list[str],
     assets: list[str] | None = None,
+    *,
+    each: bool = False,
 ) -> None:
-    """The status grid of ``assets`` (default: every asset) over ``keys``."""
+    """Per asset of ``assets`` (default: every asset) over ``keys``: how many partitions are
+    in each state, then its ranges of consecutive partitions in one state — or, with
+    ``each``, a grid with one mark per partition."""
+    from backfiller.planning.bulk import key_table
+    from backfiller.planning.status import state_ranges
+
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
         if keys
         else "no partitions"
     )
-    legend = "  ".join(f"[{style}]{mark}[/] {name}" for name, (mark, style) in GRID_MARKS.items())
+    table = key_table(project.manifests, keys)
     for asset in project.graph.keys if assets is None else assets:
-        states = partition_states(project, reader, asset, keys)
-        counts = Counter(states.values())
+        ranges = state_ranges(project, reader, asset, keys, table)
+        counts: Counter[str] = Counter()
+        for r in ranges:
+            counts[r.value.value] += r.count
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        console.print(f"\n[bold cyan]{asset}[/]  ({summary})")
-        for line in _grid_lines(states):
-            console.print(line, highlight=False)
-    console.print(f"\n{legend}")
+        console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary})")
+        if each:
+            states: dict[str, str] = {}
+            for r in ranges:  # consecutive, covering every key in order
+                states.update(
+                    dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value)
+                )
+            for line in _grid_lines(states):
+                console.print(line, highlight=False)
+            continue
+        for r in ranges:
+            mark, style = GRID_MARKS[r.value.value]
+            console.print(
+                f"  [{style}]{mark}[/] {escape(r.span())} {r.value.value}", highlight=False
+            )
+    if each:
+        legend = "  ".join(f"[{st}]{mark}[/] {name}" for name, (mark, st) in GRID_MARKS.items())
+        console.print(f"\n{legend}")
+    else:
+        console.print("\nOne mark per partition: add --each.", markup=False)
 
 
 def _grid_lines(states: dict[str, str]) -> list[str]:
