@@ -1,7 +1,7 @@
 """The brute-force, per-cell gap rule (and the rule of ``status``): the reference the bulk
-classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the per-cell rule
-(``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before gaps were
-classified in bulk; change it only together with DESIGN.md's table."""
+classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the
+per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before
+gaps were classified in bulk; change it only together with DESIGN.md's table."""
 
 from __future__ import annotations
 
