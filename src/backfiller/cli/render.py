@@ -86,11 +86,8 @@ def print_status(
             for line in _grid_lines(states):
                 console.print(line, highlight=False)
             continue
-        for r in ranges:
-            mark, style = GRID_MARKS[r.value.value]
-            console.print(
-                f"  [{style}]{mark}[/] {escape(r.span())} {r.value.value}", highlight=False
-            )
+        lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in ranges]
+        console.out("\n".join(lines), highlight=False)
     if each:
         legend = "  ".join(f"[{st}]{mark}[/] {name}" for name, (mark, st) in GRID_MARKS.items())
         console.print(f"\n{legend}")
@@ -141,13 +138,15 @@ def print_gap_ranges(
     if not _gaps_heading(console, looked_at, left_out, bool(ranges)):
         return
     total = sum(r.count for r in ranges)
-    table = Table(title=f"{total} gap(s) in {len(ranges)} range(s)")
-    for col in ("asset", "partitions", "gap_reason", "proposed_action"):
-        table.add_column(col, overflow="fold")
-    for r in ranges:
-        add_row(table, r.asset, r.span(), r.value.value, r.value.proposed_action.value)
-    console.print(table)
-    console.print("Per partition, with counts and details: add --each.", markup=False)
+    console.print(f"{total} gap(s) in {len(ranges)} range(s)", markup=False)
+    lines, asset = [], None
+    for r in ranges:  # plain lines: thousands of ranges print in a moment, not a table's time
+        if r.asset != asset:
+            asset = r.asset
+            lines.append(f"\n{asset}")
+        lines.append(f"  {r.span()}  {r.value.value} -> {r.value.proposed_action.value}")
+    console.out("\n".join(lines), highlight=False)
+    console.print("\nPer partition, with counts and details: add --each.", markup=False)
 
 
 def print_gaps(
