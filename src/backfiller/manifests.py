@@ -313,9 +313,13 @@ class ManifestRegistry:
         self.sources = dict(sources or {})
         self.broken: dict[str, BrokenManifest] = dict(broken or {})
         self._by_partition: dict[str, Manifest] = {}
+        #: the declaration of each key in the manifest that declares it last (indexed once:
+        #: asking a manifest for a key scans its partitions)
+        self._declarations: dict[str, ManifestPartition] = {}
         for m in sorted(self._by_id.values(), key=lambda m: (m.created_at, m.manifest_id)):
             for p in m.partitions:
                 self._by_partition[p.partition_key] = m
+                self._declarations[p.partition_key] = p
 
     @classmethod
     def from_folder(
@@ -369,9 +373,7 @@ class ManifestRegistry:
         m = self._by_partition.get(key)
         if m is None or m.manifest_id in self.broken:
             return None
-        part = m.partition(key)
-        assert part is not None
-        return m, part
+        return m, self._declarations[key]
 
     def broken_for(self, key: str) -> BrokenManifest | None:
         """The broken stand-in that now declares ``key``, if any."""

@@ -481,8 +481,12 @@ class Project:
         """Where plans go: ``[policy] dry_run_report_path``, by default <report_dir>/backfill."""
         return self.policy.dry_run_report_path or self.config.report_dir / "backfill"
 
+    def partition_report_dir(self, asset: str) -> Path:
+        """The folder of ``asset``'s partition reports (one ``<key>.json`` each)."""
+        return self.config.report_dir.joinpath("partitions", *asset.split("/"))
+
     def partition_report_path(self, asset: str, key: str) -> Path:
-        return self.config.report_dir.joinpath("partitions", *asset.split("/"), f"{key}.json")
+        return self.partition_report_dir(asset) / f"{key}.json"
 
     def relative(self, path: Path) -> str:
         try:

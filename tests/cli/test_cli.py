@@ -309,7 +309,24 @@ def test_status_counts_the_april_window(
         RAW: "6 materialized, 1 missing",
         SILVER: "6 materialized, 1 missing",
     }
-    # the grid of April: 13 days of padding, then 14..16 materialized, 17 missing, 18..20
+    # by default, ranges of consecutive partitions in one state
+    ranges = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert ranges == 2 * [
+        "█ 2026-04-14 .. 2026-04-16 (3 partitions) materialized",
+        "· 2026-04-17 (1 partition) missing",
+        "█ 2026-04-18 .. 2026-04-20 (3 partitions) materialized",
+    ]
+    # with --each, the grid of April: 13 days of padding, then 14..16 materialized, 17
+    # missing, 18..20
+    code, out, err = run(
+        capsys, april_project.root, "status", "--each", "--start", "2026-04-14", "--end",
+        "2026-04-20",
+    )  # fmt: skip
+    assert code == 0, err
+    assert status_summaries(out) == {
+        RAW: "6 materialized, 1 missing",
+        SILVER: "6 materialized, 1 missing",
+    }
     grid = [line.strip() for line in out.splitlines() if line.strip().startswith("2026-04  ")]
     assert [g.split()[-1] for g in grid] == ["███·███", "███·███"]
 
@@ -338,7 +355,7 @@ def test_gaps_lists_the_missing_partition_for_both_assets(
 ) -> None:
     before = files(april_project.root)
     code, out, err = run(
-        capsys, april_project.root, "gaps", "--start", "2026-04-14", "--end", "2026-04-20"
+        capsys, april_project.root, "gaps", "--each", "--start", "2026-04-14", "--end", "2026-04-20"
     )
     assert code == 0, err
     assert "2 gap(s)" in out
@@ -420,7 +437,9 @@ def test_apply_the_plan_then_the_gap_is_gone(
     assert all(r[2] == "published" and r[4] == "3" for r in steps.values()), steps
     assert "2 published" in out.splitlines()
 
-    code, out, _ = run(capsys, root, "gaps", "--start", "2026-04-14", "--end", "2026-04-20")
+    code, out, _ = run(
+        capsys, root, "gaps", "--each", "--start", "2026-04-14", "--end", "2026-04-20"
+    )
     assert code == 0
     assert "No gaps" in out
     assert not any(row[1] == GAP_DAY for row in gap_rows(out))
@@ -558,7 +577,7 @@ def test_zero_expected_input_prints_the_seed_hint(
     day = "2026-04-18"
     set_manifest_partition(example_dir, day, expected_record_count=0, input_files=[])
 
-    code, out, _ = run(capsys, example_dir, "gaps", "--partition", day)
+    code, out, _ = run(capsys, example_dir, "gaps", "--each", "--partition", day)
     assert code == 0
     assert gap_rows(out) == {
         (RAW, day, "no_expected_input", "0", "0", "nothing_to_do"),
@@ -806,7 +825,7 @@ def test_gaps_without_options_looks_at_the_whole_range_and_says_so(
     report = april_project.partition_report_path(RAW, "2026-04-15")
     report.unlink()  # another partition's report is missing, not the default one
 
-    code, out, _ = run(capsys, root, "gaps")
+    code, out, _ = run(capsys, root, "gaps", "--each")
 
     assert code == 0
     # the CLI's clock is the system's: the range ends at the last complete day
@@ -875,7 +894,7 @@ def test_status_and_gaps_use_the_same_word_for_undeclared_days(
                        "--end", "2026-05-03")  # fmt: skip
     assert code == 0
     assert status_summaries(out) == {RAW: "3 no_expected_input", SILVER: "3 no_expected_input"}
-    code, out, _ = run(capsys, april_project.root, "gaps", "--start", "2026-05-01",
+    code, out, _ = run(capsys, april_project.root, "gaps", "--each", "--start", "2026-05-01",
                        "--end", "2026-05-03")  # fmt: skip
     assert {row[2] for row in gap_rows(out)} == {"no_expected_input"}
 
@@ -912,15 +931,39 @@ def test_gaps_filters_by_reason_and_need_of_action_and_says_what_it_left_out(
 ) -> None:
     root = april_project.root
     window = ("--start", "2026-04-14", "--end", "2026-05-02")
-    code, out, _ = run(capsys, root, "gaps", *window, "--needs-action")
+    code, out, _ = run(capsys, root, "gaps", "--each", *window, "--needs-action")
     assert code == 0
     rows = gap_rows(out)
     assert {r[2] for r in rows} == {"missing_partition"}  # the gap day; May needs nothing
     assert "4 gap(s) left out by the filters." in out  # raw and silver on 05-01 and 05-02
-    code, out, _ = run(capsys, root, "gaps", *window, "--reason", "no_expected_input")
+    code, out, _ = run(capsys, root, "gaps", "--each", *window, "--reason", "no_expected_input")
     assert {r[2] for r in gap_rows(out)} == {"no_expected_input"}
     assert "No gaps" not in out
 
-    code, _, err = run(capsys, root, "gaps", "--reason", "missing_partiton")
+    code, _, err = run(capsys, root, "gaps", "--each", "--reason", "missing_partiton")
     assert code == 2
     assert "Unknown gap reason 'missing_partiton' (did you mean 'missing_partition'?)" in err
+
+
+def test_gaps_print_ranges_by_default_and_each_partition_on_request(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    window = ("--start", "2026-04-14", "--end", "2026-05-03")
+    code, out, err = run(capsys, root, "gaps", *window)
+    assert code == 0, err
+    # the gap day, then the declared but unmaterialized rest of April, then undeclared May
+    assert "28 gap(s) in 6 range(s)" in out
+    lines = [line.rstrip() for line in out.splitlines()]
+    for asset in (RAW, SILVER):
+        at = lines.index(asset)
+        assert lines[at + 1 : at + 4] == [
+            f"  {GAP_DAY} (1 partition)  missing_partition -> backfill_partition",
+            "  2026-04-21 .. 2026-04-30 (10 partitions)  missing_partition -> backfill_partition",
+            "  2026-05-01 .. 2026-05-03 (3 partitions)  no_expected_input -> nothing_to_do",
+        ]
+
+    code, out, _ = run(capsys, root, "gaps", *window, "--each")
+    assert code == 0
+    assert len(gap_rows(out)) == 28
+    assert ("2026-05-02" in out) and ("(3 partitions)" not in out)

@@ -68,7 +68,7 @@ def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(
     assert run(capsys, root, "verify")[0] == ExitCode.OK
     delete_data_file(april_project, RAW, KEY)
 
-    code, out, _ = run(capsys, root, "gaps", "--start", KEY, "--end", KEY)
+    code, out, _ = run(capsys, root, "gaps", "--each", "--start", KEY, "--end", KEY)
     assert code == 0
     assert "No gaps" not in out
     assert "missing_partition" in out and "data file(s) of this partition that are gone" in (

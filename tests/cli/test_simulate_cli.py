@@ -124,7 +124,7 @@ def test_broken_manifest_gaps_show_it_and_apply_refuses_naming_the_fields(
     assert code == 0, err
     sim = started(out)
 
-    code, out, _ = run(capsys, root, "gaps", "--partition", KEY)
+    code, out, _ = run(capsys, root, "gaps", "--each", "--partition", KEY)
     assert code == 0
     assert out.count("manifest_changed") == 2
     assert "partitions[].expected_record_count" in out and "partitions[].input_files" in out

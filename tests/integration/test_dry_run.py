@@ -4,6 +4,7 @@ ledgers: "nothing else" covers the SQLite file or the PostgreSQL tables."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,24 @@ def test_a_window_plan_recomputes_only_the_gap_day(april_project: Project) -> No
     assert set(after["reports"]) - set(before["reports"]) == {
         "backfill/backfill_plan_2026-04-14_2026-04-20.json"
     }
+
+
+def test_the_plan_of_the_example_is_the_one_made_before_gaps_were_classified_in_bulk(
+    example_dir: Path,
+) -> None:
+    """The plan's content, id and state fingerprint over two months of the fresh example are
+    the ones the per-cell code made (recorded from it): reading the state in bulk for
+    ``status`` and ``gaps`` changed nothing a plan holds."""
+    project = load_project(example_dir, environ={}, clock=FixedClock(NOW))
+    keys = list(project.scheme.key_range("2026-03-01", "2026-04-30"))
+
+    document = make_plan(project, project.reader(), request_for(keys, Mode.DRY_RUN, "tests"))
+
+    assert document.plan_id == "plan-af1cdbeb06758fdc"
+    assert document.state_fingerprint == (
+        "280c024a1d21193bbdc400aafb8c4472d73e4f6f60b8dd111f904d473f173f95"
+    )
+    content = json.dumps(document.to_dict(), sort_keys=True).encode("utf-8")
+    assert hashlib.sha256(content).hexdigest() == (
+        "be46a08e91936864aff04d67bfd9a937bd56d0024e4828cec4f2acfd61428c4b"
+    )

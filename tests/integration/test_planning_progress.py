@@ -1,6 +1,7 @@
-"""Long reading work tells how far it got: finding gaps and planning call ``on_progress(done,
-total)`` once per table read and once per (asset, partition) observed, ``done`` growing by one
-up to ``total``; the result is the same with or without a callback."""
+"""Long reading work tells how far it got: finding gaps calls ``on_progress(done, total)`` once
+per asset whose sources it read (it classifies in bulk, not per partition); planning once per
+table read and once per (asset, partition) observed; ``done`` grows by one up to ``total``;
+the result is the same with or without a callback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from backfiller.planning.planner import request_for
 APRIL = [f"2026-04-{d}" for d in range(14, 21)]
 
 
-def test_finding_gaps_counts_every_table_and_partition_up_to_the_total(
+def test_finding_gaps_counts_every_asset_up_to_the_total(
     april_project: Project,
 ) -> None:
     calls: list[tuple[int, int]] = []
@@ -26,7 +27,7 @@ def test_finding_gaps_counts_every_table_and_partition_up_to_the_total(
     )
 
     assets = len(april_project.graph.keys)
-    total = assets + assets * len(APRIL)  # each table read once, each partition observed once
+    total = assets  # each asset's ledger records, table and report folder read once
     assert calls == [(done, total) for done in range(1, total + 1)]
     assert found == find_gaps(april_project, april_project.reader(), APRIL)
     assert {(g.asset, g.partition_key) for g in found} >= {

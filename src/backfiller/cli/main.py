@@ -114,6 +114,7 @@ def init(obj: Context, folder: Path | None, name: str | None) -> None:
 @cli.command()
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
+@click.option("--each", is_flag=True, help="A grid with one mark per partition.")
 @asset_selection
 @json_option
 @click.pass_obj
@@ -121,11 +122,13 @@ def status(
     obj: Context,
     start: str | None,
     end: str | None,
+    each: bool,
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Per asset: partitions by state, and a compact per-day grid."""
+    """Per asset: partitions by state, then ranges of consecutive partitions in one state
+    (--each: a per-day grid)."""
     from .render import partition_states, print_status
 
     obj.use_json(as_json)
@@ -134,7 +137,7 @@ def status(
     keys = window_keys(project, None, start, end)
     reader = project.reader()
     if not obj.json:
-        print_status(obj.console, project, reader, keys, chosen)
+        print_status(obj.console, project, reader, keys, chosen, each=each)
         return
     assets = []
     for asset in chosen:
@@ -159,6 +162,11 @@ def status(
 @click.option("--partition", help="One partition key.")
 @click.option("--reason", "reasons", multiple=True, help="Only gaps with this reason (repeatable).")
 @click.option("--needs-action", is_flag=True, help="Leave out gaps whose action is nothing_to_do.")
+@click.option(
+    "--each",
+    is_flag=True,
+    help="One line per gap (asset, partition, counts, detail) instead of one per range.",
+)
 @asset_selection
 @json_option
 @click.pass_obj
@@ -169,21 +177,37 @@ def gaps(
     partition: str | None,
     reasons: tuple[str, ...],
     needs_action: bool,
+    each: bool,
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Reconcile manifests, store, ledger and reports into gaps with proposed actions (by
-    default over the whole configured range; each missing bound defaults to its end)."""
+    default over the whole configured range; each missing bound defaults to its end). Shown
+    as ranges: consecutive partitions of one asset with the same reason on one line."""
     from backfiller.planning import ProposedAction, find_gaps
+    from backfiller.planning.classify import gap_ranges
 
-    from .render import print_gaps
+    from .render import print_gap_ranges, print_gaps
 
     wanted = {_gap_reason(r) for r in reasons}
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, partition, start, end)
+    if not obj.json and not each:
+        with obj.progress("finding gaps") as on_progress:
+            ranges = gap_ranges(project, project.reader(), keys, on_progress=on_progress)
+        shown = [
+            r
+            for r in ranges
+            if r.asset in chosen
+            and (not wanted or r.value in wanted)
+            and not (needs_action and r.value.proposed_action is ProposedAction.NOTHING_TO_DO)
+        ]
+        left = sum(r.count for r in ranges) - sum(r.count for r in shown)
+        print_gap_ranges(obj.console, shown, looked_at=keys, left_out=left)
+        return
     with obj.progress("finding gaps") as on_progress:
         every = find_gaps(project, project.reader(), keys, on_progress=on_progress)
     found = [

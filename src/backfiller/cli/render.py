@@ -11,11 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from backfiller.errors import ChecksFailedError, RunFailedError
-from backfiller.ledger import CheckStatus, LedgerReader, PartitionStatus, RunState
+from backfiller.ledger import CheckStatus, LedgerReader, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
-    from backfiller.planning import Gap, PlanDocument
+    from backfiller.planning import Gap, GapReason, PlanDocument
+    from backfiller.planning.ranges import KeyRange
     from backfiller.project import Project
 
 
@@ -39,26 +40,12 @@ GRID_MARKS = {
 def partition_states(
     project: Project, reader: LedgerReader, asset: str, keys: list[str]
 ) -> dict[str, str]:
-    records = {r.partition_key: r for r in reader.partitions.all(asset)}
-    stored = project.store.partition_counts(asset)
-    lost = project.store.missing_files(asset)
-    states: dict[str, str] = {}
-    for key in keys:
-        rec = records.get(key)
-        if lost.get(key):
-            states[key] = "missing"  # its data files are gone: nothing can read it
-        elif rec is None:
-            if stored.get(key):
-                states[key] = "orphan"
-            else:  # the gaps' word: missing only when a manifest expects rows
-                declared = project.manifests.for_partition(key)
-                expected = declared[1].expected_record_count if declared else None
-                states[key] = "missing" if expected else "no_expected_input"
-        elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
-            states[key] = "missing"
-        else:
-            states[key] = rec.status.value
-    return states
+    """Each key's state (:class:`~backfiller.planning.status.PartitionState` values)."""
+    from backfiller.planning.bulk import key_table
+    from backfiller.planning.status import state_column
+
+    column = state_column(project, reader, asset, key_table(project.manifests, keys))
+    return dict(zip(keys, column.to_pylist(), strict=True))
 
 
 def print_status(
@@ -67,23 +54,45 @@ def print_status(
     reader: LedgerReader,
     keys: list[str],
     assets: list[str] | None = None,
+    *,
+    each: bool = False,
 ) -> None:
-    """The status grid of ``assets`` (default: every asset) over ``keys``."""
+    """Per asset of ``assets`` (default: every asset) over ``keys``: how many partitions are
+    in each state, then its ranges of consecutive partitions in one state — or, with
+    ``each``, a grid with one mark per partition."""
+    from backfiller.planning.bulk import key_table
+    from backfiller.planning.status import state_ranges
+
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
         if keys
         else "no partitions"
     )
-    legend = "  ".join(f"[{style}]{mark}[/] {name}" for name, (mark, style) in GRID_MARKS.items())
+    table = key_table(project.manifests, keys)
     for asset in project.graph.keys if assets is None else assets:
-        states = partition_states(project, reader, asset, keys)
-        counts = Counter(states.values())
+        ranges = state_ranges(project, reader, asset, keys, table)
+        counts: Counter[str] = Counter()
+        for r in ranges:
+            counts[r.value.value] += r.count
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        console.print(f"\n[bold cyan]{asset}[/]  ({summary})")
-        for line in _grid_lines(states):
-            console.print(line, highlight=False)
-    console.print(f"\n{legend}")
+        console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary})")
+        if each:
+            states: dict[str, str] = {}
+            for r in ranges:  # consecutive, covering every key in order
+                states.update(
+                    dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value)
+                )
+            for line in _grid_lines(states):
+                console.print(line, highlight=False)
+            continue
+        lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in ranges]
+        console.out("\n".join(lines), highlight=False)
+    if each:
+        legend = "  ".join(f"[{st}]{mark}[/] {name}" for name, (mark, st) in GRID_MARKS.items())
+        console.print(f"\n{legend}")
+    else:
+        console.print("\nOne mark per partition: add --each.", markup=False)
 
 
 def _grid_lines(states: dict[str, str]) -> list[str]:
@@ -102,19 +111,50 @@ def _grid_lines(states: dict[str, str]) -> list[str]:
     return lines
 
 
-def print_gaps(
-    console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None, left_out: int = 0
-) -> None:
-    """The gaps as a table; ``looked_at``: the partition keys examined, named first;
-    ``left_out``: gaps the filters left out, said so (never "no gaps" when there are some)."""
+def _gaps_heading(
+    console: Console, looked_at: list[str] | None, left_out: int, found: bool
+) -> bool:
+    """Name the partition keys examined and the gaps the filters left out (never "no gaps"
+    when there are some); whether there is anything to list."""
     if looked_at:
         span = looked_at[0] if len(looked_at) == 1 else f"{looked_at[0]} .. {looked_at[-1]}"
         console.print(f"Looked at {span} ({len(looked_at)} partition(s)).", markup=False)
     if left_out:
         console.print(f"{left_out} gap(s) left out by the filters.", markup=False)
-    if not gaps:
-        if not left_out:
-            console.print("No gaps: manifests, store, ledger and reports agree.")
+    if not found and not left_out:
+        console.print("No gaps: manifests, store, ledger and reports agree.")
+    return found
+
+
+def print_gap_ranges(
+    console: Console,
+    ranges: list[KeyRange[GapReason]],
+    *,
+    looked_at: list[str] | None = None,
+    left_out: int = 0,
+) -> None:
+    """The gaps as ranges, one line per run of consecutive partitions of one asset with the
+    same reason (and so the same action): "2025-01-01 .. 2025-03-31 (90 partitions)"."""
+    if not _gaps_heading(console, looked_at, left_out, bool(ranges)):
+        return
+    total = sum(r.count for r in ranges)
+    console.print(f"{total} gap(s) in {len(ranges)} range(s)", markup=False)
+    lines, asset = [], None
+    for r in ranges:  # plain lines: thousands of ranges print in a moment, not a table's time
+        if r.asset != asset:
+            asset = r.asset
+            lines.append(f"\n{asset}")
+        lines.append(f"  {r.span()}  {r.value.value} -> {r.value.proposed_action.value}")
+    console.out("\n".join(lines), highlight=False)
+    console.print("\nPer partition, with counts and details: add --each.", markup=False)
+
+
+def print_gaps(
+    console: Console, gaps: list[Gap], *, looked_at: list[str] | None = None, left_out: int = 0
+) -> None:
+    """The gaps as a table, one row per gap; ``looked_at``: the partition keys examined, named
+    first; ``left_out``: gaps the filters left out, said so."""
+    if not _gaps_heading(console, looked_at, left_out, bool(gaps)):
         return
     table = Table(title=f"{len(gaps)} gap(s)")
     for col in (

@@ -11,7 +11,13 @@ from backfiller.ledger.database import Connection, Database, Row
 from backfiller.ledger.records import PartitionRecord
 from backfiller.ledger.states import AttemptStatus, PartitionStatus, Verb
 
-__all__ = ["PartitionBook", "PartitionReader", "PublishSuperseded", "SqlPartitionBook"]
+__all__ = [
+    "STATE_COLUMNS",
+    "PartitionBook",
+    "PartitionReader",
+    "PublishSuperseded",
+    "SqlPartitionBook",
+]
 
 
 class PublishSuperseded(Exception):
@@ -24,10 +30,30 @@ class PublishSuperseded(Exception):
         self.run_id = run_id
 
 
+#: the columns :meth:`PartitionReader.state_columns` gives, in this order
+STATE_COLUMNS = (
+    "partition_key",
+    "status",
+    "data_version",
+    "row_count",
+    "manifest_id",
+    "manifest_checksum",
+    "upstream_versions",
+    "last_run_id",
+    "last_error",
+)
+
+
 class PartitionReader(Protocol):
     def get(self, asset: str, partition_key: str) -> PartitionRecord | None: ...
 
     def all(self, asset: str | None = None) -> list[PartitionRecord]: ...
+
+    def state_columns(self, asset: str) -> list[list[Any]]:
+        """The records of ``asset`` in one query, as one list per column of
+        :data:`STATE_COLUMNS` (``upstream_versions`` as its JSON text): for readers of many
+        partitions at once, who need no record objects."""
+        ...
 
 
 class PartitionBook(PartitionReader, Protocol):
@@ -150,6 +176,17 @@ class SqlPartitionBook:
                 "SELECT * FROM partitions WHERE asset = ? ORDER BY partition_key", (asset,)
             )
         return [_partition(r) for r in rows]
+
+    def state_columns(self, asset: str) -> list[list[Any]]:
+        rows = self._db.all(
+            f"SELECT {', '.join(STATE_COLUMNS)} FROM partitions WHERE asset = ? "
+            "ORDER BY partition_key",
+            (asset,),
+        )
+        if not rows:
+            return [[] for _ in STATE_COLUMNS]
+        values = rows if not isinstance(rows[0], dict) else [tuple(r.values()) for r in rows]
+        return [list(column) for column in zip(*values, strict=True)]
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(

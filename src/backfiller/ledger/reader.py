@@ -7,13 +7,13 @@ construction.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from backfiller.ledger.checks import CheckBook
 from backfiller.ledger.evidence_index import EvidenceIndex
 from backfiller.ledger.holds import HoldBook
 from backfiller.ledger.leases import LeaseBook
-from backfiller.ledger.partitions import PartitionBook, PartitionReader
+from backfiller.ledger.partitions import STATE_COLUMNS, PartitionBook, PartitionReader
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.records import (
     AttemptRecord,
@@ -97,6 +97,9 @@ class _NoPartitions:
 
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
+
+    def state_columns(self, asset: str) -> list[list[Any]]:
+        return [[] for _ in STATE_COLUMNS]
 
 
 class _NoProtections:

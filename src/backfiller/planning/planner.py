@@ -19,8 +19,9 @@ from backfiller.atomic import atomic_write_text
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
 from backfiller.manifests import BrokenManifest
+from backfiller.planning.classify import bulk_gaps
 from backfiller.planning.gaps import Gap
-from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan, gap_of
+from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan
 from backfiller.planning.state import (
     Observation,
     OnProgress,
@@ -67,17 +68,10 @@ def find_gaps(
     *,
     on_progress: OnProgress | None = None,
 ) -> list[Gap]:
-    """The gaps of every asset over ``keys`` (``on_progress``: see
+    """The gaps of every asset over ``keys``, in key order then graph order, classified in
+    bulk (:mod:`~backfiller.planning.classify`; ``on_progress``: see
     :data:`~backfiller.planning.state.OnProgress`)."""
-    observations = observe(project, reader, _targets(project, keys, None), on_progress=on_progress)
-    broken = _broken(project, keys)
-    gaps = []
-    for key in keys:
-        for asset in project.graph.assets:
-            gap = gap_of(asset, observations[AssetPartition(asset.key, key)], broken.get(key))
-            if gap is not None:
-                gaps.append(gap)
-    return gaps
+    return bulk_gaps(project, reader, keys, on_progress=on_progress)
 
 
 def make_plan(

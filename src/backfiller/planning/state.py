@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
@@ -18,6 +18,9 @@ from backfiller.ledger import LedgerReader, PartitionRecord, Protection
 from backfiller.manifests import ManifestRegistry
 from backfiller.policy import Policy, effective_protection
 from backfiller.refs import AssetPartition
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["Observation", "OnProgress", "StateSource", "observe", "state_fingerprint"]
 
@@ -32,6 +35,8 @@ class ReadableStore(Protocol):
     def partition_signatures(self, asset: str) -> dict[str, str]: ...
 
     def missing_files(self, asset: str) -> dict[str, int]: ...
+
+    def partition_stats(self, asset: str) -> pa.Table: ...
 
 
 class StateSource(Protocol):
@@ -49,6 +54,8 @@ class StateSource(Protocol):
     def policy(self) -> Policy: ...
 
     def partition_report_path(self, asset: str, key: str) -> Path: ...
+
+    def partition_report_dir(self, asset: str) -> Path: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -290,16 +292,62 @@ class DeltaStore:
         return {k: sha256_hex(sorted(v))[:32] for k, v in files.items()}
 
     def missing_files(self, asset: str) -> dict[str, int]:
-        """Per partition, the referenced data files that no longer exist (a stat per file)."""
+        """Per partition, the referenced data files that no longer exist."""
+        stats = self.partition_stats(asset).filter(pc.field("missing_files") > 0)
+        return dict(
+            zip(
+                stats.column("partition_key").to_pylist(),
+                stats.column("missing_files").to_pylist(),
+                strict=True,
+            )
+        )
+
+    def partition_stats(self, asset: str) -> pa.Table:
+        """Rows and missing data files per partition, from the log's add actions in one pass;
+        whether each file exists is asked of its folder (one listing per folder, not a stat
+        per file)."""
         actions = self._add_actions(asset)
+        paths = actions["path"]
+        gone = pc.invert(self._present(asset, paths))
+        per_file = pa.table(
+            {
+                "partition_key": actions["partition"],
+                "rows": pc.fill_null(pc.cast(actions["num_records"], pa.int64()), 0),
+                "missing_files": pc.cast(gone, pa.int64()),
+            }
+        )
+        grouped = per_file.group_by("partition_key").aggregate(
+            [("rows", "sum"), ("missing_files", "sum")]
+        )
+        return pa.table(
+            {
+                "partition_key": grouped.column("partition_key"),
+                "rows": grouped.column("rows_sum"),
+                "missing_files": grouped.column("missing_files_sum"),
+            }
+        )
+
+    def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+        """Per data file path as the log records it, whether the file exists: the folders
+        the paths name are listed once each."""
         root = self.path(asset)
-        missing: dict[str, int] = {}
-        for key, path in zip(
-            actions["partition"].to_pylist(), actions["path"].to_pylist(), strict=True
-        ):
-            if not _local_file(root, path).exists():
-                missing[key] = missing.get(key, 0) + 1
-        return missing
+        paths = pa.chunked_array([paths]) if isinstance(paths, pa.Array) else paths
+        plain = pc.and_(
+            pc.invert(pc.starts_with(paths, "file://")),
+            pc.invert(pc.match_substring(paths, "%")),
+        )
+        if len(paths) and not pc.all(plain).as_py():  # encoded or absolute: one by one
+            found = [_local_file(root, p).exists() for p in paths.to_pylist()]
+            return pa.chunked_array([pa.array(found, pa.bool_())])
+        folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
+        existing: list[str] = []
+        for folder in folders:
+            try:
+                with os.scandir(root / folder) as entries:
+                    existing.extend(folder + entry.name for entry in entries)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return pc.is_in(paths, value_set=pa.array(existing, pa.string()))
 
     def _add_actions(self, asset: str) -> dict[str, pa.Array]:
         table = self._table(asset)
@@ -311,7 +359,7 @@ class DeltaStore:
             }
         actions = pa.table(table.get_add_actions(flatten=True))
         return {
-            "partition": actions.column(f"partition.{PARTITION_COLUMN}"),
+            "partition": pc.cast(actions.column(f"partition.{PARTITION_COLUMN}"), pa.string()),
             "num_records": actions.column("num_records"),
             "path": actions.column("path"),
         }

@@ -169,6 +169,16 @@ class MemoryStore:
     def missing_files(self, asset: str) -> dict[str, int]:
         return {}  # nothing in memory is lost behind the store's back
 
+    def partition_stats(self, asset: str) -> pa.Table:
+        counts = self.partition_counts(asset)
+        return pa.table(
+            {
+                "partition_key": pa.array(list(counts), pa.string()),
+                "rows": pa.array(list(counts.values()), pa.int64()),
+                "missing_files": pa.array([0] * len(counts), pa.int64()),
+            }
+        )
+
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None:
         data = self.read_partition(asset, key, version=version)
         return None if data is None else fingerprint_table(data)

@@ -1,0 +1,96 @@
+"""The four sources read in bulk, as Arrow tables: what ``status`` and ``gaps`` classify.
+
+One pass per source and asset, never one look-up per (asset, partition): the manifests once
+per partition key, the ledger's records of an asset in one query, a Delta table's partition
+statistics from its log's add actions in one pass (its data files checked by listing their
+folders), an asset's partition reports by listing its report folder once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from backfiller.ledger import LedgerReader
+from backfiller.ledger.partitions import STATE_COLUMNS
+from backfiller.manifests import ManifestRegistry
+from backfiller.planning.state import StateSource
+
+__all__ = ["key_table", "ledger_table", "report_table", "store_table"]
+
+_LEDGER_TYPES = {
+    "partition_key": pa.string(),
+    "status": pa.string(),
+    "data_version": pa.int64(),
+    "row_count": pa.int64(),
+    "manifest_id": pa.string(),
+    "manifest_checksum": pa.string(),
+    "upstream_versions": pa.string(),
+    "last_run_id": pa.string(),
+    "last_error": pa.string(),
+}
+
+
+def key_table(manifests: ManifestRegistry, keys: Sequence[str]) -> pa.Table:
+    """Per partition key (``idx``: its position in ``keys``), what the manifests declare:
+    ``manifest_id``, ``manifest_checksum``, ``expected`` (null: nothing declared), and
+    ``broken`` (what is wrong with the broken stand-in manifest that declares it, or null)."""
+    ids: list[str | None] = []
+    checksums: list[str | None] = []
+    expected: list[int | None] = []
+    broken: list[str | None] = []
+    for key in keys:
+        declared = manifests.for_partition(key)
+        ids.append(declared[0].manifest_id if declared else None)
+        checksums.append(declared[1].checksum if declared else None)
+        expected.append(declared[1].expected_record_count if declared else None)
+        stand_in = manifests.broken_for(key)
+        broken.append(stand_in.describe() if stand_in else None)
+    return pa.table(
+        {
+            "idx": pa.array(range(len(keys)), pa.int64()),
+            "partition_key": pa.array(keys, pa.string()),
+            "manifest_id": pa.array(ids, pa.string()),
+            "manifest_checksum": pa.array(checksums, pa.string()),
+            "expected": pa.array(expected, pa.int64()),
+            "broken": pa.array(broken, pa.string()),
+        }
+    )
+
+
+def ledger_table(reader: LedgerReader, asset: str) -> pa.Table:
+    """Every ledger record of ``asset`` (one query), with an ``asset`` column."""
+    columns = reader.partitions.state_columns(asset)
+    data = {
+        name: pa.array(values, _LEDGER_TYPES[name])
+        for name, values in zip(STATE_COLUMNS, columns, strict=True)
+    }
+    return pa.table({"asset": _repeat(asset, len(columns[0])), **data})
+
+
+def store_table(source: StateSource, asset: str) -> pa.Table:
+    """The stored partitions of ``asset``: ``partition_key``, ``rows``, ``missing_files``."""
+    stats = source.store.partition_stats(asset)
+    return stats.add_column(0, "asset", _repeat(asset, stats.num_rows))
+
+
+def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) -> pa.Table:
+    """The partition keys of ``asset`` whose report file exists, from one listing of its
+    report folder; ``nested``: keys whose report is not directly in that folder (a key with
+    a ``/``), asked one by one."""
+    folder = source.partition_report_dir(asset)
+    found: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    found += [k for k in nested if source.partition_report_path(asset, k).is_file()]
+    keys = pa.array(found, pa.string())
+    return pa.table({"asset": _repeat(asset, len(keys)), "partition_key": keys})
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)

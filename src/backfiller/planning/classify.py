@@ -1,0 +1,342 @@
+"""Gap reasons of many (asset, partition) cells at once: one DuckDB query per batch of assets
+over the tables :mod:`backfiller.planning.bulk` reads, not a Python function per cell.
+
+The query's ``CASE`` is the rule of DESIGN.md ("Gap reasons → proposed actions"), first match
+wins, in this order: a broken stand-in manifest, data files gone, a failed or unfinished
+attempt, failed checks, stored rows without a record, nothing declared, nothing stored, a
+changed declaration, a count the manifest contradicts, a stale or moved upstream, a missing
+report. Each branch has a name (:class:`Branch`) that says which detail text the gap gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
+
+from backfiller.ledger import LedgerReader
+from backfiller.planning.bulk import key_table, ledger_table, report_table, store_table
+from backfiller.planning.gaps import Gap, GapReason
+from backfiller.planning.ranges import KeyRange
+from backfiller.planning.state import OnProgress, StateSource
+
+__all__ = ["Branch", "bulk_gaps", "gap_ranges"]
+
+#: about how many cells one query classifies (bounds the memory of a batch)
+BATCH_CELLS = 200_000
+
+
+class Branch(Enum):
+    """Which rule found the gap (several rules give the same reason, with different details)."""
+
+    BROKEN_MANIFEST = "broken_manifest"
+    FILES_GONE = "files_gone"
+    FAILED = "failed"
+    UNFINISHED = "unfinished"
+    CHECKS_FAILED = "checks_failed"
+    ORPHAN = "orphan"
+    NOTHING_DECLARED = "nothing_declared"
+    NOT_STORED = "not_stored"
+    MANIFEST_CHANGED = "manifest_changed"
+    COUNT_MISMATCH = "count_mismatch"
+    UPSTREAM_CHANGED = "upstream_changed"
+    REPORT_GONE = "report_gone"
+
+
+_REASONS = {
+    Branch.BROKEN_MANIFEST: GapReason.MANIFEST_CHANGED,
+    Branch.FILES_GONE: GapReason.MISSING_PARTITION,
+    Branch.FAILED: GapReason.FAILED_RUN,
+    Branch.UNFINISHED: GapReason.FAILED_RUN,
+    Branch.CHECKS_FAILED: GapReason.CHECK_FAILED,
+    Branch.ORPHAN: GapReason.ORPHAN_OUTPUT,
+    Branch.NOTHING_DECLARED: GapReason.NO_EXPECTED_INPUT,
+    Branch.NOT_STORED: GapReason.MISSING_PARTITION,
+    Branch.MANIFEST_CHANGED: GapReason.MANIFEST_CHANGED,
+    Branch.COUNT_MISMATCH: GapReason.COUNT_MISMATCH,
+    Branch.UPSTREAM_CHANGED: GapReason.UPSTREAM_CHANGED,
+    Branch.REPORT_GONE: GapReason.MISSING_PARTITION_REPORT,
+}
+
+_CLASSIFY = """
+WITH cells AS (
+    SELECT a.asset, a.pos, a.expects_count, k.idx, k.partition_key, k.manifest_id,
+           k.manifest_checksum, k.expected, k.broken,
+           coalesce(s.rows, 0) AS rows, coalesce(s.missing_files, 0) AS missing_files,
+           l.status, l.data_version, l.row_count AS recorded_rows,
+           l.manifest_id AS recorded_manifest_id, l.manifest_checksum AS recorded_checksum,
+           l.upstream_versions, l.last_run_id, l.last_error,
+           r.partition_key IS NOT NULL AS report_exists
+    FROM assets a CROSS JOIN keys k
+    LEFT JOIN stored s ON s.asset = a.asset AND s.partition_key = k.partition_key
+    LEFT JOIN ledger l ON l.asset = a.asset AND l.partition_key = k.partition_key
+    LEFT JOIN reports r ON r.asset = a.asset AND r.partition_key = k.partition_key
+),
+consumed AS (
+    SELECT c.asset, c.idx, u.key AS up, v.key AS up_key,
+           TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
+    FROM cells c, json_each(c.upstream_versions) u, json_each(u.value) v
+    WHERE c.status IS NOT NULL
+),
+wanted AS (
+    SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
+    FROM deps d JOIN mapped m ON m.mapping = d.mapping
+    LEFT JOIN upstream u ON u.asset = d.up AND u.partition_key = m.up_key
+),
+moved AS (
+    SELECT DISTINCT w.asset, w.idx FROM wanted w
+    LEFT JOIN consumed c
+        ON c.asset = w.asset AND c.idx = w.idx AND c.up = w.up AND c.up_key = w.up_key
+    WHERE c.version IS DISTINCT FROM w.current
+),
+branched AS (
+    SELECT c.*, CASE
+        WHEN broken IS NOT NULL THEN 'broken_manifest'
+        WHEN missing_files > 0 THEN 'files_gone'
+        WHEN status = 'failed' THEN 'failed'
+        WHEN status = 'materializing' THEN 'unfinished'
+        WHEN status = 'check_failed' THEN 'checks_failed'
+        WHEN status IS NULL AND rows > 0 THEN 'orphan'
+        WHEN status IS NULL AND coalesce(expected, 0) = 0 THEN 'nothing_declared'
+        WHEN rows = 0 AND (status IS NULL OR coalesce(recorded_rows, 0) > 0
+                           OR coalesce(expected, 0) > 0) THEN 'not_stored'
+        WHEN coalesce(recorded_checksum, '') <> ''
+             AND manifest_checksum IS DISTINCT FROM recorded_checksum THEN 'manifest_changed'
+        WHEN expects_count AND expected IS NOT NULL AND rows <> expected THEN 'count_mismatch'
+        WHEN status = 'stale' OR m.idx IS NOT NULL THEN 'upstream_changed'
+        WHEN NOT report_exists THEN 'report_gone'
+    END AS branch
+    FROM cells c LEFT JOIN moved m ON m.asset = c.asset AND m.idx = c.idx
+)
+SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
+"""
+
+_RANGES = """
+SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
+FROM (
+    SELECT asset, pos, idx, reason,
+           idx - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
+    FROM classified WHERE reason IS NOT NULL
+)
+GROUP BY asset, reason, island
+ORDER BY pos, first
+"""
+
+_GAP_COLUMNS = (
+    "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
+    "broken, manifest_id, recorded_manifest_id, recorded_rows, data_version, last_run_id, "
+    "last_error"
+)
+
+
+def _batches(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    on_progress: OnProgress | None,
+) -> Iterator[Any]:
+    """One DuckDB relation ``classified`` per batch of assets, every cell of the batch with
+    its ``branch`` and ``reason`` (null: no gap)."""
+    import duckdb
+
+    graph = source.graph
+    names = graph.keys
+    per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
+    nested = [k for k in keys if "/" in k]
+    key_rows = key_table(source.manifests, keys)
+    reasons = pa.table(
+        {
+            "branch": [b.value for b in _REASONS],
+            "reason": [r.value for r in _REASONS.values()],
+        }
+    )
+    mappings: dict[tuple[Any, int, int], int] = {}
+    mapped: list[pa.Table] = []
+    done, total = 0, len(names)
+    for start in range(0, len(names), per_batch):
+        batch = names[start : start + per_batch]
+        deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": []}
+        for name in batch:
+            for dep in graph.get(name).deps:
+                down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
+                signature = (dep.mapping, id(down_scheme), id(up_scheme))
+                if signature not in mappings:
+                    mappings[signature] = len(mappings)
+                    mapped.append(_mapped(len(mapped), dep.mapping, keys, down_scheme, up_scheme))
+                deps_rows["asset"].append(name)
+                deps_rows["up"].append(dep.asset)
+                deps_rows["mapping"].append(mappings[signature])
+        ups = sorted(set(deps_rows["up"]))
+        con = duckdb.connect()
+        con.register("keys", key_rows)
+        con.register("reasons", reasons)
+        con.register(
+            "assets",
+            pa.table(
+                {
+                    "asset": pa.array(batch, pa.string()),
+                    "pos": pa.array(range(start, start + len(batch)), pa.int64()),
+                    "expects_count": [graph.get(a).expects_manifest_count for a in batch],
+                }
+            ),
+        )
+        ledgers, stored, reports = [], [], []
+        for name in batch:  # each asset's own sources, then one step of progress
+            ledgers.append(ledger_table(reader, name))
+            stored.append(store_table(source, name))
+            reports.append(report_table(source, name, nested))
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+        con.register("ledger", pa.concat_tables(ledgers))
+        con.register(
+            "upstream",
+            pa.concat_tables(
+                [
+                    ledger_table(reader, a).select(["asset", "partition_key", "data_version"])
+                    for a in ups
+                ]
+            )
+            if ups
+            else pa.table(
+                {
+                    "asset": pa.array([], pa.string()),
+                    "partition_key": pa.array([], pa.string()),
+                    "data_version": pa.array([], pa.int64()),
+                }
+            ),
+        )
+        con.register("stored", pa.concat_tables(stored))
+        con.register("reports", pa.concat_tables(reports))
+        con.register(
+            "deps",
+            pa.table(
+                {
+                    "asset": pa.array(deps_rows["asset"], pa.string()),
+                    "up": pa.array(deps_rows["up"], pa.string()),
+                    "mapping": pa.array(deps_rows["mapping"], pa.int64()),
+                }
+            ),
+        )
+        con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
+        con.execute(f"CREATE TEMP TABLE classified AS {_CLASSIFY}")
+        yield con
+        con.close()
+
+
+_NO_MAPPING = pa.table(
+    {
+        "mapping": pa.array([], pa.int64()),
+        "idx": pa.array([], pa.int64()),
+        "up_key": pa.array([], pa.string()),
+    }
+)
+
+
+def _mapped(number: int, mapping: Any, keys: Sequence[str], down: Any, up: Any) -> pa.Table:
+    """Which upstream keys each key of ``keys`` reads through ``mapping`` (once per mapping
+    and pair of schemes, shared by every asset that uses it)."""
+    idx: list[int] = []
+    up_keys: list[str] = []
+    for i, key in enumerate(keys):
+        for k in mapping.upstream_keys(key, down, up):
+            idx.append(i)
+            up_keys.append(k)
+    return pa.table(
+        {
+            "mapping": pa.repeat(pa.scalar(number, pa.int64()), len(idx)),
+            "idx": pa.array(idx, pa.int64()),
+            "up_key": pa.array(up_keys, pa.string()),
+        }
+    )
+
+
+def gap_ranges(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    *,
+    on_progress: OnProgress | None = None,
+) -> list[KeyRange[GapReason]]:
+    """The gaps of every asset over ``keys`` as ranges: consecutive partitions of one asset
+    with the same reason are one range (in graph order, then key order). No per-cell object
+    is made."""
+    found: list[KeyRange[GapReason]] = []
+    for con in _batches(source, reader, keys, on_progress):
+        for asset, reason, first, last, n, _ in con.execute(_RANGES).fetchall():
+            found.append(KeyRange(asset, keys[first], keys[last], int(n), GapReason(reason)))
+    return found
+
+
+def bulk_gaps(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    *,
+    on_progress: OnProgress | None = None,
+) -> list[Gap]:
+    """Every gap over ``keys``, one :class:`Gap` per gap cell with its detail, in key order
+    then graph order."""
+    rows: list[dict[str, Any]] = []
+    for con in _batches(source, reader, keys, on_progress):
+        rows += (
+            con.sql(f"SELECT {_GAP_COLUMNS} FROM classified WHERE reason IS NOT NULL")
+            .to_arrow_table()
+            .to_pylist()
+        )
+    rows.sort(key=lambda r: (r["idx"], r["pos"]))
+    return [_gap(r) for r in rows]
+
+
+def _gap(row: dict[str, Any]) -> Gap:
+    branch = Branch(row["branch"])
+    rows, expected = row["rows"], row["expected"]
+    if branch is Branch.BROKEN_MANIFEST:
+        expected = None
+    return Gap(
+        row["asset"], row["partition_key"], _REASONS[branch], _detail(branch, row), expected, rows
+    )
+
+
+def _detail(branch: Branch, row: dict[str, Any]) -> str:
+    rows, expected = row["rows"], row["expected"]
+    if branch is Branch.BROKEN_MANIFEST:
+        return f"{row['broken']}; apply, rerun and replay are refused until it is fixed"
+    if branch is Branch.FILES_GONE:
+        return (
+            f"the Delta log references {row['missing_files']} data file(s) of this partition "
+            f"that are gone: its {rows} row(s) cannot be read"
+        )
+    if branch is Branch.FAILED:
+        return f"the last attempt failed: {row['last_error'] or '?'}"
+    if branch is Branch.UNFINISHED:
+        return f"run {row['last_run_id']} did not finish this partition (crash?); resume it"
+    if branch is Branch.CHECKS_FAILED:
+        return f"checks failed: {row['last_error'] or '?'}"
+    if branch is Branch.ORPHAN:
+        return f"{rows} stored rows with no ledger record"
+    if branch is Branch.NOTHING_DECLARED:
+        declared = "declares 0 records" if expected == 0 else "declares nothing"
+        return (
+            f"the manifest {declared} for this partition; check that the seed data has "
+            "records for it"
+        )
+    if branch is Branch.NOT_STORED:
+        if row["status"] is None:
+            return f"expected {expected} rows; none stored"
+        return (
+            f"the ledger records {row['recorded_rows']} rows (version {row['data_version']}); "
+            "none stored"
+        )
+    if branch is Branch.MANIFEST_CHANGED:
+        return (
+            f"built from {row['recorded_manifest_id']}; the declaration is now "
+            f"{row['manifest_id']} with a different checksum"
+        )
+    if branch is Branch.COUNT_MISMATCH:
+        return f"{rows} rows stored, the manifest expects {expected}"
+    if branch is Branch.UPSTREAM_CHANGED:
+        return "it consumed an upstream version that is not current"
+    return "data and ledger agree; the report is gone"

@@ -1,0 +1,112 @@
+"""The brute-force, per-cell gap rule (and the rule of ``status``): the reference the bulk
+classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the
+per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before
+gaps were classified in bulk; change it only together with DESIGN.md's table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from backfiller.assets import Asset
+from backfiller.ledger import PartitionRecord, PartitionStatus
+from backfiller.manifests import BrokenManifest
+from backfiller.planning.gaps import Gap, GapReason
+from backfiller.planning.state import Observation
+
+
+def oracle_gap(asset: Asset, obs: Observation, broken: BrokenManifest | None) -> Gap | None:
+    if broken is not None:
+        return Gap(
+            asset.key,
+            obs.partition_key,
+            GapReason.MANIFEST_CHANGED,
+            f"{broken.describe()}; apply, rerun and replay are refused until it is fixed",
+            None,
+            obs.stored_rows,
+        )
+    rec = obs.record
+    rows, expected = obs.stored_rows, obs.expected_count
+
+    def gap(reason: GapReason, detail: str) -> Gap:
+        return Gap(asset.key, obs.partition_key, reason, detail, expected, rows)
+
+    if obs.missing_files:
+        return gap(
+            GapReason.MISSING_PARTITION,
+            f"the Delta log references {obs.missing_files} data file(s) of this partition that "
+            f"are gone: its {rows} row(s) cannot be read",
+        )
+    if rec is not None and rec.status is PartitionStatus.FAILED:
+        return gap(GapReason.FAILED_RUN, f"the last attempt failed: {rec.last_error or '?'}")
+    if rec is not None and rec.status is PartitionStatus.MATERIALIZING:
+        return gap(
+            GapReason.FAILED_RUN,
+            f"run {rec.last_run_id} did not finish this partition (crash?); resume it",
+        )
+    if rec is not None and rec.status is PartitionStatus.CHECK_FAILED:
+        return gap(GapReason.CHECK_FAILED, f"checks failed: {rec.last_error or '?'}")
+    if rec is None and rows > 0:
+        return gap(GapReason.ORPHAN_OUTPUT, f"{rows} stored rows with no ledger record")
+    if rec is None and not expected:
+        declared = "declares 0 records" if expected == 0 else "declares nothing"
+        return gap(
+            GapReason.NO_EXPECTED_INPUT,
+            f"the manifest {declared} for this partition; check that the seed data has "
+            "records for it",
+        )
+    if rows == 0 and (rec is None or (rec.row_count or 0) > 0 or expected):
+        if rec is None:
+            return gap(GapReason.MISSING_PARTITION, f"expected {expected} rows; none stored")
+        return gap(
+            GapReason.MISSING_PARTITION,
+            f"the ledger records {rec.row_count} rows (version {rec.data_version}); none stored",
+        )
+    assert rec is not None
+    if rec.manifest_checksum and obs.manifest_checksum != rec.manifest_checksum:
+        return gap(
+            GapReason.MANIFEST_CHANGED,
+            f"built from {rec.manifest_id}; the declaration is now {obs.manifest_id} "
+            "with a different checksum",
+        )
+    if asset.expects_manifest_count and expected is not None and rows != expected:
+        return gap(GapReason.COUNT_MISMATCH, f"{rows} rows stored, the manifest expects {expected}")
+    if rec.status is PartitionStatus.STALE or _upstream_moved(rec.upstream_versions, obs):
+        return gap(
+            GapReason.UPSTREAM_CHANGED, "it consumed an upstream version that is not current"
+        )
+    if not obs.report_exists:
+        return gap(GapReason.MISSING_PARTITION_REPORT, "data and ledger agree; the report is gone")
+    return None
+
+
+def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation) -> bool:
+    for up, keys in obs.upstream_current.items():
+        for key, version in keys.items():
+            if consumed.get(up, {}).get(key) != version:
+                return True
+    return False
+
+
+def oracle_states(
+    records: dict[str, PartitionRecord],
+    stored: dict[str, int],
+    lost: dict[str, int],
+    expected_of: Callable[[str], int | None],
+    keys: Sequence[str],
+) -> dict[str, str]:
+    """The per-cell rule of ``status`` as it was before it was computed per column."""
+    states: dict[str, str] = {}
+    for key in keys:
+        rec = records.get(key)
+        if lost.get(key):
+            states[key] = "missing"
+        elif rec is None:
+            if stored.get(key):
+                states[key] = "orphan"
+            else:
+                states[key] = "missing" if expected_of(key) else "no_expected_input"
+        elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
+            states[key] = "missing"
+        else:
+            states[key] = rec.status.value
+    return states

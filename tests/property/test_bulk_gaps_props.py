@@ -1,0 +1,340 @@
+"""The bulk gap classifier against the brute-force per-cell oracle (``tests/gap_oracle.py``):
+on small generated projects and states — every mix of ledger statuses, stored rows, data files
+gone, reports gone, recorded manifest checksums and row counts, consumed upstream versions
+(identity and look-back mappings), declarations changed by a newer manifest or broken, stored
+rows without a record, protected partitions — the bulk path finds, for every cell, the same
+gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
+in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
+shows, computed per column, are those of the per-cell rule, collapsed into ranges."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from gap_oracle import oracle_gap, oracle_states
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backfiller.assets import AssetGraph, Dependency, TimeWindowMapping, asset
+from backfiller.canonical import sha256_hex
+from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
+from backfiller.ledger.partitions import STATE_COLUMNS
+from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
+from backfiller.partitions import scheme_from_config
+from backfiller.planning.bulk import key_table
+from backfiller.planning.classify import bulk_gaps, gap_ranges
+from backfiller.planning.gaps import Gap
+from backfiller.planning.state import observe
+from backfiller.planning.status import state_ranges
+from backfiller.policy import Policy, ProtectedObject
+from backfiller.refs import AssetPartition
+
+DAILY = scheme_from_config(kind="daily", start="2026-03-01")
+KEYS = [f"2026-03-{d:02d}" for d in range(1, 9)]
+A, B, C = "p/a", "p/b", "p/c"  # b reads a's same day; c reads a's day and the day before
+
+
+def _graph(counts: bool) -> AssetGraph:
+    def compute(context: Any) -> None:
+        raise AssertionError("never computed")
+
+    return AssetGraph(
+        [
+            asset(A, idempotency_key=("id",), expects_manifest_count=counts)(compute),
+            asset(B, idempotency_key=("id",), deps=[A])(compute),
+            asset(C, idempotency_key=("id",), deps=[Dependency(A, TimeWindowMapping(1))])(compute),
+        ],
+        DAILY,
+    )
+
+
+@dataclass
+class FakeStore:
+    """Rows and lost files per partition, as a Delta table's log would say."""
+
+    stats: dict[str, dict[str, tuple[int, int]]]
+
+    def partition_counts(self, asset: str) -> dict[str, int]:
+        return {k: rows for k, (rows, _) in self.stats.get(asset, {}).items()}
+
+    def partition_signatures(self, asset: str) -> dict[str, str]:
+        return {k: sha256_hex([asset, k, v]) for k, v in self.stats.get(asset, {}).items()}
+
+    def missing_files(self, asset: str) -> dict[str, int]:
+        return {k: lost for k, (_, lost) in self.stats.get(asset, {}).items() if lost}
+
+    def partition_stats(self, asset: str) -> pa.Table:
+        found = self.stats.get(asset, {})
+        return pa.table(
+            {
+                "partition_key": pa.array(list(found), pa.string()),
+                "rows": pa.array([r for r, _ in found.values()], pa.int64()),
+                "missing_files": pa.array([m for _, m in found.values()], pa.int64()),
+            }
+        )
+
+
+@dataclass
+class FakePartitions:
+    records: dict[str, list[PartitionRecord]]
+
+    def get(self, asset: str, partition_key: str) -> PartitionRecord | None:
+        found = [r for r in self.records.get(asset, []) if r.partition_key == partition_key]
+        return found[0] if found else None
+
+    def all(self, asset: str | None = None) -> list[PartitionRecord]:
+        return list(self.records.get(asset or "", []))
+
+    def state_columns(self, asset: str) -> list[list[Any]]:
+        rows = [
+            {
+                "partition_key": r.partition_key,
+                "status": r.status.value,
+                "data_version": r.data_version,
+                "row_count": r.row_count,
+                "manifest_id": r.manifest_id,
+                "manifest_checksum": r.manifest_checksum,
+                "upstream_versions": json.dumps(r.upstream_versions, sort_keys=True),
+                "last_run_id": r.last_run_id,
+                "last_error": r.last_error,
+            }
+            for r in self.records.get(asset, [])
+        ]
+        return [[row[c] for row in rows] for c in STATE_COLUMNS]
+
+
+@dataclass
+class FakeProtections:
+    found: list[Protection]
+
+    def all(self) -> list[Protection]:
+        return list(self.found)
+
+
+@dataclass
+class FakeReader:
+    partitions: FakePartitions
+    protections: FakeProtections
+    runs: Any = None
+
+
+@dataclass
+class FakeSource:
+    graph: AssetGraph
+    manifests: ManifestRegistry
+    store: FakeStore
+    reports: Path
+    policy: Policy = field(default_factory=Policy)
+
+    def partition_report_dir(self, asset: str) -> Path:
+        return self.reports.joinpath(*asset.split("/"))
+
+    def partition_report_path(self, asset: str, key: str) -> Path:
+        return self.partition_report_dir(asset) / f"{key}.json"
+
+
+def _manifest(mid: str, created: str, declared: dict[str, int]) -> Manifest:
+    return Manifest(
+        schema_version=1,
+        manifest_id=mid,
+        source="tests",
+        batch_id=mid,
+        created_at=datetime.fromisoformat(created).replace(tzinfo=UTC),
+        partitions=[
+            ManifestPartition(partition_key=k, expected_record_count=n) for k, n in declared.items()
+        ],
+    )
+
+
+maybe_count = st.sampled_from([None, 0, 3, 5])
+
+
+@st.composite
+def states(draw: st.DrawFn) -> dict[str, Any]:
+    first = {k: n for k in KEYS if (n := draw(maybe_count)) is not None}
+    newer = {k: n for k in KEYS if draw(st.integers(0, 3)) == 0 and (n := draw(maybe_count))}
+    broken = bool(newer) and draw(st.booleans())
+    cells = {}
+    for a in (A, B, C):
+        for k in KEYS:
+            cells[(a, k)] = {
+                "status": draw(st.sampled_from([None, *PartitionStatus, "materialized"])),
+                "version": draw(st.sampled_from([None, 1, 2])),
+                "recorded_rows": draw(maybe_count),
+                "checksum": draw(st.sampled_from([None, "", "current", "other"])),
+                "stored": draw(st.sampled_from([None, 0, 3, 5, 5])),
+                "lost": draw(st.sampled_from([0, 0, 0, 1])),
+                "report": draw(st.booleans()),
+                "consumed": draw(st.sampled_from(["current", "current", "other", "none", "gone"])),
+                "protected": draw(st.integers(0, 5)) == 0,
+            }
+            if draw(st.booleans()):  # a coherent cell, so that the later rules are reached
+                cells[(a, k)].update(
+                    status="materialized", version=draw(st.sampled_from([1, 2])), lost=0,
+                    checksum="current", recorded_rows=5, stored=5,
+                    report=draw(st.integers(0, 5)) > 0,
+                )  # fmt: skip
+    low = draw(st.integers(0, len(KEYS) - 1))
+    high = draw(st.integers(low, len(KEYS) - 1))
+    return {
+        "first": first,
+        "newer": newer,
+        "broken": broken,
+        "cells": cells,
+        "counts": draw(st.booleans()),
+        "window": KEYS[low : high + 1],
+    }
+
+
+def _build(state: dict[str, Any], reports: Path) -> tuple[FakeSource, FakeReader]:
+    graph = _graph(state["counts"])
+    m1 = _manifest("m1", "2026-01-01T00:00:00", state["first"])
+    manifests = [m1]
+    broken: dict[str, BrokenManifest] = {}
+    if state["newer"]:
+        m2 = _manifest("m2", "2026-02-01T00:00:00", state["newer"])
+        manifests.append(m2)
+        if state["broken"]:
+            broken["m2"] = BrokenManifest(
+                "m2",
+                reports / "m2.json",
+                reports / "m2-real.json",
+                "tests",
+                tuple(state["newer"]),
+                ("source",),
+                ("'source' is a required property",),
+                "0" * 64,
+            )
+    registry = ManifestRegistry(manifests, broken=broken)
+    records: dict[str, list[PartitionRecord]] = {}
+    stats: dict[str, dict[str, tuple[int, int]]] = {}
+    protections = []
+    versions = {}  # (asset, key) -> the data version its record holds
+    for (a, k), cell in state["cells"].items():
+        if cell["status"] is not None:
+            versions[(a, k)] = cell["version"]
+    for (a, k), cell in sorted(state["cells"].items()):
+        if cell["stored"] is not None:
+            stats.setdefault(a, {})[k] = (cell["stored"], cell["lost"])
+        if cell["report"]:
+            path = reports.joinpath(*a.split("/"), f"{k}.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}", "utf-8")
+        if cell["protected"]:
+            protections.append(Protection(a, k, "baseline", "tests", ""))
+        if cell["status"] is None:
+            continue
+        declared = registry.for_partition(k)
+        checksum = {
+            "current": declared[1].checksum if declared else None,
+            "other": "f" * 64,
+        }.get(cell["checksum"], cell["checksum"])
+        consumed: dict[str, dict[str, int | None]] = {}
+        for up, up_keys in graph.upstream_partitions(a, k).items():
+            for uk in up_keys:
+                now = versions.get((up, uk))
+                choice = cell["consumed"]
+                if choice == "gone":
+                    continue
+                value = {"current": now, "other": (now or 0) + 1, "none": None}[choice]
+                consumed.setdefault(up, {})[uk] = value
+        records.setdefault(a, []).append(
+            PartitionRecord(
+                asset=a,
+                partition_key=k,
+                status=PartitionStatus(cell["status"]),
+                data_version=cell["version"],
+                row_count=cell["recorded_rows"],
+                fingerprint=None,
+                manifest_id="m1" if checksum else None,
+                manifest_checksum=checksum,
+                upstream_versions=consumed,
+                last_run_id="run-1",
+                last_error="boom" if cell["version"] == 2 else None,
+            )
+        )
+    policy = Policy(protected=(ProtectedObject(B),))
+    source = FakeSource(graph, registry, FakeStore(stats), reports, policy)
+    reader = FakeReader(FakePartitions(records), FakeProtections(protections))
+    return source, reader
+
+
+def _oracle(source: FakeSource, reader: FakeReader, keys: Sequence[str]) -> list[Gap]:
+    graph = source.graph
+    targets = [AssetPartition(a, k) for k in keys for a in graph.keys]
+    observations = observe(source, reader, targets)  # type: ignore[arg-type]
+    found = []
+    for k in keys:
+        for a in graph.assets:
+            gap = oracle_gap(
+                a, observations[AssetPartition(a.key, k)], source.manifests.broken_for(k)
+            )
+            if gap is not None:
+                found.append(gap)
+    return found
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(states())
+def test_bulk_gaps_equal_the_per_cell_oracle(state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder))
+        keys = state["window"]
+
+        expected = _oracle(source, reader, keys)
+        found = bulk_gaps(source, reader, keys)  # type: ignore[arg-type]
+        ranges = gap_ranges(source, reader, keys)  # type: ignore[arg-type]
+
+    assert found == expected
+    collapsed = []
+    for a in source.graph.keys:
+        mine = {g.partition_key: g.reason for g in expected if g.asset == a}
+        run: list[Any] = []
+        for k in keys:
+            reason = mine.get(k)
+            if run and reason is run[-1][1] and reason is not None:
+                run[-1][0].append(k)
+            else:
+                run.append(([k], reason))
+        collapsed += [(a, ks[0], ks[-1], len(ks), r) for ks, r in run if r is not None]
+    assert [(r.asset, r.first, r.last, r.count, r.value) for r in ranges] == collapsed
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(states())
+def test_status_ranges_equal_the_per_cell_rule(state: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder))
+    keys = state["window"]
+    table = key_table(source.manifests, keys)
+
+    def expected_of(key: str) -> int | None:
+        declared = source.manifests.for_partition(key)
+        return declared[1].expected_record_count if declared else None
+
+    for a in source.graph.keys:
+        expected = oracle_states(
+            {r.partition_key: r for r in reader.partitions.all(a)},
+            source.store.partition_counts(a),
+            source.store.missing_files(a),
+            expected_of,
+            keys,
+        )
+        ranges = state_ranges(source, reader, a, keys, table)  # type: ignore[arg-type]
+        found = [r.value.value for r in ranges for _ in range(r.count)]
+        assert found == [expected[k] for k in keys]
+        assert all(r.value != ranges[i + 1].value for i, r in enumerate(ranges[:-1]))
+        assert [(r.first, r.last) for r in ranges] == [
+            (
+                keys[sum(x.count for x in ranges[:i])],
+                keys[sum(x.count for x in ranges[: i + 1]) - 1],
+            )
+            for i in range(len(ranges))
+        ]
