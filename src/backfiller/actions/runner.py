@@ -451,16 +451,7 @@ class StepRunner:
             for member, table in live:
                 assert version is not None
                 try:
-                    result = self._publish_record(
-                        member.step,
-                        asset,
-                        member.attempt,
-                        table,
-                        version,
-                        member.before,
-                        member.rows_before,
-                        member.lease,
-                    )
+                    result = self._publish_record(member, asset, table, version)
                 except PublishSuperseded as exc:
                     results[member.step.target] = self._superseded(member, exc)
                     continue
@@ -540,9 +531,11 @@ class StepRunner:
             version = self._landed_version(asset_key, key)
             staged = store.read_partition(asset_key, key, version=version)
             assert staged is not None
-            return self._record(
-                step, asset, attempt, staged, version, before, member.rows_before, lease
-            )
+            result = self._publish_record(member, asset, staged, version)
+            crash_point("after_ledger_publish")
+            self._write_current_report(step.target)
+            crash_point("after_report")
+            return result
         except WriteBlockedError:
             raise  # the run stops here, as if interrupted; resume finishes it
         except (FencedError, PublishSuperseded, _TakenOver) as exc:
@@ -767,42 +760,16 @@ class StepRunner:
         )
         return message
 
-    def _record(
-        self,
-        step: Step,
-        asset: Asset,
-        attempt: int,
-        staged: pa.Table,
-        version: int,
-        before: PartitionRecord | None,
-        rows_before: int | None,
-        lease: Lease,
-    ) -> StepResult:
-        result = self._publish_record(
-            step, asset, attempt, staged, version, before, rows_before, lease
-        )
-        crash_point("after_ledger_publish")
-        self._write_current_report(step.target)
-        crash_point("after_report")
-        return result
-
     def _write_current_report(self, target: AssetPartition) -> None:
         record = self.ledger.partitions.get(*target)
         assert record is not None
         self._write_report(record)
 
     def _publish_record(
-        self,
-        step: Step,
-        asset: Asset,
-        attempt: int,
-        staged: pa.Table,
-        version: int,
-        before: PartitionRecord | None,
-        rows_before: int | None,
-        lease: Lease,
+        self, member: _Member, asset: Asset, staged: pa.Table, version: int
     ) -> StepResult:
-        """Record a landed publication in the ledger (no report yet)."""
+        """Record the member's landed publication in the ledger (its report comes after)."""
+        step, before = member.step, member.before
         key = step.target.partition_key
         fingerprint = fingerprint_table(staged)
         if step.source is StepSource.VERSION:
@@ -825,7 +792,7 @@ class StepRunner:
             asset.key,
             key,
             run_id=self.run_id,
-            attempt=attempt,
+            attempt=member.attempt,
             operator=self.spec.operator,
             data_version=version,
             row_count=staged.num_rows,
@@ -833,7 +800,7 @@ class StepRunner:
             manifest_id=manifest_id,
             manifest_checksum=checksum,
             upstream_versions=consumed,
-            lease_token=lease.token,
+            lease_token=member.lease.token,
         )
         self._remember(step.target, version, staged)
         return StepResult(
@@ -841,7 +808,7 @@ class StepRunner:
             key,
             StepOutcome.PUBLISHED,
             rows=staged.num_rows,
-            rows_before=rows_before,
+            rows_before=member.rows_before,
             version=version,
             version_before=before.data_version if before else None,
             fingerprint=fingerprint,
