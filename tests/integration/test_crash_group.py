@@ -19,14 +19,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import NOW, materialize
+from conftest import NOW, both_backends, materialize
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
 from backfiller.store import CommitKey
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, both_backends]
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -63,12 +63,13 @@ CASES = [
 Rows = Counter[tuple[object, ...]]
 
 
-def _reload(root: Path) -> Project:
-    return load_project(root, environ={}, clock=FixedClock(NOW))
+def _reload(root: Path, ledger: dict[str, str]) -> Project:
+    return load_project(root, environ=ledger, clock=FixedClock(NOW))
 
 
-def _apply(root: Path, log: Path, **env: str) -> int:
+def _apply(root: Path, log: Path, ledger: dict[str, str], **env: str) -> int:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLER_")}
+    environ.update(ledger)
     environ.update(env)
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -80,8 +81,9 @@ def _apply(root: Path, log: Path, **env: str) -> int:
         return proc.wait(timeout=HANG_GUARD)
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(root: Path, ledger: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLER_")}
+    environ.update(ledger)
     return subprocess.run(
         [sys.executable, "-m", "backfiller.cli.main", "--project", str(root), *args],
         capture_output=True,
@@ -110,19 +112,21 @@ def _run_commits(project: Project, asset: str, run_id: str) -> dict[int, list[st
     }
 
 
-def _lay_out(root: Path) -> dict[tuple[str, str], Rows]:
+def _lay_out(root: Path, ledger: dict[str, str]) -> dict[tuple[str, str], Rows]:
     lay_out_example(root)
-    materialize(_reload(root), OLD_KEYS)
-    return _rows(_reload(root))
+    materialize(_reload(root, ledger), OLD_KEYS)
+    return _rows(_reload(root, ledger))
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Rows]:
+    """The rows of an uninterrupted grouped run (on SQLite: the rows do not depend on the
+    ledger)."""
     root = tmp_path_factory.mktemp("reference") / "omni"
-    _lay_out(root)
+    _lay_out(root, {})
     log = root.parent / "apply.log"
-    assert _apply(root, log) == 0, log.read_text(encoding="utf-8")
-    project = _reload(root)
+    assert _apply(root, log, {}) == 0, log.read_text(encoding="utf-8")
+    project = _reload(root, {})
     for asset in ASSETS:  # two commits per asset: the groups
         assert len(_run_commits(project, asset, project.reader().runs.all()[-1].run_id)) == 2
     return _rows(project)
@@ -130,17 +134,22 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str],
 
 @pytest.mark.parametrize(("point", "after"), CASES, ids=[f"{p}-{n}" for p, n in CASES])
 def test_a_kill_inside_a_group_leaves_each_partition_old_or_new_and_resume_finishes(
-    point: str, after: int, tmp_path: Path, reference: dict[tuple[str, str], Rows]
+    point: str,
+    after: int,
+    tmp_path: Path,
+    reference: dict[tuple[str, str], Rows],
+    project_environ: dict[str, str],
 ) -> None:
+    env = project_environ  # the backend's ledger
     root = tmp_path / "omni"
-    old = _lay_out(root)
-    before = {r.run_id for r in _reload(root).reader().runs.all()}
+    old = _lay_out(root, env)
+    before = {r.run_id for r in _reload(root, env).reader().runs.all()}
     log = tmp_path / "crash.log"
 
-    code = _apply(root, log, BACKFILLER_CRASH_POINT=point, BACKFILLER_CRASH_AFTER=str(after))
+    code = _apply(root, log, env, BACKFILLER_CRASH_POINT=point, BACKFILLER_CRASH_AFTER=str(after))
 
     assert code == -signal.SIGKILL, log.read_text(encoding="utf-8")
-    crashed = _reload(root)
+    crashed = _reload(root, env)
     (run_id,) = [r.run_id for r in crashed.reader().runs.all() if r.run_id not in before]
     now = _rows(crashed)
     state = {}
@@ -158,10 +167,10 @@ def test_a_kill_inside_a_group_leaves_each_partition_old_or_new_and_resume_finis
         for key in KEYS[len(OLD_KEYS) :]:  # a new day is new exactly when a commit carried it
             assert state[(asset, key)] == ("new" if key in carried else "old"), (asset, key)
 
-    resumed = _cli(root, "resume", run_id)
+    resumed = _cli(root, env, "resume", run_id)
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    project = _reload(root)
+    project = _reload(root, env)
     assert _rows(project) == reference
     reader = project.reader()
     run = reader.runs.get(run_id)
@@ -180,5 +189,5 @@ def test_a_kill_inside_a_group_leaves_each_partition_old_or_new_and_resume_finis
             assert record.fingerprint == project.store.fingerprint(asset, key)
     with project.ledger() as ledger:
         assert ledger.leases.held() == []
-    verified = _cli(root, "verify")
+    verified = _cli(root, env, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
