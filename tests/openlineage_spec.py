@@ -1,8 +1,9 @@
 """Validate OpenLineage events against the official JSON Schemas, offline.
 
 The schemas are the OpenLineage spec's own files (``OpenLineage.json`` and ``facets/*.json``),
-kept in the workplace's ``shared/openlineage-spec`` folder beside the repository (or where
-``BACKFILLER_OPENLINEAGE_SPEC`` points); with the custom ``backfiller`` facet's published
+vendored in ``tests/data/openlineage-spec`` (Apache-2.0; ``SOURCE.txt`` names the commit they
+come from) so a fresh clone validates offline (``BACKFILLER_OPENLINEAGE_SPEC`` points at
+another copy, e.g. a newer spec); with the custom ``backfiller`` facet's published
 contract they form one :class:`referencing.Registry`, so every ``$ref`` resolves locally and
 nothing is fetched. An event is checked against ``OpenLineage.json``; every facet in it against
 the schema its ``_schemaURL`` names, and a standard facet's name against the names its schema
@@ -35,7 +36,7 @@ SPEC_OVERRIDE = os.environ.get("BACKFILLER_OPENLINEAGE_SPEC", "")
 
 def spec_dir() -> Path:
     """The folder of the official schemas; a test that needs them fails when it is missing."""
-    folder = Path(SPEC_OVERRIDE or REPO.parent / "shared" / "openlineage-spec")
+    folder = Path(SPEC_OVERRIDE or REPO / "tests" / "data" / "openlineage-spec")
     if not (folder / "OpenLineage.json").is_file():
         pytest.fail(
             f"the OpenLineage JSON Schemas are not in {folder} (OpenLineage.json and facets/): "
