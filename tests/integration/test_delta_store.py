@@ -31,7 +31,8 @@ def table(*groups: list[dict[str, object]]) -> pa.Table:
 def commit(
     run_id: str = "run-1", *, app_id: str | None = None, app_version: int | None = None
 ) -> CommitInfo:
-    return CommitInfo(run_id=run_id, app_id=app_id, app_version=app_version)
+    markers = () if app_id is None or app_version is None else ((app_id, app_version),)
+    return CommitInfo(run_id=run_id, markers=markers)
 
 
 def sorted_rows(data: pa.Table | None) -> list[dict[str, object]]:

@@ -28,7 +28,8 @@ def data(*parts: tuple[str, int]) -> pa.Table:
 
 
 def commit(run_id: str, *, app: str | None = None, step: int | None = None) -> CommitInfo:
-    return CommitInfo(run_id=run_id, operator="t", action="backfill", app_id=app, app_version=step)
+    markers = () if app is None or step is None else ((app, step),)
+    return CommitInfo(run_id=run_id, operator="t", action="backfill", markers=markers)
 
 
 STORES: dict[str, Callable[[Path], DataStore]] = {

@@ -267,13 +267,7 @@ class _Run:
                     options.on_step(step)
 
         def skip(step: Step, cause: Step) -> None:
-            record(
-                StepResult(
-                    *step.target,
-                    StepOutcome.SKIPPED,
-                    error=f"upstream {cause.target} did not succeed in this run",
-                )
-            )
+            record(_skipped(step, cause))
 
         try:
             group = options.group or GroupLimits(size=project.config.group_size)
@@ -323,11 +317,7 @@ class _Run:
                 for step in unit:
                     failed = [d for d in depends[step] if not done[d].outcome.succeeded]
                     if failed:
-                        results[step] = StepResult(
-                            *step.target,
-                            StepOutcome.SKIPPED,
-                            error=f"upstream {failed[0].target} did not succeed in this run",
-                        )
+                        results[step] = _skipped(step, failed[0])
             todo = [step for step in unit if step not in results]
             if len(todo) == 1 or any(
                 not self._pending(latest[s]) or s.source is not StepSource.COMPUTE for s in todo
@@ -380,6 +370,15 @@ class _Run:
 
 
 _UNFINISHED = frozenset({AttemptStatus.QUEUED, AttemptStatus.RUNNING})
+
+
+def _skipped(step: Step, cause: Step) -> StepResult:
+    """The result of a step not run because ``cause``, upstream in the same run, failed."""
+    return StepResult(
+        *step.target,
+        StepOutcome.SKIPPED,
+        error=f"upstream {cause.target} did not succeed in this run",
+    )
 
 
 def _groups(

@@ -446,22 +446,32 @@ class StepRunner:
                 return results
             crash_point("after_commit")
             break
-        published = []
+        if live:
+            assert version is not None
+            results.update(self._record_landed(asset, live, version))
+        return results
+
+    def _record_landed(
+        self, asset: Asset, landed: list[tuple[_Member, pa.Table]], version: int
+    ) -> dict[AssetPartition, StepResult]:
+        """Record the members whose rows landed in commit ``version`` (one ledger
+        transaction; a record an operator with a newer token has made since is a conflict),
+        then write their reports."""
+        results: dict[AssetPartition, StepResult] = {}
         with self.ledger.batch():
-            for member, table in live:
-                assert version is not None
+            for member, table in landed:
                 try:
-                    result = self._publish_record(member, asset, table, version)
+                    results[member.step.target] = self._publish_record(
+                        member, asset, table, version
+                    )
                 except PublishSuperseded as exc:
                     results[member.step.target] = self._superseded(member, exc)
-                    continue
-                results[member.step.target] = result
-                published.append(member.step.target)
         crash_point("after_ledger_publish")
         with one_folder_sync():
-            for target in published:
-                self._write_current_report(target)
-                crash_point("after_report")
+            for target, result in results.items():
+                if result.outcome is StepOutcome.PUBLISHED:
+                    self._write_current_report(target)
+                    crash_point("after_report")
         return results
 
     def _group_commit(self, members: Sequence[_Member]) -> CommitInfo:
@@ -531,15 +541,9 @@ class StepRunner:
             version = self._landed_version(asset_key, key)
             staged = store.read_partition(asset_key, key, version=version)
             assert staged is not None
-            result = self._publish_record(member, asset, staged, version)
-            crash_point("after_ledger_publish")
-            self._write_current_report(step.target)
-            crash_point("after_report")
-            return result
+            return self._record_landed(asset, [(member, staged)], version)[step.target]
         except WriteBlockedError:
             raise  # the run stops here, as if interrupted; resume finishes it
-        except (FencedError, PublishSuperseded, _TakenOver) as exc:
-            return self._superseded(member, exc)
         except Exception as exc:
             return self._failed(member, exc)
 

@@ -97,10 +97,8 @@ class CommitInfo:
     manifest_ids: tuple[str, ...] = ()
     operator: str = ""
     action: str = ""
-    # an app-transaction marker: (app id, step number); "did my commit land?"
-    app_id: str | None = None
-    app_version: int | None = None
-    #: more markers, for a commit that publishes several partitions (one per partition)
+    #: app-transaction markers, (app id, step number) per partition written: "did my commit
+    #: land?" (:meth:`DataStore.committed_step`)
     markers: tuple[tuple[str, int], ...] = ()
     #: (partition key, lease token) per partition written: the fencing tokens the commit
     #: carries (app transaction :func:`fence_app_id`); a table holding a token at least as

@@ -154,8 +154,6 @@ class DeltaStore:
         nonce = uuid.uuid4().hex
         metadata = {**commit.metadata(), _NONCE: nonce}
         transactions = [Transaction(app_id=fence_app_id(k), version=t) for k, t in commit.fences]
-        if commit.app_id is not None and commit.app_version is not None:
-            transactions.append(Transaction(app_id=commit.app_id, version=commit.app_version))
         transactions.extend(Transaction(app_id=a, version=v) for a, v in commit.markers)
         props = CommitProperties(custom_metadata=metadata, app_transactions=transactions or None)
         with self._lock:

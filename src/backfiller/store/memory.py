@@ -137,8 +137,6 @@ class MemoryStore:
                     partitions.pop(key, None)
                 written_at[key] = version
             transactions = dict(previous.transactions)
-            if commit.app_id is not None and commit.app_version is not None:
-                transactions[commit.app_id] = commit.app_version
             transactions.update(commit.markers)
             for key, token in commit.fences:
                 transactions[fence_app_id(key)] = token
