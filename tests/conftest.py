@@ -141,6 +141,28 @@ def no_ledger_environ(ledger_backend: str, request: pytest.FixtureRequest) -> di
     return ledger_environ(server.create_database())
 
 
+#: terminal settings a developer's shell may export, which would change what the CLI prints
+TERMINAL_VARIABLES = frozenset({"FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"})
+
+
+def cli_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    project_environ: dict[str, str],
+    *,
+    columns: int = 250,
+    also_clear: tuple[str, ...] = (),
+) -> None:
+    """For in-process CLI tests: a console ``columns`` wide, no terminal settings and no
+    project settings from the environment (``WEEK06_*``, ``BACKFILLER_*`` and the prefixes in
+    ``also_clear``) but the ledger backend's (a PostgreSQL ledger's URL)."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for name in list(os.environ):
+        if name.startswith(("WEEK06_", "BACKFILLER_", *also_clear)) or name in TERMINAL_VARIABLES:
+            monkeypatch.delenv(name)
+    for name, value in project_environ.items():
+        monkeypatch.setenv(name, value)
+
+
 def ledger_environ(url: str) -> dict[str, str]:
     """The variables that point a project at the ledger ``url``: ``<prefix>LEDGER_URL`` with
     the default prefix and with the example's (``WEEK06_BACKFILLER_``)."""

@@ -29,6 +29,7 @@ import pytest
 from conftest import (
     GAP_DAY,
     both_backends,
+    cli_environment,
     environ_ledger_fingerprint,
     materialize,
     tree_fingerprint,
@@ -72,16 +73,7 @@ SEED_HINT = "confirm that the seed data really has records for"
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide, colourless console and no project settings leaking in from the environment but
     the ledger backend's (a PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {
-            "FORCE_COLOR",
-            "TTY_COMPATIBLE",
-            "TTY_INTERACTIVE",
-        }:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 def files(root: Path) -> dict[str, str]:

@@ -3,13 +3,13 @@ both ledgers."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import (
     both_backends,
+    cli_environment,
     interrupted_at,
     ledger_fingerprint,
     run_steps,
@@ -33,12 +33,7 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str,
     """A wide console, no project settings from the environment but the ledger backend's (a
     PostgreSQL ledger's URL), and the evidence group registered (whether or not main.py
     registers it yet)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")):
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
     monkeypatch.setitem(cli.commands, "evidence", evidence)
 
 

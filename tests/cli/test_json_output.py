@@ -5,12 +5,11 @@ and leave stdout empty. The commands run on both ledgers."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, both_backends
+from conftest import GAP_DAY, both_backends, cli_environment
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -28,12 +27,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "json.md"
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide console, no project settings from the environment but the ledger backend's (a
     PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {"FORCE_COLOR"}:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 def run_json(

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, both_backends, interrupted_at, run_steps, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    cli_environment,
+    interrupted_at,
+    run_steps,
+    tree_fingerprint,
+)
 from lab_project import FLAKY, LAB_KEY, STEADY, write_lab
 from openlineage_spec import event_problems
 
@@ -46,16 +53,7 @@ def _cli_environment(
     """A wide console; no project or OpenLineage settings from the environment but the ledger
     backend's. The client copies ``OPENLINEAGE_URL`` into ``OPENLINEAGE__TRANSPORT__*``
     variables of the process: those are removed after the test."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_", "OPENLINEAGE")) or name in {
-            "FORCE_COLOR",
-            "TTY_COMPATIBLE",
-            "TTY_INTERACTIVE",
-        }:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ, also_clear=("OPENLINEAGE",))
     before = set(os.environ)
     yield
     for name in set(os.environ) - before:

@@ -6,10 +6,9 @@ the work reports progress) or to an hour (never shown)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-from conftest import GAP_DAY, both_backends
+from conftest import GAP_DAY, both_backends, cli_environment
 
 from backfiller import Project
 from backfiller.cli import context
@@ -24,16 +23,7 @@ BAR = "━"  # what rich draws a progress bar with (and a table's header rule: n
 
 @pytest.fixture(autouse=True)
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
-    monkeypatch.setenv("COLUMNS", "120")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {
-            "FORCE_COLOR",
-            "TTY_COMPATIBLE",
-            "TTY_INTERACTIVE",
-        }:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ, columns=120)
 
 
 def terminal(monkeypatch: pytest.MonkeyPatch) -> None:

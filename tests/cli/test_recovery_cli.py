@@ -11,7 +11,6 @@ materialized except 2026-04-17.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from conftest import (
     GAP_DAY,
     both_backends,
+    cli_environment,
     environ_ledger_fingerprint,
     ledger_environ,
     materialize,
@@ -46,16 +46,7 @@ DEFAULT_OPERATOR = "student-devbox"
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide console and no project settings leaking in from the environment but the
     ledger backend's (a PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {
-            "FORCE_COLOR",
-            "TTY_COMPATIBLE",
-            "TTY_INTERACTIVE",
-        }:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 pytestmark = both_backends

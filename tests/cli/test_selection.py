@@ -6,12 +6,17 @@ ledgers."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GAP_DAY, both_backends, environ_ledger_fingerprint, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    cli_environment,
+    environ_ledger_fingerprint,
+    tree_fingerprint,
+)
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -27,12 +32,7 @@ WINDOW = ("--start", "2026-04-14", "--end", "2026-04-20")
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide console, no project settings from the environment but the ledger backend's (a
     PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")):
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:

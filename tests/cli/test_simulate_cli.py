@@ -5,12 +5,17 @@ project folder nor to a PostgreSQL ledger). The commands run on both ledgers."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, both_backends, environ_ledger_fingerprint, tree_fingerprint
+from conftest import (
+    GAP_DAY,
+    both_backends,
+    cli_environment,
+    environ_ledger_fingerprint,
+    tree_fingerprint,
+)
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -30,12 +35,7 @@ SIM_ID = re.compile(r"simulation (sim-[0-9a-f]{16})")
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide console, no project settings from the environment but the ledger backend's (a
     PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")) or name in {"FORCE_COLOR", "TTY_COMPATIBLE"}:
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 def files(root: Path) -> dict[str, str]:

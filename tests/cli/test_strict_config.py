@@ -6,11 +6,10 @@ JSON document nested 100,000 deep are bad input too (exit 2), not crashes. On bo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from conftest import both_backends, environ_ledger_fingerprint, tree_fingerprint
+from conftest import both_backends, cli_environment, environ_ledger_fingerprint, tree_fingerprint
 
 from backfiller.cli.main import main
 
@@ -24,12 +23,7 @@ pytestmark = both_backends
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """A wide console, no project settings from the environment but the ledger backend's (a
     PostgreSQL ledger's URL)."""
-    monkeypatch.setenv("COLUMNS", "250")
-    for name in list(os.environ):
-        if name.startswith(("WEEK06_", "BACKFILLER_")):
-            monkeypatch.delenv(name)
-    for name, value in project_environ.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, project_environ)
 
 
 def written(root: Path) -> dict[str, str]:
