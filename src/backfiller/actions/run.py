@@ -318,12 +318,11 @@ class _Run:
                     failed = [d for d in depends[step] if not done[d].outcome.succeeded]
                     if failed:
                         results[step] = _skipped(step, failed[0])
+            # a new run (groups are not used on resume): every step is still to do, and a unit
+            # of several is compute steps only (:func:`_groups`)
             todo = [step for step in unit if step not in results]
-            if len(todo) == 1 or any(
-                not self._pending(latest[s]) or s.source is not StepSource.COMPUTE for s in todo
-            ):
-                for step in todo:  # one at a time, as without groups
-                    results[step] = do(step)
+            if len(todo) == 1:
+                results[todo[0]] = do(todo[0])  # as without groups
             elif todo:
                 items = [(step, self._next_attempt(latest[step])) for step in todo]
                 for step, result in zip(todo, runner.run_group(items, group), strict=True):
