@@ -1,14 +1,12 @@
-"""The brute-force, per-cell gap rule (and the rule of ``status``): the reference the bulk
+"""The brute-force, per-cell gap rule (``status`` shows the same reasons): the reference the bulk
 classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the
 per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before
 gaps were classified in bulk; change it only together with DESIGN.md's table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from backfiller.assets import Asset
-from backfiller.ledger import PartitionRecord, PartitionStatus
+from backfiller.ledger import PartitionStatus
 from backfiller.manifests import BrokenManifest
 from backfiller.planning.gaps import Gap, GapReason
 from backfiller.planning.state import Observation
@@ -85,28 +83,3 @@ def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation
             if consumed.get(up, {}).get(key) != version:
                 return True
     return False
-
-
-def oracle_states(
-    records: dict[str, PartitionRecord],
-    stored: dict[str, int],
-    lost: dict[str, int],
-    expected_of: Callable[[str], int | None],
-    keys: Sequence[str],
-) -> dict[str, str]:
-    """The per-cell rule of ``status`` as it was before it was computed per column."""
-    states: dict[str, str] = {}
-    for key in keys:
-        rec = records.get(key)
-        if lost.get(key):
-            states[key] = "missing"
-        elif rec is None:
-            if stored.get(key):
-                states[key] = "orphan"
-            else:
-                states[key] = "missing" if expected_of(key) else "no_expected_input"
-        elif rec.status is PartitionStatus.MATERIALIZED and not stored.get(key) and rec.row_count:
-            states[key] = "missing"
-        else:
-            states[key] = rec.status.value
-    return states

@@ -187,7 +187,8 @@ def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[st
     if target in project.graph:
         record = ledger.partitions.get(target, key)
         if record is None or record.status is not PartitionStatus.MATERIALIZED:
-            reasons.append(f"{target} {key} is {record.status.value if record else 'missing'}")
+            recorded = f"recorded as {record.status.value}" if record else "no ledger record"
+            reasons.append(f"{target} {key} is not materialized ({recorded})")
     return reasons
 
 

@@ -298,14 +298,14 @@ def test_status_counts_the_april_window(
     assert code == 0, err
     assert "7 partitions 2026-04-14 .. 2026-04-20" in out
     assert status_summaries(out) == {
-        RAW: "6 materialized, 1 missing",
-        SILVER: "6 materialized, 1 missing",
+        RAW: "6 materialized, 1 missing_partition",
+        SILVER: "6 materialized, 1 missing_partition",
     }
     # by default, ranges of consecutive partitions in one state
     ranges = [line.strip() for line in out.splitlines() if line.startswith("  ")]
     assert ranges == 2 * [
         "█ 2026-04-14 .. 2026-04-16 (3 partitions) materialized",
-        "· 2026-04-17 (1 partition) missing",
+        "· 2026-04-17 (1 partition) missing_partition",
         "█ 2026-04-18 .. 2026-04-20 (3 partitions) materialized",
     ]
     # with --each, the grid of April: 13 days of padding, then 14..16 materialized, 17
@@ -316,8 +316,8 @@ def test_status_counts_the_april_window(
     )  # fmt: skip
     assert code == 0, err
     assert status_summaries(out) == {
-        RAW: "6 materialized, 1 missing",
-        SILVER: "6 materialized, 1 missing",
+        RAW: "6 materialized, 1 missing_partition",
+        SILVER: "6 materialized, 1 missing_partition",
     }
     grid = [line.strip() for line in out.splitlines() if line.strip().startswith("2026-04  ")]
     assert [g.split()[-1] for g in grid] == ["███·███", "███·███"]
@@ -337,7 +337,7 @@ def test_status_on_a_fresh_project_is_all_missing(
         capsys, example_dir, "status", "--start", "2026-04-14", "--end", "2026-04-20"
     )
     assert code == 0
-    assert status_summaries(out) == {RAW: "7 missing", SILVER: "7 missing"}
+    assert status_summaries(out) == {RAW: "7 missing_partition", SILVER: "7 missing_partition"}
     assert files(example_dir) == before  # reading the state creates no ledger
 
 

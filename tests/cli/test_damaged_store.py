@@ -77,7 +77,7 @@ def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(
 
     code, out, _ = run(capsys, root, "status", "--start", KEY, "--end", KEY)
     assert code == 0
-    assert f"{RAW}  (1 missing)" in out
+    assert f"{RAW}  (1 missing_partition)" in out
 
     code, out, err = run(capsys, root, "verify")
     assert code == ExitCode.CONFLICT

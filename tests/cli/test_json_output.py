@@ -73,8 +73,8 @@ def test_status_counts_each_assets_partitions(
     assert doc["window"] == {"first": "2026-04-14", "last": "2026-04-20", "count": 7}
     assert [a["asset"] for a in doc["assets"]] == [RAW, SILVER]
     for entry in doc["assets"]:
-        assert entry["counts"] == {"materialized": 6, "missing": 1}
-        assert entry["partitions"][GAP_DAY] == "missing"
+        assert entry["counts"] == {"materialized": 6, "missing_partition": 1}
+        assert entry["partitions"][GAP_DAY] == "missing_partition"
         assert [k for k, s in entry["partitions"].items() if s == "materialized"] == MATERIALIZED
 
 
@@ -84,7 +84,7 @@ def test_status_of_a_fresh_project_still_parses(
 ) -> None:
     doc = run_json(capsys, example_dir, "status", *WINDOW)
     for entry in doc["assets"]:
-        assert entry["counts"] == {"missing": 7}
+        assert entry["counts"] == {"missing_partition": 7}
 
 
 @both_backends
@@ -105,6 +105,43 @@ def test_gaps_lists_the_gap_of_both_assets(
     assert raw["proposed_action"] == "backfill_partition"
     assert raw["expected_count"] == 3
     assert raw["current_count"] == 0
+
+
+@both_backends
+def test_status_gaps_and_the_plan_use_one_vocabulary(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    """Every state ``status`` shows is the reason ``gaps`` gives for that partition (or
+    ``materialized`` where it finds none), and the plan's ``gap_reason`` is the same word."""
+    from backfiller.planning import GapReason, PartitionState
+
+    root = april_project.root
+    april_project.partition_report_path(RAW, "2026-04-15").unlink()  # missing_partition_report
+    april_project.partition_report_path(SILVER, "2026-04-19").unlink()
+    status = run_json(capsys, root, "status", *WINDOW)
+    gaps = run_json(capsys, root, "gaps", *WINDOW)
+    reasons = {(g["asset"], g["partition_key"]): g["gap_reason"] for g in gaps["gaps"]}
+    shown = {
+        (entry["asset"], key): state
+        for entry in status["assets"]
+        for key, state in entry["partitions"].items()
+    }
+    assert shown == {cell: reasons.get(cell, "materialized") for cell in shown}
+    assert set(shown.values()) == {
+        "materialized",
+        "missing_partition",
+        "missing_partition_report",
+    }
+    vocabulary = {s.value for s in PartitionState}
+    assert vocabulary == {"materialized"} | {r.value for r in GapReason} - {"protected"}
+    plan = run_json(capsys, root, "plan", *WINDOW)["plan"]
+    for entry in plan["partitions"]:  # the partition's first gap, in dependency order
+        key = entry["partition_key"]
+        first = next((reasons[(a, key)] for a in (RAW, SILVER) if (a, key) in reasons), None)
+        assert entry["gap_reason"] == first
+        assert {g["asset"]: g["gap_reason"] for g in entry["asset_gaps"]} == {
+            a: shown[(a, key)] for a in (RAW, SILVER) if shown[(a, key)] != "materialized"
+        }
 
 
 @both_backends

@@ -336,7 +336,10 @@ def test_ready_exits_1_while_held_and_0_after_release(
     assert run(capsys, root, "ready", SILVER, KEY)[0] == 0
     # a missing partition is never ready
     code, out, _ = run(capsys, root, "ready", SILVER, GAP_DAY)
-    assert (code, one_line(out)) == (1, f"held: {SILVER} {GAP_DAY} is missing")
+    assert (code, one_line(out)) == (
+        1,
+        f"held: {SILVER} {GAP_DAY} is not materialized (no ledger record)",
+    )
 
 
 # -- the actions, through the CLI ------------------------------------------------------------

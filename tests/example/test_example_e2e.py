@@ -235,8 +235,8 @@ def test_demo_shows_the_gap_and_leaves_the_plan(demo_run: DemoRun) -> None:
     assert demo_run.returncode == 0, demo_run.stderr
     out = demo_run.stdout
     assert "missing" in out
-    assert f"{RAW}  (60 materialized, 1 missing)" in out
-    assert f"{SILVER}  (60 materialized, 1 missing)" in out
+    assert f"{RAW}  (60 materialized, 1 missing_partition)" in out
+    assert f"{SILVER}  (60 materialized, 1 missing_partition)" in out
     assert "succeeded, 120 partition writes" in out
 
     shown = table_fields(out)

@@ -5,7 +5,8 @@ gone, reports gone, recorded manifest checksums and row counts, consumed upstrea
 rows without a record, protected partitions — the bulk path finds, for every cell, the same
 gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
 in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
-shows, computed per column, are those of the per-cell rule, collapsed into ranges."""
+shows are the oracle's gap reasons (``materialized`` where there is none), collapsed into
+ranges: one vocabulary."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from gap_oracle import oracle_gap, oracle_states
+from gap_oracle import oracle_gap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,11 +30,9 @@ from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
 from backfiller.partitions import scheme_from_config
-from backfiller.planning.bulk import key_table
-from backfiller.planning.classify import bulk_gaps, gap_ranges
-from backfiller.planning.gaps import Gap
+from backfiller.planning.classify import bulk_gaps, gap_ranges, state_ranges
+from backfiller.planning.gaps import Gap, PartitionState
 from backfiller.planning.state import observe
-from backfiller.planning.status import state_ranges
 from backfiller.policy import Policy, ProtectedObject
 from backfiller.refs import AssetPartition
 
@@ -313,32 +312,40 @@ def test_bulk_gaps_equal_the_per_cell_oracle(state: dict[str, Any]) -> None:
 
 @settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
 @given(states())
-def test_status_ranges_equal_the_per_cell_rule(state: dict[str, Any]) -> None:
+def test_status_states_are_the_oracles_gap_reasons(state: dict[str, Any]) -> None:
+    """One vocabulary: the state ``status`` shows for every cell is the oracle's gap reason,
+    or ``materialized`` where the oracle finds no gap; ranges cover every key in order."""
     with tempfile.TemporaryDirectory() as folder:
         source, reader = _build(state, Path(folder))
-    keys = state["window"]
-    table = key_table(source.manifests, keys)
-
-    def expected_of(key: str) -> int | None:
-        declared = source.manifests.for_partition(key)
-        return declared[1].expected_record_count if declared else None
+        keys = state["window"]
+        gaps = {(g.asset, g.partition_key): g.reason for g in _oracle(source, reader, keys)}
+        ranges = state_ranges(source, reader, keys)  # type: ignore[arg-type]
 
     for a in source.graph.keys:
-        expected = oracle_states(
-            {r.partition_key: r for r in reader.partitions.all(a)},
-            source.store.partition_counts(a),
-            source.store.missing_files(a),
-            expected_of,
-            keys,
-        )
-        ranges = state_ranges(source, reader, a, keys, table)  # type: ignore[arg-type]
-        found = [r.value.value for r in ranges for _ in range(r.count)]
-        assert found == [expected[k] for k in keys]
-        assert all(r.value != ranges[i + 1].value for i, r in enumerate(ranges[:-1]))
-        assert [(r.first, r.last) for r in ranges] == [
+        mine = [r for r in ranges if r.asset == a]
+        found = [r.value for r in mine for _ in range(r.count)]
+        assert found == [PartitionState.of(gaps.get((a, k))) for k in keys]
+        assert all(r.value != mine[i + 1].value for i, r in enumerate(mine[:-1]))
+        assert [(r.first, r.last) for r in mine] == [
             (
-                keys[sum(x.count for x in ranges[:i])],
-                keys[sum(x.count for x in ranges[: i + 1]) - 1],
+                keys[sum(x.count for x in mine[:i])],
+                keys[sum(x.count for x in mine[: i + 1]) - 1],
             )
-            for i in range(len(ranges))
+            for i in range(len(mine))
         ]
+    assert [r.asset for r in ranges] == sorted(
+        (r.asset for r in ranges), key=source.graph.keys.index
+    )
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
+@given(states(), st.sampled_from([[A], [B], [C], [A, C]]))
+def test_status_of_chosen_assets_is_their_share_of_the_whole(
+    state: dict[str, Any], chosen: list[str]
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder))
+        keys = state["window"]
+        whole = state_ranges(source, reader, keys)  # type: ignore[arg-type]
+        part = state_ranges(source, reader, keys, chosen)  # type: ignore[arg-type]
+    assert part == [r for r in whole if r.asset in chosen]

@@ -128,20 +128,22 @@ def status(
     as_json: bool,
 ) -> None:
     """Per asset: partitions by state, then ranges of consecutive partitions in one state
-    (--each: a per-day grid)."""
-    from .render import partition_states, print_status
+    (--each: a per-day grid). A state is the gap reason 'gaps' finds, or materialized."""
+    from .render import partition_states, print_status, status_ranges
 
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
     keys = window_keys(project, None, start, end)
     reader = project.reader()
+    with obj.progress("reading the state") as on_progress:
+        ranges = status_ranges(project, reader, keys, chosen, on_progress)
     if not obj.json:
-        print_status(obj.console, project, reader, keys, chosen, each=each)
+        print_status(obj.console, project, keys, ranges, chosen, each=each)
         return
     assets = []
     for asset in chosen:
-        states = partition_states(project, reader, asset, keys)
+        states = partition_states(ranges, asset, keys)
         assets.append(
             {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
         )

@@ -16,7 +16,9 @@ from backfiller.ledger import CheckStatus, LedgerReader, RunState
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
     from backfiller.planning import Gap, GapReason, PlanDocument
+    from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
+    from backfiller.planning.state import OnProgress
     from backfiller.project import Project
 
 
@@ -25,68 +27,77 @@ def add_row(table: Table, *cells: object) -> None:
     table.add_row(*(escape(str(c)) for c in cells))
 
 
+#: one mark per partition state (:class:`~backfiller.planning.gaps.PartitionState` values)
 GRID_MARKS = {
     "materialized": ("█", "green"),
-    "missing": ("·", "dim"),
-    "failed": ("x", "red"),
+    "missing_partition": ("·", "red"),
+    "missing_partition_report": ("r", "yellow"),
+    "count_mismatch": ("#", "red"),
+    "manifest_changed": ("m", "yellow"),
+    "failed_run": ("x", "red"),
+    "upstream_changed": ("~", "yellow"),
     "check_failed": ("!", "red"),
-    "stale": ("~", "yellow"),
-    "materializing": ("…", "yellow"),
-    "orphan": ("?", "magenta"),
+    "orphan_output": ("?", "magenta"),
     "no_expected_input": ("-", "dim"),
 }
 
 
-def partition_states(
-    project: Project, reader: LedgerReader, asset: str, keys: list[str]
-) -> dict[str, str]:
-    """Each key's state (:class:`~backfiller.planning.status.PartitionState` values)."""
-    from backfiller.planning.bulk import key_table
-    from backfiller.planning.status import state_column
+def status_ranges(
+    project: Project,
+    reader: LedgerReader,
+    keys: list[str],
+    assets: list[str] | None = None,
+    on_progress: OnProgress | None = None,
+) -> list[KeyRange[PartitionState]]:
+    """The states of ``assets`` (default: all) over ``keys``: the gap classifier's reasons,
+    ``materialized`` where there is no gap (so ``status`` and ``gaps`` use one vocabulary)."""
+    from backfiller.planning.classify import state_ranges
 
-    column = state_column(project, reader, asset, key_table(project.manifests, keys))
-    return dict(zip(keys, column.to_pylist(), strict=True))
+    return state_ranges(project, reader, keys, assets, on_progress=on_progress)
+
+
+def partition_states(
+    ranges: list[KeyRange[PartitionState]], asset: str, keys: list[str]
+) -> dict[str, str]:
+    """Each key's state, from :func:`status_ranges` (the ranges of one asset cover every key of
+    ``keys`` in order, so a range's keys are found by position)."""
+    states: dict[str, str] = {}
+    for r in ranges:
+        if r.asset == asset:
+            states.update(dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value))
+    return states
 
 
 def print_status(
     console: Console,
     project: Project,
-    reader: LedgerReader,
     keys: list[str],
+    ranges: list[KeyRange[PartitionState]],
     assets: list[str] | None = None,
     *,
     each: bool = False,
 ) -> None:
     """Per asset of ``assets`` (default: every asset) over ``keys``: how many partitions are
-    in each state, then its ranges of consecutive partitions in one state — or, with
-    ``each``, a grid with one mark per partition."""
-    from backfiller.planning.bulk import key_table
-    from backfiller.planning.status import state_ranges
-
+    in each state, then its ranges (from :func:`status_ranges`) of consecutive partitions in
+    one state — or, with ``each``, a grid with one mark per partition."""
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
         if keys
         else "no partitions"
     )
-    table = key_table(project.manifests, keys)
     for asset in project.graph.keys if assets is None else assets:
-        ranges = state_ranges(project, reader, asset, keys, table)
+        mine = [r for r in ranges if r.asset == asset]
         counts: Counter[str] = Counter()
-        for r in ranges:
+        for r in mine:
             counts[r.value.value] += r.count
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary})")
         if each:
-            states: dict[str, str] = {}
-            for r in ranges:  # consecutive, covering every key in order
-                states.update(
-                    dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value)
-                )
-            for line in _grid_lines(states):
+            for line in _grid_lines(partition_states(mine, asset, keys)):
                 console.print(line, highlight=False)
             continue
-        lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in ranges]
+        lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in mine]
         console.out("\n".join(lines), highlight=False)
     if each:
         legend = "  ".join(f"[{st}]{mark}[/] {name}" for name, (mark, st) in GRID_MARKS.items())
@@ -215,9 +226,13 @@ def print_plan(console: Console, document: PlanDocument) -> None:
     add_row(table, "state_fingerprint", document.state_fingerprint[:16] + "…")
     console.print(table)
     if len(document.partitions) > 1:
+        from backfiller.planning.gaps import PartitionState
+
+        states = Counter(PartitionState.of(e.gap_reason).value for e in document.partitions)
         console.print(
-            f"{len(document.partitions)} partitions; gaps: "
-            + (", ".join(f"{k} {v}" for k, v in document.gap_summary.items()) or "none")
+            f"{len(document.partitions)} partitions by state: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+            markup=False,
         )
 
 

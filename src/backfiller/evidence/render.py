@@ -170,7 +170,7 @@ def _sections(doc: RunEvidence) -> list[_Section]:
             (
                 "asset",
                 "partition",
-                "status",
+                "outcome",
                 "rows before → after",
                 "version before → after",
                 "fingerprint before → after",

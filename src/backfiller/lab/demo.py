@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from backfiller.cli.render import print_plan, print_run, print_status
+from backfiller.cli.render import print_plan, print_run, print_status, status_ranges
 from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.planner import request_for
@@ -43,7 +43,8 @@ def run_demo(folder: Path, console: Console) -> Path:
         print_run(console, result)
 
     console.print(Rule("3. Status: the gap is visible"))
-    print_status(console, project, project.reader(), project.scheme.key_range(FIRST, LAST))
+    keys = project.scheme.key_range(FIRST, LAST)
+    print_status(console, project, keys, status_ranges(project, project.reader(), keys))
 
     console.print(Rule(f"4. Dry-run plan for {GAP_DAY} (writes only the plan file)"))
     document = make_plan(project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, operator))

@@ -1,6 +1,6 @@
 """Gap detection and the plan."""
 
-from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
+from backfiller.planning.gaps import Gap, GapReason, PartitionState, ProposedAction, detect_gap
 from backfiller.planning.plan import Mode, PlanDocument, PlanEntry, PlanRequest, parse_mode
 from backfiller.planning.planner import (
     check_fresh,
@@ -17,6 +17,7 @@ __all__ = [
     "GapReason",
     "Mode",
     "Observation",
+    "PartitionState",
     "PlanDocument",
     "PlanEntry",
     "PlanRequest",

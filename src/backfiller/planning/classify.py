@@ -18,11 +18,11 @@ import pyarrow as pa
 
 from backfiller.ledger import LedgerReader
 from backfiller.planning.bulk import key_table, ledger_table, report_table, store_table
-from backfiller.planning.gaps import Gap, GapReason
+from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
-__all__ = ["Branch", "bulk_gaps", "gap_ranges"]
+__all__ = ["Branch", "bulk_gaps", "gap_ranges", "state_ranges"]
 
 #: about how many cells one query classifies (bounds the memory of a batch)
 BATCH_CELLS = 200_000
@@ -124,6 +124,18 @@ GROUP BY asset, reason, island
 ORDER BY pos, first
 """
 
+#: every cell, a cell without a gap being ``materialized``: what ``status`` shows
+_STATE_RANGES = """
+SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
+FROM (
+    SELECT asset, pos, idx, state,
+           idx - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
+    FROM (SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state FROM classified)
+)
+GROUP BY asset, state, island
+ORDER BY pos, first
+"""
+
 _GAP_COLUMNS = (
     "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
     "broken, manifest_id, recorded_manifest_id, recorded_rows, data_version, last_run_id, "
@@ -136,13 +148,14 @@ def _batches(
     reader: LedgerReader,
     keys: Sequence[str],
     on_progress: OnProgress | None,
+    assets: Sequence[str] | None = None,
 ) -> Iterator[Any]:
-    """One DuckDB relation ``classified`` per batch of assets, every cell of the batch with
-    its ``branch`` and ``reason`` (null: no gap)."""
+    """One DuckDB relation ``classified`` per batch of ``assets`` (default: every asset, in
+    graph order), every cell of the batch with its ``branch`` and ``reason`` (null: no gap)."""
     import duckdb
 
     graph = source.graph
-    names = graph.keys
+    names = graph.keys if assets is None else [a for a in graph.keys if a in set(assets)]
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys)
@@ -267,6 +280,24 @@ def gap_ranges(
     for con in _batches(source, reader, keys, on_progress):
         for asset, reason, first, last, n, _ in con.execute(_RANGES).fetchall():
             found.append(KeyRange(asset, keys[first], keys[last], int(n), GapReason(reason)))
+    return found
+
+
+def state_ranges(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    assets: Sequence[str] | None = None,
+    *,
+    on_progress: OnProgress | None = None,
+) -> list[KeyRange[PartitionState]]:
+    """The state of every cell of ``assets`` (default: all) over ``keys`` as ranges covering
+    every key: the gap's reason, or ``materialized`` — the same rule as :func:`gap_ranges`,
+    so ``status`` and ``gaps`` cannot disagree."""
+    found: list[KeyRange[PartitionState]] = []
+    for con in _batches(source, reader, keys, on_progress, assets):
+        for asset, state, first, last, n, _ in con.execute(_STATE_RANGES).fetchall():
+            found.append(KeyRange(asset, keys[first], keys[last], int(n), PartitionState(state)))
     return found
 
 

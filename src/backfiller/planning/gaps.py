@@ -1,4 +1,11 @@
-"""Gap reasons and the action each one proposes (DESIGN.md, "Gap reasons → proposed actions")."""
+"""Gap reasons, the action each one proposes (DESIGN.md, "Gap reasons → proposed actions"), and
+the one vocabulary of partition states built from them.
+
+A partition's state is its gap reason, or ``materialized`` when manifests, store, ledger and
+report agree. ``status``, ``gaps``, the plan (``gap_reason``; no reason is ``materialized``) and
+the reports that show partitions all use these words; a run's *outcome* for a partition
+(``published``, ``failed``... in the evidence) is what the run did, not a state.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from backfiller.assets import Asset
 from backfiller.ledger import PartitionStatus
 from backfiller.planning.state import Observation
 
-__all__ = ["Gap", "GapReason", "ProposedAction", "detect_gap"]
+__all__ = ["Gap", "GapReason", "PartitionState", "ProposedAction", "detect_gap"]
 
 
 class ProposedAction(Enum):
@@ -57,6 +64,40 @@ class GapReason(Enum):
     @property
     def proposed_action(self) -> ProposedAction:
         return _PROPOSALS[self]
+
+    @property
+    def state(self) -> PartitionState:
+        """The partition state this reason names (``protected`` is a plan's refusal, not a
+        state: a protected baseline is ``materialized`` until something else is wrong)."""
+        if self is GapReason.PROTECTED:
+            return PartitionState.MATERIALIZED
+        return PartitionState(self.value)
+
+
+class PartitionState(Enum):
+    """The one word for a partition's condition, shared by ``status``, ``gaps``, the plan and
+    the reports: ``materialized`` when the four sources agree, else its gap reason."""
+
+    MATERIALIZED = "materialized"
+    MISSING_PARTITION = "missing_partition"
+    MISSING_PARTITION_REPORT = "missing_partition_report"
+    COUNT_MISMATCH = "count_mismatch"
+    MANIFEST_CHANGED = "manifest_changed"
+    FAILED_RUN = "failed_run"
+    UPSTREAM_CHANGED = "upstream_changed"
+    CHECK_FAILED = "check_failed"
+    ORPHAN_OUTPUT = "orphan_output"
+    NO_EXPECTED_INPUT = "no_expected_input"
+
+    @classmethod
+    def of(cls, reason: GapReason | None) -> PartitionState:
+        """The state of a partition whose gap has ``reason`` (``None``: no gap)."""
+        return cls.MATERIALIZED if reason is None else reason.state
+
+    @property
+    def gap_reason(self) -> GapReason | None:
+        """The gap this state is (``None`` for ``materialized``)."""
+        return None if self is PartitionState.MATERIALIZED else GapReason(self.value)
 
 
 _PROPOSALS = {
