@@ -10,6 +10,7 @@ import pytest
 from conftest import (
     both_backends,
     cli_environment,
+    environ_ledger_fingerprint,
     interrupted_at,
     ledger_fingerprint,
     run_steps,
@@ -122,6 +123,17 @@ def test_write_refuses_an_unknown_run(project: Project, capsys: pytest.CaptureFi
     code, _, _ = run(capsys, project.root, "write", "run-nope")
     assert code == ExitCode.BAD_INPUT
     assert (tree_fingerprint(folder), ledger_fingerprint(project)) == before
+
+
+@pytest.mark.parametrize("command", ["write", "show", "report"])
+def test_an_unknown_run_on_a_fresh_project_writes_nothing_not_even_a_ledger(
+    project: Project, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    before = (tree_fingerprint(project.root), environ_ledger_fingerprint())
+    code, _, err = run(capsys, project.root, command, "run-nope")
+    assert code == ExitCode.BAD_INPUT
+    assert "No run 'run-nope' in the ledger" in err
+    assert (tree_fingerprint(project.root), environ_ledger_fingerprint()) == before
 
 
 def test_report_md_goes_to_the_default_path(

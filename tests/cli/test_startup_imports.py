@@ -1,8 +1,9 @@
 """Start-up stays cheap by construction: ``backfiller --help`` and every ``backfiller <cmd>
 --help`` import none of DuckDB, Arrow, Delta Lake, jsonschema, the OpenLineage client (nor
 pydantic); ``status`` imports neither jsonschema nor the OpenLineage client, on either ledger
-(it does import DuckDB: its states are the gap classifier's reasons, one query with ``gaps``). Structural tests in a fresh interpreter, no time limit (``benchmarks/startup.py``
-measures the times)."""
+(it does import DuckDB: its states are the gap classifier's reasons, one query with ``gaps``).
+Structural tests in a fresh interpreter, no time limit (``benchmarks/startup.py`` measures the
+times)."""
 
 from __future__ import annotations
 
