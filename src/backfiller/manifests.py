@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -69,10 +70,11 @@ class ManifestPartition(BaseModel):
     expected_record_count: Annotated[int, Field(ge=0)]
     input_files: list[InputFile] = Field(default_factory=list)
 
-    @property
+    @cached_property
     def checksum(self) -> str:
         """The checksum of this partition's declaration (a change in another partition of the
-        same manifest does not change it)."""
+        same manifest does not change it); computed once per declaration (the model is
+        frozen), not once per asset that reads it."""
         return sha256_hex(self.model_dump(mode="json"))
 
 

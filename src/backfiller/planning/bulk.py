@@ -8,7 +8,6 @@ folders), an asset's partition reports by listing its report folder once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -16,7 +15,7 @@ import pyarrow as pa
 from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import ManifestRegistry
-from backfiller.planning.state import StateSource
+from backfiller.planning.state import StateSource, reported_keys
 
 __all__ = ["key_table", "ledger_table", "report_table", "store_table"]
 
@@ -80,14 +79,7 @@ def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) ->
     """The partition keys of ``asset`` whose report file exists, from one listing of its
     report folder; ``nested``: keys whose report is not directly in that folder (a key with
     a ``/``), asked one by one."""
-    folder = source.partition_report_dir(asset)
-    found: list[str] = []
-    try:
-        with os.scandir(folder) as entries:
-            found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    found += [k for k in nested if source.partition_report_path(asset, k).is_file()]
+    found = reported_keys(source, asset, nested)
     keys = pa.array(found, pa.string())
     return pa.table({"asset": _repeat(asset, len(keys)), "partition_key": keys})
 

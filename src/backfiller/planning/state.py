@@ -7,7 +7,8 @@ store's reading methods.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -121,9 +122,12 @@ def observe(
             on_progress(done, total)
 
     lost: dict[str, dict[str, int]] = {}
+    reported: dict[str, set[str]] = {}
+    nested = sorted({k for _, k in wanted if "/" in k})
     for asset in read:
         if asset in observed:
             lost[asset] = source.store.missing_files(asset)
+            reported[asset] = set(reported_keys(source, asset, nested))
         counts[asset] = source.store.partition_counts(asset)
         signatures[asset] = source.store.partition_signatures(asset)
         for rec in reader.partitions.all(asset):
@@ -147,13 +151,26 @@ def observe(
             stored_rows=counts[asset].get(key, 0),
             stored_signature=signatures[asset].get(key),
             record=records.get(AssetPartition(asset, key)),
-            report_exists=source.partition_report_path(asset, key).is_file(),
+            report_exists=key in reported[asset],
             upstream_current=upstream_current,
             protection=_protection(source.policy, protections, asset, key, counts, records),
             missing_files=lost[asset].get(key, 0),
         )
         advance()
     return result
+
+
+def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -> list[str]:
+    """The partition keys of ``asset`` whose report file exists, from one listing of its
+    report folder; ``nested``: keys whose report is not directly in that folder (a key with
+    a ``/``), asked one by one."""
+    found: list[str] = []
+    try:
+        with os.scandir(source.partition_report_dir(asset)) as entries:
+            found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return found + [k for k in nested if source.partition_report_path(asset, k).is_file()]
 
 
 def _protection(
