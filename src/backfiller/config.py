@@ -63,6 +63,7 @@ class PartitionsSection(_Section):
     default: DateText
     values: list[Name]
     week_starts_on: Annotated[int, Field(ge=0, le=6)]
+    dimension: str
 
 
 class DownstreamSection(_Section):

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from backfiller.errors import ConfigError, InvalidPartitionKeyError
 
 __all__ = [
+    "DynamicScheme",
     "Granularity",
     "PartitionScheme",
     "StaticScheme",
@@ -423,6 +424,82 @@ class StaticScheme(PartitionScheme):
         return list(self.values[i : j + 1])
 
 
+@dataclass(frozen=True)
+class DynamicScheme(PartitionScheme):
+    """Keys that are added and removed at run time (customers, product lines): the current
+    values of a named dimension, as the ledger records them (``backfiller partitions add``).
+    The scheme itself is pure: it holds the values it was given when the project was loaded,
+    in the order they were added; it may have none yet."""
+
+    dimension: str
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _STATIC_KEY.fullmatch(self.dimension) or ".." in self.dimension:
+            raise ConfigError(
+                f"Invalid dynamic dimension name {self.dimension!r}: use letters, digits, "
+                "'_', '.', '-'",
+                hint='set [partitions] dimension, e.g. dimension = "product_line"',
+            )
+
+    @property
+    def name(self) -> str:
+        shown = ", ".join(self.values[:5]) + (" …" if len(self.values) > 5 else "")
+        return f"dynamic {self.dimension} ({shown or 'no values yet'})"
+
+    @property
+    def key_format(self) -> str:
+        if not self.values:
+            return f"a value of {self.dimension} (it has none yet)"
+        return f"a value of {self.dimension}"
+
+    def _add_hint(self, key: str) -> str:
+        return (
+            f"add it with 'backfiller partitions add --dimension {self.dimension} --value "
+            f"{key} --reason TEXT', or pass one of its values ('backfiller partitions list')"
+        )
+
+    def parse(self, key: str, *, now: datetime | None = None) -> str:
+        _check_characters(key, self.key_format)
+        if key not in self.values:
+            raise InvalidPartitionKeyError(
+                f"Unknown partition key {key!r}: it is not a current value of the dynamic "
+                f"dimension {self.dimension!r}",
+                hint=self._add_hint(key),
+            )
+        return key
+
+    def window(self, key: str) -> None:
+        self.parse(key)
+        return
+
+    def keys(self, *, now: datetime | None = None) -> list[str]:
+        return list(self.values)
+
+    def key_range(self, first: str, last: str) -> list[str]:
+        i, j = self.values.index(self.parse(first)), self.values.index(self.parse(last))
+        if j < i:
+            raise InvalidPartitionKeyError(
+                f"Empty range: {first!r} was added after {last!r}",
+                hint="values are ordered as they were added ('backfiller partitions list')",
+            )
+        return list(self.values[i : j + 1])
+
+    def same_kind(self, other: PartitionScheme) -> bool:
+        return isinstance(other, DynamicScheme) and other.dimension == self.dimension
+
+
+def valid_value(value: object) -> str:
+    """``value`` if it may be a static or dynamic partition key, else raise."""
+    if not isinstance(value, str) or not _STATIC_KEY.fullmatch(value) or ".." in value:
+        raise InvalidPartitionKeyError(
+            f"Invalid partition value {value!r}: use up to 128 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit",
+            hint="pass a value such as 'voice' or 'customer-0042'",
+        )
+    return value
+
+
 def _parse_start(text: str, timezone: str) -> datetime:
     try:
         if len(text) == 7:
@@ -443,16 +520,25 @@ def scheme_from_config(
     timezone: str = "UTC",
     values: Sequence[str] = (),
     week_starts_on: int = 0,
+    dimension: str = "",
 ) -> PartitionScheme:
-    """Build a scheme from the plain values of a config file."""
+    """Build a scheme from the plain values of a config file (for a dynamic scheme,
+    ``values`` are the dimension's current values, read from the ledger)."""
     if kind == "static":
         return StaticScheme(tuple(values))
+    if kind == "dynamic":
+        if not dimension:
+            raise ConfigError(
+                "a dynamic partition scheme needs a dimension name",
+                hint='set [partitions] dimension, e.g. dimension = "product_line"',
+            )
+        return DynamicScheme(dimension, tuple(values))
     try:
         granularity = Granularity(kind)
     except ValueError as exc:
         raise ConfigError(
             f"Unknown partition kind {kind!r}",
-            hint="use one of hourly, daily, weekly, monthly, static",
+            hint="use one of hourly, daily, weekly, monthly, static, dynamic",
         ) from exc
     if start is None:
         raise ConfigError(f"a {kind} partition scheme needs a start date")

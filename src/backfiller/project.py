@@ -75,6 +75,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "default": "",
         "values": [],
         "week_starts_on": 0,
+        # the name of a dynamic dimension (kind = "dynamic"): its values are in the ledger
+        "dimension": "",
     },
     "downstream": {"consumers": [], "impact": ""},
     # sqlite:///path or postgresql://… (team mode); wins over [project] ledger
@@ -497,6 +499,10 @@ class Project:
 
 def _scheme(config: ProjectConfig) -> PartitionScheme:
     p = config.partitions
+    if p["kind"] == "dynamic":
+        return scheme_from_config(
+            kind="dynamic", dimension=p["dimension"], values=_dynamic_values(config)
+        )
     if p["kind"] != "static" and not p["start"]:
         raise ConfigError(
             "[partitions] start is not set",
@@ -510,6 +516,25 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
         values=p["values"],
         week_starts_on=int(p["week_starts_on"]),
     )
+
+
+def _dynamic_values(config: ProjectConfig) -> list[str]:
+    """The current values of the project's dynamic dimension, as the ledger records them
+    (read-only: nothing is created; a ledger that does not exist yet has none)."""
+    dimension = config.partitions["dimension"]
+    if not dimension:
+        return []  # scheme_from_config names the missing setting
+    reader = (
+        open_postgres_reader(config.ledger_url)
+        if config.ledger_url
+        else open_reader(config.ledger_path)
+    )
+    try:
+        return reader.dimensions.values(dimension)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
 
 def _default_setting(config: ProjectConfig) -> str:

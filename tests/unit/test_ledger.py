@@ -22,6 +22,8 @@ from backfiller.ledger import (
     AttemptStatus,
     CheckBook,
     DatabaseLedger,
+    DimensionBook,
+    DimensionReader,
     EmptyLedger,
     EvidenceIndex,
     HoldBook,
@@ -629,9 +631,15 @@ def test_reader_protocol_has_no_writing_method() -> None:
     writing = re.compile(
         r"^(start|publish|fail|mark_stale|adopt|record|begin|finish|settle|seal|reopen|"
         r"reissue|append|abandon|transaction|acquire|"
-        r"release|protect$|unprotect|insert|update|delete|set|write|execute|migrate|close)"
+        r"release|protect$|unprotect|insert|update|delete|set|write|execute|migrate|close|"
+        r"add|remove)"
     )
-    parts = {"runs": RunReader, "partitions": PartitionReader, "protections": ProtectionReader}
+    parts = {
+        "runs": RunReader,
+        "partitions": PartitionReader,
+        "protections": ProtectionReader,
+        "dimensions": DimensionReader,
+    }
     assert {n for n in dir(LedgerReader) if not n.startswith("_")} == set(parts)
     for name, protocol in parts.items():
         members = _public(protocol)
@@ -644,6 +652,7 @@ def test_reader_protocol_has_no_writing_method() -> None:
         ("runs", RunLog, {"begin", "settle", "reopen", "record_plan"}),
         ("partitions", PartitionBook, {"start", "publish", "fail", "mark_stale"}),
         ("protections", ProtectionBook, {"protect", "unprotect", "record_override"}),
+        ("dimensions", DimensionBook, {"add", "remove"}),
     ):
         assert writers <= _public(protocol), name
         assert not writers & _public(parts[name]), name

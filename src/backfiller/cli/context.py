@@ -179,9 +179,18 @@ def window_keys(
     and the last complete one; with no option at all, the whole configured range."""
     if partition is not None:
         return _keys(project, partition, start, end)
+    from backfiller.partitions import DynamicScheme
+
     now = project.clock()
     everything = project.scheme.keys(now=now)
     if start is None or end is None:
+        if not everything and isinstance(project.scheme, DynamicScheme):
+            name = project.scheme.dimension
+            raise BadInputError(
+                f"The dynamic dimension {name!r} has no values yet",
+                hint=f"add one with 'backfiller partitions add --dimension {name} --value VALUE "
+                "--reason TEXT'",
+            )
         if not everything:
             raise BadInputError(
                 "No partition of the configured range is complete yet",

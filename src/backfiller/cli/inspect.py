@@ -86,14 +86,24 @@ def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
-    """The Delta commits of an asset's table, with the run and plan behind each."""
+    """The Delta commits of an asset's table, with the run and plan behind each; for dynamic
+    partitions, also every value added and removed."""
     from rich.table import Table
 
+    from backfiller.partitions import DynamicScheme
+
+    from .partitions import event_entry, print_events
     from .render import add_row
 
     obj.use_json(as_json)
     project = obj.project()
     project.graph.get(asset)
+    scheme = project.graph.scheme(asset)
+    events = (
+        project.reader().dimensions.events(scheme.dimension)
+        if isinstance(scheme, DynamicScheme)
+        else []
+    )
     if obj.json:
         commits = project.store.history(asset, limit=limit)
         documents.emit(
@@ -103,6 +113,7 @@ def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
                 limit=limit,
                 count=len(commits),
                 commits=[documents.commit_entry(c) for c in commits],
+                dimension_events=[event_entry(e) for e in events],
             )
         )
         return
@@ -121,6 +132,8 @@ def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
             m.get("backfiller.partition_keys", ""),
         )
     obj.console.print(table)
+    if events:
+        print_events(obj, events)
 
 
 @click.command(name="verify")

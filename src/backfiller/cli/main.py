@@ -37,6 +37,7 @@ from .evidence import COMMANDS as EVIDENCE_COMMANDS
 from .holds import COMMANDS as HOLD_COMMANDS
 from .inspect import COMMANDS as INSPECT_COMMANDS
 from .logs import log_lines
+from .partitions import COMMANDS as PARTITION_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .simulate import COMMANDS as SIMULATE_COMMANDS
 from .strategy import COMMANDS as STRATEGY_COMMANDS
@@ -454,6 +455,7 @@ for _command in [
     *RECOVERY_COMMANDS,
     *HOLD_COMMANDS,
     *INSPECT_COMMANDS,
+    *PARTITION_COMMANDS,
     *SIMULATE_COMMANDS,
     *STRATEGY_COMMANDS,
     *EVIDENCE_COMMANDS,

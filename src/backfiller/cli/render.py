@@ -106,9 +106,19 @@ def print_status(
         console.print("\nOne mark per partition: add --each.", markup=False)
 
 
+def _is_day(key: str) -> bool:
+    """Whether ``key`` is a day (``YYYY-MM-DD``), not a static or dynamic value of ten
+    characters."""
+    try:
+        date.fromisoformat(key)
+    except ValueError:
+        return False
+    return len(key) == 10
+
+
 def _grid_lines(states: dict[str, str]) -> list[str]:
     """One line per month for daily keys; rows of 31 marks otherwise."""
-    daily = all(len(k) == 10 for k in states)
+    daily = all(_is_day(k) for k in states)
     groups: dict[str, list[tuple[str, str]]] = {}
     keys = list(states)
     for i, key in enumerate(keys):

@@ -2,13 +2,15 @@
 behind protocols (:mod:`~backfiller.ledger.runs`, :mod:`~backfiller.ledger.partitions`,
 :mod:`~backfiller.ledger.leases`, :mod:`~backfiller.ledger.protections`,
 :mod:`~backfiller.ledger.checks`, :mod:`~backfiller.ledger.holds`,
-:mod:`~backfiller.ledger.evidence_index`) over one database: SQLite by default
-(:mod:`~backfiller.ledger.sqlite`), PostgreSQL in team mode (:mod:`~backfiller.ledger.postgres`,
-which imports psycopg only when a PostgreSQL ledger is opened)."""
+:mod:`~backfiller.ledger.evidence_index`, :mod:`~backfiller.ledger.dimensions`) over one
+database: SQLite by default (:mod:`~backfiller.ledger.sqlite`), PostgreSQL in team mode
+(:mod:`~backfiller.ledger.postgres`, which imports psycopg only when a PostgreSQL ledger is
+opened)."""
 
 from backfiller.ledger.checks import CheckBook, CheckRecord
 from backfiller.ledger.composed import DatabaseLedger
 from backfiller.ledger.database import Database
+from backfiller.ledger.dimensions import DimensionBook, DimensionReader
 from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceRecord
 from backfiller.ledger.holds import HoldBook, HoldRecord
 from backfiller.ledger.leases import LeaseBook, LeaseConflict
@@ -18,6 +20,7 @@ from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader
 from backfiller.ledger.records import (
     AttemptRecord,
+    DimensionEvent,
     Lease,
     PartitionRecord,
     PlanRecord,
@@ -29,6 +32,7 @@ from backfiller.ledger.sqlite import SqliteLedger, open_reader
 from backfiller.ledger.states import (
     AttemptStatus,
     CheckStatus,
+    DimensionVerb,
     PartitionStatus,
     RunState,
     RunVerb,
@@ -44,6 +48,10 @@ __all__ = [
     "CheckStatus",
     "Database",
     "DatabaseLedger",
+    "DimensionBook",
+    "DimensionEvent",
+    "DimensionReader",
+    "DimensionVerb",
     "EmptyLedger",
     "EvidenceIndex",
     "EvidenceRecord",

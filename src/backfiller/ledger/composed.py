@@ -8,6 +8,7 @@ from typing import Self
 
 from backfiller.ledger.checks import SqlCheckBook
 from backfiller.ledger.database import Database
+from backfiller.ledger.dimensions import SqlDimensionBook
 from backfiller.ledger.evidence_index import SqlEvidenceIndex
 from backfiller.ledger.holds import SqlHoldBook
 from backfiller.ledger.leases import SqlLeaseBook
@@ -32,6 +33,7 @@ class DatabaseLedger:
         self.checks = SqlCheckBook(db)
         self.holds = SqlHoldBook(db)
         self.evidence = SqlEvidenceIndex(db)
+        self.dimensions = SqlDimensionBook(db)
 
     @property
     def where(self) -> str:
@@ -67,6 +69,7 @@ class ReadOnlyLedger:
         self.runs = SqlRunLog(db)
         self.partitions = SqlPartitionBook(db)
         self.protections = SqlProtectionBook(db)
+        self.dimensions = SqlDimensionBook(db)
 
     def close(self) -> None:
         self._db.close()

@@ -208,6 +208,26 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        "the values of dynamic partition dimensions: each addition and removal, by whom and why",
+        """
+        CREATE TABLE dimension_values (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            dimension TEXT NOT NULL,
+            value TEXT NOT NULL,
+            verb TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            published INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX dimension_values_by_value ON dimension_values (dimension, value, id);
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 #: migration number -> its PostgreSQL text, where the rewrite of :func:`statements` does not do

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from backfiller.ledger.checks import CheckBook
+from backfiller.ledger.dimensions import DimensionBook, DimensionReader
 from backfiller.ledger.evidence_index import EvidenceIndex
 from backfiller.ledger.holds import HoldBook
 from backfiller.ledger.leases import LeaseBook
@@ -17,6 +18,7 @@ from backfiller.ledger.partitions import STATE_COLUMNS, PartitionBook, Partition
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.records import (
     AttemptRecord,
+    DimensionEvent,
     PartitionRecord,
     PlanRecord,
     Protection,
@@ -36,6 +38,9 @@ class LedgerReader(Protocol):
 
     @property
     def protections(self) -> ProtectionReader: ...
+
+    @property
+    def dimensions(self) -> DimensionReader: ...
 
 
 class Ledger(Protocol):
@@ -63,6 +68,9 @@ class Ledger(Protocol):
 
     @property
     def evidence(self) -> EvidenceIndex: ...
+
+    @property
+    def dimensions(self) -> DimensionBook: ...
 
     def batch(self) -> AbstractContextManager[object]:
         """Several writes made durable by one commit (see
@@ -107,6 +115,14 @@ class _NoProtections:
         return []
 
 
+class _NoDimensions:
+    def values(self, dimension: str) -> list[str]:
+        return []
+
+    def events(self, dimension: str | None = None) -> list[DimensionEvent]:
+        return []
+
+
 class EmptyLedger:
     """The reader of a ledger that does not exist yet (opening it read-only creates nothing)."""
 
@@ -114,3 +130,4 @@ class EmptyLedger:
         self.runs = _NoRuns()
         self.partitions = _NoPartitions()
         self.protections = _NoProtections()
+        self.dimensions = _NoDimensions()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backfiller.ledger.states import AttemptStatus, PartitionStatus, RunState
+from backfiller.ledger.states import AttemptStatus, DimensionVerb, PartitionStatus, RunState
 
 __all__ = [
     "AttemptRecord",
+    "DimensionEvent",
     "Lease",
     "PartitionRecord",
     "PlanRecord",
@@ -29,6 +30,21 @@ class Lease:
     token: int
     acquired_at: str
     expires_at: str
+
+
+@dataclass(frozen=True)
+class DimensionEvent:
+    """A value added to or removed from a dynamic partition dimension."""
+
+    id: int
+    at: str
+    dimension: str
+    value: str
+    verb: DimensionVerb
+    operator: str
+    reason: str
+    #: for a removal: how many of its partitions had published data (removed when asked to)
+    published: int
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from enum import Enum
 
 from backfiller.errors import IllegalTransitionError
 
-__all__ = ["AttemptStatus", "PartitionStatus", "RunState", "RunVerb", "Verb"]
+__all__ = ["AttemptStatus", "DimensionVerb", "PartitionStatus", "RunState", "RunVerb", "Verb"]
 
 
 class PartitionStatus(Enum):
@@ -67,6 +67,13 @@ _TRANSITIONS: dict[Verb, tuple[frozenset[PartitionStatus | None], PartitionStatu
         PartitionStatus.STALE,
     ),
 }
+
+
+class DimensionVerb(Enum):
+    """What happened to a value of a dynamic partition dimension."""
+
+    ADD = "add"
+    REMOVE = "remove"
 
 
 class AttemptStatus(Enum):

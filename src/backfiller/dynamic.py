@@ -1,0 +1,136 @@
+"""Dynamic partitions: the values of a dimension added and removed at run time, each change
+recorded in the ledger with who, when and why.
+
+A project whose ``[partitions] kind = "dynamic"`` gets its keys from the ledger when it is
+loaded (:class:`~backfiller.partitions.DynamicScheme`). Adding a value that is current already,
+or removing one that is not, is refused and writes nothing. Removing a value whose partitions
+hold published data is refused unless asked for explicitly (``allow_published``): the data stays
+in the tables, but the value is no longer a partition key, so no command looks at it any more;
+the removal records how many such partitions there were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backfiller.errors import BadInputError, ConfigError, PreconditionError
+from backfiller.ledger import Ledger, LedgerReader
+from backfiller.names import did_you_mean
+from backfiller.partitions import DynamicScheme, valid_value
+from backfiller.project import Project
+
+__all__ = [
+    "ValueChange",
+    "add_partition_values",
+    "dynamic_dimension",
+    "published_partitions",
+    "remove_partition_values",
+]
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """What an addition or removal did."""
+
+    dimension: str
+    values: tuple[str, ...]
+    #: per removed value, its partitions that held published data (removal only)
+    published: dict[str, int]
+
+
+def dynamic_dimension(project: Project, dimension: str | None = None) -> str:
+    """The project's dynamic dimension, checked against ``dimension`` when one is named."""
+    scheme = project.scheme
+    if not isinstance(scheme, DynamicScheme):
+        raise ConfigError(
+            f"Project {project.config.name!r} has no dynamic partitions (its partitions are "
+            f"{scheme.name})",
+            hint='set [partitions] kind = "dynamic" and dimension = "NAME" in backfiller.toml',
+        )
+    if dimension is not None and dimension != scheme.dimension:
+        raise BadInputError(
+            f"Unknown dimension {dimension!r}{did_you_mean(dimension, [scheme.dimension])}",
+            hint=f"the project's dynamic dimension is {scheme.dimension!r}",
+        )
+    return scheme.dimension
+
+
+def _values(values: Sequence[str]) -> tuple[str, ...]:
+    if not values:
+        raise BadInputError("No value given", hint="pass --value VALUE (repeatable)")
+    return tuple(dict.fromkeys(valid_value(v) for v in values))
+
+
+def _reason(reason: str | None) -> str:
+    if reason is None or not reason.strip():
+        raise BadInputError(
+            "A reason is required", hint="pass --reason TEXT saying why; it is recorded"
+        )
+    return reason.strip()
+
+
+def add_partition_values(
+    project: Project,
+    ledger: Ledger,
+    values: Sequence[str],
+    *,
+    operator: str,
+    reason: str | None,
+    dimension: str | None = None,
+) -> ValueChange:
+    """Add ``values`` to the project's dynamic dimension (all of them, or none)."""
+    name = dynamic_dimension(project, dimension)
+    wanted, why = _values(values), _reason(reason)
+    present = ledger.dimensions.add(name, wanted, operator=operator, reason=why)
+    if present:
+        raise BadInputError(
+            f"Already a value of {name}: {', '.join(present)}; nothing was added",
+            hint="'backfiller partitions list' shows the current values",
+        )
+    return ValueChange(name, wanted, {})
+
+
+def published_partitions(project: Project, reader: LedgerReader, value: str) -> int:
+    """How many assets hold published data for partition ``value``: a ledger record with a
+    data version, or rows in the store."""
+    found = 0
+    for asset in project.graph.keys:
+        record = reader.partitions.get(asset, value)
+        recorded = record is not None and record.data_version is not None
+        if recorded or project.store.partition_counts(asset).get(value, 0) > 0:
+            found += 1
+    return found
+
+
+def remove_partition_values(
+    project: Project,
+    ledger: Ledger,
+    values: Sequence[str],
+    *,
+    operator: str,
+    reason: str | None,
+    dimension: str | None = None,
+    allow_published: bool = False,
+) -> ValueChange:
+    """Remove ``values`` from the project's dynamic dimension (all of them, or none). A value
+    whose partitions hold published data is refused unless ``allow_published``."""
+    name = dynamic_dimension(project, dimension)
+    wanted, why = _values(values), _reason(reason)
+    published = {v: n for v in wanted if (n := published_partitions(project, ledger, v))}
+    if published and not allow_published:
+        listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
+        raise PreconditionError(
+            f"Published data in the partitions of: {listing}; nothing was removed",
+            hint="the data stays in the tables but no command will look at it again; if that "
+            "is what you want, pass --allow-published (it is recorded)",
+        )
+    absent = ledger.dimensions.remove(
+        name, wanted, operator=operator, reason=why, published=published
+    )
+    if absent:
+        raise BadInputError(
+            f"Not a current value of {name}: {', '.join(absent)}; nothing was removed",
+            hint="'backfiller partitions list' shows the current values",
+        )
+    return ValueChange(name, wanted, published)
