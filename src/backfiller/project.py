@@ -32,7 +32,6 @@ from backfiller.ledger import (
     open_postgres_reader,
     open_reader,
 )
-from backfiller.ledger.postgres import redact
 from backfiller.lineage_settings import LineageSettings, lineage_settings
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
@@ -41,6 +40,7 @@ from backfiller.partitions import PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
+from backfiller.urls import redact
 
 __all__ = [
     "CONFIG_FILE",

@@ -108,7 +108,7 @@ def test_evidence_that_cannot_be_read_is_a_warning(tmp_path: Path) -> None:
     settings = LineageSettings(source="$OPENLINEAGE_URL", url="http://user:pw@127.0.0.1:9")
     outcome = emit_run_lineage(settings, tmp_path / "000001_run-x.json")
     assert outcome is not None
-    assert outcome.target == "http://127.0.0.1:9/api/v1/lineage"  # no credentials in words
+    assert outcome.target == "http://user:***@127.0.0.1:9/api/v1/lineage"  # no password
     assert outcome.problem is not None
     assert outcome.problem.startswith(
         "OpenLineage: the events of 000001_run-x.json could not be built (FileNotFoundError"

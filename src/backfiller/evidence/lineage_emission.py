@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from backfiller.errors import MissingDependencyError
 from backfiller.evidence.lineage import INSTALL_LINE, lineage_events, require_openlineage
 from backfiller.evidence.model import RunEvidence
 from backfiller.lineage_settings import LineageSettings
+from backfiller.urls import redact
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
@@ -55,7 +55,7 @@ def emit_run_lineage(settings: LineageSettings, evidence: Path) -> LineageOutcom
     ``None`` when lineage is not configured. Never raises (but for what stops the process)."""
     if not settings.enabled:
         return None
-    target = _without_credentials(settings.target)
+    target = redact(settings.target)
     try:
         require_openlineage()
     except MissingDependencyError:
@@ -154,11 +154,3 @@ def _said(exc: BaseException) -> str:
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _without_credentials(target: str) -> str:
-    """``target`` without a URL's user and password."""
-    parts = urlsplit(target)
-    if not parts.netloc or "@" not in parts.netloc:
-        return target
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError, MissingDependencyError
@@ -40,6 +39,7 @@ from backfiller.ledger.composed import DatabaseLedger, ReadOnlyLedger
 from backfiller.ledger.database import Cursor, Row
 from backfiller.ledger.migrations import SCHEMA_VERSION, migrate
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
+from backfiller.urls import redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -98,22 +98,6 @@ _RENEW = (
 )
 
 _LIVE = f"holder IS NOT NULL AND CAST(expires_at AS timestamptz) > {_AT}"
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (in the user part or as a ``password=`` parameter)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        netloc = f"{user}{':***' if colon else ''}@{hostport}"
-    query = "&".join(
-        "password=***" if item.split("=", 1)[0].lower() == "password" else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def lock_id(name: str) -> int:
