@@ -462,18 +462,12 @@ class Project:
 
     def reader(self) -> LedgerReader:
         """A read-only view of the ledger; creates nothing."""
-        if self.config.ledger_url:
-            return open_postgres_reader(self.config.ledger_url)
-        return open_reader(self.config.ledger_path)
+        return open_config_reader(self.config)
 
     def ledger(self, *, max_parallel: int = 1) -> DatabaseLedger:
         """The ledger writer: the SQLite file, or PostgreSQL (``[ledger] url``) with a pool of
         at most ``max_parallel + 2`` connections."""
-        if self.config.ledger_url:
-            return PostgresLedger(
-                self.config.ledger_url, clock=self.clock, max_connections=max_parallel + 2
-            )
-        return SqliteLedger(self.config.ledger_path, clock=self.clock)
+        return open_config_ledger(self.config, clock=self.clock, max_parallel=max_parallel)
 
     def operator(self, override: str | None = None) -> str:
         return override or self.config.operator or getpass.getuser()
@@ -518,17 +512,30 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
     )
 
 
+def open_config_reader(config: ProjectConfig) -> LedgerReader:
+    """A read-only view of the ledger ``config`` names; creates nothing."""
+    if config.ledger_url:
+        return open_postgres_reader(config.ledger_url)
+    return open_reader(config.ledger_path)
+
+
+def open_config_ledger(
+    config: ProjectConfig, *, clock: Clock = system_clock, max_parallel: int = 1
+) -> DatabaseLedger:
+    """The writer of the ledger ``config`` names (created, or migrated to this backfiller's
+    schema, on opening)."""
+    if config.ledger_url:
+        return PostgresLedger(config.ledger_url, clock=clock, max_connections=max_parallel + 2)
+    return SqliteLedger(config.ledger_path, clock=clock)
+
+
 def _dynamic_values(config: ProjectConfig) -> list[str]:
     """The current values of the project's dynamic dimension, as the ledger records them
     (read-only: nothing is created; a ledger that does not exist yet has none)."""
     dimension = config.partitions["dimension"]
     if not dimension:
         return []  # scheme_from_config names the missing setting
-    reader = (
-        open_postgres_reader(config.ledger_url)
-        if config.ledger_url
-        else open_reader(config.ledger_path)
-    )
+    reader = open_config_reader(config)
     try:
         return reader.dimensions.values(dimension)
     finally:

@@ -324,6 +324,59 @@ def test_status_counts_the_april_window(
 
 
 @both_backends
+def test_migrate_brings_an_older_ledger_to_this_version(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    """After an upgrade the read-only commands refuse the older ledger and name 'backfiller
+    migrate'; it migrates, keeping every record, and running it again changes nothing."""
+    from backfiller.ledger.migrations import SCHEMA_VERSION
+
+    root = april_project.root
+    with april_project.ledger() as ledger:
+        before = {r.partition_key: r for r in ledger.partitions.all(RAW)}
+    _downgrade_one_version(april_project)
+    code, _, err = run(capsys, root, "status")
+    assert code == 2
+    assert "run 'backfiller migrate' once to bring it to this version" in err
+    code, out, err = run(capsys, root, "migrate")
+    assert code == 0, err
+    assert f"schema version {SCHEMA_VERSION}" in out
+    unchanged = files(root)
+    code, out2, _ = run(capsys, root, "migrate")
+    assert (code, out2) == (0, out)
+    assert files(root) == unchanged
+    code, out, err = run(capsys, root, "status", "--start", "2026-04-14", "--end", "2026-04-20")
+    assert code == 0, err
+    assert {r.partition_key: r for r in april_project.reader().partitions.all(RAW)} == before
+
+
+def _downgrade_one_version(project: Project) -> None:
+    """The ledger as the previous backfiller left it: without the last migration."""
+    from backfiller.ledger.migrations import SCHEMA_VERSION
+
+    statements = [
+        "DROP TABLE dimension_values",
+        f"DELETE FROM schema_migrations WHERE version = {SCHEMA_VERSION}",
+    ]
+    if project.config.ledger_url:
+        import psycopg
+
+        with psycopg.connect(project.config.ledger_url, autocommit=True) as pg:
+            for sql in statements:
+                pg.execute(sql)
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(project.config.ledger_path)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@both_backends
 def test_status_on_a_fresh_project_is_all_missing(
     capsys: pytest.CaptureFixture[str],
     example_dir: Path,

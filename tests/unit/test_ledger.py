@@ -190,6 +190,29 @@ def test_newer_schema_version_is_refused(backend: Backend, clock: FixedClock) ->
     assert versions == [(n,) for n in range(1, SCHEMA_VERSION + 1)] + [(99,)]
 
 
+def test_an_older_ledger_is_refused_by_readers_until_migrated(
+    backend: Backend, clock: FixedClock
+) -> None:
+    """After an upgrade, the read-only view names the command that migrates; a writer
+    migrates on opening, keeping what was recorded."""
+    with backend.open(clock) as led:
+        _publish(led)
+    backend.raw("DROP TABLE dimension_values")  # the ledger as the previous version left it
+    backend.raw("DELETE FROM schema_migrations WHERE version = ?", (SCHEMA_VERSION,))
+    with pytest.raises(ConfigError) as info:
+        backend.reader()
+    assert f"schema version {SCHEMA_VERSION - 1}; this backfiller expects {SCHEMA_VERSION}" in (
+        str(info.value)
+    )
+    assert info.value.hint == "run 'backfiller migrate' once to bring it to this version"
+    with backend.open(clock) as led:
+        assert led.schema_version == SCHEMA_VERSION
+        assert led.dimensions.values("customer") == []
+    reader = backend.reader()
+    record = reader.partitions.get(RAW, KEY)
+    assert record is not None and record.status is PartitionStatus.MATERIALIZED
+
+
 # -- verbs ------------------------------------------------------------------------------------
 
 

@@ -113,6 +113,22 @@ def init(obj: Context, folder: Path | None, name: str | None) -> None:
 
 
 @cli.command()
+@click.pass_obj
+def migrate(obj: Context) -> None:
+    """Bring the ledger's schema to this backfiller's version (once, after an upgrade: the
+    read-only commands refuse an older ledger). Creates the ledger if there is none."""
+    import os
+
+    from backfiller.project import ProjectConfig, find_project_root, open_config_ledger
+
+    config = ProjectConfig.load(find_project_root(obj.project_dir), os.environ)
+    with open_config_ledger(config) as ledger:
+        obj.console.print(
+            f"Ledger {ledger.where}: schema version {ledger.schema_version}", markup=False
+        )
+
+
+@cli.command()
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
 @click.option("--each", is_flag=True, help="A grid with one mark per partition.")

@@ -194,7 +194,7 @@ class SqliteDatabase:
             raise ConfigError(
                 f"Ledger {self.path} has schema version {version}; this backfiller expects "
                 f"{SCHEMA_VERSION}",
-                hint="run a command that writes (for example 'backfiller apply') to migrate it",
+                hint="run 'backfiller migrate' once to bring it to this version",
             )
 
     def close(self) -> None:

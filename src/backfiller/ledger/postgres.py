@@ -226,8 +226,7 @@ class PostgresDatabase:
                     raise ConfigError(
                         f"Ledger {self.where} has schema version {version}; this backfiller "
                         f"expects {SCHEMA_VERSION}",
-                        hint="run a command that writes (for example 'backfiller apply') to "
-                        "migrate it",
+                        hint="run 'backfiller migrate' once to bring it to this version",
                     )
                 return
             if version == SCHEMA_VERSION:  # current: nothing to create, no lock to wait for

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from backfiller.atomic import atomic_write_text
+from backfiller.canonical import readable_json
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
 from backfiller.manifests import BrokenManifest
@@ -128,7 +129,7 @@ def write_plan(project: Project, document: PlanDocument) -> Path:
     if problems:  # a bug, not bad input: the builder made a document its schema refuses
         raise AssertionError("plan does not match its schema: " + "; ".join(problems))
     path = project.root / document.report_path
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, readable_json(data))
     return path
 
 
@@ -139,7 +140,7 @@ def archive_plan(project: Project, document: PlanDocument) -> Path:
     path = project.plan_dir / "applied" / f"{document.plan_id}.json"
     if not path.is_file():
         data = document.to_dict()
-        atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(path, readable_json(data))
     return path
 
 
