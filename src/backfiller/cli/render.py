@@ -221,7 +221,7 @@ SEED_FIELDS = (
 
 
 def print_plan(console: Console, document: PlanDocument) -> None:
-    data = document.to_dict()
+    data = document.model_dump(mode="json", include=set(SEED_FIELDS))
     table = Table(
         title=f"Backfill plan {document.plan_id} ({document.mode.value})", show_header=False
     )
