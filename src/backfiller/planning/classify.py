@@ -155,7 +155,8 @@ def _batches(
     import duckdb
 
     graph = source.graph
-    names = graph.keys if assets is None else [a for a in graph.keys if a in set(assets)]
+    chosen = None if assets is None else set(assets)
+    names = graph.keys if chosen is None else [a for a in graph.keys if a in chosen]
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys)
