@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_ONE_HOUR = timedelta(hours=1)
+#: how many clock changes a search for a window boundary may cross (one in any real zone)
+_MAX_CHANGES = 8
 _STATIC_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -142,7 +145,20 @@ def _check_characters(key: object, expected: str) -> str:
 
 @dataclass(frozen=True)
 class TimeWindowScheme(PartitionScheme):
-    """Hourly, daily (the default), weekly or monthly windows from a start, in a time zone."""
+    """Hourly, daily (the default), weekly or monthly windows from a start, in a time zone.
+
+    Only whole windows belong to the scheme: the first is the first window that starts at or
+    after ``start`` and the last is the last window that ends at or before ``end``. Both are
+    stored normalised (``start`` the first window's start, ``end`` the last window's end, in
+    UTC), so a scheme built again from its own fields is the same scheme.
+
+    Window boundaries are instants on the UTC line. An hourly boundary is an instant at which
+    the local clock reads a whole hour (``HH:00``): where the clock jumps by 30 or 45 minutes, or
+    by an hour at a time that is not a whole hour, the windows around the change are shorter or
+    longer than an hour, and each key, spelled with the UTC offset, is exactly its window's start.
+    A daily, weekly or monthly boundary is the first instant of its local date: local midnight,
+    or the end of the clock change when midnight is skipped.
+    """
 
     granularity: Granularity = Granularity.DAILY
     start: datetime = datetime(1970, 1, 1, tzinfo=UTC)
@@ -158,13 +174,25 @@ class TimeWindowScheme(PartitionScheme):
                 f"Unknown time zone {self.timezone!r}",
                 hint="use an IANA name such as 'UTC' or 'Europe/Berlin'",
             ) from exc
-        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
-        object.__setattr__(self, "start", self._floor(start))
-        if self.end is not None:
-            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
-            object.__setattr__(self, "end", end.astimezone(UTC))
         if not 0 <= self.week_starts_on <= 6:
             raise ConfigError("week_starts_on must be 0 (Monday) to 6 (Sunday)")
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
+        first = self._floor(start)
+        if first < start:  # not on a boundary: the first whole window is the next one
+            first = self._next(first)
+        object.__setattr__(self, "start", first)
+        if self.end is not None:
+            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
+            last_end = self._floor(end)  # the end of the last window that ends by ``end``
+            if last_end <= first:
+                raise ConfigError(
+                    f"The {self.granularity.value} partition scheme from "
+                    f"{start.isoformat()} to {end.isoformat()} ({self.timezone}) holds no "
+                    "whole window",
+                    hint="set [partitions] end after the end of the first whole window "
+                    f"({self._next(first).astimezone(zone).isoformat()})",
+                )
+            object.__setattr__(self, "end", last_end)
 
     # -- naming -------------------------------------------------------------------------
     @property
@@ -182,53 +210,119 @@ class TimeWindowScheme(PartitionScheme):
     def _is_utc(self) -> bool:
         return self.timezone in {"UTC", "Etc/UTC", "Z"}
 
-    # -- boundaries (every datetime below is in UTC; only keys and renderings are local) ----
-    def _local_midnight(self, day: date) -> datetime:
-        naive = datetime(day.year, day.month, day.day)
-        return naive.replace(tzinfo=self.zone).astimezone(UTC)
+    # -- the UTC line (every datetime below is in UTC; only keys and renderings are local) ----
+    def _offset(self, moment: datetime) -> timedelta:
+        offset = moment.astimezone(self.zone).utcoffset()
+        assert offset is not None  # a ZoneInfo always has one
+        return offset
+
+    def _change(self, before: datetime, after: datetime) -> datetime:
+        """The instant in ``(before, after]`` at which the offset becomes ``after``'s."""
+        target = self._offset(after)
+        while after - before > _ONE_MICROSECOND:
+            middle = before + (after - before) // 2
+            if self._offset(middle) == target:
+                after = middle
+            else:
+                before = middle
+        return after
+
+    def _hour_floor(self, moment: datetime) -> datetime:
+        """The last instant at or before ``moment`` at which the local clock reads ``HH:00``."""
+        for _ in range(_MAX_CHANGES):
+            offset = self._offset(moment)
+            candidate = (moment + offset).replace(minute=0, second=0, microsecond=0) - offset
+            if self._offset(candidate) == offset:
+                return candidate
+            # the clock changed since ``candidate``: no whole hour since the change
+            moment = self._change(candidate, moment) - _ONE_MICROSECOND
+        raise AssertionError(f"no whole local hour near {moment.isoformat()} in {self.timezone}")
+
+    def _hour_ceil(self, moment: datetime) -> datetime:
+        """The first instant at or after ``moment`` at which the local clock reads ``HH:00``."""
+        for _ in range(_MAX_CHANGES):
+            offset = self._offset(moment)
+            wall = moment + offset
+            candidate = wall.replace(minute=0, second=0, microsecond=0)
+            if candidate < wall:
+                candidate += _ONE_HOUR
+            candidate -= offset
+            if self._offset(candidate) == offset:
+                return candidate
+            # the clock changes before ``candidate``: start again from the change
+            moment = self._change(moment, candidate)
+        raise AssertionError(f"no whole local hour near {moment.isoformat()} in {self.timezone}")
+
+    def _day_start(self, day: date) -> datetime:
+        """The first instant whose local date is ``day`` or later."""
+        wall = datetime(day.year, day.month, day.day)
+        zone = self.zone
+        readings = [wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
+        found = [m for m in readings if m.astimezone(zone).replace(tzinfo=None) == wall]
+        if found:
+            return min(found)
+        # midnight is skipped (fold 0 reads it with the offset before the jump, fold 1 with the
+        # one after): the day starts where the clock jumps past it
+        return self._change(min(readings), max(readings))
+
+    def _label(self, day: date) -> date:
+        """The first day of the window (day, week or month) that ``day`` falls in."""
+        g = self.granularity
+        if g is Granularity.WEEKLY:
+            return day - timedelta(days=(day.weekday() - self.week_starts_on) % 7)
+        if g is Granularity.MONTHLY:
+            return day.replace(day=1)
+        return day
+
+    def _step(self, label: date, steps: int) -> date:
+        g = self.granularity
+        if g is Granularity.DAILY:
+            return label + timedelta(days=steps)
+        if g is Granularity.WEEKLY:
+            return label + timedelta(days=7 * steps)
+        months = label.year * 12 + label.month - 1 + steps
+        return date(months // 12, months % 12 + 1, 1)
 
     def _floor(self, moment: datetime) -> datetime:
         """The start (UTC) of the window that contains ``moment``."""
-        local = moment.astimezone(self.zone)
-        g = self.granularity
-        if g is Granularity.HOURLY:
-            floored = local.replace(minute=0, second=0, microsecond=0)
-            return floored.astimezone(UTC)
-        day = local.date()
-        if g is Granularity.WEEKLY:
-            day -= timedelta(days=(day.weekday() - self.week_starts_on) % 7)
-        elif g is Granularity.MONTHLY:
-            day = day.replace(day=1)
-        start = self._local_midnight(day)
-        if start > moment.astimezone(UTC):  # a day whose midnight does not exist locally
-            start = self._local_midnight(day - timedelta(days=1))
+        moment = moment.astimezone(UTC)
+        if self.granularity is Granularity.HOURLY:
+            return self._hour_floor(moment)
+        label = self._label(moment.astimezone(self.zone).date())
+        start = self._day_start(label)
+        while start > moment:
+            label = self._step(label, -1)
+            start = self._day_start(label)
+        while (following := self._day_start(self._step(label, 1))) <= moment:
+            label = self._step(label, 1)
+            start = following
         return start
 
     def _next(self, start: datetime) -> datetime:
-        g = self.granularity
-        if g is Granularity.HOURLY:
-            return self._floor(start + timedelta(hours=1))
-        day = start.astimezone(self.zone).date()
-        if g is Granularity.DAILY:
-            return self._local_midnight(day + timedelta(days=1))
-        if g is Granularity.WEEKLY:
-            return self._local_midnight(day + timedelta(days=7))
-        month = day.month % 12 + 1
-        year = day.year + (1 if day.month == 12 else 0)
-        return self._local_midnight(date(year, month, 1))
+        """The end (UTC) of the window that starts at ``start``."""
+        if self.granularity is Granularity.HOURLY:
+            return self._hour_ceil(start + _ONE_MICROSECOND)
+        label = self._label(start.astimezone(self.zone).date())
+        while True:
+            label = self._step(label, 1)
+            following = self._day_start(label)
+            if following > start:  # a day the clock skips entirely has no window
+                return following
 
     # -- keys -----------------------------------------------------------------------------
     def format_key(self, start: datetime) -> str:
+        """The key of the window that starts at ``start``."""
         local = start.astimezone(self.zone)
         g = self.granularity
         if g is Granularity.HOURLY:
-            text = local.strftime("%Y-%m-%dT%H:00")
+            text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:00"
             if not self._is_utc():
-                text += local.isoformat()[-6:]
+                text += _offset_text(self._offset(start))
             return text
+        label = self._label(local.date())
         if g is Granularity.MONTHLY:
-            return local.strftime("%Y-%m")
-        return local.strftime("%Y-%m-%d")
+            return f"{label.year:04d}-{label.month:02d}"
+        return label.isoformat()
 
     def key_for(self, moment: datetime) -> str:
         """The key of the window that contains ``moment`` (aware)."""
@@ -247,20 +341,20 @@ class TimeWindowScheme(PartitionScheme):
         try:
             if g is Granularity.HOURLY:
                 pattern = r"\d{4}-\d{2}-\d{2}T\d{2}:00" + (
-                    "" if self._is_utc() else r"[+-]\d{2}:\d{2}"
+                    "" if self._is_utc() else r"[+-]\d{2}:\d{2}(:\d{2})?"
                 )
-                if not re.fullmatch(pattern, key):
+                if not re.fullmatch(pattern, key, flags=re.ASCII):
                     raise bad
                 parsed = datetime.fromisoformat(key)
                 moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=self.zone)
             elif g is Granularity.MONTHLY:
-                if not re.fullmatch(r"\d{4}-\d{2}", key):
+                if not re.fullmatch(r"\d{4}-\d{2}", key, flags=re.ASCII):
                     raise bad
-                moment = self._local_midnight(date.fromisoformat(key + "-01"))
+                moment = self._day_start(date.fromisoformat(key + "-01"))
             else:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key):
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key, flags=re.ASCII):
                     raise bad
-                moment = self._local_midnight(date.fromisoformat(key))
+                moment = self._day_start(date.fromisoformat(key))
             start = self._floor(moment)
             self._next(start)  # a window must end where dates still exist (before year 10000)
         except OverflowError as exc:
@@ -282,6 +376,15 @@ class TimeWindowScheme(PartitionScheme):
             raise bad
         return start
 
+    def _last_end(self, now: datetime | None) -> datetime | None:
+        """The latest instant by which a window must end to be listed: ``end`` or ``now``."""
+        if now is None:
+            return self.end
+        if now.tzinfo is None:
+            raise ValueError("now must be time-zone aware")
+        now = now.astimezone(UTC)
+        return now if self.end is None else min(now, self.end)
+
     def parse(self, key: str, *, now: datetime | None = None) -> str:
         start = self._start_of(key)
         if start < self.start:
@@ -290,17 +393,18 @@ class TimeWindowScheme(PartitionScheme):
                 hint=f"pass a key in the format {self.key_format} from "
                 f"{self.format_key(self.start)} on",
             )
-        if self.end is not None and start >= self.end:
+        end = self._next(start)
+        if self.end is not None and end > self.end:
             raise InvalidPartitionKeyError(
-                f"Partition key {key!r} is at or after the end of {self.name} "
-                f"({self.end.astimezone(self.zone).isoformat()})",
-                hint=f"pass a key in the format {self.key_format} before the end",
+                f"Partition key {key!r} is past the end of {self.name}: only whole windows "
+                f"that end by {self.end.astimezone(self.zone).isoformat()} belong to it",
+                hint=f"pass a key in the format {self.key_format} up to "
+                f"{self.key_for(self.end - _ONE_MICROSECOND)}",
             )
-        if now is not None and self._next(start) > now.astimezone(UTC):
+        if now is not None and end > now.astimezone(UTC):
             raise InvalidPartitionKeyError(
                 f"Partition {key!r} is not complete yet: its window ends at "
-                f"{self._next(start).astimezone(self.zone).isoformat()}, "
-                f"after now ({now.isoformat()})",
+                f"{end.astimezone(self.zone).isoformat()}, after now ({now.isoformat()})",
                 hint="wait until the window has closed, or pass an earlier key "
                 f"in the format {self.key_format}",
             )
@@ -314,43 +418,36 @@ class TimeWindowScheme(PartitionScheme):
         return self._window(start, self._next(start))
 
     def iter_windows(self, first: datetime, stop: datetime) -> Iterator[tuple[str, Window]]:
-        """Keys and windows whose start lies in ``[first, stop)``, in order."""
-        first, stop = first.astimezone(UTC), stop.astimezone(UTC)
+        """Keys and windows of the scheme (whole windows between its start and end) whose
+        start lies in ``[first, stop)``, in order."""
+        first, stop = max(first.astimezone(UTC), self.start), stop.astimezone(UTC)
         start = self._floor(first)
         if start < first:
             start = self._next(start)
         while start < stop:
             nxt = self._next(start)
+            if self.end is not None and nxt > self.end:
+                return
             yield self.format_key(start), self._window(start, nxt)
             start = nxt
 
     def last_complete(self, now: datetime) -> str | None:
-        """The latest key whose window has ended by ``now``; ``None`` if there is none."""
+        """The latest key whose window has ended by ``now`` (and by the scheme's end);
+        ``None`` if there is none."""
         if now.tzinfo is None:
             raise ValueError("now must be time-zone aware")
-        now = now.astimezone(UTC)
-        limit = now if self.end is None else min(now, self.end)
-        current = self._floor(limit)
-        candidate = current if self._next(current) <= limit else None
-        if candidate is None:
-            # the window containing ``limit`` is open; the one before it is complete
-            probe = self._floor(current - timedelta(microseconds=1))
-            candidate = probe
-        if candidate < self.start:
+        limit = self._last_end(now)
+        assert limit is not None
+        closed_by = self._floor(limit)  # the end of the last window that ends by ``limit``
+        if closed_by <= self.start:
             return None
-        return self.format_key(candidate)
+        return self.key_for(closed_by - _ONE_MICROSECOND)
 
     def keys(self, *, now: datetime | None = None) -> list[str]:
-        if now is None:
-            if self.end is None:
-                raise ValueError("an open-ended scheme needs 'now' to list its keys")
-            stop = self.end
-        else:
-            last = self.last_complete(now)
-            if last is None:
-                return []
-            stop = self.window(last).end_utc
-        return [key for key, _ in self.iter_windows(self.start, stop)]
+        limit = self._last_end(now)
+        if limit is None:
+            raise ValueError("an open-ended scheme needs 'now' to list its keys")
+        return [key for key, _ in self.iter_windows(self.start, self._floor(limit))]
 
     def key_range(self, first: str, last: str) -> list[str]:
         self.parse(first)
@@ -370,6 +467,15 @@ class TimeWindowScheme(PartitionScheme):
             and other.timezone == self.timezone
             and other.week_starts_on == self.week_starts_on
         )
+
+
+def _offset_text(offset: timedelta) -> str:
+    """``+HH:MM`` (``+HH:MM:SS`` for the odd historical offset with seconds)."""
+    sign = "-" if offset < timedelta(0) else "+"
+    seconds = abs(int(offset.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

@@ -440,11 +440,16 @@ def test_weekly_refuses_a_non_monday_naming_its_week(key: str) -> None:
     assert "YYYY-MM-DD" in message
 
 
-def test_weekly_start_is_floored_to_its_monday() -> None:
+def test_an_unaligned_weekly_start_begins_at_the_next_whole_week() -> None:
     scheme = scheme_from_config(kind="weekly", start="2026-03-04")  # a Wednesday
     assert isinstance(scheme, TimeWindowScheme)
-    assert scheme.start == utc(2026, 3, 2)
-    assert scheme.keys(now=utc(2026, 3, 17))[:2] == ["2026-03-02", "2026-03-09"]
+    assert scheme.start == utc(2026, 3, 9)
+    assert scheme.name == "weekly from 2026-03-09 (UTC)"
+    assert scheme.keys(now=utc(2026, 3, 24)) == ["2026-03-09", "2026-03-16"]
+    assert scheme.last_complete(utc(2026, 3, 16)) == "2026-03-09"
+    assert scheme.last_complete(utc(2026, 3, 15)) is None
+    with pytest.raises(InvalidPartitionKeyError, match="before the start"):
+        scheme.parse("2026-03-02")  # the week holding the start is not whole
 
 
 def test_weekly_starting_on_sunday() -> None:
@@ -605,6 +610,161 @@ def test_start_and_end_are_read_in_the_scheme_zone() -> None:
     assert scheme.start == utc(2026, 2, 28, 23)
     assert scheme.end == utc(2026, 3, 31, 22)
     assert scheme.keys()[-1] == "2026-03-31"
+
+
+# -- unaligned starts and ends: only whole windows belong to a scheme ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "first", "timezone"),
+    [
+        pytest.param("daily", "2026-03-01T06:00", "2026-03-02", "UTC", id="daily"),
+        pytest.param("hourly", "2026-04-17T05:30", "2026-04-17T06:00", "UTC", id="hourly"),
+        pytest.param("monthly", "2026-03-15", "2026-04", "UTC", id="monthly"),
+        pytest.param("weekly", "2026-03-02T00:00:01", "2026-03-09", "UTC", id="weekly"),
+        pytest.param("daily", "2026-03-01T00:00Z", "2026-03-02", "Europe/Berlin", id="berlin"),
+    ],
+)
+def test_an_unaligned_start_begins_at_the_first_whole_window(
+    kind: str, start: str, first: str, timezone: str
+) -> None:
+    scheme = scheme_from_config(kind=kind, start=start, timezone=timezone)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.format_key(scheme.start) == first
+    assert scheme.window(first).start_utc == scheme.start
+    assert scheme.name == f"{kind} from {first} ({timezone})"
+    assert scheme.keys(now=scheme.window(first).end_utc) == [first]
+    assert scheme.last_complete(scheme.window(first).end_utc - ONE_US) is None
+    before = scheme.key_for(scheme.start - ONE_US)
+    with pytest.raises(InvalidPartitionKeyError, match="before the start"):
+        scheme.parse(before)
+    # the scheme built again from its own fields is the same scheme
+    assert TimeWindowScheme(scheme.granularity, scheme.start, None, timezone) == scheme
+
+
+def test_an_unaligned_end_keeps_only_whole_windows() -> None:
+    scheme = scheme_from_config(kind="daily", start="2026-03-01", end="2026-04-30T12:00")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.end == utc(2026, 4, 30)
+    keys = scheme.keys()
+    assert (keys[0], keys[-1], len(keys)) == ("2026-03-01", "2026-04-29", 60)
+    assert scheme.keys(now=utc(2030, 1, 1)) == keys
+    assert scheme.keys(now=utc(2026, 4, 30, 18)) == keys
+    assert scheme.last_complete(utc(2030, 1, 1)) == "2026-04-29"
+    assert scheme.parse("2026-04-29", now=utc(2030, 1, 1)) == "2026-04-29"
+    with pytest.raises(InvalidPartitionKeyError, match="past the end") as exc_info:
+        scheme.parse("2026-04-30")
+    assert exc_info.value.hint is not None and "2026-04-29" in exc_info.value.hint
+    with pytest.raises(InvalidPartitionKeyError):
+        scheme.key_range("2026-04-28", "2026-04-30")
+    assert [k for k, _ in scheme.iter_windows(utc(2026, 4, 28), utc(2026, 5, 2))] == [
+        "2026-04-28",
+        "2026-04-29",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "end", "last"),
+    [
+        pytest.param("monthly", "2026-04-15", "2026-03", id="monthly"),
+        pytest.param("weekly", "2026-04-19T23:00", "2026-04-06", id="weekly"),
+        pytest.param("hourly", "2026-04-17T05:59:59", "2026-04-17T04:00", id="hourly"),
+    ],
+)
+def test_keys_parse_and_last_complete_agree_on_an_unaligned_end(
+    kind: str, end: str, last: str
+) -> None:
+    scheme = scheme_from_config(kind=kind, start="2026-01-01", end=end)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.keys()[-1] == last
+    assert scheme.last_complete(utc(2030, 1, 1)) == last
+    assert scheme.keys(now=utc(2030, 1, 1))[-1] == last
+    after = scheme.key_for(scheme.window(last).end_utc)
+    with pytest.raises(InvalidPartitionKeyError, match="past the end"):
+        scheme.parse(after)
+
+
+def test_a_scheme_without_a_whole_window_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no whole window") as exc_info:
+        scheme_from_config(kind="monthly", start="2026-03-02", end="2026-04-30")
+    assert exc_info.value.exit_code == 2
+    with pytest.raises(ConfigError, match="no whole window"):
+        scheme_from_config(kind="daily", start="2026-03-01", end="2026-03-01")
+
+
+# -- hourly where the clock moves by other than a whole hour ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "key", "start", "end", "following"),
+    [
+        pytest.param(  # +10:30 -> +11:00 at 02:00: 02:00 to 02:29 do not exist
+            "Australia/Lord_Howe",
+            utc(2026, 10, 3, 15, 45),
+            "2026-10-04T01:00+10:30",
+            utc(2026, 10, 3, 14, 30),
+            utc(2026, 10, 3, 16),
+            "2026-10-04T03:00+11:00",
+            id="lord-howe-spring",
+        ),
+        pytest.param(  # +11:00 -> +10:30 at 02:00: 01:30 to 01:59 come twice
+            "Australia/Lord_Howe",
+            utc(2026, 4, 4, 15, 10),
+            "2026-04-05T01:00+11:00",
+            utc(2026, 4, 4, 14),
+            utc(2026, 4, 4, 15, 30),
+            "2026-04-05T02:00+10:30",
+            id="lord-howe-fall",
+        ),
+        pytest.param(  # +12:45 -> +13:45 at 02:45
+            "Pacific/Chatham",
+            utc(2026, 9, 26, 14, 5),
+            "2026-09-27T02:00+12:45",
+            utc(2026, 9, 26, 13, 15),
+            utc(2026, 9, 26, 14, 15),
+            "2026-09-27T04:00+13:45",
+            id="chatham-spring",
+        ),
+        pytest.param(  # +13:45 -> +12:45 at 03:45
+            "Pacific/Chatham",
+            utc(2026, 4, 4, 14, 5),
+            "2026-04-05T03:00+13:45",
+            utc(2026, 4, 4, 13, 15),
+            utc(2026, 4, 4, 14, 15),
+            "2026-04-05T03:00+12:45",
+            id="chatham-fall",
+        ),
+        pytest.param(
+            "Asia/Kathmandu",
+            utc(2026, 4, 17),
+            "2026-04-17T05:00+05:45",
+            utc(2026, 4, 16, 23, 15),
+            utc(2026, 4, 17, 0, 15),
+            "2026-04-17T06:00+05:45",
+            id="kathmandu",
+        ),
+    ],
+)
+def test_hourly_windows_where_the_clock_moves_by_part_of_an_hour(
+    zone: str,
+    moment: datetime,
+    key: str,
+    start: datetime,
+    end: datetime,
+    following: str,
+) -> None:
+    scheme = scheme_from_config(kind="hourly", start="2026-01-01", timezone=zone)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_for(moment) == key
+    window = scheme.window(key)
+    assert (window.start_utc, window.end_utc) == (start, end)
+    assert window.contains(moment)
+    assert datetime.fromisoformat(key) == start  # the key is its window's start
+    assert scheme.parse(key) == key
+    assert scheme.key_for(end) == following
+    assert scheme.window(following).start_utc == end
+    assert scheme.parse(following) == following
+    assert scheme.key_range(key, following) == [key, following]
 
 
 # -- same_kind and Window --------------------------------------------------------------------------
