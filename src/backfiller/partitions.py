@@ -257,7 +257,10 @@ class TimeWindowScheme(PartitionScheme):
         """The first instant whose local date is ``day`` or later."""
         wall = datetime(day.year, day.month, day.day)
         zone = self.zone
-        readings = [wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
+        local = wall.replace(tzinfo=zone)
+        readings = [local.astimezone(UTC), local.replace(fold=1).astimezone(UTC)]
+        if readings[0] == readings[1]:  # midnight happens once (nearly always)
+            return readings[0]
         found = [m for m in readings if m.astimezone(zone).replace(tzinfo=None) == wall]
         if found:
             return min(found)
@@ -334,26 +337,29 @@ class TimeWindowScheme(PartitionScheme):
         expected = self.key_format
         key = _check_characters(key, expected)
         g = self.granularity
-        bad = InvalidPartitionKeyError(
-            f"Invalid partition key {key!r} for {self.name}: expected {expected}",
-            hint=f"pass a key in the format {expected}",
-        )
+
+        def bad() -> InvalidPartitionKeyError:
+            return InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: expected {expected}",
+                hint=f"pass a key in the format {expected}",
+            )
+
         try:
             if g is Granularity.HOURLY:
                 pattern = r"\d{4}-\d{2}-\d{2}T\d{2}:00" + (
                     "" if self._is_utc() else r"[+-]\d{2}:\d{2}(:\d{2})?"
                 )
                 if not re.fullmatch(pattern, key, flags=re.ASCII):
-                    raise bad
+                    raise bad()
                 parsed = datetime.fromisoformat(key)
                 moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=self.zone)
             elif g is Granularity.MONTHLY:
                 if not re.fullmatch(r"\d{4}-\d{2}", key, flags=re.ASCII):
-                    raise bad
+                    raise bad()
                 moment = self._day_start(date.fromisoformat(key + "-01"))
             else:
                 if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key, flags=re.ASCII):
-                    raise bad
+                    raise bad()
                 moment = self._day_start(date.fromisoformat(key))
             start = self._floor(moment)
             self._next(start)  # a window must end where dates still exist (before year 10000)
@@ -364,7 +370,7 @@ class TimeWindowScheme(PartitionScheme):
                 hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
             ) from exc
         except ValueError as exc:
-            raise bad from exc
+            raise bad() from exc
         if self.format_key(start) != key:
             if g is Granularity.WEEKLY:
                 raise InvalidPartitionKeyError(
@@ -373,7 +379,7 @@ class TimeWindowScheme(PartitionScheme):
                     f"{self.format_key(start)!r}",
                     hint=f"pass a key in the format {expected}",
                 )
-            raise bad
+            raise bad()
         return start
 
     def _last_end(self, now: datetime | None) -> datetime | None:
