@@ -177,22 +177,30 @@ class TimeWindowScheme(PartitionScheme):
         if not 0 <= self.week_starts_on <= 6:
             raise ConfigError("week_starts_on must be 0 (Monday) to 6 (Sunday)")
         start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
-        first = self._floor(start)
-        if first < start:  # not on a boundary: the first whole window is the next one
-            first = self._next(first)
+        end = self.end if self.end is None or self.end.tzinfo else self.end.replace(tzinfo=zone)
+        span = f"from {start.isoformat()}" + (f" to {end.isoformat()}" if end else "")
+        try:
+            first = self._floor(start)
+            if first < start:  # not on a boundary: the first whole window is the next one
+                first = self._next(first)
+            first_end = self._next(first)
+            # the end of the last window that ends by ``end``
+            last_end = None if end is None else self._floor(end)
+        except (OverflowError, ValueError) as exc:
+            raise ConfigError(
+                f"The {self.granularity.value} partition scheme {span} ({self.timezone}) "
+                "reaches past the dates that can be represented (years 1 to 9999)",
+                hint="set [partitions] start and end between 0001-01-02 and 9999-12-30",
+            ) from exc
+        if last_end is not None and last_end <= first:
+            raise ConfigError(
+                f"The {self.granularity.value} partition scheme {span} ({self.timezone}) "
+                "holds no whole window",
+                hint="set [partitions] end at or after the end of the first whole window "
+                f"({first_end.astimezone(zone).isoformat()})",
+            )
         object.__setattr__(self, "start", first)
-        if self.end is not None:
-            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
-            last_end = self._floor(end)  # the end of the last window that ends by ``end``
-            if last_end <= first:
-                raise ConfigError(
-                    f"The {self.granularity.value} partition scheme from "
-                    f"{start.isoformat()} to {end.isoformat()} ({self.timezone}) holds no "
-                    "whole window",
-                    hint="set [partitions] end after the end of the first whole window "
-                    f"({self._next(first).astimezone(zone).isoformat()})",
-                )
-            object.__setattr__(self, "end", last_end)
+        object.__setattr__(self, "end", last_end)
 
     # -- naming -------------------------------------------------------------------------
     @property

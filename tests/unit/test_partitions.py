@@ -602,6 +602,23 @@ def test_other_config_errors() -> None:
         scheme_from_config(kind="weekly", start="2026-03-02", week_starts_on=7)
 
 
+@pytest.mark.parametrize(
+    ("kind", "start", "timezone"),
+    [
+        pytest.param("weekly", "9999-12-31", "UTC", id="first-week-past-9999"),
+        pytest.param("hourly", "9999-12-31T23:30", "UTC", id="first-hour-past-9999"),
+        pytest.param("monthly", "9999-12", "UTC", id="last-month"),
+        pytest.param("daily", "0001-01-01", "Europe/Berlin", id="before-year-1-in-utc"),
+    ],
+)
+def test_a_scheme_past_the_representable_dates_is_a_config_error(
+    kind: str, start: str, timezone: str
+) -> None:
+    with pytest.raises(ConfigError, match="years 1 to 9999") as exc_info:
+        scheme_from_config(kind=kind, start=start, timezone=timezone)
+    assert exc_info.value.exit_code == 2
+
+
 def test_start_and_end_are_read_in_the_scheme_zone() -> None:
     scheme = scheme_from_config(
         kind="daily", start="2026-03-01", end="2026-04-01", timezone="Europe/Berlin"
