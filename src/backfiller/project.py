@@ -75,6 +75,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "default": "",
         "values": [],
         "week_starts_on": 0,
+        "cron": "",
+        "minute_offset": 0,
+        "hour_offset": 0,
+        "day_offset": 0,
+        "end_offset": 0,
+        "key_format": "",
     },
     "downstream": {"consumers": [], "impact": ""},
     # sqlite:///path or postgresql://… (team mode); wins over [project] ledger
@@ -509,6 +515,12 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
         timezone=p["timezone"],
         values=p["values"],
         week_starts_on=int(p["week_starts_on"]),
+        cron=p["cron"],
+        minute_offset=int(p["minute_offset"]),
+        hour_offset=int(p["hour_offset"]),
+        day_offset=int(p["day_offset"]),
+        end_offset=int(p["end_offset"]),
+        key_format=p["key_format"],
     )
 
 

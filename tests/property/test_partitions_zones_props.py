@@ -1,6 +1,8 @@
 """Properties of time-window schemes in every IANA zone whose clock changes between 2020 and 2030.
 
-Every scheme (hourly, daily, weekly with each week start, monthly) in every such zone:
+Every scheme (hourly, daily, weekly with each week start, monthly, yearly, and cron schedules:
+every 15 minutes, every 4 hours, twice a day, at a time the clock skips, weekly, monthly and
+yearly at a time of day, with keys spelled by strftime) in every such zone:
 ``parse(format(key))`` round-trips, windows tile the UTC line without gap or overlap, the window
 of ``key_for(instant)`` contains the instant, and ``keys`` / ``parse`` / ``last_complete`` /
 ``keys(now=...)`` agree, also when ``start`` and ``end`` are not on window boundaries.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import pairwise
@@ -26,7 +29,7 @@ from hypothesis import strategies as st
 
 from backfiller.assets import TimeWindowMapping
 from backfiller.errors import ConfigError, InvalidPartitionKeyError
-from backfiller.partitions import Granularity, TimeWindowScheme
+from backfiller.partitions import CronScheme, Granularity, TimeWindowScheme
 
 LOW = datetime(2020, 1, 1, tzinfo=UTC)
 HIGH = datetime(2030, 1, 1, tzinfo=UTC)
@@ -43,6 +46,7 @@ MAX_SPAN = {
     Granularity.DAILY: timedelta(days=40),
     Granularity.WEEKLY: timedelta(weeks=30),
     Granularity.MONTHLY: timedelta(days=800),
+    Granularity.YEARLY: timedelta(days=3000),
 }
 
 PROPS = settings(
@@ -88,22 +92,58 @@ def changing_zones() -> tuple[str, ...]:
     return tuple(name for name in sorted(available_timezones()) if transitions(name))
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A kind of scheme: a granularity (with its week start), or a cron schedule (``span``:
+    how far apart an unaligned start and end may be drawn)."""
+
+    granularity: Granularity
+    week_starts_on: int = 0
+    cron: str = ""
+    key_pattern: str = ""
+    span: timedelta = timedelta(0)
+
+    def build(
+        self,
+        zone: str,
+        start: datetime = datetime(2019, 1, 1, tzinfo=UTC),
+        end: datetime | None = None,
+    ) -> TimeWindowScheme:
+        if self.cron:
+            return CronScheme(
+                start=start, end=end, timezone=zone, cron=self.cron, key_pattern=self.key_pattern
+            )
+        return TimeWindowScheme(self.granularity, start, end, zone, self.week_starts_on)
+
+    @property
+    def max_span(self) -> timedelta:
+        return self.span or MAX_SPAN[self.granularity]
+
+
+HOURLY, DAILY = Kind(Granularity.HOURLY), Kind(Granularity.DAILY)
+DAYS = timedelta(days=1)
+CRON_KINDS = (
+    Kind(Granularity.HOURLY, cron="*/15 * * * *", span=DAYS / 2),
+    Kind(Granularity.HOURLY, cron="0 */4 * * *", span=5 * DAYS),
+    Kind(Granularity.DAILY, cron="0 0,12 * * *", span=20 * DAYS),
+    Kind(Granularity.DAILY, cron="30 2 * * *", key_pattern="%Y%m%d", span=40 * DAYS),
+    Kind(Granularity.WEEKLY, cron="15 4 * * 3", key_pattern="%Y-%m-%d", span=200 * DAYS),
+    Kind(Granularity.MONTHLY, cron="15 3 12 * *", key_pattern="%Y-%m", span=800 * DAYS),
+    Kind(Granularity.YEARLY, cron="0 0 1 1 *", key_pattern="%Y", span=3000 * DAYS),
+)
 SCHEME_KINDS = (
-    (Granularity.HOURLY, 0),
-    (Granularity.DAILY, 0),
-    *((Granularity.WEEKLY, day) for day in range(7)),
-    (Granularity.MONTHLY, 0),
+    HOURLY,
+    DAILY,
+    *(Kind(Granularity.WEEKLY, day) for day in range(7)),
+    Kind(Granularity.MONTHLY),
+    Kind(Granularity.YEARLY),
+    *CRON_KINDS,
 )
 
 
 @cache
-def scheme(granularity: Granularity, zone: str, week_starts_on: int = 0) -> TimeWindowScheme:
-    return TimeWindowScheme(
-        granularity=granularity,
-        start=datetime(2019, 1, 1, tzinfo=UTC),
-        timezone=zone,
-        week_starts_on=week_starts_on,
-    )
+def scheme(kind: Kind, zone: str) -> TimeWindowScheme:
+    return kind.build(zone)
 
 
 def nominal_length(built: TimeWindowScheme, start: datetime) -> timedelta:
@@ -115,8 +155,10 @@ def nominal_length(built: TimeWindowScheme, start: datetime) -> timedelta:
         return timedelta(days=1)
     if g is Granularity.WEEKLY:
         return WEEK
-    label = datetime.fromisoformat(built.format_key(start) + "-01")
-    return timedelta(days=calendar.monthrange(label.year, label.month)[1])
+    local = start.astimezone(built.zone)
+    if g is Granularity.YEARLY:
+        return timedelta(days=366 if calendar.isleap(local.year) else 365)
+    return timedelta(days=calendar.monthrange(local.year, local.month)[1])
 
 
 def check_window_of(built: TimeWindowScheme, moment: datetime) -> None:
@@ -141,7 +183,11 @@ def check_window_of(built: TimeWindowScheme, moment: datetime) -> None:
     # where the windows start
     local = start.astimezone(zone)
     changed = offset(zone, start - ONE_US) != offset(zone, start)
-    if built.granularity is Granularity.HOURLY:
+    if isinstance(built, CronScheme):
+        if not built.key_pattern:
+            spelled = datetime.fromisoformat(key)
+            assert (spelled if spelled.tzinfo else spelled.replace(tzinfo=UTC)) == start
+    elif built.granularity is Granularity.HOURLY:
         assert (local.minute, local.second, local.microsecond) == (0, 0, 0), key
         spelled = datetime.fromisoformat(key)  # the key spells its start, with the offset
         assert (spelled if spelled.tzinfo else spelled.replace(tzinfo=UTC)) == start
@@ -166,7 +212,7 @@ def zones() -> st.SearchStrategy[str]:
     )
 
 
-def scheme_kinds() -> st.SearchStrategy[tuple[Granularity, int]]:
+def scheme_kinds() -> st.SearchStrategy[Kind]:
     return st.sampled_from(SCHEME_KINDS)
 
 
@@ -200,22 +246,18 @@ def instants(zone: str, around: timedelta = timedelta(hours=3)) -> st.SearchStra
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[TimeWindowScheme, datetime]:
     zone = draw(zones())
-    granularity, week_starts_on = draw(scheme_kinds())
+    kind = draw(scheme_kinds())
     moment = draw(instants(zone))
-    return scheme(granularity, zone, week_starts_on), moment
+    return scheme(kind, zone), moment
 
 
 @PROPS
 @given(cases())
-@example(
-    (scheme(Granularity.HOURLY, "Australia/Lord_Howe"), datetime(2026, 10, 3, 15, 45, tzinfo=UTC))
-)
-@example(
-    (scheme(Granularity.HOURLY, "Australia/Lord_Howe"), datetime(2026, 4, 4, 15, 10, tzinfo=UTC))
-)
-@example((scheme(Granularity.HOURLY, "Pacific/Chatham"), datetime(2026, 4, 4, 14, 5, tzinfo=UTC)))
-@example((scheme(Granularity.HOURLY, "Antarctica/Troll"), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)))
-@example((scheme(Granularity.DAILY, "America/Santiago"), datetime(2026, 9, 6, 4, tzinfo=UTC)))
+@example((scheme(HOURLY, "Australia/Lord_Howe"), datetime(2026, 10, 3, 15, 45, tzinfo=UTC)))
+@example((scheme(HOURLY, "Australia/Lord_Howe"), datetime(2026, 4, 4, 15, 10, tzinfo=UTC)))
+@example((scheme(HOURLY, "Pacific/Chatham"), datetime(2026, 4, 4, 14, 5, tzinfo=UTC)))
+@example((scheme(HOURLY, "Antarctica/Troll"), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)))
+@example((scheme(DAILY, "America/Santiago"), datetime(2026, 9, 6, 4, tzinfo=UTC)))
 def test_key_for_round_trips_and_tiles_in_every_zone(
     case: tuple[TimeWindowScheme, datetime],
 ) -> None:
@@ -224,15 +266,17 @@ def test_key_for_round_trips_and_tiles_in_every_zone(
 
 
 @st.composite
-def bounded_cases(draw: st.DrawFn) -> tuple[str, Granularity, int, datetime, datetime, datetime]:
+def bounded_cases(
+    draw: st.DrawFn, kinds: tuple[Kind, ...]
+) -> tuple[str, Kind, datetime, datetime, datetime]:
     """A zone, a scheme kind, an unaligned start and end near clock changes, and a ``now``."""
     zone = draw(zones())
-    granularity, week_starts_on = draw(scheme_kinds())
+    kind = draw(st.sampled_from(kinds))
     start = draw(instants(zone))
-    span = MAX_SPAN[granularity]
+    span = kind.max_span
     end = start + draw(st.timedeltas(min_value=timedelta(0), max_value=span))
     now = start + draw(st.timedeltas(min_value=-span / 10, max_value=span + span / 10))
-    return zone, granularity, week_starts_on, start, end, now
+    return zone, kind, start, end, now
 
 
 def windows_from(built: TimeWindowScheme, moment: datetime) -> Iterator[tuple[str, datetime]]:
@@ -245,12 +289,24 @@ def windows_from(built: TimeWindowScheme, moment: datetime) -> Iterator[tuple[st
 
 
 @PROPS
-@given(bounded_cases())
+@given(bounded_cases(SCHEME_KINDS[: -len(CRON_KINDS)]))
 def test_keys_parse_and_last_complete_agree_with_unaligned_bounds(
-    case: tuple[str, Granularity, int, datetime, datetime, datetime],
+    case: tuple[str, Kind, datetime, datetime, datetime],
 ) -> None:
-    zone, granularity, week_starts_on, start, end, now = case
-    unbounded = scheme(granularity, zone, week_starts_on)
+    check_bounded(case)
+
+
+@settings(PROPS, max_examples=250)
+@given(bounded_cases(CRON_KINDS))
+def test_cron_keys_parse_and_last_complete_agree_with_unaligned_bounds(
+    case: tuple[str, Kind, datetime, datetime, datetime],
+) -> None:
+    check_bounded(case)
+
+
+def check_bounded(case: tuple[str, Kind, datetime, datetime, datetime]) -> None:
+    zone, kind, start, end, now = case
+    unbounded = scheme(kind, zone)
     # the whole windows in [start, end), computed from the unbounded scheme
     expected: list[str] = []
     for key, window_end in windows_from(unbounded, start):
@@ -259,16 +315,16 @@ def test_keys_parse_and_last_complete_agree_with_unaligned_bounds(
         if unbounded.window(key).start_utc >= start:
             expected.append(key)
     try:
-        built = TimeWindowScheme(granularity, start, end, zone, week_starts_on)
+        built = kind.build(zone, start, end)
     except ConfigError as exc:
         assert expected == [], exc
         assert "no whole window" in str(exc)
         return
     assert built.keys() == expected
-    assert built.name == f"{granularity.value} from {expected[0]} ({zone})"
+    assert built.name.endswith(f" from {expected[0]} ({zone})")
     assert built.start == built.window(expected[0]).start_utc
     assert built.end == built.window(expected[-1]).end_utc
-    assert built.keys(now=HIGH + timedelta(days=1000)) == expected
+    assert built.keys(now=built.end + timedelta(days=1)) == expected
     for key in expected:
         assert built.parse(key) == key
     for before, after in pairwise(expected):
@@ -288,31 +344,37 @@ def test_keys_parse_and_last_complete_agree_with_unaligned_bounds(
         with pytest.raises(InvalidPartitionKeyError, match="not complete"):
             built.parse(expected[len(complete)], now=now)
     # and the same scheme built again from its own (normalised) fields
-    assert TimeWindowScheme(granularity, built.start, built.end, zone, week_starts_on) == built
+    assert kind.build(zone, built.start, built.end) == built
 
 
 # -- every clock change of every zone, deterministically -------------------------------------
 
 
-def sweep_kinds(zone: str, change: datetime) -> Iterator[TimeWindowScheme]:
-    """The schemes whose boundaries a clock change may hit: hourly, daily, monthly, and the weeks
-    that start on the local day of the change or the day after it."""
+def sweep_kinds(zone: str, change: datetime, *, crons: bool) -> Iterator[TimeWindowScheme]:
+    """The schemes whose boundaries a clock change may hit: hourly, daily, monthly, yearly, the
+    weeks that start on the local day of the change or the day after it, and (``crons``) the
+    cron schedules."""
     local_day = change.astimezone(ZoneInfo(zone)).weekday()
-    yield scheme(Granularity.HOURLY, zone)
-    yield scheme(Granularity.DAILY, zone)
-    yield scheme(Granularity.WEEKLY, zone, local_day)
-    yield scheme(Granularity.WEEKLY, zone, (local_day + 1) % 7)
-    yield scheme(Granularity.MONTHLY, zone)
+    yield scheme(HOURLY, zone)
+    yield scheme(DAILY, zone)
+    yield scheme(Kind(Granularity.WEEKLY, local_day), zone)
+    yield scheme(Kind(Granularity.WEEKLY, (local_day + 1) % 7), zone)
+    yield scheme(Kind(Granularity.MONTHLY), zone)
+    yield scheme(Kind(Granularity.YEARLY), zone)
+    if crons:
+        for kind in CRON_KINDS:
+            yield scheme(kind, zone)
 
 
-def sweep(zones: tuple[str, ...]) -> tuple[int, list[str]]:
+def sweep(zones: tuple[str, ...], *, crons: bool = True) -> tuple[int, list[str]]:
     """Check the windows just before and at every clock change of ``zones``."""
     failures: list[str] = []
     checked = 0
     for zone in zones:
         for change in transitions(zone):
-            for built in sweep_kinds(zone, change):
-                for moment in (change - ONE_US, change):
+            for built in sweep_kinds(zone, change, crons=crons):
+                crons_too = isinstance(built, CronScheme)  # cron schedules are slower
+                for moment in (change,) if crons_too else (change - ONE_US, change):
                     try:
                         check_window_of(built, moment)
                     except (AssertionError, ValueError, InvalidPartitionKeyError) as exc:
@@ -340,7 +402,7 @@ def test_every_clock_change_of_the_zones_that_move_by_part_of_an_hour() -> None:
     zones = odd_zones()
     assert {"Australia/Lord_Howe", "Pacific/Chatham", "Antarctica/Troll"} <= set(zones)
     assert {"America/St_Johns", "Asia/Tehran", "Australia/Adelaide"} <= set(zones)
-    checked, failures = sweep(zones)
+    checked, failures = sweep(zones, crons=False)  # the slow sweep below has the cron schedules
     assert checked > 500
     assert not failures, f"{len(failures)} of {checked} failed, e.g.\n" + "\n".join(failures[:20])
 
@@ -387,10 +449,19 @@ def test_the_zones_swept() -> None:
 def bounded_schemes(draw: st.DrawFn) -> TimeWindowScheme:
     """A scheme with an unaligned start and end in 2026, near a clock change of its zone."""
     zone = draw(zones())
-    granularity, week_starts_on = draw(st.sampled_from(SCHEME_KINDS[1:]))  # not hourly: fewer keys
+    kind = draw(st.sampled_from(MAPPED_KINDS))
     start = draw(instants(zone))
     end = start + draw(st.timedeltas(min_value=timedelta(days=63), max_value=timedelta(days=120)))
-    return TimeWindowScheme(granularity, start, end, zone, week_starts_on)
+    return kind.build(zone, start, end)
+
+
+#: daily or coarser schemes (fewer keys) whose windows fit in the 63 days drawn above
+MAPPED_KINDS = (
+    DAILY,
+    *(Kind(Granularity.WEEKLY, day) for day in range(7)),
+    Kind(Granularity.MONTHLY),
+    *(k for k in CRON_KINDS if k.span >= 20 * DAYS and k.granularity is not Granularity.YEARLY),
+)
 
 
 @settings(PROPS, max_examples=150)
@@ -416,3 +487,20 @@ def test_time_window_mappings_return_only_keys_of_the_scheme_they_map_onto(
     assert found == [k for k in down_keys if k in set(found)]  # keys of ``down``, in order
     for k in found:
         assert up_key in mapping.upstream_keys(k, down, up)
+
+
+# -- cron agrees with the built-in schemes where they are the same schedule ----------------------
+
+
+@PROPS
+@given(st.data())
+def test_hourly_and_daily_cron_schedules_are_the_hourly_and_daily_schemes(
+    data: st.DataObject,
+) -> None:
+    zone = data.draw(zones())
+    moment = data.draw(instants(zone))
+    for cron, kind in (("0 * * * *", HOURLY), ("0 0 * * *", DAILY)):
+        built, reference = scheme(Kind(kind.granularity, cron=cron), zone), scheme(kind, zone)
+        window = built.window(built.key_for(moment))
+        expected = reference.window(reference.key_for(moment))
+        assert (window.start_utc, window.end_utc) == (expected.start_utc, expected.end_utc)
