@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "CommitInfo": "backfiller.store",
     "ConfigError": "backfiller.errors",
     "ConflictError": "backfiller.errors",
+    "CronScheme": "backfiller.partitions",
     "DataStore": "backfiller.store",
     "DeltaStore": "backfiller.store",
     "Dependency": "backfiller.assets",
@@ -98,6 +99,7 @@ if typing.TYPE_CHECKING:
     from backfiller.ledger import LedgerReader, PartitionStatus, RunState, SqliteLedger
     from backfiller.manifests import Manifest, ManifestPartition, ManifestRegistry, load_manifest
     from backfiller.partitions import (
+        CronScheme,
         Granularity,
         PartitionScheme,
         StaticScheme,
@@ -137,6 +139,7 @@ __all__ = [
     "CommitInfo",
     "ConfigError",
     "ConflictError",
+    "CronScheme",
     "DataStore",
     "DeltaStore",
     "Dependency",
