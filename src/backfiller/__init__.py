@@ -22,9 +22,11 @@ _EXPORTS: dict[str, str] = {
     "CommitInfo": "backfiller.store",
     "ConfigError": "backfiller.errors",
     "ConflictError": "backfiller.errors",
+    "CronScheme": "backfiller.partitions",
     "DataStore": "backfiller.store",
     "DeltaStore": "backfiller.store",
     "Dependency": "backfiller.assets",
+    "DynamicScheme": "backfiller.partitions",
     "ExitCode": "backfiller.errors",
     "FixedClock": "backfiller.clock",
     "Gap": "backfiller.planning",
@@ -98,6 +100,8 @@ if typing.TYPE_CHECKING:
     from backfiller.ledger import LedgerReader, PartitionStatus, RunState, SqliteLedger
     from backfiller.manifests import Manifest, ManifestPartition, ManifestRegistry, load_manifest
     from backfiller.partitions import (
+        CronScheme,
+        DynamicScheme,
         Granularity,
         PartitionScheme,
         StaticScheme,
@@ -137,9 +141,11 @@ __all__ = [
     "CommitInfo",
     "ConfigError",
     "ConflictError",
+    "CronScheme",
     "DataStore",
     "DeltaStore",
     "Dependency",
+    "DynamicScheme",
     "ExitCode",
     "FixedClock",
     "Gap",

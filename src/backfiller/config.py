@@ -64,6 +64,16 @@ class PartitionsSection(_Section):
     values: list[Name]
     week_starts_on: Annotated[int, Field(ge=0, le=6)]
     dimension: str
+    #: kind = "cron": the 5-field schedule whose fire times bound the windows
+    cron: str
+    #: how far into its hour, day or month a window starts (checked with the kind)
+    minute_offset: int
+    hour_offset: int
+    day_offset: int
+    #: how many windows the last key listed moves: 1 includes the one in progress
+    end_offset: int
+    #: how keys are spelled (strftime), for projects whose keys already are ("": the default)
+    key_format: str
 
 
 class DownstreamSection(_Section):

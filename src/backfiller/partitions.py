@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
 
 from backfiller.errors import ConfigError, InvalidPartitionKeyError
 
 __all__ = [
+    "CronScheme",
     "DynamicScheme",
     "Granularity",
     "PartitionScheme",
@@ -28,6 +32,11 @@ __all__ = [
 ]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_ONE_HOUR = timedelta(hours=1)
+#: how many clock changes a search for a window boundary may cross (one in any real zone)
+_MAX_CHANGES = 8
+#: how many windows ``end_offset`` may move the last key listed
+_MAX_END_OFFSET = 1000
 _STATIC_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -74,6 +83,7 @@ class Granularity(Enum):
     DAILY = "daily"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
+    YEARLY = "yearly"
 
     @property
     def key_format(self) -> str:
@@ -85,6 +95,7 @@ _KEY_FORMATS = {
     Granularity.DAILY: "YYYY-MM-DD",
     Granularity.WEEKLY: "YYYY-MM-DD (the first day of the week)",
     Granularity.MONTHLY: "YYYY-MM",
+    Granularity.YEARLY: "YYYY",
 }
 
 
@@ -143,13 +154,30 @@ def _check_characters(key: object, expected: str) -> str:
 
 @dataclass(frozen=True)
 class TimeWindowScheme(PartitionScheme):
-    """Hourly, daily (the default), weekly or monthly windows from a start, in a time zone."""
+    """Hourly, daily (the default), weekly, monthly or yearly windows from a start, in a zone.
+
+    Only whole windows belong to the scheme: the first is the first window that starts at or
+    after ``start`` and the last is the last window that ends at or before ``end``. Both are
+    stored normalised (``start`` the first window's start, ``end`` the last window's end, in
+    UTC), so a scheme built again from its own fields is the same scheme.
+
+    Window boundaries are instants on the UTC line. An hourly boundary is an instant at which
+    the local clock reads a whole hour (``HH:00``): where the clock jumps by 30 or 45 minutes, or
+    by an hour at a time that is not a whole hour, the windows around the change are shorter or
+    longer than an hour, and each key, spelled with the UTC offset, is exactly its window's start.
+    A daily, weekly, monthly or yearly boundary is the first instant of its local date: local
+    midnight, or the end of the clock change when midnight is skipped.
+
+    ``end_offset`` moves the last key listed as of ``now`` by that many windows: 0 lists the
+    windows that have ended, 1 also the one in progress, -1 holds back the last complete one.
+    """
 
     granularity: Granularity = Granularity.DAILY
     start: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     end: datetime | None = None
     timezone: str = "UTC"
     week_starts_on: int = 0  # Monday
+    end_offset: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -159,13 +187,39 @@ class TimeWindowScheme(PartitionScheme):
                 f"Unknown time zone {self.timezone!r}",
                 hint="use an IANA name such as 'UTC' or 'Europe/Berlin'",
             ) from exc
-        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
-        object.__setattr__(self, "start", self._floor(start))
-        if self.end is not None:
-            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=zone)
-            object.__setattr__(self, "end", end.astimezone(UTC))
         if not 0 <= self.week_starts_on <= 6:
             raise ConfigError("week_starts_on must be 0 (Monday) to 6 (Sunday)")
+        if not -_MAX_END_OFFSET <= self.end_offset <= _MAX_END_OFFSET:
+            raise ConfigError(
+                f"end_offset {self.end_offset} is out of range",
+                hint=f"use a whole number from -{_MAX_END_OFFSET} to {_MAX_END_OFFSET} "
+                "(1 includes the window in progress)",
+            )
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
+        end = self.end if self.end is None or self.end.tzinfo else self.end.replace(tzinfo=zone)
+        span = f"from {start.isoformat()}" + (f" to {end.isoformat()}" if end else "")
+        try:
+            first = self._floor(start)
+            if first < start:  # not on a boundary: the first whole window is the next one
+                first = self._next(first)
+            first_end = self._next(first)
+            # the end of the last window that ends by ``end``
+            last_end = None if end is None else self._floor(end)
+        except (OverflowError, ValueError) as exc:
+            raise ConfigError(
+                f"The {self.granularity.value} partition scheme {span} ({self.timezone}) "
+                "reaches past the dates that can be represented (years 1 to 9999)",
+                hint="set [partitions] start and end between 0001-01-02 and 9999-12-30",
+            ) from exc
+        if last_end is not None and last_end <= first:
+            raise ConfigError(
+                f"The {self.granularity.value} partition scheme {span} ({self.timezone}) "
+                "holds no whole window",
+                hint="set [partitions] end at or after the end of the first whole window "
+                f"({first_end.astimezone(zone).isoformat()})",
+            )
+        object.__setattr__(self, "start", first)
+        object.__setattr__(self, "end", last_end)
 
     # -- naming -------------------------------------------------------------------------
     @property
@@ -183,53 +237,128 @@ class TimeWindowScheme(PartitionScheme):
     def _is_utc(self) -> bool:
         return self.timezone in {"UTC", "Etc/UTC", "Z"}
 
-    # -- boundaries (every datetime below is in UTC; only keys and renderings are local) ----
-    def _local_midnight(self, day: date) -> datetime:
-        naive = datetime(day.year, day.month, day.day)
-        return naive.replace(tzinfo=self.zone).astimezone(UTC)
+    # -- the UTC line (every datetime below is in UTC; only keys and renderings are local) ----
+    def _offset(self, moment: datetime) -> timedelta:
+        offset = moment.astimezone(self.zone).utcoffset()
+        assert offset is not None  # a ZoneInfo always has one
+        return offset
+
+    def _change(self, before: datetime, after: datetime) -> datetime:
+        """The instant in ``(before, after]`` at which the offset becomes ``after``'s."""
+        target = self._offset(after)
+        while after - before > _ONE_MICROSECOND:
+            middle = before + (after - before) // 2
+            if self._offset(middle) == target:
+                after = middle
+            else:
+                before = middle
+        return after
+
+    def _hour_floor(self, moment: datetime) -> datetime:
+        """The last instant at or before ``moment`` at which the local clock reads ``HH:00``."""
+        for _ in range(_MAX_CHANGES):
+            offset = self._offset(moment)
+            candidate = (moment + offset).replace(minute=0, second=0, microsecond=0) - offset
+            if self._offset(candidate) == offset:
+                return candidate
+            # the clock changed since ``candidate``: no whole hour since the change
+            moment = self._change(candidate, moment) - _ONE_MICROSECOND
+        raise AssertionError(f"no whole local hour near {moment.isoformat()} in {self.timezone}")
+
+    def _hour_ceil(self, moment: datetime) -> datetime:
+        """The first instant at or after ``moment`` at which the local clock reads ``HH:00``."""
+        for _ in range(_MAX_CHANGES):
+            offset = self._offset(moment)
+            wall = moment + offset
+            candidate = wall.replace(minute=0, second=0, microsecond=0)
+            if candidate < wall:
+                candidate += _ONE_HOUR
+            candidate -= offset
+            if self._offset(candidate) == offset:
+                return candidate
+            # the clock changes before ``candidate``: start again from the change
+            moment = self._change(moment, candidate)
+        raise AssertionError(f"no whole local hour near {moment.isoformat()} in {self.timezone}")
+
+    def _day_start(self, day: date) -> datetime:
+        """The first instant whose local date is ``day`` or later."""
+        wall = datetime(day.year, day.month, day.day)
+        zone = self.zone
+        local = wall.replace(tzinfo=zone)
+        readings = [local.astimezone(UTC), local.replace(fold=1).astimezone(UTC)]
+        if readings[0] == readings[1]:  # midnight happens once (nearly always)
+            return readings[0]
+        found = [m for m in readings if m.astimezone(zone).replace(tzinfo=None) == wall]
+        if found:
+            return min(found)
+        # midnight is skipped (fold 0 reads it with the offset before the jump, fold 1 with the
+        # one after): the day starts where the clock jumps past it
+        return self._change(min(readings), max(readings))
+
+    def _label(self, day: date) -> date:
+        """The first day of the window (day, week, month or year) that ``day`` falls in."""
+        g = self.granularity
+        if g is Granularity.WEEKLY:
+            return day - timedelta(days=(day.weekday() - self.week_starts_on) % 7)
+        if g is Granularity.MONTHLY:
+            return day.replace(day=1)
+        if g is Granularity.YEARLY:
+            return day.replace(month=1, day=1)
+        return day
+
+    def _step(self, label: date, steps: int) -> date:
+        g = self.granularity
+        if g is Granularity.DAILY:
+            return label + timedelta(days=steps)
+        if g is Granularity.WEEKLY:
+            return label + timedelta(days=7 * steps)
+        if g is Granularity.YEARLY:
+            return date(label.year + steps, 1, 1)
+        months = label.year * 12 + label.month - 1 + steps
+        return date(months // 12, months % 12 + 1, 1)
 
     def _floor(self, moment: datetime) -> datetime:
         """The start (UTC) of the window that contains ``moment``."""
-        local = moment.astimezone(self.zone)
-        g = self.granularity
-        if g is Granularity.HOURLY:
-            floored = local.replace(minute=0, second=0, microsecond=0)
-            return floored.astimezone(UTC)
-        day = local.date()
-        if g is Granularity.WEEKLY:
-            day -= timedelta(days=(day.weekday() - self.week_starts_on) % 7)
-        elif g is Granularity.MONTHLY:
-            day = day.replace(day=1)
-        start = self._local_midnight(day)
-        if start > moment.astimezone(UTC):  # a day whose midnight does not exist locally
-            start = self._local_midnight(day - timedelta(days=1))
+        moment = moment.astimezone(UTC)
+        if self.granularity is Granularity.HOURLY:
+            return self._hour_floor(moment)
+        label = self._label(moment.astimezone(self.zone).date())
+        start = self._day_start(label)
+        while start > moment:
+            label = self._step(label, -1)
+            start = self._day_start(label)
+        while (following := self._day_start(self._step(label, 1))) <= moment:
+            label = self._step(label, 1)
+            start = following
         return start
 
     def _next(self, start: datetime) -> datetime:
-        g = self.granularity
-        if g is Granularity.HOURLY:
-            return self._floor(start + timedelta(hours=1))
-        day = start.astimezone(self.zone).date()
-        if g is Granularity.DAILY:
-            return self._local_midnight(day + timedelta(days=1))
-        if g is Granularity.WEEKLY:
-            return self._local_midnight(day + timedelta(days=7))
-        month = day.month % 12 + 1
-        year = day.year + (1 if day.month == 12 else 0)
-        return self._local_midnight(date(year, month, 1))
+        """The end (UTC) of the window that starts at ``start``."""
+        if self.granularity is Granularity.HOURLY:
+            return self._hour_ceil(start + _ONE_MICROSECOND)
+        label = self._label(start.astimezone(self.zone).date())
+        while True:
+            label = self._step(label, 1)
+            following = self._day_start(label)
+            if following > start:  # a day the clock skips entirely has no window
+                return following
 
     # -- keys -----------------------------------------------------------------------------
     def format_key(self, start: datetime) -> str:
+        """The key of the window that starts at ``start``."""
         local = start.astimezone(self.zone)
         g = self.granularity
         if g is Granularity.HOURLY:
-            text = local.strftime("%Y-%m-%dT%H:00")
+            text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:00"
             if not self._is_utc():
-                text += local.isoformat()[-6:]
+                text += _offset_text(self._offset(start))
             return text
+        label = self._label(local.date())
         if g is Granularity.MONTHLY:
-            return local.strftime("%Y-%m")
-        return local.strftime("%Y-%m-%d")
+            return f"{label.year:04d}-{label.month:02d}"
+        if g is Granularity.YEARLY:
+            return f"{label.year:04d}"
+        return label.isoformat()
 
     def key_for(self, moment: datetime) -> str:
         """The key of the window that contains ``moment`` (aware)."""
@@ -241,27 +370,34 @@ class TimeWindowScheme(PartitionScheme):
         expected = self.key_format
         key = _check_characters(key, expected)
         g = self.granularity
-        bad = InvalidPartitionKeyError(
-            f"Invalid partition key {key!r} for {self.name}: expected {expected}",
-            hint=f"pass a key in the format {expected}",
-        )
+
+        def bad() -> InvalidPartitionKeyError:
+            return InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: expected {expected}",
+                hint=f"pass a key in the format {expected}",
+            )
+
         try:
             if g is Granularity.HOURLY:
                 pattern = r"\d{4}-\d{2}-\d{2}T\d{2}:00" + (
-                    "" if self._is_utc() else r"[+-]\d{2}:\d{2}"
+                    "" if self._is_utc() else r"[+-]\d{2}:\d{2}(:\d{2})?"
                 )
-                if not re.fullmatch(pattern, key):
-                    raise bad
+                if not re.fullmatch(pattern, key, flags=re.ASCII):
+                    raise bad()
                 parsed = datetime.fromisoformat(key)
                 moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=self.zone)
             elif g is Granularity.MONTHLY:
-                if not re.fullmatch(r"\d{4}-\d{2}", key):
-                    raise bad
-                moment = self._local_midnight(date.fromisoformat(key + "-01"))
+                if not re.fullmatch(r"\d{4}-\d{2}", key, flags=re.ASCII):
+                    raise bad()
+                moment = self._day_start(date.fromisoformat(key + "-01"))
+            elif g is Granularity.YEARLY:
+                if not re.fullmatch(r"\d{4}", key, flags=re.ASCII):
+                    raise bad()
+                moment = self._day_start(date(int(key), 1, 1))
             else:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key):
-                    raise bad
-                moment = self._local_midnight(date.fromisoformat(key))
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", key, flags=re.ASCII):
+                    raise bad()
+                moment = self._day_start(date.fromisoformat(key))
             start = self._floor(moment)
             self._next(start)  # a window must end where dates still exist (before year 10000)
         except OverflowError as exc:
@@ -271,7 +407,7 @@ class TimeWindowScheme(PartitionScheme):
                 hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
             ) from exc
         except ValueError as exc:
-            raise bad from exc
+            raise bad() from exc
         if self.format_key(start) != key:
             if g is Granularity.WEEKLY:
                 raise InvalidPartitionKeyError(
@@ -280,8 +416,22 @@ class TimeWindowScheme(PartitionScheme):
                     f"{self.format_key(start)!r}",
                     hint=f"pass a key in the format {expected}",
                 )
-            raise bad
+            raise bad()
         return start
+
+    def _listed_until(self, now: datetime | None) -> datetime | None:
+        """The boundary by which a window must end to be listed: the end of the last window
+        that has ended by ``now``, moved by ``end_offset`` windows, and at most ``end``."""
+        if now is None:
+            return self.end
+        if now.tzinfo is None:
+            raise ValueError("now must be time-zone aware")
+        bound = self._floor(now.astimezone(UTC))
+        for _ in range(self.end_offset):
+            bound = self._next(bound)
+        for _ in range(-self.end_offset):
+            bound = self._floor(bound - _ONE_MICROSECOND)
+        return bound if self.end is None else min(bound, self.end)
 
     def parse(self, key: str, *, now: datetime | None = None) -> str:
         start = self._start_of(key)
@@ -291,17 +441,24 @@ class TimeWindowScheme(PartitionScheme):
                 hint=f"pass a key in the format {self.key_format} from "
                 f"{self.format_key(self.start)} on",
             )
-        if self.end is not None and start >= self.end:
+        end = self._next(start)
+        if self.end is not None and end > self.end:
             raise InvalidPartitionKeyError(
-                f"Partition key {key!r} is at or after the end of {self.name} "
-                f"({self.end.astimezone(self.zone).isoformat()})",
-                hint=f"pass a key in the format {self.key_format} before the end",
+                f"Partition key {key!r} is past the end of {self.name}: only whole windows "
+                f"that end by {self.end.astimezone(self.zone).isoformat()} belong to it",
+                hint=f"pass a key in the format {self.key_format} up to "
+                f"{self.key_for(self.end - _ONE_MICROSECOND)}",
             )
-        if now is not None and self._next(start) > now.astimezone(UTC):
+        listed_until = self._listed_until(now)
+        if now is not None and listed_until is not None and end > listed_until:
+            closes = end.astimezone(self.zone).isoformat()
+            if end > now.astimezone(UTC):
+                said = f"is not complete yet: its window ends at {closes}, after now"
+            else:
+                said = f"is held back by end_offset = {self.end_offset} (its window ended at"
+                said += f" {closes})"
             raise InvalidPartitionKeyError(
-                f"Partition {key!r} is not complete yet: its window ends at "
-                f"{self._next(start).astimezone(self.zone).isoformat()}, "
-                f"after now ({now.isoformat()})",
+                f"Partition {key!r} {said} ({now.isoformat()})",
                 hint="wait until the window has closed, or pass an earlier key "
                 f"in the format {self.key_format}",
             )
@@ -315,43 +472,35 @@ class TimeWindowScheme(PartitionScheme):
         return self._window(start, self._next(start))
 
     def iter_windows(self, first: datetime, stop: datetime) -> Iterator[tuple[str, Window]]:
-        """Keys and windows whose start lies in ``[first, stop)``, in order."""
-        first, stop = first.astimezone(UTC), stop.astimezone(UTC)
+        """Keys and windows of the scheme (whole windows between its start and end) whose
+        start lies in ``[first, stop)``, in order."""
+        first, stop = max(first.astimezone(UTC), self.start), stop.astimezone(UTC)
         start = self._floor(first)
         if start < first:
             start = self._next(start)
         while start < stop:
             nxt = self._next(start)
+            if self.end is not None and nxt > self.end:
+                return
             yield self.format_key(start), self._window(start, nxt)
             start = nxt
 
     def last_complete(self, now: datetime) -> str | None:
-        """The latest key whose window has ended by ``now``; ``None`` if there is none."""
+        """The latest key whose window has ended by ``now`` (and by the scheme's end), moved by
+        ``end_offset`` windows; ``None`` if there is none."""
         if now.tzinfo is None:
             raise ValueError("now must be time-zone aware")
-        now = now.astimezone(UTC)
-        limit = now if self.end is None else min(now, self.end)
-        current = self._floor(limit)
-        candidate = current if self._next(current) <= limit else None
-        if candidate is None:
-            # the window containing ``limit`` is open; the one before it is complete
-            probe = self._floor(current - timedelta(microseconds=1))
-            candidate = probe
-        if candidate < self.start:
+        closed_by = self._listed_until(now)
+        assert closed_by is not None
+        if closed_by <= self.start:
             return None
-        return self.format_key(candidate)
+        return self.key_for(closed_by - _ONE_MICROSECOND)
 
     def keys(self, *, now: datetime | None = None) -> list[str]:
-        if now is None:
-            if self.end is None:
-                raise ValueError("an open-ended scheme needs 'now' to list its keys")
-            stop = self.end
-        else:
-            last = self.last_complete(now)
-            if last is None:
-                return []
-            stop = self.window(last).end_utc
-        return [key for key, _ in self.iter_windows(self.start, stop)]
+        limit = self._listed_until(now)
+        if limit is None:
+            raise ValueError("an open-ended scheme needs 'now' to list its keys")
+        return [key for key, _ in self.iter_windows(self.start, limit)]
 
     def key_range(self, first: str, last: str) -> list[str]:
         self.parse(first)
@@ -364,16 +513,280 @@ class TimeWindowScheme(PartitionScheme):
             )
         return [key for key, _ in self.iter_windows(start, stop)]
 
+    def _kind(self) -> tuple[object, ...]:
+        """What two schemes must share for an identity mapping between them."""
+        return ("windows", self.granularity, self.timezone, self.week_starts_on)
+
     def same_kind(self, other: PartitionScheme) -> bool:
-        return (
-            isinstance(other, TimeWindowScheme)
-            and other.granularity is self.granularity
-            and other.timezone == self.timezone
-            and other.week_starts_on == self.week_starts_on
-        )
+        return isinstance(other, TimeWindowScheme) and other._kind() == self._kind()
+
+
+def _offset_text(offset: timedelta) -> str:
+    """``+HH:MM`` (``+HH:MM:SS`` for the odd historical offset with seconds)."""
+    sign = "-" if offset < timedelta(0) else "+"
+    seconds = abs(int(offset.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+#: what cronsim's messages call each field, as the config names them
+_CRON_FIELD_NAMES = {
+    "Bad second": "second",
+    "Bad minute": "minute (the 1st field, 0-59)",
+    "Bad hour": "hour (the 2nd field, 0-23)",
+    "Bad day-of-month": "day of month (the 3rd field, 1-31 or L)",
+    "Bad month": "month (the 4th field, 1-12 or JAN-DEC)",
+    "Bad day-of-week": "day of week (the 5th field, 0-7 or SUN-SAT)",
+}
+_CRON_HINT = (
+    "write 5 fields: minute hour day-of-month month day-of-week, e.g. '*/15 * * * *' "
+    "(every 15 minutes) or '15 3 12 * *' (the 12th of each month at 03:15)"
+)
+#: how many boundaries a cron scheme keeps in mind
+_MEMO_SIZE = 100_000
+#: the time span one strftime directive pins down, finest first
+_DIRECTIVE_UNITS = (
+    ("SM", timedelta(minutes=1)),  # cron schedules fire on whole minutes
+    ("HIp", timedelta(hours=1)),
+    ("djaAwu", timedelta(days=1)),
+    ("UWV", timedelta(days=7)),
+    ("mbB", timedelta(days=31)),
+    ("YyGC", timedelta(days=366)),
+)
+
+
+def _pattern_unit(pattern: str) -> timedelta:
+    """The span of wall time one key of ``pattern`` covers (at most)."""
+    directives = set(re.findall(r"%(.)", pattern))
+    for letters, unit in _DIRECTIVE_UNITS:
+        if directives & set(letters):
+            return unit
+    return timedelta(days=366 * 100)
+
+
+@dataclass(frozen=True)
+class CronScheme(TimeWindowScheme):
+    """Windows between consecutive times of a 5-field cron schedule, in a time zone.
+
+    A boundary is a time the schedule fires, read in the zone as cron reads it (through
+    ``cronsim``, which follows Debian cron): a schedule at fixed minutes and hours fires once
+    when the clock repeats the time, and when the clock resumes if it skips the time; a
+    schedule with ``*`` minutes or hours follows the clock. A key is the local start with its
+    UTC offset (``2026-04-17T04:15+02:00``; no offset in UTC), or ``key_pattern`` (strftime)
+    when the project spells its keys another way. ``granularity`` and ``week_starts_on`` are
+    not used.
+    """
+
+    cron: str = "0 0 * * *"
+    key_pattern: str = ""
+    _gap: timedelta = field(default=timedelta(days=1), init=False, repr=False, compare=False)
+    #: window ends by start, and window starts by key, already found (cron is slow to ask)
+    _memo: dict[object, datetime] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        fields = self.cron.split()
+        if len(fields) != 5:
+            raise ConfigError(
+                f"Invalid cron schedule {self.cron!r}: it has {len(fields)} fields, not 5",
+                hint=_CRON_HINT,
+            )
+        try:
+            CronSim(self.cron, datetime(2000, 1, 1, tzinfo=UTC))
+        except CronSimError as exc:
+            field_name = _CRON_FIELD_NAMES.get(str(exc), str(exc))
+            raise ConfigError(
+                f"Invalid cron schedule {self.cron!r}: the {field_name} field is wrong",
+                hint=_CRON_HINT,
+            ) from exc
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")  # the base class names the zone in its error
+        start = self.start if self.start.tzinfo else self.start.replace(tzinfo=zone)
+        try:  # how far back to look for the fire time before an instant (doubled as needed)
+            fires = list(islice(CronSim(self.cron, start.astimezone(zone)), 16))
+        except (OverflowError, ValueError):  # near year 1 or 9999: the base class says so
+            fires = []
+        gaps = [b.astimezone(UTC) - a.astimezone(UTC) for a, b in pairwise(fires)]
+        object.__setattr__(self, "_gap", max(gaps, default=timedelta(days=1)) + 3 * _ONE_HOUR)
+        super().__post_init__()
+        if self.key_pattern:
+            self._check_key_pattern()
+
+    @property
+    def name(self) -> str:
+        return f"cron '{self.cron}' from {self.format_key(self.start)} ({self.timezone})"
+
+    @property
+    def key_format(self) -> str:
+        if self.key_pattern:
+            return f"{self.key_pattern} (strftime)"
+        return "YYYY-MM-DDTHH:MM (with the UTC offset, e.g. +01:00, outside UTC)"
+
+    def _kind(self) -> tuple[object, ...]:
+        return ("cron", self.cron, self.timezone, self.key_pattern)
+
+    # -- boundaries: the schedule's fire times --------------------------------------------
+    def _fire_after(self, moment: datetime) -> datetime:
+        """The first time (UTC) the schedule fires strictly after ``moment``."""
+        moment = moment.astimezone(UTC)
+        # cronsim may give a time the clock repeats once more, before ``moment``: skip it
+        for fire in CronSim(self.cron, moment.astimezone(self.zone)):
+            fire_utc = fire.astimezone(UTC)
+            if fire_utc > moment:
+                return fire_utc
+        raise OverflowError(f"{self.cron!r} does not fire within 50 years of {moment}")
+
+    def _floor(self, moment: datetime) -> datetime:
+        moment = moment.astimezone(UTC)
+        back = self._gap
+        while True:
+            fire = self._fire_after(moment - back)
+            if fire <= moment:
+                while (following := self._fire_after(fire)) <= moment:
+                    fire = following
+                return fire
+            back *= 2
+
+    def _next(self, start: datetime) -> datetime:
+        return self._remember(start, lambda: self._fire_after(start))
+
+    def _remember(self, what: object, find: Callable[[], datetime]) -> datetime:
+        found = self._memo.get(what)
+        if found is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[what] = find()
+        return found
+
+    # -- keys -----------------------------------------------------------------------------
+    def format_key(self, start: datetime) -> str:
+        local = start.astimezone(self.zone)
+        if self.key_pattern:
+            return local.strftime(self.key_pattern)
+        text = (
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d}"
+            f"T{local.hour:02d}:{local.minute:02d}"
+        )
+        if not self._is_utc():
+            text += _offset_text(self._offset(start))
+        return text
+
+    def _start_of(self, key: str) -> datetime:
+        expected = self.key_format
+        key = _check_characters(key, expected)
+
+        def bad() -> InvalidPartitionKeyError:
+            return InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: expected {expected}",
+                hint=f"pass a key in the format {expected}",
+            )
+
+        try:
+            if self.key_pattern:
+                start = self._remember(
+                    key, lambda: self._start_spelled(key, datetime.strptime(key, self.key_pattern))
+                )
+            else:
+                pattern = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}" + (
+                    "" if self._is_utc() else r"[+-]\d{2}:\d{2}(:\d{2})?"
+                )
+                if not re.fullmatch(pattern, key, flags=re.ASCII):
+                    raise bad()
+                parsed = datetime.fromisoformat(key)
+                start = self._floor(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+            self._next(start)  # a window must end where dates still exist (before year 10000)
+        except OverflowError as exc:
+            raise InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: its window reaches past the "
+                "last representable date (9999-12-31)",
+                hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
+            ) from exc
+        except (ValueError, LookupError) as exc:
+            raise bad() from exc
+        if self.format_key(start) != key:
+            raise bad()
+        return start
+
+    def _start_spelled(self, key: str, parsed: datetime) -> datetime:
+        """The one fire time whose key (``key_pattern``) is ``key``; ``parsed`` is ``key`` read
+        back, which is at or before the local start, by less than the pattern's finest unit."""
+        wall = parsed.replace(tzinfo=None)
+        zone = self.zone
+        # the start's wall time is in [wall, wall + unit): from the first instant the clock
+        # reads ``wall`` to the last it reads ``wall + unit`` (both folds, if it reads it twice)
+        readings = [
+            moment.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+            for moment in (wall, wall + _pattern_unit(self.key_pattern))
+            for fold in (0, 1)
+        ]
+        low, high = min(readings[:2]) - _ONE_MICROSECOND, max(readings[2:])
+        found: list[datetime] = []
+        fire = self._fire_after(low)
+        while fire <= high and len(found) < 2:
+            if self.format_key(fire) == key:
+                found.append(fire)
+            fire = self._fire_after(fire)
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} windows have the key {key!r}")
+        return found[0]
+
+    def _check_key_pattern(self) -> None:
+        """Refuse a ``key_pattern`` that cannot tell windows apart, or whose keys could not
+        be read back or name a file safely: tried on windows from the start and around the
+        zone's next clock changes."""
+        starts: list[datetime] = []
+        for around in [self.start, *self._changes_after(self.start)]:
+            fire = self._floor(around)
+            for _ in range(0 if around == self.start else 3):
+                fire = max(self._floor(fire - _ONE_MICROSECOND), self.start)
+            for _ in range(24 if around == self.start else 6):
+                starts.append(fire)
+                fire = self._next(fire)
+        problem = ""
+        seen: dict[str, datetime] = {}
+        for start in sorted(set(starts)):
+            key = self.format_key(start)
+            if key in seen:
+                problem = f"two windows ({seen[key].isoformat()} and {start.isoformat()}) "
+                problem += f"have the key {key!r}"
+                break
+            seen[key] = start
+        for key, start in seen.items():
+            if problem:
+                break
+            try:
+                if self._start_of(key) != start:
+                    problem = f"the key {key!r} does not read back as {start.isoformat()}"
+            except InvalidPartitionKeyError as exc:
+                problem = f"the key {key!r} cannot be used or read back ({exc.message})"
+        if problem:
+            raise ConfigError(
+                f"key_format {self.key_pattern!r} does not fit {self.name}: {problem}",
+                hint="spell every field down to the schedule's own (e.g. '%Y%m%d' for a "
+                "daily one, '%Y%m%d%H%M%z' for one that fires more than once a day), with no "
+                "'/', space or '%' left in the key",
+            )
+
+    def _changes_after(self, moment: datetime) -> list[datetime]:
+        """The zone's next two clock changes within two years of ``moment``."""
+        found: list[datetime] = []
+        week = timedelta(weeks=1)
+        probe = moment
+        for _ in range(105):
+            following = probe + week
+            if self._offset(probe) != self._offset(following):
+                found.append(self._change(probe, following))
+                if len(found) == 2:
+                    break
+            probe = following
+        return found
 
 
 @dataclass(frozen=True)
@@ -502,7 +915,9 @@ def valid_value(value: object) -> str:
 
 def _parse_start(text: str, timezone: str) -> datetime:
     try:
-        if len(text) == 7:
+        if len(text) == 4:  # a year
+            text += "-01-01"
+        if len(text) == 7:  # a month
             text += "-01"
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -510,6 +925,56 @@ def _parse_start(text: str, timezone: str) -> datetime:
             f"Invalid partition start {text!r}: expected YYYY-MM-DD or an ISO 8601 timestamp"
         ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(timezone))
+
+
+#: the key a scheme with offsets gets unless ``key_format`` says otherwise ("": the local start
+#: with its UTC offset)
+_OFFSET_KEY_PATTERNS = {
+    Granularity.HOURLY: "",
+    Granularity.DAILY: "%Y-%m-%d",
+    Granularity.WEEKLY: "%Y-%m-%d",
+    Granularity.MONTHLY: "%Y-%m",
+    Granularity.YEARLY: "%Y",
+}
+
+
+def _offset_cron(
+    granularity: Granularity, minute: int, hour: int, day: int, week_starts_on: int
+) -> str:
+    """The cron schedule of a granularity whose windows start ``minute``, ``hour`` and ``day``
+    into it; the setting that does not fit it is a :class:`ConfigError`."""
+
+    def check(name: str, value: int, low: int, high: int, why: str = "") -> None:
+        if value and high == 0:
+            raise ConfigError(
+                f"[partitions] {name} does not apply to {granularity.value} partitions{why}",
+                hint=f"remove {name}, or use kind = 'cron' with a schedule",
+            )
+        if not low <= value <= high:
+            raise ConfigError(
+                f"[partitions] {name} = {value} is out of range for {granularity.value} "
+                f"partitions: it must be {low} to {high}{why}",
+                hint=f"set {name} from {low} to {high}, or use kind = 'cron' with a schedule",
+            )
+
+    g = granularity
+    check("minute_offset", minute, 0, 59)
+    check("hour_offset", hour, 0, 0 if g is Granularity.HOURLY else 23)
+    if g is Granularity.MONTHLY:
+        check("day_offset", day, 0, 28, " (the day of the month; 0 is the 1st)")
+    elif g is Granularity.WEEKLY:
+        check("day_offset", day, 0, 0, " (their windows start on week_starts_on)")
+    else:
+        check("day_offset", day, 0, 0)
+    if g is Granularity.HOURLY:
+        return f"{minute} * * * *"
+    if g is Granularity.DAILY:
+        return f"{minute} {hour} * * *"
+    if g is Granularity.WEEKLY:
+        return f"{minute} {hour} * * {(week_starts_on + 1) % 7}"  # cron counts from Sunday
+    if g is Granularity.MONTHLY:
+        return f"{minute} {hour} {max(day, 1)} * *"
+    return f"{minute} {hour} 1 1 *"
 
 
 def scheme_from_config(
@@ -520,33 +985,106 @@ def scheme_from_config(
     timezone: str = "UTC",
     values: Sequence[str] = (),
     week_starts_on: int = 0,
+    cron: str = "",
+    minute_offset: int = 0,
+    hour_offset: int = 0,
+    day_offset: int = 0,
+    end_offset: int = 0,
+    key_format: str = "",
     dimension: str = "",
 ) -> PartitionScheme:
     """Build a scheme from the plain values of a config file (for a dynamic scheme,
-    ``values`` are the dimension's current values, read from the ledger)."""
+    ``values`` are the dimension's current values, read from the ledger).
+
+    ``kind = "cron"`` takes its windows from ``cron`` (5 fields); an hourly, daily, weekly,
+    monthly or yearly scheme whose windows start later into the hour, day or month
+    (``minute_offset``, ``hour_offset``, ``day_offset``) is the cron schedule that says so.
+    ``key_format`` (strftime) spells the keys of a time scheme another way.
+    """
+    timed = {
+        "cron": cron,
+        "minute_offset": minute_offset,
+        "hour_offset": hour_offset,
+        "day_offset": day_offset,
+        "end_offset": end_offset,
+        "key_format": key_format,
+    }
+    if dimension and kind != "dynamic":
+        raise ConfigError(
+            f"[partitions] dimension is set but kind is {kind!r}",
+            hint="set kind = 'dynamic' for keys added at run time, or remove dimension",
+        )
     if kind == "static":
+        used = [name for name, value in timed.items() if value]
+        if used:
+            raise ConfigError(
+                f"[partitions] {', '.join(used)} do(es) not apply to static partitions",
+                hint="remove them, or use a time partition kind",
+            )
         return StaticScheme(tuple(values))
     if kind == "dynamic":
+        used = [name for name, value in timed.items() if value]
+        if used:
+            raise ConfigError(
+                f"[partitions] {', '.join(used)} do(es) not apply to dynamic partitions",
+                hint="remove them, or use a time partition kind",
+            )
         if not dimension:
             raise ConfigError(
                 "a dynamic partition scheme needs a dimension name",
                 hint='set [partitions] dimension, e.g. dimension = "product_line"',
             )
         return DynamicScheme(dimension, tuple(values))
-    try:
-        granularity = Granularity(kind)
-    except ValueError as exc:
-        raise ConfigError(
-            f"Unknown partition kind {kind!r}",
-            hint="use one of hourly, daily, weekly, monthly, static, dynamic",
-        ) from exc
+    if kind == "cron":
+        if not cron.strip():
+            raise ConfigError(
+                "a cron partition scheme needs [partitions] cron",
+                hint="set cron to a 5-field schedule, e.g. '*/15 * * * *'",
+            )
+        offsets = [n for n in ("minute_offset", "hour_offset", "day_offset") if timed[n]]
+        if offsets:
+            raise ConfigError(
+                f"[partitions] {', '.join(offsets)} do(es) not apply to a cron schedule",
+                hint="write the minute, hour and day into the schedule itself",
+            )
+        granularity = Granularity.DAILY
+    else:
+        try:
+            granularity = Granularity(kind)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Unknown partition kind {kind!r}",
+                hint="use one of hourly, daily, weekly, monthly, yearly, cron, static, dynamic",
+            ) from exc
+        if cron:
+            raise ConfigError(
+                f"[partitions] cron is set but kind is {kind!r}",
+                hint="set kind = 'cron' to take the windows from the schedule",
+            )
     if start is None:
         raise ConfigError(f"a {kind} partition scheme needs a start date")
     tz_probe = TimeWindowScheme(timezone=timezone)  # validates the zone
-    return TimeWindowScheme(
+    first = _parse_start(start, tz_probe.timezone)
+    last = _parse_start(end, timezone) if end else None
+    if kind != "cron":
+        cron = _offset_cron(granularity, minute_offset, hour_offset, day_offset, week_starts_on)
+        if not (minute_offset or hour_offset or day_offset or key_format):
+            return TimeWindowScheme(
+                granularity=granularity,
+                start=first,
+                end=last,
+                timezone=timezone,
+                week_starts_on=week_starts_on,
+                end_offset=end_offset,
+            )
+        key_format = key_format or _OFFSET_KEY_PATTERNS[granularity]
+    return CronScheme(
         granularity=granularity,
-        start=_parse_start(start, tz_probe.timezone),
-        end=_parse_start(end, timezone) if end else None,
+        start=first,
+        end=last,
         timezone=timezone,
         week_starts_on=week_starts_on,
+        end_offset=end_offset,
+        cron=cron,
+        key_pattern=key_format,
     )

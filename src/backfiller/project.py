@@ -75,6 +75,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "default": "",
         "values": [],
         "week_starts_on": 0,
+        "cron": "",
+        "minute_offset": 0,
+        "hour_offset": 0,
+        "day_offset": 0,
+        "end_offset": 0,
+        "key_format": "",
         # the name of a dynamic dimension (kind = "dynamic"): its values are in the ledger
         "dimension": "",
     },
@@ -493,11 +499,8 @@ class Project:
 
 def _scheme(config: ProjectConfig) -> PartitionScheme:
     p = config.partitions
-    if p["kind"] == "dynamic":
-        return scheme_from_config(
-            kind="dynamic", dimension=p["dimension"], values=_dynamic_values(config)
-        )
-    if p["kind"] != "static" and not p["start"]:
+    dynamic = p["kind"] == "dynamic"
+    if p["kind"] not in {"static", "dynamic"} and not p["start"]:
         raise ConfigError(
             "[partitions] start is not set",
             hint="set it in backfiller.toml or through the environment",
@@ -507,8 +510,15 @@ def _scheme(config: ProjectConfig) -> PartitionScheme:
         start=p["start"] or None,
         end=p["end"] or None,
         timezone=p["timezone"],
-        values=p["values"],
+        values=_dynamic_values(config) if dynamic else p["values"],
         week_starts_on=int(p["week_starts_on"]),
+        cron=p["cron"],
+        minute_offset=int(p["minute_offset"]),
+        hour_offset=int(p["hour_offset"]),
+        day_offset=int(p["day_offset"]),
+        end_offset=int(p["end_offset"]),
+        key_format=p["key_format"],
+        dimension=p["dimension"],
     )
 
 

@@ -26,7 +26,7 @@ manifests = "data/manifests"      # what each partition should contain (see belo
 report_dir = "reports"
 
 [partitions]
-kind = "daily"                    # also: hourly, weekly, monthly, static, dynamic
+kind = "daily"                    # also: hourly, weekly, monthly, yearly, cron, static, dynamic
 start = "{start}"
 timezone = "UTC"
 

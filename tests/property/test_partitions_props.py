@@ -31,6 +31,7 @@ MAX_SPAN = {
     Granularity.DAILY: timedelta(days=400),
     Granularity.WEEKLY: timedelta(weeks=120),
     Granularity.MONTHLY: timedelta(days=3660),
+    Granularity.YEARLY: timedelta(days=3660),
 }
 
 # the UTC length a window may have, allowing for one DST shift (the zones here shift by 1h)
@@ -39,6 +40,7 @@ DURATIONS = {
     Granularity.DAILY: (timedelta(hours=23), timedelta(hours=25)),
     Granularity.WEEKLY: (timedelta(days=7) - HOUR, timedelta(days=7) + HOUR),
     Granularity.MONTHLY: (timedelta(days=28) - HOUR, timedelta(days=31) + HOUR),
+    Granularity.YEARLY: (timedelta(days=365) - HOUR, timedelta(days=366) + HOUR),
 }
 
 PROPS = settings(max_examples=200, deadline=None, database=None)
@@ -46,7 +48,7 @@ PROPS = settings(max_examples=200, deadline=None, database=None)
 
 @cache
 def scheme(granularity: Granularity, zone: str) -> TimeWindowScheme:
-    built = scheme_from_config(kind=granularity.value, start="2019-12-01", timezone=zone)
+    built = scheme_from_config(kind=granularity.value, start="2019-01-01", timezone=zone)
     assert isinstance(built, TimeWindowScheme)
     return built
 

@@ -200,6 +200,25 @@ def test_time_window_lookback_is_clipped_at_the_scheme_bounds() -> None:
     assert mapping.downstream_keys("2026-04-28", DAILY, bounded) == ["2026-04-28", "2026-04-29"]
 
 
+def test_time_window_mappings_keep_to_the_end_of_the_scheme_they_map_onto() -> None:
+    mapping = TimeWindowMapping()
+    ends_mid_april = scheme_from_config(kind="daily", start="2026-03-01", end="2026-04-15")
+    ups = mapping.upstream_keys("2026-04", MONTHLY, ends_mid_april)
+    assert (ups[0], ups[-1], len(ups)) == ("2026-04-01", "2026-04-14", 14)
+    assert mapping.upstream_keys("2026-05", MONTHLY, ends_mid_april) == []
+    # a month that is not whole before the end (April) is not a key of the monthly scheme
+    monthly_to_mid_april = scheme_from_config(kind="monthly", start="2026-03", end="2026-04-15")
+    assert mapping.downstream_keys("2026-04-10", DAILY, monthly_to_mid_april) == []
+    assert mapping.downstream_keys("2026-03-31", DAILY, monthly_to_mid_april) == ["2026-03"]
+    lookback = TimeWindowMapping(lookback=1)
+    assert lookback.downstream_keys("2026-03-31", DAILY, monthly_to_mid_april) == ["2026-03"]
+    assert lookback.downstream_keys("2026-04-13", DAILY, ends_mid_april) == [
+        "2026-04-13",
+        "2026-04-14",
+    ]
+    assert lookback.downstream_keys("2026-04-14", DAILY, ends_mid_april) == ["2026-04-14"]
+
+
 def test_time_window_without_lookback_is_identity_for_same_schemes() -> None:
     mapping = TimeWindowMapping()
     assert mapping.upstream_keys("2026-04-17", DAILY, DAILY) == ["2026-04-17"]

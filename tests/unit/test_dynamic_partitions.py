@@ -53,6 +53,13 @@ def test_a_dimension_needs_a_plain_name(dimension: str) -> None:
         scheme_from_config(kind="dynamic", dimension=dimension)
 
 
+def test_dynamic_settings_belong_to_a_dynamic_scheme_only() -> None:
+    with pytest.raises(ConfigError, match="dimension is set but kind is 'daily'"):
+        scheme_from_config(kind="daily", start="2026-01-01", dimension="customer")
+    with pytest.raises(ConfigError, match="cron do\\(es\\) not apply to dynamic partitions"):
+        scheme_from_config(kind="dynamic", dimension="customer", cron="0 * * * *")
+
+
 def test_only_schemes_of_one_dimension_are_the_same_kind() -> None:
     a, b = DynamicScheme("customer", ("x",)), DynamicScheme("customer", ("y",))
     assert a.same_kind(b)

@@ -9,6 +9,7 @@ import pytest
 
 from backfiller.errors import BadInputError, ConfigError, ExitCode, InvalidPartitionKeyError
 from backfiller.partitions import (
+    CronScheme,
     Granularity,
     StaticScheme,
     TimeWindowScheme,
@@ -440,11 +441,16 @@ def test_weekly_refuses_a_non_monday_naming_its_week(key: str) -> None:
     assert "YYYY-MM-DD" in message
 
 
-def test_weekly_start_is_floored_to_its_monday() -> None:
+def test_an_unaligned_weekly_start_begins_at_the_next_whole_week() -> None:
     scheme = scheme_from_config(kind="weekly", start="2026-03-04")  # a Wednesday
     assert isinstance(scheme, TimeWindowScheme)
-    assert scheme.start == utc(2026, 3, 2)
-    assert scheme.keys(now=utc(2026, 3, 17))[:2] == ["2026-03-02", "2026-03-09"]
+    assert scheme.start == utc(2026, 3, 9)
+    assert scheme.name == "weekly from 2026-03-09 (UTC)"
+    assert scheme.keys(now=utc(2026, 3, 24)) == ["2026-03-09", "2026-03-16"]
+    assert scheme.last_complete(utc(2026, 3, 16)) == "2026-03-09"
+    assert scheme.last_complete(utc(2026, 3, 15)) is None
+    with pytest.raises(InvalidPartitionKeyError, match="before the start"):
+        scheme.parse("2026-03-02")  # the week holding the start is not whole
 
 
 def test_weekly_starting_on_sunday() -> None:
@@ -597,6 +603,23 @@ def test_other_config_errors() -> None:
         scheme_from_config(kind="weekly", start="2026-03-02", week_starts_on=7)
 
 
+@pytest.mark.parametrize(
+    ("kind", "start", "timezone"),
+    [
+        pytest.param("weekly", "9999-12-31", "UTC", id="first-week-past-9999"),
+        pytest.param("hourly", "9999-12-31T23:30", "UTC", id="first-hour-past-9999"),
+        pytest.param("monthly", "9999-12", "UTC", id="last-month"),
+        pytest.param("daily", "0001-01-01", "Europe/Berlin", id="before-year-1-in-utc"),
+    ],
+)
+def test_a_scheme_past_the_representable_dates_is_a_config_error(
+    kind: str, start: str, timezone: str
+) -> None:
+    with pytest.raises(ConfigError, match="years 1 to 9999") as exc_info:
+        scheme_from_config(kind=kind, start=start, timezone=timezone)
+    assert exc_info.value.exit_code == 2
+
+
 def test_start_and_end_are_read_in_the_scheme_zone() -> None:
     scheme = scheme_from_config(
         kind="daily", start="2026-03-01", end="2026-04-01", timezone="Europe/Berlin"
@@ -605,6 +628,161 @@ def test_start_and_end_are_read_in_the_scheme_zone() -> None:
     assert scheme.start == utc(2026, 2, 28, 23)
     assert scheme.end == utc(2026, 3, 31, 22)
     assert scheme.keys()[-1] == "2026-03-31"
+
+
+# -- unaligned starts and ends: only whole windows belong to a scheme ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "first", "timezone"),
+    [
+        pytest.param("daily", "2026-03-01T06:00", "2026-03-02", "UTC", id="daily"),
+        pytest.param("hourly", "2026-04-17T05:30", "2026-04-17T06:00", "UTC", id="hourly"),
+        pytest.param("monthly", "2026-03-15", "2026-04", "UTC", id="monthly"),
+        pytest.param("weekly", "2026-03-02T00:00:01", "2026-03-09", "UTC", id="weekly"),
+        pytest.param("daily", "2026-03-01T00:00Z", "2026-03-02", "Europe/Berlin", id="berlin"),
+    ],
+)
+def test_an_unaligned_start_begins_at_the_first_whole_window(
+    kind: str, start: str, first: str, timezone: str
+) -> None:
+    scheme = scheme_from_config(kind=kind, start=start, timezone=timezone)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.format_key(scheme.start) == first
+    assert scheme.window(first).start_utc == scheme.start
+    assert scheme.name == f"{kind} from {first} ({timezone})"
+    assert scheme.keys(now=scheme.window(first).end_utc) == [first]
+    assert scheme.last_complete(scheme.window(first).end_utc - ONE_US) is None
+    before = scheme.key_for(scheme.start - ONE_US)
+    with pytest.raises(InvalidPartitionKeyError, match="before the start"):
+        scheme.parse(before)
+    # the scheme built again from its own fields is the same scheme
+    assert TimeWindowScheme(scheme.granularity, scheme.start, None, timezone) == scheme
+
+
+def test_an_unaligned_end_keeps_only_whole_windows() -> None:
+    scheme = scheme_from_config(kind="daily", start="2026-03-01", end="2026-04-30T12:00")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.end == utc(2026, 4, 30)
+    keys = scheme.keys()
+    assert (keys[0], keys[-1], len(keys)) == ("2026-03-01", "2026-04-29", 60)
+    assert scheme.keys(now=utc(2030, 1, 1)) == keys
+    assert scheme.keys(now=utc(2026, 4, 30, 18)) == keys
+    assert scheme.last_complete(utc(2030, 1, 1)) == "2026-04-29"
+    assert scheme.parse("2026-04-29", now=utc(2030, 1, 1)) == "2026-04-29"
+    with pytest.raises(InvalidPartitionKeyError, match="past the end") as exc_info:
+        scheme.parse("2026-04-30")
+    assert exc_info.value.hint is not None and "2026-04-29" in exc_info.value.hint
+    with pytest.raises(InvalidPartitionKeyError):
+        scheme.key_range("2026-04-28", "2026-04-30")
+    assert [k for k, _ in scheme.iter_windows(utc(2026, 4, 28), utc(2026, 5, 2))] == [
+        "2026-04-28",
+        "2026-04-29",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "end", "last"),
+    [
+        pytest.param("monthly", "2026-04-15", "2026-03", id="monthly"),
+        pytest.param("weekly", "2026-04-19T23:00", "2026-04-06", id="weekly"),
+        pytest.param("hourly", "2026-04-17T05:59:59", "2026-04-17T04:00", id="hourly"),
+    ],
+)
+def test_keys_parse_and_last_complete_agree_on_an_unaligned_end(
+    kind: str, end: str, last: str
+) -> None:
+    scheme = scheme_from_config(kind=kind, start="2026-01-01", end=end)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.keys()[-1] == last
+    assert scheme.last_complete(utc(2030, 1, 1)) == last
+    assert scheme.keys(now=utc(2030, 1, 1))[-1] == last
+    after = scheme.key_for(scheme.window(last).end_utc)
+    with pytest.raises(InvalidPartitionKeyError, match="past the end"):
+        scheme.parse(after)
+
+
+def test_a_scheme_without_a_whole_window_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no whole window") as exc_info:
+        scheme_from_config(kind="monthly", start="2026-03-02", end="2026-04-30")
+    assert exc_info.value.exit_code == 2
+    with pytest.raises(ConfigError, match="no whole window"):
+        scheme_from_config(kind="daily", start="2026-03-01", end="2026-03-01")
+
+
+# -- hourly where the clock moves by other than a whole hour ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "key", "start", "end", "following"),
+    [
+        pytest.param(  # +10:30 -> +11:00 at 02:00: 02:00 to 02:29 do not exist
+            "Australia/Lord_Howe",
+            utc(2026, 10, 3, 15, 45),
+            "2026-10-04T01:00+10:30",
+            utc(2026, 10, 3, 14, 30),
+            utc(2026, 10, 3, 16),
+            "2026-10-04T03:00+11:00",
+            id="lord-howe-spring",
+        ),
+        pytest.param(  # +11:00 -> +10:30 at 02:00: 01:30 to 01:59 come twice
+            "Australia/Lord_Howe",
+            utc(2026, 4, 4, 15, 10),
+            "2026-04-05T01:00+11:00",
+            utc(2026, 4, 4, 14),
+            utc(2026, 4, 4, 15, 30),
+            "2026-04-05T02:00+10:30",
+            id="lord-howe-fall",
+        ),
+        pytest.param(  # +12:45 -> +13:45 at 02:45
+            "Pacific/Chatham",
+            utc(2026, 9, 26, 14, 5),
+            "2026-09-27T02:00+12:45",
+            utc(2026, 9, 26, 13, 15),
+            utc(2026, 9, 26, 14, 15),
+            "2026-09-27T04:00+13:45",
+            id="chatham-spring",
+        ),
+        pytest.param(  # +13:45 -> +12:45 at 03:45
+            "Pacific/Chatham",
+            utc(2026, 4, 4, 14, 5),
+            "2026-04-05T03:00+13:45",
+            utc(2026, 4, 4, 13, 15),
+            utc(2026, 4, 4, 14, 15),
+            "2026-04-05T03:00+12:45",
+            id="chatham-fall",
+        ),
+        pytest.param(
+            "Asia/Kathmandu",
+            utc(2026, 4, 17),
+            "2026-04-17T05:00+05:45",
+            utc(2026, 4, 16, 23, 15),
+            utc(2026, 4, 17, 0, 15),
+            "2026-04-17T06:00+05:45",
+            id="kathmandu",
+        ),
+    ],
+)
+def test_hourly_windows_where_the_clock_moves_by_part_of_an_hour(
+    zone: str,
+    moment: datetime,
+    key: str,
+    start: datetime,
+    end: datetime,
+    following: str,
+) -> None:
+    scheme = scheme_from_config(kind="hourly", start="2026-01-01", timezone=zone)
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_for(moment) == key
+    window = scheme.window(key)
+    assert (window.start_utc, window.end_utc) == (start, end)
+    assert window.contains(moment)
+    assert datetime.fromisoformat(key) == start  # the key is its window's start
+    assert scheme.parse(key) == key
+    assert scheme.key_for(end) == following
+    assert scheme.window(following).start_utc == end
+    assert scheme.parse(following) == following
+    assert scheme.key_range(key, following) == [key, following]
 
 
 # -- same_kind and Window --------------------------------------------------------------------------
@@ -639,3 +817,242 @@ def test_window_refuses_naive_and_empty() -> None:
     window = Window(first_two_forty_five, second_two_thirty)
     assert window.end_utc - window.start_utc == timedelta(minutes=45)
     assert window.contains(utc(2026, 10, 25, 1))
+
+
+# -- yearly ----------------------------------------------------------------------------------------
+
+
+def test_yearly_windows() -> None:
+    scheme = scheme_from_config(kind="yearly", start="2020", timezone="Europe/Berlin")
+    assert isinstance(scheme, TimeWindowScheme)
+    assert scheme.key_format == "YYYY"
+    assert scheme.keys(now=utc(2026, 4, 17)) == [str(year) for year in range(2020, 2026)]
+    window = scheme.window("2024")
+    assert window.render() == ("2024-01-01T00:00:00+01:00", "2024-12-31T23:59:59.999999+01:00")
+    assert window.end_utc - window.start_utc == timedelta(days=366)
+    assert scheme.last_complete(utc(2025, 12, 31, 23)) == "2025"  # midnight in Berlin
+    for key in ("2024-01", "24", "2019"):
+        with pytest.raises(InvalidPartitionKeyError):
+            scheme.parse(key)
+
+
+# -- cron schedules --------------------------------------------------------------------------------
+
+
+def cron_scheme(**settings: object) -> CronScheme:
+    scheme = scheme_from_config(**{"kind": "cron", "start": "2026-04-17", **settings})  # type: ignore[arg-type]
+    assert isinstance(scheme, CronScheme)
+    return scheme
+
+
+def test_cron_every_15_minutes() -> None:
+    scheme = cron_scheme(cron="*/15 * * * *")
+    assert scheme.name == "cron '*/15 * * * *' from 2026-04-17T00:00 (UTC)"
+    assert scheme.keys(now=utc(2026, 4, 17, 1, 10)) == [
+        "2026-04-17T00:00",
+        "2026-04-17T00:15",
+        "2026-04-17T00:30",
+        "2026-04-17T00:45",
+    ]
+    window = scheme.window("2026-04-17T00:45")
+    assert (window.start_utc, window.end_utc) == (utc(2026, 4, 17, 0, 45), utc(2026, 4, 17, 1))
+    assert scheme.key_for(utc(2026, 4, 17, 13, 14, 59)) == "2026-04-17T13:00"
+    assert scheme.last_complete(utc(2026, 4, 17, 13, 15)) == "2026-04-17T13:00"
+    for key in ("2026-04-17T00:10", "2026-04-17T00:15+00:00", "2026-04-17"):
+        with pytest.raises(InvalidPartitionKeyError) as exc_info:
+            scheme.parse(key)
+        assert_bad_key(exc_info, "YYYY-MM-DDTHH:MM")
+
+
+def test_cron_twice_a_day_in_berlin_keys_carry_the_offset() -> None:
+    scheme = cron_scheme(cron="0 0,12 * * *", start="2026-03-28", timezone="Europe/Berlin")
+    assert scheme.keys(now=utc(2026, 3, 30)) == [
+        "2026-03-28T00:00+01:00",
+        "2026-03-28T12:00+01:00",
+        "2026-03-29T00:00+01:00",
+        "2026-03-29T12:00+02:00",
+    ]
+    window = scheme.window("2026-03-29T00:00+01:00")
+    assert window.end_utc - window.start_utc == timedelta(hours=11)  # the clock skips an hour
+
+
+def test_cron_every_4_hours_and_at_a_time_the_clock_skips() -> None:
+    every_4 = cron_scheme(cron="0 */4 * * *")
+    assert every_4.key_for(utc(2026, 4, 17, 11)) == "2026-04-17T08:00"
+    at_half_past_two = cron_scheme(cron="30 2 * * *", start="2026-03-27", timezone="Europe/Berlin")
+    # 02:30 does not exist in Berlin on 2026-03-29: the window starts when the clock resumes
+    assert at_half_past_two.keys(now=utc(2026, 3, 31, 1)) == [
+        "2026-03-27T02:30+01:00",
+        "2026-03-28T02:30+01:00",
+        "2026-03-29T03:00+02:00",
+        "2026-03-30T02:30+02:00",
+    ]
+
+
+def test_monthly_on_the_12th_at_0315() -> None:
+    scheme = scheme_from_config(
+        kind="monthly",
+        start="2026-01-01",
+        day_offset=12,
+        hour_offset=3,
+        minute_offset=15,
+        timezone="Europe/Berlin",
+    )
+    assert isinstance(scheme, CronScheme)
+    assert scheme.cron == "15 3 12 * *"
+    assert scheme.keys(now=utc(2026, 4, 13)) == ["2026-01", "2026-02", "2026-03"]
+    assert scheme.window("2026-03").render() == (
+        "2026-03-12T03:15:00+01:00",
+        "2026-04-12T03:14:59.999999+02:00",
+    )
+    assert scheme.key_for(utc(2026, 1, 12, 2, 15)) == "2026-01"
+    assert scheme.key_for(utc(2026, 2, 12, 2, 14)) == "2026-01"
+
+
+def test_weekly_on_wednesday_at_0415_and_daily_at_an_hour() -> None:
+    weekly = scheme_from_config(
+        kind="weekly", start="2026-03-01", week_starts_on=2, hour_offset=4, minute_offset=15
+    )
+    assert isinstance(weekly, CronScheme)
+    assert weekly.cron == "15 4 * * 3"
+    assert weekly.keys(now=utc(2026, 3, 18, 4, 15)) == ["2026-03-04", "2026-03-11"]
+    window = weekly.window("2026-03-11")
+    assert (window.start_utc, window.end_utc) == (utc(2026, 3, 11, 4, 15), utc(2026, 3, 18, 4, 15))
+    daily = scheme_from_config(kind="daily", start="2026-03-01", hour_offset=6)
+    assert daily.keys(now=utc(2026, 3, 3, 6)) == ["2026-03-01", "2026-03-02"]
+    hourly = scheme_from_config(kind="hourly", start="2026-03-01", minute_offset=30)
+    assert hourly.keys(now=utc(2026, 3, 1, 2))[:1] == ["2026-03-01T00:30"]
+    yearly = scheme_from_config(kind="yearly", start="2026", hour_offset=6)
+    assert yearly.keys(now=utc(2028, 1, 1, 6)) == ["2026", "2027"]
+
+
+@pytest.mark.parametrize("end_offset", [1, 0, -1, -2])
+def test_end_offset_moves_the_last_key(end_offset: int) -> None:
+    scheme = scheme_from_config(kind="daily", start="2026-03-01", end_offset=end_offset)
+    now = utc(2026, 3, 10, 12)  # 2026-03-10 is in progress
+    last = f"2026-03-{9 + end_offset:02d}"
+    keys = scheme.keys(now=now)
+    assert keys[-1] == last == scheme.last_complete(now)
+    assert len(keys) == 9 + end_offset
+    assert scheme.parse(last, now=now) == last
+    following = f"2026-03-{10 + end_offset:02d}"
+    with pytest.raises(InvalidPartitionKeyError) as exc_info:
+        scheme.parse(following, now=now)
+    assert ("not complete" if end_offset >= 0 else "held back by end_offset") in str(exc_info.value)
+
+
+def test_end_offset_stops_at_the_end_and_applies_to_cron() -> None:
+    bounded = scheme_from_config(kind="daily", start="2026-03-01", end="2026-03-05", end_offset=1)
+    assert bounded.keys(now=utc(2026, 3, 4, 12))[-1] == "2026-03-04"
+    assert bounded.keys(now=utc(2026, 3, 9)) == bounded.keys()
+    scheme = cron_scheme(cron="*/15 * * * *", end_offset=1)
+    assert scheme.last_complete(utc(2026, 4, 17, 0, 20)) == "2026-04-17T00:15"
+
+
+def test_key_format_for_keys_spelled_another_way() -> None:
+    scheme = scheme_from_config(
+        kind="daily", start="2026-03-01", timezone="America/New_York", key_format="%Y%m%d"
+    )
+    assert isinstance(scheme, CronScheme)
+    assert scheme.key_format == "%Y%m%d (strftime)"
+    assert scheme.keys(now=datetime(2026, 3, 3, tzinfo=ZoneInfo("America/New_York"))) == [
+        "20260301",
+        "20260302",
+    ]
+    assert scheme.window("20260308").end_utc - scheme.window("20260308").start_utc == timedelta(
+        hours=23
+    )
+    for key in ("2026-03-02", "20260230", "2026030"):
+        with pytest.raises(InvalidPartitionKeyError) as exc_info:
+            scheme.parse(key)
+        assert_bad_key(exc_info, "%Y%m%d")
+    hourly = scheme_from_config(
+        kind="hourly", start="2026-10-24", timezone="Europe/Berlin", key_format="%Y%m%d%H%M%z"
+    )
+    keys = hourly.keys(now=utc(2026, 10, 25, 3))
+    assert keys[-3:] == ["202610250200+0200", "202610250200+0100", "202610250300+0100"]
+
+
+@pytest.mark.parametrize(
+    ("key_format", "kind", "problem"),
+    [
+        pytest.param("%Y-%m", "daily", "have the key", id="coarser-than-the-windows"),
+        pytest.param("%Y%m%d%H", "hourly", "have the key", id="repeated-hour-without-offset"),
+        pytest.param("%Y/%m/%d", "daily", "'/'", id="a-slash"),
+        pytest.param("%Y-%m-%d %H%z", "hourly", "' '", id="a-space"),
+        pytest.param("daily", "daily", "have the key", id="no-directive"),
+    ],
+)
+def test_a_key_format_that_does_not_fit_is_a_config_error(
+    key_format: str, kind: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match="key_format") as exc_info:
+        scheme_from_config(
+            kind=kind, start="2026-03-01", timezone="Europe/Berlin", key_format=key_format
+        )
+    assert problem in str(exc_info.value)
+    assert exc_info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("cron", "field"),
+    [
+        pytest.param("60 * * * *", "minute", id="minute"),
+        pytest.param("0 24 * * *", "hour", id="hour"),
+        pytest.param("0 0 32 * *", "day of month", id="day-of-month"),
+        pytest.param("0 0 * 13 *", "month", id="month"),
+        pytest.param("0 0 * * MON-XYZ", "day of week", id="day-of-week"),
+        pytest.param("0 0 30 2 *", "day of month", id="never"),
+        pytest.param("0 * * *", "4 fields, not 5", id="four-fields"),
+        pytest.param("0 0 * * * *", "6 fields, not 5", id="six-fields"),
+        pytest.param("@daily", "1 fields, not 5", id="nickname"),
+    ],
+)
+def test_an_invalid_cron_is_a_config_error_naming_the_field(cron: str, field: str) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        scheme_from_config(kind="cron", cron=cron, start="2026-03-01")
+    assert field in str(exc_info.value)
+    assert repr(cron) in str(exc_info.value)
+    assert exc_info.value.exit_code == 2
+    assert exc_info.value.hint is not None and "5 fields" in exc_info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        pytest.param({"kind": "cron"}, "needs [partitions] cron", id="cron-without-schedule"),
+        pytest.param({"kind": "daily", "cron": "0 0 * * *"}, "kind = 'cron'", id="cron-not-kind"),
+        pytest.param(
+            {"kind": "cron", "cron": "0 0 * * *", "hour_offset": 3},
+            "hour_offset do(es) not apply to a cron schedule",
+            id="offset-with-cron",
+        ),
+        pytest.param({"kind": "hourly", "hour_offset": 1}, "hour_offset does not apply", id="h"),
+        pytest.param({"kind": "daily", "minute_offset": 60}, "minute_offset = 60", id="minute"),
+        pytest.param({"kind": "daily", "hour_offset": -1}, "hour_offset = -1", id="hour"),
+        pytest.param({"kind": "monthly", "day_offset": 29}, "day_offset = 29", id="day-29"),
+        pytest.param({"kind": "weekly", "day_offset": 2}, "week_starts_on", id="weekly-day"),
+        pytest.param({"kind": "daily", "end_offset": 5000}, "end_offset", id="end-offset"),
+        pytest.param(
+            {"kind": "static", "values": ["a"], "key_format": "%Y"}, "static", id="static"
+        ),
+    ],
+)
+def test_time_settings_that_do_not_fit_the_kind_are_config_errors(
+    settings: dict[str, object], said: str
+) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        scheme_from_config(start="2026-03-01", **settings)  # type: ignore[arg-type]
+    assert said in str(exc_info.value)
+    assert exc_info.value.exit_code == 2
+
+
+def test_cron_schemes_are_the_same_kind_only_as_the_same_schedule() -> None:
+    every_15 = cron_scheme(cron="*/15 * * * *")
+    assert every_15.same_kind(cron_scheme(cron="*/15 * * * *", start="2020-01-01"))
+    assert not every_15.same_kind(cron_scheme(cron="*/30 * * * *"))
+    assert not every_15.same_kind(cron_scheme(cron="*/15 * * * *", timezone="Europe/Berlin"))
+    daily_cron = cron_scheme(cron="0 0 * * *")
+    daily = scheme_from_config(kind="daily", start="2026-04-17")
+    assert not daily_cron.same_kind(daily)
+    assert not daily.same_kind(daily_cron)

@@ -13,6 +13,7 @@ from conftest import both_backends, database_fingerprint
 
 from backfiller import Project
 from backfiller.errors import ConfigError, ExitCode, GraphError, InvalidPartitionKeyError
+from backfiller.partitions import CronScheme
 from backfiller.project import CONFIG_FILE, ProjectConfig, load_project, read_env_file
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -466,3 +467,42 @@ def test_an_unknown_asset_suggests_the_nearest_one(example_dir: Path) -> None:
     project = load_project(example_dir, environ={})
     with pytest.raises(GraphError, match=r"did you mean 'week06/silver/ticket_fact_partitioned'\?"):
         project.graph.get("week06/silver/ticket_facts_partitioned")
+
+
+def test_a_cron_partition_scheme_from_the_file(example_dir: Path) -> None:
+    _edit_toml(
+        example_dir,
+        'kind = "daily"',
+        'kind = "cron"\ncron = "0 6 * * *"\nkey_format = "%Y-%m-%d"\nend_offset = 1',
+    )
+    scheme = load_project(example_dir, environ={}).scheme
+    assert isinstance(scheme, CronScheme)
+    assert (scheme.cron, scheme.key_pattern, scheme.end_offset) == ("0 6 * * *", "%Y-%m-%d", 1)
+    assert scheme.window("2026-04-17").render()[0] == "2026-04-17T06:00:00+00:00"
+
+
+def test_partition_offsets_from_the_environment(example_dir: Path) -> None:
+    environ = {
+        "WEEK06_BACKFILLER_PARTITIONS_HOUR_OFFSET": "6",
+        "WEEK06_BACKFILLER_PARTITIONS_MINUTE_OFFSET": "30",
+    }
+    scheme = load_project(example_dir, environ=environ).scheme
+    assert isinstance(scheme, CronScheme)
+    assert scheme.cron == "30 6 * * *"
+    assert scheme.parse("2026-04-17") == "2026-04-17"
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        pytest.param('cron = "0 25 * * *"', "the hour (the 2nd field, 0-23) field", id="bad-cron"),
+        pytest.param("crom = 1", "unknown setting [partitions] crom", id="unknown-setting"),
+        pytest.param("cron = 5", "[partitions] cron = 5", id="cron-not-text"),
+    ],
+)
+def test_a_wrong_cron_setting_is_a_config_error(example_dir: Path, setting: str, said: str) -> None:
+    _edit_toml(example_dir, 'kind = "daily"', f'kind = "cron"\n{setting}')
+    with pytest.raises(ConfigError) as info:
+        load_project(example_dir, environ={})
+    assert said in str(info.value)
+    assert info.value.exit_code == 2
