@@ -292,15 +292,21 @@ def asset_page(
     }
 
 
-def partition_page(project: Project, reader: LedgerReader, asset: str, key: str) -> dict[str, Any]:
+def partition_page(
+    project: Project, reader: LedgerReader, asset: str, key: str, state: str | None = None
+) -> dict[str, Any]:
     """One partition: its state, ledger record, versions (the commits that wrote it), the
-    attempts of every run on it (operators, reasons), its checks, holds and partition report."""
+    attempts of every run on it (operators, reasons), its checks, holds and partition report.
+    ``state``: its state when the caller has just classified it (the static site, from the
+    asset's grid)."""
     from backfiller.planning.classify import state_ranges
     from backfiller.reports import read_partition_report
 
     _asset(project, asset)
     keys = window(project, key, key)
-    states = state_ranges(project, reader, keys, [asset])
+    if state is None:
+        found = state_ranges(project, reader, keys, [asset])
+        state = found[0].value.value if found else None
     record = reader.partitions.get(asset, key)
     runs = {r.run_id: r for r in reader.runs.all()}
     attempts = []
@@ -318,7 +324,7 @@ def partition_page(project: Project, reader: LedgerReader, asset: str, key: str)
         "kind": "partition",
         "asset": asset,
         "partition_key": key,
-        "state": states[0].value.value if states else None,
+        "state": state,
         "record": None if record is None else _record(record),
         "versions": versions,
         "attempts": attempts,

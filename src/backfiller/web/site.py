@@ -60,7 +60,9 @@ def write_site(project: Project, out: Path) -> list[Path]:
                 page(
                     f"assets/{asset}/partitions/{key}/",
                     "partition.html",
-                    partial(pages.partition_page, project, asset=asset, key=key),
+                    partial(
+                        pages.partition_page, project, asset=asset, key=key, state=cell["state"]
+                    ),
                 )
         runs = page("runs/", "runs.html", partial(pages.runs_page, project))
         for run in runs["runs"] if runs else []:
