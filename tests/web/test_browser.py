@@ -135,7 +135,7 @@ def test_click_from_the_overview_to_the_failing_rows(server: str, artifacts: Pat
             page.goto(server + "/")
             assert page.title().startswith("omnisupport")
             row = page.locator("tr.asset", has=page.get_by_role("link", name=RAW, exact=True))
-            segment = row.locator('.bar a[data-state="check_failed"]')
+            segment = row.locator(".bar a.s-check_failed")
             assert segment.count() == 1
             page.screenshot(path=artifacts / "1-overview.png", full_page=True)
 

@@ -16,7 +16,7 @@ from backfiller.planning.ranges import KeyRange
 
 __all__ = ["MAX_SEGMENTS", "Segment", "segments"]
 
-MAX_SEGMENTS = 400
+MAX_SEGMENTS = 240  # a bar is some 800 px wide: at least 3 px a segment
 MATERIALIZED = PartitionState.MATERIALIZED.value
 
 

@@ -316,6 +316,7 @@ def partition_page(
                 entry = attempt_entry(a)
                 entry.update(operator=run.operator, reason=run.reason, action=run.action)
                 attempts.append(entry)
+    attempts.sort(key=lambda a: a["started_at"])
     versions = [
         commit_entry(c) for c in project.store.history(asset) if key in _keys_of(c.metadata)
     ]
