@@ -4,6 +4,7 @@ served (``/assets/…/``) and as static files opened from a folder (``../../asse
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -53,7 +54,22 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["js"] = _pretty
+    env.filters["when"] = _when
     return env
+
+
+def _when(value: str | None) -> str:
+    """An ISO timestamp to the second, as people read it (``2026-12-06 19:34:02 UTC``)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.tzinfo is None:
+        return shown
+    return f"{shown} {'UTC' if moment.utcoffset() == timedelta(0) else moment.strftime('%z')}"
 
 
 def _pretty(value: Any) -> str:
