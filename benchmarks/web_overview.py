@@ -9,10 +9,11 @@ for the demo project.
 (b) demo: the project ``backfiller demo`` lays out (March–April materialised but 2026-04-17),
     over its default window.
 
-For each, in this process (imports paid before the clock starts): the page's data
-(``pages.overview``: the state classification, one DuckDB query for every cell, and the bars
-built from its ranges), the HTML rendered from that data, and a whole ``GET /`` through the
-framework's test client; then the HTML's size and the number of bar segments. The target of
+For each, in this process (imports paid before the clock starts; the median of ``--repeat``):
+the state classification alone (``state_ranges``, the query ``status`` and ``gaps`` run), the
+page's data (``pages.overview``: that classification, the bars built from its ranges, holds,
+runs), the HTML rendered from that data, and a whole ``GET /`` through the framework's test
+client; then the HTML's size and the number of bar segments. The target of
 issue 14 is under 1 s and under 500 KB for 10 × 100,000. Never run by the test suite.
 """
 
@@ -47,11 +48,14 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def measure(label: str, project: Any, start: str | None, end: str | None, repeat: int) -> None:
     from fastapi.testclient import TestClient
 
+    from backfiller.planning.classify import state_ranges
     from backfiller.web import pages
     from backfiller.web.app import create_app
     from backfiller.web.html import Links, render
 
     reader = project.reader()
+    keys = pages.window(project, start, end)
+    classify_s, _ = _timed(lambda: state_ranges(project, reader, keys), repeat)
     data_s, data = _timed(lambda: pages.overview(project, reader, start, end), repeat)
     html_s, _ = _timed(lambda: render("overview.html", data, Links("/")), repeat)
     query = f"/?start={start}&end={end}" if start and end else "/"
@@ -63,7 +67,8 @@ def measure(label: str, project: Any, start: str | None, end: str | None, repeat
     segments = sum(len(a["bar"]) for a in data["assets"])
     ranges = sum(a["ranges"] for a in data["assets"])
     print(
-        f"{label:>28} {cells:>10,} {ranges:>8,} {segments:>6,} {data_s:>9.3f} {html_s:>9.3f} "
+        f"{label:>28} {cells:>10,} {ranges:>8,} {segments:>6,} {classify_s:>10.3f} "
+        f"{data_s:>9.3f} {html_s:>9.3f} "
         f"{get_s:>9.3f} {len(response.content) / 1024:>9.1f}",
         flush=True,
     )
@@ -85,7 +90,8 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="web-overview-"))
     print(
-        f"{'project':>28} {'cells':>10} {'ranges':>8} {'segs':>6} {'data s':>9} {'html s':>9} "
+        f"{'project':>28} {'cells':>10} {'ranges':>8} {'segs':>6} {'classify s':>10} "
+        f"{'data s':>9} {'html s':>9} "
         f"{'GET / s':>9} {'HTML KiB':>9}"
     )
     try:
