@@ -100,11 +100,12 @@ def server(demo: Path) -> Iterator[str]:
         first = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in first, first
         base = f"http://127.0.0.1:{port}"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
         # uvicorn prints its banner line before it listens: wait until it answers (bounded)
         for _ in range(300):
             assert proc.poll() is None, proc.stdout.read()
             try:
-                with urllib.request.urlopen(base + "/api/runs/") as response:
+                with direct.open(base + "/api/runs/") as response:
                     assert response.status == 200
                     break
             except OSError:

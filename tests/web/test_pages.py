@@ -237,3 +237,6 @@ def test_openapi_lists_every_json_route_read_only(client: TestClient, web: WebPr
     api = {p for p in paths if p.startswith("/api/")}
     assert len(api) == len(urls(web)) - 1
     assert all(set(ops) == {"get"} for ops in paths.values())
+    for path in api:
+        operation = paths[path]["get"]
+        assert operation["description"] and {"200", "404"} <= set(operation["responses"]), path

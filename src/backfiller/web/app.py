@@ -28,6 +28,14 @@ __all__ = ["READ_METHODS", "create_app"]
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 _METHODS = ["GET", "HEAD"]
+_ERROR: dict[str, Any] = {
+    "content": {"application/json": {}}
+}  # {"kind": "error", "status", "detail"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The page's data: a JSON object whose 'kind' names the page"},
+    404: {**_ERROR, "description": "No such asset, partition, run, plan or evidence"},
+    409: {**_ERROR, "description": "The evidence no longer matches what the ledger recorded"},
+}
 
 
 class ReadOnly:
@@ -92,7 +100,15 @@ def create_app(project: Project) -> FastAPI:
         def register(endpoint: Callable[..., Response]) -> Callable[..., Response]:
             app.api_route(path, methods=_METHODS, name=name, include_in_schema=False)(endpoint)
             api = f"/api{path}"
-            app.api_route(api, methods=["GET"], name=f"api_{name}", operation_id=name)(endpoint)
+            app.api_route(
+                api,
+                methods=["GET"],
+                name=f"api_{name}",
+                operation_id=name,
+                summary=f"The {name} page as JSON",
+                tags=["pages"],
+                responses=_RESPONSES,
+            )(endpoint)
             app.api_route(api, methods=["HEAD"], include_in_schema=False)(endpoint)
             return endpoint
 
