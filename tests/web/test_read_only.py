@@ -1,17 +1,26 @@
 """The web view cannot write: no route takes a method but GET or HEAD, every other method is
 refused before routing, and serving every page (HTML, JSON, HEAD, the OpenAPI document, the
 chain verified) leaves the ledger and every file of the project — store, reports, plans,
-evidence — exactly as they were, on SQLite and on PostgreSQL."""
+evidence — exactly as they were, on SQLite and on PostgreSQL; a project with no ledger yet is
+served and still has none."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import both_backends, ledger_fingerprint, tree_fingerprint
+from conftest import (
+    NOW,
+    both_backends,
+    database_fingerprint,
+    ledger_fingerprint,
+    tree_fingerprint,
+)
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 from web_project import BAD_DAY, RAW, SILVER, build_web_project
 
+from backfiller import FixedClock, load_project
+from backfiller.lab.example import lay_out_example
 from backfiller.web.app import READ_METHODS, create_app
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -71,3 +80,26 @@ def test_serving_every_page_writes_nothing(tmp_path: Path, project_environ: dict
             assert client.head(url).status_code == 200, url
     assert ledger_fingerprint(project) == before_ledger
     assert tree_fingerprint(web.root) == before_files
+
+
+@both_backends
+def test_a_project_with_no_ledger_yet_is_served_and_gets_none(
+    tmp_path: Path, no_ledger_environ: dict[str, str], ledger_backend: str
+) -> None:
+    root = lay_out_example(tmp_path / "omni")
+    project = load_project(root, environ=no_ledger_environ, clock=FixedClock(NOW))
+    before = tree_fingerprint(root)
+    database = no_ledger_environ.get("BACKFILLER_LEDGER_URL")
+    assert (database is not None) == (ledger_backend == "postgres")
+    assert database is None or database_fingerprint(database) == {}  # an empty database
+    with TestClient(create_app(project)) as client:
+        for url in ("/", f"/assets/{RAW}/", f"/assets/{RAW}/partitions/{BAD_DAY}/", "/runs/"):
+            assert client.get(url).status_code == 200, url
+        for url in ("/plans/", "/evidence/", "/evidence/verify/"):
+            assert client.get(f"/api{url}").status_code == 200, url
+        doc = client.get("/api/").json()
+        assert doc["last_runs"] == [] and doc["open_holds"] == []
+        assert all(a["counts"].get("materialized", 0) == 0 for a in doc["assets"])
+        assert client.get("/runs/run-x/").status_code == 404
+    assert tree_fingerprint(root) == before  # no ledger file, nothing else either
+    assert database is None or database_fingerprint(database) == {}  # still no table
