@@ -240,3 +240,26 @@ def test_openapi_lists_every_json_route_read_only(client: TestClient, web: WebPr
     for path in api:
         operation = paths[path]["get"]
         assert operation["description"] and {"200", "404"} <= set(operation["responses"]), path
+
+
+def test_a_ledger_to_migrate_is_named_not_a_crash(web: WebProject, tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "copy"
+    shutil.copytree(web.root, root)
+    copy = WebProject(root, web.environ, web.good_run, web.failed_run, web.plan_id)
+    project = copy.load()
+    db = sqlite3.connect(project.config.ledger_path)  # as an older backfiller left it
+    try:
+        with db:
+            db.execute(
+                "DELETE FROM schema_migrations "
+                "WHERE version = (SELECT max(version) FROM schema_migrations)"
+            )
+    finally:
+        db.close()
+    with TestClient(create_app(project)) as client:
+        page = client.get("/")
+        assert page.status_code == 409 and "backfiller migrate" in page.text
+        doc = client.get(f"/api/runs/{web.good_run}/").json()
+        assert doc["kind"] == "error" and "backfiller migrate" in doc["detail"]

@@ -34,7 +34,11 @@ _ERROR: dict[str, Any] = {
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The page's data: a JSON object whose 'kind' names the page"},
     404: {**_ERROR, "description": "No such asset, partition, run, plan or evidence"},
-    409: {**_ERROR, "description": "The evidence no longer matches what the ledger recorded"},
+    409: {
+        **_ERROR,
+        "description": "The ledger needs 'backfiller migrate', or the evidence no longer "
+        "matches what the ledger recorded",
+    },
 }
 
 
@@ -83,13 +87,14 @@ def create_app(project: Project) -> FastAPI:
         build: Callable[[LedgerReader], dict[str, Any]],
         **extra: Any,
     ) -> Response:
-        reader = project.reader()
+        reader: LedgerReader | None = None
         try:
+            reader = project.reader()
             data = build(reader)
         except pages.NotFound as exc:
             return _error(request, 404, str(exc), links)
-        except BackfillerError as exc:
-            return _error(request, 409, exc.message, links)
+        except BackfillerError as exc:  # e.g. a ledger to migrate, tampered evidence
+            return _error(request, 409, str(exc), links)
         finally:
             _close(reader)
         if wants_json(request):
@@ -160,13 +165,14 @@ def create_app(project: Project) -> FastAPI:
     @app.api_route("/runs/{run_id}/evidence/report.html", methods=["GET"], name="report")
     def report(request: Request, run_id: str) -> Response:
         """The run's evidence report, the self-contained HTML page as written."""
-        reader = project.reader()
+        reader: LedgerReader | None = None
         try:
+            reader = project.reader()
             return HTMLResponse(pages.evidence_report(project, reader, run_id))
         except pages.NotFound as exc:
             return _error(request, 404, str(exc), links)
         except BackfillerError as exc:
-            return _error(request, 409, exc.message, links)
+            return _error(request, 409, str(exc), links)
         finally:
             _close(reader)
 
