@@ -263,3 +263,35 @@ def test_a_ledger_to_migrate_is_named_not_a_crash(web: WebProject, tmp_path: Pat
         assert page.status_code == 409 and "backfiller migrate" in page.text
         doc = client.get(f"/api/runs/{web.good_run}/").json()
         assert doc["kind"] == "error" and "backfiller migrate" in doc["detail"]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "web.md"
+
+
+def _documented() -> dict[str, set[str]]:
+    """``kind`` -> the top-level keys docs/web.md lists for it."""
+    found: dict[str, set[str]] = {}
+    kind = None
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r'^## .*"kind": "(\w+)"', line)
+        if heading:
+            kind = heading.group(1)
+            found[kind] = {"kind", "version"}
+        elif kind and line.startswith("| `"):
+            found[kind] |= set(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return found
+
+
+def test_every_json_key_is_documented(client: TestClient, web: WebProject) -> None:
+    documented = _documented()
+    seen = set()
+    for name, url in urls(web).items():
+        if name in ("evidence", "report"):
+            continue  # the evidence document has its own contract
+        doc = client.get(f"/api{url}").json()
+        assert doc["version"] == 1
+        assert set(doc) == documented[doc["kind"]], doc["kind"]
+        seen.add(doc["kind"])
+    error = client.get("/api/runs/run-nope/").json()
+    assert set(error) == documented["error"]
+    assert seen | {"error"} == set(documented)

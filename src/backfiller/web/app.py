@@ -202,7 +202,7 @@ def create_app(project: Project) -> FastAPI:
 
 
 def _error(request: Request, status: int, detail: str, links: Links) -> Response:
-    data = {"kind": "error", "status": status, "detail": detail}
+    data = {"kind": "error", "version": pages.VERSION, "status": status, "detail": detail}
     if wants_json(request):
         return JSONResponse(data, status_code=status)
     return HTMLResponse(render("error.html", data, links), status_code=status)

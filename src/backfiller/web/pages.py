@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRID_LIMIT",
+    "VERSION",
     "NotFound",
     "asset_page",
     "chain_page",
@@ -39,6 +40,8 @@ __all__ = [
     "verify_page",
 ]
 
+#: the version of every page's JSON: a key is only ever added within a version
+VERSION = 1
 #: the most partitions the asset page's grid shows (the newest of the window by default)
 GRID_LIMIT = 366
 #: the runs the overview lists
@@ -245,6 +248,7 @@ def overview(
     runs = reader.runs.all()
     return {
         "kind": "overview",
+        "version": VERSION,
         "project": project.config.name,
         "scheme": project.scheme.name,
         "window": span(keys),
@@ -279,6 +283,7 @@ def asset_page(
     results = reader.checks.results(asset=asset)
     return {
         "kind": "asset",
+        "version": VERSION,
         "asset": asset,
         "deps": [d.asset for d in definition.deps],
         "declared_checks": [c.name for c in definition.checks],
@@ -323,6 +328,7 @@ def partition_page(
     report = read_partition_report(project.partition_report_path(asset, key))
     return {
         "kind": "partition",
+        "version": VERSION,
         "asset": asset,
         "partition_key": key,
         "state": state,
@@ -362,7 +368,12 @@ def _record(r: Any) -> dict[str, Any]:
 
 def runs_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
     runs = reader.runs.all()
-    return {"kind": "runs", "count": len(runs), "runs": [run_entry(r) for r in reversed(runs)]}
+    return {
+        "kind": "runs",
+        "version": VERSION,
+        "count": len(runs),
+        "runs": [run_entry(r) for r in reversed(runs)],
+    }
 
 
 def run_page(project: Project, reader: LedgerReader, run_id: str) -> dict[str, Any]:
@@ -374,6 +385,7 @@ def run_page(project: Project, reader: LedgerReader, run_id: str) -> dict[str, A
     evidence = reader.evidence.of_run(run_id)
     return {
         "kind": "run",
+        "version": VERSION,
         "run": run_entry(run),
         "arguments": _plain(run.arguments),
         "steps": [attempt_entry(a) for a in reader.runs.attempts(run_id)],
@@ -438,6 +450,7 @@ def plans_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
     plans = sorted(_plans(project, reader).values(), key=lambda p: p[0].created_at, reverse=True)
     return {
         "kind": "plans",
+        "version": VERSION,
         "count": len(plans),
         "plans": [
             {
@@ -466,6 +479,7 @@ def plan_page(project: Project, reader: LedgerReader, plan_id: str) -> dict[str,
     doc, source = found
     return {
         "kind": "plan",
+        "version": VERSION,
         "source": source,
         "runs": [run_entry(r) for r in reader.runs.all() if r.plan_id == plan_id],
         "plan": doc.to_dict(),
@@ -476,6 +490,7 @@ def chain_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
     """The evidence chain as the ledger's index has it (verified on request)."""
     return {
         "kind": "evidence_chain",
+        "version": VERSION,
         "links": [
             {
                 "seq": r.seq,
@@ -499,6 +514,7 @@ def verify_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
     first = min(linked, key=lambda p: p.seq or 0) if linked else (problems[0] if problems else None)
     return {
         "kind": "evidence_verification",
+        "version": VERSION,
         "intact": not problems,
         "checked": len(reader.evidence.index()),
         "first_broken": None if first is None else _problem(first),
