@@ -1,5 +1,6 @@
 """Start-up stays cheap by construction: ``backfiller --help`` and every ``backfiller <cmd>
---help`` import none of DuckDB, Arrow, Delta Lake, jsonschema, the OpenLineage client (nor
+--help`` import none of DuckDB, Arrow, Delta Lake, jsonschema, the OpenLineage client, the web
+view's FastAPI, Starlette, Jinja2 or uvicorn (nor
 pydantic); ``status`` imports neither jsonschema nor the OpenLineage client, on either ledger
 (it does import DuckDB: its states are the gap classifier's reasons, one query with ``gaps``).
 Structural tests in a fresh interpreter, no time limit (``benchmarks/startup.py`` measures the
@@ -19,7 +20,18 @@ from conftest import both_backends
 
 from backfiller import Project
 
-HEAVY = ("duckdb", "pyarrow", "deltalake", "jsonschema", "pydantic", "openlineage")
+HEAVY = (
+    "duckdb",
+    "pyarrow",
+    "deltalake",
+    "jsonschema",
+    "pydantic",
+    "openlineage",
+    "fastapi",
+    "starlette",
+    "jinja2",
+    "uvicorn",
+)
 
 pytestmark = pytest.mark.slow
 

@@ -21,12 +21,15 @@ from backfiller.errors import ConfigError, ExitCode, IllegalTransitionError
 from backfiller.ledger import (
     AttemptStatus,
     CheckBook,
+    CheckReader,
     DatabaseLedger,
     DimensionBook,
     DimensionReader,
     EmptyLedger,
     EvidenceIndex,
+    EvidenceReader,
     HoldBook,
+    HoldReader,
     LeaseBook,
     LedgerReader,
     PartitionBook,
@@ -662,6 +665,9 @@ def test_reader_protocol_has_no_writing_method() -> None:
         "partitions": PartitionReader,
         "protections": ProtectionReader,
         "dimensions": DimensionReader,
+        "checks": CheckReader,
+        "holds": HoldReader,
+        "evidence": EvidenceReader,
     }
     assert {n for n in dir(LedgerReader) if not n.startswith("_")} == set(parts)
     for name, protocol in parts.items():
@@ -676,6 +682,9 @@ def test_reader_protocol_has_no_writing_method() -> None:
         ("partitions", PartitionBook, {"start", "publish", "fail", "mark_stale"}),
         ("protections", ProtectionBook, {"protect", "unprotect", "record_override"}),
         ("dimensions", DimensionBook, {"add", "remove"}),
+        ("checks", CheckBook, {"record"}),
+        ("holds", HoldBook, {"place", "release"}),
+        ("evidence", EvidenceIndex, {"append"}),
     ):
         assert writers <= _public(protocol), name
         assert not writers & _public(parts[name]), name

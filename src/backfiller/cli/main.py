@@ -41,6 +41,7 @@ from .partitions import COMMANDS as PARTITION_COMMANDS
 from .recovery import COMMANDS as RECOVERY_COMMANDS
 from .simulate import COMMANDS as SIMULATE_COMMANDS
 from .strategy import COMMANDS as STRATEGY_COMMANDS
+from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.planning import GapReason, PlanDocument
@@ -475,6 +476,7 @@ for _command in [
     *SIMULATE_COMMANDS,
     *STRATEGY_COMMANDS,
     *EVIDENCE_COMMANDS,
+    *WEB_COMMANDS,
 ]:
     cli.add_command(_command)
 

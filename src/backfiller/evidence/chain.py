@@ -17,7 +17,7 @@ from typing import Any
 
 from backfiller.canonical import sha256_hex
 from backfiller.errors import BackfillerError, ExitCode
-from backfiller.ledger import EvidenceRecord, Ledger, RunState
+from backfiller.ledger import EvidenceRecord, LedgerReader, RunState
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
 
@@ -169,7 +169,7 @@ def _check_plan(
     return []
 
 
-def verify_chain(project: Project, ledger: Ledger) -> list[ChainProblem]:
+def verify_chain(project: Project, ledger: LedgerReader) -> list[ChainProblem]:
     """Every way the evidence folder and the ledger's index disagree (empty: intact)."""
     problems: list[ChainProblem] = []
     known: set[Path] = set()

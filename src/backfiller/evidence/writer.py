@@ -53,6 +53,7 @@ from backfiller.ledger import (
     CheckRecord,
     HoldRecord,
     Ledger,
+    LedgerReader,
     RunRecord,
     RunState,
 )
@@ -370,7 +371,7 @@ def build_run_evidence(
     )
 
 
-def _existing(project: Project, ledger: Ledger, run_id: str) -> Path | None:
+def _existing(project: Project, ledger: LedgerReader, run_id: str) -> Path | None:
     record = ledger.evidence.of_run(run_id)
     if record is None:
         return None
@@ -435,7 +436,7 @@ def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Path:
     return indexed_path(project, record)
 
 
-def load_run_evidence(project: Project, ledger: Ledger, run_id: str) -> RunEvidence:
+def load_run_evidence(project: Project, ledger: LedgerReader, run_id: str) -> RunEvidence:
     """The recorded evidence of a run, refused if its file no longer matches its hash."""
     path = _existing(project, ledger, run_id)
     if path is None:

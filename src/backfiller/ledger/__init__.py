@@ -7,12 +7,12 @@ database: SQLite by default (:mod:`~backfiller.ledger.sqlite`), PostgreSQL in te
 (:mod:`~backfiller.ledger.postgres`, which imports psycopg only when a PostgreSQL ledger is
 opened)."""
 
-from backfiller.ledger.checks import CheckBook, CheckRecord
+from backfiller.ledger.checks import CheckBook, CheckReader, CheckRecord
 from backfiller.ledger.composed import DatabaseLedger
 from backfiller.ledger.database import Database
 from backfiller.ledger.dimensions import DimensionBook, DimensionReader
-from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceRecord
-from backfiller.ledger.holds import HoldBook, HoldRecord
+from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
+from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
 from backfiller.ledger.leases import LeaseBook, LeaseConflict
 from backfiller.ledger.partitions import PartitionBook, PartitionReader, PublishSuperseded
 from backfiller.ledger.postgres import PostgresLedger, open_postgres_reader
@@ -44,6 +44,7 @@ __all__ = [
     "AttemptRecord",
     "AttemptStatus",
     "CheckBook",
+    "CheckReader",
     "CheckRecord",
     "CheckStatus",
     "Database",
@@ -54,8 +55,10 @@ __all__ = [
     "DimensionVerb",
     "EmptyLedger",
     "EvidenceIndex",
+    "EvidenceReader",
     "EvidenceRecord",
     "HoldBook",
+    "HoldReader",
     "HoldRecord",
     "Lease",
     "LeaseBook",

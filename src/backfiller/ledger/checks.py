@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from backfiller.ledger.database import Database, Row
 from backfiller.ledger.states import CheckStatus, Severity
 
-__all__ = ["CheckBook", "CheckRecord", "SqlCheckBook"]
+__all__ = ["CheckBook", "CheckReader", "CheckRecord", "SqlCheckBook"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,13 @@ class CheckRecord:
     at: str
 
 
-class CheckBook(Protocol):
+class CheckReader(Protocol):
+    def results(
+        self, *, run_id: str | None = None, asset: str | None = None, key: str | None = None
+    ) -> list[CheckRecord]: ...
+
+
+class CheckBook(CheckReader, Protocol):
     def record(
         self,
         *,
@@ -38,10 +44,6 @@ class CheckBook(Protocol):
         on_staged: bool,
         results: list[tuple[str, CheckStatus, Severity, bool, Any, Any, list[dict[str, Any]]]],
     ) -> None: ...
-
-    def results(
-        self, *, run_id: str | None = None, asset: str | None = None, key: str | None = None
-    ) -> list[CheckRecord]: ...
 
 
 def _check(row: Row) -> CheckRecord:

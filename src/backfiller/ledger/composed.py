@@ -69,6 +69,9 @@ class ReadOnlyLedger:
         self.runs = SqlRunLog(db)
         self.partitions = SqlPartitionBook(db)
         self.protections = SqlProtectionBook(db)
+        self.checks = SqlCheckBook(db)
+        self.holds = SqlHoldBook(db)
+        self.evidence = SqlEvidenceIndex(db)
         self.dimensions = SqlDimensionBook(db)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Protocol
 from backfiller.ledger.database import Database
 from backfiller.ledger.states import RunState, RunVerb
 
-__all__ = ["EvidenceIndex", "EvidenceRecord", "SqlEvidenceIndex"]
+__all__ = ["EvidenceIndex", "EvidenceReader", "EvidenceRecord", "SqlEvidenceIndex"]
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,16 @@ class EvidenceRecord:
     written_at: str
 
 
-class EvidenceIndex(Protocol):
-    def append(
-        self, run_id: str, write: Callable[[int, str | None], tuple[str, str]]
-    ) -> EvidenceRecord: ...
-
+class EvidenceReader(Protocol):
     def index(self) -> list[EvidenceRecord]: ...
 
     def of_run(self, run_id: str) -> EvidenceRecord | None: ...
+
+
+class EvidenceIndex(EvidenceReader, Protocol):
+    def append(
+        self, run_id: str, write: Callable[[int, str | None], tuple[str, str]]
+    ) -> EvidenceRecord: ...
 
 
 class SqlEvidenceIndex:

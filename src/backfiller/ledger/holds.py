@@ -8,7 +8,7 @@ from typing import Protocol
 
 from backfiller.ledger.database import Database, Row
 
-__all__ = ["HoldBook", "HoldRecord", "SqlHoldBook"]
+__all__ = ["HoldBook", "HoldReader", "HoldRecord", "SqlHoldBook"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,11 @@ class HoldRecord:
         return self.released_at is None
 
 
-class HoldBook(Protocol):
+class HoldReader(Protocol):
+    def all(self, *, open_only: bool = True) -> list[HoldRecord]: ...
+
+
+class HoldBook(HoldReader, Protocol):
     def place(
         self,
         *,
@@ -44,8 +48,6 @@ class HoldBook(Protocol):
         cause_partition: str,
         cause_run_id: str | None,
     ) -> bool: ...
-
-    def all(self, *, open_only: bool = True) -> list[HoldRecord]: ...
 
     def release(self, hold_id: int, *, by: str, reason: str | None, forced: bool) -> None: ...
 

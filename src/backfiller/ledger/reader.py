@@ -9,10 +9,10 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from backfiller.ledger.checks import CheckBook
+from backfiller.ledger.checks import CheckBook, CheckReader, CheckRecord
 from backfiller.ledger.dimensions import DimensionBook, DimensionReader
-from backfiller.ledger.evidence_index import EvidenceIndex
-from backfiller.ledger.holds import HoldBook
+from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
+from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
 from backfiller.ledger.leases import LeaseBook
 from backfiller.ledger.partitions import STATE_COLUMNS, PartitionBook, PartitionReader
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
@@ -41,6 +41,15 @@ class LedgerReader(Protocol):
 
     @property
     def dimensions(self) -> DimensionReader: ...
+
+    @property
+    def checks(self) -> CheckReader: ...
+
+    @property
+    def holds(self) -> HoldReader: ...
+
+    @property
+    def evidence(self) -> EvidenceReader: ...
 
 
 class Ledger(Protocol):
@@ -123,6 +132,26 @@ class _NoDimensions:
         return []
 
 
+class _NoChecks:
+    def results(
+        self, *, run_id: str | None = None, asset: str | None = None, key: str | None = None
+    ) -> list[CheckRecord]:
+        return []
+
+
+class _NoHolds:
+    def all(self, *, open_only: bool = True) -> list[HoldRecord]:
+        return []
+
+
+class _NoEvidence:
+    def index(self) -> list[EvidenceRecord]:
+        return []
+
+    def of_run(self, run_id: str) -> EvidenceRecord | None:
+        return None
+
+
 class EmptyLedger:
     """The reader of a ledger that does not exist yet (opening it read-only creates nothing)."""
 
@@ -131,3 +160,6 @@ class EmptyLedger:
         self.partitions = _NoPartitions()
         self.protections = _NoProtections()
         self.dimensions = _NoDimensions()
+        self.checks = _NoChecks()
+        self.holds = _NoHolds()
+        self.evidence = _NoEvidence()
