@@ -168,6 +168,17 @@ def _batches(
     )
     mappings: dict[tuple[Any, int, int], int] = {}
     mapped: list[pa.Table] = []
+    #: the data versions of the assets others read, each read from the ledger once
+    upstream_assets = {d.asset for n in names for d in graph.get(n).deps}
+    versions: dict[str, pa.Table] = {}
+
+    def versions_of(asset: str) -> pa.Table:
+        if asset not in versions:
+            versions[asset] = ledger_table(reader, asset).select(
+                ["asset", "partition_key", "data_version"]
+            )
+        return versions[asset]
+
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
         batch = names[start : start + per_batch]
@@ -199,6 +210,8 @@ def _batches(
         ledgers, stored, reports = [], [], []
         for name in batch:  # each asset's own sources, then one step of progress
             ledgers.append(ledger_table(reader, name))
+            if name in upstream_assets:
+                versions[name] = ledgers[-1].select(["asset", "partition_key", "data_version"])
             stored.append(store_table(source, name))
             reports.append(report_table(source, name, nested))
             done += 1
@@ -207,12 +220,7 @@ def _batches(
         con.register("ledger", pa.concat_tables(ledgers))
         con.register(
             "upstream",
-            pa.concat_tables(
-                [
-                    ledger_table(reader, a).select(["asset", "partition_key", "data_version"])
-                    for a in ups
-                ]
-            )
+            pa.concat_tables([versions_of(a) for a in ups])
             if ups
             else pa.table(
                 {
