@@ -1,9 +1,10 @@
 """Atomic file writes: write a temporary file beside the target, fsync, rename.
 
-A reader sees the old file or the new one, never half of one; a crash leaves at most a stray
-temporary file, which is ignored (it starts with ``.tmp-``). Inside :func:`one_folder_sync`,
-the folders written to are synced once each when the block ends, not once per file (a group
-of partition reports costs one directory sync per folder).
+A reader sees the old file or the new one, never half of one; a crash leaves at most stray
+temporary files, which are ignored (they start with ``.tmp-``). Inside :func:`one_folder_sync`
+the writes are finished together when the block ends: every file written, then each synced,
+then each renamed, then each folder synced once — a group of partition reports waits for the
+disk once or twice, not twice per file.
 """
 
 from __future__ import annotations
@@ -22,41 +23,74 @@ _pending = threading.local()
 
 @contextlib.contextmanager
 def one_folder_sync() -> Iterator[None]:
-    """Defer the directory syncs of this thread's atomic writes to the end of the block (each
-    folder once); every file itself is still synced before its rename."""
-    outer = getattr(_pending, "folders", None)
-    if outer is not None:  # nested: the outermost block syncs
+    """Finish this thread's atomic writes at the end of the block: each file is written to its
+    temporary name at once, synced and renamed into place when the block ends (all synced
+    before any is renamed), and each folder synced once. A file is visible only after the
+    block; if the block raises, its files are not written (their temporaries are removed)."""
+    outer = getattr(_pending, "batch", None)
+    if outer is not None:  # nested: the outermost block finishes the writes
         yield
         return
-    folders: dict[Path, None] = {}
-    _pending.folders = folders
+    batch = _Batch()
+    _pending.batch = batch
     try:
         yield
-    finally:
-        _pending.folders = None
-        for folder in folders:
+    except BaseException:
+        _pending.batch = None
+        batch.discard()
+        raise
+    _pending.batch = None
+    batch.finish()
+
+
+class _Batch:
+    """The writes of a :func:`one_folder_sync` block: (temporary, target) in order."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[Path, Path]] = []
+
+    def finish(self) -> None:
+        try:
+            for tmp, _ in self.writes:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for tmp, path in self.writes:
+                tmp.replace(path)
+        except BaseException:
+            self.discard()
+            raise
+        for folder in dict.fromkeys(path.parent for _, path in self.writes):
             _fsync_dir(folder)
+
+    def discard(self) -> None:
+        for tmp, _ in self.writes:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    batch: _Batch | None = getattr(_pending, "batch", None)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if batch is None:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if batch is not None:
+            batch.writes.append((Path(tmp), path))  # synced and renamed at the block's end
+            return path
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
-    folders = getattr(_pending, "folders", None)
-    if folders is None:
-        _fsync_dir(path.parent)
-    else:
-        folders[path.parent] = None
+    _fsync_dir(path.parent)
     return path
 
 

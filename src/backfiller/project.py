@@ -65,7 +65,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "operator": "",
         "allow_paths_outside": False,
         "lease_ttl_seconds": 600,
-        "group_size": 1,
+        "group_size": 64,
     },
     "partitions": {
         "kind": "daily",
@@ -137,7 +137,7 @@ class ProjectConfig:
     #: how long a lease excludes others without a renewal (renewed every third of it)
     lease_ttl_seconds: int = 600
     #: partitions of one asset a run publishes by one Delta commit (1: a commit per partition)
-    group_size: int = 1
+    group_size: int = 64
     #: the PostgreSQL ledger's URL (team mode); empty: the SQLite file at ``ledger_path``
     ledger_url: str = ""
     env_sources: tuple[str, ...] = ()

@@ -1,8 +1,9 @@
 """A damaged store is named, never reported as healthy: a data file deleted behind the tool's
 back shows as a missing partition in ``gaps`` and ``status``, ``verify`` names it (exit 4),
 reading it is a clear exit 2 instead of a raw I/O message, and a rerun repairs it; a Delta log
-with a truncated or missing commit file is a clear exit 2 naming the table for every command,
-with nothing written (to the project folder nor to a PostgreSQL ledger). On both ledgers."""
+with a truncated or missing commit file (the first, or one between others) is a clear exit 2
+naming the table for every command, with nothing written (to the project folder nor to a
+PostgreSQL ledger). On both ledgers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from deltalake import DeltaTable
 from backfiller import Project
 from backfiller.cli.main import main
 from backfiller.errors import ExitCode
+from backfiller.store import CommitInfo
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -98,17 +100,27 @@ def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(
     assert "No gaps" in run(capsys, root, "gaps", "--start", KEY, "--end", KEY)[1]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "missing", "gap"])
 @pytest.mark.parametrize("command", [["status"], ["gaps"], ["plan", "--partition", "2026-04-17"]])
 def test_a_damaged_delta_log_is_exit_2_naming_the_table_for_every_command(
     april_project: Project, capsys: pytest.CaptureFixture[str], damage: str, command: list[str]
 ) -> None:
+    """Commit 1 truncated; the first commit (the table's schema) gone; a commit gone between
+    two others. (A last commit gone is not damage anyone can see: the log is then a shorter
+    history — the example's partitions are published by one group commit, commit 1.)"""
     root = april_project.root
     log = april_project.store.path(SILVER) / "_delta_log"
     commit = log / "00000000000000000001.json"
     if damage == "truncated":
         commit.write_text(commit.read_text(encoding="utf-8")[:40], encoding="utf-8")
+    elif damage == "missing":
+        (log / "00000000000000000000.json").unlink()
     else:
+        rows = april_project.store.read_partition(SILVER, KEY)
+        assert rows is not None
+        assert (
+            april_project.store.write_partitions(SILVER, rows, [KEY], CommitInfo("same rows")) == 2
+        )
         commit.unlink()
     before = files(root)
 

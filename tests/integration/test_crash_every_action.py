@@ -197,10 +197,10 @@ def _replay(root: Path, ledger: LedgerEnv) -> list[str]:
 
 def _restore(root: Path, ledger: LedgerEnv) -> list[str]:
     project = _load(root, ledger)
-    first = min(
+    first = min(  # the first commit carrying KEY (a group commit lists its keys)
         c.version
         for c in project.store.history(RAW)
-        if c.metadata.get("backfiller.partition_keys") == KEY
+        if KEY in c.metadata.get("backfiller.partition_keys", "").split(",")
     )
     return ["restore", "--asset", RAW, "--partition", KEY, "--to-version", str(first)]
 
@@ -228,7 +228,9 @@ def _retry(root: Path, ledger: LedgerEnv) -> list[str]:
 
 
 def _interrupted_backfill(root: Path, ledger: LedgerEnv) -> list[str]:
-    """A backfill killed after its third commit; the action is resuming it."""
+    """A backfill killed right after its first commit — the raw group's: its four partitions
+    landed and none is recorded, the silver ones are still to do; the action is resuming
+    it."""
     log = root.parent / "first.log"
     code = _cli(
         root,
@@ -237,7 +239,7 @@ def _interrupted_backfill(root: Path, ledger: LedgerEnv) -> list[str]:
         log=log,
         ledger=ledger,
         BACKFILLER_CRASH_POINT="after_commit",
-        BACKFILLER_CRASH_AFTER="3",
+        BACKFILLER_CRASH_AFTER="1",
     )
     assert code == -signal.SIGKILL, _tail(log)
     runs = _load(root, ledger).reader().runs.all()

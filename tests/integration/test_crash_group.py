@@ -51,6 +51,7 @@ APPLY = [
 HANG_GUARD = 300
 #: (point, n-th time it is reached): in the first group, between groups, in the last group
 CASES = [
+    ("after_lease", 1),
     ("after_start", 1),
     ("after_compute", 3),
     ("before_commit", 1),

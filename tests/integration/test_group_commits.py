@@ -7,6 +7,8 @@ those seven days with groups of four (so each asset's seven partitions take two 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -251,6 +253,150 @@ def test_a_group_commits_early_when_its_staged_rows_or_bytes_reach_the_limit(
         for result in (by_rows, by_bytes, whole):
             assert result.state is RunState.SUCCEEDED
         _assert_recorded_exactly(project, ledger, whole.run_id)
+
+
+# -- a group's checks, run once for the group --------------------------------------------------
+
+SHOP = "shop/orders"
+SHOP_DAYS = [f"2026-01-0{d}" for d in range(1, 6)]
+SHOP_TOML = """\
+[project]
+name = "shop"
+assets_module = "grouped_checks_shop_assets"
+store = "data/lake"
+manifests = "data/manifests"
+report_dir = "reports"
+operator = "tests"
+
+[partitions]
+kind = "daily"
+start = "2026-01-01"
+"""
+SHOP_ASSETS = '''\
+"""Orders of each day, read from orders.json ({day: [rows]}), which the test writes."""
+
+import json
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+
+from backfiller import AssetContext, asset
+from backfiller.checks import accepted_values, in_window, not_null, python_check, unique_key
+
+SCHEMA = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("amount", pa.int64()),
+        ("status", pa.string()),
+        ("at", pa.string()),
+    ]
+)
+
+
+def big_orders(table):
+    return table.filter(pa.compute.greater(table.column("amount"), 1000))
+
+
+@asset(
+    "shop/orders",
+    idempotency_key=("order_id", "partition_key"),
+    checks=[
+        unique_key(),
+        not_null("order_id", "amount"),
+        accepted_values("status", ("open", "paid"), severity="warn"),
+        in_window("at"),
+        python_check("no_big_orders", big_orders, severity="warn"),
+    ],
+)
+def orders(context: AssetContext) -> pa.Table:
+    days = json.loads(Path(context.project_root, "orders.json").read_text(encoding="utf-8"))
+    return pa.Table.from_pylist(days[context.partition_key], schema=SCHEMA)
+'''
+
+
+def _orders(day: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {"order_id": f"o-{day}-{n}", "amount": 10 * n, "status": "paid", "at": f"{day}T0{n}:00Z"}
+        for n in range(1, 4)
+    ]
+    if day == SHOP_DAYS[1]:  # a late order: outside the day (blocking)
+        rows[0]["at"] = "2026-01-03T00:00:00Z"
+    if day == SHOP_DAYS[2]:  # a null amount (blocking) and an unknown status (a warning)
+        rows[1]["amount"] = None
+        rows[2]["status"] = "lost"
+    if day == SHOP_DAYS[3]:  # an unknown status and a big order: warnings only
+        rows[0]["status"] = "refunded"
+        rows[1]["amount"] = 5000
+    return rows
+
+
+@pytest.fixture
+def shop_project(tmp_path: Path, load: Callable[[Path], Project]) -> Project:
+    root = tmp_path / "shop"
+    (root / "data/manifests").mkdir(parents=True)
+    (root / "backfiller.toml").write_text(SHOP_TOML, encoding="utf-8")
+    (root / "grouped_checks_shop_assets.py").write_text(SHOP_ASSETS, encoding="utf-8")
+    days = {day: _orders(day) for day in SHOP_DAYS}
+    (root / "orders.json").write_text(json.dumps(days), encoding="utf-8")
+    return load(root)
+
+
+def _check_results(ledger: Ledger, run_id: str) -> dict[str, list[tuple[object, ...]]]:
+    found: dict[str, list[tuple[object, ...]]] = {}
+    for r in ledger.checks.results(run_id=run_id):
+        found.setdefault(r.partition_key, []).append(
+            (r.check_name, r.status, r.severity, r.blocking, r.expected, r.actual, r.sample)
+        )
+    return found
+
+
+def test_a_groups_checks_record_each_partitions_own_results_and_block_only_its_failures(
+    shop_project: Project,
+) -> None:
+    """The built-in checks run once for the group of five days: each day's results are the
+    ones a run partition by partition records (failing rows, samples and windows included);
+    the two days whose blocking checks fail are left out of the group's one commit, the day
+    with warnings only is published."""
+    project = shop_project
+    steps = [(SHOP, day) for day in SHOP_DAYS]
+    with project.ledger() as ledger:
+        grouped = run_steps(project, ledger, steps, options=RunOptions(group=GroupLimits(5)))
+        outcomes = {s.partition_key: s.outcome for s in grouped.steps}
+        blocked = {SHOP_DAYS[1], SHOP_DAYS[2]}
+        assert {k for k, o in outcomes.items() if o is StepOutcome.CHECK_FAILED} == blocked
+        assert {o for k, o in outcomes.items() if k not in blocked} == {StepOutcome.PUBLISHED}
+        published = [k for k in SHOP_DAYS if k not in blocked]
+        assert list(_run_commits(project, SHOP, grouped.run_id).values()) == [published]
+        assert set(project.store.partition_counts(SHOP)) == set(published)
+        for key in published:
+            record = ledger.partitions.get(SHOP, key)
+            assert record is not None and record.fingerprint == project.store.fingerprint(SHOP, key)
+
+        alone = run_steps(project, ledger, steps, options=RunOptions(group=GroupLimits(1)))
+        assert {s.partition_key: s.outcome for s in alone.steps} == outcomes
+        results = _check_results(ledger, grouped.run_id)
+        assert results == _check_results(ledger, alone.run_id)
+
+    assert sorted(results) == SHOP_DAYS
+    failed = {
+        (key, name): (actual, sample)
+        for key, rows in results.items()
+        for name, status, _, _, _, actual, sample in rows
+        if status.value == "failed"
+    }
+    assert sorted(failed) == [
+        (SHOP_DAYS[1], "in_window(at)"),
+        (SHOP_DAYS[2], "accepted_values(status)"),
+        (SHOP_DAYS[2], "not_null(order_id, amount)"),
+        (SHOP_DAYS[3], "accepted_values(status)"),
+        (SHOP_DAYS[3], "no_big_orders"),
+    ]
+    actual, sample = failed[(SHOP_DAYS[2], "not_null(order_id, amount)")]
+    assert actual == 1 and [row["order_id"] for row in sample] == [f"o-{SHOP_DAYS[2]}-2"]
+    window = next(r for r in results[SHOP_DAYS[0]] if r[0] == "in_window(at)")
+    assert window[4] == list(project.scheme.window(SHOP_DAYS[0]).render())  # type: ignore[union-attr]
 
 
 # -- forming groups --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import both_backends, ledger_fingerprint, run_steps, tree_fingerprint
+from conftest import GAP_DAY, both_backends, ledger_fingerprint, run_steps, tree_fingerprint
 from deltalake import DeltaTable
 from lab_project import (
     BROKEN,
@@ -103,6 +103,16 @@ def files(project: Project) -> dict[str, str]:
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+def first_version_holding(project: Project, asset: str, key: str) -> int:
+    """The version of the first commit that published ``key`` (a group commit lists its
+    partitions' keys)."""
+    return min(
+        c.version
+        for c in project.store.history(asset)
+        if key in c.metadata.get("backfiller.partition_keys", "").split(",")
+    )
 
 
 def outcomes(result: Any) -> list[tuple[str, str, StepOutcome]]:
@@ -1035,10 +1045,11 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
     project = april_project
     ledger.protections.protect(RAW, KEY, reason="audited baseline", operator="lead")
     version = project.store.version(RAW)
+    earlier = first_version_holding(project, RAW, KEY)
     before = files(project)
 
     with pytest.raises(PreconditionError) as refused:
-        restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=2)
+        restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=earlier)
     assert f"protected baseline(s): {RAW} {KEY} (audited baseline, by lead)" in (
         refused.value.message
     )
@@ -1046,7 +1057,13 @@ def test_restore_of_a_protected_partition_needs_a_recorded_override(
     assert changed(before, files(project)) == []
 
     result = restore(
-        project, ledger, asset=RAW, key=KEY, operator="oncall", to_version=2, override_reason="ok"
+        project,
+        ledger,
+        asset=RAW,
+        key=KEY,
+        operator="oncall",
+        to_version=earlier,
+        override_reason="ok",
     )
     assert project.store.version(RAW) == version + 1  # type: ignore[operator]
     assert [(o["run_id"], o["operator"], o["reason"]) for o in ledger.protections.overrides()] == [
@@ -1058,18 +1075,24 @@ def test_restore_to_a_version_before_the_partition_existed_is_refused(
     april_project: Project, ledger: DatabaseLedger
 ) -> None:
     project = april_project
-    created, first_raw_commit = project.store.history(RAW)[-1], project.store.history(RAW)[-2]
+    # the example's days but the gap day are published by one commit (version 1); the gap day
+    # is published now, alone (version 2)
+    published = run_steps(project, ledger, [(RAW, GAP_DAY)])
+    assert published.state.value == "succeeded"
+    created, others, first = reversed(project.store.history(RAW))
     assert created.version == 0 and created.metadata == {"backfiller.created": "1"}
-    assert first_raw_commit.version == 1
-    assert first_raw_commit.metadata["backfiller.partition_keys"] == "2026-04-14"
+    assert (others.version, first.version) == (1, 2)
+    assert GAP_DAY not in others.metadata["backfiller.partition_keys"].split(",")
+    assert first.metadata["backfiller.partition_keys"] == GAP_DAY
+    rows = project.store.partition_counts(RAW)[GAP_DAY]
     before = files(project)
     # (at 4345486 this published 0 rows: the partition was wiped)
     try:
-        for version in (0, 1):  # the empty creation, and a commit of another partition
+        for version in (0, 1):  # the empty creation, and a commit of other partitions
             with pytest.raises(PreconditionError, match=f"version {version}"):
-                restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=version)
+                restore(project, ledger, asset=RAW, key=GAP_DAY, operator="t", to_version=version)
     finally:
-        assert project.store.partition_counts(RAW).get(KEY) == 5
+        assert project.store.partition_counts(RAW).get(GAP_DAY) == rows
         assert changed(before, files(project)) == []
 
 
@@ -1086,11 +1109,12 @@ def test_restore_of_a_partition_leased_by_another_run_is_a_conflict(
         ttl_seconds=600,
     )
     version = project.store.version(RAW)
+    earlier = first_version_holding(project, RAW, KEY)
     before = files(project)
     # (at 4345486 restore took no lease and overwrote the partition)
     try:
         with pytest.raises(ConflictError) as refused:
-            restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=2)
+            restore(project, ledger, asset=RAW, key=KEY, operator="t", to_version=earlier)
         assert refused.value.exit_code == 4
         assert "night-shift" in refused.value.message
         assert "run-night-001" in refused.value.message

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backfiller.atomic import atomic_write_bytes, atomic_write_text
+from backfiller.atomic import atomic_write_bytes, atomic_write_text, one_folder_sync
 from backfiller.canonical import canonical_json, sha256_hex, stable_id
 
 # -- canonical JSON ---------------------------------------------------------------------------
@@ -148,3 +148,60 @@ def test_interrupted_rename_keeps_the_old_file(
     monkeypatch.undo()
     assert target.read_text(encoding="utf-8") == "old"
     assert _strays(tmp_path) == []
+
+
+# -- writes finished together (a group's partition reports) --------------------------------
+
+
+def test_writes_in_one_block_are_synced_then_renamed_together_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    atomic_write_text(tmp_path / "a" / "1.json", "old 1")
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    with one_folder_sync():
+        atomic_write_text(tmp_path / "a" / "1.json", "new 1")
+        atomic_write_text(tmp_path / "a" / "2.json", "new 2")
+        atomic_write_text(tmp_path / "b" / "3.json", "new 3")
+        # nothing visible yet: the old file, no new ones
+        assert (tmp_path / "a" / "1.json").read_text(encoding="utf-8") == "old 1"
+        assert not (tmp_path / "a" / "2.json").exists() and synced == []
+    assert [(tmp_path / p).read_text(encoding="utf-8") for p in ("a/1.json", "a/2.json")] == [
+        "new 1",
+        "new 2",
+    ]
+    assert (tmp_path / "b" / "3.json").read_text(encoding="utf-8") == "new 3"
+    assert len(synced) == 3 + 2  # each file, then each folder once
+    assert _strays(tmp_path / "a") == [] and _strays(tmp_path / "b") == []
+
+
+def test_a_block_that_raises_writes_none_of_its_files(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "1.json", "old")
+    with pytest.raises(RuntimeError), one_folder_sync():
+        atomic_write_text(tmp_path / "1.json", "new")
+        atomic_write_text(tmp_path / "2.json", "new")
+        raise RuntimeError("the run stops")
+    assert (tmp_path / "1.json").read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.json"]
+
+
+def test_a_block_whose_sync_fails_renames_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    atomic_write_text(tmp_path / "1.json", "old")
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"), one_folder_sync():
+        atomic_write_text(tmp_path / "1.json", "new")
+        atomic_write_text(tmp_path / "2.json", "new")
+        monkeypatch.setattr(os, "fsync", broken_fsync)
+    assert (tmp_path / "1.json").read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.json"]

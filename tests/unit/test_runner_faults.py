@@ -14,12 +14,16 @@ from conftest import NOW, both_backends, run_steps
 from lab_project import STEADY, write_lab
 
 from backfiller import FixedClock, Project, load_project
-from backfiller.actions import RunOptions, StepOutcome
+from backfiller.actions import GroupLimits, RunOptions, StepOutcome
 from backfiller.actions.recovery import retry
 from backfiller.ledger import DatabaseLedger, PartitionStatus, RunState
 from backfiller.store import CommitKey, Faults, MemoryStore
 
 KEYS = ["2026-01-05", "2026-01-06", "2026-01-07"]
+#: the faults here are of the n-th commit, and the parallel case is of commits racing: both are
+#: about one commit per partition, pinned where a run has several partitions (a fault in a
+#: group's commit is the group tests' concern)
+ONE_COMMIT_PER_PARTITION = GroupLimits(size=1)
 
 pytestmark = both_backends
 
@@ -60,7 +64,12 @@ def test_a_commit_that_fails_before_it_lands_fails_its_step_and_retry_finishes(
 ) -> None:
     project = lab_with(Faults(fail_commits=frozenset({2})))
     with project.ledger() as ledger:
-        first = run_steps(project, ledger, [(STEADY, k) for k in KEYS])
+        first = run_steps(
+            project,
+            ledger,
+            [(STEADY, k) for k in KEYS],
+            options=RunOptions(group=ONE_COMMIT_PER_PARTITION),
+        )
         assert [s.outcome for s in first.steps] == [
             StepOutcome.PUBLISHED,
             StepOutcome.FAILED,
@@ -107,7 +116,10 @@ def test_slow_parallel_commits_record_each_partitions_own_version(
     project = lab_with(Faults(commit_seconds=0.02))
     with project.ledger() as ledger:
         result = run_steps(
-            project, ledger, [(STEADY, k) for k in KEYS], options=RunOptions(max_parallel=3)
+            project,
+            ledger,
+            [(STEADY, k) for k in KEYS],
+            options=RunOptions(max_parallel=3, group=ONE_COMMIT_PER_PARTITION),
         )
         assert result.state is RunState.SUCCEEDED
         assert_recorded_versions_are_the_commits(project, ledger, result.run_id)

@@ -8,17 +8,17 @@ runner (staged data), restore (the version it would publish) and ``backfiller ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import pyarrow as pa
 
-from backfiller.checks.audit import audit
-from backfiller.checks.model import CheckResult
+from backfiller.checks.audit import audit_group
+from backfiller.checks.model import CheckContext, CheckResult
 from backfiller.errors import PreconditionError
 from backfiller.ledger import Ledger
 from backfiller.project import Project
 
-__all__ = ["check_partition", "store_reader"]
+__all__ = ["check_group", "check_partition", "store_reader"]
 
 
 def store_reader(project: Project, asset: str, key: str) -> Callable[[str], pa.Table]:
@@ -53,24 +53,72 @@ def check_partition(
 ) -> list[CheckResult]:
     """Every check of ``asset`` on ``data`` for partition ``key``, recorded in one
     transaction."""
-    declared = project.manifests.for_partition(key)
-    results = audit(
-        project.graph.get(asset),
-        key,
-        data,
-        window=project.scheme.window(key),
-        expected_count=declared[1].expected_record_count if declared else None,
-        read_upstream=read_upstream or store_reader(project, asset, key),
+    (outcome,) = check_group(
+        project,
+        ledger,
+        asset,
+        [(key, data, read_upstream or store_reader(project, asset, key))],
+        run_id=run_id,
+        on_staged=on_staged,
         forced_failures=forced_failures,
     )
-    ledger.checks.record(
-        run_id=run_id,
-        asset=asset,
-        key=key,
-        on_staged=on_staged,
-        results=[
-            (r.name, r.status, r.severity, r.blocking, r.expected, r.actual, r.sample)
-            for r in results
-        ],
-    )
-    return results
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def check_group(
+    project: Project,
+    ledger: Ledger,
+    asset: str,
+    partitions: Sequence[tuple[str, pa.Table, Callable[[str], pa.Table]]],
+    *,
+    run_id: str | None,
+    on_staged: bool,
+    forced_failures: Collection[tuple[str, str, str]] = (),
+) -> list[list[CheckResult] | Exception]:
+    """Every check of ``asset`` on each of several of its partitions, (key, rows, upstream
+    reader) each: a built-in check runs once for the group, grouped by partition. Each
+    partition's results are those :func:`check_partition` gives it, recorded as it records
+    them (all in one transaction); a partition where a check raised gets the exception, and
+    nothing recorded."""
+    target = project.graph.get(asset)
+    contexts = []
+    for key, data, read_upstream in partitions:
+        declared = project.manifests.for_partition(key)
+        contexts.append(
+            CheckContext(
+                asset=asset,
+                partition_key=key,
+                idempotency_key=target.idempotency_key,
+                window=project.scheme.window(key),
+                data=data,
+                expected_count=declared[1].expected_record_count if declared else None,
+                read_upstream=read_upstream,
+            )
+        )
+    outcomes = audit_group(target, contexts, forced_failures)
+    recorded = [(c.partition_key, o) for c, o in zip(contexts, outcomes, strict=True)]
+    if any(isinstance(o, list) and o for _, o in recorded):
+        with ledger.batch():
+            for key, outcome in recorded:
+                if isinstance(outcome, list) and outcome:
+                    ledger.checks.record(
+                        run_id=run_id,
+                        asset=asset,
+                        key=key,
+                        on_staged=on_staged,
+                        results=[
+                            (
+                                r.name,
+                                r.status,
+                                r.severity,
+                                r.blocking,
+                                r.expected,
+                                r.actual,
+                                r.sample,
+                            )
+                            for r in outcome
+                        ],
+                    )
+    return outcomes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from backfiller.checks.model import CheckContext, CheckResult, CheckStatus, Severity
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from backfiller.assets import Asset
     from backfiller.partitions import Window
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_group"]
 
 
 def audit(
@@ -37,18 +37,43 @@ def audit(
         expected_count=expected_count,
         read_upstream=read_upstream,
     )
-    results = []
+    (outcome,) = audit_group(asset, [ctx], forced_failures)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def audit_group(
+    asset: Asset,
+    contexts: Sequence[CheckContext],
+    forced_failures: Collection[tuple[str, str, str]] = (),
+) -> list[list[CheckResult] | Exception]:
+    """Every check of ``asset`` on each of several of its partitions (``contexts``): for each,
+    the results :func:`audit` gives it, or the exception the first check to raise there
+    raised (its later checks are not run, as :func:`audit` would not run them). Each check
+    runs once for the whole group (:meth:`~backfiller.checks.model.Check.run_group`: one
+    query grouped by partition for a built-in check, partition by partition for the others).
+    """
+    outcomes: list[list[CheckResult] | Exception] = [[] for _ in contexts]
     for check in asset.checks:
-        result = check.run(ctx)
-        if (asset.key, check.name, key) in forced_failures:
-            result = CheckResult(
-                name=result.name,
-                asset=result.asset,
-                partition_key=key,
-                status=CheckStatus.FAILED,
-                severity=Severity.ERROR,
-                expected=result.expected,
-                actual="simulated failure",
-            )
-        results.append(result)
-    return results
+        alive = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, Exception)]
+        if not alive:
+            break
+        for i, result in zip(alive, check.run_group([contexts[i] for i in alive]), strict=True):
+            found = outcomes[i]
+            assert not isinstance(found, Exception)
+            if isinstance(result, Exception):
+                outcomes[i] = result
+                continue
+            if (asset.key, check.name, result.partition_key) in forced_failures:
+                result = CheckResult(
+                    name=result.name,
+                    asset=result.asset,
+                    partition_key=result.partition_key,
+                    status=CheckStatus.FAILED,
+                    severity=Severity.ERROR,
+                    expected=result.expected,
+                    actual="simulated failure",
+                )
+            found.append(result)
+    return outcomes

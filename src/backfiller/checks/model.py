@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,25 @@ class Check(ABC):
     def evaluate(self, ctx: CheckContext) -> tuple[bool, Any, Any, list[dict[str, Any]]]: ...
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        passed, expected, actual, sample = self.evaluate(ctx)
+        return self.result(ctx, self.evaluate(ctx))
+
+    def run_group(self, contexts: Sequence[CheckContext]) -> list[CheckResult | Exception]:
+        """The check on each of several partitions of the asset: its result, or the exception
+        it raised there (the others are still checked). Built-in checks override this with one
+        query for the group; each partition's result is the one :meth:`run` gives."""
+        results: list[CheckResult | Exception] = []
+        for ctx in contexts:
+            try:
+                results.append(self.run(ctx))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def result(
+        self, ctx: CheckContext, outcome: tuple[bool, Any, Any, list[dict[str, Any]]]
+    ) -> CheckResult:
+        """The result of an outcome (passed, expected, actual, failing sample rows)."""
+        passed, expected, actual, sample = outcome
         return CheckResult(
             name=self.name,
             asset=ctx.asset,

@@ -74,7 +74,7 @@ SEED_HINT = (
     default=None,
     type=click.IntRange(1, 10_000),
     help="Partitions of one asset published by one commit (default: [project] group_size, "
-    "1 unless set).",
+    "64 unless set; 1: a commit per partition).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="backfiller")
