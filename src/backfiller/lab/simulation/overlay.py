@@ -3,11 +3,7 @@ from the lab's record of simulations, given to the project explicitly."""
 
 from __future__ import annotations
 
-from backfiller.lab.simulation.registry import (
-    active_simulations,
-    forced_failures,
-    manifest_overrides,
-)
+from backfiller.lab.simulation.files import simulations_path
 from backfiller.overlay import Overlay
 from backfiller.project import Project
 
@@ -18,6 +14,14 @@ def simulation_overlay(project: Project, *, apply_allowed: bool = False) -> Over
     """What the active simulations of ``project`` change for the core (an empty overlay when
     there is none). ``apply_allowed``: plans may be applied all the same (recorded)."""
     state_dir = project.config.state_dir
+    if not simulations_path(state_dir).exists():  # none was ever made: nothing to read
+        return Overlay(apply_allowed=apply_allowed)
+    from backfiller.lab.simulation.registry import (
+        active_simulations,
+        forced_failures,
+        manifest_overrides,
+    )
+
     return Overlay(
         forced_check_failures=forced_failures(state_dir),
         manifest_stand_ins=manifest_overrides(state_dir, project.root),

@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from backfiller.atomic import atomic_write_text
 from backfiller.canonical import stable_id
 from backfiller.errors import BadInputError, ConfigError
+from backfiller.lab.simulation.files import SIMULATIONS_FILE, simulations_path
 
 __all__ = [
     "SIMULATIONS_FILE",
@@ -43,7 +44,6 @@ __all__ = [
     "write_simulations",
 ]
 
-SIMULATIONS_FILE = "simulations.json"
 SIMULATIONS_FOLDER = "simulations"
 FILE_VERSION: Literal[1] = 1
 
@@ -104,10 +104,6 @@ class SimulationsFile(BaseModel):
 
     schema_version: Literal[1] = FILE_VERSION
     simulations: list[SimulationRecord] = Field(default_factory=list)
-
-
-def simulations_path(state_dir: Path) -> Path:
-    return Path(state_dir) / SIMULATIONS_FILE
 
 
 def simulation_folder(state_dir: Path, simulation_id: str) -> Path:
