@@ -6,6 +6,7 @@ one group, columns a check names that a partition lacks)."""
 from __future__ import annotations
 
 import math
+import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,12 @@ from backfiller.checks.model import Check, CheckResult
 from backfiller.engine import fingerprint_table, fingerprint_tables
 from backfiller.partitions import scheme_from_config
 
-PROPS = settings(max_examples=120, deadline=None, database=None)
+#: 30 generated groups in the fast loop (``make check``), 120 in the full suite
+PROPS = settings(
+    max_examples=30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 120,
+    deadline=None,
+    database=None,
+)
 DAILY = scheme_from_config(kind="daily", start="2026-03-01")
 KEYS = [f"2026-03-{d:02d}" for d in range(1, 9)]
 STAMP = pa.timestamp("us", tz="UTC")

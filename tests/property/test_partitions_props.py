@@ -6,6 +6,7 @@ drawn within a few hours of a real transition of the zone (computed once, below)
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import pairwise
@@ -43,7 +44,12 @@ DURATIONS = {
     Granularity.YEARLY: (timedelta(days=365) - HOUR, timedelta(days=366) + HOUR),
 }
 
-PROPS = settings(max_examples=200, deadline=None, database=None)
+#: 50 examples in the fast loop (``make check``), 200 in the full suite
+PROPS = settings(
+    max_examples=50 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 200,
+    deadline=None,
+    database=None,
+)
 
 
 @cache

@@ -16,6 +16,7 @@ deterministic sweep checks every clock change of every zone.
 from __future__ import annotations
 
 import calendar
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,8 +50,13 @@ MAX_SPAN = {
     Granularity.YEARLY: timedelta(days=3000),
 }
 
+#: a quarter of the examples in the fast loop (``make check``); all of them in the full suite
+FAST = os.environ.get("BACKFILLER_FAST_LOOP") == "1"
 PROPS = settings(
-    max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=125 if FAST else 500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
@@ -296,7 +302,7 @@ def test_keys_parse_and_last_complete_agree_with_unaligned_bounds(
     check_bounded(case)
 
 
-@settings(PROPS, max_examples=150)  # cron is slow to ask; the slow sweep adds more
+@settings(PROPS, max_examples=40 if FAST else 150)  # cron is slow to ask; the slow sweep adds more
 @given(bounded_cases(CRON_KINDS))
 def test_cron_keys_parse_and_last_complete_agree_with_unaligned_bounds(
     case: tuple[str, Kind, datetime, datetime, datetime],
@@ -464,7 +470,7 @@ MAPPED_KINDS = (
 )
 
 
-@settings(PROPS, max_examples=150)
+@settings(PROPS, max_examples=40 if FAST else 150)
 @given(bounded_schemes(), bounded_schemes(), st.integers(min_value=0, max_value=2), st.data())
 def test_time_window_mappings_return_only_keys_of_the_scheme_they_map_onto(
     down: TimeWindowScheme, up: TimeWindowScheme, lookback: int, data: st.DataObject
