@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from backfiller import entries
 from backfiller.errors import BadInputError, ChecksFailedError
 from backfiller.names import did_you_mean
 
@@ -100,7 +101,7 @@ def holds_cmd(
                 filters={"assets": list(assets), "consumers": list(consumers)},
                 count=len(holds),
                 left_out=len(every) - len(holds),
-                holds=[documents.hold_entry(h) for h in holds],
+                holds=[entries.hold_entry(h) for h in holds],
             )
         )
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from backfiller import entries
 from backfiller.errors import BadInputError, ConflictError
 
 from . import documents
@@ -34,8 +35,8 @@ def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
             documents.emit(
                 documents.document(
                     "run",
-                    run=documents.run_entry(record),
-                    attempts=[documents.attempt_entry(a) for a in attempts],
+                    run=entries.run_entry(record),
+                    attempts=[entries.attempt_entry(a) for a in attempts],
                 )
             )
             return
@@ -58,9 +59,7 @@ def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
     if obj.json:
         every = reader.runs.all()
         documents.emit(
-            documents.document(
-                "runs", count=len(every), runs=[documents.run_entry(r) for r in every]
-            )
+            documents.document("runs", count=len(every), runs=[entries.run_entry(r) for r in every])
         )
         return
     table = Table(title="Runs")
@@ -112,7 +111,7 @@ def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
                 asset=asset,
                 limit=limit,
                 count=len(commits),
-                commits=[documents.commit_entry(c) for c in commits],
+                commits=[entries.commit_entry(c) for c in commits],
                 dimension_events=[event_entry(e) for e in events],
             )
         )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from backfiller import __version__
+from backfiller import __version__, entries
 from backfiller.errors import BackfillerError, BadInputError, ExitCode
 from backfiller.names import did_you_mean
 
@@ -253,7 +253,7 @@ def gaps(
             count=len(found),
             left_out=left_out,
             by_reason=documents.counts(g.reason.value for g in found),
-            gaps=[documents.gap_entry(g) for g in found],
+            gaps=[entries.gap_entry(g) for g in found],
         )
     )
 

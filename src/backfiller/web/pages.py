@@ -12,16 +12,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backfiller.entries import attempt_entry, commit_entry, hold_entry, run_entry
 from backfiller.errors import BackfillerError
 from backfiller.web.bars import MATERIALIZED, segments
 
 if TYPE_CHECKING:
     from backfiller.evidence import RunEvidence
-    from backfiller.ledger import CheckRecord, HoldRecord, LedgerReader
-    from backfiller.ledger.records import AttemptRecord, RunRecord
+    from backfiller.ledger import CheckRecord, LedgerReader
     from backfiller.planning import PlanDocument
     from backfiller.project import Project
-    from backfiller.store.base import CommitRecord
 
 __all__ = [
     "GRID_LIMIT",
@@ -114,40 +113,6 @@ def _index_ranges(keys: Sequence[str], chosen: Iterable[str]) -> list[dict[str, 
 # -- entries ---------------------------------------------------------------------------------
 
 
-def run_entry(run: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "plan_id": run.plan_id,
-        "action": run.action,
-        "state": run.state.value,
-        "outcome": None if run.outcome is None else run.outcome.value,
-        "operator": run.operator,
-        "reason": run.reason,
-        "parent_run_id": run.parent_run_id,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "error": run.error,
-    }
-
-
-def attempt_entry(a: AttemptRecord) -> dict[str, Any]:
-    return {
-        "run_id": a.run_id,
-        "asset": a.asset,
-        "partition_key": a.partition_key,
-        "attempt": a.attempt,
-        "status": a.status.value,
-        "transient": a.transient,
-        "rows_before": a.rows_before,
-        "rows_written": a.rows_written,
-        "version_before": a.version_before,
-        "data_version": a.data_version,
-        "started_at": a.started_at,
-        "ended_at": a.ended_at,
-        "error": a.error,
-    }
-
-
 def check_entry(c: CheckRecord) -> dict[str, Any]:
     return {
         "run_id": c.run_id,
@@ -162,38 +127,6 @@ def check_entry(c: CheckRecord) -> dict[str, Any]:
         "actual": _plain(c.actual),
         "sample": _plain(c.sample),
         "at": c.at,
-    }
-
-
-def hold_entry(h: HoldRecord) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "target": h.target,
-        "partition_key": h.partition_key,
-        "kind": "consumer" if h.external else "asset",
-        "reason": h.reason,
-        "cause_asset": h.cause_asset,
-        "cause_partition": h.cause_partition,
-        "cause_run_id": h.cause_run_id,
-        "placed_at": h.placed_at,
-        "released_at": h.released_at,
-        "released_by": h.released_by,
-        "release_reason": h.release_reason,
-        "forced": h.forced,
-    }
-
-
-def commit_entry(c: CommitRecord) -> dict[str, Any]:
-    meta = c.metadata
-    keys = meta.get("backfiller.partition_keys", "")
-    return {
-        "version": c.version,
-        "timestamp_ms": c.timestamp_ms,
-        "operation": c.operation,
-        "run_id": meta.get("backfiller.run_id") or None,
-        "plan_id": meta.get("backfiller.plan_id") or None,
-        "action": meta.get("backfiller.action") or None,
-        "partition_keys": [k for k in keys.split(",") if k],
     }
 
 
