@@ -789,8 +789,41 @@ class CronScheme(TimeWindowScheme):
         return found
 
 
+class _ListedScheme(PartitionScheme):
+    """Keys that are a list of values, in order, with no time window: what the static and
+    the dynamic schemes share. A subclass has ``values`` and says what an unknown key is."""
+
+    values: tuple[str, ...]
+
+    @abstractmethod
+    def _unknown(self, key: str) -> InvalidPartitionKeyError:
+        """The error for a key that is not one of the values."""
+
+    def _empty_range(self, first: str, last: str) -> InvalidPartitionKeyError:
+        return InvalidPartitionKeyError(f"Empty range: {first!r} comes after {last!r}")
+
+    def parse(self, key: str, *, now: datetime | None = None) -> str:
+        _check_characters(key, self.key_format)
+        if key not in self.values:
+            raise self._unknown(key)
+        return key
+
+    def window(self, key: str) -> None:
+        self.parse(key)
+        return
+
+    def keys(self, *, now: datetime | None = None) -> list[str]:
+        return list(self.values)
+
+    def key_range(self, first: str, last: str) -> list[str]:
+        i, j = self.values.index(self.parse(first)), self.values.index(self.parse(last))
+        if j < i:
+            raise self._empty_range(first, last)
+        return list(self.values[i : j + 1])
+
+
 @dataclass(frozen=True)
-class StaticScheme(PartitionScheme):
+class StaticScheme(_ListedScheme):
     """A fixed list of keys, for example product lines."""
 
     values: tuple[str, ...]
@@ -814,31 +847,15 @@ class StaticScheme(PartitionScheme):
     def key_format(self) -> str:
         return "one of " + ", ".join(self.values)
 
-    def parse(self, key: str, *, now: datetime | None = None) -> str:
-        _check_characters(key, self.key_format)
-        if key not in self.values:
-            raise InvalidPartitionKeyError(
-                f"Unknown partition key {key!r}: expected {self.key_format}",
-                hint=f"pass {self.key_format}",
-            )
-        return key
-
-    def window(self, key: str) -> None:
-        self.parse(key)
-        return
-
-    def keys(self, *, now: datetime | None = None) -> list[str]:
-        return list(self.values)
-
-    def key_range(self, first: str, last: str) -> list[str]:
-        i, j = self.values.index(self.parse(first)), self.values.index(self.parse(last))
-        if j < i:
-            raise InvalidPartitionKeyError(f"Empty range: {first!r} comes after {last!r}")
-        return list(self.values[i : j + 1])
+    def _unknown(self, key: str) -> InvalidPartitionKeyError:
+        return InvalidPartitionKeyError(
+            f"Unknown partition key {key!r}: expected {self.key_format}",
+            hint=f"pass {self.key_format}",
+        )
 
 
 @dataclass(frozen=True)
-class DynamicScheme(PartitionScheme):
+class DynamicScheme(_ListedScheme):
     """Keys that are added and removed at run time (customers, product lines): the current
     values of a named dimension, as the ledger records them (``backfiller partitions add``).
     The scheme itself is pure: it holds the values it was given when the project was loaded,
@@ -866,37 +883,19 @@ class DynamicScheme(PartitionScheme):
             return f"a value of {self.dimension} (it has none yet)"
         return f"a value of {self.dimension}"
 
-    def _add_hint(self, key: str) -> str:
-        return (
-            f"add it with 'backfiller partitions add --dimension {self.dimension} --value "
-            f"{key} --reason TEXT', or pass one of its values ('backfiller partitions list')"
+    def _unknown(self, key: str) -> InvalidPartitionKeyError:
+        return InvalidPartitionKeyError(
+            f"Unknown partition key {key!r}: it is not a current value of the dynamic "
+            f"dimension {self.dimension!r}",
+            hint=f"add it with 'backfiller partitions add --dimension {self.dimension} --value "
+            f"{key} --reason TEXT', or pass one of its values ('backfiller partitions list')",
         )
 
-    def parse(self, key: str, *, now: datetime | None = None) -> str:
-        _check_characters(key, self.key_format)
-        if key not in self.values:
-            raise InvalidPartitionKeyError(
-                f"Unknown partition key {key!r}: it is not a current value of the dynamic "
-                f"dimension {self.dimension!r}",
-                hint=self._add_hint(key),
-            )
-        return key
-
-    def window(self, key: str) -> None:
-        self.parse(key)
-        return
-
-    def keys(self, *, now: datetime | None = None) -> list[str]:
-        return list(self.values)
-
-    def key_range(self, first: str, last: str) -> list[str]:
-        i, j = self.values.index(self.parse(first)), self.values.index(self.parse(last))
-        if j < i:
-            raise InvalidPartitionKeyError(
-                f"Empty range: {first!r} was added after {last!r}",
-                hint="values are ordered as they were added ('backfiller partitions list')",
-            )
-        return list(self.values[i : j + 1])
+    def _empty_range(self, first: str, last: str) -> InvalidPartitionKeyError:
+        return InvalidPartitionKeyError(
+            f"Empty range: {first!r} was added after {last!r}",
+            hint="values are ordered as they were added ('backfiller partitions list')",
+        )
 
     def same_kind(self, other: PartitionScheme) -> bool:
         return isinstance(other, DynamicScheme) and other.dimension == self.dimension
