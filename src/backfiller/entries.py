@@ -12,7 +12,25 @@ if TYPE_CHECKING:
     from backfiller.planning import Gap
     from backfiller.store.base import CommitRecord
 
-__all__ = ["attempt_entry", "commit_entry", "gap_entry", "hold_entry", "run_entry"]
+__all__ = [
+    "attempt_entry",
+    "commit_entry",
+    "gap_entry",
+    "hold_entry",
+    "json_default",
+    "run_entry",
+]
+
+
+def json_default(value: Any) -> Any:
+    """What ``json`` cannot write by itself (dates, decimals, sets in check results), as the
+    documents write it: ``json.dumps(..., default=json_default)``."""
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=str)
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(value)
 
 
 def gap_entry(gap: Gap) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from backfiller.entries import json_default
+
 if TYPE_CHECKING:
     from backfiller.actions import RunResult
     from backfiller.checks.model import CheckResult
@@ -36,17 +38,7 @@ def document(kind: str, **body: Any) -> dict[str, Any]:
 
 def emit(doc: Mapping[str, Any]) -> None:
     """Print ``doc`` as the one thing on stdout."""
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=_fallback))
-
-
-def _fallback(value: Any) -> Any:
-    """What ``json`` cannot write by itself (dates, decimals, sets in check results)."""
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str)
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    return str(value)
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=json_default))
 
 
 def span(keys: list[str]) -> dict[str, Any]:

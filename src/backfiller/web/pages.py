@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backfiller.entries import attempt_entry, commit_entry, hold_entry, run_entry
+from backfiller.entries import attempt_entry, commit_entry, hold_entry, json_default, run_entry
 from backfiller.errors import BackfillerError
 from backfiller.web.bars import MATERIALIZED, segments
 
@@ -133,16 +133,7 @@ def check_entry(c: CheckRecord) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     """``value`` as JSON has it (sets, dates and decimals in check results become lists and
     strings)."""
-    return json.loads(json.dumps(value, default=_fallback))
-
-
-def _fallback(value: Any) -> Any:
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str)
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    return str(value)
+    return json.loads(json.dumps(value, default=json_default))
 
 
 # -- pages -----------------------------------------------------------------------------------
