@@ -147,7 +147,9 @@ def status(
 ) -> None:
     """Per asset: partitions by state, then ranges of consecutive partitions in one state
     (--each: a per-day grid). A state is the gap reason 'gaps' finds, or materialized."""
-    from .render import partition_states, print_status, status_ranges
+    from backfiller.planning.classify import state_ranges
+
+    from .render import by_asset, partition_states, print_status
 
     obj.use_json(as_json)
     project = obj.project()
@@ -155,13 +157,14 @@ def status(
     keys = window_keys(project, None, start, end)
     reader = project.reader()
     with obj.progress("reading the state") as on_progress:
-        ranges = status_ranges(project, reader, keys, chosen, on_progress)
+        ranges = state_ranges(project, reader, keys, chosen, on_progress=on_progress)
     if not obj.json:
         print_status(obj.console, project, keys, ranges, chosen, each=each)
         return
     assets = []
+    per_asset = by_asset(ranges)
     for asset in chosen:
-        states = partition_states(ranges, asset, keys)
+        states = partition_states(per_asset.get(asset, []), keys)
         assets.append(
             {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
         )

@@ -11,14 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from backfiller.errors import ChecksFailedError, RunFailedError
-from backfiller.ledger import CheckStatus, LedgerReader, RunState
+from backfiller.ledger import CheckStatus, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
     from backfiller.planning import Gap, GapReason, PlanDocument
     from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
-    from backfiller.planning.state import OnProgress
     from backfiller.project import Project
 
 
@@ -42,29 +41,23 @@ GRID_MARKS = {
 }
 
 
-def status_ranges(
-    project: Project,
-    reader: LedgerReader,
-    keys: list[str],
-    assets: list[str] | None = None,
-    on_progress: OnProgress | None = None,
-) -> list[KeyRange[PartitionState]]:
-    """The states of ``assets`` (default: all) over ``keys``: the gap classifier's reasons,
-    ``materialized`` where there is no gap (so ``status`` and ``gaps`` use one vocabulary)."""
-    from backfiller.planning.classify import state_ranges
-
-    return state_ranges(project, reader, keys, assets, on_progress=on_progress)
+def by_asset(
+    ranges: list[KeyRange[PartitionState]],
+) -> dict[str, list[KeyRange[PartitionState]]]:
+    """The status ranges (:func:`~backfiller.planning.classify.state_ranges`) of each asset, in
+    order: one pass over them, not one per asset."""
+    found: dict[str, list[KeyRange[PartitionState]]] = {}
+    for r in ranges:
+        found.setdefault(r.asset, []).append(r)
+    return found
 
 
-def partition_states(
-    ranges: list[KeyRange[PartitionState]], asset: str, keys: list[str]
-) -> dict[str, str]:
-    """Each key's state, from :func:`status_ranges` (the ranges of one asset cover every key of
-    ``keys`` in order, so a range's keys are found by position)."""
+def partition_states(ranges: list[KeyRange[PartitionState]], keys: list[str]) -> dict[str, str]:
+    """Each key's state, from the status ranges of one asset (they cover every key of ``keys``
+    in order, so a range's keys are found by position)."""
     states: dict[str, str] = {}
     for r in ranges:
-        if r.asset == asset:
-            states.update(dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value))
+        states.update(dict.fromkeys(keys[len(states) : len(states) + r.count], r.value.value))
     return states
 
 
@@ -78,23 +71,25 @@ def print_status(
     each: bool = False,
 ) -> None:
     """Per asset of ``assets`` (default: every asset) over ``keys``: how many partitions are
-    in each state, then its ranges (from :func:`status_ranges`) of consecutive partitions in
-    one state — or, with ``each``, a grid with one mark per partition."""
+    in each state, then its ranges (from :func:`~backfiller.planning.classify.state_ranges`)
+    of consecutive partitions in one state — or, with ``each``, a grid with one mark per
+    partition."""
     console.print(
         f"[bold]{project.config.name}[/] — {project.scheme.name}; "
         f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
         if keys
         else "no partitions"
     )
+    per_asset = by_asset(ranges)
     for asset in project.graph.keys if assets is None else assets:
-        mine = [r for r in ranges if r.asset == asset]
+        mine = per_asset.get(asset, [])
         counts: Counter[str] = Counter()
         for r in mine:
             counts[r.value.value] += r.count
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary})")
         if each:
-            for line in _grid_lines(partition_states(mine, asset, keys)):
+            for line in _grid_lines(partition_states(mine, keys)):
                 console.print(line, highlight=False)
             continue
         lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in mine]

@@ -12,9 +12,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from backfiller.cli.render import print_plan, print_run, print_status, status_ranges
+from backfiller.cli.render import print_plan, print_run, print_status
 from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.planning import Mode, make_plan, write_plan
+from backfiller.planning.classify import state_ranges
 from backfiller.planning.planner import request_for
 from backfiller.project import load_project
 
@@ -44,7 +45,7 @@ def run_demo(folder: Path, console: Console) -> Path:
 
     console.print(Rule("3. Status: the gap is visible"))
     keys = project.scheme.key_range(FIRST, LAST)
-    print_status(console, project, keys, status_ranges(project, project.reader(), keys))
+    print_status(console, project, keys, state_ranges(project, project.reader(), keys))
 
     console.print(Rule(f"4. Dry-run plan for {GAP_DAY} (writes only the plan file)"))
     document = make_plan(project, project.reader(), request_for([GAP_DAY], Mode.DRY_RUN, operator))
