@@ -91,16 +91,20 @@ def add_partition_values(
     return ValueChange(name, wanted, {})
 
 
-def published_partitions(project: Project, reader: LedgerReader, value: str) -> int:
-    """How many assets hold published data for partition ``value``: a ledger record with a
-    data version, or rows in the store."""
-    found = 0
+def published_partitions(
+    project: Project, reader: LedgerReader, values: Sequence[str]
+) -> dict[str, int]:
+    """For each of ``values`` that holds published data, in how many assets: a ledger record
+    with a data version, or rows in the store (each asset's stored counts read once)."""
+    found: dict[str, int] = {}
     for asset in project.graph.keys:
-        record = reader.partitions.get(asset, value)
-        recorded = record is not None and record.data_version is not None
-        if recorded or project.store.partition_counts(asset).get(value, 0) > 0:
-            found += 1
-    return found
+        stored = project.store.partition_counts(asset)
+        for value in values:
+            record = reader.partitions.get(asset, value)
+            recorded = record is not None and record.data_version is not None
+            if recorded or stored.get(value, 0) > 0:
+                found[value] = found.get(value, 0) + 1
+    return {v: found[v] for v in values if v in found}
 
 
 def remove_partition_values(
@@ -117,7 +121,7 @@ def remove_partition_values(
     whose partitions hold published data is refused unless ``allow_published``."""
     name = dynamic_dimension(project, dimension)
     wanted, why = _values(values), _reason(reason)
-    published = {v: n for v in wanted if (n := published_partitions(project, ledger, v))}
+    published = published_partitions(project, ledger, wanted)
     if published and not allow_published:
         listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
         raise PreconditionError(
