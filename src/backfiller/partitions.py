@@ -136,6 +136,15 @@ class PartitionScheme(ABC):
         return self == other
 
 
+def _past_the_last_date(key: str, scheme: str, expected: str) -> InvalidPartitionKeyError:
+    """The error for a key whose window would end after the last date Python can represent."""
+    return InvalidPartitionKeyError(
+        f"Invalid partition key {key!r} for {scheme}: its window reaches past the last "
+        "representable date (9999-12-31)",
+        hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
+    )
+
+
 def _check_characters(key: object, expected: str) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidPartitionKeyError(
@@ -401,11 +410,7 @@ class TimeWindowScheme(PartitionScheme):
             start = self._floor(moment)
             self._next(start)  # a window must end where dates still exist (before year 10000)
         except OverflowError as exc:
-            raise InvalidPartitionKeyError(
-                f"Invalid partition key {key!r} for {self.name}: its window reaches past the "
-                "last representable date (9999-12-31)",
-                hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
-            ) from exc
+            raise _past_the_last_date(key, self.name, expected) from exc
         except ValueError as exc:
             raise bad() from exc
         if self.format_key(start) != key:
@@ -703,11 +708,7 @@ class CronScheme(TimeWindowScheme):
                 start = self._floor(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
             self._next(start)  # a window must end where dates still exist (before year 10000)
         except OverflowError as exc:
-            raise InvalidPartitionKeyError(
-                f"Invalid partition key {key!r} for {self.name}: its window reaches past the "
-                "last representable date (9999-12-31)",
-                hint=f"pass a key in the format {expected} whose window ends by 9999-12-31",
-            ) from exc
+            raise _past_the_last_date(key, self.name, expected) from exc
         except (ValueError, LookupError) as exc:
             raise bad() from exc
         if self.format_key(start) != key:
