@@ -154,6 +154,8 @@ def event_entry(event: DimensionEvent) -> dict[str, Any]:
 def print_events(obj: Context, events: list[DimensionEvent]) -> None:
     from rich.table import Table
 
+    from backfiller.ledger import DimensionVerb
+
     from .render import add_row
 
     table = Table(title="Values added and removed")
@@ -168,7 +170,7 @@ def print_events(obj: Context, events: list[DimensionEvent]) -> None:
             e.verb.value,
             e.operator,
             e.reason,
-            e.published if e.verb.value == "remove" else "",
+            e.published if e.verb is DimensionVerb.REMOVE else "",
         )
     obj.console.print(table)
 
