@@ -42,8 +42,8 @@ SCHEMAS: dict[str, SchemaSpec] = {
         SchemaSpec("manifest", "backfiller.manifests:Manifest", 1, "manifest/manifest.schema.json"),
         SchemaSpec(
             "backfill_plan",
-            "backfiller.planning.plan:PlanDocument",
-            1,
+            "backfiller.planning.compact:PlanFile",
+            2,
             "backfill_plan/backfill_plan.schema.json",
         ),
         SchemaSpec(

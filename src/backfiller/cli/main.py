@@ -44,7 +44,7 @@ from .strategy import COMMANDS as STRATEGY_COMMANDS
 from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
-    from backfiller.planning import GapReason, PlanDocument
+    from backfiller.planning import AnyPlan, GapReason
     from backfiller.project import Project
 
 SEED_HINT = (
@@ -371,9 +371,9 @@ def _plan(
         print_plan(obj.console, document)
     broken = project.manifests.broken
     empty = [
-        e.partition_key
-        for e in document.partitions
-        if not e.expected_input_count and e.upstream_manifest_id not in broken
+        key
+        for key, manifest_id, expected in document.declared()
+        if not expected and manifest_id not in broken
     ]
     if empty:
         hint = SEED_HINT.format(key=", ".join(empty[:5]))
@@ -396,7 +396,7 @@ def _plan(
 def _apply(
     obj: Context,
     project: Project,
-    document: PlanDocument,
+    document: AnyPlan,
     operator: str | None,
     override_reason: str | None = None,
     *,
@@ -408,7 +408,7 @@ def _apply(
 
     from .render import finish_run
 
-    with obj.run_options(len(document.work)) as options:
+    with obj.run_options(document.work_count) as options:
         result = apply_plan(
             project,
             document,

@@ -22,7 +22,7 @@ from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
-__all__ = ["Branch", "bulk_gaps", "gap_ranges", "state_ranges"]
+__all__ = ["Branch", "bulk_gaps", "classified_batches", "gap_ranges", "state_ranges"]
 
 #: about how many cells one query classifies (bounds the memory of a batch)
 BATCH_CELLS = 200_000
@@ -246,6 +246,21 @@ def _batches(
         con.execute(f"CREATE TEMP TABLE classified AS {_CLASSIFY}")
         yield con
         con.close()
+
+
+def classified_batches(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
+) -> Iterator[Any]:
+    """For readers of more than the reasons (a range plan's signatures and state digests): one
+    DuckDB connection per batch of ``assets`` (default: all, in graph order), holding the
+    table ``classified`` (every cell of the batch: its sources' columns, ``pos`` — the asset's
+    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``branch`` and ``reason``)
+    beside the tables it was classified from (``assets``, ``keys``, ``upstream``...)."""
+    return _batches(source, reader, keys, on_progress, assets)
 
 
 _NO_MAPPING = pa.table(

@@ -316,6 +316,11 @@ class DeltaStore:
         )
         return _sum_by_partition(per_file)
 
+    def partition_files(self, asset: str) -> pa.Table:
+        """The data files of the current version by partition, from the log's add actions."""
+        actions = self._add_actions(asset)
+        return pa.table({"partition_key": actions["partition"], "path": actions["path"]})
+
     def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         """Per data file path as the log records it, whether the file exists: the folders
         the paths name are listed once each."""

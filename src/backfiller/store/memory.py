@@ -177,6 +177,15 @@ class MemoryStore:
             }
         )
 
+    def partition_files(self, asset: str) -> pa.Table:
+        signatures = self.partition_signatures(asset)  # one "file" per written partition
+        return pa.table(
+            {
+                "partition_key": pa.array(list(signatures), pa.string()),
+                "path": pa.array(list(signatures.values()), pa.string()),
+            }
+        )
+
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None:
         data = self.read_partition(asset, key, version=version)
         return None if data is None else fingerprint_table(data)
