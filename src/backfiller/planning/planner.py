@@ -42,7 +42,15 @@ from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.schemas import validation_problems
 
-__all__ = ["check_fresh", "find_gaps", "make_plan", "plan_path", "read_plan", "write_plan"]
+__all__ = [
+    "check_fresh",
+    "compute_plan",
+    "find_gaps",
+    "make_plan",
+    "plan_path",
+    "read_plan",
+    "write_plan",
+]
 
 
 def plan_path(project: Project, keys: list[str]) -> Path:
@@ -103,7 +111,7 @@ def make_plan(
         request = request.model_copy(update={"reason": overlay.annotate(request.reason)})
     for key in request.keys:
         project.scheme.parse(key)
-    document = _build(project, reader, request, on_progress)
+    document = compute_plan(project, reader, request, on_progress)
     recomputed = document.recomputed_assets() | set(request.assets or [])
     require_allowed(
         project.policy,
@@ -114,7 +122,7 @@ def make_plan(
     return document
 
 
-def _build(
+def compute_plan(
     project: Project,
     reader: LedgerReader,
     request: PlanRequest,
@@ -123,7 +131,8 @@ def _build(
     *,
     ranges: bool | None = None,
 ) -> AnyPlan:
-    """The plan of ``request``: one partition observed cell by cell (the seed's document;
+    """The plan of ``request`` over the live state, before the policy's and the simulations'
+    rules (:func:`make_plan` adds them): one partition observed cell by cell (the seed's document;
     ``observations``: already made), several as ranges from the classifier (``ranges``: which
     of the two, whatever the number of keys — a plan made before ranges existed is checked
     as what it is)."""
@@ -242,7 +251,7 @@ def check_fresh(project: Project, reader: LedgerReader, document: AnyPlan) -> No
             "--mode dry-run'",
         )
     _require_same(
-        document, _build(project, reader, request, observations=observations, ranges=False)
+        document, compute_plan(project, reader, request, observations=observations, ranges=False)
     )
 
 
@@ -256,7 +265,7 @@ def _check_ranges_fresh(project: Project, reader: LedgerReader, document: RangeP
             f"Plan {document.plan_id}: a plan of ranges covers several partitions; it was edited",
             hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
         )
-    rebuilt = _build(project, reader, request, ranges=True)
+    rebuilt = compute_plan(project, reader, request, ranges=True)
     assert isinstance(rebuilt, RangePlan)
     saved_digests = document.state_digests
     if saved_digests.model_dump() != rebuilt.state_digests.model_dump():
