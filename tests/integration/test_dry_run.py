@@ -20,8 +20,15 @@ from conftest import (
 from jsonschema import Draft202012Validator
 
 from backfiller import FixedClock, Project, load_project
-from backfiller.planning import GapReason, Mode, PlanDocument, RangePlan, make_plan, read_plan
-from backfiller.planning import write_plan
+from backfiller.planning import (
+    GapReason,
+    Mode,
+    PlanDocument,
+    RangePlan,
+    make_plan,
+    read_plan,
+    write_plan,
+)
 from backfiller.planning.planner import compute_plan, request_for
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
