@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.planning.gaps import GapReason, ProposedAction
@@ -161,6 +161,15 @@ class RangePlan(BaseModel):
     gap_sets: list[list[RangeGap]]
     ranges: list[PlanRange]
 
+    @model_validator(mode="after")
+    def _consistent(self) -> RangePlan:
+        """Every position points at something, and the ranges and columns cover the request's
+        keys exactly once, in order (a plan file edited by hand rarely does)."""
+        problems = list(_inconsistencies(self))
+        if problems:
+            raise ValueError("; ".join(problems[:10]))
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -249,6 +258,40 @@ class RangePlan(BaseModel):
                 if missing:
                     problems.append(f"{key}: missing {', '.join(missing)}")
         return problems
+
+
+def _inconsistencies(plan: RangePlan) -> Iterator[str]:
+    keys = plan.request.keys
+    if len(keys) < 2:
+        yield "a plan of ranges covers several partition keys"
+    if sum(r.count for r in plan.ranges) != len(keys):
+        yield f"the ranges cover {sum(r.count for r in plan.ranges)} keys, the request {len(keys)}"
+    else:
+        at = 0
+        for i, r in enumerate(plan.ranges):
+            if (keys[at], keys[at + r.count - 1]) != (r.first, r.last):
+                yield f"ranges[{i}] is not {keys[at]} .. {keys[at + r.count - 1]}"
+            at += r.count
+    for name in ("upstream_manifest_id", "expected_input_count", "current_output_count"):
+        total = sum(n for _, n in getattr(plan.columns, name))
+        if total != len(keys):
+            yield f"columns.{name} covers {total} keys, the request {len(keys)}"
+    for i, r in enumerate(plan.ranges):
+        if r.targets >= len(plan.target_sets):
+            yield f"ranges[{i}].targets: no target set {r.targets}"
+        if r.gaps >= len(plan.gap_sets):
+            yield f"ranges[{i}].gaps: no gap set {r.gaps}"
+    n = len(plan.assets)
+    for i, t in enumerate(plan.target_sets):
+        if any(a >= n for a in t.assets):
+            yield f"target_sets[{i}] names an asset beyond the plan's {n}"
+    for i, g in enumerate(plan.gap_sets):
+        if any(x.asset >= n for x in g):
+            yield f"gap_sets[{i}] names an asset beyond the plan's {n}"
+    digests = plan.state_digests
+    blocks = (len(keys) + digests.block - 1) // digests.block
+    if len(digests.assets) != n or any(len(d) != blocks for d in digests.assets):
+        yield f"state_digests do not hold {blocks} block(s) for each of the {n} assets"
 
 
 def _expand(runs: Sequence[tuple[Any, int]]) -> Iterator[Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from backfiller.atomic import atomic_write_text
-from backfiller.canonical import readable_json
+from backfiller.canonical import readable_json, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
 from backfiller.manifests import BrokenManifest
@@ -27,6 +27,7 @@ from backfiller.planning.compact import (
     build_range_plan,
     digest_differences,
     parse_plan,
+    state_fingerprint_of,
 )
 from backfiller.planning.gaps import Gap
 from backfiller.planning.plan import Mode, PlanRequest, build_plan
@@ -260,10 +261,23 @@ def _check_ranges_fresh(project: Project, reader: LedgerReader, document: RangeP
     digests name the assets and keys whose state moved (:class:`StalePlanError`), any other
     difference is an edited file."""
     request = document.request
-    if len(request.keys) < 2:
+    edited = "make a new plan with 'backfiller plan'; never edit a plan by hand"
+    if state_fingerprint_of(document.state_digests) != document.state_fingerprint:
         raise PlanFileError(
-            f"Plan {document.plan_id}: a plan of ranges covers several partitions; it was edited",
-            hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+            f"Plan {document.plan_id}: its state_fingerprint is not the hash of its "
+            "state_digests; it was edited",
+            hint=edited,
+        )
+    identity = {
+        "request": request.model_dump(mode="json"),
+        "state_fingerprint": document.state_fingerprint,
+        "project": document.project,
+    }
+    if stable_id("plan", identity) != document.plan_id or document.project != (project.config.name):
+        raise PlanFileError(
+            f"Plan {document.plan_id}: its plan_id is not the one of its request and state "
+            f"(or it was made by project {document.project!r}); it was edited",
+            hint=edited,
         )
     rebuilt = compute_plan(project, reader, request, ranges=True)
     assert isinstance(rebuilt, RangePlan)
@@ -277,7 +291,7 @@ def _check_ranges_fresh(project: Project, reader: LedgerReader, document: RangeP
             raise PlanFileError(
                 f"Plan {document.plan_id}: its state digests do not cover exactly what its "
                 "request asks for; it was edited",
-                hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
+                hint=edited,
             )
         changes = digest_differences(document, rebuilt)
         shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
