@@ -232,8 +232,11 @@ def test_a_change_to_any_one_cell_makes_the_plan_stale(
         check_fresh(project, project.reader(), document)
 
     assert info.value.exit_code == ExitCode.CONFLICT == 4
-    changed = asset if change != "manifest count" else ""
-    assert f"{changed} {WINDOW[0]} .. {WINDOW[-1]}: the state changed" in info.value.message
+    if change == "manifest count":
+        changed = f"the manifests' declarations of {WINDOW[0]} .. {WINDOW[-1]} changed"
+    else:
+        changed = f"{asset} {WINDOW[0]} .. {WINDOW[-1]}: the state changed"
+    assert changed in info.value.message
 
 
 # -- an edited or damaged plan file -----------------------------------------------------------

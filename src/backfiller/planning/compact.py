@@ -104,13 +104,16 @@ class KeyColumns(BaseModel):
 
 
 class StateDigests(BaseModel):
-    """What the state fingerprint is the hash of: per asset of the plan (in ``assets`` order)
-    an md5 per block of ``block`` consecutive keys; per upstream asset read but not covered,
-    one md5 over its recorded data versions."""
+    """What the state fingerprint is the hash of, per block of ``block`` consecutive keys: an
+    md5 of what the manifests declare for them (``keys``), and per asset of the plan (in
+    ``assets`` order) an md5 of its ledger records, stored rows and data files, reports and
+    protections of them; per upstream asset read but not covered, one md5 over its recorded
+    data versions."""
 
     model_config = _Closed
 
     block: Annotated[int, Field(ge=1)]
+    keys: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]]
     assets: list[list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]]]
     upstream: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]]
 
@@ -290,6 +293,8 @@ def _inconsistencies(plan: RangePlan) -> Iterator[str]:
             yield f"gap_sets[{i}] names an asset beyond the plan's {n}"
     digests = plan.state_digests
     blocks = (len(keys) + digests.block - 1) // digests.block
+    if len(digests.keys) != blocks:
+        yield f"state_digests.keys does not hold {blocks} block(s)"
     if len(digests.assets) != n or any(len(d) != blocks for d in digests.assets):
         yield f"state_digests do not hold {blocks} block(s) for each of the {n} assets"
 
@@ -344,14 +349,13 @@ GROUP BY idx
 
 _PROTECTED = """
 SELECT idx, string_agg(pos::VARCHAR, ',' ORDER BY pos) AS protected
-FROM protection WHERE protection IS NOT NULL
-GROUP BY idx
+FROM protection GROUP BY idx
 """
 
 #: per cell, who protects it: the ledger's recorded protection, else the policy's first entry
 #: covering it when the cell has data (:func:`~backfiller.policy.effective_protection`)
 _PROTECTION = """
-CREATE TEMP TABLE protection AS
+CREATE TEMP TABLE protection AS SELECT * FROM (
 SELECT c.pos, c.idx, coalesce(r.text, CASE WHEN c.data_version IS NOT NULL OR c.rows > 0 THEN
     CASE WHEN k.ord IS NOT NULL AND (a.ord IS NULL OR k.ord < a.ord) THEN k.text ELSE a.text END
 END) AS protection
@@ -359,32 +363,53 @@ FROM classified c
 LEFT JOIN recorded_protections r ON r.asset = c.asset AND r.partition_key = c.partition_key
 LEFT JOIN policy_keys k ON k.asset = c.asset AND k.partition_key = c.partition_key
 LEFT JOIN policy_assets a ON a.asset = c.asset
+) WHERE protection IS NOT NULL
 """
 
 _NO_PROTECTION = """
-CREATE TEMP TABLE protection AS SELECT pos, idx, NULL::VARCHAR AS protection FROM classified
+CREATE TEMP TABLE protection AS
+SELECT pos, idx, NULL::VARCHAR AS protection FROM classified WHERE false
 """
 
+#: per asset and block of keys, an md5 over the asset's source rows of those keys — ledger
+#: records, stored rows and data files, reports, protections —, not over the cells (a cell with
+#: no row anywhere is described by its absence, so an empty project costs nothing to digest);
+#: each row's text starts with its key's position and a letter naming its source
 _DIGESTS = """
-WITH signed AS (
-    SELECT asset, partition_key, md5(string_agg(path, ',' ORDER BY path)) AS files
-    FROM files GROUP BY asset, partition_key
+WITH rows AS (
+    SELECT l.asset, k.idx, concat_ws('|', k.idx, 'l', l.status,
+        coalesce(l.data_version::VARCHAR, '~'), coalesce(l.row_count::VARCHAR, '~'),
+        coalesce(l.manifest_id, '~'), coalesce(l.manifest_checksum, '~'),
+        coalesce(l.upstream_versions, '~'), coalesce(l.last_run_id, '~')) AS line
+    FROM ledger l JOIN keys k USING (partition_key)
+    UNION ALL
+    SELECT s.asset, k.idx, concat_ws('|', k.idx, 's', s.rows, s.missing_files)
+    FROM stored s JOIN keys k USING (partition_key)
+    UNION ALL
+    SELECT f.asset, k.idx, concat_ws('|', k.idx, 'f', f.path)
+    FROM files f JOIN keys k USING (partition_key)
+    UNION ALL
+    SELECT r.asset, k.idx, concat_ws('|', k.idx, 'r')
+    FROM reports r JOIN keys k USING (partition_key)
+    UNION ALL
+    SELECT a.asset, p.idx, concat_ws('|', p.idx, 'p', p.protection)
+    FROM protection p JOIN assets a USING (pos)
 )
-SELECT c.pos, c.idx // {block} AS block, md5(string_agg(concat_ws('|',
-    c.idx, coalesce(c.manifest_id, '~'), coalesce(c.manifest_checksum, '~'),
-    coalesce(c.expected::VARCHAR, '~'), coalesce(c.broken, '~'), c.rows, c.missing_files,
-    coalesce(c.status, '~'), coalesce(c.data_version::VARCHAR, '~'),
-    coalesce(c.recorded_rows::VARCHAR, '~'), coalesce(c.recorded_manifest_id, '~'),
-    coalesce(c.recorded_checksum, '~'), coalesce(c.upstream_versions, '~'),
-    coalesce(c.last_run_id, '~'), c.report_exists, coalesce(s.files, '~'),
-    coalesce(p.protection, '~')
-), chr(10) ORDER BY c.idx)) AS digest
-FROM classified c
-LEFT JOIN signed s ON s.asset = c.asset AND s.partition_key = c.partition_key
-LEFT JOIN protection p ON p.pos = c.pos AND p.idx = c.idx
-GROUP BY c.pos, block
-ORDER BY c.pos, block
+SELECT a.pos, r.idx // {block} AS block, md5(string_agg(r.line, chr(10) ORDER BY r.line))
+FROM rows r JOIN assets a USING (asset)
+GROUP BY ALL
 """
+
+#: per block of keys, an md5 over what the manifests declare for them (every asset reads it)
+_KEY_DIGESTS = """
+SELECT idx // {block} AS block, md5(string_agg(concat_ws('|', idx, partition_key,
+    coalesce(manifest_id, '~'), coalesce(manifest_checksum, '~'),
+    coalesce(expected::VARCHAR, '~'), coalesce(broken, '~')), chr(10) ORDER BY idx))
+FROM keys GROUP BY ALL ORDER BY block
+"""
+
+#: the digest of a block with no source row
+_EMPTY_DIGEST = "d41d8cd98f00b204e9800998ecf8427e"
 
 _UPSTREAM = """
 SELECT asset, md5(string_agg(partition_key || '=' || coalesce(data_version::VARCHAR, '~'), ','
@@ -399,6 +424,7 @@ class _Observed:
 
     signatures: list[str]
     digests: list[list[str]]
+    declared: list[str]
     upstream: dict[str, str]
 
 
@@ -416,7 +442,8 @@ def _observe(
     gaps: list[list[str]] = [[] for _ in keys]
     protected: list[list[str]] = [[] for _ in keys]
     blocks = (len(keys) + DIGEST_BLOCK - 1) // DIGEST_BLOCK
-    digests: list[list[str]] = [[] for _ in assets]
+    digests = [[_EMPTY_DIGEST] * blocks for _ in assets]
+    declared: list[str] = []
     upstream: dict[str, str] = {}
     codes = pa.table({"reason": [r.value for r in _CODES], "code": list(_CODES.values())})
     tables = _protection_tables(project, reader, assets)
@@ -434,16 +461,18 @@ def _observe(
                 protected[idx].append(text)
         for idx, text in con.execute(_SIGNATURES).fetchall():
             gaps[idx].append(text)
-        for pos, _block, digest in con.execute(_DIGESTS.format(block=DIGEST_BLOCK)).fetchall():
-            digests[pos].append(digest)
+        for pos, block, digest in con.execute(_DIGESTS.format(block=DIGEST_BLOCK)).fetchall():
+            digests[pos][block] = digest
+        if not declared:
+            declared = [
+                d for _, d in con.execute(_KEY_DIGESTS.format(block=DIGEST_BLOCK)).fetchall()
+            ]
         for asset, digest in con.execute(_UPSTREAM).fetchall():
             upstream[asset] = digest
-    if any(len(d) != blocks for d in digests):  # pragma: no cover - every cell is classified
-        raise AssertionError("a state digest block is missing")
     signatures = [
         ",".join(g) + ("|" + ",".join(p) if p else "") for g, p in zip(gaps, protected, strict=True)
     ]
-    return _Observed(signatures, digests, dict(sorted(upstream.items())))
+    return _Observed(signatures, digests, declared, dict(sorted(upstream.items())))
 
 
 def _files(project: Project, batch: Sequence[str]) -> Any:
@@ -634,7 +663,12 @@ def build_range_plan(
         )
         at = end + 1
     columns = _columns(project, keys, assets)
-    digests = StateDigests(block=DIGEST_BLOCK, assets=observed.digests, upstream=observed.upstream)
+    digests = StateDigests(
+        block=DIGEST_BLOCK,
+        keys=observed.declared,
+        assets=observed.digests,
+        upstream=observed.upstream,
+    )
     fingerprint = state_fingerprint_of(digests)
     identity = {
         "request": request.model_dump(mode="json"),
@@ -741,6 +775,10 @@ def digest_differences(saved: RangePlan, now: RangePlan) -> list[str]:
             if x != y:
                 span = keys[b * block : (b + 1) * block]
                 lines.append(f"{name} {span[0]} .. {span[-1]}: the state changed")
+    for b, (x, y) in enumerate(zip(saved.state_digests.keys, now.state_digests.keys, strict=False)):
+        if x != y:
+            span = keys[b * block : (b + 1) * block]
+            lines.append(f"the manifests' declarations of {span[0]} .. {span[-1]} changed")
     before, after = saved.state_digests.upstream, now.state_digests.upstream
     for name in sorted(set(before) | set(after)):
         if before.get(name) != after.get(name):
