@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +72,9 @@ class FakeStore:
 
     def missing_files(self, asset: str) -> dict[str, int]:
         return {k: lost for k, (_, lost) in self.stats.get(asset, {}).items() if lost}
+
+    def release(self, assets: Iterable[str]) -> None:
+        pass
 
     def partition_stats(self, asset: str) -> pa.Table:
         found = self.stats.get(asset, {})

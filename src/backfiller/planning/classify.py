@@ -248,6 +248,7 @@ def _batches(
         con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY}")
         yield con
         con.close()
+        source.store.release(batch)  # its tables are read: no handle of every table stays
 
 
 def classified_batches(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -156,6 +156,11 @@ class DataStore(Protocol):
         """One row per stored partition, in one pass over the table's metadata:
         ``partition_key`` (string), ``rows`` and ``missing_files`` (int64) — what
         :meth:`partition_counts` and :meth:`missing_files` say, as columns."""
+        ...
+
+    def release(self, assets: Iterable[str]) -> None:
+        """Forget what is cached about ``assets`` (their table handles); the next read opens
+        them again."""
         ...
 
     def partition_files(self, asset: str) -> pa.Table:

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -315,6 +315,13 @@ class DeltaStore:
             }
         )
         return _sum_by_partition(per_file)
+
+    def release(self, assets: Iterable[str]) -> None:
+        """Drop this thread's cached handles of ``assets``: a reader of many tables that reads
+        each once (status, gaps, a plan) keeps no thousand handles alive."""
+        tables = self._local.__dict__.get("tables", {})
+        for asset in assets:
+            tables.pop(asset, None)
 
     def partition_files(self, asset: str) -> pa.Table:
         """The data files of the current version by partition, from the log's add actions."""
