@@ -327,3 +327,20 @@ def test_a_stale_range_plan_is_refused_naming_the_change_and_nothing_is_written(
     assert f"{RAW} {WINDOW[0]} .. {WINDOW[-1]}: the state changed" in info.value.message
     assert f"{SILVER} " not in info.value.message.split("stale")[1]
     assert tree_fingerprint(april_project.root) == before
+
+
+def test_a_plan_of_one_asset_is_stale_when_the_upstream_it_reads_moves(
+    april_project: Project,
+) -> None:
+    request = request_for(WINDOW, Mode.DRY_RUN, "t").model_copy(update={"assets": [SILVER]})
+    document = make_plan(april_project, april_project.reader(), request)
+    assert isinstance(document, RangePlan) and document.assets == [SILVER]
+    assert list(document.state_digests.upstream) == [RAW]
+    check_fresh(april_project, april_project.reader(), document)
+
+    materialize(april_project, [GAP_DAY], [RAW])  # the upstream's versions move
+
+    with pytest.raises(StalePlanError) as info:
+        check_fresh(april_project, april_project.reader(), document)
+    assert f"{RAW} (upstream): its recorded data versions changed" in info.value.message
+    assert f"{SILVER} {WINDOW[0]}" not in info.value.message

@@ -447,6 +447,7 @@ def _observe(
     upstream: dict[str, str] = {}
     codes = pa.table({"reason": [r.value for r in _CODES], "code": list(_CODES.values())})
     tables = _protection_tables(project, reader, assets)
+    planned = set(assets)
     for con in classified_batches(project, reader, keys, on_progress, assets):
         batch = [a for (a,) in con.execute("SELECT asset FROM assets ORDER BY pos").fetchall()]
         con.register("codes", codes)
@@ -468,7 +469,8 @@ def _observe(
                 d for _, d in con.execute(_KEY_DIGESTS.format(block=DIGEST_BLOCK)).fetchall()
             ]
         for asset, digest in con.execute(_UPSTREAM).fetchall():
-            upstream[asset] = digest
+            if asset not in planned:  # a planned asset's own digests cover its versions
+                upstream[asset] = digest
     signatures = [
         ",".join(g) + ("|" + ",".join(p) if p else "") for g, p in zip(gaps, protected, strict=True)
     ]
