@@ -408,6 +408,10 @@ SELECT idx // {block} AS block, md5(string_agg(concat_ws('|', idx, partition_key
 FROM keys GROUP BY ALL ORDER BY block
 """
 
+_FIRST_ROWS = """
+SELECT k.idx, s.rows FROM stored s JOIN keys k USING (partition_key) WHERE s.asset = ?
+"""
+
 #: the digest of a block with no source row
 _EMPTY_DIGEST = "d41d8cd98f00b204e9800998ecf8427e"
 
@@ -426,6 +430,9 @@ class _Observed:
     digests: list[list[str]]
     declared: list[str]
     upstream: dict[str, str]
+    #: per key, the rows the plan's first asset stores (read with the digests, so that the two
+    #: describe one state even while others write)
+    first_rows: list[int]
 
 
 def _observe(
@@ -445,6 +452,7 @@ def _observe(
     digests = [[_EMPTY_DIGEST] * blocks for _ in assets]
     declared: list[str] = []
     upstream: dict[str, str] = {}
+    first_rows = [0] * len(keys)
     codes = pa.table({"reason": [r.value for r in _CODES], "code": list(_CODES.values())})
     tables = _protection_tables(project, reader, assets)
     planned = set(assets)
@@ -464,6 +472,9 @@ def _observe(
             gaps[idx].append(text)
         for pos, block, digest in con.execute(_DIGESTS.format(block=DIGEST_BLOCK)).fetchall():
             digests[pos][block] = digest
+        if assets and batch[0] == assets[0]:
+            for idx, rows in con.execute(_FIRST_ROWS, [assets[0]]).fetchall():
+                first_rows[idx] = rows
         if not declared:
             declared = [
                 d for _, d in con.execute(_KEY_DIGESTS.format(block=DIGEST_BLOCK)).fetchall()
@@ -474,7 +485,7 @@ def _observe(
     signatures = [
         ",".join(g) + ("|" + ",".join(p) if p else "") for g, p in zip(gaps, protected, strict=True)
     ]
-    return _Observed(signatures, digests, declared, dict(sorted(upstream.items())))
+    return _Observed(signatures, digests, declared, dict(sorted(upstream.items())), first_rows)
 
 
 def _files(project: Project, batch: Sequence[str]) -> Any:
@@ -664,7 +675,7 @@ def build_range_plan(
             )
         )
         at = end + 1
-    columns = _columns(project, keys, assets)
+    columns = _columns(project, keys, observed.first_rows)
     digests = StateDigests(
         block=DIGEST_BLOCK,
         keys=observed.declared,
@@ -699,12 +710,11 @@ def build_range_plan(
     )
 
 
-def _columns(project: Project, keys: Sequence[str], assets: Sequence[str]) -> KeyColumns:
+def _columns(project: Project, keys: Sequence[str], first_rows: list[int]) -> KeyColumns:
     """The seed's per-partition values, as the one-partition plan takes them: the manifest
     that declares the key (or the broken stand-in that does), its expected count, and the rows
-    the first asset stores."""
+    the first asset stores (``first_rows``)."""
     manifests = project.manifests
-    stored = project.store.partition_counts(assets[0]) if assets else {}
     ids: list[str | None] = []
     expected: list[int | None] = []
     for key in keys:
@@ -719,7 +729,7 @@ def _columns(project: Project, keys: Sequence[str], assets: Sequence[str]) -> Ke
     return KeyColumns(
         upstream_manifest_id=_runs(ids),
         expected_input_count=_runs(expected),
-        current_output_count=_runs([stored.get(k, 0) for k in keys]),
+        current_output_count=_runs(first_rows),
     )
 
 
