@@ -5,12 +5,12 @@ protected targets and so the same target assets are one :class:`PlanRange`; the 
 per-partition values that differ from key to key (``upstream_manifest_id``,
 ``expected_input_count``, ``current_output_count``) are run-length encoded columns
 (:class:`KeyColumns`); asset names are positions in the plan's ``assets``. The state the plan
-was computed from is one md5 per asset and block of :data:`DIGEST_BLOCK` consecutive keys over
-every input the classifier reads for a cell (manifest, stored rows and data files, ledger
-record, report, protection), plus one per upstream asset the plan reads but does not cover —
-computed in DuckDB over the same columns the classifier uses, so building (or re-checking) a
-ten-year plan over a thousand assets makes no per-cell Python object, and its file is a few
-hundred kilobytes.
+was computed from is, per block of :data:`DIGEST_BLOCK` consecutive keys, one md5 of what the
+manifests declare and one per asset of the source rows the classifier reads for its cells
+(ledger records, stored rows and data files, reports, protections), plus one per upstream
+asset the plan reads but does not cover (:class:`StateDigests`) — computed in DuckDB from the
+same tables the classifier reads, so building (or re-checking) a ten-year plan over a
+thousand assets makes no per-cell Python object, and its file is one or two megabytes.
 
 A plan over one partition keeps the seed's document (:class:`~backfiller.planning.plan.
 PlanDocument`, schema version 1); both are read back through :func:`parse_plan`.
