@@ -19,6 +19,7 @@ import pytest
 from conftest import GAP_DAY, NOW, materialize, tree_fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plan_views import per_key
 
 from backfiller import ExitCode, FixedClock, Project, StalePlanError, load_project
 from backfiller.actions.apply import apply_plan
@@ -31,46 +32,6 @@ RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
 WINDOW = ["2026-04-14", "2026-04-15", "2026-04-16", GAP_DAY, "2026-04-18", "2026-04-19"]
 MATERIALIZED = [k for k in WINDOW if k != GAP_DAY]
-
-
-def per_key(document: Any) -> dict[str, dict[str, Any]]:
-    """What a plan says of each partition key, whichever its kind: the seed's values, the
-    gaps (asset, reason, action) and the targets."""
-    if isinstance(document, PlanDocument):
-        return {
-            e.partition_key: {
-                "gap_reason": e.gap_reason,
-                "proposed_action": e.proposed_action,
-                "target_assets": e.target_assets,
-                "idempotency_guard": e.idempotency_guard,
-                "upstream_manifest_id": e.upstream_manifest_id,
-                "expected_input_count": e.expected_input_count,
-                "current_output_count": e.current_output_count,
-                "gaps": [(g.asset, g.gap_reason, g.proposed_action) for g in e.asset_gaps],
-            }
-            for e in document.partitions
-        }
-    assert isinstance(document, RangePlan)
-    declared = {k: (m, n) for k, m, n in document.declared()}
-    current = [v for v, n in document.columns.current_output_count for _ in range(n)]
-    found: dict[str, dict[str, Any]] = {}
-    for entry, keys in document.spans():
-        targets = document.target_sets[entry.targets]
-        for key in keys:
-            found[key] = {
-                "gap_reason": entry.gap_reason,
-                "proposed_action": entry.proposed_action,
-                "target_assets": [document.assets[i] for i in targets.assets],
-                "idempotency_guard": targets.idempotency_guard,
-                "upstream_manifest_id": declared[key][0],
-                "expected_input_count": declared[key][1],
-                "current_output_count": current[document.request.keys.index(key)],
-                "gaps": [
-                    (document.assets[g.asset], g.gap_reason, g.proposed_action)
-                    for g in document.gap_sets[entry.gaps]
-                ],
-            }
-    return found
 
 
 SUMMARY = (

@@ -76,6 +76,15 @@ class FakeStore:
     def release(self, assets: Iterable[str]) -> None:
         pass
 
+    def partition_files(self, asset: str) -> pa.Table:
+        found = self.stats.get(asset, {})
+        return pa.table(
+            {
+                "partition_key": pa.array(list(found), pa.string()),
+                "path": pa.array([f"{k}-{r}-{m}.parquet" for k, (r, m) in found.items()]),
+            }
+        )
+
     def partition_stats(self, asset: str) -> pa.Table:
         found = self.stats.get(asset, {})
         return pa.table(
@@ -138,6 +147,7 @@ class FakeSource:
     store: FakeStore
     reports: Path
     policy: Policy = field(default_factory=Policy)
+    scheme: Any = DAILY
 
     def partition_report_dir(self, asset: str) -> Path:
         return self.reports.joinpath(*asset.split("/"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
 
@@ -31,10 +31,26 @@ from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, combined_g
 from backfiller.refs import AssetPartition
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from backfiller.assets import AssetGraph
     from backfiller.ledger import LedgerReader
-    from backfiller.planning.state import OnProgress
-    from backfiller.project import Project
+    from backfiller.partitions import PartitionScheme
+    from backfiller.planning.state import OnProgress, ReadableStore, StateSource
+
+    class FileStore(ReadableStore, Protocol):
+        def partition_files(self, asset: str) -> pa.Table: ...
+
+    class PlanSource(StateSource, Protocol):
+        """What a plan of ranges reads of a project (a :class:`~backfiller.project.Project`
+        fits): what observing reads, its partition scheme, and its store's data files."""
+
+        @property
+        def scheme(self) -> PartitionScheme: ...
+
+        @property
+        def store(self) -> FileStore: ...
+
 
 __all__ = [
     "DIGEST_BLOCK",
@@ -436,7 +452,7 @@ class _Observed:
 
 
 def _observe(
-    project: Project,
+    project: PlanSource,
     reader: LedgerReader,
     keys: Sequence[str],
     assets: Sequence[str],
@@ -488,7 +504,7 @@ def _observe(
     return _Observed(signatures, digests, declared, dict(sorted(upstream.items())), first_rows)
 
 
-def _files(project: Project, batch: Sequence[str]) -> Any:
+def _files(project: PlanSource, batch: Sequence[str]) -> Any:
     import pyarrow as pa
 
     tables = []
@@ -506,7 +522,7 @@ def _files(project: Project, batch: Sequence[str]) -> Any:
 
 
 def _protection_tables(
-    project: Project, reader: LedgerReader, assets: Sequence[str]
+    project: PlanSource, reader: LedgerReader, assets: Sequence[str]
 ) -> dict[str, Any] | None:
     """The protections as tables for :data:`_PROTECTION` (``None``: nothing is protected)."""
     import pyarrow as pa
@@ -632,13 +648,14 @@ def _shape(sets: _Sets, signature: str, key: str, include_materialized: bool) ->
 
 
 def build_range_plan(
-    project: Project,
+    project: PlanSource,
     reader: LedgerReader,
     request: PlanRequest,
     *,
     downstream_impact: str,
     report_path: str,
     now: datetime,
+    project_name: str,
     on_progress: OnProgress | None = None,
 ) -> RangePlan:
     """The plan of ``request`` as ranges, from the classifier's batches: the same request over
@@ -686,7 +703,7 @@ def build_range_plan(
     identity = {
         "request": request.model_dump(mode="json"),
         "state_fingerprint": fingerprint,
-        "project": project.config.name,
+        "project": project_name,
     }
     summary = _summary(
         request, graph, sets, ranges, columns, downstream_impact, report_path, assets
@@ -695,7 +712,7 @@ def build_range_plan(
         plan_id=stable_id("plan", identity),
         created_at=now,
         action="backfill",
-        project=project.config.name,
+        project=project_name,
         reason=request.reason,
         include_materialized=request.include_materialized,
         request=request,
@@ -710,7 +727,7 @@ def build_range_plan(
     )
 
 
-def _columns(project: Project, keys: Sequence[str], first_rows: list[int]) -> KeyColumns:
+def _columns(project: PlanSource, keys: Sequence[str], first_rows: list[int]) -> KeyColumns:
     """The seed's per-partition values, as the one-partition plan takes them: the manifest
     that declares the key (or the broken stand-in that does), its expected count, and the rows
     the first asset stores (``first_rows``)."""

@@ -280,8 +280,8 @@ def build_plan(
         seeds = [(g.asset, key) for g in recompute]
         if request.include_materialized and not gaps:
             seeds = [(a, key) for a in assets]
-        targets = (
-            [a for a, _ in graph.downstream_closure(seeds) if a in assets]
+        targets = (  # each asset once (a mapping may reach several of its partitions)
+            list(dict.fromkeys(a for a, _ in graph.downstream_closure(seeds) if a in assets))
             if seeds
             else [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
         )

@@ -145,6 +145,7 @@ def compute_plan(
             downstream_impact=downstream_impact(project),
             report_path=project.relative(plan_path(project, request.keys)),
             now=project.clock(),
+            project_name=project.config.name,
             on_progress=on_progress,
         )
     if observations is None:
