@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, both_backends, tree_fingerprint
+from conftest import GAP_DAY, both_backends, cli_environment, tree_fingerprint
 
 from backfiller import Project
 from backfiller.cli.main import main
@@ -18,6 +18,12 @@ WINDOW = ("--start", "2026-04-14", "--end", "2026-04-20")
 PLAN = "reports/week06/backfill/backfill_plan_2026-04-14_2026-04-20.json"
 
 pytestmark = both_backends
+
+
+@pytest.fixture(autouse=True)
+def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
+    """The CLI reads the test's ledger (a PostgreSQL one by its URL)."""
+    cli_environment(monkeypatch, project_environ)
 
 
 def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
