@@ -274,7 +274,8 @@ def _check_ranges_fresh(project: Project, reader: LedgerReader, document: RangeP
         "state_fingerprint": document.state_fingerprint,
         "project": document.project,
     }
-    if stable_id("plan", identity) != document.plan_id or document.project != (project.config.name):
+    made_here = document.project == project.config.name
+    if stable_id("plan", identity) != document.plan_id or not made_here:
         raise PlanFileError(
             f"Plan {document.plan_id}: its plan_id is not the one of its request and state "
             f"(or it was made by project {document.project!r}); it was edited",
