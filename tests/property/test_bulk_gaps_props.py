@@ -2,7 +2,9 @@
 on small generated projects and states — every mix of ledger statuses, stored rows, data files
 gone, reports gone, recorded manifest checksums and row counts, consumed upstream versions
 (identity and look-back mappings), declarations changed by a newer manifest or broken, stored
-rows without a record, protected partitions — the bulk path finds, for every cell, the same
+rows without a record, protected partitions, upstream partitions that the mappings (identity,
+look-back, lag, a daily asset reading weeks) require and that are not keys of the upstream's
+bounded scheme (``missing_upstream``) or are allowed to be missing — the bulk path finds, for every cell, the same
 gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
 in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
 shows are the oracle's gap reasons (``materialized`` where there is none), collapsed into
@@ -40,19 +42,35 @@ from backfiller.refs import AssetPartition
 ORACLE_EXAMPLES = 30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 120
 
 DAILY = scheme_from_config(kind="daily", start="2026-03-01")
+#: an upstream whose days are 2026-03-03 .. 2026-03-06 only
+SHORT = scheme_from_config(kind="daily", start="2026-03-03", end="2026-03-07")
+#: weeks from Wednesday 2026-03-04: the days before it need a week that does not exist
+WEEKS = scheme_from_config(kind="weekly", start="2026-03-04", week_starts_on=2)
 KEYS = [f"2026-03-{d:02d}" for d in range(1, 9)]
 A, B, C = "p/a", "p/b", "p/c"  # b reads a's same day; c reads a's day and the day before
+D, E, F, G = "p/d", "p/e", "p/f", "p/g"  # d: a's previous day alone; e: f's day and the day before
+W, H, L = "p/w", "p/h", "p/l"  # g: f's same day; h: the week of w holding its day; l: lag, allowed
 
 
 def _graph(counts: bool) -> AssetGraph:
     def compute(context: Any) -> None:
         raise AssertionError("never computed")
 
+    def node(key: str, *deps: str | Dependency, scheme: Any = None) -> Any:
+        return asset(key, idempotency_key=("id",), deps=deps, scheme=scheme)(compute)
+
     return AssetGraph(
         [
             asset(A, idempotency_key=("id",), expects_manifest_count=counts)(compute),
-            asset(B, idempotency_key=("id",), deps=[A])(compute),
-            asset(C, idempotency_key=("id",), deps=[Dependency(A, TimeWindowMapping(1))])(compute),
+            node(B, A),
+            node(C, Dependency(A, TimeWindowMapping(1))),
+            node(D, Dependency(A, TimeWindowMapping.lag())),
+            node(F, scheme=SHORT),
+            node(E, Dependency(F, TimeWindowMapping(lookback=1)), B),
+            node(G, F),
+            node(W, scheme=WEEKS),
+            node(H, Dependency(W, TimeWindowMapping()), Dependency(F, TimeWindowMapping.lag())),
+            node(L, Dependency(A, TimeWindowMapping.lag(2, allow_missing=True))),
         ],
         DAILY,
     )
@@ -165,7 +183,7 @@ def states(draw: st.DrawFn) -> dict[str, Any]:
     newer = {k: n for k in KEYS if draw(st.integers(0, 3)) == 0 and (n := draw(maybe_count))}
     broken = bool(newer) and draw(st.booleans())
     cells = {}
-    for a in (A, B, C):
+    for a in (A, B, C, D, E, F, G, W, H, L):
         for k in KEYS:
             cells[(a, k)] = {
                 "status": draw(st.sampled_from([None, *PartitionStatus, "materialized"])),
