@@ -306,11 +306,16 @@ class AssetGraph:
         return [k for k, _ in self._downstream[key]]
 
     def upstream_partitions(self, key: str, partition: str) -> dict[str, list[str]]:
+        """Per upstream asset, the keys of its scheme that ``partition`` of ``key`` reads (an
+        asset declared twice, with two mappings, reads the keys of both, each once)."""
         a = self.get(key)
-        return {
-            d.asset: d.mapping.upstream_keys(partition, self.scheme(key), self.scheme(d.asset))
-            for d in a.deps
-        }
+        found: dict[str, list[str]] = {}
+        for d in a.deps:
+            keys = found.setdefault(d.asset, [])
+            for k in d.mapping.upstream_keys(partition, self.scheme(key), self.scheme(d.asset)):
+                if k not in keys:
+                    keys.append(k)
+        return found
 
     def missing_upstream_partitions(self, key: str, partition: str) -> dict[str, list[str]]:
         """Per upstream asset, the keys ``partition`` of ``key`` requires that are not keys of
