@@ -4,11 +4,11 @@ gone, reports gone, recorded manifest checksums and row counts, consumed upstrea
 (identity and look-back mappings), declarations changed by a newer manifest or broken, stored
 rows without a record, protected partitions, upstream partitions that the mappings (identity,
 look-back, lag, a daily asset reading weeks) require and that are not keys of the upstream's
-bounded scheme (``missing_upstream``) or are allowed to be missing — the bulk path finds, for every cell, the same
-gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
-in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
-shows are the oracle's gap reasons (``materialized`` where there is none), collapsed into
-ranges: one vocabulary."""
+bounded scheme (``missing_upstream``) or are allowed to be missing — the bulk path finds, for
+every cell, the same gap reason, proposed action, counts and detail as the oracle over the
+per-cell observation, in the same order; and its ranges are the oracle's gaps collapsed. The
+states ``status`` shows are the oracle's gap reasons (``materialized`` where there is none),
+collapsed into ranges: one vocabulary."""
 
 from __future__ import annotations
 

@@ -172,8 +172,7 @@ class PlanDocument(BaseModel):
         pairs: list[AssetPartition] = []
         for entry in self.partitions:
             if entry.proposed_action.recomputes or (
-                self.include_materialized
-                and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
+                self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
             ):
                 pairs.extend(AssetPartition(a, entry.partition_key) for a in entry.target_assets)
         return pairs
