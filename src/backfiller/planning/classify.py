@@ -305,12 +305,13 @@ def gap_ranges(
     keys: Sequence[str],
     *,
     on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
 ) -> list[KeyRange[GapReason]]:
-    """The gaps of every asset over ``keys`` as ranges: consecutive partitions of one asset
-    with the same reason are one range (in graph order, then key order). No per-cell object
-    is made."""
+    """The gaps of every asset (or of ``assets``) over ``keys`` as ranges: consecutive
+    partitions of one asset with the same reason are one range (in graph order, then key
+    order). No per-cell object is made."""
     found: list[KeyRange[GapReason]] = []
-    for con in _batches(source, reader, keys, on_progress):
+    for con in _batches(source, reader, keys, on_progress, assets):
         for asset, reason, first, last, n, _ in con.execute(_RANGES).fetchall():
             found.append(KeyRange(asset, keys[first], keys[last], int(n), GapReason(reason)))
     return found
@@ -340,11 +341,12 @@ def bulk_gaps(
     keys: Sequence[str],
     *,
     on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
 ) -> list[Gap]:
-    """Every gap over ``keys``, one :class:`Gap` per gap cell with its detail, in key order
-    then graph order."""
+    """Every gap of every asset (or of ``assets``) over ``keys``, one :class:`Gap` per gap
+    cell with its detail, in key order then graph order."""
     rows: list[dict[str, Any]] = []
-    for con in _batches(source, reader, keys, on_progress):
+    for con in _batches(source, reader, keys, on_progress, assets):
         rows += (
             con.sql(f"SELECT {_GAP_COLUMNS} FROM classified WHERE reason IS NOT NULL")
             .to_arrow_table()
