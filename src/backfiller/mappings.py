@@ -48,6 +48,15 @@ class PartitionMapping(ABC):
         order (empty when the mapping allows them to be missing)."""
         return []
 
+    def required_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> tuple[list[str], list[str]]:
+        """``(upstream_keys, missing_upstream_keys)`` in one pass."""
+        return (
+            self.upstream_keys(key, downstream, upstream),
+            self.missing_upstream_keys(key, downstream, upstream),
+        )
+
     @abstractmethod
     def downstream_keys(
         self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
@@ -96,6 +105,12 @@ class IdentityMapping(PartitionMapping):
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
     ) -> list[str]:
         return [] if self.allow_missing else self._split(key, downstream, upstream)[1]
+
+    def required_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> tuple[list[str], list[str]]:
+        present, missing = self._split(key, downstream, upstream)
+        return present, [] if self.allow_missing else missing
 
     def downstream_keys(
         self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
@@ -210,6 +225,12 @@ class TimeWindowMapping(PartitionMapping):
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
     ) -> list[str]:
         return [] if self.allow_missing else self._split(key, downstream, upstream)[1]
+
+    def required_keys(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> tuple[list[str], list[str]]:
+        present, missing = self._split(key, downstream, upstream)
+        return present, [] if self.allow_missing else missing
 
     def downstream_keys(
         self, key: str, upstream: PartitionScheme, downstream: PartitionScheme

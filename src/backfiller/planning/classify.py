@@ -281,10 +281,7 @@ def _mapped(number: int, mapping: Any, keys: Sequence[str], down: Any, up: Any) 
     up_keys: list[str] = []
     present: list[bool] = []
     for i, key in enumerate(keys):
-        for exists, found in (
-            (True, mapping.upstream_keys(key, down, up)),
-            (False, mapping.missing_upstream_keys(key, down, up)),
-        ):
+        for exists, found in zip((True, False), mapping.required_keys(key, down, up), strict=True):
             idx += [i] * len(found)
             up_keys += found
             present += [exists] * len(found)
