@@ -31,7 +31,7 @@ from backfiller.canonical import sha256_hex
 from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
-from backfiller.partitions import scheme_from_config
+from backfiller.partitions import DynamicScheme, StaticScheme, scheme_from_config
 from backfiller.planning.classify import bulk_gaps, gap_ranges, state_ranges
 from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.state import observe
@@ -452,3 +452,52 @@ def test_fan_in_and_fan_out_cells_equal_the_per_cell_oracle(state: dict[str, Any
             for a, k in NOT_THERE:  # no broken manifest here: missing_upstream comes first
                 if a in chosen and k in keys:
                     assert gaps[(a, k)] is GapReason.MISSING_UPSTREAM
+
+
+# -- identity on values: a static list read from a dynamic dimension ---------------------------
+
+LINES = DynamicScheme("product_line", ("billing", "voice"))  # chat was removed, or never added
+LISTED = StaticScheme(("billing", "voice", "chat"))
+VALUES = ["billing", "voice", "chat"]
+V, S = "v/lines", "v/static"
+
+
+def _values_graph() -> AssetGraph:
+    def compute(context: Any) -> None:
+        raise AssertionError("never computed")
+
+    return AssetGraph(
+        [
+            asset(V, idempotency_key=("id",), scheme=LINES)(compute),
+            asset(S, idempotency_key=("id",), deps=[V], scheme=LISTED)(compute),
+        ],
+        LINES,
+    )
+
+
+@st.composite
+def value_states(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "first": {k: n for k in VALUES if (n := draw(maybe_count)) is not None},
+        "newer": {},
+        "broken": False,
+        "cells": {(a, k): _cell(draw) for a in (V, S) for k in VALUES},
+        "counts": False,
+        "window": _window(draw, VALUES),
+    }
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
+@given(value_states())
+def test_identity_on_values_equals_the_per_cell_oracle(state: dict[str, Any]) -> None:
+    """A static value the dynamic upstream does not list (chat) is missing_upstream; the
+    others are classified like any identity cell."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder), _values_graph())
+        keys = state["window"]
+        expected = _oracle(source, reader, keys, [S])
+        assert bulk_gaps(source, reader, keys, assets=[S]) == expected  # type: ignore[arg-type]
+    reasons = {g.partition_key: g.reason for g in expected}
+    if "chat" in keys:
+        assert reasons["chat"] is GapReason.MISSING_UPSTREAM
+    assert all(r is not GapReason.MISSING_UPSTREAM for k, r in reasons.items() if k != "chat")
