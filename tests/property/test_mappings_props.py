@@ -1,5 +1,6 @@
-"""Partition mappings against brute force, on generated schemes (hourly, daily, weekly, monthly;
-unaligned starts and ends; zones whose clock changes, by an hour or by half an hour) and offsets:
+"""Partition mappings against brute force, on generated schemes (hourly, daily, weekly, monthly,
+cron every 6 hours and monthly on the 12th at 03:15; unaligned starts and ends; zones whose clock
+changes, by an hour or by half an hour) and offsets:
 
 - the upstream keys of a downstream key are exactly the upstream windows that overlap the
   downstream window moved by the offsets — those within the upstream's bounds are read, those
@@ -28,7 +29,16 @@ PROPS = settings(max_examples=30 if FAST else 120, deadline=None, database=None)
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
 #: how long each kind's generated scheme runs (so that a scheme has a few dozen keys at most)
-SPANS = {"hourly": (2, 6), "daily": (20, 70), "weekly": (60, 200), "monthly": (150, 500)}
+SPANS = {
+    "hourly": (2, 6),
+    "every6h": (5, 20),
+    "daily": (20, 70),
+    "weekly": (60, 200),
+    "monthly": (150, 500),
+    "12th": (150, 500),
+}
+#: cron schedules, by the name the kinds above use
+CRONS = {"every6h": "0 */6 * * *", "12th": "15 3 12 * *"}
 ONE_US = timedelta(microseconds=1)
 
 
@@ -46,7 +56,8 @@ def schemes(
     low, high = SPANS[kind]
     end = start + timedelta(days=draw(st.integers(low, high)), hours=draw(st.integers(0, 23)))
     scheme = scheme_from_config(
-        kind=kind,
+        kind="cron" if kind in CRONS else kind,
+        cron=CRONS.get(kind, ""),
         start=start.isoformat(),
         end=end.isoformat(),
         timezone=zone,
@@ -57,10 +68,14 @@ def schemes(
 
 
 def pairs() -> st.SearchStrategy[tuple[TimeWindowScheme, TimeWindowScheme]]:
-    """(downstream, upstream): hourly only next to hourly or daily (few keys per window)."""
-    fine = st.tuples(schemes(("hourly", "daily")), schemes(("hourly", "daily")))
+    """(downstream, upstream): hourly only next to hourly, 6-hourly or daily (few keys per
+    window)."""
+    fine = st.tuples(
+        schemes(("hourly", "every6h", "daily")), schemes(("hourly", "every6h", "daily"))
+    )
     coarse = st.tuples(
-        schemes(("daily", "weekly", "monthly")), schemes(("daily", "weekly", "monthly"))
+        schemes(("daily", "weekly", "monthly", "12th")),
+        schemes(("daily", "weekly", "monthly", "12th")),
     )
     return st.one_of(fine, coarse)
 
