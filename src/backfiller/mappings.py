@@ -80,21 +80,16 @@ def _listed(scheme: PartitionScheme) -> bool:
     return isinstance(scheme, StaticScheme | DynamicScheme)
 
 
-@dataclass(frozen=True)
-class IdentityMapping(PartitionMapping):
-    """The downstream partition reads the upstream partition with the same key."""
+class _SplitMapping(PartitionMapping):
+    """A mapping that finds a key's required upstream keys in one pass, split into those that
+    exist and those that do not (``_split``); ``allow_missing`` drops the second."""
 
-    allow_missing: bool = False
+    allow_missing: bool
 
-    def __post_init__(self) -> None:
-        _check_flag("allow_missing", self.allow_missing, "IdentityMapping")
-
+    @abstractmethod
     def _split(
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> tuple[list[str], list[str]]:
-        if upstream == downstream or upstream.contains(key):
-            return [key], []
-        return [], [key]
+    ) -> tuple[list[str], list[str]]: ...
 
     def upstream_keys(
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
@@ -112,6 +107,23 @@ class IdentityMapping(PartitionMapping):
         present, missing = self._split(key, downstream, upstream)
         return present, [] if self.allow_missing else missing
 
+
+@dataclass(frozen=True)
+class IdentityMapping(_SplitMapping):
+    """The downstream partition reads the upstream partition with the same key."""
+
+    allow_missing: bool = False
+
+    def __post_init__(self) -> None:
+        _check_flag("allow_missing", self.allow_missing, "IdentityMapping")
+
+    def _split(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> tuple[list[str], list[str]]:
+        if upstream == downstream or upstream.contains(key):
+            return [key], []
+        return [], [key]
+
     def downstream_keys(
         self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
     ) -> list[str]:
@@ -127,7 +139,7 @@ class IdentityMapping(PartitionMapping):
 
 
 @dataclass(frozen=True)
-class TimeWindowMapping(PartitionMapping):
+class TimeWindowMapping(_SplitMapping):
     """The downstream window, moved by offsets counted in downstream windows, reads every
     upstream window that overlaps it.
 
@@ -215,22 +227,6 @@ class TimeWindowMapping(PartitionMapping):
         for start, end in up.grid(first, stop):
             (present if up.holds(start, end) else missing).append(up.format_key(start))
         return present, missing
-
-    def upstream_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> list[str]:
-        return self._split(key, downstream, upstream)[0]
-
-    def missing_upstream_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> list[str]:
-        return [] if self.allow_missing else self._split(key, downstream, upstream)[1]
-
-    def required_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> tuple[list[str], list[str]]:
-        present, missing = self._split(key, downstream, upstream)
-        return present, [] if self.allow_missing else missing
 
     def downstream_keys(
         self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
