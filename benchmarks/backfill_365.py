@@ -294,12 +294,14 @@ def _child(
     baseline = _rss_mib()
     if trace:
         tracemalloc.start()
+    cpu = time.process_time()  # every thread of this process: Delta's and DuckDB's too
     if name == "duckdb":
         figures = plain_duckdb(Path(root), days)
     elif name == "delta":
         figures = plain(Path(root), days)
     else:  # grouped, or one commit per partition
         figures = controlled(Path(root), days, parallel, group if name == "grouped" else 1)
+    figures["cpu_seconds"] = time.process_time() - cpu
     if trace:
         figures["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
@@ -411,6 +413,7 @@ def report(results: dict[str, dict[str, Any]], paths: list[str], days: int, trac
     _row("commits (both tables)", [sum(r["commits"].values()) for r in runs])
     _row("partition reports", [r["reports"] for r in runs])
     _row("seconds", [r["seconds"] for r in runs], ".2f")
+    _row("CPU seconds", [r["cpu_seconds"] for r in runs], ".2f")
     _row("ms per (asset, day)", [1000 * r["seconds"] / steps for r in runs], ".1f")
     _row("peak RSS MiB (ru_maxrss)", [r["rss_peak_mib"] for r in runs], ".0f")
     _row("RSS after imports MiB", [r["rss_baseline_mib"] for r in runs], ".0f")
@@ -419,8 +422,12 @@ def report(results: dict[str, dict[str, Any]], paths: list[str], days: int, trac
         _row("tracemalloc peak MiB", [r["tracemalloc_peak_mib"] for r in runs], ".0f")
     print()
     base = results["duckdb"]["seconds"]
+    cpu = results["duckdb"]["cpu_seconds"]
     for name in paths:
-        print(f"{name} / plain DuckDB loop: {results[name]['seconds'] / base:.2f}× the time")
+        print(
+            f"{name} / plain DuckDB loop: {results[name]['seconds'] / base:.2f}× the time, "
+            f"{results[name]['cpu_seconds'] / cpu:.2f}× the CPU"
+        )
     c = runs[0]
     same = all(c["rows"] == r["rows"] and c["sample"] == r["sample"] for r in runs)
     print(f"same rows (counts, and fingerprints of the last day): {'yes' if same else 'NO'}")

@@ -1,7 +1,9 @@
 """The brute-force, per-cell gap rule (``status`` shows the same reasons): the reference the bulk
 classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the
 per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before
-gaps were classified in bulk; change it only together with DESIGN.md's table."""
+gaps were classified in bulk, plus the ``missing_upstream`` rule (second, after a broken
+manifest: the observation's upstream keys that the mappings require and that do not exist);
+change it only together with the README's vocabulary."""
 
 from __future__ import annotations
 
@@ -28,6 +30,16 @@ def oracle_gap(asset: Asset, obs: Observation, broken: BrokenManifest | None) ->
     def gap(reason: GapReason, detail: str) -> Gap:
         return Gap(asset.key, obs.partition_key, reason, detail, expected, rows)
 
+    if obs.upstream_missing:
+        named = "; ".join(
+            f"{up} {', '.join(keys[:3])}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            for up, keys in obs.upstream_missing.items()
+        )
+        return gap(
+            GapReason.MISSING_UPSTREAM,
+            "it needs upstream partitions that are not keys of their asset's partitions (before "
+            f"its start, past its end, or a value it does not list): {named}",
+        )
     if obs.missing_files:
         return gap(
             GapReason.MISSING_PARTITION,

@@ -10,15 +10,14 @@ incompatible schemes is an error that names the assets involved.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from backfiller.errors import GraphError
+from backfiller.mappings import IdentityMapping, PartitionMapping, TimeWindowMapping
 from backfiller.names import did_you_mean
-from backfiller.partitions import PartitionScheme, StaticScheme, TimeWindowScheme, Window
+from backfiller.partitions import PartitionScheme, StaticScheme, Window
 from backfiller.refs import AssetPartition
 
 if TYPE_CHECKING:
@@ -43,105 +42,26 @@ _ASSET_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")
 PARTITION_COLUMN = "partition_key"
 
 
-class PartitionMapping(ABC):
-    """Which upstream partitions one downstream partition reads."""
-
-    @abstractmethod
-    def upstream_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> list[str]: ...
-
-    @abstractmethod
-    def downstream_keys(
-        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
-    ) -> list[str]: ...
-
-    @abstractmethod
-    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
-        """Why the two schemes cannot be mapped; ``None`` when they can."""
-
-
-@dataclass(frozen=True)
-class IdentityMapping(PartitionMapping):
-    """The downstream partition reads the upstream partition with the same key."""
-
-    def upstream_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> list[str]:
-        return [key]
-
-    def downstream_keys(
-        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
-    ) -> list[str]:
-        return [key]
-
-    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
-        if upstream.same_kind(downstream):
-            return None
-        return f"identity mapping between {upstream.name} and {downstream.name}"
-
-
-@dataclass(frozen=True)
-class TimeWindowMapping(PartitionMapping):
-    """The downstream window (widened by ``lookback`` earlier downstream windows) reads every
-    upstream window that overlaps it."""
-
-    lookback: int = 0
-
-    def __post_init__(self) -> None:
-        if self.lookback < 0:
-            raise GraphError("a time-window mapping's lookback must be 0 or more")
-
-    def _span(self, key: str, scheme: TimeWindowScheme) -> Window:
-        window = scheme.window(key)
-        start = window.start_utc
-        for _ in range(self.lookback):
-            start = scheme.window(scheme.key_for(start - timedelta(microseconds=1))).start_utc
-        return Window(start, window.end_utc)
-
-    def upstream_keys(
-        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
-    ) -> list[str]:
-        assert isinstance(downstream, TimeWindowScheme)
-        assert isinstance(upstream, TimeWindowScheme)
-        span = self._span(key, downstream)
-        first = upstream.key_for(span.start_utc)
-        begin = max(upstream.window(first).start_utc, upstream.start)
-        return [k for k, _ in upstream.iter_windows(begin, span.end_utc)]
-
-    def downstream_keys(
-        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
-    ) -> list[str]:
-        assert isinstance(downstream, TimeWindowScheme)
-        assert isinstance(upstream, TimeWindowScheme)
-        window = upstream.window(key)
-        first = downstream.key_for(window.start_utc)
-        keys: list[str] = []
-        start = downstream.window(first).start_utc
-        # every downstream window whose widened span overlaps the upstream window
-        for k, _ in downstream.iter_windows(start, window.end_utc):
-            keys.append(k)
-        probe = downstream.window(keys[-1]).end_utc if keys else start
-        for _ in range(self.lookback):
-            if downstream.end is not None and probe >= downstream.end:
-                break
-            nxt = downstream.key_for(probe)
-            keys.append(nxt)
-            probe = downstream.window(nxt).end_utc
-        return [k for k in keys if downstream.window(k).start_utc >= downstream.start]
-
-    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
-        if isinstance(upstream, TimeWindowScheme) and isinstance(downstream, TimeWindowScheme):
-            return None
-        return f"time-window mapping between {upstream.name} and {downstream.name}"
-
-
 @dataclass(frozen=True)
 class Dependency:
     """An upstream asset and how partitions map onto it."""
 
     asset: str
     mapping: PartitionMapping = field(default_factory=IdentityMapping)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.asset, str):
+            raise GraphError(
+                f"Dependency names its upstream asset by its key, not {self.asset!r}",
+                hint="pass Dependency('week06/ingestion/raw', TimeWindowMapping(lookback=1))",
+            )
+        if not isinstance(self.mapping, PartitionMapping):
+            raise GraphError(
+                f"Dependency on {self.asset!r}: {self.mapping!r} is not a partition mapping",
+                hint="pass IdentityMapping() or TimeWindowMapping(...), e.g. "
+                "TimeWindowMapping(start_offset=-1, end_offset=-1) for the previous window",
+                asset=self.asset,
+            )
 
 
 class AssetContext:
@@ -386,23 +306,47 @@ class AssetGraph:
         return [k for k, _ in self._downstream[key]]
 
     def upstream_partitions(self, key: str, partition: str) -> dict[str, list[str]]:
+        """Per upstream asset, the keys of its scheme that ``partition`` of ``key`` reads (an
+        asset declared twice, with two mappings, reads the keys of both, each once)."""
         a = self.get(key)
-        return {
-            d.asset: d.mapping.upstream_keys(partition, self.scheme(key), self.scheme(d.asset))
-            for d in a.deps
-        }
+        found: dict[str, list[str]] = {}
+        for d in a.deps:
+            keys = found.setdefault(d.asset, [])
+            for k in d.mapping.upstream_keys(partition, self.scheme(key), self.scheme(d.asset)):
+                if k not in keys:
+                    keys.append(k)
+        return found
+
+    def missing_upstream_partitions(self, key: str, partition: str) -> dict[str, list[str]]:
+        """Per upstream asset, the keys ``partition`` of ``key`` requires that are not keys of
+        the upstream's scheme (only upstreams with such keys, in the order of ``deps``)."""
+        a = self.get(key)
+        found: dict[str, list[str]] = {}
+        for d in a.deps:
+            missing = d.mapping.missing_upstream_keys(
+                partition, self.scheme(key), self.scheme(d.asset)
+            )
+            if missing:
+                found.setdefault(d.asset, []).extend(missing)
+        return found
 
     def downstream_closure(
-        self, targets: Iterable[tuple[str, str]], *, include_targets: bool = True
+        self,
+        targets: Iterable[tuple[str, str]],
+        *,
+        include_targets: bool = True,
+        blocked: Iterable[tuple[str, str]] = (),
     ) -> list[AssetPartition]:
         """Every (asset, partition) that depends, directly or not, on ``targets``, in
-        dependency order."""
+        dependency order; ``blocked`` (partitions that cannot be computed, e.g. whose upstream
+        is missing) are left out, and so is what depends on ``targets`` only through them."""
         seen: set[AssetPartition] = set()
         stack = [AssetPartition(*t) for t in targets]
         start = set(stack)
+        stop = {AssetPartition(*b) for b in blocked}
         while stack:
             node = stack.pop()
-            if node in seen:
+            if node in seen or node in stop:
                 continue
             seen.add(node)
             key, partition = node

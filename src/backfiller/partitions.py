@@ -135,6 +135,14 @@ class PartitionScheme(ABC):
         """Whether a partition mapping between the two schemes can be identity."""
         return self == other
 
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is a key of this scheme (inside its bounds, whatever the time)."""
+        try:
+            self.parse(key)
+        except InvalidPartitionKeyError:
+            return False
+        return True
+
 
 def _past_the_last_date(key: str, scheme: str, expected: str) -> InvalidPartitionKeyError:
     """The error for a key whose window would end after the last date Python can represent."""
@@ -517,6 +525,38 @@ class TimeWindowScheme(PartitionScheme):
                 hint="pass --start before (or equal to) --end",
             )
         return [key for key, _ in self.iter_windows(start, stop)]
+
+    # -- the unbounded grid of windows (what partition mappings walk) -------------------------
+    def shift(self, start: datetime, windows: int) -> datetime:
+        """The start (UTC) of the window ``windows`` windows after (before, if negative) the
+        one that starts at ``start``, on the scheme's grid, ignoring its bounds. A shift that
+        would leave the representable dates stops at the last window that can be reached."""
+        start = start.astimezone(UTC)
+        try:
+            for _ in range(windows):
+                start = self._next(start)
+            for _ in range(-windows):
+                start = self._floor(start - _ONE_MICROSECOND)
+        except (OverflowError, ValueError):
+            pass
+        return start
+
+    def grid(self, first: datetime, stop: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """``(start, end)`` (UTC) of every window of the grid that overlaps ``[first, stop)``,
+        in order, whether or not it lies within the scheme's bounds."""
+        stop = stop.astimezone(UTC)
+        try:
+            start = self._floor(first.astimezone(UTC))
+            while start < stop:
+                end = self._next(start)
+                yield start, end
+                start = end
+        except (OverflowError, ValueError):
+            return
+
+    def holds(self, start: datetime, end: datetime) -> bool:
+        """Whether the grid window ``[start, end)`` is within the scheme's bounds (a key)."""
+        return start >= self.start and (self.end is None or end <= self.end)
 
     def _kind(self) -> tuple[object, ...]:
         """What two schemes must share for an identity mapping between them."""

@@ -381,10 +381,14 @@ def test_random_configuration(project: Project, data: st.DataObject) -> None:
 
 
 def test_the_fuzz_reached_successes_and_refusals(project: Project) -> None:
-    """Not a vacuous fuzz: across the cases above, commands succeeded and were refused."""
+    """Not a vacuous fuzz: across the cases above, commands succeeded and were refused.
+
+    The share of successes depends on hypothesis's draws: 85 to 127 of the 2,100 cases were
+    seen, so the floor sits well below that range (a floor at 100 failed one CI run with 85).
+    """
     if sum(project.codes.values()) < 1000:
         pytest.skip("run with the fuzz tests above")
-    assert project.codes.get(0, 0) >= 100, project.codes
+    assert project.codes.get(0, 0) >= 40, project.codes
     assert project.codes.get(2, 0) >= 500, project.codes
     assert set(project.codes) <= {0, 2, 3, 4}, project.codes
     print(f"exit codes over {sum(project.codes.values())} cases: {project.codes}")

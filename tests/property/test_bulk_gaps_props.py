@@ -2,11 +2,13 @@
 on small generated projects and states — every mix of ledger statuses, stored rows, data files
 gone, reports gone, recorded manifest checksums and row counts, consumed upstream versions
 (identity and look-back mappings), declarations changed by a newer manifest or broken, stored
-rows without a record, protected partitions — the bulk path finds, for every cell, the same
-gap reason, proposed action, counts and detail as the oracle over the per-cell observation,
-in the same order; and its ranges are the oracle's gaps collapsed. The states ``status``
-shows are the oracle's gap reasons (``materialized`` where there is none), collapsed into
-ranges: one vocabulary."""
+rows without a record, protected partitions, upstream partitions that the mappings (identity,
+look-back, lag, a daily asset reading weeks) require and that are not keys of the upstream's
+bounded scheme (``missing_upstream``) or are allowed to be missing — the bulk path finds, for
+every cell, the same gap reason, proposed action, counts and detail as the oracle over the
+per-cell observation, in the same order; and its ranges are the oracle's gaps collapsed. The
+states ``status`` shows are the oracle's gap reasons (``materialized`` where there is none),
+collapsed into ranges: one vocabulary."""
 
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ from backfiller.canonical import sha256_hex
 from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
-from backfiller.partitions import scheme_from_config
+from backfiller.partitions import DynamicScheme, StaticScheme, scheme_from_config
 from backfiller.planning.classify import bulk_gaps, gap_ranges, state_ranges
-from backfiller.planning.gaps import Gap, PartitionState
+from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.state import observe
 from backfiller.policy import Policy, ProtectedObject
 from backfiller.refs import AssetPartition
@@ -40,19 +42,35 @@ from backfiller.refs import AssetPartition
 ORACLE_EXAMPLES = 30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 120
 
 DAILY = scheme_from_config(kind="daily", start="2026-03-01")
+#: an upstream whose days are 2026-03-03 .. 2026-03-06 only
+SHORT = scheme_from_config(kind="daily", start="2026-03-03", end="2026-03-07")
+#: weeks from Wednesday 2026-03-04: the days before it need a week that does not exist
+WEEKS = scheme_from_config(kind="weekly", start="2026-03-04", week_starts_on=2)
 KEYS = [f"2026-03-{d:02d}" for d in range(1, 9)]
 A, B, C = "p/a", "p/b", "p/c"  # b reads a's same day; c reads a's day and the day before
+D, E, F, G = "p/d", "p/e", "p/f", "p/g"  # d: a's previous day alone; e: f's day and the day before
+W, H, L = "p/w", "p/h", "p/l"  # g: f's same day; h: the week of w holding its day; l: lag, allowed
 
 
 def _graph(counts: bool) -> AssetGraph:
     def compute(context: Any) -> None:
         raise AssertionError("never computed")
 
+    def node(key: str, *deps: str | Dependency, scheme: Any = None) -> Any:
+        return asset(key, idempotency_key=("id",), deps=deps, scheme=scheme)(compute)
+
     return AssetGraph(
         [
             asset(A, idempotency_key=("id",), expects_manifest_count=counts)(compute),
-            asset(B, idempotency_key=("id",), deps=[A])(compute),
-            asset(C, idempotency_key=("id",), deps=[Dependency(A, TimeWindowMapping(1))])(compute),
+            node(B, A),
+            node(C, Dependency(A, TimeWindowMapping(1))),
+            node(D, Dependency(A, TimeWindowMapping.lag())),
+            node(F, scheme=SHORT),
+            node(E, Dependency(F, TimeWindowMapping(lookback=1)), B),
+            node(G, F),
+            node(W, scheme=WEEKS),
+            node(H, Dependency(W, TimeWindowMapping()), Dependency(F, TimeWindowMapping.lag())),
+            node(L, Dependency(A, TimeWindowMapping.lag(2, allow_missing=True))),
         ],
         DAILY,
     )
@@ -172,45 +190,52 @@ def _manifest(mid: str, created: str, declared: dict[str, int]) -> Manifest:
 maybe_count = st.sampled_from([None, 0, 3, 5])
 
 
+def _cell(draw: st.DrawFn) -> dict[str, Any]:
+    cell = {
+        "status": draw(st.sampled_from([None, *PartitionStatus, "materialized"])),
+        "version": draw(st.sampled_from([None, 1, 2])),
+        "recorded_rows": draw(maybe_count),
+        "checksum": draw(st.sampled_from([None, "", "current", "other"])),
+        "stored": draw(st.sampled_from([None, 0, 3, 5, 5])),
+        "lost": draw(st.sampled_from([0, 0, 0, 1])),
+        "report": draw(st.booleans()),
+        "consumed": draw(st.sampled_from(["current", "current", "other", "none", "gone"])),
+        "protected": draw(st.integers(0, 5)) == 0,
+    }
+    if draw(st.booleans()):  # a coherent cell, so that the later rules are reached
+        cell.update(
+            status="materialized", version=draw(st.sampled_from([1, 2])), lost=0,
+            checksum="current", recorded_rows=5, stored=5, report=draw(st.integers(0, 5)) > 0,
+        )  # fmt: skip
+    return cell
+
+
+def _window(draw: st.DrawFn, keys: Sequence[str]) -> list[str]:
+    low = draw(st.integers(0, len(keys) - 1))
+    high = draw(st.integers(low, len(keys) - 1))
+    return list(keys[low : high + 1])
+
+
 @st.composite
 def states(draw: st.DrawFn) -> dict[str, Any]:
     first = {k: n for k in KEYS if (n := draw(maybe_count)) is not None}
     newer = {k: n for k in KEYS if draw(st.integers(0, 3)) == 0 and (n := draw(maybe_count))}
     broken = bool(newer) and draw(st.booleans())
-    cells = {}
-    for a in (A, B, C):
-        for k in KEYS:
-            cells[(a, k)] = {
-                "status": draw(st.sampled_from([None, *PartitionStatus, "materialized"])),
-                "version": draw(st.sampled_from([None, 1, 2])),
-                "recorded_rows": draw(maybe_count),
-                "checksum": draw(st.sampled_from([None, "", "current", "other"])),
-                "stored": draw(st.sampled_from([None, 0, 3, 5, 5])),
-                "lost": draw(st.sampled_from([0, 0, 0, 1])),
-                "report": draw(st.booleans()),
-                "consumed": draw(st.sampled_from(["current", "current", "other", "none", "gone"])),
-                "protected": draw(st.integers(0, 5)) == 0,
-            }
-            if draw(st.booleans()):  # a coherent cell, so that the later rules are reached
-                cells[(a, k)].update(
-                    status="materialized", version=draw(st.sampled_from([1, 2])), lost=0,
-                    checksum="current", recorded_rows=5, stored=5,
-                    report=draw(st.integers(0, 5)) > 0,
-                )  # fmt: skip
-    low = draw(st.integers(0, len(KEYS) - 1))
-    high = draw(st.integers(low, len(KEYS) - 1))
+    cells = {(a, k): _cell(draw) for a in (A, B, C, D, E, F, G, W, H, L) for k in KEYS}
     return {
         "first": first,
         "newer": newer,
         "broken": broken,
         "cells": cells,
         "counts": draw(st.booleans()),
-        "window": KEYS[low : high + 1],
+        "window": _window(draw, KEYS),
     }
 
 
-def _build(state: dict[str, Any], reports: Path) -> tuple[FakeSource, FakeReader]:
-    graph = _graph(state["counts"])
+def _build(
+    state: dict[str, Any], reports: Path, graph: AssetGraph | None = None
+) -> tuple[FakeSource, FakeReader]:
+    graph = graph or _graph(state["counts"])
     m1 = _manifest("m1", "2026-01-01T00:00:00", state["first"])
     manifests = [m1]
     broken: dict[str, BrokenManifest] = {}
@@ -282,13 +307,19 @@ def _build(state: dict[str, Any], reports: Path) -> tuple[FakeSource, FakeReader
     return source, reader
 
 
-def _oracle(source: FakeSource, reader: FakeReader, keys: Sequence[str]) -> list[Gap]:
+def _oracle(
+    source: FakeSource,
+    reader: FakeReader,
+    keys: Sequence[str],
+    assets: Sequence[str] | None = None,
+) -> list[Gap]:
     graph = source.graph
-    targets = [AssetPartition(a, k) for k in keys for a in graph.keys]
+    chosen = [a for a in graph.assets if assets is None or a.key in assets]
+    targets = [AssetPartition(a.key, k) for k in keys for a in chosen]
     observations = observe(source, reader, targets)  # type: ignore[arg-type]
     found = []
     for k in keys:
-        for a in graph.assets:
+        for a in chosen:
             gap = oracle_gap(
                 a, observations[AssetPartition(a.key, k)], source.manifests.broken_for(k)
             )
@@ -362,3 +393,124 @@ def test_status_of_chosen_assets_is_their_share_of_the_whole(
         whole = state_ranges(source, reader, keys)  # type: ignore[arg-type]
         part = state_ranges(source, reader, keys, chosen)  # type: ignore[arg-type]
     assert part == [r for r in whole if r.asset in chosen]
+
+
+# -- fan-in and fan-out: assets whose keys are months, or days reading months ------------------
+
+UP_MONTHS = scheme_from_config(kind="monthly", start="2026-03", end="2026-05")  # March, April
+MONTHS = scheme_from_config(kind="monthly", start="2026-02")
+DAYS = [f"2026-03-{d:02d}" for d in range(1, 32)] + [f"2026-04-{d:02d}" for d in range(1, 31)]
+FAN_MONTHS = ["2026-02", "2026-03", "2026-04"]
+FAN_DAYS = [*DAYS[-6:], "2026-05-01", "2026-05-02"]
+#: the cells whose upstream keys do not all exist
+NOT_THERE = [("f/m", "2026-02"), ("f/n", "2026-02"), ("f/n", "2026-03"), ("f/p", "2026-05-01")]
+U, M, N, P = "f/u", "f/m", "f/n", "f/p"  # m: a's days of its month; n: of the month before;
+#                                          p: the month of u holding its day (u ends in April)
+
+
+def _fan_graph() -> AssetGraph:
+    def compute(context: Any) -> None:
+        raise AssertionError("never computed")
+
+    def node(key: str, *deps: str | Dependency, scheme: Any = None) -> Any:
+        return asset(key, idempotency_key=("id",), deps=deps, scheme=scheme)(compute)
+
+    return AssetGraph(
+        [
+            node(A),
+            node(U, scheme=UP_MONTHS),
+            node(M, Dependency(A, TimeWindowMapping()), scheme=MONTHS),
+            node(N, Dependency(A, TimeWindowMapping.lag()), scheme=MONTHS),
+            node(P, Dependency(U, TimeWindowMapping())),
+        ],
+        DAILY,
+    )
+
+
+@st.composite
+def fan_states(draw: st.DrawFn) -> dict[str, Any]:
+    cells = {(A, k): _cell(draw) for k in DAYS}
+    cells |= {(U, k): _cell(draw) for k in FAN_MONTHS[1:]}
+    cells |= {(a, k): _cell(draw) for a in (M, N) for k in FAN_MONTHS}
+    cells |= {(P, k): _cell(draw) for k in FAN_DAYS}
+    declared = {k: n for k in FAN_DAYS if (n := draw(maybe_count)) is not None}
+    return {
+        "first": declared,
+        "newer": {},
+        "broken": False,
+        "cells": cells,
+        "counts": False,
+        "months": _window(draw, FAN_MONTHS),
+        "days": _window(draw, FAN_DAYS),
+    }
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
+@given(fan_states())
+def test_fan_in_and_fan_out_cells_equal_the_per_cell_oracle(state: dict[str, Any]) -> None:
+    """A month reading its days (fan-in; February's days do not exist), a month reading the
+    month before's days, a day reading its month (fan-out; May does not exist upstream):
+    classified over their own keys, the bulk path agrees with the oracle, gap for gap."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder), _fan_graph())
+        for keys, chosen in ((state["months"], [M, N]), (state["days"], [P])):
+            expected = _oracle(source, reader, keys, chosen)
+            found = bulk_gaps(source, reader, keys, assets=chosen)  # type: ignore[arg-type]
+            assert found == expected
+            states = state_ranges(source, reader, keys, chosen)  # type: ignore[arg-type]
+            gaps = {(g.asset, g.partition_key): g.reason for g in expected}
+            for a in chosen:
+                shown = [r.value for r in states if r.asset == a for _ in range(r.count)]
+                assert shown == [PartitionState.of(gaps.get((a, k))) for k in keys]
+            for a, k in NOT_THERE:  # no broken manifest here: missing_upstream comes first
+                if a in chosen and k in keys:
+                    assert gaps[(a, k)] is GapReason.MISSING_UPSTREAM
+
+
+# -- identity on values: a static list read from a dynamic dimension ---------------------------
+
+LINES = DynamicScheme("product_line", ("billing", "voice"))  # chat was removed, or never added
+LISTED = StaticScheme(("billing", "voice", "chat"))
+VALUES = ["billing", "voice", "chat"]
+V, S = "v/lines", "v/static"
+
+
+def _values_graph() -> AssetGraph:
+    def compute(context: Any) -> None:
+        raise AssertionError("never computed")
+
+    return AssetGraph(
+        [
+            asset(V, idempotency_key=("id",), scheme=LINES)(compute),
+            asset(S, idempotency_key=("id",), deps=[V], scheme=LISTED)(compute),
+        ],
+        LINES,
+    )
+
+
+@st.composite
+def value_states(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "first": {k: n for k in VALUES if (n := draw(maybe_count)) is not None},
+        "newer": {},
+        "broken": False,
+        "cells": {(a, k): _cell(draw) for a in (V, S) for k in VALUES},
+        "counts": False,
+        "window": _window(draw, VALUES),
+    }
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
+@given(value_states())
+def test_identity_on_values_equals_the_per_cell_oracle(state: dict[str, Any]) -> None:
+    """A static value the dynamic upstream does not list (chat) is missing_upstream; the
+    others are classified like any identity cell."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder), _values_graph())
+        keys = state["window"]
+        expected = _oracle(source, reader, keys, [S])
+        assert bulk_gaps(source, reader, keys, assets=[S]) == expected  # type: ignore[arg-type]
+    reasons = {g.partition_key: g.reason for g in expected}
+    if "chat" in keys:
+        assert reasons["chat"] is GapReason.MISSING_UPSTREAM
+    assert all(r is not GapReason.MISSING_UPSTREAM for k, r in reasons.items() if k != "chat")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -200,7 +201,15 @@ def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
             return DeltaTable(str(old.path(asset)), version=1)
         return latest(asset, version)
 
+    answers = old._app_versions
+
+    def stale_tokens(asset: str, app_ids: Any, table: Any = None, **kw: Any) -> Any:
+        if len(looks) == 1:  # the tokens as that snapshot holds them
+            return [table.transaction_version(a) for a in app_ids]
+        return answers(asset, app_ids, table, **kw)
+
     monkeypatch.setattr(old, "_table", stale_first)
+    monkeypatch.setattr(old, "_app_versions", stale_tokens)
     with pytest.raises(FencedError) as refused:
         old.write_partitions(
             ASSET, data(("2026-04-15", 9)), ["2026-04-15"], fenced("r-old", ("2026-04-15", 2))
@@ -209,4 +218,32 @@ def test_a_stale_writer_racing_the_new_holder_on_one_partition_never_lands(
     assert len(looks) == 2  # the commit on the old snapshot conflicted; the second look fenced
     assert new.partition_counts(ASSET) == {"2026-04-15": 2}
     assert new.history(ASSET)[0].metadata[CommitKey.RUN_ID] == "r-new"
+    assert new.version(ASSET) == 2
+
+
+def test_a_writer_on_a_stale_snapshot_sees_the_newer_token_in_the_log_and_never_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tokens are read from the log at or after the writer's snapshot: a token the new
+    holder committed after that snapshot refuses the stale writer before Delta is asked."""
+    old, new = DeltaStore(tmp_path / "lake"), DeltaStore(tmp_path / "lake")
+    old.write_partitions(
+        ASSET, data(("2026-04-15", 1)), ["2026-04-15"], fenced("r0", ("2026-04-15", 1))
+    )
+    new.write_partitions(
+        ASSET, data(("2026-04-15", 2)), ["2026-04-15"], fenced("r-new", ("2026-04-15", 3))
+    )
+    looks: list[int | None] = []
+
+    def stale(asset: str, version: int | None = None) -> DeltaTable | None:
+        looks.append(version)
+        return DeltaTable(str(old.path(asset)), version=1)
+
+    monkeypatch.setattr(old, "_table", stale)
+    with pytest.raises(FencedError) as refused:
+        old.write_partitions(
+            ASSET, data(("2026-04-15", 9)), ["2026-04-15"], fenced("r-old", ("2026-04-15", 2))
+        )
+    assert (refused.value.seen, len(looks)) == (3, 1)
+    assert new.partition_counts(ASSET) == {"2026-04-15": 2}
     assert new.version(ASSET) == 2

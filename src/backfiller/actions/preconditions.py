@@ -2,6 +2,8 @@
 
 * ``[policy] backfill_assets``: a step that computes an asset the policy does not allow;
 * a manifest that is broken (a simulation's stand-in failing validation) for a computed key;
+* a computed partition whose partition mappings require upstream keys that do not exist
+  (``missing_upstream``);
 * a protected baseline — a ledger protection, or a ``[policy] protected`` object that holds
   published data — unless the run carries an override reason (recorded per partition).
 
@@ -17,11 +19,20 @@ from backfiller.policy import effective_protection, require_allowed
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
-__all__ = ["ProtectedBaselineError", "protection_of", "require_preconditions"]
+__all__ = [
+    "MissingUpstreamError",
+    "ProtectedBaselineError",
+    "protection_of",
+    "require_preconditions",
+]
 
 
 class ProtectedBaselineError(PreconditionError):
     """The run would overwrite protected baselines and carries no override reason."""
+
+
+class MissingUpstreamError(PreconditionError):
+    """The run would compute partitions whose upstream partitions do not exist."""
 
 
 def require_preconditions(
@@ -38,6 +49,7 @@ def require_preconditions(
         action=f"This {spec.action.value}",
     )
     project.manifests.require_usable(dict.fromkeys(t.partition_key for t in computed))
+    require_upstreams(project, computed)
     stored: dict[str, dict[str, int]] = {}
     protected = [
         (s.target, p)
@@ -51,6 +63,31 @@ def require_preconditions(
             hint="pass --override-protected --reason TEXT to overwrite them (it is recorded)",
         )
     return protected
+
+
+def require_upstreams(project: Project, computed: list[AssetPartition]) -> None:
+    """Refuse to compute a partition whose mappings require upstream keys that are not keys
+    of the upstream's scheme: it would read less than it needs."""
+    lacking = [
+        (t, missing) for t in computed if (missing := project.graph.missing_upstream_partitions(*t))
+    ]
+    if not lacking:
+        return
+    named = []
+    for target, missing in lacking[:5]:
+        needs = ", ".join(
+            f"{up} {' '.join(keys[:3])}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            for up, keys in missing.items()
+        )
+        named.append(f"{target.asset} {target.partition_key} needs {needs}")
+    more = f"; and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+    listing = "; ".join(named) + more
+    raise MissingUpstreamError(
+        f"Refusing to compute partition(s) whose upstream partitions do not exist "
+        f"(missing_upstream): {listing}",
+        hint="extend the upstream's partitions (its start or end, or add the value), or "
+        "declare the mapping with allow_missing=True to read only the keys that exist",
+    )
 
 
 def protection_of(

@@ -42,6 +42,7 @@ from backfiller.ledger import (
     PartitionRecord,
     PartitionStatus,
     PublishSuperseded,
+    RunRecord,
 )
 from backfiller.manifests import verify_inputs
 from backfiller.project import Project
@@ -135,6 +136,8 @@ def enforce_guard(asset: Asset, table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
     keys = list(asset.idempotency_key)
+    if _all_distinct(table, keys):
+        return table  # the common case, without a hash aggregation
     counted = table.group_by(keys).aggregate([([], "count_all")])
     dupes = counted.filter(pc.greater(counted.column("count_all"), 1))
     if dupes.num_rows == 0:
@@ -152,21 +155,40 @@ def enforce_guard(asset: Asset, table: pa.Table) -> pa.Table:
     return table.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
+def _all_distinct(table: pa.Table, keys: list[str]) -> bool:
+    """Whether no two rows share ``keys``, told by counting distinct values (no hash
+    aggregation): key columns holding one value in every row (the partition key, within a
+    partition) are left out; with one column left, its distinct count is the answer. ``False``
+    means "not told this way", and the caller aggregates."""
+    try:
+        counts = {k: pc.count_distinct(table.column(k), mode="all").as_py() for k in keys}
+    except pa.ArrowNotImplementedError:  # a key column of a type it does not count
+        return False
+    varying = [n for n in counts.values() if n > 1]
+    if not varying:
+        return bool(table.num_rows == 1)
+    return len(varying) == 1 and varying[0] == table.num_rows
+
+
 def report_of(
     project: Project,
     ledger: LedgerReader,
     record: PartitionRecord,
     *,
     reissued_by: str | None = None,
+    run: RunRecord | None = None,
 ) -> PartitionReport:
     """The partition report of a published partition, from the ledger alone: its record, the
-    attempt that published it and that attempt's run. The one place a report is built."""
+    attempt that published it and that attempt's run (``run``: that run's record, when the
+    caller holds it — a run writing its reports reads its own record once, not per report).
+    The one place a report is built."""
     from backfiller.actions.spec import Action, RunSpec  # a restore's spec names its source
 
     run_id, attempt_no = record.last_run_id, record.last_attempt
     if run_id is None or attempt_no is None or record.data_version is None:
         raise StepError(f"{record.asset} {record.partition_key} was never published")
-    run = ledger.runs.get(run_id)
+    if run is None or run.run_id != run_id:
+        run = ledger.runs.get(run_id)
     attempt = ledger.runs.attempt(run_id, record.asset, record.partition_key, attempt_no)
     if run is None or attempt is None:
         raise StepError(
@@ -228,6 +250,8 @@ class StepRunner:
     _published_bytes: int = 0
     _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
     _heartbeat: Heartbeat | None = None
+    #: this run's ledger record (its action, plan and operator never change), read once
+    _run_record: RunRecord | None = None
 
     @property
     def lease_ttl(self) -> float:
@@ -875,7 +899,11 @@ class StepRunner:
         """Write the report; a file system that refuses stops the run as an interruption
         (the publication is recorded; resume writes the report)."""
         path = self.project.partition_report_path(record.asset, record.partition_key)
-        report = report_of(self.project, self.ledger, record, reissued_by=reissued_by)
+        if self._run_record is None:
+            self._run_record = self.ledger.runs.get(self.run_id)
+        report = report_of(
+            self.project, self.ledger, record, reissued_by=reissued_by, run=self._run_record
+        )
         try:
             write_partition_report(path, report)
         except OSError as exc:

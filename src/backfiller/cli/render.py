@@ -38,6 +38,7 @@ GRID_MARKS = {
     "check_failed": ("!", "red"),
     "orphan_output": ("?", "magenta"),
     "no_expected_input": ("-", "dim"),
+    "missing_upstream": ("^", "blue"),
 }
 
 

@@ -2,7 +2,8 @@
 over the tables :mod:`backfiller.planning.bulk` reads, not a Python function per cell.
 
 The query's ``CASE`` is the rule of DESIGN.md ("Gap reasons → proposed actions"), first match
-wins, in this order: a broken stand-in manifest, data files gone, a failed or unfinished
+wins, in this order: a broken stand-in manifest, upstream partitions the mappings require that
+do not exist (``missing_upstream``), data files gone, a failed or unfinished
 attempt, failed checks, stored rows without a record, nothing declared, nothing stored, a
 changed declaration, a count the manifest contradicts, a stale or moved upstream, a missing
 report. Each branch has a name (:class:`Branch`) that says which detail text the gap gets.
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from backfiller.ledger import LedgerReader
 from backfiller.planning.bulk import key_table, ledger_table, report_table, store_table
-from backfiller.planning.gaps import Gap, GapReason, PartitionState
+from backfiller.planning.gaps import Gap, GapReason, PartitionState, missing_upstream_detail
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
@@ -32,6 +33,7 @@ class Branch(Enum):
     """Which rule found the gap (several rules give the same reason, with different details)."""
 
     BROKEN_MANIFEST = "broken_manifest"
+    MISSING_UPSTREAM = "missing_upstream"
     FILES_GONE = "files_gone"
     FAILED = "failed"
     UNFINISHED = "unfinished"
@@ -47,6 +49,7 @@ class Branch(Enum):
 
 _REASONS = {
     Branch.BROKEN_MANIFEST: GapReason.MANIFEST_CHANGED,
+    Branch.MISSING_UPSTREAM: GapReason.MISSING_UPSTREAM,
     Branch.FILES_GONE: GapReason.MISSING_PARTITION,
     Branch.FAILED: GapReason.FAILED_RUN,
     Branch.UNFINISHED: GapReason.FAILED_RUN,
@@ -84,6 +87,13 @@ wanted AS (
     SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
     FROM deps d JOIN mapped m ON m.mapping = d.mapping
     LEFT JOIN upstream u ON u.asset = d.up AND u.partition_key = m.up_key
+    WHERE m.present
+),
+lacking AS (
+    SELECT d.asset, m.idx, list({'up': d.up, 'key': m.up_key} ORDER BY d.dpos, m.pos) AS missing
+    FROM deps d JOIN mapped m ON m.mapping = d.mapping
+    WHERE NOT m.present
+    GROUP BY d.asset, m.idx
 ),
 moved AS (
     SELECT DISTINCT w.asset, w.idx FROM wanted w
@@ -92,8 +102,9 @@ moved AS (
     WHERE c.version IS DISTINCT FROM w.current
 ),
 branched AS (
-    SELECT c.*, CASE
+    SELECT c.*, lk.missing, CASE
         WHEN broken IS NOT NULL THEN 'broken_manifest'
+        WHEN lk.idx IS NOT NULL THEN 'missing_upstream'
         WHEN missing_files > 0 THEN 'files_gone'
         WHEN status = 'failed' THEN 'failed'
         WHEN status = 'materializing' THEN 'unfinished'
@@ -109,6 +120,7 @@ branched AS (
         WHEN NOT report_exists THEN 'report_gone'
     END AS branch
     FROM cells c LEFT JOIN moved m ON m.asset = c.asset AND m.idx = c.idx
+    LEFT JOIN lacking lk ON lk.asset = c.asset AND lk.idx = c.idx
 )
 SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
 """
@@ -139,7 +151,7 @@ ORDER BY pos, first
 _GAP_COLUMNS = (
     "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
     "broken, manifest_id, recorded_manifest_id, recorded_rows, data_version, last_run_id, "
-    "last_error"
+    "last_error, missing"
 )
 
 
@@ -182,9 +194,9 @@ def _batches(
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
         batch = names[start : start + per_batch]
-        deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": []}
+        deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": [], "dpos": []}
         for name in batch:
-            for dep in graph.get(name).deps:
+            for dpos, dep in enumerate(graph.get(name).deps):
                 down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
                 signature = (dep.mapping, id(down_scheme), id(up_scheme))
                 if signature not in mappings:
@@ -193,6 +205,7 @@ def _batches(
                 deps_rows["asset"].append(name)
                 deps_rows["up"].append(dep.asset)
                 deps_rows["mapping"].append(mappings[signature])
+                deps_rows["dpos"].append(dpos)
         ups = sorted(set(deps_rows["up"]))
         con = duckdb.connect()
         con.register("keys", key_rows)
@@ -239,6 +252,7 @@ def _batches(
                     "asset": pa.array(deps_rows["asset"], pa.string()),
                     "up": pa.array(deps_rows["up"], pa.string()),
                     "mapping": pa.array(deps_rows["mapping"], pa.int64()),
+                    "dpos": pa.array(deps_rows["dpos"], pa.int64()),
                 }
             ),
         )
@@ -271,24 +285,31 @@ _NO_MAPPING = pa.table(
         "mapping": pa.array([], pa.int64()),
         "idx": pa.array([], pa.int64()),
         "up_key": pa.array([], pa.string()),
+        "pos": pa.array([], pa.int64()),
+        "present": pa.array([], pa.bool_()),
     }
 )
 
 
 def _mapped(number: int, mapping: Any, keys: Sequence[str], down: Any, up: Any) -> pa.Table:
-    """Which upstream keys each key of ``keys`` reads through ``mapping`` (once per mapping
-    and pair of schemes, shared by every asset that uses it)."""
+    """Which upstream keys each key of ``keys`` reads through ``mapping`` (``present``), and
+    which it requires that are not keys of the upstream's scheme (not ``present``; ``pos``:
+    their order) — once per mapping and pair of schemes, shared by every asset that uses it."""
     idx: list[int] = []
     up_keys: list[str] = []
+    present: list[bool] = []
     for i, key in enumerate(keys):
-        for k in mapping.upstream_keys(key, down, up):
-            idx.append(i)
-            up_keys.append(k)
+        for exists, found in zip((True, False), mapping.required_keys(key, down, up), strict=True):
+            idx += [i] * len(found)
+            up_keys += found
+            present += [exists] * len(found)
     return pa.table(
         {
             "mapping": pa.repeat(pa.scalar(number, pa.int64()), len(idx)),
             "idx": pa.array(idx, pa.int64()),
             "up_key": pa.array(up_keys, pa.string()),
+            "pos": pa.array(range(len(idx)), pa.int64()),
+            "present": pa.array(present, pa.bool_()),
         }
     )
 
@@ -299,12 +320,13 @@ def gap_ranges(
     keys: Sequence[str],
     *,
     on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
 ) -> list[KeyRange[GapReason]]:
-    """The gaps of every asset over ``keys`` as ranges: consecutive partitions of one asset
-    with the same reason are one range (in graph order, then key order). No per-cell object
-    is made."""
+    """The gaps of every asset (or of ``assets``) over ``keys`` as ranges: consecutive
+    partitions of one asset with the same reason are one range (in graph order, then key
+    order). No per-cell object is made."""
     found: list[KeyRange[GapReason]] = []
-    for con in _batches(source, reader, keys, on_progress):
+    for con in _batches(source, reader, keys, on_progress, assets):
         for asset, reason, first, last, n, _ in con.execute(_RANGES).fetchall():
             found.append(KeyRange(asset, keys[first], keys[last], int(n), GapReason(reason)))
     return found
@@ -334,11 +356,12 @@ def bulk_gaps(
     keys: Sequence[str],
     *,
     on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
 ) -> list[Gap]:
-    """Every gap over ``keys``, one :class:`Gap` per gap cell with its detail, in key order
-    then graph order."""
+    """Every gap of every asset (or of ``assets``) over ``keys``, one :class:`Gap` per gap
+    cell with its detail, in key order then graph order."""
     rows: list[dict[str, Any]] = []
-    for con in _batches(source, reader, keys, on_progress):
+    for con in _batches(source, reader, keys, on_progress, assets):
         rows += (
             con.sql(f"SELECT {_GAP_COLUMNS} FROM classified WHERE reason IS NOT NULL")
             .to_arrow_table()
@@ -362,6 +385,11 @@ def _detail(branch: Branch, row: dict[str, Any]) -> str:
     rows, expected = row["rows"], row["expected"]
     if branch is Branch.BROKEN_MANIFEST:
         return f"{row['broken']}; apply, rerun and replay are refused until it is fixed"
+    if branch is Branch.MISSING_UPSTREAM:
+        missing: dict[str, list[str]] = {}
+        for found in row["missing"]:
+            missing.setdefault(found["up"], []).append(found["key"])
+        return missing_upstream_detail(missing)
     if branch is Branch.FILES_GONE:
         return (
             f"the Delta log references {row['missing_files']} data file(s) of this partition "

@@ -205,7 +205,7 @@ class RangePlan(BaseModel):
 
     def _recomputes(self, entry: PlanRange) -> bool:
         return entry.proposed_action.recomputes or (
-            self.include_materialized and entry.gap_reason is None
+            self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
         )
 
     def iter_work(self) -> Iterator[AssetPartition]:
@@ -621,11 +621,15 @@ def _shape(sets: _Sets, signature: str, key: str, include_materialized: bool) ->
     protected = {int(p) for p in protected_part.split(",") if p}
     assets = sets.assets
     seeds = [(assets[i], key) for i, r in found if r.proposed_action.recomputes]
-    if include_materialized and not found:
+    # a partition whose upstream does not exist is never recomputed, nor what reads it (as
+    # the per-cell plan: :func:`~backfiller.planning.plan.build_plan`)
+    blocked = [(assets[i], key) for i, r in found if r is GapReason.MISSING_UPSTREAM]
+    if include_materialized and len(found) == len(blocked):
         seeds = [(a, key) for a in assets]
     if seeds:
-        closure = dict.fromkeys(a for a, _ in sets.graph.downstream_closure(seeds))
-        targets = [sets.position[a] for a in closure if a in sets.position]
+        stop = sets.graph.downstream_closure(blocked) if blocked else []
+        closure = sets.graph.downstream_closure(seeds, blocked=stop)
+        targets = [sets.position[a] for a, k in closure if k == key and a in sets.position]
     else:
         targets = [i for i, r in found if r is not GapReason.NO_EXPECTED_INPUT]
     gaps = [RangeGap(asset=i, gap_reason=r, proposed_action=r.proposed_action) for i, r in found]
@@ -638,7 +642,10 @@ def _shape(sets: _Sets, signature: str, key: str, include_materialized: bool) ->
         for i in targets
         if i in protected
     ]
-    primary = found[0][1] if found else None
+    primary = next(
+        (r for _, r in found if r is not GapReason.MISSING_UPSTREAM),
+        found[0][1] if found else None,
+    )
     return _Shape(
         gaps=sets.gap_set(gaps),
         targets=sets.target_set(targets),

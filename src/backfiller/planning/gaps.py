@@ -16,7 +16,17 @@ from backfiller.assets import Asset
 from backfiller.ledger import PartitionStatus
 from backfiller.planning.state import Observation
 
-__all__ = ["Gap", "GapReason", "PartitionState", "ProposedAction", "detect_gap"]
+__all__ = [
+    "Gap",
+    "GapReason",
+    "PartitionState",
+    "ProposedAction",
+    "detect_gap",
+    "missing_upstream_detail",
+]
+
+#: how many missing upstream keys a gap's detail names before it counts the rest
+SHOWN_MISSING = 3
 
 
 class ProposedAction(Enum):
@@ -29,6 +39,7 @@ class ProposedAction(Enum):
     INVESTIGATE_CHECKS = "investigate_then_rerun_after_fix"
     RECONCILE_ORPHAN = "reconcile_verify_and_adopt_or_restore"
     NOTHING_TO_DO = "nothing_to_do"
+    BLOCKED_MISSING_UPSTREAM = "blocked_until_the_upstream_partitions_exist"
     BLOCKED_PROTECTED = "blocked_unless_overridden_with_reason"
 
     @property
@@ -59,6 +70,7 @@ class GapReason(Enum):
     CHECK_FAILED = "check_failed"
     ORPHAN_OUTPUT = "orphan_output"
     NO_EXPECTED_INPUT = "no_expected_input"
+    MISSING_UPSTREAM = "missing_upstream"
     PROTECTED = "protected"
 
     @property
@@ -88,6 +100,7 @@ class PartitionState(Enum):
     CHECK_FAILED = "check_failed"
     ORPHAN_OUTPUT = "orphan_output"
     NO_EXPECTED_INPUT = "no_expected_input"
+    MISSING_UPSTREAM = "missing_upstream"
 
     @classmethod
     def of(cls, reason: GapReason | None) -> PartitionState:
@@ -110,6 +123,7 @@ _PROPOSALS = {
     GapReason.CHECK_FAILED: ProposedAction.INVESTIGATE_CHECKS,
     GapReason.ORPHAN_OUTPUT: ProposedAction.RECONCILE_ORPHAN,
     GapReason.NO_EXPECTED_INPUT: ProposedAction.NOTHING_TO_DO,
+    GapReason.MISSING_UPSTREAM: ProposedAction.BLOCKED_MISSING_UPSTREAM,
     GapReason.PROTECTED: ProposedAction.BLOCKED_PROTECTED,
 }
 
@@ -136,6 +150,8 @@ def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
     def gap(reason: GapReason, detail: str) -> Gap:
         return Gap(asset.key, obs.partition_key, reason, detail, expected, rows)
 
+    if obs.upstream_missing:
+        return gap(GapReason.MISSING_UPSTREAM, missing_upstream_detail(obs.upstream_missing))
     if obs.missing_files:
         return gap(
             GapReason.MISSING_PARTITION,
@@ -191,3 +207,17 @@ def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation
             if consumed.get(up, {}).get(key) != version:
                 return True
     return False
+
+
+def missing_upstream_detail(missing: dict[str, list[str]]) -> str:
+    """The detail of a ``missing_upstream`` gap: which upstream keys do not exist (``missing``:
+    per upstream asset, in the order of the asset's deps, its keys in order)."""
+    parts = []
+    for up, keys in missing.items():
+        shown = ", ".join(keys[:SHOWN_MISSING])
+        more = f" and {len(keys) - SHOWN_MISSING} more" if len(keys) > SHOWN_MISSING else ""
+        parts.append(f"{up} {shown}{more}")
+    return (
+        "it needs upstream partitions that are not keys of their asset's partitions (before "
+        "its start, past its end, or a value it does not list): " + "; ".join(parts)
+    )

@@ -174,7 +174,7 @@ class PlanDocument(BaseModel):
     def iter_work(self) -> Iterator[AssetPartition]:
         for entry in self.partitions:
             if entry.proposed_action.recomputes or (
-                self.include_materialized and entry.gap_reason is None
+                self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
             ):
                 yield from (AssetPartition(a, entry.partition_key) for a in entry.target_assets)
 
@@ -278,15 +278,25 @@ def build_plan(
         ]
         recompute = [g for g in gaps if g.proposed_action.recomputes]
         seeds = [(g.asset, key) for g in recompute]
-        if request.include_materialized and not gaps:
+        # a partition whose upstream does not exist is never recomputed, nor what reads it
+        blocked = [(g.asset, key) for g in gaps if g.reason is GapReason.MISSING_UPSTREAM]
+        if request.include_materialized and len(gaps) == len(blocked):
             seeds = [(a, key) for a in assets]
-        targets = (  # each asset once (a mapping may reach several of its partitions)
-            list(dict.fromkeys(a for a, _ in graph.downstream_closure(seeds) if a in assets))
+        stop = graph.downstream_closure(blocked) if blocked else []
+        targets = (
+            [
+                a
+                for a, k in graph.downstream_closure(seeds, blocked=stop)
+                if k == key and a in assets
+            ]
             if seeds
             else [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
         )
         first = observations[AssetPartition(assets[0], key)]
-        primary = gaps[0] if gaps else None
+        primary = next(
+            (g for g in gaps if g.reason is not GapReason.MISSING_UPSTREAM),
+            gaps[0] if gaps else None,
+        )
         entries.append(
             PlanEntry(
                 partition_key=key,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,6 +79,8 @@ class Observation:
     protection: str | None = None
     #: data files the table's log references for this partition that are gone
     missing_files: int = 0
+    #: per upstream asset, the keys this partition requires that are not keys of its scheme
+    upstream_missing: dict[str, list[str]] = field(default_factory=dict)
 
     def token(self) -> dict[str, Any]:
         """What the plan's state fingerprint covers for this partition."""
@@ -95,6 +97,8 @@ class Observation:
             token["protection"] = self.protection
         if self.missing_files:  # so do intact ones
             token["missing_files"] = self.missing_files
+        if self.upstream_missing:  # and ones whose upstream keys all exist
+            token["upstream_missing"] = self.upstream_missing
         return token
 
 
@@ -157,6 +161,7 @@ def observe(
             upstream_current=upstream_current,
             protection=_protection(source.policy, protections, asset, key, counts, records),
             missing_files=lost[asset].get(key, 0),
+            upstream_missing=graph.missing_upstream_partitions(asset, key),
         )
         advance()
     return result

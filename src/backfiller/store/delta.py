@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -27,6 +27,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
 from backfiller.errors import DamagedStoreError
+from backfiller.store.app_versions import AppVersions, UnreadableLog
 from backfiller.store.base import (
     PARTITION_COLUMN,
     CommitInfo,
@@ -67,6 +68,16 @@ def _local_file(root: Path, path: str) -> Path:
     return root / unquote(path)
 
 
+def _log_reader(log: Path) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        try:
+            return (log / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return read
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -81,6 +92,9 @@ class DeltaStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._write_locks: dict[str, threading.Lock] = {}
+        #: each table's app-transaction versions, read from its log once and then per new
+        #: commit (see :mod:`backfiller.store.app_versions`), under its own lock
+        self._apps: dict[str, tuple[threading.Lock, AppVersions]] = {}
 
     def path(self, asset: str) -> Path:
         return self.root.joinpath(*asset.split("/"))
@@ -189,10 +203,13 @@ class DeltaStore:
             table = self._table(asset)
             assert table is not None
         snapshot = int(table.version())
-        for key, token in commit.fences:
-            seen = table.transaction_version(fence_app_id(key))
-            if seen is not None and int(seen) >= token:
-                raise FencedError(asset, key, token, int(seen))
+        fences = [fence_app_id(key) for key, _ in commit.fences]
+        # read at or after the snapshot: a token newer than it is refused here instead of by
+        # Delta's conflict check, which would refuse the commit just the same
+        seen_tokens = self._app_versions(asset, fences, table, at_least=snapshot)
+        for (key, token), seen in zip(commit.fences, seen_tokens, strict=True):
+            if seen is not None and seen >= token:
+                raise FencedError(asset, key, token, seen)
         predicate = f"{PARTITION_COLUMN} IN ({', '.join(_literal(k) for k in keys)})"
         write_deltalake(
             table,  # the cached handle: no reload of the log for every commit
@@ -392,11 +409,40 @@ class DeltaStore:
 
     def committed_step(self, asset: str, app_id: str) -> int | None:
         """The last step number committed under ``app_id``; ``None`` if none landed."""
-        table = self._table(asset)
-        if table is None:
+        if not (self.path(asset) / "_delta_log").is_dir():
             return None
-        version = table.transaction_version(app_id)
-        return None if version is None else int(version)
+        return self._app_versions(asset, [app_id], at_least=0)[0]
+
+    def _app_versions(
+        self,
+        asset: str,
+        app_ids: Sequence[str],
+        table: DeltaTable | None = None,
+        *,
+        at_least: int = -1,
+    ) -> list[int | None]:
+        """The latest version of each of ``app_ids`` in the table's log (read at version
+        ``at_least`` or later); ``None`` for an app id never committed."""
+        with self._lock:
+            entry = self._apps.get(asset)
+            if entry is None:
+                log = self.path(asset) / "_delta_log"
+                entry = self._apps[asset] = (threading.Lock(), AppVersions(_log_reader(log)))
+        lock, index = entry
+        with lock:
+            try:
+                index.refresh()
+                if index.version >= at_least:
+                    return [index.get(a) for a in app_ids]
+            except UnreadableLog:
+                pass
+        # a log this reader does not read (or not yet at the snapshot): Delta answers, one
+        # log replay per app id
+        table = table if table is not None else self._table(asset)
+        if table is None:
+            return [None] * len(app_ids)
+        found = [table.transaction_version(a) for a in app_ids]
+        return [None if v is None else int(v) for v in found]
 
     def fence_token(self, asset: str, key: str) -> int | None:
         return self.committed_step(asset, fence_app_id(key))
