@@ -371,7 +371,7 @@ FROM protection GROUP BY idx
 #: per cell, who protects it: the ledger's recorded protection, else the policy's first entry
 #: covering it when the cell has data (:func:`~backfiller.policy.effective_protection`)
 _PROTECTION = """
-CREATE TEMP TABLE protection AS SELECT * FROM (
+CREATE OR REPLACE TEMP TABLE protection AS SELECT * FROM (
 SELECT c.pos, c.idx, coalesce(r.text, CASE WHEN c.data_version IS NOT NULL OR c.rows > 0 THEN
     CASE WHEN k.ord IS NOT NULL AND (a.ord IS NULL OR k.ord < a.ord) THEN k.text ELSE a.text END
 END) AS protection
@@ -383,7 +383,7 @@ LEFT JOIN policy_assets a ON a.asset = c.asset
 """
 
 _NO_PROTECTION = """
-CREATE TEMP TABLE protection AS
+CREATE OR REPLACE TEMP TABLE protection AS
 SELECT pos, idx, NULL::VARCHAR AS protection FROM classified WHERE false
 """
 
