@@ -89,6 +89,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "ledger": {"url": ""},
     # where run lineage goes (besides the standard OPENLINEAGE_* variables): see lineage_settings
     "lineage": {"url": "", "endpoint": "", "namespace": ""},
+    # where the steps' computations run: "local" (the run's threads) or "dask" (a cluster)
+    "executor": {"kind": "local", "scheduler": ""},
     "policy": POLICY_DEFAULTS,
 }
 
@@ -148,6 +150,10 @@ class ProjectConfig:
     origins: dict[str, str] = field(default_factory=dict)
     #: whether and where each run's OpenLineage events are sent (default: nowhere)
     lineage: LineageSettings = field(default_factory=LineageSettings)
+    #: ``[executor] kind``: where the steps' computations run ("local" or "dask")
+    executor_kind: str = "local"
+    #: ``[executor] scheduler``: the Dask scheduler's address
+    executor_scheduler: str = ""
 
     def origin(self, setting: str) -> str:
         """Where ``setting`` ("section.key") came from, in words."""
@@ -221,7 +227,7 @@ class ProjectConfig:
                     f"[env.aliases] {alias} = {target!r} names no setting",
                     hint="use 'section.key', e.g. 'partitions.default'",
                 )
-        for section in ("project", "partitions", "downstream", "ledger", "lineage"):
+        for section in ("project", "partitions", "downstream", "ledger", "lineage", "executor"):
             settings[section] = check_section(section, settings[section], origins, str(path))
         lineage = lineage_settings(
             settings["lineage"],
@@ -292,6 +298,8 @@ class ProjectConfig:
             raw=settings,
             origins=origins,
             lineage=lineage,
+            executor_kind=settings["executor"]["kind"],
+            executor_scheduler=settings["executor"]["scheduler"],
             policy=parse_policy(
                 settings["policy"],
                 root=root,

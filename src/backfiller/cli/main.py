@@ -26,6 +26,7 @@ from .context import (
     Context,
     _keys,
     asset_selection,
+    executor_options,
     make_console,
     override_option,
     override_reason,
@@ -408,7 +409,7 @@ def _apply(
 
     from .render import finish_run
 
-    with obj.run_options(len(document.work)) as options:
+    with obj.run_options(project, len(document.work)) as options:
         result = apply_plan(
             project,
             document,
@@ -427,6 +428,7 @@ def _apply(
 @click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
 @override_option
 @_allow_option
+@executor_options
 @click.pass_obj
 def apply(
     obj: Context,

@@ -82,6 +82,13 @@ class DeltaStore:
         self._lock = threading.Lock()
         self._write_locks: dict[str, threading.Lock] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A store travels (to a worker computing a step) as its location alone."""
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]
+
     def path(self, asset: str) -> Path:
         return self.root.joinpath(*asset.split("/"))
 
@@ -135,8 +142,10 @@ class DeltaStore:
                 "missing_partition and 'backfiller verify' checks every partition",
             ) from exc
 
-    def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
-        table = self._table(asset)
+    def read_partitions(
+        self, asset: str, keys: Sequence[str], *, version: int | None = None
+    ) -> pa.Table | None:
+        table = self._table(asset, version)
         if table is None:
             return None
         if not keys:
