@@ -97,6 +97,11 @@ class ExecutorSection(_Section):
     scheduler: str
 
 
+class StorageSection(_Section):
+    #: deltalake's storage options for object storage, e.g. AWS_ENDPOINT_URL, AWS_REGION
+    options: dict[str, str]
+
+
 class EnvSection(_Section):
     prefix: str = "BACKFILLER_"
     files: list[Name] = Field(default_factory=list)
@@ -110,6 +115,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "ledger": LedgerSection,
     "lineage": LineageSection,
     "executor": ExecutorSection,
+    "storage": StorageSection,
     "env": EnvSection,
 }
 
