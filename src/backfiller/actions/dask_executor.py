@@ -115,12 +115,17 @@ class _DaskFuture:
             ) from exc
         finally:
             self._future.release()
-        assert isinstance(rows, pa.Table)
-        return rows
+        assert isinstance(rows, bytes)
+        return pa.ipc.open_stream(rows).read_all()
 
 
-def _compute_payload(payload: bytes) -> pa.Table:
-    """On a worker: the rows of the pickled task."""
+def _compute_payload(payload: bytes) -> bytes:
+    """On a worker: the rows of the pickled task, as an Arrow IPC stream (its buffers come
+    back aligned, as Arrow's compute kernels want them; a pickled table's may not be)."""
     task = cloudpickle.loads(payload)
     assert isinstance(task, StepTask)
-    return compute_step(task)
+    rows = compute_step(task)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return bytes(sink.getvalue().to_pybytes())
