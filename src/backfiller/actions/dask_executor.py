@@ -43,7 +43,8 @@ class DaskExecutor:
     def __init__(self, client: Client, *, owns_client: bool = False) -> None:
         self.client = client
         self._owns_client = owns_client
-        self._registered: set[str] = set()
+        #: the modules looked at already, with the project folder they were looked at for
+        self._seen: set[tuple[str, Path]] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -83,18 +84,21 @@ class DaskExecutor:
 
     def _register_project_modules(self, root: Path) -> None:
         """Pickle the project's own modules by value (those imported from the project
-        folder, as the assets module is): a worker cannot import them."""
+        folder, as the assets module is): a worker cannot import them. Each module is looked
+        at once."""
         root = Path(root).resolve()
         with self._lock:
             for name, module in list(sys.modules.items()):
+                if (name, root) in self._seen:
+                    continue
+                self._seen.add((name, root))
                 file = getattr(module, "__file__", None)
-                if "." in name or name in self._registered or name == "backfiller" or not file:
+                if "." in name or name == "backfiller" or not file:
                     continue
                 where = Path(file).resolve()
                 folder = where.parent.parent if where.name == "__init__.py" else where.parent
                 if folder == root:
                     cloudpickle.register_pickle_by_value(module)
-                    self._registered.add(name)
 
 
 class _DaskFuture:

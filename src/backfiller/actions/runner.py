@@ -306,7 +306,8 @@ class StepRunner:
         try:
             # every member's computation is handed out at once (an executor with a cluster
             # computes them side by side); they are taken back in order
-            computing = [self._submit(member.step, asset) for member in members]
+            pinned: dict[str, int | None] = {}  # the upstream tables' versions, read once
+            computing = [self._submit(member.step, asset, pinned) for member in members]
             staged: list[tuple[_Member, pa.Table]] = []
             rows = size = 0
             began = time.monotonic()
@@ -573,15 +574,18 @@ class StepRunner:
         except Exception as exc:
             return self._failed(member, exc)
 
-    def _submit(self, step: Step, asset: Asset) -> StepFuture:
+    def _submit(
+        self, step: Step, asset: Asset, pinned: dict[str, int | None] | None = None
+    ) -> StepFuture:
         """The rows the step would publish, not yet visible to anyone: its computation handed
         to the executor, or (a restore) the retained version, read here. A computation that
-        cannot be handed out fails when its result is asked for."""
+        cannot be handed out fails when its result is asked for. ``pinned``: upstream table
+        versions read already for the steps handed out with this one (filled in)."""
         if step.source is StepSource.VERSION:
             return Deferred(lambda: self._retained(step, asset))
         key = step.target.partition_key
         try:
-            task = self._task(asset, key)
+            task = self._task(asset, key, {} if pinned is None else pinned)
         except Exception as exc:
             return _Raising(exc)
         return self.executor.submit(task, self._read_upstream(asset, key))
@@ -656,11 +660,16 @@ class StepRunner:
 
         return read
 
-    def _task(self, asset: Asset, key: str) -> StepTask:
+    def _task(self, asset: Asset, key: str, pinned: dict[str, int | None]) -> StepTask:
         """The pure computation of ``(asset, key)``: its window, its manifest's declaration
         and its upstream partitions pinned at the tables' current versions (every upstream
-        step of this run is done: the scheduler saw to it)."""
+        step of this run is done: the scheduler saw to it); ``pinned``: versions read
+        already, for the other steps handed out at the same time."""
         store = self.project.store
+        mapping = self.project.graph.upstream_partitions(asset.key, key)
+        for up in mapping:
+            if up not in pinned:
+                pinned[up] = store.version(up)
         declared = self.project.manifests.for_partition(key)
         manifest, part = declared if declared else (None, None)
         return StepTask(
@@ -673,8 +682,7 @@ class StepRunner:
             run_id=self.run_id,
             store=store,
             upstream=tuple(
-                PinnedUpstream(up, tuple(keys), store.version(up))
-                for up, keys in self.project.graph.upstream_partitions(asset.key, key).items()
+                PinnedUpstream(up, tuple(keys), pinned[up]) for up, keys in mapping.items()
             ),
         )
 
