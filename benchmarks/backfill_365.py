@@ -185,7 +185,7 @@ def controlled(
                     n_workers=dask_workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                 )
             )
             client = stack.enter_context(Client(cluster, set_as_default=False))

@@ -29,7 +29,7 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str,
 def scheduler() -> Iterator[str]:
     """The address of a Dask cluster's scheduler (workers in this process)."""
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0",
         scheduler_port=0, protocol="tcp",
     ) as cluster:  # fmt: skip
         yield str(cluster.scheduler_address)

@@ -128,7 +128,7 @@ def test_worker_processes_compute_what_the_local_executor_computes(tmp_path: Pat
     remote = lay_out(tmp_path / "remote", None)
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
@@ -151,7 +151,7 @@ def test_a_worker_killed_mid_step_costs_a_recomputation(tmp_path: Path, group_si
     results: list[RunResult] = []
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):

@@ -39,7 +39,7 @@ WEEK = ["2026-04-14", "2026-04-15", "2026-04-16", GAP_DAY, "2026-04-18"]
 def cluster() -> Iterator[object]:
     """A Dask cluster in this process (threads, no worker processes)."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as running:
         yield running
 
@@ -136,3 +136,46 @@ def test_importing_the_core_does_not_import_dask() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+UNPICKLABLE_ASSETS = '''
+import threading
+
+import pyarrow as pa
+
+from backfiller import AssetContext, asset
+
+LOCK = threading.Lock()
+
+
+@asset("odd/locked", idempotency_key=("id",))
+def locked(context: AssetContext) -> pa.Table:
+    with LOCK:  # the function needs the lock: it cannot travel to a worker
+        return pa.table({"id": [context.partition_key]})
+'''
+
+
+def test_a_computation_that_cannot_travel_fails_its_step_alone(
+    tmp_path: Path, cluster: object
+) -> None:
+    from backfiller import execute
+    from backfiller.actions import Action, RunSpec
+    from backfiller.actions.dask_executor import DaskExecutor
+
+    root = tmp_path / "odd"
+    root.mkdir()
+    (root / "backfiller.toml").write_text(
+        '[project]\nassets_module = "odd_assets"\n\n'
+        '[partitions]\nkind = "daily"\nstart = "2026-01-01"\n',
+        encoding="utf-8",
+    )
+    (root / "odd_assets.py").write_text(UNPICKLABLE_ASSETS, encoding="utf-8")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    spec = RunSpec.compute(Action.BACKFILL, "tests", [("odd/locked", "2026-01-02")])
+    with distributed.Client(cluster, set_as_default=False) as client, project.ledger() as ledger:
+        result = execute(project, ledger, spec, RunOptions(executor=DaskExecutor(client)))
+    (step,) = result.steps
+    assert step.outcome is StepOutcome.FAILED
+    assert "lock" in (step.error or "")
+    assert result.state is RunState.FAILED
+    assert not project.store.exists("odd/locked")

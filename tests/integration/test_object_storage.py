@@ -236,7 +236,7 @@ def test_the_dask_executor_reads_upstream_from_s3(
     document = read_plan(write_plan(project, make_plan(project, project.reader(), request)))
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):

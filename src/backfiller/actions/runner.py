@@ -586,9 +586,9 @@ class StepRunner:
         key = step.target.partition_key
         try:
             task = self._task(asset, key, {} if pinned is None else pinned)
-        except Exception as exc:
+            return self.executor.submit(task, self._read_upstream(asset, key))
+        except Exception as exc:  # e.g. a task that does not pickle, a cluster gone
             return _Raising(exc)
-        return self.executor.submit(task, self._read_upstream(asset, key))
 
     def _retained(self, step: Step, asset: Asset) -> pa.Table:
         key = step.target.partition_key
