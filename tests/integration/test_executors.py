@@ -138,7 +138,7 @@ def test_importing_the_core_does_not_import_dask() -> None:
     assert out.strip() == "[]"
 
 
-UNPICKLABLE_ASSETS = '''
+UNPICKLABLE_ASSETS = """
 import threading
 
 import pyarrow as pa
@@ -152,7 +152,7 @@ LOCK = threading.Lock()
 def locked(context: AssetContext) -> pa.Table:
     with LOCK:  # the function needs the lock: it cannot travel to a worker
         return pa.table({"id": [context.partition_key]})
-'''
+"""
 
 
 def test_a_computation_that_cannot_travel_fails_its_step_alone(
