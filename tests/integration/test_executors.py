@@ -179,3 +179,46 @@ def test_a_computation_that_cannot_travel_fails_its_step_alone(
     assert "lock" in (step.error or "")
     assert result.state is RunState.FAILED
     assert not project.store.exists("odd/locked")
+
+
+@pytest.mark.parametrize("point", ["after_compute", "after_commit"])
+def test_a_coordinator_stopped_mid_run_is_finished_by_resume_on_the_cluster(
+    example_dir: Path, cluster: object, point: str
+) -> None:
+    """The coordinator stops (as a kill leaves it) after a worker's rows came back, or after
+    their commit landed; ``resume`` on the cluster finishes the run: the same rows and records
+    as an uninterrupted local run, each partition committed once."""
+    from conftest import interrupted_at
+
+    from backfiller.actions import GroupLimits
+    from backfiller.actions.dask_executor import DaskExecutor
+    from backfiller.actions.recovery import resume
+
+    group = GroupLimits(size=1)
+    local = apply_week(fresh(example_dir, "local"), RunOptions(group=group))
+    project = fresh(example_dir, "dask")
+    request = request_for(WEEK, Mode.DRY_RUN, "tests")
+    document = read_plan(save_plan(project, make_plan(project, project.reader(), request)))
+    with distributed.Client(cluster, set_as_default=False) as client:
+        options = RunOptions(group=group, executor=DaskExecutor(client))
+        with interrupted_at(point):
+            apply_plan(project, document, operator="tests", options=options)
+        (run,) = project.reader().runs.all()
+        assert run.state is RunState.RUNNING
+        with project.ledger() as ledger:
+            result = resume(project, ledger, run_id=run.run_id, operator="tests", options=options)
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    reader = project.reader()
+    assert {(a, k): project.store.fingerprint(a, k) for a in (RAW, SILVER) for k in WEEK} == local[
+        "fingerprints"
+    ]
+    assert {
+        (a, k): reader.partitions.get(a, k).row_count for a in (RAW, SILVER) for k in WEEK
+    } == local["rows"]
+    for asset in (RAW, SILVER):
+        keys = [
+            h.metadata["backfiller.partition_keys"]
+            for h in project.store.history(asset)
+            if h.metadata.get("backfiller.run_id") == run.run_id
+        ]
+        assert sorted(keys) == sorted(WEEK), keys
