@@ -8,7 +8,10 @@ test_table_creation_race.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -285,3 +288,99 @@ def test_a_coordinator_killed_after_its_commit_is_finished_by_resume(
             if h.metadata.get("backfiller.run_id") == run_record.run_id
         ]
         assert len(commits) == 1, commits
+
+
+def put_object(endpoint: str, key: str, body: bytes) -> None:
+    """Write an object to the bucket (with boto3, which moto[server] brings)."""
+    import boto3
+
+    options = storage_options(endpoint)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=options["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=options["AWS_SECRET_ACCESS_KEY"],
+        region_name=options["AWS_REGION"],
+    )
+    client.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def inputs_on_s3(project: Project, endpoint: str) -> str:
+    """Copy the manifest's input files to S3 and make the manifest name them by URI (same
+    checksums); returns the prefix."""
+    prefix = f"inputs-{uuid.uuid4().hex}"
+    manifest_file = next((project.root / "data" / "manifests").glob("*.json"))
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    for part in manifest["partitions"]:
+        for declared in part["input_files"]:
+            put_object(
+                endpoint,
+                f"{prefix}/{declared['path']}",
+                (project.root / declared["path"]).read_bytes(),
+            )
+            declared["path"] = f"s3://{BUCKET}/{prefix}/{declared['path']}"
+    manifest_file.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    shutil.rmtree(project.root / "data" / "seed")  # nothing local to fall back on
+    project.reload_manifests()
+    return prefix
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_manifest_inputs_on_s3_are_verified_and_read(
+    s3_project: Project, s3_endpoint: str, tmp_path: Path, executor: str
+) -> None:
+    from backfiller.actions import RunOptions
+    from backfiller.actions.apply import apply_plan
+    from backfiller.planning import Mode, make_plan, read_plan, write_plan
+    from backfiller.planning.planner import request_for
+
+    project = s3_project
+    prefix = inputs_on_s3(project, s3_endpoint)
+    request = request_for([GAP_DAY], Mode.DRY_RUN, "tests")
+    document = read_plan(write_plan(project, make_plan(project, project.reader(), request)))
+    with contextlib.ExitStack() as stack:
+        options = RunOptions()
+        if executor == "dask":
+            distributed = pytest.importorskip("distributed")
+            from backfiller.actions.dask_executor import DaskExecutor
+
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+            options = RunOptions(executor=DaskExecutor(client))
+        result = apply_plan(project, document, operator="tests", options=options)
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    # the raw rows name their source file: the URI now, the project path in the reference
+    found, expected = rows_of(project), reference(tmp_path)
+    assert {k for k in found if found[k] != expected[k]} == {(RAW, GAP_DAY)}
+    raw = project.store.read_partition(RAW, GAP_DAY)
+    assert raw is not None
+    assert set(raw.column("source_file").to_pylist()) == {
+        f"s3://{BUCKET}/{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl"
+    }
+    local = load_project(tmp_path / "reference", environ={}, clock=FixedClock(NOW))
+    local_raw = local.store.read_partition(RAW, GAP_DAY)
+    assert local_raw is not None
+    assert fingerprint_table(raw.drop_columns(["source_file"])) == fingerprint_table(
+        local_raw.drop_columns(["source_file"])
+    )
+
+
+def test_a_changed_input_on_s3_fails_its_step(
+    s3_project: Project, s3_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = s3_project
+    prefix = inputs_on_s3(project, s3_endpoint)
+    put_object(s3_endpoint, f"{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl", b"{}\n")
+    root = project.root
+    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
+    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
+    code, out, err = run(capsys, root, "apply", str(plan))
+    assert code != 0
+    assert f"s3://{BUCKET}/{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl (checksum differs)" in (
+        out + err
+    )
+    assert project.store.read_partition(RAW, GAP_DAY).num_rows == 0  # type: ignore[union-attr]

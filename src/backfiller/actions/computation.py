@@ -10,8 +10,8 @@ ledger, reports) stays with the coordinator (:mod:`backfiller.actions.runner`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class StepTask:
     #: where the upstream tables are read from (a Delta store travels as its location)
     store: DataStore
     upstream: tuple[PinnedUpstream, ...] = ()
+    #: how object storage is reached (``[storage.options]``), for input files given as URIs
+    storage_options: Mapping[str, str] = field(default_factory=dict)
 
     def read_pinned(self, upstream: str) -> pa.Table:
         """An upstream asset's partitions this step maps to, at the pinned version."""
@@ -91,7 +93,7 @@ def compute_step(
     if asset.uses_manifest:
         if part is None:
             raise StepError(f"{asset.key} {key}: no manifest declares this partition")
-        mismatches = verify_inputs(part, task.project_root)
+        mismatches = verify_inputs(part, task.project_root, task.storage_options)
         if mismatches:
             listing = ", ".join(
                 f"{m.path} ({'missing' if m.actual is None else 'checksum differs'})"
@@ -121,6 +123,7 @@ def compute_step(
             project_root=task.project_root,
             read_upstream=read,
             run_id=task.run_id,
+            storage_options=task.storage_options,
         )
         data = to_arrow(asset.compute(context))
     return _with_partition_column(data, key)

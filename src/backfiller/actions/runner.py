@@ -684,6 +684,7 @@ class StepRunner:
             upstream=tuple(
                 PinnedUpstream(up, tuple(keys), pinned[up]) for up, keys in mapping.items()
             ),
+            storage_options=self.project.config.storage_options,
         )
 
     def compute(self, asset: Asset, key: str) -> pa.Table:
