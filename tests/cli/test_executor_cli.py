@@ -123,3 +123,28 @@ def test_resume_takes_the_executor_options(
     code, out, _ = run(capsys, april_project.root, "resume", "--help")
     assert code == 0
     assert "--executor" in out and "--scheduler" in out
+
+
+def test_plan_and_apply_at_once_on_a_dask_scheduler(
+    capsys: pytest.CaptureFixture[str], april_project: Project, scheduler: str
+) -> None:
+    root = april_project.root
+    code, out, err = run(
+        capsys, root, "plan", "--partition", GAP_DAY, "--mode", "apply", "--scheduler", scheduler
+    )
+    assert code == 0, (out, err)
+    assert "2 published" in out.splitlines()
+
+
+def test_plan_and_apply_at_once_on_an_unreachable_scheduler_writes_nothing(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    before = files(root)
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    code, out, err = run(
+        capsys, root, "plan", "--partition", GAP_DAY, "--mode", "apply", "--scheduler", address
+    )
+    assert code == 2, (out, err)
+    assert "Cannot reach the Dask scheduler" in err
+    assert files(root) == before  # not even the plan

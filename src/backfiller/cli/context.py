@@ -3,6 +3,7 @@ reading of partition options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ PROGRESS_AFTER_SECONDS = 0.5
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions import RunOptions, StepResult
-    from backfiller.actions.executors import ExecutorSettings
+    from backfiller.actions.executors import Executor, ExecutorSettings
     from backfiller.project import Project
 
 
@@ -130,18 +131,30 @@ class Context:
         return ExecutorSettings(kind, scheduler or "", "--executor / --scheduler")
 
     @contextmanager
-    def run_options(self, project: Project, total: int | None = None) -> Iterator[RunOptions]:
-        """Parallelism from ``--max-parallel``, the executor (``--executor``, else the
-        project's ``[executor]``; connected before anything is written) and a progress bar
-        (done / failed / remaining, rows per second) while the run goes."""
+    def executor_for(self, project: Project) -> Iterator[Executor]:
+        """The executor the options and the project name, connected (exit 2 if it cannot be:
+        open it before anything is written); closed at the end."""
         from backfiller.actions.executors import open_executor
 
         executor = open_executor(self.executor_settings(project))
         try:
-            with self._run_options(total) as options:
-                yield replace(options, executor=executor)
+            yield executor
         finally:
             executor.close()
+
+    @contextmanager
+    def run_options(
+        self, project: Project, total: int | None = None, *, executor: Executor | None = None
+    ) -> Iterator[RunOptions]:
+        """Parallelism from ``--max-parallel``, the executor (``executor``, opened already;
+        else ``--executor``, else the project's ``[executor]``, connected before anything is
+        written) and a progress bar (done / failed / remaining, rows per second) while the
+        run goes."""
+        with contextlib.ExitStack() as stack:
+            if executor is None:
+                executor = stack.enter_context(self.executor_for(project))
+            with self._run_options(total) as options:
+                yield replace(options, executor=executor)
 
     @contextmanager
     def _run_options(self, total: int | None = None) -> Iterator[RunOptions]:
