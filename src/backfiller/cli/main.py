@@ -354,7 +354,6 @@ def _plan(
     from backfiller.planning.planner import request_for
     from backfiller.selection import select_assets
 
-
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
         raise BadInputError(
