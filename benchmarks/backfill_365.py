@@ -12,6 +12,11 @@ the day with a few derived columns), both with the idempotency key ``ticket_id +
     reports, evidence; "grouped" publishes up to ``--group-size`` partitions of an asset by one
     Delta commit (each partition still leased, checked, fenced, marked and recorded alone),
     "per-partition" one commit per partition;
+(a') dask: the grouped path with ``--executor dask`` on a local Dask cluster of two worker
+    processes (one thread each) started before the clock starts: every step's computation runs
+    in a worker, reading its upstream at the pinned version; the coordinator (the measured
+    process) keeps leases, guard, checks, commits, ledger and reports. Its peak memory is the
+    coordinator's alone (the workers' is not counted);
 (b) duckdb: what a user would write instead — a plain Python loop over the days into one
     DuckDB database file, one transaction a day: the same function computes the raw rows, they
     are inserted, and the same SQL inserts the day's silver rows from them; no ledger, no
@@ -26,6 +31,7 @@ Arrow memory pool's peak) is its own. Never run by the test suite.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing
 import resource
 import shutil
@@ -154,16 +160,42 @@ def _rss_mib() -> float:
 # -- the two paths (each in its own process) -----------------------------------------------
 
 
-def controlled(root: Path, days: int, max_parallel: int = 1, group: int = 1) -> dict[str, Any]:
+def controlled(
+    root: Path, days: int, max_parallel: int = 1, group: int = 1, *, dask_workers: int = 0
+) -> dict[str, Any]:
+    """The controlled path; ``dask_workers``: computed on a local Dask cluster of that many
+    worker processes (0: in this process, the local executor)."""
+    from contextlib import ExitStack
+
     from backfiller import execute, load_project
     from backfiller.actions import Action, GroupLimits, RunOptions, RunSpec
 
     project = load_project(root, environ={})
     steps = [(a, k) for k in keys_for(days) for a in (RAW, SILVER)]
     spec = RunSpec.compute(Action.BACKFILL, "bench", steps)
-    with project.ledger() as ledger:
+    with ExitStack() as stack:
+        executor = None
+        if dask_workers:
+            from distributed import Client, LocalCluster
+
+            from backfiller.actions.dask_executor import DaskExecutor
+
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=dask_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                )
+            )
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+            client.wait_for_workers(dask_workers)
+            executor = DaskExecutor(client)
+        ledger = stack.enter_context(project.ledger())
         began = time.perf_counter()
-        options = RunOptions(max_parallel=max_parallel, group=GroupLimits(size=group))
+        options = RunOptions(
+            max_parallel=max_parallel, group=GroupLimits(size=group), executor=executor
+        )
         result = execute(project, ledger, spec, options)
         seconds = time.perf_counter() - began
     failures = [f"{s.asset} {s.partition_key}: {s.error}" for s in result.steps if s.error]
@@ -176,6 +208,8 @@ def controlled(root: Path, days: int, max_parallel: int = 1, group: int = 1) -> 
         "commits": {a: (project.store.version(a) or 0) + 1 for a in (RAW, SILVER)},
         "reports": sum(1 for _ in (project.config.report_dir / "partitions").rglob("*.json")),
         "sample": {a: project.store.fingerprint(a, keys_for(days)[-1]) for a in (RAW, SILVER)},
+        # every partition's fingerprint, as the ledger records it
+        "fingerprints": {f"{s.asset} {s.partition_key}": s.fingerprint for s in result.steps},
     }
 
 
@@ -299,6 +333,8 @@ def _child(
         figures = plain_duckdb(Path(root), days)
     elif name == "delta":
         figures = plain(Path(root), days)
+    elif name == "dask":
+        figures = controlled(Path(root), days, parallel, group, dask_workers=DASK_WORKERS)
     else:  # grouped, or one commit per partition
         figures = controlled(Path(root), days, parallel, group if name == "grouped" else 1)
     figures["cpu_seconds"] = time.process_time() - cpu
@@ -362,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown path(s) {unknown}; choose among {', '.join(PATHS)}")
     paths = [p for p in PATHS if p in chosen or p == "duckdb"]
+    if "dask" in paths and importlib.util.find_spec("distributed") is None:
+        print("the dask path is skipped: it needs dask.distributed (backfiller[dask])")
+        paths.remove("dask")
     if min(args.days, args.raw_rows, args.silver_rows, args.group_size) < 1:
         parser.error("--days, --raw-rows, --silver-rows and --group-size must be at least 1")
 
@@ -395,8 +434,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: the paths, in the order they run and print; ratios are taken against "duckdb". "grouped"
-#: and "per-partition" are the same controlled path, with --group-size N and 1
-PATHS = ("grouped", "per-partition", "duckdb", "delta")
+#: and "per-partition" are the same controlled path, with --group-size N and 1; "dask" is
+#: "grouped" computed on a local Dask cluster (needs backfiller[dask])
+PATHS = ("grouped", "dask", "per-partition", "duckdb", "delta")
+#: the worker processes of the "dask" path's local cluster (one thread each)
+DASK_WORKERS = 2
 
 
 def _row(label: str, values: list[object], spec: str = "") -> None:
@@ -431,6 +473,14 @@ def report(results: dict[str, dict[str, Any]], paths: list[str], days: int, trac
     c = runs[0]
     same = all(c["rows"] == r["rows"] and c["sample"] == r["sample"] for r in runs)
     print(f"same rows (counts, and fingerprints of the last day): {'yes' if same else 'NO'}")
+    controlled_runs = [r for r in runs if "fingerprints" in r]
+    if len(controlled_runs) > 1:
+        first = controlled_runs[0]["fingerprints"]
+        same = all(r["fingerprints"] == first for r in controlled_runs)
+        print(
+            f"same fingerprint for every partition on the controlled paths "
+            f"({len(first)} partitions): {'yes' if same else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from backfiller.errors import GraphError
 from backfiller.mappings import IdentityMapping, PartitionMapping, TimeWindowMapping
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from backfiller.checks.model import Check
-    from backfiller.manifests import Manifest, ManifestPartition
+    from backfiller.manifests import InputFile, Manifest, ManifestPartition
 
 __all__ = [
     "Asset",
@@ -78,6 +78,7 @@ class AssetContext:
         project_root: Any,
         read_upstream: Callable[[str], pa.Table],
         run_id: str,
+        storage_options: Mapping[str, str] | None = None,
     ) -> None:
         self.asset = asset
         self.partition_key = partition_key
@@ -86,7 +87,17 @@ class AssetContext:
         self.manifest_partition = manifest_partition
         self.project_root = project_root
         self.run_id = run_id
+        #: how object storage is reached (``[storage.options]``): for inputs given as URIs
+        self.storage_options: Mapping[str, str] = dict(storage_options or {})
         self._read_upstream = read_upstream
+
+    def open_input(self, declared: InputFile | str) -> IO[bytes]:
+        """A declared input file opened for reading bytes, wherever it is: relative to the
+        project folder, or a ``file://`` or object-storage URI (``s3://…``)."""
+        from backfiller.inputs import open_input
+
+        path = declared if isinstance(declared, str) else declared.path
+        return open_input(path, root=self.project_root, storage_options=self.storage_options)
 
     def upstream(self, asset_key: str) -> pa.Table:
         """The upstream asset's published rows for the partitions this one maps to."""

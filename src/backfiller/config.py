@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -90,6 +90,18 @@ class LineageSection(_Section):
     namespace: str
 
 
+class ExecutorSection(_Section):
+    #: where the steps' computations run: the run's own threads, or a Dask cluster
+    kind: Literal["local", "dask"]
+    #: the Dask scheduler's address (``kind = "dask"``), e.g. "tcp://scheduler:8786"
+    scheduler: str
+
+
+class StorageSection(_Section):
+    #: deltalake's storage options for object storage, e.g. AWS_ENDPOINT_URL, AWS_REGION
+    options: dict[str, str]
+
+
 class EnvSection(_Section):
     prefix: str = "BACKFILLER_"
     files: list[Name] = Field(default_factory=list)
@@ -102,6 +114,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "downstream": DownstreamSection,
     "ledger": LedgerSection,
     "lineage": LineageSection,
+    "executor": ExecutorSection,
+    "storage": StorageSection,
     "env": EnvSection,
 }
 
@@ -150,6 +164,8 @@ def check_section(
             shown = shown[:57] + "..."
         said, hint = where(origins.get(f"{section}.{key}", default_origin))
         must = _MUST.get(error["type"], error["msg"])
+        if error["type"] == "literal_error":
+            must = "must be " + str(error["msg"]).removeprefix("Input should be ")
         if error["type"] == "string_pattern_mismatch":
             must = _MUST_MATCH.get((section, key), must)
         if error["type"] == "extra_forbidden":  # an unknown key: named before, kept for safety

@@ -19,13 +19,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from backfiller.canonical import sha256_hex
 from backfiller.errors import InvalidPartitionKeyError, ManifestError
+from backfiller.inputs import input_sha256
 from backfiller.partitions import PartitionScheme
 from backfiller.schemas import validation_problems
 
@@ -46,7 +47,8 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
 class InputFile(BaseModel):
-    """One input file, relative to the project root, with its checksum."""
+    """One input file, relative to the project root (or a ``file://`` or object-storage URI),
+    with its checksum."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,8 +56,10 @@ class InputFile(BaseModel):
         str,
         Field(
             min_length=1,
-            pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$",
-            description="relative path with forward slashes; no segment starts with '.'",
+            pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*"
+            r"|(s3|s3a|gs|gcs|az|azure|abfs|abfss|adl|file)://[^\s]+[^\s/])$",
+            description="relative path with forward slashes (no segment starts with '.'), "
+            "or a file:// or object-storage URI (s3://bucket/key, gs://…, az://…)",
         ),
     ]
     sha256: Sha256
@@ -282,12 +286,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_inputs(part: ManifestPartition, root: Path) -> list[InputMismatch]:
-    """The declared input files of one partition that are missing or changed."""
+def verify_inputs(
+    part: ManifestPartition, root: Path, storage_options: Mapping[str, str] | None = None
+) -> list[InputMismatch]:
+    """The declared input files of one partition that are missing or changed (a URI is read
+    with ``storage_options``: see :mod:`backfiller.inputs`)."""
     problems: list[InputMismatch] = []
     for f in part.input_files:
-        target = Path(root, *PurePosixPath(f.path).parts)
-        actual = file_sha256(target) if target.is_file() else None
+        actual = input_sha256(f.path, root=root, storage_options=storage_options)
         if actual != f.sha256:
             problems.append(InputMismatch(f.path, f.sha256, actual))
     return problems

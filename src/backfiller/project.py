@@ -40,6 +40,7 @@ from backfiller.partitions import PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
+from backfiller.store.location import is_uri, local_path_of, object_store_uri
 from backfiller.urls import redact
 
 __all__ = [
@@ -89,6 +90,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "ledger": {"url": ""},
     # where run lineage goes (besides the standard OPENLINEAGE_* variables): see lineage_settings
     "lineage": {"url": "", "endpoint": "", "namespace": ""},
+    # where the steps' computations run: "local" (the run's threads) or "dask" (a cluster)
+    "executor": {"kind": "local", "scheduler": ""},
+    # options of the object storage [project] store names (endpoint, region, credentials...),
+    # besides the environment's AWS_* / GOOGLE_* / AZURE_* variables that deltalake reads
+    "storage": {"options": {}},
     "policy": POLICY_DEFAULTS,
 }
 
@@ -124,7 +130,8 @@ class ProjectConfig:
     root: Path
     name: str
     assets_module: str
-    store_path: Path
+    #: the local folder of the Delta tables (``None``: they are on object storage)
+    store_path: Path | None
     state_dir: Path
     ledger_path: Path
     report_dir: Path
@@ -148,6 +155,14 @@ class ProjectConfig:
     origins: dict[str, str] = field(default_factory=dict)
     #: whether and where each run's OpenLineage events are sent (default: nowhere)
     lineage: LineageSettings = field(default_factory=LineageSettings)
+    #: where the Delta tables are: ``store_path``, or an object-storage URI (``s3://…``)
+    store_uri: str = ""
+    #: ``[storage] options``: how object storage is reached (deltalake's storage options)
+    storage_options: dict[str, str] = field(default_factory=dict)
+    #: ``[executor] kind``: where the steps' computations run ("local" or "dask")
+    executor_kind: str = "local"
+    #: ``[executor] scheduler``: the Dask scheduler's address
+    executor_scheduler: str = ""
 
     def origin(self, setting: str) -> str:
         """Where ``setting`` ("section.key") came from, in words."""
@@ -221,7 +236,15 @@ class ProjectConfig:
                     f"[env.aliases] {alias} = {target!r} names no setting",
                     hint="use 'section.key', e.g. 'partitions.default'",
                 )
-        for section in ("project", "partitions", "downstream", "ledger", "lineage"):
+        for section in (
+            "project",
+            "partitions",
+            "downstream",
+            "ledger",
+            "lineage",
+            "executor",
+            "storage",
+        ):
             settings[section] = check_section(section, settings[section], origins, str(path))
         lineage = lineage_settings(
             settings["lineage"],
@@ -271,11 +294,20 @@ class ProjectConfig:
         parts = settings["partitions"]
         parts["default"] = default_partition
         report_dir = inside("report_dir")
+        store_text = str(proj["store"])
+        store_uri = object_store_uri(store_text)
+        store_path = None
+        if store_uri is None:
+            if is_uri(store_text):  # file:///…: a local folder
+                proj["store"] = str(local_path_of(store_text))
+            store_path = inside("store")
         return cls(
             root=root,
             name=proj["name"] or root.name,
             assets_module=proj["assets_module"],
-            store_path=inside("store"),
+            store_path=store_path,
+            store_uri=store_uri or str(store_path),
+            storage_options=dict(settings["storage"]["options"]),
             state_dir=state_dir,
             ledger_path=ledger_path,
             ledger_url=ledger_url,
@@ -292,6 +324,8 @@ class ProjectConfig:
             raw=settings,
             origins=origins,
             lineage=lineage,
+            executor_kind=settings["executor"]["kind"],
+            executor_scheduler=settings["executor"]["scheduler"],
             policy=parse_policy(
                 settings["policy"],
                 root=root,
@@ -464,7 +498,7 @@ class Project:
 
     @cached_property
     def store(self) -> DataStore:
-        return DeltaStore(self.config.store_path)
+        return DeltaStore(self.config.store_uri, self.config.storage_options)
 
     def reader(self) -> LedgerReader:
         """A read-only view of the ledger; creates nothing."""

@@ -5,6 +5,7 @@ incremental refreshes, and a table deleted and created again under the same path
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfiller.store.app_versions import AppVersions, UnreadableLog
-from backfiller.store.delta import _log_reader
 
 APPS = [f"fence:2026-01-{d:02d}" for d in range(1, 8)] + ["marker:a", "marker:b"]
 
@@ -27,6 +27,16 @@ COMMITS = st.lists(
     min_size=1,
     max_size=12,
 )
+
+
+def _log_reader(log: Path) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        try:
+            return (log / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return read
 
 
 def _commit(path: Path, apps: dict[str, int]) -> None:

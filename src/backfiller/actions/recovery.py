@@ -80,7 +80,7 @@ def replay(
         )
     problems = []
     for key in wanted:
-        for m in verify_inputs(declared[key], project.root):
+        for m in verify_inputs(declared[key], project.root, project.config.storage_options):
             state = "missing" if m.actual is None else f"sha256 {m.actual[:12]}…"
             problems.append(f"{key}: {m.path} ({state}, declared {m.expected[:12]}…)")
     if problems:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
+from backfiller.actions.executors import Executor, LocalExecutor
 from backfiller.actions.faults import crash_point
 from backfiller.actions.preconditions import require_preconditions
 from backfiller.actions.runner import (
@@ -52,6 +53,9 @@ class RunOptions:
     #: per partition; ``None``: the project's ``[project] group_size``); a resumed or retried
     #: run takes its steps one at a time
     group: GroupLimits | None = None
+    #: where the steps' computations run (``None``: in the run's own threads); whoever made
+    #: the executor closes it
+    executor: Executor | None = None
 
 
 @dataclass
@@ -236,6 +240,7 @@ class _Run:
             self.spec,
             forced_failures=project.overlay.forced_check_failures,
             resuming=self.resuming,
+            executor=options.executor or LocalExecutor(),
         )
         latest = self._latest()
         ordered = _ordered(project, list(self.spec.steps))

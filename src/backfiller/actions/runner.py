@@ -21,18 +21,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from backfiller.actions.checking import check_group, store_reader
+from backfiller.actions.computation import PinnedUpstream, StepError, StepTask
+from backfiller.actions.executors import Deferred, Executor, LocalExecutor, StepFuture
 from backfiller.actions.faults import crash_point
 from backfiller.actions.heartbeat import Heartbeat
 from backfiller.actions.spec import RunSpec, Step, StepSource
-from backfiller.assets import Asset, AssetContext
+from backfiller.assets import Asset
 from backfiller.atomic import one_folder_sync
-from backfiller.engine import fingerprint_table, fingerprint_tables, query, to_arrow
+from backfiller.engine import fingerprint_table, fingerprint_tables
 from backfiller.errors import BackfillerError, WriteBlockedError, write_blocked
 from backfiller.ledger import (
     Lease,
@@ -44,12 +45,10 @@ from backfiller.ledger import (
     PublishSuperseded,
     RunRecord,
 )
-from backfiller.manifests import verify_inputs
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.reports import PartitionReport, read_partition_report, write_partition_report
 from backfiller.store import CommitInfo, CommitKey, FencedError
-from backfiller.store.delta import PARTITION_COLUMN
 
 __all__ = [
     "GroupLimits",
@@ -105,23 +104,9 @@ class StepResult:
         return AssetPartition(self.asset, self.partition_key)
 
 
-class StepError(BackfillerError):
-    """One (asset, partition) step failed; ``transient`` says whether a retry may help."""
-
-    def __init__(self, message: str, *, transient: bool = False, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.transient = transient
-
-
 def app_id(run_id: str, key: str) -> str:
     """The app-transaction id of a run's commit of one partition: "did my commit land?"."""
     return f"backfiller:{run_id}:{key}"
-
-
-def _with_partition_column(table: pa.Table, key: str) -> pa.Table:
-    if PARTITION_COLUMN in table.column_names:
-        return table
-    return table.append_column(PARTITION_COLUMN, pa.array([key] * table.num_rows, pa.string()))
 
 
 def enforce_guard(asset: Asset, table: pa.Table) -> pa.Table:
@@ -241,6 +226,8 @@ class StepRunner:
     spec: RunSpec
     forced_failures: frozenset[tuple[str, str, str]] = frozenset()
     resuming: bool = False
+    #: where each step's computation runs (the run's own threads unless told otherwise)
+    executor: Executor = field(default_factory=LocalExecutor)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stored_counts: dict[str, dict[str, int] | None] = field(default_factory=dict)
     # the last partitions published in this run, for downstream steps to read without a scan
@@ -341,14 +328,18 @@ class StepRunner:
         for member in members:
             heartbeat.hold(member.lease)
         try:
+            # every member's computation is handed out at once (an executor with a cluster
+            # computes them side by side); they are taken back in order
+            pinned: dict[str, int | None] = {}  # the upstream tables' versions, read once
+            computing = [self._submit(member.step, asset, pinned) for member in members]
             staged: list[tuple[_Member, pa.Table]] = []
             rows = size = 0
             began = time.monotonic()
-            for member in members:
+            for member, future in zip(members, computing, strict=True):
                 if not self.ledger.leases.is_current(member.lease):
                     results[member.step.target] = self._superseded(member, _TakenOver())
                     continue
-                outcome = self._staged(member, asset)
+                outcome = self._staged(member, asset, future)
                 if isinstance(outcome, StepResult):
                     results[member.step.target] = outcome
                     continue
@@ -391,10 +382,14 @@ class StepRunner:
         )
         return _Member(step, attempt, lease, before, rows_before)
 
-    def _staged(self, member: _Member, asset: Asset) -> pa.Table | StepResult:
-        """The member's staged rows; else its settled result (the step failed)."""
+    def _staged(
+        self, member: _Member, asset: Asset, future: StepFuture | None = None
+    ) -> pa.Table | StepResult:
+        """The member's staged rows (``future``: its computation, handed out already); else
+        its settled result (the step failed)."""
         try:
-            staged = self._stage(member.step, asset)
+            future = future or self._submit(member.step, asset)
+            staged = enforce_guard(asset, future.result())
             crash_point("after_compute")
         except WriteBlockedError:
             raise
@@ -603,19 +598,32 @@ class StepRunner:
         except Exception as exc:
             return self._failed(member, exc)
 
-    def _stage(self, step: Step, asset: Asset) -> pa.Table:
-        """The rows the step would publish, not yet visible to anyone."""
-        key = step.target.partition_key
+    def _submit(
+        self, step: Step, asset: Asset, pinned: dict[str, int | None] | None = None
+    ) -> StepFuture:
+        """The rows the step would publish, not yet visible to anyone: its computation handed
+        to the executor, or (a restore) the retained version, read here. A computation that
+        cannot be handed out fails when its result is asked for. ``pinned``: upstream table
+        versions read already for the steps handed out with this one (filled in)."""
         if step.source is StepSource.VERSION:
-            assert step.version is not None
-            data = self.project.store.read_partition(asset.key, key, version=step.version)
-            if data is None or data.num_rows == 0:
-                raise StepError(
-                    f"{asset.key} {key}: version {step.version} no longer holds this partition",
-                    hint="restore needs a snapshot that still exists",
-                )
-            return enforce_guard(asset, data)
-        return enforce_guard(asset, self.compute(asset, key))
+            return Deferred(lambda: self._retained(step, asset))
+        key = step.target.partition_key
+        try:
+            task = self._task(asset, key, {} if pinned is None else pinned)
+            return self.executor.submit(task, self._read_upstream(asset, key))
+        except Exception as exc:  # e.g. a task that does not pickle, a cluster gone
+            return _Raising(exc)
+
+    def _retained(self, step: Step, asset: Asset) -> pa.Table:
+        key = step.target.partition_key
+        assert step.version is not None
+        data = self.project.store.read_partition(asset.key, key, version=step.version)
+        if data is None or data.num_rows == 0:
+            raise StepError(
+                f"{asset.key} {key}: version {step.version} no longer holds this partition",
+                hint="restore needs a snapshot that still exists",
+            )
+        return data
 
     def _reissue(self, step: Step, attempt: int) -> StepResult:
         """Verify a published partition against the ledger and write its report again; nothing
@@ -676,46 +684,36 @@ class StepRunner:
 
         return read
 
-    def compute(self, asset: Asset, key: str) -> pa.Table:
-        window = self.project.scheme.window(key)
+    def _task(self, asset: Asset, key: str, pinned: dict[str, int | None]) -> StepTask:
+        """The pure computation of ``(asset, key)``: its window, its manifest's declaration
+        and its upstream partitions pinned at the tables' current versions (every upstream
+        step of this run is done: the scheduler saw to it); ``pinned``: versions read
+        already, for the other steps handed out at the same time."""
+        store = self.project.store
+        mapping = self.project.graph.upstream_partitions(asset.key, key)
+        for up in mapping:
+            if up not in pinned:
+                pinned[up] = store.version(up)
         declared = self.project.manifests.for_partition(key)
         manifest, part = declared if declared else (None, None)
-        if asset.uses_manifest:
-            if part is None:
-                raise StepError(f"{asset.key} {key}: no manifest declares this partition")
-            mismatches = verify_inputs(part, self.project.root)
-            if mismatches:
-                listing = ", ".join(
-                    f"{m.path} ({'missing' if m.actual is None else 'checksum differs'})"
-                    for m in mismatches
-                )
-                raise StepError(
-                    f"{asset.key} {key}: input files do not match manifest "
-                    f"{manifest.manifest_id if manifest else '?'}: {listing}"
-                )
-        read = self._read_upstream(asset, key)
-        if asset.sql is not None:
-            tables = {d.asset: read(d.asset) for d in asset.deps}
-            params: dict[str, Any] = {"partition_key": key}
-            if window is not None:
-                params["window_start"] = window.start_utc
-                params["window_end"] = window.end_utc
-            used = {k: v for k, v in params.items() if f"${k}" in asset.sql}
-            data = query(asset.sql, tables, used)
-        else:
-            assert asset.compute is not None
-            context = AssetContext(
-                asset=asset,
-                partition_key=key,
-                window=window,
-                manifest=manifest,
-                manifest_partition=part,
-                project_root=self.project.root,
-                read_upstream=read,
-                run_id=self.run_id,
-            )
-            data = to_arrow(asset.compute(context))
-        return _with_partition_column(data, key)
+        return StepTask(
+            asset=asset,
+            partition_key=key,
+            window=self.project.scheme.window(key),
+            manifest=manifest,
+            manifest_partition=part,
+            project_root=self.project.root,
+            run_id=self.run_id,
+            store=store,
+            upstream=tuple(
+                PinnedUpstream(up, tuple(keys), pinned[up]) for up, keys in mapping.items()
+            ),
+            storage_options=self.project.config.storage_options,
+        )
+
+    def compute(self, asset: Asset, key: str) -> pa.Table:
+        """The rows of ``(asset, key)``, computed by the executor (before the guard)."""
+        return self._submit(Step(AssetPartition(asset.key, key)), asset).result()
 
     def _cached(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
         """The partitions this run just published, if every one is still the current version
@@ -960,6 +958,16 @@ class _Member:
     lease: Lease
     before: PartitionRecord | None
     rows_before: int | None
+
+
+class _Raising:
+    """A computation that could not be handed out: its result is the exception."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def result(self) -> pa.Table:
+        raise self._error
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -3,12 +3,13 @@ reading of partition options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +25,7 @@ PROGRESS_AFTER_SECONDS = 0.5
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions import RunOptions, StepResult
+    from backfiller.actions.executors import Executor, ExecutorSettings
     from backfiller.project import Project
 
 
@@ -44,6 +46,9 @@ class Context:
     json: bool = False
     #: ``--group-size``; ``None``: the project's setting
     group_size: int | None = None
+    #: ``--executor`` and ``--scheduler``; ``None``: the project's ``[executor]``
+    executor: str | None = None
+    scheduler: str | None = None
 
     def use_json(self, as_json: bool) -> bool:
         """With ``--json``: every message for people goes to stderr, stdout keeps only the
@@ -108,10 +113,51 @@ class Context:
             if shown:
                 bar.stop()
 
+    def executor_settings(self, project: Project) -> ExecutorSettings:
+        """Where the steps compute: ``--executor`` / ``--scheduler`` (a scheduler alone means
+        the Dask executor), else ``[executor]`` in the project's configuration."""
+        from backfiller.actions.executors import ExecutorKind, ExecutorSettings
+
+        config = project.config
+        if self.executor is None and self.scheduler is None:
+            origin = config.origin("executor.kind")
+            return ExecutorSettings(
+                config.executor_kind, config.executor_scheduler, f"[executor] kind {origin}"
+            )
+        kind = self.executor or ExecutorKind.DASK.value
+        scheduler = self.scheduler
+        if scheduler is None and kind == config.executor_kind:
+            scheduler = config.executor_scheduler
+        return ExecutorSettings(kind, scheduler or "", "--executor / --scheduler")
+
     @contextmanager
-    def run_options(self, total: int | None = None) -> Iterator[RunOptions]:
-        """Parallelism from ``--max-parallel`` and a progress bar (done / failed / remaining,
-        rows per second) while the run goes."""
+    def executor_for(self, project: Project) -> Iterator[Executor]:
+        """The executor the options and the project name, connected (exit 2 if it cannot be:
+        open it before anything is written); closed at the end."""
+        from backfiller.actions.executors import open_executor
+
+        executor = open_executor(self.executor_settings(project))
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+    @contextmanager
+    def run_options(
+        self, project: Project, total: int | None = None, *, executor: Executor | None = None
+    ) -> Iterator[RunOptions]:
+        """Parallelism from ``--max-parallel``, the executor (``executor``, opened already;
+        else ``--executor``, else the project's ``[executor]``, connected before anything is
+        written) and a progress bar (done / failed / remaining, rows per second) while the
+        run goes."""
+        with contextlib.ExitStack() as stack:
+            if executor is None:
+                executor = stack.enter_context(self.executor_for(project))
+            with self._run_options(total) as options:
+                yield replace(options, executor=executor)
+
+    @contextmanager
+    def _run_options(self, total: int | None = None) -> Iterator[RunOptions]:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -232,6 +278,34 @@ def asset_selection(command: F) -> F:
     )(command)
     return click.option(
         "--asset", "asset_names", multiple=True, help="Only this asset (repeatable)."
+    )(command)
+
+
+def _set_on_context(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(ctx.find_object(Context), name, value)
+
+    return store
+
+
+def executor_options(command: F) -> F:
+    """``--executor KIND`` and ``--scheduler ADDRESS`` on a command that runs steps."""
+    command = click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        expose_value=False,
+        callback=_set_on_context("scheduler"),
+        help="The Dask scheduler to compute on, e.g. tcp://scheduler:8786 (implies "
+        "--executor dask; default: [executor] scheduler).",
+    )(command)
+    return click.option(
+        "--executor",
+        metavar="KIND",
+        expose_value=False,
+        callback=_set_on_context("executor"),
+        help="Where the steps compute: local (this process's --max-parallel threads) or dask "
+        "(a Dask cluster; needs a scheduler). Default: [executor] kind, else local.",
     )(command)
 
 

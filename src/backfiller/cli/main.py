@@ -7,6 +7,7 @@ shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import traceback
@@ -26,6 +27,7 @@ from .context import (
     Context,
     _keys,
     asset_selection,
+    executor_options,
     make_console,
     override_option,
     override_reason,
@@ -44,7 +46,8 @@ from .strategy import COMMANDS as STRATEGY_COMMANDS
 from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
-    from backfiller.planning import AnyPlan, GapReason
+    from backfiller.actions.executors import Executor
+    from backfiller.planning import AnyPlan, GapReason, Mode
     from backfiller.project import Project
 
 SEED_HINT = (
@@ -295,6 +298,7 @@ def _gap_reason(text: str) -> GapReason:
 @_allow_option
 @asset_selection
 @json_option
+@executor_options
 @click.pass_obj
 def plan(
     obj: Context,
@@ -346,11 +350,9 @@ def _plan(
     asset_names: tuple[str, ...] = (),
     patterns: tuple[str, ...] = (),
 ) -> None:
-    from backfiller.planning import Mode, make_plan, parse_mode, write_plan
+    from backfiller.planning import Mode, make_plan, parse_mode
     from backfiller.planning.planner import request_for
     from backfiller.selection import select_assets
-
-    from .render import print_plan
 
     mode = parse_mode(mode_text)
     if include_materialized and not reason:
@@ -364,8 +366,29 @@ def _plan(
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})
-    with obj.progress("planning") as on_progress:
-        document = make_plan(project, project.reader(), request, on_progress=on_progress)
+    with contextlib.ExitStack() as stack:
+        # applied right away: the executor is connected first (nothing written if it cannot be)
+        executor = stack.enter_context(obj.executor_for(project)) if mode is Mode.APPLY else None
+        with obj.progress("planning") as on_progress:
+            document = make_plan(project, project.reader(), request, on_progress=on_progress)
+        _write_and_apply(obj, project, document, mode, operator, override_reason, executor=executor)
+
+
+def _write_and_apply(
+    obj: Context,
+    project: Project,
+    document: AnyPlan,
+    mode: Mode,
+    operator: str | None,
+    override_reason: str | None,
+    *,
+    executor: Executor | None,
+) -> None:
+    """Write the plan, print it, and with ``--mode apply`` apply it on ``executor``."""
+    from backfiller.planning import Mode, write_plan
+
+    from .render import print_plan
+
     path = write_plan(project, document)
     if not obj.json:
         print_plan(obj.console, document)
@@ -385,12 +408,12 @@ def _plan(
         if mode is not Mode.APPLY:
             documents.emit(documents.document("plan", **body, run=None))
             return
-        _apply(obj, project, document, operator, override_reason, then=body)
+        _apply(obj, project, document, operator, override_reason, then=body, executor=executor)
         return
     if mode is Mode.APPLY:
         # the plan this command made, not the file read back: another operator planning the
         # same window at the same moment writes the same file name
-        _apply(obj, project, document, operator, override_reason)
+        _apply(obj, project, document, operator, override_reason, executor=executor)
 
 
 def _apply(
@@ -401,14 +424,16 @@ def _apply(
     override_reason: str | None = None,
     *,
     then: dict[str, object] | None = None,
+    executor: Executor | None = None,
 ) -> None:
-    """Apply ``document``; ``then``: the plan's JSON document, printed with the run
-    (whatever its outcome) before its error, if any, is raised."""
+    """Apply ``document`` (on ``executor``, connected already; else the one the options and
+    the project name); ``then``: the plan's JSON document, printed with the run (whatever its
+    outcome) before its error, if any, is raised."""
     from backfiller.actions.apply import apply_plan
 
     from .render import finish_run
 
-    with obj.run_options(document.work_count) as options:
+    with obj.run_options(project, document.work_count, executor=executor) as options:
         result = apply_plan(
             project,
             document,
@@ -427,6 +452,7 @@ def _apply(
 @click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
 @override_option
 @_allow_option
+@executor_options
 @click.pass_obj
 def apply(
     obj: Context,

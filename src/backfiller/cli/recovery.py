@@ -6,7 +6,7 @@ import click
 
 from backfiller.errors import BadInputError
 
-from .context import Context, _keys, override_option, override_reason
+from .context import Context, _keys, executor_options, override_option, override_reason
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
@@ -20,6 +20,7 @@ _reason = click.option("--reason", help="Why; recorded in the ledger.")
 @_operator
 @_reason
 @override_option
+@executor_options
 @click.pass_obj
 def rerun_cmd(
     obj: Context,
@@ -42,7 +43,10 @@ def rerun_cmd(
         raise BadInputError("rerun needs --partition K or --start K --end K")
     keys = _keys(project, partition, start, end)
     project.graph.get(asset)
-    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
+    with (
+        obj.run_options(project) as options,
+        project.ledger(max_parallel=obj.max_parallel) as ledger,
+    ):
         result = rerun(
             project,
             ledger,
@@ -62,6 +66,7 @@ def rerun_cmd(
 @_operator
 @_reason
 @override_option
+@executor_options
 @click.pass_obj
 def replay_cmd(
     obj: Context,
@@ -79,7 +84,10 @@ def replay_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     keys = [project.scheme.parse(partition)] if partition else None
-    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
+    with (
+        obj.run_options(project) as options,
+        project.ledger(max_parallel=obj.max_parallel) as ledger,
+    ):
         result = replay(
             project,
             ledger,
@@ -97,6 +105,7 @@ def replay_cmd(
 @click.argument("run_id")
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 10))
 @_operator
+@executor_options
 @click.pass_obj
 def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None) -> None:
     """Retry only the failed, transient attempts of a run (same plan, same inputs)."""
@@ -105,7 +114,10 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
     from .render import finish_run
 
     project = obj.project()
-    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
+    with (
+        obj.run_options(project) as options,
+        project.ledger(max_parallel=obj.max_parallel) as ledger,
+    ):
         result = retry(
             project,
             ledger,
@@ -120,6 +132,7 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
 @click.command(name="resume")
 @click.argument("run_id")
 @_operator
+@executor_options
 @click.pass_obj
 def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     """Finish what a crashed run left unfinished; never duplicates what landed."""
@@ -128,7 +141,10 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     from .render import finish_run
 
     project = obj.project()
-    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
+    with (
+        obj.run_options(project) as options,
+        project.ledger(max_parallel=obj.max_parallel) as ledger,
+    ):
         result = resume(
             project, ledger, run_id=run_id, operator=project.operator(operator), options=options
         )
@@ -143,6 +159,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
 @_operator
 @_reason
 @override_option
+@executor_options
 @click.pass_obj
 def restore_cmd(
     obj: Context,
@@ -162,7 +179,10 @@ def restore_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     key = project.scheme.parse(partition)
-    with project.ledger(max_parallel=obj.max_parallel) as ledger, obj.run_options() as options:
+    with (
+        obj.run_options(project) as options,
+        project.ledger(max_parallel=obj.max_parallel) as ledger,
+    ):
         result = restore(
             project,
             ledger,

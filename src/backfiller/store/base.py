@@ -137,7 +137,12 @@ class DataStore(Protocol):
         self, asset: str, key: str, *, version: int | None = None
     ) -> pa.Table | None: ...
 
-    def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None: ...
+    def read_partitions(
+        self, asset: str, keys: Sequence[str], *, version: int | None = None
+    ) -> pa.Table | None:
+        """The rows of partitions ``keys`` as of ``version`` (default: the latest); ``None``
+        when the table does not exist (at that version)."""
+        ...
 
     def write_partitions(
         self, asset: str, data: pa.Table, keys: Sequence[str], commit: CommitInfo

@@ -10,13 +10,14 @@ app-transaction marker that answers "did my commit land?" after a crash.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -37,6 +38,10 @@ from backfiller.store.base import (
     fence_app_id,
     require_inside,
 )
+from backfiller.store.location import is_uri, local_path_of, object_store_uri
+
+if TYPE_CHECKING:  # the file systems of object storage are imported where they are used
+    import pyarrow.fs as pafs
 
 __all__ = ["PARTITION_COLUMN", "DeltaStore"]
 
@@ -51,10 +56,10 @@ _NO_COMMIT = object()
 _CREATE_LOCK = "_backfiller_create.lock"
 
 
-def _damaged_log(asset: str, path: Path, exc: Exception) -> DamagedStoreError:
+def _damaged_log(asset: str, where: str, exc: Exception) -> DamagedStoreError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return DamagedStoreError(
-        f"The Delta log of {asset} at {path / '_delta_log'} is damaged (a commit file missing "
+        f"The Delta log of {asset} at {where}/_delta_log is damaged (a commit file missing "
         f"or truncated): {first}",
         hint="restore the table's _delta_log from a backup; nothing was written. 'backfiller "
         "verify' checks the other tables",
@@ -68,25 +73,28 @@ def _local_file(root: Path, path: str) -> Path:
     return root / unquote(path)
 
 
-def _log_reader(log: Path) -> Callable[[str], bytes | None]:
-    def read(name: str) -> bytes | None:
-        try:
-            return (log / name).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    return read
-
-
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
 class DeltaStore:
-    """One Delta table per asset under ``root``; the asset key is the relative path."""
+    """One Delta table per asset under ``root``; the asset key is the relative path.
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    ``root`` is a local folder (a path or a ``file://`` URI) or a prefix on object storage
+    (``s3://bucket/prefix``, ``gs://…``, ``az://…``: see :mod:`backfiller.store.location`),
+    reached with ``storage_options`` (and, as ``deltalake`` does, the environment's
+    ``AWS_*``/``GOOGLE_*``/``AZURE_*`` variables). Commits are atomic on either: on object
+    storage ``deltalake`` commits with conditional writes, no lock service needed."""
+
+    def __init__(self, root: Path | str, storage_options: Mapping[str, str] | None = None) -> None:
+        remote = object_store_uri(str(root))
+        #: the local folder (``None``: the tables are on object storage)
+        self.local_root: Path | None = None
+        if remote is None:
+            text = str(root)
+            self.local_root = local_path_of(text) if is_uri(text) else Path(root)
+        self.uri = remote or str(self.local_root)
+        self.storage_options = dict(storage_options or {})
         # one handle per thread and table: a handle is not safe to share while another thread
         # brings it up to date
         self._local = threading.local()
@@ -95,23 +103,61 @@ class DeltaStore:
         #: each table's app-transaction versions, read from its log once and then per new
         #: commit (see :mod:`backfiller.store.app_versions`), under its own lock
         self._apps: dict[str, tuple[threading.Lock, AppVersions]] = {}
+        self._files: dict[str, pafs.FileSystem] = {}
+
+    @property
+    def root(self) -> Path:
+        """The local folder of the tables (a store on object storage has none)."""
+        if self.local_root is None:
+            raise ValueError(f"the store at {self.uri} is on object storage, not in a folder")
+        return self.local_root
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A store travels (to a worker computing a step) as its location alone."""
+        return {"uri": self.uri, "storage_options": self.storage_options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["uri"], state["storage_options"])  # type: ignore[misc]
 
     def path(self, asset: str) -> Path:
+        """The local folder of ``asset``'s table (a local store only)."""
         return self.root.joinpath(*asset.split("/"))
+
+    def table_uri(self, asset: str) -> str:
+        """Where ``asset``'s table is, as ``deltalake`` takes it."""
+        if self.local_root is not None:
+            return str(self.path(asset))
+        return f"{self.uri}/{asset}"
+
+    def _options(self) -> dict[str, str] | None:
+        return self.storage_options or None
+
+    def _files_of(self, asset: str) -> pafs.FileSystem:
+        """The files of ``asset``'s table on object storage (paths relative to the table),
+        reached as ``deltalake`` reaches them."""
+        import pyarrow.fs as pafs
+        from deltalake.fs import DeltaStorageHandler
+
+        with self._lock:
+            found = self._files.get(asset)
+            if found is None:
+                handler = DeltaStorageHandler(self.table_uri(asset), self._options())
+                found = self._files[asset] = pafs.PyFileSystem(handler)
+            return found
 
     def _table(self, asset: str, version: int | None = None) -> DeltaTable | None:
         """The table at ``version``, or the latest one (a cached handle, brought up to date
         incrementally: reloading the log for every call is what makes big backfills crawl)."""
-        path = self.path(asset)
-        if not (path / "_delta_log").is_dir():
-            return None
+        uri = self.table_uri(asset)
+        if self.local_root is not None and not (self.path(asset) / "_delta_log").is_dir():
+            return None  # no table (a local folder says so without asking deltalake)
         try:
             if version is not None:
-                return DeltaTable(str(path), version=version)
+                return DeltaTable(uri, version=version, storage_options=self._options())
             tables: dict[str, DeltaTable] = self._local.__dict__.setdefault("tables", {})
             table = tables.get(asset)
             if table is None:
-                table = tables[asset] = DeltaTable(str(path))
+                table = tables[asset] = DeltaTable(uri, storage_options=self._options())
             else:
                 table.update_incremental()
             return table
@@ -120,7 +166,7 @@ class DeltaStore:
         except DeltaError as exc:
             if version is not None:
                 raise  # an old version that is no longer readable: the caller says so
-            raise _damaged_log(asset, path, exc) from exc
+            raise _damaged_log(asset, uri, exc) from exc
 
     def exists(self, asset: str) -> bool:
         return self._table(asset) is not None
@@ -144,13 +190,15 @@ class DeltaStore:
                 raise  # a vacuumed old version: the caller says so
             raise DamagedStoreError(
                 f"A data file of {asset} {key} that the Delta log references is gone "
-                f"({self.path(asset)})",
+                f"({self.table_uri(asset)})",
                 hint="backfill or restore the partition; 'backfiller gaps' lists it as "
                 "missing_partition and 'backfiller verify' checks every partition",
             ) from exc
 
-    def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
-        table = self._table(asset)
+    def read_partitions(
+        self, asset: str, keys: Sequence[str], *, version: int | None = None
+    ) -> pa.Table | None:
+        table = self._table(asset, version)
         if table is None:
             return None
         if not keys:
@@ -237,25 +285,33 @@ class DeltaStore:
         twice); an empty one still replaced the table's metadata (a new table id) after
         others had written. Under the lock the second creator finds the table and leaves it;
         every data commit is then an ordinary fenced overwrite."""
+        if self.local_root is None:
+            # on object storage there is no file lock to take turns on: the creating commit
+            # is empty, and one that finds the table created meanwhile leaves it
+            self._create_table(asset, schema)
+            return
         path = self.path(asset)
         path.mkdir(parents=True, exist_ok=True)
         # "_"-prefixed: hidden from Delta readers, never taken for a data file
         with (path / _CREATE_LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if DeltaTable.is_deltatable(str(path)):
-                    return  # another process created it while this one waited
-                write_deltalake(
-                    str(path),
-                    schema.empty_table(),
-                    partition_by=[PARTITION_COLUMN],
-                    mode="error",
-                    commit_properties=CommitProperties(
-                        custom_metadata={CommitKey.CREATED.value: "1"}
-                    ),
-                )
+                self._create_table(asset, schema)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _create_table(self, asset: str, schema: pa.Schema) -> None:
+        uri = self.table_uri(asset)
+        if DeltaTable.is_deltatable(uri, storage_options=self._options()):
+            return  # another process created it while this one waited
+        write_deltalake(
+            uri,
+            schema.empty_table(),
+            partition_by=[PARTITION_COLUMN],
+            mode="error",
+            commit_properties=CommitProperties(custom_metadata={CommitKey.CREATED.value: "1"}),
+            storage_options=self._options(),
+        )
 
     def _version_of(self, asset: str, nonce: str, after: int) -> int:
         """The version of the commit carrying ``nonce``, read from the commits themselves:
@@ -271,14 +327,25 @@ class DeltaStore:
             version += 1
         raise RuntimeError(f"commit {nonce} of {asset!r} not found after version {after}")
 
+    def _log_file(self, asset: str, name: str) -> bytes | None:
+        """The bytes of ``_delta_log/<name>`` of ``asset``'s table; ``None`` when there is no
+        such file."""
+        path = f"_delta_log/{name}"
+        try:
+            if self.local_root is not None:
+                return (self.path(asset) / path).read_bytes()
+            with self._files_of(asset).open_input_stream(path) as stream:
+                return bytes(stream.read())
+        except FileNotFoundError:
+            return None
+
     def _commit_nonce(self, asset: str, version: int) -> str | object | None:
         """The nonce recorded in commit ``version``'s commitInfo, read from its log file;
         ``_NO_COMMIT`` when there is no such commit."""
-        entry = self.path(asset) / "_delta_log" / f"{version:020d}.json"
-        try:
-            lines = entry.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
+        content = self._log_file(asset, f"{version:020d}.json")
+        if content is None:
             return _NO_COMMIT
+        lines = content.decode("utf-8").splitlines()
         for line in lines:
             if '"commitInfo"' in line:
                 info = json.loads(line).get("commitInfo", {})
@@ -348,8 +415,10 @@ class DeltaStore:
     def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         """Per data file path as the log records it, whether the file exists: the folders
         the paths name are listed once each."""
-        root = self.path(asset)
         paths = pa.chunked_array([paths]) if isinstance(paths, pa.Array) else paths
+        if self.local_root is None:
+            return self._present_remote(asset, paths)
+        root = self.path(asset)
         plain = pc.and_(
             pc.invert(pc.starts_with(paths, "file://")),
             pc.invert(pc.match_substring(paths, "%")),
@@ -366,6 +435,22 @@ class DeltaStore:
             except (FileNotFoundError, NotADirectoryError):
                 continue
         return pc.is_in(paths, value_set=pa.array(existing, pa.string()))
+
+    def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> pa.ChunkedArray:
+        """:meth:`_present` on object storage: each folder the paths name listed once."""
+        import pyarrow.fs as pafs
+
+        files = self._files_of(asset)
+        names = [unquote(p) for p in paths.to_pylist()]
+        if any("://" in n for n in names):  # absolute URIs: asked one by one
+            prefix = self.table_uri(asset) + "/"
+            infos = files.get_file_info([n.removeprefix(prefix) for n in names])
+            return pa.chunked_array([pa.array([i.type == pafs.FileType.File for i in infos])])
+        existing: set[str] = set()
+        for folder in sorted({n.rpartition("/")[0] for n in names}):
+            selector = pafs.FileSelector(folder, allow_not_found=True)
+            existing.update(i.path for i in files.get_file_info(selector))
+        return pa.chunked_array([pa.array([n in existing for n in names], pa.bool_())])
 
     def _add_actions(self, asset: str) -> dict[str, pa.Array]:
         table = self._table(asset)
@@ -409,8 +494,8 @@ class DeltaStore:
 
     def committed_step(self, asset: str, app_id: str) -> int | None:
         """The last step number committed under ``app_id``; ``None`` if none landed."""
-        if not (self.path(asset) / "_delta_log").is_dir():
-            return None
+        if self.local_root is not None and not (self.path(asset) / "_delta_log").is_dir():
+            return None  # no table (a local folder says so without asking deltalake)
         return self._app_versions(asset, [app_id], at_least=0)[0]
 
     def _app_versions(
@@ -426,8 +511,8 @@ class DeltaStore:
         with self._lock:
             entry = self._apps.get(asset)
             if entry is None:
-                log = self.path(asset) / "_delta_log"
-                entry = self._apps[asset] = (threading.Lock(), AppVersions(_log_reader(log)))
+                reader = functools.partial(self._log_file, asset)
+                entry = self._apps[asset] = (threading.Lock(), AppVersions(reader))
         lock, index = entry
         with lock:
             try:

@@ -88,8 +88,10 @@ class MemoryStore:
             return None
         return found.partitions.get(key, found.schema.empty_table())
 
-    def read_partitions(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
-        found = self._at(asset)
+    def read_partitions(
+        self, asset: str, keys: Sequence[str], *, version: int | None = None
+    ) -> pa.Table | None:
+        found = self._at(asset, version)
         if found is None:
             return None
         parts = [found.partitions[k] for k in keys if k in found.partitions]

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 
@@ -70,8 +69,9 @@ def raw_ticket_events(context: AssetContext) -> pa.Table:
     assert context.manifest is not None and context.manifest_partition is not None
     rows: list[dict[str, object]] = []
     for declared in context.manifest_partition.input_files:
-        path = Path(context.project_root, *PurePosixPath(declared.path).parts)
-        for line in path.read_text(encoding="utf-8").splitlines():
+        with context.open_input(declared) as handle:  # a project path, or s3://… and the like
+            text = handle.read().decode("utf-8")
+        for line in text.splitlines():
             if line.strip():
                 event = json.loads(line)
                 event["source_file"] = declared.path

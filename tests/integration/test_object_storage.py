@@ -1,0 +1,386 @@
+"""The Delta store on object storage (``s3://`` on a loopback S3 endpoint: moto's server in its
+own process) and on ``file://`` URIs: the whole controlled path — plan, apply, rerun, restore,
+verify, evidence; a crash and a resume (slow) — through the CLI, exactly as on a local folder.
+
+moto's server answers one writer at a time reliably, so nothing here races two writers on it:
+concurrent writers are tested on local files (test_many_operators.py, test_fencing.py,
+test_table_creation_race.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import GAP_DAY, NOW, cli_environment, materialize
+from deltalake import DeltaTable
+
+from backfiller import FixedClock, Project, load_project
+from backfiller.cli.main import main
+from backfiller.engine import fingerprint_table
+from backfiller.lab.example import lay_out_example
+from backfiller.ledger import PartitionStatus, RunState
+
+pytest.importorskip("moto")
+
+RAW = "week06/ingestion/raw_ticket_events_partitioned"
+SILVER = "week06/silver/ticket_fact_partitioned"
+ASSETS = (RAW, SILVER)
+WEEK = ["2026-04-14", "2026-04-15", "2026-04-16", GAP_DAY, "2026-04-18", "2026-04-19"]
+BUCKET = "lake"
+CLI = [sys.executable, "-m", "backfiller.cli.main"]
+#: only to keep a hung subprocess from hanging the suite; never an assertion on speed
+HANG_GUARD = 300
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 endpoint on loopback (moto's server, in its own process: deltalake holds the
+    interpreter lock while it waits for an answer, so a server thread in this process would
+    never answer), with the bucket ``lake``."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        while True:  # until it listens (or dies)
+            assert server.poll() is None, "moto's server did not start"
+            try:
+                with socket.create_connection(("127.0.0.1", port)):
+                    break
+            except OSError:
+                continue
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT"))
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def storage_options(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def with_store(root: Path, store: str, options: dict[str, str] | None = None) -> None:
+    """Point the example's ``[project] store`` at ``store`` (and ``[storage.options]``)."""
+    config = root / "backfiller.toml"
+    text = config.read_text(encoding="utf-8").replace('store = "data/lake"', f'store = "{store}"')
+    if options:
+        text += "\n[storage.options]\n" + "".join(f'{k} = "{v}"\n' for k, v in options.items())
+    config.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def s3_project(tmp_path: Path, s3_endpoint: str) -> Project:
+    """The example with its tables under a fresh prefix of ``s3://lake``, its week materialized
+    but for the gap day."""
+    root = lay_out_example(tmp_path / "omni")
+    with_store(root, f"s3://{BUCKET}/{uuid.uuid4().hex}", storage_options(s3_endpoint))
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    materialize(project, [k for k in WEEK if k != GAP_DAY])
+    return project
+
+
+@pytest.fixture(autouse=True)
+def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli_environment(monkeypatch, {})
+
+
+def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--project", str(root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rows_of(project: Project) -> dict[tuple[str, str], tuple[int, str]]:
+    """Each partition's rows (no idempotency key twice) and fingerprint, read back."""
+    found = {}
+    for asset in ASSETS:
+        for key in WEEK:
+            data = project.store.read_partition(asset, key)
+            assert data is not None
+            ids = data.column("ticket_id").to_pylist()
+            assert len(ids) == len(set(ids)), f"{asset} {key}: a ticket twice"
+            found[asset, key] = (data.num_rows, fingerprint_table(data))
+    return found
+
+
+def reference(tmp_path: Path) -> dict[tuple[str, str], tuple[int, str]]:
+    """The same week backfilled on a local folder."""
+    root = lay_out_example(tmp_path / "reference")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    materialize(project, WEEK)
+    return rows_of(project)
+
+
+def test_the_controlled_path_on_s3(
+    capsys: pytest.CaptureFixture[str], s3_project: Project, tmp_path: Path
+) -> None:
+    project = s3_project
+    root = project.root
+    assert not (root / "data" / "lake").exists()  # nothing local: the tables are in S3
+    assert project.config.store_path is None
+    uri = project.store.table_uri(RAW)  # type: ignore[attr-defined]
+    assert uri.startswith(f"s3://{BUCKET}/")
+    assert DeltaTable.is_deltatable(uri, storage_options=project.config.storage_options)
+
+    code, out, err = run(capsys, root, "gaps", "--start", WEEK[0], "--end", WEEK[-1])
+    assert code == 0, err
+    assert GAP_DAY in out
+
+    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
+    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
+    code, out, err = run(capsys, root, "apply", str(plan))
+    assert code == 0, (out, err)
+    assert rows_of(project) == reference(tmp_path)
+
+    # a rerun publishes a new version; a restore brings the one before it back
+    before = project.store.read_partition(RAW, "2026-04-15")
+    assert before is not None
+    code, out, err = run(
+        capsys, root, "rerun", "--asset", RAW, "--partition", "2026-04-15", "--reason", "s3"
+    )
+    assert code == 0, (out, err)
+    reader = project.reader()
+    rerun_id = reader.partitions.get(RAW, "2026-04-15").last_run_id
+    assert rerun_id is not None
+    code, out, err = run(
+        capsys, root, "restore", "--asset", RAW, "--partition", "2026-04-15",
+        "--before-run", rerun_id, "--reason", "back to the reviewed version",
+    )  # fmt: skip
+    assert code == 0, (out, err)
+    restored = project.store.read_partition(RAW, "2026-04-15")
+    assert restored is not None and fingerprint_table(restored) == fingerprint_table(before)
+    history = project.store.history(RAW)
+    assert history[0].metadata["backfiller.action"] == "restore"
+
+    # the store agrees with the ledger, partition by partition; the evidence chain holds
+    code, out, err = run(capsys, root, "verify")
+    assert code == 0, (out, err)
+    code, out, err = run(capsys, root, "evidence", "verify")
+    assert code == 0, (out, err)
+    assert "Evidence chain intact" in out
+    runs = project.reader().runs.all()
+    assert {r.state for r in runs} == {RunState.SUCCEEDED}
+
+
+def test_a_missing_data_file_on_s3_is_found(
+    capsys: pytest.CaptureFixture[str], s3_project: Project
+) -> None:
+    """``missing_files`` lists the folders of the table on S3 (there is no local folder)."""
+    store = s3_project.store
+    assert store.missing_files(RAW) == {}
+    data_file = next(
+        p
+        for p in DeltaTable(
+            store.table_uri(RAW),  # type: ignore[attr-defined]
+            storage_options=s3_project.config.storage_options,
+        ).file_uris()
+        if "2026-04-15" in p
+    )
+    files = store._files_of(RAW)  # type: ignore[attr-defined]
+    files.delete_file(data_file.removeprefix(store.table_uri(RAW) + "/"))  # type: ignore[attr-defined]
+    assert store.missing_files(RAW) == {"2026-04-15": 1}
+
+
+def test_a_file_uri_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = lay_out_example(tmp_path / "omni")
+    tables = tmp_path / "omni" / "elsewhere" / "lake"
+    with_store(root, tables.as_uri())
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    assert project.config.store_path == tables
+    materialize(project, [k for k in WEEK if k != GAP_DAY])
+    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
+    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
+    code, out, err = run(capsys, root, "apply", str(plan))
+    assert code == 0, (out, err)
+    assert (tables / RAW / "_delta_log").is_dir()
+    assert rows_of(project) == reference(tmp_path)
+
+
+def test_the_dask_executor_reads_upstream_from_s3(
+    s3_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers read the pinned upstream versions from the store on S3 (the store travels
+    with its storage options); the coordinator commits to S3."""
+    distributed = pytest.importorskip("distributed")
+    from backfiller.actions import RunOptions
+    from backfiller.actions.apply import apply_plan
+    from backfiller.actions.dask_executor import DaskExecutor
+    from backfiller.planning import Mode, make_plan, read_plan, write_plan
+    from backfiller.planning.planner import request_for
+
+    project = s3_project
+    request = request_for([GAP_DAY], Mode.DRY_RUN, "tests")
+    document = read_plan(write_plan(project, make_plan(project, project.reader(), request)))
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        options = RunOptions(executor=DaskExecutor(client))
+        result = apply_plan(project, document, operator="tests", options=options)
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    assert rows_of(project) == reference(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_coordinator_killed_after_its_commit_is_finished_by_resume(
+    s3_project: Project, tmp_path: Path
+) -> None:
+    project = s3_project
+    root = project.root
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK06_", "BACKFILLER_"))}
+    apply = [*CLI, "--project", str(root), "--group-size", "1", "plan", "--partition", GAP_DAY]
+    crashed = subprocess.run(
+        [*apply, "--mode", "apply"],
+        env={**env, "BACKFILLER_CRASH_POINT": "after_commit"},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    (run_record,) = [r for r in project.reader().runs.all() if r.state is RunState.RUNNING]
+    # the commit landed in S3; the ledger does not know it yet
+    assert project.reader().partitions.get(RAW, GAP_DAY).status is not PartitionStatus.MATERIALIZED
+    assert project.store.read_partition(RAW, GAP_DAY).num_rows == 3  # type: ignore[union-attr]
+
+    resumed = subprocess.run(
+        [*CLI, "--project", str(root), "resume", run_record.run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert project.reader().runs.get(run_record.run_id).state is RunState.SUCCEEDED
+    assert rows_of(project) == reference(tmp_path)
+    # the landed commit was recorded, not made again: one commit of the run per asset
+    for asset in ASSETS:
+        commits = [
+            h
+            for h in project.store.history(asset)
+            if h.metadata.get("backfiller.run_id") == run_record.run_id
+        ]
+        assert len(commits) == 1, commits
+
+
+def put_object(endpoint: str, key: str, body: bytes) -> None:
+    """Write an object to the bucket (with boto3, which moto[server] brings)."""
+    import boto3
+
+    options = storage_options(endpoint)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=options["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=options["AWS_SECRET_ACCESS_KEY"],
+        region_name=options["AWS_REGION"],
+    )
+    client.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def inputs_on_s3(project: Project, endpoint: str) -> str:
+    """Copy the manifest's input files to S3 and make the manifest name them by URI (same
+    checksums); returns the prefix."""
+    prefix = f"inputs-{uuid.uuid4().hex}"
+    manifest_file = next((project.root / "data" / "manifests").glob("*.json"))
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    for part in manifest["partitions"]:
+        for declared in part["input_files"]:
+            put_object(
+                endpoint,
+                f"{prefix}/{declared['path']}",
+                (project.root / declared["path"]).read_bytes(),
+            )
+            declared["path"] = f"s3://{BUCKET}/{prefix}/{declared['path']}"
+    manifest_file.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    shutil.rmtree(project.root / "data" / "seed")  # nothing local to fall back on
+    project.reload_manifests()
+    return prefix
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_manifest_inputs_on_s3_are_verified_and_read(
+    s3_project: Project, s3_endpoint: str, tmp_path: Path, executor: str
+) -> None:
+    from backfiller.actions import RunOptions
+    from backfiller.actions.apply import apply_plan
+    from backfiller.planning import Mode, make_plan, read_plan, write_plan
+    from backfiller.planning.planner import request_for
+
+    project = s3_project
+    prefix = inputs_on_s3(project, s3_endpoint)
+    request = request_for([GAP_DAY], Mode.DRY_RUN, "tests")
+    document = read_plan(write_plan(project, make_plan(project, project.reader(), request)))
+    with contextlib.ExitStack() as stack:
+        options = RunOptions()
+        if executor == "dask":
+            distributed = pytest.importorskip("distributed")
+            from backfiller.actions.dask_executor import DaskExecutor
+
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+            options = RunOptions(executor=DaskExecutor(client))
+        result = apply_plan(project, document, operator="tests", options=options)
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    # the raw rows name their source file: the URI now, the project path in the reference
+    found, expected = rows_of(project), reference(tmp_path)
+    assert {k for k in found if found[k] != expected[k]} == {(RAW, GAP_DAY)}
+    raw = project.store.read_partition(RAW, GAP_DAY)
+    assert raw is not None
+    assert set(raw.column("source_file").to_pylist()) == {
+        f"s3://{BUCKET}/{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl"
+    }
+    local = load_project(tmp_path / "reference", environ={}, clock=FixedClock(NOW))
+    local_raw = local.store.read_partition(RAW, GAP_DAY)
+    assert local_raw is not None
+    assert fingerprint_table(raw.drop_columns(["source_file"])) == fingerprint_table(
+        local_raw.drop_columns(["source_file"])
+    )
+
+
+def test_a_changed_input_on_s3_fails_its_step(
+    s3_project: Project, s3_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = s3_project
+    prefix = inputs_on_s3(project, s3_endpoint)
+    put_object(s3_endpoint, f"{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl", b"{}\n")
+    root = project.root
+    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
+    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
+    code, out, err = run(capsys, root, "apply", str(plan))
+    assert code != 0
+    assert f"s3://{BUCKET}/{prefix}/data/seed/ticket_events/{GAP_DAY}.jsonl (checksum differs)" in (
+        out + err
+    )
+    assert project.store.read_partition(RAW, GAP_DAY).num_rows == 0  # type: ignore[union-attr]
