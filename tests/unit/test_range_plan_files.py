@@ -19,10 +19,10 @@ class Listing:
 
 def test_untyped_and_typed_listings_concatenate_into_one_typed_table() -> None:
     project = SimpleNamespace(store=Listing())
-    files = _files(project, ["full", "empty", "other"])  # type: ignore[arg-type]
+    files = _files(project, ["full", "empty", "other"])
     assert files.schema.types == [pa.string()] * 3
     assert files.to_pylist() == [
         {"asset": "full", "partition_key": "2026-03-01", "path": "full/a.parquet"},
         {"asset": "other", "partition_key": "2026-03-01", "path": "other/a.parquet"},
     ]
-    assert _files(project, []).num_rows == 0  # type: ignore[arg-type]
+    assert _files(project, []).num_rows == 0
