@@ -341,6 +341,24 @@ class AssetGraph:
                 found.setdefault(d.asset, []).extend(missing)
         return found
 
+    def blocked_upstream_partitions(
+        self, key: str, partition: str, _seen: dict[tuple[str, str], bool] | None = None
+    ) -> dict[str, list[str]]:
+        """:meth:`missing_upstream_partitions`, and also the upstream partitions that exist
+        but are themselves blocked — their own upstream keys missing, at any depth (a lag of
+        a lag): computing ``partition`` would read what can never be built."""
+        seen = {} if _seen is None else _seen
+        found = self.missing_upstream_partitions(key, partition)
+        for up, keys in self.upstream_partitions(key, partition).items():
+            for k in keys:
+                cell = (up, k)
+                if cell not in seen:
+                    seen[cell] = False  # a cycle cannot block itself
+                    seen[cell] = bool(self.blocked_upstream_partitions(up, k, seen))
+                if seen[cell] and k not in found.get(up, []):
+                    found.setdefault(up, []).append(k)
+        return found
+
     def downstream_closure(
         self,
         targets: Iterable[tuple[str, str]],

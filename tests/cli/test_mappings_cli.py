@@ -180,3 +180,39 @@ def test_an_invalid_mapping_is_exit_2_naming_it(
     root = make_project(tmp_path / "bad", mapping)
     err = refused(capsys, root, "status")
     assert says in err
+
+
+def test_a_partition_reading_a_blocked_partition_is_refused_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A lag of a lag: m/twice 2026-03-02 reads m/lagged 2026-03-01, which can never be built
+    (its own upstream day does not exist): rerun refuses it (exit 2, nothing written) instead
+    of computing it from nothing; 2026-03-03 reads a partition that can be built, and runs."""
+    root = make_project(tmp_path / "twice", "TimeWindowMapping.lag()")
+    config = root / "backfiller.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('"m/lagged"]', '"m/lagged", "m/twice"]'),
+        encoding="utf-8",
+    )
+    with (root / "assets.py").open("a", encoding="utf-8") as module:
+        module.write(
+            textwrap.dedent(
+                """
+
+                @asset("m/twice", idempotency_key=("id",),
+                       deps=[Dependency("m/lagged", TimeWindowMapping.lag())])
+                def twice(context):
+                    rows = context.upstream("m/lagged").to_pylist()
+                    return [{"id": r["id"], "n": r["n"]} for r in rows]
+                """
+            )
+        )
+    for day in ("2026-03-01", "2026-03-02"):
+        code, _, err = run(capsys, root, "rerun", "--asset", RAW, "--partition", day)
+        assert code == 0, err
+    code, _, err = run(capsys, root, "rerun", "--asset", LAGGED, "--partition", "2026-03-02")
+    assert code == 0, err
+    err = refused(capsys, root, "rerun", "--asset", "m/twice", "--partition", "2026-03-02")
+    assert "m/twice 2026-03-02 needs m/lagged 2026-03-01" in err
+    code, _, err = run(capsys, root, "rerun", "--asset", "m/twice", "--partition", "2026-03-03")
+    assert code == 0, err

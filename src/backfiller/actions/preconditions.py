@@ -67,9 +67,13 @@ def require_preconditions(
 
 def require_upstreams(project: Project, computed: list[AssetPartition]) -> None:
     """Refuse to compute a partition whose mappings require upstream keys that are not keys
-    of the upstream's scheme: it would read less than it needs."""
+    of the upstream's scheme, or upstream partitions that are themselves so blocked (at any
+    depth): it would read less than it needs."""
+    seen: dict[tuple[str, str], bool] = {}
     lacking = [
-        (t, missing) for t in computed if (missing := project.graph.missing_upstream_partitions(*t))
+        (t, missing)
+        for t in computed
+        if (missing := project.graph.blocked_upstream_partitions(*t, seen))
     ]
     if not lacking:
         return
