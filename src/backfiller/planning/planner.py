@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from backfiller.asset_keys import cells, require_owned
 from backfiller.atomic import atomic_write_text
 from backfiller.canonical import readable_json
 from backfiller.errors import PlanFileError, StalePlanError
@@ -53,8 +54,8 @@ def downstream_impact(project: Project) -> str:
 
 
 def _targets(project: Project, keys: list[str], assets: list[str] | None) -> list[AssetPartition]:
-    names = assets or project.graph.keys
-    return [AssetPartition(a, k) for k in keys for a in names]
+    """The cells the plan observes: each asset with the keys of its own scheme."""
+    return cells(project.graph, keys, assets)
 
 
 def _broken(project: Project, keys: list[str]) -> dict[str, BrokenManifest]:
@@ -92,8 +93,7 @@ def make_plan(
         overlay.refuse_apply(what="--mode apply")
     if overlay.simulations:
         request = request.model_copy(update={"reason": overlay.annotate(request.reason)})
-    for key in request.keys:
-        project.scheme.parse(key)
+    require_owned(project.graph, request.keys, request.assets or project.graph.keys)
     targets = _targets(project, request.keys, request.assets)
     document = _build(project, request, observe(project, reader, targets, on_progress=on_progress))
     recomputed = {a for a, _ in document.work} | set(request.assets or [])
@@ -187,10 +187,9 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     """
     project.overlay.refuse_apply(what=f"Applying plan {document.plan_id}")
     request = document.request
-    for key in request.keys:
-        project.scheme.parse(key)
     for asset in request.assets or []:
         project.graph.get(asset)
+    require_owned(project.graph, request.keys, request.assets or project.graph.keys)
     targets = _targets(project, request.keys, request.assets)
     if sorted(f"{a}|{k}" for a, k in targets) != sorted(document.state):
         raise PlanFileError(
