@@ -140,12 +140,14 @@ _EVERY_CELL = "assets a CROSS JOIN keys k"
 #: only the keys of each asset's own scheme (``member``: which)
 _OWN_CELLS = "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx"
 
+#: consecutive means consecutive among the asset's own keys (``seq``: its position in them)
 _RANGES = """
 SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
 FROM (
     SELECT asset, pos, idx, reason,
-           idx - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
-    FROM classified WHERE reason IS NOT NULL
+           seq - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
+    FROM (SELECT *, row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq FROM classified)
+    WHERE reason IS NOT NULL
 )
 GROUP BY asset, reason, island
 ORDER BY pos, first
@@ -156,8 +158,12 @@ _STATE_RANGES = """
 SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
 FROM (
     SELECT asset, pos, idx, state,
-           idx - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
-    FROM (SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state FROM classified)
+           seq - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
+    FROM (
+        SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state,
+               row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq
+        FROM classified
+    )
 )
 GROUP BY asset, state, island
 ORDER BY pos, first
