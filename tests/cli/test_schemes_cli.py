@@ -304,3 +304,26 @@ def test_a_key_that_is_not_the_asset_scheme_is_exit_2_naming_the_scheme(
 ) -> None:
     ok(capsys, root, "rerun", "--asset", DAILY, "--partition", "2026-03-02")
     assert says in refused(capsys, root, *args)
+
+
+def test_the_web_pages_show_each_asset_over_its_own_keys(
+    capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    from backfiller.web import pages
+
+    plan = run_json(capsys, root, "plan", "--start", "2026-03-31", "--end", "2026-04-01")
+    ok(capsys, root, "apply", str(root / plan["path"]))
+    project = load_project(root, environ=dict(os.environ))
+    reader = project.reader()
+    overview = {a["asset"]: a for a in pages.overview(project, reader)["assets"]}
+    assert overview[MONTHLY]["window"] == {"first": "2026-03", "last": "2026-04", "count": 2}
+    assert overview[MONTHLY]["counts"] == {"materialized": 2}
+    assert overview[DAILY]["counts"] == {"materialized": 2, "missing_partition": 59}
+    grid = pages.asset_page(project, reader, MONTHLY)["grid"]
+    assert grid == [
+        {"key": "2026-03", "state": "materialized"},
+        {"key": "2026-04", "state": "materialized"},
+    ]
+    assert pages.partition_page(project, reader, MONTHLY, "2026-04")["state"] == "materialized"
+    with pytest.raises(pages.NotFound, match="expected YYYY-MM"):
+        pages.partition_page(project, reader, MONTHLY, "2026-04-01")
