@@ -327,7 +327,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
 
 
-def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, float, int]]:
+def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, float, int, str]]:
     keys = day_keys()
     env = dict(os.environ)
     src = Path(__file__).resolve().parent.parent / "src"
@@ -341,11 +341,16 @@ def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, flo
         commands["plan (dry-run)"] = ["plan", *window, "--mode", "dry-run"]
     (root / "assets.txt").write_text("\n".join(asset_keys(n)) + "\n", "utf-8")
     results = []
+    plan_file = root / "reports" / "backfill" / f"backfill_plan_{keys[0]}_{keys[-1]}.json"
     for name, args in commands.items():
         argv = [sys.executable, "-c", CLI, "--project", str(root), *args]
-        results.append((name, *run(argv, env)))
+        size = ""
+        measured = run(argv, env)
+        if name.startswith("plan") and plan_file.is_file():
+            size = f"{plan_file.stat().st_size / 1e6:.2f} MB"
+        results.append((name, *measured, size))
     argv = [sys.executable, "-c", BASELINE, str(root), keys[0], keys[-1]]
-    results.append(("baseline", *run(argv, env)))
+    results.append(("baseline", *run(argv, env), ""))
     return results
 
 
@@ -358,7 +363,7 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="planning-scale-"))
     print(f"{'cells':>10} {'state':>6} {'command':>15} {'wall s':>8} {'CPU s':>8} {'MiB':>7}"
-          f" {'× baseline CPU':>15}")  # fmt: skip
+          f" {'× baseline CPU':>15} {'plan file':>10}")  # fmt: skip
     try:
         for n in (int(x) for x in args.assets.split(",")):
             for variant in args.variants.split(","):
@@ -369,12 +374,12 @@ def main() -> None:
                 print(f"# {n} assets × {DAYS} days, {variant}: generated in {made:.1f} s")
                 results = measure(root, n, args.plan)
                 baseline_cpu = results[-1][2]
-                for name, wall, cpu, rss, code in results:
+                for name, wall, cpu, rss, code, size in results:
                     ratio = f"{cpu / baseline_cpu:.2f}" if baseline_cpu else "-"
                     flag = "" if code == 0 else f"  (exit {code})"
                     print(
                         f"{n * DAYS:>10} {variant:>6} {name:>15} {wall:>8.2f} {cpu:>8.2f} "
-                        f"{rss:>7.0f} {ratio:>15}{flag}",
+                        f"{rss:>7.0f} {ratio:>15} {size:>10}{flag}",
                         flush=True,
                     )
                 if not args.keep:

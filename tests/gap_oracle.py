@@ -4,7 +4,8 @@ per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it 
 gaps were classified in bulk, plus the ``missing_upstream`` rule (second, after a broken
 manifest: the observation's upstream keys that the mappings require and that do not exist)
 and the keys declared through their upstream keys (an asset with another scheme than the
-manifests': a month whose days are declared is missing, not undeclared); change it only together with the README's vocabulary."""
+manifests': a month whose days are declared is missing, not undeclared); change it only
+together with the README's vocabulary."""
 
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ SCHEMAS: dict[str, SchemaSpec] = {
         SchemaSpec("manifest", "backfiller.manifests:Manifest", 1, "manifest/manifest.schema.json"),
         SchemaSpec(
             "backfill_plan",
-            "backfiller.planning.plan:PlanDocument",
-            1,
+            "backfiller.planning.compact:PlanFile",
+            2,
             "backfill_plan/backfill_plan.schema.json",
         ),
         SchemaSpec(
@@ -171,7 +171,21 @@ def validation_problems(name: str, document: Any) -> list[str]:
         errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
     except RecursionError:
         return ["<root>: nested too deeply to validate"]
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in errors]
+    leaves = [leaf for e in errors for leaf in _leaves(e)]
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in leaves]
+
+
+def _leaves(error: Any) -> list[Any]:
+    """A document that fits none of several versions (``oneOf``) is told what is wrong with
+    the version it comes closest to (the one with the fewest problems), not only that it fits
+    none."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    closest = min(branches.values(), key=len)
+    return [leaf for sub in closest for leaf in _leaves(sub)]
 
 
 def render(name: str) -> str:

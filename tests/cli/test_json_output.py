@@ -135,13 +135,15 @@ def test_status_gaps_and_the_plan_use_one_vocabulary(
     vocabulary = {s.value for s in PartitionState}
     assert vocabulary == {"materialized"} | {r.value for r in GapReason} - {"protected"}
     plan = run_json(capsys, root, "plan", *WINDOW)["plan"]
-    for entry in plan["partitions"]:  # the partition's first gap, in dependency order
-        key = entry["partition_key"]
-        first = next((reasons[(a, key)] for a in (RAW, SILVER) if (a, key) in reasons), None)
-        assert entry["gap_reason"] == first
-        assert {g["asset"]: g["gap_reason"] for g in entry["asset_gaps"]} == {
-            a: shown[(a, key)] for a in (RAW, SILVER) if shown[(a, key)] != "materialized"
-        }
+    keys = iter(plan["request"]["keys"])
+    for entry in plan["ranges"]:  # each partition's first gap, in dependency order
+        gaps = plan["gap_sets"][entry["gaps"]]
+        for key in [next(keys) for _ in range(entry["count"])]:
+            first = next((reasons[(a, key)] for a in (RAW, SILVER) if (a, key) in reasons), None)
+            assert entry["gap_reason"] == first
+            assert {plan["assets"][g["asset"]]: g["gap_reason"] for g in gaps} == {
+                a: shown[(a, key)] for a in (RAW, SILVER) if shown[(a, key)] != "materialized"
+            }
 
 
 @both_backends

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from conftest import cli_environment, environ_ledger_fingerprint, tree_fingerprint
+from plan_views import per_key
 
 from backfiller.cli.main import main
+from backfiller.planning import parse_plan
 from backfiller.project import load_project
 
 RAW, LAGGED = "m/raw", "m/lagged"
@@ -143,9 +145,9 @@ def test_the_plan_leaves_out_a_partition_whose_upstream_does_not_exist(
         capsys, root, "plan", "--start", "2026-03-01", "--end", "2026-03-02",
         "--include-materialized", "--reason", "refresh", "--mode", "dry-run",
     )  # fmt: skip
-    entries = {e["partition_key"]: e for e in plan["plan"]["partitions"]}
+    entries = per_key(parse_plan(plan["plan"]))  # a plan over two days: ranges
     assert entries["2026-03-01"]["target_assets"] == [RAW]
-    assert [(g["asset"], g["gap_reason"]) for g in entries["2026-03-01"]["asset_gaps"]] == [
+    assert [(a, r.value) for a, r, _ in entries["2026-03-01"]["gaps"]] == [
         (LAGGED, "missing_upstream")
     ]
     assert entries["2026-03-02"]["target_assets"] == [RAW, LAGGED]

@@ -20,8 +20,16 @@ from conftest import (
 from jsonschema import Draft202012Validator
 
 from backfiller import FixedClock, Project, load_project
-from backfiller.planning import Mode, PlanDocument, make_plan, read_plan, write_plan
-from backfiller.planning.planner import request_for
+from backfiller.planning import (
+    GapReason,
+    Mode,
+    PlanDocument,
+    RangePlan,
+    make_plan,
+    read_plan,
+    write_plan,
+)
+from backfiller.planning.planner import compute_plan, request_for
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -32,6 +40,10 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / (
 
 
 pytestmark = both_backends
+
+
+def cell_plan(project: Project, reader: Any, request: Any) -> Any:
+    return compute_plan(project, reader, request, ranges=False)
 
 
 def ledger_files(project: Project) -> dict[str, str]:
@@ -201,9 +213,14 @@ def test_a_window_plan_recomputes_only_the_gap_day(april_project: Project) -> No
         document.report_path == "reports/week06/backfill/backfill_plan_2026-04-14_2026-04-20.json"
     )
     assert document.work == [(RAW, GAP_DAY), (SILVER, GAP_DAY)]
-    assert [e.partition_key for e in document.partitions] == keys
-    gap_days = [e.partition_key for e in document.partitions if e.gap_reason is not None]
-    assert gap_days == [GAP_DAY]
+    assert isinstance(document, RangePlan)  # several partitions: ranges
+    spans = [(r.first, r.last, r.count, r.gap_reason) for r in document.ranges]
+    assert spans == [
+        ("2026-04-14", "2026-04-16", 3, None),
+        (GAP_DAY, GAP_DAY, 1, GapReason.MISSING_PARTITION),
+        ("2026-04-18", "2026-04-20", 3, None),
+    ]
+    assert [k for k, _, _ in document.declared()] == keys
     assert document.partition_key == "2026-04-14..2026-04-20"
     assert document.window_start == "2026-04-14T00:00:00+00:00"
     assert document.window_end == "2026-04-20T23:59:59.999999+00:00"
@@ -227,8 +244,11 @@ def test_the_plan_of_the_example_is_the_one_made_before_gaps_were_classified_in_
     project = load_project(example_dir, environ={}, clock=FixedClock(NOW))
     keys = list(project.scheme.key_range("2026-03-01", "2026-04-30"))
 
-    document = make_plan(project, project.reader(), request_for(keys, Mode.DRY_RUN, "tests"))
+    # the per-cell document (schema version 1) that a plan over several partitions was
+    # before plans of ranges, and that apply still checks when given one
+    document = cell_plan(project, project.reader(), request_for(keys, Mode.DRY_RUN, "tests"))
 
+    assert isinstance(document, PlanDocument)
     assert document.plan_id == "plan-af1cdbeb06758fdc"
     assert document.state_fingerprint == (
         "280c024a1d21193bbdc400aafb8c4472d73e4f6f60b8dd111f904d473f173f95"

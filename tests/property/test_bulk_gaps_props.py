@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +91,18 @@ class FakeStore:
     def missing_files(self, asset: str) -> dict[str, int]:
         return {k: lost for k, (_, lost) in self.stats.get(asset, {}).items() if lost}
 
+    def release(self, assets: Iterable[str]) -> None:
+        pass
+
+    def partition_files(self, asset: str) -> pa.Table:
+        found = self.stats.get(asset, {})
+        return pa.table(
+            {
+                "partition_key": pa.array(list(found), pa.string()),
+                "path": pa.array([f"{k}-{r}-{m}.parquet" for k, (r, m) in found.items()]),
+            }
+        )
+
     def partition_stats(self, asset: str) -> pa.Table:
         found = self.stats.get(asset, {})
         return pa.table(
@@ -153,6 +165,7 @@ class FakeSource:
     store: FakeStore
     reports: Path
     policy: Policy = field(default_factory=Policy)
+    scheme: Any = DAILY
 
     def partition_report_dir(self, asset: str) -> Path:
         return self.reports.joinpath(*asset.split("/"))

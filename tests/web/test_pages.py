@@ -295,3 +295,24 @@ def test_every_json_key_is_documented(client: TestClient, web: WebProject) -> No
     error = client.get("/api/runs/run-nope/").json()
     assert set(error) == documented["error"]
     assert seen | {"error"} == set(documented)
+
+
+def test_a_plan_of_ranges_reads_as_its_ranges(web: WebProject, tmp_path: Path) -> None:
+    from backfiller import FixedClock, load_project
+    from backfiller.planning import Mode, RangePlan, make_plan, write_plan
+    from backfiller.planning.planner import request_for
+
+    root = tmp_path / "copy"
+    shutil.copytree(web.root, root)
+    project = load_project(root, environ=web.environ, clock=FixedClock(web.load().clock()))
+    keys = list(project.scheme.key_range("2026-04-14", "2026-04-20"))
+    document = make_plan(project, project.reader(), request_for(keys, Mode.DRY_RUN, "alice"))
+    assert isinstance(document, RangePlan)
+    write_plan(project, document)
+    with TestClient(create_app(project)) as c:
+        listed = {p["plan_id"]: p for p in c.get("/api/plans/").json()["plans"]}
+        html = c.get(f"/plans/{document.plan_id}/").text
+    assert listed[document.plan_id]["partitions"] == len(keys)
+    assert f"Ranges ({len(document.ranges)}, over {len(keys)} partitions)" in html
+    for entry in document.ranges:
+        assert f"{entry.first} .. {entry.last} ({entry.count})" in html

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from backfiller.actions.preconditions import ProtectedBaselineError
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
 from backfiller.errors import PreconditionError, StalePlanError
 from backfiller.ledger import Ledger
-from backfiller.planning import PlanDocument, ProposedAction, check_fresh
+from backfiller.planning import check_fresh
+from backfiller.planning.compact import AnyPlan
 from backfiller.planning.planner import archive_plan
 from backfiller.project import Project
-from backfiller.refs import AssetPartition
 
 __all__ = ["apply_plan", "require_backfill_fields", "spec_of_plan"]
 
 BACKFILL_FIELDS = ("window_start", "window_end", "upstream_manifest_id", "idempotency_guard")
 
 
-def require_backfill_fields(document: PlanDocument) -> None:
+def require_backfill_fields(document: AnyPlan) -> None:
     """The seed's rule: without these four fields it is a gamble on a rerun, not a backfill."""
-    problems: list[str] = []
-    for entry in document.partitions:
-        if entry.proposed_action is ProposedAction.NOTHING_TO_DO and not entry.target_assets:
-            continue
-        missing = [f for f in BACKFILL_FIELDS if not getattr(entry, f)]
-        if missing:
-            problems.append(f"{entry.partition_key}: missing {', '.join(missing)}")
+    problems = document.missing_backfill_fields(BACKFILL_FIELDS)
     if problems:
+        shown = problems[:20] + ([f"and {len(problems) - 20} more"] if len(problems) > 20 else [])
         raise PreconditionError(
-            "not a backfill: " + "; ".join(problems),
+            "not a backfill: " + "; ".join(shown),
             hint="a backfill needs window_start, window_end, upstream_manifest_id and "
             "idempotency_guard for every partition; declare the partition in a manifest and "
             "make a new plan with 'backfiller plan'",
@@ -36,16 +33,14 @@ def require_backfill_fields(document: PlanDocument) -> None:
 
 
 def spec_of_plan(
-    document: PlanDocument, *, operator: str, override_reason: str | None = None
+    document: AnyPlan, *, operator: str, override_reason: str | None = None
 ) -> RunSpec:
-    """The run a plan stands for: its recomputations, then the reports it re-issues."""
-    steps = [Step(target) for target in document.work]
-    steps += [
-        Step(AssetPartition(gap.asset, entry.partition_key), StepSource.REPORT)
-        for entry in document.partitions
-        for gap in entry.asset_gaps
-        if gap.proposed_action is ProposedAction.REISSUE_PARTITION_REPORT
-    ]
+    """The run a plan stands for: its recomputations, then the reports it re-issues (both
+    streamed from the plan: a plan of ranges is expanded as the steps are taken)."""
+    steps = chain(
+        (Step(target) for target in document.iter_work()),
+        (Step(target, StepSource.REPORT) for target in document.iter_reports()),
+    )
     return RunSpec(
         action=Action.BACKFILL,
         operator=operator,
@@ -57,7 +52,7 @@ def spec_of_plan(
     )
 
 
-def _refuse_applied_again(project: Project, document: PlanDocument) -> None:
+def _refuse_applied_again(project: Project, document: AnyPlan) -> None:
     """A plan is applied once: the run that applied it changed the state it describes."""
     reader = project.reader()
     runs = [r for r in reader.runs.all() if r.plan_id == document.plan_id]
@@ -77,7 +72,7 @@ def _refuse_applied_again(project: Project, document: PlanDocument) -> None:
 
 def apply_plan(
     project: Project,
-    document: PlanDocument,
+    document: AnyPlan,
     *,
     operator: str,
     options: RunOptions = RunOptions(),  # noqa: B008 - frozen

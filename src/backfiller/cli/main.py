@@ -47,7 +47,7 @@ from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions.executors import Executor
-    from backfiller.planning import GapReason, Mode, PlanDocument
+    from backfiller.planning import AnyPlan, GapReason, Mode
     from backfiller.project import Project
 
 SEED_HINT = (
@@ -382,7 +382,7 @@ def _plan(
 def _write_and_apply(
     obj: Context,
     project: Project,
-    document: PlanDocument,
+    document: AnyPlan,
     mode: Mode,
     operator: str | None,
     override_reason: str | None,
@@ -399,12 +399,12 @@ def _write_and_apply(
         print_plan(obj.console, document)
     broken = project.manifests.broken
     empty = [
-        e.partition_key
-        for e in document.partitions
-        if not e.expected_input_count
-        and e.upstream_manifest_id not in broken
-        # a key of a downstream scheme (a month): its upstream keys are declared, not it
-        and not (e.expected_input_count is None and e.upstream_manifest_id)
+        key
+        for key, manifest_id, expected in document.declared()
+        if not expected
+        and manifest_id not in broken
+        # a key of another scheme (a month): its upstream keys are declared, not it
+        and not (expected is None and manifest_id)
     ]
     if empty:
         hint = SEED_HINT.format(key=", ".join(empty[:5]))
@@ -427,7 +427,7 @@ def _write_and_apply(
 def _apply(
     obj: Context,
     project: Project,
-    document: PlanDocument,
+    document: AnyPlan,
     operator: str | None,
     override_reason: str | None = None,
     *,
@@ -441,7 +441,7 @@ def _apply(
 
     from .render import finish_run
 
-    with obj.run_options(project, len(document.work), executor=executor) as options:
+    with obj.run_options(project, document.work_count, executor=executor) as options:
         result = apply_plan(
             project,
             document,

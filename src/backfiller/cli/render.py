@@ -15,7 +15,7 @@ from backfiller.ledger import CheckStatus, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
-    from backfiller.planning import Gap, GapReason, PlanDocument
+    from backfiller.planning import AnyPlan, Gap, GapReason
     from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
     from backfiller.project import Project
@@ -226,7 +226,11 @@ SEED_FIELDS = (
 )
 
 
-def print_plan(console: Console, document: PlanDocument) -> None:
+#: ranges of a plan printed before "... and N more"
+PLAN_RANGES_SHOWN = 40
+
+
+def print_plan(console: Console, document: AnyPlan) -> None:
     data = document.model_dump(mode="json", include=set(SEED_FIELDS))
     table = Table(
         title=f"Backfill plan {document.plan_id} ({document.mode.value})", show_header=False
@@ -241,15 +245,55 @@ def print_plan(console: Console, document: PlanDocument) -> None:
     add_row(table, "plan_id", document.plan_id)
     add_row(table, "state_fingerprint", document.state_fingerprint[:16] + "…")
     console.print(table)
-    if len(document.partitions) > 1:
-        from backfiller.planning.gaps import PartitionState
+    from backfiller.planning import PlanDocument
+    from backfiller.planning.gaps import PartitionState
 
-        states = Counter(PartitionState.of(e.gap_reason).value for e in document.partitions)
+    if isinstance(document, PlanDocument):
+        if len(document.partitions) > 1:  # a plan made before plans of ranges
+            states = Counter(PartitionState.of(e.gap_reason).value for e in document.partitions)
+            console.print(
+                f"{len(document.partitions)} partitions by state: "
+                + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+                markup=False,
+            )
+        return
+    counts: Counter[str] = Counter()
+    for entry in document.ranges:
+        counts[PartitionState.of(entry.gap_reason).value] += entry.count
+    console.print(
+        f"{document.partition_count} partitions by state: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        markup=False,
+    )
+    ranges = Table(title=f"{len(document.ranges)} ranges")
+    for col in ("partitions", "gap reason", "proposed action", "targets", "gaps"):
+        ranges.add_column(col, overflow="fold")
+    for entry in document.ranges[:PLAN_RANGES_SHOWN]:
+        span = entry.first if entry.count == 1 else f"{entry.first} .. {entry.last}"
+        targets = document.target_sets[entry.targets].assets
+        gaps = Counter(g.gap_reason.value for g in document.gap_sets[entry.gaps])
+        add_row(
+            ranges,
+            f"{span} ({entry.count})",
+            PartitionState.of(entry.gap_reason).value,
+            entry.proposed_action.value,
+            _assets_text([document.assets[i] for i in targets]),
+            ", ".join(f"{n} {r}" for r, n in sorted(gaps.items())) or "-",
+        )
+    console.print(ranges)
+    if len(document.ranges) > PLAN_RANGES_SHOWN:
         console.print(
-            f"{len(document.partitions)} partitions by state: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+            f"... and {len(document.ranges) - PLAN_RANGES_SHOWN} more ranges (the plan file "
+            "has them all)",
             markup=False,
         )
+
+
+def _assets_text(names: list[str], shown: int = 3) -> str:
+    if not names:
+        return "(none)"
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"
 
 
 def print_run(console: Console, result: RunResult) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from backfiller._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from backfiller.planning.compact import AnyPlan, RangePlan, parse_plan
     from backfiller.planning.gaps import (
         Gap,
         GapReason,
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from backfiller.planning.state import Observation, observe, state_fingerprint
 
 _EXPORTS = {
+    "AnyPlan": "backfiller.planning.compact",
+    "RangePlan": "backfiller.planning.compact",
+    "parse_plan": "backfiller.planning.compact",
     "Gap": "backfiller.planning.gaps",
     "GapReason": "backfiller.planning.gaps",
     "PartitionState": "backfiller.planning.gaps",
@@ -48,6 +52,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AnyPlan",
     "Gap",
     "GapReason",
     "Mode",
@@ -57,12 +62,14 @@ __all__ = [
     "PlanEntry",
     "PlanRequest",
     "ProposedAction",
+    "RangePlan",
     "check_fresh",
     "detect_gap",
     "find_gaps",
     "make_plan",
     "observe",
     "parse_mode",
+    "parse_plan",
     "plan_path",
     "read_plan",
     "state_fingerprint",

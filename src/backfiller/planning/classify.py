@@ -31,7 +31,7 @@ from backfiller.planning.gaps import (
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
-__all__ = ["Branch", "bulk_gaps", "gap_ranges", "state_ranges"]
+__all__ = ["Branch", "bulk_gaps", "classified_batches", "gap_ranges", "state_ranges"]
 
 #: about how many cells one query classifies (bounds the memory of a batch)
 BATCH_CELLS = 200_000
@@ -292,9 +292,27 @@ def _batches(
             "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
         )
         where = _EVERY_CELL if owned is None else _OWN_CELLS
-        con.execute(f"CREATE TEMP TABLE classified AS {_CLASSIFY.replace('{cells}', where)}")
+        # a view, not a table: a reader that wants four columns of it (status's ranges) does
+        # not pay for materialising twenty over every cell
+        con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY.replace('{cells}', where)}")
         yield con
         con.close()
+        source.store.release(batch)  # its tables are read: no handle of every table stays
+
+
+def classified_batches(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    on_progress: OnProgress | None = None,
+    assets: Sequence[str] | None = None,
+) -> Iterator[Any]:
+    """For readers of more than the reasons (a range plan's signatures and state digests): one
+    DuckDB connection per batch of ``assets`` (default: all, in graph order), holding the
+    table ``classified`` (every cell of the batch: its sources' columns, ``pos`` — the asset's
+    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``branch`` and ``reason``)
+    beside the tables it was classified from (``assets``, ``keys``, ``upstream``...)."""
+    return _batches(source, reader, keys, on_progress, assets)
 
 
 _NO_MAPPING = pa.table(

@@ -11,7 +11,7 @@ executes and what a reviewer reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -170,13 +170,48 @@ class PlanDocument(BaseModel):
     @property
     def work(self) -> list[AssetPartition]:
         """The (asset, partition) pairs apply recomputes, in dependency order per partition."""
-        pairs: list[AssetPartition] = []
+        return list(self.iter_work())
+
+    def iter_work(self) -> Iterator[AssetPartition]:
         for entry in self.partitions:
             if entry.proposed_action.recomputes or (
                 self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
             ):
-                pairs.extend(AssetPartition(a, entry.partition_key) for a in entry.target_assets)
-        return pairs
+                yield from (AssetPartition(a, entry.partition_key) for a in entry.target_assets)
+
+    @property
+    def work_count(self) -> int:
+        return sum(1 for _ in self.iter_work())
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+    def recomputed_assets(self) -> set[str]:
+        return {a for a, _ in self.iter_work()}
+
+    def iter_reports(self) -> Iterator[AssetPartition]:
+        """The (asset, partition) pairs whose lost report apply writes again."""
+        for entry in self.partitions:
+            for gap in entry.asset_gaps:
+                if gap.proposed_action is ProposedAction.REISSUE_PARTITION_REPORT:
+                    yield AssetPartition(gap.asset, entry.partition_key)
+
+    def declared(self) -> Iterator[tuple[str, str | None, int | None]]:
+        """``(partition key, upstream_manifest_id, expected_input_count)`` of every key."""
+        for e in self.partitions:
+            yield e.partition_key, e.upstream_manifest_id, e.expected_input_count
+
+    def missing_backfill_fields(self, fields: Sequence[str]) -> list[str]:
+        """``"KEY: missing a, b"`` for every partition with work whose ``fields`` are empty."""
+        problems: list[str] = []
+        for entry in self.partitions:
+            if entry.proposed_action is ProposedAction.NOTHING_TO_DO and not entry.target_assets:
+                continue
+            missing = [f for f in fields if not getattr(entry, f)]
+            if missing:
+                problems.append(f"{entry.partition_key}: missing {', '.join(missing)}")
+        return problems
 
 
 def gap_of(asset: Asset, obs: Observation, broken: BrokenManifest | None = None) -> Gap | None:
@@ -194,7 +229,7 @@ def gap_of(asset: Asset, obs: Observation, broken: BrokenManifest | None = None)
     )
 
 
-def _guard(graph: AssetGraph, assets: Sequence[str]) -> str:
+def combined_guard(graph: AssetGraph, assets: Sequence[str]) -> str:
     guards = sorted({graph.get(a).idempotency_guard for a in assets})
     if len(guards) <= 1:
         return guards[0] if guards else ""
@@ -278,7 +313,7 @@ def build_plan(
                 proposed_action=(
                     primary.proposed_action if primary else ProposedAction.NOTHING_TO_DO
                 ),
-                idempotency_guard=_guard(graph, targets or mine),
+                idempotency_guard=combined_guard(graph, targets or mine),
                 downstream_impact=downstream_impact,
                 operator=request.operator,
                 target_assets=targets,
@@ -409,7 +444,7 @@ def _summary(
         "gap_reason": reasons[0] if reasons else None,
         "gap_summary": {r.value: reasons.count(r) for r in GapReason if r in reasons},
         "proposed_action": actions[0] if actions else ProposedAction.NOTHING_TO_DO,
-        "idempotency_guard": _guard(graph, targets or list(assets)),
+        "idempotency_guard": combined_guard(graph, targets or list(assets)),
         "downstream_impact": downstream_impact,
         "operator": request.operator,
         "target_assets": targets,

@@ -15,15 +15,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from backfiller.asset_keys import cells, require_owned
+from backfiller.asset_keys import cells, require_owned, shared_scheme
 from backfiller.atomic import atomic_write_text
-from backfiller.canonical import readable_json
+from backfiller.canonical import readable_json, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
 from backfiller.manifests import BrokenManifest
 from backfiller.planning.classify import bulk_gaps
+from backfiller.planning.compact import (
+    AnyPlan,
+    RangePlan,
+    build_range_plan,
+    digest_differences,
+    parse_plan,
+    state_fingerprint_of,
+)
+from backfiller.planning.declared import several_schemes
 from backfiller.planning.gaps import Gap
-from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, build_plan
+from backfiller.planning.plan import Mode, PlanRequest, build_plan
 from backfiller.planning.state import (
     Observation,
     OnProgress,
@@ -36,7 +45,15 @@ from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.schemas import validation_problems
 
-__all__ = ["check_fresh", "find_gaps", "make_plan", "plan_path", "read_plan", "write_plan"]
+__all__ = [
+    "check_fresh",
+    "compute_plan",
+    "find_gaps",
+    "make_plan",
+    "plan_path",
+    "read_plan",
+    "write_plan",
+]
 
 
 def plan_path(project: Project, keys: list[str]) -> Path:
@@ -82,10 +99,12 @@ def make_plan(
     request: PlanRequest,
     *,
     on_progress: OnProgress | None = None,
-) -> PlanDocument:
-    """The plan for ``request``. Refused (exit 2, nothing written) when it would recompute an
-    asset the policy does not allow, or asks for ``--mode apply`` while a simulation is active
-    (unless allowed); a plan made during a simulation says so in its ``reason``.
+) -> AnyPlan:
+    """The plan for ``request``: over one partition the seed's document, over several its
+    ranges (:mod:`~backfiller.planning.compact`). Refused (exit 2, nothing written) when it
+    would recompute an asset the policy does not allow, or asks for ``--mode apply`` while a
+    simulation is active (unless allowed); a plan made during a simulation says so in its
+    ``reason``.
     ``on_progress`` is told how far observing the state got
     (:data:`~backfiller.planning.state.OnProgress`)."""
     overlay = project.overlay
@@ -94,9 +113,8 @@ def make_plan(
     if overlay.simulations:
         request = request.model_copy(update={"reason": overlay.annotate(request.reason)})
     require_owned(project.graph, request.keys, request.assets or project.graph.keys)
-    targets = _targets(project, request.keys, request.assets)
-    document = _build(project, request, observe(project, reader, targets, on_progress=on_progress))
-    recomputed = {a for a, _ in document.work} | set(request.assets or [])
+    document = compute_plan(project, reader, request, on_progress)
+    recomputed = document.recomputed_assets() | set(request.assets or [])
     require_allowed(
         project.policy,
         project.graph,
@@ -106,13 +124,42 @@ def make_plan(
     return document
 
 
-def _build(
-    project: Project, request: PlanRequest, observations: dict[AssetPartition, Observation]
-) -> PlanDocument:
+def compute_plan(
+    project: Project,
+    reader: LedgerReader,
+    request: PlanRequest,
+    on_progress: OnProgress | None = None,
+    observations: dict[AssetPartition, Observation] | None = None,
+    *,
+    ranges: bool | None = None,
+) -> AnyPlan:
+    """The plan of ``request`` over the live state, before the policy's and the simulations'
+    rules (:func:`make_plan` adds them): one partition observed cell by cell (the seed's document;
+    ``observations``: already made), several as ranges from the classifier (``ranges``: which
+    of the two, whatever the number of keys — a plan made before ranges existed is checked
+    as what it is). A project whose assets have different schemes (each over its own keys, a
+    month declared through its days) is planned cell by cell, whatever the number of keys:
+    ranges are runs of keys every asset shares, their manifests the keys' own."""
+    shared = shared_scheme(project.graph, request.assets or project.graph.keys)
+    one_scheme = not several_schemes(project.graph)
+    if ranges if ranges is not None else (len(request.keys) > 1 and one_scheme):
+        return build_range_plan(
+            project,
+            reader,
+            request,
+            downstream_impact=downstream_impact(project),
+            report_path=project.relative(plan_path(project, request.keys)),
+            now=project.clock(),
+            project_name=project.config.name,
+            on_progress=on_progress,
+        )
+    if observations is None:
+        targets = _targets(project, request.keys, request.assets)
+        observations = observe(project, reader, targets, on_progress=on_progress)
     return build_plan(
         request=request,
         graph=project.graph,
-        scheme=project.scheme,
+        scheme=shared or project.scheme,
         observations=observations,
         project_name=project.config.name,
         downstream_impact=downstream_impact(project),
@@ -122,7 +169,7 @@ def _build(
     )
 
 
-def write_plan(project: Project, document: PlanDocument) -> Path:
+def write_plan(project: Project, document: AnyPlan) -> Path:
     """Write the plan atomically where its ``report_path`` says. The document is the model
     the schema is generated from, so it is not validated again here; every plan read back
     (:func:`read_plan`, before any apply) is."""
@@ -131,7 +178,7 @@ def write_plan(project: Project, document: PlanDocument) -> Path:
     return path
 
 
-def archive_plan(project: Project, document: PlanDocument) -> Path:
+def archive_plan(project: Project, document: AnyPlan) -> Path:
     """The immutable copy of an applied plan, ``<plan dir>/applied/<plan_id>.json``: what the
     ledger and the run's evidence cite. The working plan file may be planned over again; this
     copy never is (a plan applied twice is the same document, so it is written once)."""
@@ -142,7 +189,7 @@ def archive_plan(project: Project, document: PlanDocument) -> Path:
     return path
 
 
-def read_plan(path: Path) -> PlanDocument:
+def read_plan(path: Path) -> AnyPlan:
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -171,12 +218,12 @@ def read_plan(path: Path) -> PlanDocument:
             hint="make a new plan with 'backfiller plan'; never edit a plan by hand",
         )
     try:
-        return PlanDocument.model_validate(raw)
+        return parse_plan(raw)
     except ValidationError as exc:
         raise PlanFileError(f"Plan file {path} is invalid: {exc}") from exc
 
 
-def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) -> None:
+def check_fresh(project: Project, reader: LedgerReader, document: AnyPlan) -> None:
     """Refuse a plan that is not exactly what its own request produces, or whose state moved.
 
     First the plan file itself: every key and asset must be valid, and rebuilding the plan from
@@ -190,6 +237,9 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
     for asset in request.assets or []:
         project.graph.get(asset)
     require_owned(project.graph, request.keys, request.assets or project.graph.keys)
+    if isinstance(document, RangePlan):
+        _check_ranges_fresh(project, reader, document)
+        return
     targets = _targets(project, request.keys, request.assets)
     if sorted(f"{a}|{k}" for a, k in targets) != sorted(document.state):
         raise PlanFileError(
@@ -206,7 +256,62 @@ def check_fresh(project: Project, reader: LedgerReader, document: PlanDocument) 
             hint="review the changes, then make a new plan with 'backfiller plan ... "
             "--mode dry-run'",
         )
-    rebuilt = _build(project, request, observations)
+    _require_same(
+        document, compute_plan(project, reader, request, observations=observations, ranges=False)
+    )
+
+
+def _check_ranges_fresh(project: Project, reader: LedgerReader, document: RangePlan) -> None:
+    """A plan of ranges: its request planned again over the live state; differing state
+    digests name the assets and keys whose state moved (:class:`StalePlanError`), any other
+    difference is an edited file."""
+    request = document.request
+    edited = "make a new plan with 'backfiller plan'; never edit a plan by hand"
+    if state_fingerprint_of(document.state_digests) != document.state_fingerprint:
+        raise PlanFileError(
+            f"Plan {document.plan_id}: its state_fingerprint is not the hash of its "
+            "state_digests; it was edited",
+            hint=edited,
+        )
+    identity = {
+        "request": request.model_dump(mode="json"),
+        "state_fingerprint": document.state_fingerprint,
+        "project": document.project,
+    }
+    made_here = document.project == project.config.name
+    if stable_id("plan", identity) != document.plan_id or not made_here:
+        raise PlanFileError(
+            f"Plan {document.plan_id}: its plan_id is not the one of its request and state "
+            f"(or it was made by project {document.project!r}); it was edited",
+            hint=edited,
+        )
+    rebuilt = compute_plan(project, reader, request, ranges=True)
+    assert isinstance(rebuilt, RangePlan)
+    saved_digests = document.state_digests
+    if saved_digests.model_dump() != rebuilt.state_digests.model_dump():
+        shaped = len(saved_digests.assets) == len(rebuilt.state_digests.assets) and all(
+            len(a) == len(b)
+            for a, b in zip(saved_digests.assets, rebuilt.state_digests.assets, strict=True)
+        )
+        if not shaped or document.assets != rebuilt.assets:
+            raise PlanFileError(
+                f"Plan {document.plan_id}: its state digests do not cover exactly what its "
+                "request asks for; it was edited",
+                hint=edited,
+            )
+        changes = digest_differences(document, rebuilt)
+        shown = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
+        listing = "\n".join(f"  - {c}" for c in shown) or "  - (the state fingerprint differs)"
+        raise StalePlanError(
+            f"Plan {document.plan_id} is stale: the state changed since it was made:\n{listing}",
+            hint="review the changes ('backfiller gaps'), then make a new plan with "
+            "'backfiller plan ... --mode dry-run'",
+        )
+    _require_same(document, rebuilt)
+
+
+def _require_same(document: AnyPlan, rebuilt: AnyPlan) -> None:
+    """Refuse a plan file that is not what its own request produces over the same state."""
     ignore = {"created_at"}
     saved = {k: v for k, v in document.to_dict().items() if k not in ignore}
     again = {k: v for k, v in rebuilt.to_dict().items() if k not in ignore}

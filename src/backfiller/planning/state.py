@@ -40,6 +40,8 @@ class ReadableStore(Protocol):
 
     def partition_stats(self, asset: str) -> pa.Table: ...
 
+    def release(self, assets: Iterable[str]) -> None: ...
+
 
 class StateSource(Protocol):
     """What observing needs of a project (a :class:`~backfiller.project.Project` fits)."""

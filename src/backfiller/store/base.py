@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -161,6 +161,17 @@ class DataStore(Protocol):
         """One row per stored partition, in one pass over the table's metadata:
         ``partition_key`` (string), ``rows`` and ``missing_files`` (int64) — what
         :meth:`partition_counts` and :meth:`missing_files` say, as columns."""
+        ...
+
+    def release(self, assets: Iterable[str]) -> None:
+        """Forget what is cached about ``assets`` (their table handles); the next read opens
+        them again."""
+        ...
+
+    def partition_files(self, asset: str) -> pa.Table:
+        """One row per data file of the current version: ``partition_key`` and ``path``
+        (strings), from the table's metadata: what a plan's state digest covers of the store
+        (any publish, or a file replaced behind the tool's back, changes them)."""
         ...
 
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None: ...

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -399,6 +399,18 @@ class DeltaStore:
             }
         )
         return _sum_by_partition(per_file)
+
+    def release(self, assets: Iterable[str]) -> None:
+        """Drop this thread's cached handles of ``assets``: a reader of many tables that reads
+        each once (status, gaps, a plan) keeps no thousand handles alive."""
+        tables = self._local.__dict__.get("tables", {})
+        for asset in assets:
+            tables.pop(asset, None)
+
+    def partition_files(self, asset: str) -> pa.Table:
+        """The data files of the current version by partition, from the log's add actions."""
+        actions = self._add_actions(asset)
+        return pa.table({"partition_key": actions["partition"], "path": actions["path"]})
 
     def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         """Per data file path as the log records it, whether the file exists: the folders

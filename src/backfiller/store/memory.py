@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -176,6 +176,18 @@ class MemoryStore:
                 "partition_key": pa.array(list(counts), pa.string()),
                 "rows": pa.array(list(counts.values()), pa.int64()),
                 "missing_files": pa.array([0] * len(counts), pa.int64()),
+            }
+        )
+
+    def release(self, assets: Iterable[str]) -> None:
+        pass  # nothing is cached
+
+    def partition_files(self, asset: str) -> pa.Table:
+        signatures = self.partition_signatures(asset)  # one "file" per written partition
+        return pa.table(
+            {
+                "partition_key": pa.array(list(signatures), pa.string()),
+                "path": pa.array(list(signatures.values()), pa.string()),
             }
         )
 

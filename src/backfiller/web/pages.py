@@ -19,7 +19,7 @@ from backfiller.web.bars import MATERIALIZED, segments
 if TYPE_CHECKING:
     from backfiller.evidence import RunEvidence
     from backfiller.ledger import CheckRecord, LedgerReader
-    from backfiller.planning import PlanDocument
+    from backfiller.planning import AnyPlan
     from backfiller.project import Project
 
 __all__ = [
@@ -360,12 +360,12 @@ def _evidence(project: Project, reader: LedgerReader, run_id: str) -> RunEvidenc
     return load_run_evidence(project, reader, run_id)
 
 
-def _plans(project: Project, reader: LedgerReader) -> dict[str, tuple[PlanDocument, str]]:
+def _plans(project: Project, reader: LedgerReader) -> dict[str, tuple[AnyPlan, str]]:
     """Every plan: the saved plan files, then the plans runs applied (as the ledger recorded
     them), by id, with where each was read."""
-    from backfiller.planning import PlanDocument, read_plan
+    from backfiller.planning import parse_plan, read_plan
 
-    found: dict[str, tuple[PlanDocument, str]] = {}
+    found: dict[str, tuple[AnyPlan, str]] = {}
     folder = project.plan_dir
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
@@ -379,7 +379,7 @@ def _plans(project: Project, reader: LedgerReader) -> dict[str, tuple[PlanDocume
             record = reader.runs.plan(run.plan_id)
             if record is not None:
                 try:
-                    doc = PlanDocument.model_validate(record.document)
+                    doc = parse_plan(record.document)
                 except ValueError:
                     continue
                 found[run.plan_id] = (doc, f"ledger ({record.path})")
@@ -400,7 +400,7 @@ def plans_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
                 "operator": doc.operator,
                 "reason": doc.reason,
                 "partition_key": doc.partition_key,
-                "partitions": len(doc.partitions),
+                "partitions": doc.partition_count,
                 "gap_summary": doc.gap_summary,
                 "source": source,
             }
