@@ -272,6 +272,17 @@ def test_partition_options_select_each_asset_keys_by_overlapping_windows(
     plan = run_json(capsys, root, "plan", "--partition", "2026-04")["plan"]
     assert [e["partition_key"] for e in plan["partitions"]] == [*DAYS[31:], "2026-04"]
     assert plan["request"]["keys"] == [*DAYS[31:], "2026-04"]
+    # the months alone: a plan over the monthly scheme, each month declared through its days
+    months = run_json(
+        capsys, root, "plan", "--asset", MONTHLY, "--start", "2026-03", "--end", "2026-04"
+    )["plan"]
+    assert [
+        (e["partition_key"], e["window_start"], e["upstream_manifest_id"], e["target_assets"])
+        for e in months["partitions"]
+    ] == [
+        ("2026-03", "2026-03-01T00:00:00+00:00", MANIFEST, [MONTHLY]),
+        ("2026-04", "2026-04-01T00:00:00+00:00", MANIFEST, [MONTHLY]),
+    ]
 
 
 @pytest.mark.parametrize(
