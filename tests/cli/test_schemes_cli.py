@@ -1,5 +1,5 @@
 """Assets partitioned by different schemes, through the CLI, on a real project (Delta tables,
-SQLite or PostgreSQL ledger): ``sales/daily`` (the project's daily scheme, its days declared by
+SQLite ledger): ``sales/daily`` (the project's daily scheme, its days declared by
 a manifest) feeds ``sales/monthly`` (a monthly scheme of its own, fan-in). ``status`` and
 ``gaps`` show each asset over its own keys; a plan holds the days and the months they feed,
 each with its own window; apply, rerun and restore compute and publish a month as one cell,
