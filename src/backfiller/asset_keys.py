@@ -20,6 +20,11 @@ different schemes (:func:`select_keys`):
 * neither: every complete key of each asset.
 
 Assets with static or dynamic keys (no windows) get only the keys named exactly.
+
+What one list cannot say: two schemes whose keys share a spelling (a weekly scheme's keys are
+the dates of their Mondays) each have every such key of the list, so a daily asset selected
+over a week's days also gets the Monday before them that the weekly asset selected. Choose such
+assets one at a time (``--asset``) when that matters; days and months never share a spelling.
 """
 
 from __future__ import annotations
