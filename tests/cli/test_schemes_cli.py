@@ -272,6 +272,15 @@ def test_partition_options_select_each_asset_keys_by_overlapping_windows(
     plan = run_json(capsys, root, "plan", "--partition", "2026-04")["plan"]
     assert [e["partition_key"] for e in plan["partitions"]] == [*DAYS[31:], "2026-04"]
     assert plan["request"]["keys"] == [*DAYS[31:], "2026-04"]
+    # the project's default partition is read like --partition
+    config = root / "backfiller.toml"
+    config.write_text(
+        config.read_text().replace(
+            'end = "2026-05-01"', 'end = "2026-05-01"\ndefault = "2026-03-05"'
+        )
+    )
+    plan = run_json(capsys, root, "plan")["plan"]
+    assert plan["request"]["keys"] == ["2026-03-05", "2026-03"]
     # the months alone: a plan over the monthly scheme, each month declared through its days
     months = run_json(
         capsys, root, "plan", "--asset", MONTHLY, "--start", "2026-03", "--end", "2026-04"

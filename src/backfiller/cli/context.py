@@ -217,15 +217,17 @@ def _keys(
     scheme = shared_scheme(project.graph, names) if names else project.scheme
     if partition is not None and (start is not None or end is not None):
         raise BadInputError("Pass --partition or --start/--end, not both")
-    if scheme is None and (partition is not None or (start is not None and end is not None)):
+    if (start is None) != (end is None):
+        raise BadInputError("--start and --end go together", hint="pass both")
+    if scheme is None:  # each asset its own keys; the default partition is one like --partition
+        if partition is None and start is None:
+            partition = project.config.default_partition or None
+        if partition is None and start is None:
+            raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
         return select_keys(project.graph, names, partition=partition, start=start, end=end, now=now)
-    if scheme is None:
-        scheme = project.scheme
     if partition is not None:
         return [scheme.parse(partition, now=now)]
-    if start is not None or end is not None:
-        if start is None or end is None:
-            raise BadInputError("--start and --end go together", hint="pass both")
+    if start is not None and end is not None:
         scheme.parse(start, now=now)
         scheme.parse(end, now=now)
         return scheme.key_range(start, end)
