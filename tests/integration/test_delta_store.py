@@ -278,3 +278,17 @@ def test_tables_are_readable_by_deltalake_and_duckdb(store: DeltaStore) -> None:
     finally:
         con.close()
     assert grouped == [("k1", 2, 2), ("k2", 1, 40), ("k3", 3, 3)]
+
+
+def test_a_table_without_data_files_lists_its_files_as_typed_empty_columns(
+    store: DeltaStore,
+) -> None:
+    """A table just created (its first commit holds no data file) lists no files, with the
+    same column types as a table that has some: a plan concatenates the tables' listings."""
+    NEW = "lake/new_table"
+    store._create(NEW, SCHEMA)
+    empty = store.partition_files(NEW)
+    assert empty.num_rows == 0
+    assert empty.schema == pa.schema([("partition_key", pa.string()), ("path", pa.string())])
+    store.write_partitions(NEW, table(rows("2026-04-15", "a")), ["2026-04-15"], commit())
+    assert store.partition_files(NEW).schema == empty.schema

@@ -508,17 +508,17 @@ def _observe(
 def _files(project: PlanSource, batch: Sequence[str]) -> Any:
     import pyarrow as pa
 
+    schema = pa.schema(
+        [("asset", pa.string()), ("partition_key", pa.string()), ("path", pa.string())]
+    )
     tables = []
     for asset in batch:
-        files = project.store.partition_files(asset)
-        tables.append(files.add_column(0, "asset", pa.repeat(pa.scalar(asset), files.num_rows)))
+        files = project.store.partition_files(asset).select(["partition_key", "path"])
+        files = files.add_column(0, "asset", pa.repeat(pa.scalar(asset), files.num_rows))
+        # one type per column whatever a store gives (an empty listing may come untyped)
+        tables.append(files.cast(schema))
     if not tables:
-        return pa.table(
-            {"asset": pa.array([], pa.string()), "partition_key": [], "path": []},
-            schema=pa.schema(
-                [("asset", pa.string()), ("partition_key", pa.string()), ("path", pa.string())]
-            ),
-        )
+        return schema.empty_table()
     return pa.concat_tables(tables)
 
 

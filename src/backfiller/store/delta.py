@@ -464,7 +464,8 @@ class DeltaStore:
         return {
             "partition": pc.cast(actions.column(f"partition.{PARTITION_COLUMN}"), pa.string()),
             "num_records": actions.column("num_records"),
-            "path": actions.column("path"),
+            # a table without a data file (just created) types its empty columns as null
+            "path": pc.cast(actions.column("path"), pa.string()),
         }
 
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None:
