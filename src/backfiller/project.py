@@ -299,7 +299,15 @@ class ProjectConfig:
         store_path = None
         if store_uri is None:
             if is_uri(store_text):  # file:///…: a local folder
-                proj["store"] = str(local_path_of(store_text))
+                try:
+                    proj["store"] = str(local_path_of(store_text))
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"[project] store = {store_text!r} is not a store backfiller can "
+                        f"reach: {exc}",
+                        hint="give a local folder (file:///absolute/path or a path relative "
+                        "to the project) or an object-storage URI (s3://, gs://, az://)",
+                    ) from exc
             store_path = inside("store")
         return cls(
             root=root,

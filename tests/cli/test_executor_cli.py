@@ -4,6 +4,7 @@ every wrong setting refused with exit 2 before anything is written."""
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,38 @@ def test_plan_and_apply_at_once_on_an_unreachable_scheduler_writes_nothing(
     assert code == 2, (out, err)
     assert "Cannot reach the Dask scheduler" in err
     assert files(root) == before  # not even the plan
+
+
+def test_the_dask_executor_without_distributed_installed_exits_2_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    april_project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = april_project.root
+    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
+    before = files(root)
+    monkeypatch.delitem(sys.modules, "backfiller.actions.dask_executor", raising=False)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an install without it gives
+    code, out, err = run(
+        capsys, root, "apply", str(root / PLAN_REL), "--executor", "dask",
+        "--scheduler", "tcp://127.0.0.1:8786",
+    )  # fmt: skip
+    assert code == 2, (out, err)
+    assert "needs dask.distributed" in err
+    assert "backfiller[dask]" in err
+    assert files(root) == before
+
+
+def test_a_store_on_another_host_is_exit_2_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    config = root / "backfiller.toml"
+    text = config.read_text(encoding="utf-8")
+    store_line = next(line for line in text.splitlines() if line.startswith("store"))
+    config.write_text(text.replace(store_line, 'store = "file://otherhost/lake"'), encoding="utf-8")
+    before = files(root)
+    code, out, err = run(capsys, root, "status")
+    assert code == 2, (out, err)
+    assert "[project] store = 'file://otherhost/lake'" in err
+    assert files(root) == before

@@ -131,3 +131,31 @@ def test_a_v2_checkpoint_pointer_is_unreadable_not_guessed(tmp_path: Path) -> No
     )
     with pytest.raises(UnreadableLog):
         AppVersions(_log_reader(path / "_delta_log")).refresh()
+
+
+def test_commits_cleaned_up_behind_a_newer_checkpoint_are_read_from_that_checkpoint(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "table"
+    _commit(path, {"fence:2026-01-01": 1})
+    index = AppVersions(_log_reader(path / "_delta_log"))
+    index.refresh()
+    assert index.version == 0
+    _commit(path, {"fence:2026-01-01": 2})
+    _commit(path, {"fence:2026-01-02": 7})
+    DeltaTable(str(path)).create_checkpoint()
+    for name in ("00000000000000000001.json", "00000000000000000002.json"):
+        (path / "_delta_log" / name).unlink()  # clean-up the index has not read past
+    index.refresh()
+    assert index.version == 2
+    assert index.versions == {"fence:2026-01-01": 2, "fence:2026-01-02": 7}
+
+
+def test_a_txn_action_without_a_version_is_unreadable_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    _commit(path, {"fence:2026-01-01": 1})
+    log = path / "_delta_log" / "00000000000000000001.json"
+    log.write_text('{"txn": {"appId": "fence:2026-01-01"}}\n', encoding="utf-8")
+    index = AppVersions(_log_reader(path / "_delta_log"))
+    with pytest.raises(UnreadableLog):
+        index.refresh()

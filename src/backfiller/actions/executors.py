@@ -127,6 +127,12 @@ def open_executor(settings: ExecutorSettings) -> Executor:
                 hint="pass --executor dask to use that scheduler, or leave the scheduler out",
             )
         return LocalExecutor()
-    from backfiller.actions.dask_executor import DaskExecutor
-
+    try:
+        from backfiller.actions.dask_executor import DaskExecutor
+    except ImportError as exc:
+        raise ConfigError(
+            f"The Dask executor ({settings.origin}) needs dask.distributed, which is not "
+            f"installed here ({exc.name or exc})",
+            hint="pip install 'backfiller[dask]', or run with --executor local",
+        ) from exc
     return DaskExecutor.connect(settings.scheduler, origin=settings.origin)

@@ -56,13 +56,33 @@ class AppVersions:
             name, digest = self._last
             now = self._read(name)
             if now is None or hashlib.sha256(now).digest() != digest:
-                self.version, self.versions, self._last = -1, {}, None
+                self._forget()
         if self.version < 0:
             self._from_checkpoint()
+        grew = False
         while (text := self._read(_commit_name(self.version + 1))) is not None:
             self._apply_commit(text)
             self.version += 1
             self._last = (_commit_name(self.version), hashlib.sha256(text).digest())
+            grew = True
+        if not grew and self._checkpoint_beyond():
+            # the commits after this index's version were cleaned up behind a newer
+            # checkpoint: read from that checkpoint
+            self._forget()
+            self.refresh()
+
+    def _forget(self) -> None:
+        self.version, self.versions, self._last = -1, {}, None
+
+    def _checkpoint_beyond(self) -> bool:
+        """Whether ``_last_checkpoint`` names a version after this index's."""
+        pointer = self._read("_last_checkpoint")
+        if pointer is None:
+            return False
+        try:
+            return int(json.loads(pointer)["version"]) > self.version
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnreadableLog("_last_checkpoint does not parse") from exc
 
     def _apply_commit(self, text: bytes) -> None:
         for line in text.splitlines():
@@ -70,10 +90,10 @@ class AppVersions:
                 continue
             try:
                 txn = json.loads(line).get("txn")
-            except ValueError as exc:
+                if isinstance(txn, dict):
+                    self.versions[str(txn["appId"])] = int(txn["version"])
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise UnreadableLog(f"commit {self.version + 1} does not parse") from exc
-            if isinstance(txn, dict):
-                self.versions[str(txn["appId"])] = int(txn["version"])
 
     def _from_checkpoint(self) -> None:
         pointer = self._read("_last_checkpoint")
@@ -94,12 +114,10 @@ class AppVersions:
         import pyarrow.parquet as pq  # only when a table has a checkpoint
 
         found: dict[str, int] = {}
-        content = b""
         for name in names or single:
             data = self._read(name)
             if data is None:
                 raise UnreadableLog(f"checkpoint file {name} is missing")
-            content = data
             try:
                 table = pq.read_table(io.BytesIO(data), columns=["txn"])
             except Exception as exc:  # any unreadable checkpoint: ask Delta
@@ -109,4 +127,6 @@ class AppVersions:
                     found[str(txn["appId"])] = int(txn["version"])
         self.versions = found
         self.version = version
-        self._last = ((names or single)[-1], hashlib.sha256(content).digest())
+        # what tells a table created again: the pointer (small; a new checkpoint also
+        # changes it, and the index is then read again from that checkpoint)
+        self._last = ("_last_checkpoint", hashlib.sha256(pointer).digest())
