@@ -2,8 +2,10 @@
 classifier (:mod:`backfiller.planning.classify`) is compared with. A frozen copy of the
 per-cell rule (``detect_gap`` and the broken-manifest case of ``gap_of``) as it was before
 gaps were classified in bulk, plus the ``missing_upstream`` rule (second, after a broken
-manifest: the observation's upstream keys that the mappings require and that do not exist);
-change it only together with the README's vocabulary."""
+manifest: the observation's upstream keys that the mappings require and that do not exist)
+and the keys declared through their upstream keys (an asset with another scheme than the
+manifests': a month whose days are declared is missing, not undeclared); change it only
+together with the README's vocabulary."""
 
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def oracle_gap(asset: Asset, obs: Observation, broken: BrokenManifest | None) ->
         return gap(GapReason.CHECK_FAILED, f"checks failed: {rec.last_error or '?'}")
     if rec is None and rows > 0:
         return gap(GapReason.ORPHAN_OUTPUT, f"{rows} stored rows with no ledger record")
-    if rec is None and not expected:
+    if rec is None and not expected and obs.declared_upstream is None:
         declared = "declares 0 records" if expected == 0 else "declares nothing"
         return gap(
             GapReason.NO_EXPECTED_INPUT,
@@ -65,6 +67,11 @@ def oracle_gap(asset: Asset, obs: Observation, broken: BrokenManifest | None) ->
             "records for it",
         )
     if rows == 0 and (rec is None or (rec.row_count or 0) > 0 or expected):
+        if rec is None and expected is None:  # declared through its upstream keys
+            return gap(
+                GapReason.MISSING_PARTITION,
+                f"its upstream keys are declared ({obs.declared_upstream}); nothing stored",
+            )
         if rec is None:
             return gap(GapReason.MISSING_PARTITION, f"expected {expected} rows; none stored")
         return gap(

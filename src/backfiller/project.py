@@ -480,7 +480,13 @@ class Project:
 
     @property
     def scheme(self) -> PartitionScheme:
+        """The scheme of the first asset (the project's ``[partitions]``); an asset with a
+        scheme of its own has its keys read with :meth:`scheme_of`."""
         return self.graph.scheme(self.graph.keys[0]) if len(self.graph) else _scheme(self.config)
+
+    def scheme_of(self, asset: str) -> PartitionScheme:
+        """The scheme ``asset``'s keys belong to: its own, else the project's."""
+        return self.graph.scheme(asset)
 
     @property
     def policy(self) -> Policy:

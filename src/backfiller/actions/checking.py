@@ -91,7 +91,7 @@ def check_group(
                 asset=asset,
                 partition_key=key,
                 idempotency_key=target.idempotency_key,
-                window=project.scheme.window(key),
+                window=project.scheme_of(asset).window(key),
                 data=data,
                 expected_count=declared[1].expected_record_count if declared else None,
                 read_upstream=read_upstream,

@@ -191,7 +191,7 @@ def report_of(
         if run.action == Action.RESTORE.value
         else None
     )
-    window = project.scheme.window(record.partition_key)
+    window = project.scheme_of(record.asset).window(record.partition_key)
     rendered = window.render() if window else (None, None)
     return PartitionReport(
         asset=record.asset,
@@ -699,7 +699,7 @@ class StepRunner:
         return StepTask(
             asset=asset,
             partition_key=key,
-            window=self.project.scheme.window(key),
+            window=self.project.scheme_of(asset.key).window(key),
             manifest=manifest,
             manifest_partition=part,
             project_root=self.project.root,

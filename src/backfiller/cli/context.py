@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -200,38 +200,68 @@ class Context:
             yield RunOptions(max_parallel=self.max_parallel, on_step=on_step, group=group)
 
 
-def _keys(project: Project, partition: str | None, start: str | None, end: str | None) -> list[str]:
-    """The partition keys the options name; an empty string is a bad key, never 'not given'."""
+def _keys(
+    project: Project,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    assets: Sequence[str] | None = None,
+) -> list[str]:
+    """The partition keys the options name for ``assets`` (default: every asset); an empty
+    string is a bad key, never 'not given'. Assets with different schemes: each gets its own
+    keys (:mod:`backfiller.asset_keys`)."""
+    from backfiller.asset_keys import select_keys, shared_scheme
+
     now = project.clock()
+    names = list(assets or project.graph.keys)
+    scheme = shared_scheme(project.graph, names) if names else project.scheme
     if partition is not None and (start is not None or end is not None):
         raise BadInputError("Pass --partition or --start/--end, not both")
+    if (start is None) != (end is None):
+        raise BadInputError("--start and --end go together", hint="pass both")
+    if scheme is None:  # each asset its own keys; the default partition is one like --partition
+        if partition is None and start is None:
+            partition = project.config.default_partition or None
+        if partition is None and start is None:
+            raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
+        return select_keys(project.graph, names, partition=partition, start=start, end=end, now=now)
     if partition is not None:
-        return [project.scheme.parse(partition, now=now)]
-    if start is not None or end is not None:
-        if start is None or end is None:
-            raise BadInputError("--start and --end go together", hint="pass both")
-        project.scheme.parse(start, now=now)
-        project.scheme.parse(end, now=now)
-        return project.scheme.key_range(start, end)
+        return [scheme.parse(partition, now=now)]
+    if start is not None and end is not None:
+        scheme.parse(start, now=now)
+        scheme.parse(end, now=now)
+        return scheme.key_range(start, end)
     if project.config.default_partition:
-        return [project.scheme.parse(project.config.default_partition, now=now)]
+        return [scheme.parse(project.config.default_partition, now=now)]
     raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
 
 
 def window_keys(
-    project: Project, partition: str | None, start: str | None, end: str | None
+    project: Project,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    assets: Sequence[str] | None = None,
 ) -> list[str]:
     """One partition, or a window whose missing bounds default to the first configured key
-    and the last complete one; with no option at all, the whole configured range."""
+    and the last complete one; with no option at all, the whole configured range. Assets with
+    different schemes: each over its own keys (a missing bound: its first or last key)."""
     if partition is not None:
-        return _keys(project, partition, start, end)
+        return _keys(project, partition, start, end, assets)
+    from backfiller.asset_keys import every_key, select_keys, shared_scheme
     from backfiller.partitions import DynamicScheme
 
     now = project.clock()
-    everything = project.scheme.keys(now=now)
+    names = list(assets or project.graph.keys)
+    scheme = shared_scheme(project.graph, names) if names else project.scheme
+    if scheme is None:
+        if start is None and end is None:
+            return every_key(project.graph, names, now)
+        return select_keys(project.graph, names, partition=None, start=start, end=end, now=now)
+    everything = scheme.keys(now=now)
     if start is None or end is None:
-        if not everything and isinstance(project.scheme, DynamicScheme):
-            name = project.scheme.dimension
+        if not everything and isinstance(scheme, DynamicScheme):
+            name = scheme.dimension
             raise BadInputError(
                 f"The dynamic dimension {name!r} has no values yet",
                 hint=f"add one with 'backfiller partitions add --dimension {name} --value VALUE "
@@ -244,9 +274,9 @@ def window_keys(
             )
         start = everything[0] if start is None else start
         end = everything[-1] if end is None else end
-    project.scheme.parse(start, now=now)
-    project.scheme.parse(end, now=now)
-    return project.scheme.key_range(start, end)
+    scheme.parse(start, now=now)
+    scheme.parse(end, now=now)
+    return scheme.key_range(start, end)
 
 
 def override_reason(override_protected: bool, reason: str | None) -> str | None:

@@ -30,7 +30,7 @@ def check_cmd(obj: Context, asset: str, partition: str, as_json: bool) -> None:
     obj.use_json(as_json)
     project = obj.project()
     project.graph.get(asset)
-    key = project.scheme.parse(partition)
+    key = project.scheme_of(asset).parse(partition)
     data = project.store.read_partition(asset, key)
     if data is None:
         raise BadInputError(f"{asset} has no table yet", hint="backfill it first")
@@ -175,7 +175,13 @@ def ready_cmd(obj: Context, target: str, partition: str) -> None:
             f"Unknown asset or consumer {target!r}",
             hint="known: " + ", ".join([*project.graph.keys, *project.config.downstream_consumers]),
         )
-    key = project.scheme.parse(partition)
+    if target in project.graph:  # a key of the asset's own scheme
+        key = project.scheme_of(target).parse(partition)
+    else:  # a consumer may read any asset's keys
+        from backfiller.asset_keys import require_owned
+
+        require_owned(project.graph, [partition], project.graph.keys)
+        key = partition
     with project.ledger() as ledger:
         reasons = is_ready(project, ledger, target, key)
     if reasons:

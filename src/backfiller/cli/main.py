@@ -157,20 +157,25 @@ def status(
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, None, start, end)
+    keys = window_keys(project, None, start, end, chosen)
     reader = project.reader()
     with obj.progress("reading the state") as on_progress:
         ranges = state_ranges(project, reader, keys, chosen, on_progress=on_progress)
     if not obj.json:
         print_status(obj.console, project, keys, ranges, chosen, each=each)
         return
+    from backfiller.asset_keys import keys_of, shared_scheme
+
     assets = []
     per_asset = by_asset(ranges)
+    shared = shared_scheme(project.graph, chosen) is not None
     for asset in chosen:
-        states = partition_states(per_asset.get(asset, []), keys)
-        assets.append(
-            {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
-        )
+        mine = keys if shared else keys_of(project.graph, asset, keys)
+        states = partition_states(per_asset.get(asset, []), mine)
+        entry = {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
+        if not shared:  # each asset over its own keys
+            entry |= {"scheme": project.scheme_of(asset).name, "window": documents.span(mine)}
+        assets.append(entry)
     documents.emit(
         documents.document(
             "status",
@@ -220,7 +225,7 @@ def gaps(
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, partition, start, end)
+    keys = window_keys(project, partition, start, end, chosen)
     if not obj.json and not each:
         with obj.progress("finding gaps") as on_progress:
             ranges = gap_ranges(project, project.reader(), keys, on_progress=on_progress)
@@ -362,7 +367,7 @@ def _plan(
         )
     project = obj.project(apply_allowed=apply_allowed)
     chosen = select_assets(project.graph.keys, asset_names, patterns)
-    keys = _keys(project, partition, start, end)
+    keys = _keys(project, partition, start, end, chosen)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})
@@ -396,7 +401,10 @@ def _write_and_apply(
     empty = [
         key
         for key, manifest_id, expected in document.declared()
-        if not expected and manifest_id not in broken
+        if not expected
+        and manifest_id not in broken
+        # a key of another scheme (a month): its upstream keys are declared, not it
+        and not (expected is None and manifest_id)
     ]
     if empty:
         hint = SEED_HINT.format(key=", ".join(empty[:5]))

@@ -41,8 +41,8 @@ def rerun_cmd(
     project = obj.project()
     if partition is None and start is None:
         raise BadInputError("rerun needs --partition K or --start K --end K")
-    keys = _keys(project, partition, start, end)
     project.graph.get(asset)
+    keys = _keys(project, partition, start, end, [asset])  # keys of the asset's own scheme
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -178,7 +178,8 @@ def restore_cmd(
 
     override = override_reason(override_protected, reason)
     project = obj.project()
-    key = project.scheme.parse(partition)
+    project.graph.get(asset)
+    key = project.scheme_of(asset).parse(partition)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -217,7 +218,7 @@ def protect_cmd(
         )
     project = obj.project()
     project.graph.get(asset)
-    key = project.scheme.parse(partition)
+    key = project.scheme_of(asset).parse(partition)
     with project.ledger() as ledger:
         ledger.protections.protect(asset, key, reason=reason, operator=project.operator(operator))
     obj.console.print(f"protected: {asset} {key} ({reason})", markup=False)

@@ -75,22 +75,32 @@ def print_status(
     in each state, then its ranges (from :func:`~backfiller.planning.classify.state_ranges`)
     of consecutive partitions in one state — or, with ``each``, a grid with one mark per
     partition."""
-    console.print(
-        f"[bold]{project.config.name}[/] — {project.scheme.name}; "
-        f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
-        if keys
-        else "no partitions"
-    )
+    from backfiller.asset_keys import keys_of, shared_scheme
+
+    names = project.graph.keys if assets is None else assets
+    shared = shared_scheme(project.graph, names) if names else project.scheme
+    if shared is not None:
+        console.print(
+            f"[bold]{project.config.name}[/] — {shared.name}; "
+            f"{len(keys)} partitions {keys[0]} .. {keys[-1]}"
+            if keys
+            else "no partitions"
+        )
+    else:  # each asset over its own keys, its scheme named on its line
+        console.print(f"[bold]{project.config.name}[/] — each asset over its own partitions")
     per_asset = by_asset(ranges)
-    for asset in project.graph.keys if assets is None else assets:
+    for asset in names:
         mine = per_asset.get(asset, [])
         counts: Counter[str] = Counter()
         for r in mine:
             counts[r.value.value] += r.count
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary})")
+        own = keys if shared is not None else keys_of(project.graph, asset, keys)
+        scheme = "" if shared is not None else f"  {project.scheme_of(asset).name}; "
+        scheme += f"{len(own)} partitions {own[0]} .. {own[-1]}" if scheme and own else ""
+        console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary}){escape(scheme)}")
         if each:
-            for line in _grid_lines(partition_states(mine, keys)):
+            for line in _grid_lines(partition_states(mine, own)):
                 console.print(line, highlight=False)
             continue
         lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in mine]

@@ -154,9 +154,15 @@ def _guard(project: Project, asset: str) -> str | None:
         return None
 
 
-def _window(project: Project, key: str) -> PartitionWindow | None:
+def _window(project: Project, asset: str, key: str) -> PartitionWindow | None:
+    """The window of ``asset``'s key in its own scheme (the project's, for an asset removed
+    since the run)."""
     try:
-        window = project.scheme.window(key)
+        scheme = project.scheme_of(asset)
+    except GraphError:
+        scheme = project.scheme
+    try:
+        window = scheme.window(key)
     except BadInputError:
         return None
     if window is None:
@@ -172,7 +178,7 @@ def _partition(
     key: str,
     tries: list[AttemptRecord],
 ) -> PartitionEntry:
-    window = _window(project, key)
+    window = _window(project, asset, key)
     guard = _guard(project, asset)
     if not tries:
         return PartitionEntry(

@@ -11,15 +11,23 @@ report. Each branch has a name (:class:`Branch`) that says which detail text the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import Enum
 from typing import Any
 
 import pyarrow as pa
 
+from backfiller.asset_keys import shared_scheme
 from backfiller.ledger import LedgerReader
 from backfiller.planning.bulk import key_table, ledger_table, report_table, store_table
-from backfiller.planning.gaps import Gap, GapReason, PartitionState, missing_upstream_detail
+from backfiller.planning.declared import declared_upstream, several_schemes
+from backfiller.planning.gaps import (
+    Gap,
+    GapReason,
+    PartitionState,
+    missing_upstream_detail,
+    not_stored_detail,
+)
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
@@ -71,8 +79,9 @@ WITH cells AS (
            l.status, l.data_version, l.row_count AS recorded_rows,
            l.manifest_id AS recorded_manifest_id, l.manifest_checksum AS recorded_checksum,
            l.upstream_versions, l.last_run_id, l.last_error,
-           r.partition_key IS NOT NULL AS report_exists
-    FROM assets a CROSS JOIN keys k
+           r.partition_key IS NOT NULL AS report_exists, dd.declared_upstream
+    FROM {cells}
+    LEFT JOIN declared dd ON dd.asset = a.asset AND dd.idx = k.idx
     LEFT JOIN stored s ON s.asset = a.asset AND s.partition_key = k.partition_key
     LEFT JOIN ledger l ON l.asset = a.asset AND l.partition_key = k.partition_key
     LEFT JOIN reports r ON r.asset = a.asset AND r.partition_key = k.partition_key
@@ -110,7 +119,8 @@ branched AS (
         WHEN status = 'materializing' THEN 'unfinished'
         WHEN status = 'check_failed' THEN 'checks_failed'
         WHEN status IS NULL AND rows > 0 THEN 'orphan'
-        WHEN status IS NULL AND coalesce(expected, 0) = 0 THEN 'nothing_declared'
+        WHEN status IS NULL AND coalesce(expected, 0) = 0 AND declared_upstream IS NULL
+            THEN 'nothing_declared'
         WHEN rows = 0 AND (status IS NULL OR coalesce(recorded_rows, 0) > 0
                            OR coalesce(expected, 0) > 0) THEN 'not_stored'
         WHEN coalesce(recorded_checksum, '') <> ''
@@ -125,12 +135,19 @@ branched AS (
 SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
 """
 
+#: every asset with every key (the assets share one scheme)
+_EVERY_CELL = "assets a CROSS JOIN keys k"
+#: only the keys of each asset's own scheme (``member``: which)
+_OWN_CELLS = "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx"
+
+#: consecutive means consecutive among the asset's own keys (``seq``: its position in them)
 _RANGES = """
 SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
 FROM (
     SELECT asset, pos, idx, reason,
-           idx - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
-    FROM classified WHERE reason IS NOT NULL
+           seq - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
+    FROM (SELECT *, row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq FROM classified)
+    WHERE reason IS NOT NULL
 )
 GROUP BY asset, reason, island
 ORDER BY pos, first
@@ -141,8 +158,12 @@ _STATE_RANGES = """
 SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
 FROM (
     SELECT asset, pos, idx, state,
-           idx - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
-    FROM (SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state FROM classified)
+           seq - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
+    FROM (
+        SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state,
+               row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq
+        FROM classified
+    )
 )
 GROUP BY asset, state, island
 ORDER BY pos, first
@@ -151,7 +172,7 @@ ORDER BY pos, first
 _GAP_COLUMNS = (
     "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
     "broken, manifest_id, recorded_manifest_id, recorded_rows, data_version, last_run_id, "
-    "last_error, missing"
+    "last_error, missing, declared_upstream"
 )
 
 
@@ -172,6 +193,11 @@ def _batches(
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys)
+    through = several_schemes(graph)  # keys of a rollup are declared through its upstream
+    # assets with different schemes: each asset's cells are the keys its scheme has
+    owned = (
+        None if shared_scheme(graph, names) is not None else _owned_by_scheme(graph, keys, names)
+    )
     reasons = pa.table(
         {
             "branch": [b.value for b in _REASONS],
@@ -201,7 +227,10 @@ def _batches(
                 signature = (dep.mapping, id(down_scheme), id(up_scheme))
                 if signature not in mappings:
                     mappings[signature] = len(mappings)
-                    mapped.append(_mapped(len(mapped), dep.mapping, keys, down_scheme, up_scheme))
+                    mine = range(len(keys)) if owned is None else owned[name]
+                    mapped.append(
+                        _mapped(len(mapped), dep.mapping, keys, mine, down_scheme, up_scheme)
+                    )
                 deps_rows["asset"].append(name)
                 deps_rows["up"].append(dep.asset)
                 deps_rows["mapping"].append(mappings[signature])
@@ -257,9 +286,15 @@ def _batches(
             ),
         )
         con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
+        if owned is not None:
+            con.register("member", _members(batch, owned))
+        con.register(
+            "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
+        )
+        where = _EVERY_CELL if owned is None else _OWN_CELLS
         # a view, not a table: a reader that wants four columns of it (status's ranges) does
         # not pay for materialising twenty over every cell
-        con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY}")
+        con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY.replace('{cells}', where)}")
         yield con
         con.close()
         source.store.release(batch)  # its tables are read: no handle of every table stays
@@ -291,14 +326,80 @@ _NO_MAPPING = pa.table(
 )
 
 
-def _mapped(number: int, mapping: Any, keys: Sequence[str], down: Any, up: Any) -> pa.Table:
+def _owned_by_scheme(graph: Any, keys: Sequence[str], names: Sequence[str]) -> dict[str, list[int]]:
+    """Per asset, the positions in ``keys`` of the keys its scheme has (each scheme asked
+    once per key)."""
+    per_scheme: list[tuple[Any, list[int]]] = []
+    found: dict[str, list[int]] = {}
+    for name in names:
+        scheme = graph.scheme(name)
+        mine = next((idx for s, idx in per_scheme if s == scheme), None)
+        if mine is None:
+            mine = [i for i, k in enumerate(keys) if scheme.contains(k)]
+            per_scheme.append((scheme, mine))
+        found[name] = mine
+    return found
+
+
+_NONE_DECLARED = pa.table(
+    {
+        "asset": pa.array([], pa.string()),
+        "idx": pa.array([], pa.int64()),
+        "declared_upstream": pa.array([], pa.string()),
+    }
+)
+
+
+def _declared(
+    source: StateSource,
+    keys: Sequence[str],
+    batch: Sequence[str],
+    owned: dict[str, list[int]] | None,
+) -> pa.Table:
+    """Per cell of ``batch`` whose key no manifest declares, the manifests declaring the
+    upstream keys it reads (:func:`~backfiller.planning.declared.declared_upstream`)."""
+    graph, manifests = source.graph, source.manifests
+    assets: list[str] = []
+    idx: list[int] = []
+    found: list[str] = []
+    for name in batch:
+        if not graph.get(name).deps:
+            continue
+        for i in range(len(keys)) if owned is None else owned[name]:
+            ids = declared_upstream(graph, manifests, name, keys[i])
+            if ids is not None:
+                assets.append(name)
+                idx.append(i)
+                found.append(ids)
+    return pa.table(
+        {
+            "asset": pa.array(assets, pa.string()),
+            "idx": pa.array(idx, pa.int64()),
+            "declared_upstream": pa.array(found, pa.string()),
+        }
+    )
+
+
+def _members(batch: Sequence[str], owned: dict[str, list[int]]) -> pa.Table:
+    assets: list[str] = []
+    idx: list[int] = []
+    for name in batch:
+        assets += [name] * len(owned[name])
+        idx += owned[name]
+    return pa.table({"asset": pa.array(assets, pa.string()), "idx": pa.array(idx, pa.int64())})
+
+
+def _mapped(
+    number: int, mapping: Any, keys: Sequence[str], mine: Iterable[int], down: Any, up: Any
+) -> pa.Table:
     """Which upstream keys each key of ``keys`` reads through ``mapping`` (``present``), and
     which it requires that are not keys of the upstream's scheme (not ``present``; ``pos``:
     their order) — once per mapping and pair of schemes, shared by every asset that uses it."""
     idx: list[int] = []
     up_keys: list[str] = []
     present: list[bool] = []
-    for i, key in enumerate(keys):
+    for i in mine:
+        key = keys[i]
         for exists, found in zip((True, False), mapping.required_keys(key, down, up), strict=True):
             idx += [i] * len(found)
             up_keys += found
@@ -411,7 +512,7 @@ def _detail(branch: Branch, row: dict[str, Any]) -> str:
         )
     if branch is Branch.NOT_STORED:
         if row["status"] is None:
-            return f"expected {expected} rows; none stored"
+            return not_stored_detail(expected, row["declared_upstream"])
         return (
             f"the ledger records {row['recorded_rows']} rows (version {row['data_version']}); "
             "none stored"

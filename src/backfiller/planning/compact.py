@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from backfiller.asset_keys import shared_scheme
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.planning.gaps import GapReason, ProposedAction
 from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, combined_guard
@@ -674,7 +675,7 @@ def build_range_plan(
     sets = _Sets(graph, assets)
     shapes: dict[str, _Shape] = {}
     ranges: list[PlanRange] = []
-    scheme = project.scheme
+    scheme = shared_scheme(graph, assets) or project.scheme  # the assets' own keys
     at = 0
     while at < len(keys):
         signature = observed.signatures[at]

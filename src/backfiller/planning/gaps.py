@@ -169,7 +169,7 @@ def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
         return gap(GapReason.CHECK_FAILED, f"checks failed: {rec.last_error or '?'}")
     if rec is None and rows > 0:
         return gap(GapReason.ORPHAN_OUTPUT, f"{rows} stored rows with no ledger record")
-    if rec is None and not expected:
+    if rec is None and not expected and obs.declared_upstream is None:
         declared = "declares 0 records" if expected == 0 else "declares nothing"
         return gap(
             GapReason.NO_EXPECTED_INPUT,
@@ -178,7 +178,9 @@ def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
         )
     if rows == 0 and (rec is None or (rec.row_count or 0) > 0 or expected):
         if rec is None:
-            return gap(GapReason.MISSING_PARTITION, f"expected {expected} rows; none stored")
+            return gap(
+                GapReason.MISSING_PARTITION, not_stored_detail(expected, obs.declared_upstream)
+            )
         return gap(
             GapReason.MISSING_PARTITION,
             f"the ledger records {rec.row_count} rows (version {rec.data_version}); none stored",
@@ -207,6 +209,14 @@ def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation
             if consumed.get(up, {}).get(key) != version:
                 return True
     return False
+
+
+def not_stored_detail(expected: int | None, declared_upstream: str | None) -> str:
+    """The detail of a partition never computed: the rows its manifest expects, or (a key of
+    another scheme than the manifests') which manifests declare the keys it reads."""
+    if expected is None and declared_upstream is not None:
+        return f"its upstream keys are declared ({declared_upstream}); nothing stored"
+    return f"expected {expected} rows; none stored"
 
 
 def missing_upstream_detail(missing: dict[str, list[str]]) -> str:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from backfiller.asset_keys import owners, shared_scheme
 from backfiller.assets import Asset, AssetGraph
 from backfiller.canonical import stable_id
 from backfiller.errors import UnsupportedModeError
@@ -263,36 +264,36 @@ def build_plan(
     broken: Mapping[str, BrokenManifest] | None = None,
 ) -> PlanDocument:
     """Pure: the same request over the same state gives the same plan (and plan id).
-    ``broken`` maps partition keys to the broken manifest that declares them."""
+    ``broken`` maps partition keys to the broken manifest that declares them.
+
+    When the assets have different schemes (a daily asset and its monthly rollup), each key's
+    entry holds the assets whose scheme has the key, with that scheme's window; what is
+    downstream of a recomputed cell, across schemes (the month of a changed day), is
+    recomputed when it is in the plan."""
     assets = request.assets or graph.keys
     broken = broken or {}
-    entries: list[PlanEntry] = []
+    shared = shared_scheme(graph, assets) is not None
+    per_key: list[tuple[str, list[str], list[Gap]]] = []
     for key in request.keys:
-        window = scheme.window(key)
-        window_start, window_end = window.render() if window else (None, None)
         stand_in = broken.get(key)
+        mine = owners(graph, key, assets)
         gaps = [
             g
-            for a in assets
+            for a in mine
             if (g := gap_of(graph.get(a), observations[AssetPartition(a, key)], stand_in))
         ]
-        recompute = [g for g in gaps if g.proposed_action.recomputes]
-        seeds = [(g.asset, key) for g in recompute]
-        # a partition whose upstream does not exist is never recomputed, nor what reads it
-        blocked = [(g.asset, key) for g in gaps if g.reason is GapReason.MISSING_UPSTREAM]
-        if request.include_materialized and len(gaps) == len(blocked):
-            seeds = [(a, key) for a in assets]
-        stop = graph.downstream_closure(blocked) if blocked else []
-        targets = (
-            [
-                a
-                for a, k in graph.downstream_closure(seeds, blocked=stop)
-                if k == key and a in assets
-            ]
-            if seeds
-            else [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
-        )
-        first = observations[AssetPartition(assets[0], key)]
+        per_key.append((key, mine, gaps))
+    reached = set() if shared else _reached(graph, request, per_key, observations)
+    entries: list[PlanEntry] = []
+    for key, mine, gaps in per_key:
+        window = (scheme if shared else graph.scheme(mine[0])).window(key)
+        window_start, window_end = window.render() if window else (None, None)
+        stand_in = broken.get(key)
+        if shared:
+            targets = _targets_of(graph, request, key, mine, gaps)
+        else:
+            targets = [a for a in mine if AssetPartition(a, key) in reached]
+        first = observations[AssetPartition(mine[0], key)]
         primary = next(
             (g for g in gaps if g.reason is not GapReason.MISSING_UPSTREAM),
             gaps[0] if gaps else None,
@@ -304,14 +305,15 @@ def build_plan(
                 window_end=window_end,
                 mode=request.mode,
                 upstream_manifest_id=first.manifest_id
-                or (stand_in.manifest_id if stand_in else None),
+                or (stand_in.manifest_id if stand_in else None)
+                or first.declared_upstream,
                 expected_input_count=first.expected_count,
                 current_output_count=first.stored_rows,
                 gap_reason=primary.reason if primary else None,
                 proposed_action=(
                     primary.proposed_action if primary else ProposedAction.NOTHING_TO_DO
                 ),
-                idempotency_guard=combined_guard(graph, targets or assets),
+                idempotency_guard=combined_guard(graph, targets or mine),
                 downstream_impact=downstream_impact,
                 operator=request.operator,
                 target_assets=targets,
@@ -327,6 +329,8 @@ def build_plan(
     state = {f"{a}|{k}": obs.token() for (a, k), obs in sorted(observations.items())}
     fingerprint = state_fingerprint(observations)
     body = _summary(entries, request, graph, assets, downstream_impact, report_path)
+    if not shared:  # the entries' windows are not in order: the span of them all
+        body |= _span(entries)
     identity = {
         "request": request.model_dump(mode="json"),
         "state_fingerprint": fingerprint,
@@ -345,6 +349,70 @@ def build_plan(
         partitions=entries,
         **body,
     )
+
+
+def _seeds(
+    request: PlanRequest, key: str, mine: list[str], gaps: list[Gap]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What one key recomputes first (its gaps that recompute; with ``include_materialized``
+    and no other gap, all of ``mine``) and what it cannot (a missing upstream)."""
+    seeds = [(g.asset, key) for g in gaps if g.proposed_action.recomputes]
+    # a partition whose upstream does not exist is never recomputed, nor what reads it
+    blocked = [(g.asset, key) for g in gaps if g.reason is GapReason.MISSING_UPSTREAM]
+    if request.include_materialized and len(gaps) == len(blocked):
+        seeds = [(a, key) for a in mine]
+    return seeds, blocked
+
+
+def _targets_of(
+    graph: AssetGraph, request: PlanRequest, key: str, mine: list[str], gaps: list[Gap]
+) -> list[str]:
+    """One scheme: the assets one key recomputes — its seeds and what is downstream of them
+    in the same key."""
+    seeds, blocked = _seeds(request, key, mine, gaps)
+    stop = graph.downstream_closure(blocked) if blocked else []
+    if not seeds:
+        return [g.asset for g in gaps if g.reason is not GapReason.NO_EXPECTED_INPUT]
+    return [a for a, k in graph.downstream_closure(seeds, blocked=stop) if k == key and a in mine]
+
+
+def _reached(
+    graph: AssetGraph,
+    request: PlanRequest,
+    per_key: list[tuple[str, list[str], list[Gap]]],
+    observations: Mapping[AssetPartition, Observation],
+) -> set[AssetPartition]:
+    """Several schemes: the cells of the plan it recomputes — every key's seeds and what is
+    downstream of them in any key of the plan (the month of a changed day), never through a
+    cell whose upstream is missing; a key without seeds recomputes its gaps that are not
+    ``no_expected_input``."""
+    seeds: list[tuple[str, str]] = []
+    blocked: list[tuple[str, str]] = []
+    quiet: set[AssetPartition] = set()
+    for key, mine, gaps in per_key:
+        found, stopped = _seeds(request, key, mine, gaps)
+        seeds += found
+        blocked += stopped
+        if not found:
+            quiet |= {
+                AssetPartition(g.asset, key)
+                for g in gaps
+                if g.reason is not GapReason.NO_EXPECTED_INPUT
+            }
+    stop = graph.downstream_closure(blocked) if blocked else []
+    closure = graph.downstream_closure(seeds, blocked=stop) if seeds else []
+    return {c for c in closure if c in observations} | quiet
+
+
+def _span(entries: list[PlanEntry]) -> dict[str, str | None]:
+    """The earliest ``window_start`` and the latest ``window_end`` of ``entries`` (compared
+    as instants)."""
+    starts = [e.window_start for e in entries if e.window_start]
+    ends = [e.window_end for e in entries if e.window_end]
+    return {
+        "window_start": min(starts, key=datetime.fromisoformat) if starts else None,
+        "window_end": max(ends, key=datetime.fromisoformat) if ends else None,
+    }
 
 
 def _summary(

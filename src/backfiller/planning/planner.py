@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from backfiller.asset_keys import cells, require_owned, shared_scheme
 from backfiller.atomic import atomic_write_text
 from backfiller.canonical import readable_json, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
@@ -29,6 +30,7 @@ from backfiller.planning.compact import (
     parse_plan,
     state_fingerprint_of,
 )
+from backfiller.planning.declared import several_schemes
 from backfiller.planning.gaps import Gap
 from backfiller.planning.plan import Mode, PlanRequest, build_plan
 from backfiller.planning.state import (
@@ -69,8 +71,8 @@ def downstream_impact(project: Project) -> str:
 
 
 def _targets(project: Project, keys: list[str], assets: list[str] | None) -> list[AssetPartition]:
-    names = assets or project.graph.keys
-    return [AssetPartition(a, k) for k in keys for a in names]
+    """The cells the plan observes: each asset with the keys of its own scheme."""
+    return cells(project.graph, keys, assets)
 
 
 def _broken(project: Project, keys: list[str]) -> dict[str, BrokenManifest]:
@@ -110,8 +112,7 @@ def make_plan(
         overlay.refuse_apply(what="--mode apply")
     if overlay.simulations:
         request = request.model_copy(update={"reason": overlay.annotate(request.reason)})
-    for key in request.keys:
-        project.scheme.parse(key)
+    require_owned(project.graph, request.keys, request.assets or project.graph.keys)
     document = compute_plan(project, reader, request, on_progress)
     recomputed = document.recomputed_assets() | set(request.assets or [])
     require_allowed(
@@ -136,8 +137,12 @@ def compute_plan(
     rules (:func:`make_plan` adds them): one partition observed cell by cell (the seed's document;
     ``observations``: already made), several as ranges from the classifier (``ranges``: which
     of the two, whatever the number of keys — a plan made before ranges existed is checked
-    as what it is)."""
-    if ranges if ranges is not None else len(request.keys) > 1:
+    as what it is). A project whose assets have different schemes (each over its own keys, a
+    month declared through its days) is planned cell by cell, whatever the number of keys:
+    ranges are runs of keys every asset shares, their manifests the keys' own."""
+    shared = shared_scheme(project.graph, request.assets or project.graph.keys)
+    one_scheme = not several_schemes(project.graph)
+    if ranges if ranges is not None else (len(request.keys) > 1 and one_scheme):
         return build_range_plan(
             project,
             reader,
@@ -154,7 +159,7 @@ def compute_plan(
     return build_plan(
         request=request,
         graph=project.graph,
-        scheme=project.scheme,
+        scheme=shared or project.scheme,
         observations=observations,
         project_name=project.config.name,
         downstream_impact=downstream_impact(project),
@@ -229,10 +234,9 @@ def check_fresh(project: Project, reader: LedgerReader, document: AnyPlan) -> No
     """
     project.overlay.refuse_apply(what=f"Applying plan {document.plan_id}")
     request = document.request
-    for key in request.keys:
-        project.scheme.parse(key)
     for asset in request.assets or []:
         project.graph.get(asset)
+    require_owned(project.graph, request.keys, request.assets or project.graph.keys)
     if isinstance(document, RangePlan):
         _check_ranges_fresh(project, reader, document)
         return

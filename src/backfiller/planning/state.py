@@ -17,6 +17,7 @@ from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
 from backfiller.ledger import LedgerReader, PartitionRecord, Protection
 from backfiller.manifests import ManifestRegistry
+from backfiller.planning.declared import declared_upstream, several_schemes
 from backfiller.policy import Policy, effective_protection
 from backfiller.refs import AssetPartition
 
@@ -81,6 +82,9 @@ class Observation:
     missing_files: int = 0
     #: per upstream asset, the keys this partition requires that are not keys of its scheme
     upstream_missing: dict[str, list[str]] = field(default_factory=dict)
+    #: a key no manifest names, of an asset whose scheme is not the manifests': the manifests
+    #: declaring the upstream keys it reads (:mod:`~backfiller.planning.declared`)
+    declared_upstream: str | None = None
 
     def token(self) -> dict[str, Any]:
         """What the plan's state fingerprint covers for this partition."""
@@ -99,6 +103,8 @@ class Observation:
             token["missing_files"] = self.missing_files
         if self.upstream_missing:  # and ones whose upstream keys all exist
             token["upstream_missing"] = self.upstream_missing
+        if self.declared_upstream is not None:  # and keys of one scheme
+            token["declared_upstream"] = self.declared_upstream
         return token
 
 
@@ -140,6 +146,7 @@ def observe(
             records[AssetPartition(asset, rec.partition_key)] = rec
         advance()
     result: dict[AssetPartition, Observation] = {}
+    through = several_schemes(graph)
     for asset, key in wanted:
         declared = source.manifests.for_partition(key)
         upstream_current: dict[str, dict[str, int | None]] = {}
@@ -162,6 +169,11 @@ def observe(
             protection=_protection(source.policy, protections, asset, key, counts, records),
             missing_files=lost[asset].get(key, 0),
             upstream_missing=graph.missing_upstream_partitions(asset, key),
+            declared_upstream=(
+                declared_upstream(graph, source.manifests, asset, key)
+                if through and declared is None
+                else None
+            ),
         )
         advance()
     return result

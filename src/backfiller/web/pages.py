@@ -51,20 +51,32 @@ class NotFound(Exception):
     """The page names an asset, partition, run or plan that does not exist."""
 
 
-def window(project: Project, start: str | None = None, end: str | None = None) -> list[str]:
+def window(
+    project: Project, start: str | None = None, end: str | None = None, asset: str | None = None
+) -> list[str]:
     """The keys of the window: by default the scheme's configured range up to the last
-    complete partition (what ``status`` looks at), each missing bound defaulting to its end."""
+    complete partition (what ``status`` looks at), each missing bound defaulting to its end.
+    ``asset``: the keys of its own scheme; without one, when the assets' schemes differ, each
+    asset's keys together (:mod:`backfiller.asset_keys`)."""
+    from backfiller.asset_keys import every_key, select_keys, shared_scheme
+
     now = project.clock()
-    if start is None or end is None:
-        everything = project.scheme.keys(now=now)
-        if not everything:
-            return []
-        start = everything[0] if start is None else start
-        end = everything[-1] if end is None else end
+    graph = project.graph
+    scheme = project.scheme if asset is None else project.scheme_of(asset)
     try:
-        project.scheme.parse(start, now=now)
-        project.scheme.parse(end, now=now)
-        return project.scheme.key_range(start, end)
+        if asset is None and len(graph) and shared_scheme(graph, graph.keys) is None:
+            if start is None and end is None:
+                return every_key(graph, graph.keys, now)
+            return select_keys(graph, graph.keys, partition=None, start=start, end=end, now=now)
+        if start is None or end is None:
+            everything = scheme.keys(now=now)
+            if not everything:
+                return []
+            start = everything[0] if start is None else start
+            end = everything[-1] if end is None else end
+        scheme.parse(start, now=now)
+        scheme.parse(end, now=now)
+        return scheme.key_range(start, end)
     except BackfillerError as exc:
         raise NotFound(exc.message) from exc
 
@@ -144,6 +156,7 @@ def overview(
 ) -> dict[str, Any]:
     """Per asset: the partition bar over the window, partitions per state, open holds and
     protections as ranges; then the open holds and the last runs."""
+    from backfiller.asset_keys import keys_of, shared_scheme
     from backfiller.planning.classify import state_ranges
 
     keys = window(project, start, end)
@@ -154,21 +167,24 @@ def overview(
     holds = reader.holds.all()
     protections = reader.protections.all()
     assets = []
+    shared = shared_scheme(project.graph, project.graph.keys) is not None
     for name, mine in by_asset.items():
+        own = keys if shared else keys_of(project.graph, name, keys)  # its own keys
         counts = _counts((r.value.value, r.count) for r in mine)
-        assets.append(
-            {
-                "asset": name,
-                "counts": counts,
-                "gaps": sum(n for s, n in counts.items() if s != MATERIALIZED),
-                "ranges": len(mine),
-                "bar": [s.to_dict() for s in segments(mine, keys)],
-                "held": _index_ranges(keys, (h.partition_key for h in holds if h.target == name)),
-                "protected": _index_ranges(
-                    keys, (p.partition_key for p in protections if p.asset == name)
-                ),
-            }
-        )
+        entry = {
+            "asset": name,
+            "counts": counts,
+            "gaps": sum(n for s, n in counts.items() if s != MATERIALIZED),
+            "ranges": len(mine),
+            "bar": [s.to_dict() for s in segments(mine, own)],
+            "held": _index_ranges(own, (h.partition_key for h in holds if h.target == name)),
+            "protected": _index_ranges(
+                own, (p.partition_key for p in protections if p.asset == name)
+            ),
+        }
+        if not shared:
+            entry |= {"scheme": project.scheme_of(name).name, "window": span(own)}
+        assets.append(entry)
     runs = reader.runs.all()
     return {
         "kind": "overview",
@@ -195,7 +211,7 @@ def asset_page(
     from backfiller.planning.classify import state_ranges
 
     _asset(project, asset)
-    keys = window(project, start, end)
+    keys = window(project, start, end, asset)
     cut = len(keys) > GRID_LIMIT
     if cut:
         keys = keys[-GRID_LIMIT:]
@@ -232,7 +248,7 @@ def partition_page(
     from backfiller.reports import read_partition_report
 
     _asset(project, asset)
-    keys = window(project, key, key)
+    keys = window(project, key, key, asset)
     if state is None:
         found = state_ranges(project, reader, keys, [asset])
         state = found[0].value.value if found else None
