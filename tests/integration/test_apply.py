@@ -24,7 +24,7 @@ from backfiller import (
 )
 from backfiller.actions import StepOutcome
 from backfiller.actions.apply import apply_plan
-from backfiller.errors import PlanFileError
+from backfiller.errors import ConflictError, PlanFileError
 from backfiller.ledger import PartitionStatus, RunState
 from backfiller.planning import GapReason, Mode, PlanDocument, find_gaps, make_plan, read_plan
 from backfiller.planning import write_plan as save_plan
@@ -533,6 +533,44 @@ def test_a_plan_with_nothing_to_do_is_refused_and_writes_nothing(april_project: 
         apply_plan(april_project, document, operator="alice")
 
     assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert world(april_project) == before
+
+
+def test_a_plan_with_nothing_to_do_while_another_run_writes_its_partitions_is_a_conflict(
+    april_project: Project,
+) -> None:
+    """A plan made while another run is writing its partitions saw that run's writes half
+    recorded: "nothing to do" would not be the truth, the conflict is (exit 4)."""
+    document = plan(april_project, ["2026-04-16"])
+    assert document.work == []
+    with april_project.ledger() as ledger:
+        ledger.leases.acquire(
+            SILVER, "2026-04-16", holder="bob", plan_id="plan-b", run_id="run-b", ttl_seconds=600
+        )
+    before = world(april_project)
+
+    with pytest.raises(ConflictError, match="being written by another run") as info:
+        apply_plan(april_project, document, operator="alice")
+
+    assert info.value.exit_code == ExitCode.CONFLICT
+    assert "run-b" in info.value.message
+    assert world(april_project) == before
+
+
+def test_a_plan_with_nothing_to_do_made_before_the_world_changed_is_stale(
+    april_project: Project,
+) -> None:
+    """Nothing to do when it was made, but the state moved since (here a partition report is
+    gone): the plan is stale (exit 4), which is the truth before "nothing to do"."""
+    document = plan(april_project, ["2026-04-16"])
+    assert document.work == []
+    april_project.partition_report_path(SILVER, "2026-04-16").unlink()
+    before = world(april_project)
+
+    with pytest.raises(StalePlanError) as info:
+        apply_plan(april_project, document, operator="alice")
+
+    assert info.value.exit_code == ExitCode.CONFLICT
     assert world(april_project) == before
 
 

@@ -7,10 +7,10 @@ from itertools import chain
 from backfiller.actions.preconditions import ProtectedBaselineError
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
-from backfiller.errors import PreconditionError, StalePlanError
+from backfiller.errors import ConflictError, PreconditionError, StalePlanError
 from backfiller.ledger import Ledger
 from backfiller.planning import check_fresh
-from backfiller.planning.compact import AnyPlan
+from backfiller.planning.compact import AnyPlan, RangePlan
 from backfiller.planning.planner import archive_plan
 from backfiller.project import Project
 
@@ -70,6 +70,37 @@ def _refuse_applied_again(project: Project, document: AnyPlan) -> None:
     )
 
 
+def _in_flight(project: Project, document: AnyPlan) -> ConflictError | None:
+    """Another run writing partitions of this plan right now (a live lease): a plan made
+    meanwhile saw its writes half recorded (stored but not yet in the ledger), so "nothing to
+    do" would not be the truth — the answer is the conflict (exit 4)."""
+    keys = set(
+        document.request.keys
+        if isinstance(document, RangePlan)
+        else (e.partition_key for e in document.partitions)
+    )
+    with project.ledger() as ledger:
+        live = [
+            lease
+            for lease in ledger.leases.held()
+            if lease.partition_key in keys
+            and ledger.leases.live(lease.asset, lease.partition_key) is not None
+        ]
+    if not live:
+        return None
+    listing = "\n".join(
+        f"  - {lease.asset} {lease.partition_key}: leased by {lease.holder} (run "
+        f"{lease.run_id}) until {lease.expires_at}"
+        for lease in live[:10]
+    )
+    more = f"\n  … and {len(live) - 10} more" if len(live) > 10 else ""
+    return ConflictError(
+        f"{len(live)} partition(s) of plan {document.plan_id} are being written by another "
+        f"run right now:\n{listing}{more}",
+        hint="wait for that run to finish (or its lease to expire), then make a new plan",
+    )
+
+
 def apply_plan(
     project: Project,
     document: AnyPlan,
@@ -81,6 +112,12 @@ def apply_plan(
     require_backfill_fields(document)
     spec = spec_of_plan(document, operator=operator, override_reason=override_reason)
     if not spec.steps:
+        in_flight = _in_flight(project, document)
+        if in_flight is not None:
+            raise in_flight
+        # a run that finished since the plan was made: the plan is stale (exit 4), which is
+        # the truth before "nothing to do"
+        check_fresh(project, project.reader(), document)
         raise PreconditionError(
             f"Plan {document.plan_id} has nothing to do: no partition to recompute and no "
             "report to re-issue",
