@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["AppVersions", "UnreadableLog"]
 
@@ -31,6 +32,15 @@ class UnreadableLog(Exception):
 
 def _commit_name(version: int) -> str:
     return f"{version:020d}.json"
+
+
+def _checkpoint_pointer(pointer: bytes) -> tuple[int, dict[str, Any]]:
+    """The version ``_last_checkpoint`` names, and the whole pointer."""
+    try:
+        last = json.loads(pointer)
+        return int(last["version"]), last
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnreadableLog("_last_checkpoint does not parse") from exc
 
 
 class AppVersions:
@@ -77,12 +87,7 @@ class AppVersions:
     def _checkpoint_beyond(self) -> bool:
         """Whether ``_last_checkpoint`` names a version after this index's."""
         pointer = self._read("_last_checkpoint")
-        if pointer is None:
-            return False
-        try:
-            return int(json.loads(pointer)["version"]) > self.version
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnreadableLog("_last_checkpoint does not parse") from exc
+        return pointer is not None and _checkpoint_pointer(pointer)[0] > self.version
 
     def _apply_commit(self, text: bytes) -> None:
         for line in text.splitlines():
@@ -99,11 +104,7 @@ class AppVersions:
         pointer = self._read("_last_checkpoint")
         if pointer is None:
             return
-        try:
-            last = json.loads(pointer)
-            version = int(last["version"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnreadableLog("_last_checkpoint does not parse") from exc
+        version, last = _checkpoint_pointer(pointer)
         if "v2Checkpoint" in last:
             raise UnreadableLog("a V2 checkpoint")
         parts = int(last.get("parts") or 0)
