@@ -10,11 +10,12 @@ existing file of ``[env] files`` (``.env`` syntax).
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import importlib
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +37,7 @@ from backfiller.lineage_settings import LineageSettings, lineage_settings
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
-from backfiller.partitions import PartitionScheme, scheme_from_config
+from backfiller.partitions import MultiScheme, PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
@@ -593,13 +594,42 @@ def _dynamic_values(config: ProjectConfig) -> list[str]:
     dimension = config.partitions["dimension"]
     if not dimension:
         return []  # scheme_from_config names the missing setting
+    return _ledger_values(config, [dimension])[dimension]
+
+
+def _ledger_values(config: ProjectConfig, dimensions: Sequence[str]) -> dict[str, list[str]]:
+    """The current values of each of the dynamic ``dimensions``, as the ledger records them
+    (read-only, one reader for them all)."""
     reader = open_config_reader(config)
     try:
-        return reader.dimensions.values(dimension)
+        return {d: reader.dimensions.values(d) for d in dimensions}
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
             close()
+
+
+def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Asset]:
+    """``assets``, each multi-dimensional scheme's dynamic dimensions holding the values the
+    ledger records (a declared scheme cannot know them)."""
+    wanted = {
+        d: None
+        for a in assets
+        if isinstance(a.scheme, MultiScheme)
+        for d in a.scheme.dynamic_dimensions()
+    }
+    if not wanted:
+        return assets
+    values = _ledger_values(config, list(wanted))
+    filled = []
+    for a in assets:
+        scheme = a.scheme
+        if isinstance(scheme, MultiScheme) and scheme.dynamic_dimensions():
+            for d in scheme.dynamic_dimensions():
+                scheme = scheme.with_values(d, values[d])
+            a = dataclasses.replace(a, scheme=scheme)
+        filled.append(a)
+    return filled
 
 
 def _default_setting(config: ProjectConfig) -> str:
@@ -656,7 +686,8 @@ def load_project(
                 f"({config.origin(setting)}) is invalid: {exc.message}",
                 hint=f"{fix}: {exc.hint}" if exc.hint else fix,
             ) from exc
-    graph = AssetGraph(_import_assets(config.root, config.assets_module), scheme)
+    assets = _with_dynamic_values(config, _import_assets(config.root, config.assets_module))
+    graph = AssetGraph(assets, scheme)
     if not len(graph):
         raise ConfigError(
             f"The assets module {config.assets_module!r} defines no assets",

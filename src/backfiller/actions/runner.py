@@ -45,6 +45,7 @@ from backfiller.ledger import (
     PublishSuperseded,
     RunRecord,
 )
+from backfiller.partitions import dimension_columns
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.reports import PartitionReport, read_partition_report, write_partition_report
@@ -543,6 +544,9 @@ class StepRunner:
             (version,) = restored
             extra[CommitKey.RESTORED_FROM_VERSION] = str(version)
         return CommitInfo(
+            dimension_columns=dimension_columns(
+                self.project.scheme_of(members[0].step.target.asset)
+            ),
             run_id=self.run_id,
             plan_id=self.spec.plan_id,
             manifest_ids=tuple(manifests),

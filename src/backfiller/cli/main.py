@@ -27,6 +27,7 @@ from .context import (
     Context,
     _keys,
     asset_selection,
+    dimension_option,
     executor_options,
     make_console,
     override_option,
@@ -136,6 +137,7 @@ def migrate(obj: Context) -> None:
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
 @click.option("--each", is_flag=True, help="A grid with one mark per partition.")
+@dimension_option
 @asset_selection
 @json_option
 @click.pass_obj
@@ -144,6 +146,7 @@ def status(
     start: str | None,
     end: str | None,
     each: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -157,7 +160,7 @@ def status(
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, None, start, end, chosen)
+    keys = window_keys(project, None, start, end, chosen, dimensions)
     reader = project.reader()
     with obj.progress("reading the state") as on_progress:
         ranges = state_ranges(project, reader, keys, chosen, on_progress=on_progress)
@@ -198,6 +201,7 @@ def status(
     is_flag=True,
     help="One line per gap (asset, partition, counts, detail) instead of one per range.",
 )
+@dimension_option
 @asset_selection
 @json_option
 @click.pass_obj
@@ -209,6 +213,7 @@ def gaps(
     reasons: tuple[str, ...],
     needs_action: bool,
     each: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -225,7 +230,7 @@ def gaps(
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, partition, start, end, chosen)
+    keys = window_keys(project, partition, start, end, chosen, dimensions)
     if not obj.json and not each:
         with obj.progress("finding gaps") as on_progress:
             ranges = gap_ranges(project, project.reader(), keys, on_progress=on_progress)
@@ -301,6 +306,7 @@ def _gap_reason(text: str) -> GapReason:
 )
 @override_option
 @_allow_option
+@dimension_option
 @asset_selection
 @json_option
 @executor_options
@@ -316,6 +322,7 @@ def plan(
     include_materialized: bool,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -337,6 +344,7 @@ def plan(
         apply_allowed=allow_apply_during_simulation_,
         asset_names=asset_names,
         patterns=patterns,
+        dimensions=dimensions,
     )
 
 
@@ -354,6 +362,7 @@ def _plan(
     apply_allowed: bool = False,
     asset_names: tuple[str, ...] = (),
     patterns: tuple[str, ...] = (),
+    dimensions: tuple[str, ...] = (),
 ) -> None:
     from backfiller.planning import Mode, make_plan, parse_mode
     from backfiller.planning.planner import request_for
@@ -367,7 +376,7 @@ def _plan(
         )
     project = obj.project(apply_allowed=apply_allowed)
     chosen = select_assets(project.graph.keys, asset_names, patterns)
-    keys = _keys(project, partition, start, end, chosen)
+    keys = _keys(project, partition, start, end, chosen, dimensions)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})

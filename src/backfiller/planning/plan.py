@@ -23,7 +23,7 @@ from backfiller.assets import Asset, AssetGraph
 from backfiller.canonical import stable_id
 from backfiller.errors import UnsupportedModeError
 from backfiller.manifests import BrokenManifest
-from backfiller.partitions import PartitionScheme
+from backfiller.partitions import PartitionScheme, dimension_values
 from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
 from backfiller.planning.state import Observation, state_fingerprint
 from backfiller.refs import AssetPartition
@@ -107,6 +107,11 @@ class PlanEntry(BaseModel):
     target_assets: list[str]
     report_path: str
     asset_gaps: list[AssetGap]
+    dimensions: dict[str, str] | None = Field(
+        default=None,
+        description="each dimension's value of a multi-dimensional key (absent otherwise)",
+        exclude_if=lambda value: value is None,  # a one-dimension entry is written as before
+    )
 
 
 class PlanRequest(BaseModel):
@@ -318,6 +323,7 @@ def build_plan(
                 operator=request.operator,
                 target_assets=targets,
                 report_path=report_path,
+                dimensions=dimension_values(scheme if shared else graph.scheme(mine[0]), key),
                 asset_gaps=[AssetGap.of(g) for g in gaps]
                 + [
                     AssetGap.of(protected)

@@ -58,7 +58,8 @@ __all__ = [
 
 def plan_path(project: Project, keys: list[str]) -> Path:
     name = keys[0] if len(keys) == 1 else f"{keys[0]}_{keys[-1]}"
-    return project.plan_dir / f"backfill_plan_{name}.json"
+    # a multi-dimensional key's '|' would need quoting in a shell: '+' joins its values here
+    return project.plan_dir / f"backfill_plan_{name.replace('|', '+')}.json"
 
 
 def downstream_impact(project: Project) -> str:

@@ -35,6 +35,7 @@ from backfiller.store.base import (
     CommitKey,
     CommitRecord,
     FencedError,
+    OutsideTargetError,
     fence_app_id,
     require_inside,
 )
@@ -247,7 +248,7 @@ class DeltaStore:
         Delta refuse this one (a conflict), so the check and the commit are one."""
         table = self._table(asset)
         if table is None:
-            self._create(asset, data.schema)
+            self._create(asset, data.schema, commit.dimension_columns)
             table = self._table(asset)
             assert table is not None
         snapshot = int(table.version())
@@ -262,7 +263,9 @@ class DeltaStore:
         write_deltalake(
             table,  # the cached handle: no reload of the log for every commit
             data,
-            partition_by=[PARTITION_COLUMN],
+            # as the table was created: partition_key, and a multi-dimensional asset's
+            # dimension columns (functions of the key, so the predicate replaces one cell)
+            partition_by=list(table.metadata().partition_columns),
             mode="overwrite",
             predicate=predicate,
             commit_properties=props,
@@ -274,7 +277,7 @@ class DeltaStore:
             self._local.__dict__.get("tables", {}).pop(asset, None)
         return version
 
-    def _create(self, asset: str, schema: pa.Schema) -> None:
+    def _create(self, asset: str, schema: pa.Schema, dimensions: Sequence[str] = ()) -> None:
         """Create the table with an empty first commit (its schema and partitioning only),
         once, whoever else is creating it at the same moment.
 
@@ -288,7 +291,7 @@ class DeltaStore:
         if self.local_root is None:
             # on object storage there is no file lock to take turns on: the creating commit
             # is empty, and one that finds the table created meanwhile leaves it
-            self._create_table(asset, schema)
+            self._create_table(asset, schema, dimensions)
             return
         path = self.path(asset)
         path.mkdir(parents=True, exist_ok=True)
@@ -296,18 +299,24 @@ class DeltaStore:
         with (path / _CREATE_LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._create_table(asset, schema)
+                self._create_table(asset, schema, dimensions)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _create_table(self, asset: str, schema: pa.Schema) -> None:
+    def _create_table(self, asset: str, schema: pa.Schema, dimensions: Sequence[str]) -> None:
         uri = self.table_uri(asset)
         if DeltaTable.is_deltatable(uri, storage_options=self._options()):
             return  # another process created it while this one waited
+        missing = [c for c in dimensions if c not in schema.names]
+        if missing:
+            raise OutsideTargetError(
+                f"Data for {asset!r} has no column for the dimension(s) {', '.join(missing)}",
+                asset=asset,
+            )
         write_deltalake(
             uri,
             schema.empty_table(),
-            partition_by=[PARTITION_COLUMN],
+            partition_by=[PARTITION_COLUMN, *dimensions],
             mode="error",
             commit_properties=CommitProperties(custom_metadata={CommitKey.CREATED.value: "1"}),
             storage_options=self._options(),
