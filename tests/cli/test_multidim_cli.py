@@ -383,3 +383,57 @@ def test_a_bad_multi_dimensional_selection_is_exit_2_naming_it(
     capsys: pytest.CaptureFixture[str], root: Path, args: tuple[str, ...], says: str
 ) -> None:
     assert says in refused(capsys, root, *args)
+
+
+@pytest.fixture
+def dynamic_root(root: Path) -> Path:
+    """The same project, its product lines a dynamic dimension (none yet)."""
+    assets = root / "assets.py"
+    text = assets.read_text("utf-8").replace(
+        'StaticScheme(("billing", "voice", "chat"))', 'DynamicScheme("product_line")'
+    )
+    assets.write_text(text.replace("    StaticScheme,\n", "    DynamicScheme,\n"), "utf-8")
+    return root
+
+
+def test_a_dynamic_dimension_gets_its_values_from_the_ledger(
+    capsys: pytest.CaptureFixture[str], dynamic_root: Path
+) -> None:
+    root = dynamic_root
+    status = states(capsys, root, "--start", "2026-04-17", "--end", "2026-04-17")
+    assert status[BY_LINE]["partitions"] == {}
+    add = ("partitions", "add", "--dimension", "product_line", "--reason", "launch")
+    ok(capsys, root, *add, "--value", "billing", "--value", "voice")
+    status = states(capsys, root, "--start", "2026-04-17", "--end", "2026-04-17")
+    assert list(status[BY_LINE]["partitions"]) == ["2026-04-17|billing", "2026-04-17|voice"]
+    assert "2026-04-17|chat" in refused(
+        capsys, root, "plan", "--asset", BY_LINE, "--partition", "2026-04-17|chat"
+    )
+
+    plan = run_json(capsys, root, "plan", "--partition", "2026-04-17")
+    ok(capsys, root, "apply", str(root / plan["path"]))
+    assert rows(root, TOTAL, "2026-04-17")[0]["lines"] == "billing,voice"
+    # a new value: its cell of the day is a gap; the day's total is recomputed with it
+    ok(capsys, root, *add, "--value", "chat")
+    gaps = run_json(capsys, root, "gaps", "--partition", "2026-04-17", "--needs-action")
+    assert [(g["asset"], g["partition_key"]) for g in gaps["gaps"]] == [
+        (BY_LINE, "2026-04-17|chat")
+    ]
+    plan = run_json(capsys, root, "plan", "--partition", "2026-04-17")
+    assert [
+        (e["partition_key"], e["target_assets"])
+        for e in plan["plan"]["partitions"]
+        if e["target_assets"]
+    ] == [("2026-04-17", [TOTAL]), ("2026-04-17|chat", [BY_LINE])]
+    ok(capsys, root, "apply", str(root / plan["path"]))
+    assert rows(root, TOTAL, "2026-04-17")[0]["lines"] == "billing,chat,voice"
+
+    # removing a value with published cells is refused unless asked; it is recorded
+    remove = ("partitions", "remove", "--dimension", "product_line", "--reason", "retired")
+    code, _, err = run(capsys, root, *remove, "--value", "voice")
+    assert code == 2 and "Published data in the partitions of: voice (1 asset(s))" in err
+    ok(capsys, root, *remove, "--value", "voice", "--allow-published")
+    status = states(capsys, root, "--start", "2026-04-17", "--end", "2026-04-17")
+    assert list(status[BY_LINE]["partitions"]) == ["2026-04-17|billing", "2026-04-17|chat"]
+    events = run_json(capsys, root, "partitions", "list", "--history")["events"]
+    assert [(e["verb"], e["value"], e["published"]) for e in events][-1] == ("remove", "voice", 1)

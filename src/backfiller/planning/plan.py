@@ -316,7 +316,13 @@ def build_plan(
                 current_output_count=first.stored_rows,
                 gap_reason=primary.reason if primary else None,
                 proposed_action=(
-                    primary.proposed_action if primary else ProposedAction.NOTHING_TO_DO
+                    primary.proposed_action
+                    if primary
+                    # several schemes: no gap of its own, but downstream of a recomputed cell
+                    # (the day's total of a new product line): recomputed with it
+                    else ProposedAction.RERUN_DOWNSTREAM
+                    if targets and not shared
+                    else ProposedAction.NOTHING_TO_DO
                 ),
                 idempotency_guard=combined_guard(graph, targets or mine),
                 downstream_impact=downstream_impact,
