@@ -336,6 +336,19 @@ def test_dimension_selection_narrows_the_multi_dimensional_cells(
         "--dimension",
         "product_line=voice",
     ) == {BY_LINE: ["2026-04-17|voice", "2026-04-17|chat"]}
+    # status: a grid per product line over the days, and the counts of each
+    grid = ok(capsys, root, "status", "--start", "2026-04-01", "--end", "2026-04-30", "--each")
+    section = grid.split(BY_LINE)[1].split(TOTAL)[0]
+    assert [line.strip() for line in section.splitlines()[1:7]] == [
+        "product_line=billing",
+        "2026-04  " + "·" * 30,
+        "product_line=voice",
+        "2026-04  " + "·" * 30,
+        "product_line=chat",
+        "2026-04  " + "·" * 30,
+    ]
+    by_line = states(capsys, root, "--start", "2026-04-01", "--end", "2026-04-30")[BY_LINE]
+    assert by_line["grids"] == {f"product_line={line}": {"missing_partition": 30} for line in LINES}
     # a plan of one day and one product line: the day, that cell, and the total it feeds
     plan = run_json(
         capsys, root, "plan", "--partition", "2026-04-17", "--dimension", "product_line=billing"

@@ -155,7 +155,7 @@ def status(
     (--each: a per-day grid). A state is the gap reason 'gaps' finds, or materialized."""
     from backfiller.planning.classify import state_ranges
 
-    from .render import by_asset, partition_states, print_status
+    from .render import by_asset, dimension_grids, partition_states, print_status
 
     obj.use_json(as_json)
     project = obj.project()
@@ -178,6 +178,11 @@ def status(
         entry = {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
         if not shared:  # each asset over its own keys
             entry |= {"scheme": project.scheme_of(asset).name, "window": documents.span(mine)}
+        grids = dimension_grids(project.scheme_of(asset), states)
+        if (
+            grids and grids[0][0]
+        ):  # a multi-dimensional asset: the counts per value of its dimensions
+            entry["grids"] = {label: documents.counts(s.values()) for label, s in grids}
         assets.append(entry)
     documents.emit(
         documents.document(
