@@ -357,6 +357,22 @@ def test_dimension_selection_narrows_the_multi_dimensional_cells(
         ("2026-04-17", [DAILY, TOTAL]),
         ("2026-04-17|billing", [BY_LINE]),
     ]
+    # rerun: the cells of a day with one product line
+    ok(capsys, root, "rerun", "--asset", DAILY, "--partition", "2026-04-16", "--reason", "x")
+    out = ok(
+        capsys,
+        root,
+        "rerun",
+        "--asset",
+        BY_LINE,
+        "--partition",
+        "2026-04-16",
+        "--dimension",
+        "product_line=voice",
+        "--reason",
+        "x",
+    )
+    assert "2026-04-16|voice" in out and "2026-04-16|chat" not in out
     # a whole key selects that cell alone
     plan = run_json(capsys, root, "plan", "--asset", BY_LINE, "--partition", "2026-04-17|chat")
     assert plan["plan"]["request"]["keys"] == ["2026-04-17|chat"]

@@ -6,7 +6,14 @@ import click
 
 from backfiller.errors import BadInputError
 
-from .context import Context, _keys, executor_options, override_option, override_reason
+from .context import (
+    Context,
+    _keys,
+    dimension_option,
+    executor_options,
+    override_option,
+    override_reason,
+)
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
@@ -17,6 +24,7 @@ _reason = click.option("--reason", help="Why; recorded in the ledger.")
 @click.option("--partition", help="One partition key.")
 @click.option("--start", help="First partition key.")
 @click.option("--end", help="Last partition key.")
+@dimension_option
 @_operator
 @_reason
 @override_option
@@ -28,6 +36,7 @@ def rerun_cmd(
     partition: str | None,
     start: str | None,
     end: str | None,
+    dimensions: tuple[str, ...],
     operator: str | None,
     reason: str | None,
     override_protected: bool,
@@ -42,7 +51,7 @@ def rerun_cmd(
     if partition is None and start is None:
         raise BadInputError("rerun needs --partition K or --start K --end K")
     project.graph.get(asset)
-    keys = _keys(project, partition, start, end, [asset])  # keys of the asset's own scheme
+    keys = _keys(project, partition, start, end, [asset], dimensions)  # its own scheme's keys
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
