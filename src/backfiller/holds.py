@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
 from backfiller.errors import BadInputError, IllegalTransitionError
 from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
+from backfiller.locations import Location
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -25,7 +25,7 @@ __all__ = ["Release", "holds_file", "is_ready", "place_holds", "release", "write
 HOLDS_FILE_VERSION = 1
 
 
-def holds_file(project: Project) -> Path:
+def holds_file(project: Project) -> Location:
     return project.config.report_dir / "holds.json"
 
 
@@ -192,7 +192,7 @@ def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[st
     return reasons
 
 
-def write_holds_file(project: Project, ledger: Ledger) -> Path:
+def write_holds_file(project: Project, ledger: Ledger) -> Location:
     """The open holds as a small JSON file, for tools outside backfiller."""
     document = {
         "schema_version": HOLDS_FILE_VERSION,

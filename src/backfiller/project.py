@@ -33,6 +33,7 @@ from backfiller.ledger import (
     open_reader,
 )
 from backfiller.lineage_settings import LineageSettings, lineage_settings
+from backfiller.locations import Location, ObjectPath, location_of
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
@@ -134,8 +135,10 @@ class ProjectConfig:
     store_path: Path | None
     state_dir: Path
     ledger_path: Path
-    report_dir: Path
-    manifests_dir: Path
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    report_dir: Location
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    manifests_dir: Location
     operator: str
     partitions: dict[str, Any]
     default_partition: str | None
@@ -293,7 +296,30 @@ class ProjectConfig:
             )
         parts = settings["partitions"]
         parts["default"] = default_partition
-        report_dir = inside("report_dir")
+        options = dict(settings["storage"]["options"])
+
+        def placed(key: str) -> Location:
+            """``[project] key`` as a local folder (a path or a ``file://`` URI) or a prefix
+            on object storage."""
+            text = str(proj[key])
+            if is_uri(text):
+                try:
+                    found = location_of(
+                        text, root=root, options=options, setting=f"[project] {key}"
+                    )
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"[project] {key} = {text!r} is not a location backfiller can reach: {exc}",
+                        hint="give a local folder (file:///absolute/path or a path relative "
+                        "to the project) or an object-storage URI with a bucket "
+                        "(s3://bucket/prefix, gs://…, az://…)",
+                    ) from exc
+                if isinstance(found, ObjectPath):
+                    return found
+                proj[key] = str(found)
+            return inside(key)
+
+        report_dir = placed("report_dir")
         store_text = str(proj["store"])
         store_uri = object_store_uri(store_text)
         store_path = None
@@ -315,12 +341,12 @@ class ProjectConfig:
             assets_module=proj["assets_module"],
             store_path=store_path,
             store_uri=store_uri or str(store_path),
-            storage_options=dict(settings["storage"]["options"]),
+            storage_options=options,
             state_dir=state_dir,
             ledger_path=ledger_path,
             ledger_url=ledger_url,
             report_dir=report_dir,
-            manifests_dir=inside("manifests"),
+            manifests_dir=placed("manifests"),
             operator=proj["operator"],
             lease_ttl_seconds=lease_ttl,
             group_size=int(proj["group_size"]),
@@ -527,18 +553,32 @@ class Project:
         return override or self.config.operator or getpass.getuser()
 
     @property
-    def plan_dir(self) -> Path:
+    def plan_dir(self) -> Location:
         """Where plans go: ``[policy] dry_run_report_path``, by default <report_dir>/backfill."""
         return self.policy.dry_run_report_path or self.config.report_dir / "backfill"
 
-    def partition_report_dir(self, asset: str) -> Path:
+    def partition_report_dir(self, asset: str) -> Location:
         """The folder of ``asset``'s partition reports (one ``<key>.json`` each)."""
         return self.config.report_dir.joinpath("partitions", *asset.split("/"))
 
-    def partition_report_path(self, asset: str, key: str) -> Path:
+    def partition_report_path(self, asset: str, key: str) -> Location:
         return self.partition_report_dir(asset) / f"{key}.json"
 
-    def relative(self, path: Path) -> str:
+    def location(self, text: str) -> Location:
+        """A location recorded by :meth:`relative` (a plan's ``report_path``, an evidence
+        index entry): relative to the project, absolute, or an object-storage URI."""
+        return location_of(
+            text,
+            root=self.root,
+            options=self.config.storage_options,
+            setting="[project] report_dir",
+        )
+
+    def relative(self, path: Location) -> str:
+        """``path`` relative to the project folder when it is inside it; otherwise as it is
+        (an absolute path, or an object-storage URI)."""
+        if isinstance(path, ObjectPath):
+            return str(path)
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except ValueError:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, NOW, cli_environment, materialize
+from conftest import GAP_DAY, NOW, cli_environment, materialize, tree_fingerprint
 from deltalake import DeltaTable
 
 from backfiller import FixedClock, Project, load_project
@@ -29,6 +29,9 @@ from backfiller.cli.main import main
 from backfiller.engine import fingerprint_table
 from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
+from backfiller.locations import files_in
+from backfiller.planning import read_plan
+from backfiller.reports import read_partition_report
 
 pytest.importorskip("moto")
 
@@ -137,32 +140,94 @@ def reference(tmp_path: Path) -> dict[tuple[str, str], tuple[int, str]]:
     return rows_of(project)
 
 
-def test_the_controlled_path_on_s3(
-    capsys: pytest.CaptureFixture[str], s3_project: Project, tmp_path: Path
+def put_local_folder(endpoint: str, folder: Path, prefix: str) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(folder).as_posix()}"
+            put_object(endpoint, key, path.read_bytes())
+
+
+def with_locations(root: Path, base: str, options: dict[str, str] | None = None) -> None:
+    """Point the example's store, report folder and manifests folder under ``base`` (a URI;
+    the manifests must already be there) and forget the local manifests folder."""
+    config = root / "backfiller.toml"
+    text = config.read_text(encoding="utf-8")
+    for setting, value in (
+        ('store = "data/lake"', f'store = "{base}/lake"'),
+        ('report_dir = "reports/week06"', f'report_dir = "{base}/reports/week06"'),
+        ('manifests = "data/manifests"', f'manifests = "{base}/manifests"'),
+    ):
+        assert setting in text
+        text = text.replace(setting, value)
+    if options:
+        text += "\n[storage.options]\n" + "".join(f'{k} = "{v}"\n' for k, v in options.items())
+    config.write_text(text, encoding="utf-8")
+    shutil.rmtree(root / "data" / "manifests")  # nothing local to fall back on
+
+
+@pytest.fixture(params=["s3", "file"])
+def remote_project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    """The example with its tables, reports (plans, evidence, holds) and manifests all
+    under one URI — a fresh prefix of ``s3://lake`` (moto), or a ``file://`` folder — its
+    week materialized but for the gap day."""
+    root = lay_out_example(tmp_path / "omni")
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        prefix = uuid.uuid4().hex
+        put_local_folder(endpoint, root / "data" / "manifests", f"{prefix}/manifests")
+        with_locations(root, f"s3://{BUCKET}/{prefix}", storage_options(endpoint))
+    else:
+        elsewhere = root / "elsewhere"  # a file:// URI must stay inside the project too
+        shutil.copytree(root / "data" / "manifests", elsewhere / "manifests")
+        with_locations(root, elsewhere.as_uri())
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    materialize(project, [k for k in WEEK if k != GAP_DAY])
+    return project
+
+
+def nothing_local(root: Path) -> None:
+    """Neither tables nor reports nor plans landed in the project folder."""
+    assert not (root / "data" / "lake").exists()
+    assert not (root / "reports").exists()
+    assert not (root / "data" / "manifests").exists()
+
+
+def test_the_controlled_path_on_object_storage(
+    capsys: pytest.CaptureFixture[str], remote_project: Project, tmp_path: Path
 ) -> None:
-    project = s3_project
+    """Plan, apply, rerun, restore, verify, evidence verify, evidence report — with the
+    tables, the reports, the plans, the evidence and the manifests on ``s3://`` or
+    ``file://``; the gap listing reads the reports there."""
+    project = remote_project
     root = project.root
-    assert not (root / "data" / "lake").exists()  # nothing local: the tables are in S3
-    assert project.config.store_path is None
+    nothing_local(root)
+    assert project.config.store_path in (None, root / "elsewhere" / "lake")
+    reports = project.config.report_dir
     uri = project.store.table_uri(RAW)  # type: ignore[attr-defined]
-    assert uri.startswith(f"s3://{BUCKET}/")
     assert DeltaTable.is_deltatable(uri, storage_options=project.config.storage_options)
+    assert len(project.manifests) > 0  # read from the URI
+    assert project.partition_report_path(RAW, "2026-04-15").is_file()
 
     code, out, err = run(capsys, root, "gaps", "--start", WEEK[0], "--end", WEEK[-1])
     assert code == 0, err
     assert GAP_DAY in out
 
     assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
-    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
+    plan = project.plan_dir / f"backfill_plan_{GAP_DAY}.json"
+    assert plan.is_file()
     code, out, err = run(capsys, root, "apply", str(plan))
     assert code == 0, (out, err)
     assert rows_of(project) == reference(tmp_path)
+    written = read_partition_report(project.partition_report_path(SILVER, GAP_DAY))
+    assert written is not None and written.row_count > 0
+    (applied,) = files_in(project.plan_dir / "applied", "*.json")
+    assert read_plan(applied).plan_id == read_plan(plan).plan_id
 
     # a rerun publishes a new version; a restore brings the one before it back
     before = project.store.read_partition(RAW, "2026-04-15")
     assert before is not None
     code, out, err = run(
-        capsys, root, "rerun", "--asset", RAW, "--partition", "2026-04-15", "--reason", "s3"
+        capsys, root, "rerun", "--asset", RAW, "--partition", "2026-04-15", "--reason", "remote"
     )
     assert code == 0, (out, err)
     reader = project.reader()
@@ -175,8 +240,8 @@ def test_the_controlled_path_on_s3(
     assert code == 0, (out, err)
     restored = project.store.read_partition(RAW, "2026-04-15")
     assert restored is not None and fingerprint_table(restored) == fingerprint_table(before)
-    history = project.store.history(RAW)
-    assert history[0].metadata["backfiller.action"] == "restore"
+    report = read_partition_report(project.partition_report_path(RAW, "2026-04-15"))
+    assert report is not None and report.action == "restore"
 
     # the store agrees with the ledger, partition by partition; the evidence chain holds
     code, out, err = run(capsys, root, "verify")
@@ -186,6 +251,22 @@ def test_the_controlled_path_on_s3(
     assert "Evidence chain intact" in out
     runs = project.reader().runs.all()
     assert {r.state for r in runs} == {RunState.SUCCEEDED}
+    assert len(files_in(reports / "evidence", "*.json")) == len(runs)
+    code, out, err = run(capsys, root, "evidence", "report", rerun_id)
+    assert code == 0, (out, err)
+    assert (reports / "evidence" / f"{rerun_id}.md").read_text().startswith("#")
+
+    # a report lost from the store's side is seen by gaps (which lists the report folder)
+    project.partition_report_path(SILVER, "2026-04-16").unlink()
+    code, out, err = run(capsys, root, "gaps", "--start", WEEK[0], "--end", WEEK[-1], "--json")
+    assert code == 0, err
+    found = {
+        (g["asset"], g["partition_key"])
+        for g in json.loads(out)["gaps"]
+        if g["gap_reason"] == "missing_partition_report"
+    }
+    assert found == {(SILVER, "2026-04-16")}
+    nothing_local(root)
 
 
 def test_a_missing_data_file_on_s3_is_found(
@@ -205,21 +286,6 @@ def test_a_missing_data_file_on_s3_is_found(
     files = store._files_of(RAW)  # type: ignore[attr-defined]
     files.delete_file(data_file.removeprefix(store.table_uri(RAW) + "/"))  # type: ignore[attr-defined]
     assert store.missing_files(RAW) == {"2026-04-15": 1}
-
-
-def test_a_file_uri_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = lay_out_example(tmp_path / "omni")
-    tables = tmp_path / "omni" / "elsewhere" / "lake"
-    with_store(root, tables.as_uri())
-    project = load_project(root, environ={}, clock=FixedClock(NOW))
-    assert project.config.store_path == tables
-    materialize(project, [k for k in WEEK if k != GAP_DAY])
-    assert run(capsys, root, "plan", "--partition", GAP_DAY)[0] == 0
-    plan = root / f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
-    code, out, err = run(capsys, root, "apply", str(plan))
-    assert code == 0, (out, err)
-    assert (tables / RAW / "_delta_log").is_dir()
-    assert rows_of(project) == reference(tmp_path)
 
 
 def test_the_dask_executor_reads_upstream_from_s3(
@@ -251,9 +317,10 @@ def test_the_dask_executor_reads_upstream_from_s3(
 
 @pytest.mark.slow
 def test_a_coordinator_killed_after_its_commit_is_finished_by_resume(
-    s3_project: Project, tmp_path: Path
+    remote_project: Project, tmp_path: Path
 ) -> None:
-    project = s3_project
+    """On ``s3://`` and ``file://`` (tables, reports and evidence there)."""
+    project = remote_project
     root = project.root
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK06_", "BACKFILLER_"))}
     apply = [*CLI, "--project", str(root), "--group-size", "1", "plan", "--partition", GAP_DAY]
@@ -266,7 +333,7 @@ def test_a_coordinator_killed_after_its_commit_is_finished_by_resume(
     )
     assert crashed.returncode == -9, crashed.stderr
     (run_record,) = [r for r in project.reader().runs.all() if r.state is RunState.RUNNING]
-    # the commit landed in S3; the ledger does not know it yet
+    # the commit landed; the ledger does not know it yet
     assert project.reader().partitions.get(RAW, GAP_DAY).status is not PartitionStatus.MATERIALIZED
     assert project.store.read_partition(RAW, GAP_DAY).num_rows == 3  # type: ignore[union-attr]
 
@@ -288,6 +355,11 @@ def test_a_coordinator_killed_after_its_commit_is_finished_by_resume(
             if h.metadata.get("backfiller.run_id") == run_record.run_id
         ]
         assert len(commits) == 1, commits
+    # the reports and the evidence landed where the reports live
+    for key in WEEK:
+        assert project.partition_report_path(SILVER, key).is_file()
+    assert files_in(project.config.report_dir / "evidence", f"*{run_record.run_id}.json")
+    nothing_local(root)
 
 
 def put_object(endpoint: str, key: str, body: bytes) -> None:
@@ -384,3 +456,33 @@ def test_a_changed_input_on_s3_fails_its_step(
         out + err
     )
     assert project.store.read_partition(RAW, GAP_DAY).num_rows == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("report_dir", "said"),
+    [
+        ("s3://no-such-bucket/reports", "Cannot list s3://no-such-bucket/reports"),
+        ("s3://", "names no bucket"),
+        ("file://elsewhere.example/reports", "not a local file URI"),
+    ],
+)
+def test_a_report_folder_that_cannot_be_reached_is_refused_with_nothing_written(
+    capsys: pytest.CaptureFixture[str],
+    s3_endpoint: str,
+    tmp_path: Path,
+    report_dir: str,
+    said: str,
+) -> None:
+    root = lay_out_example(tmp_path / "omni")
+    config = root / "backfiller.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace('report_dir = "reports/week06"', f'report_dir = "{report_dir}"')
+    text += "\n[storage.options]\n" + "".join(
+        f'{k} = "{v}"\n' for k, v in storage_options(s3_endpoint).items()
+    )
+    config.write_text(text, encoding="utf-8")
+    before = tree_fingerprint(root)
+    code, out, err = run(capsys, root, "plan", "--partition", GAP_DAY)
+    assert code == 2, (out, err)
+    assert "[project] report_dir" in err and said in err, err
+    assert tree_fingerprint(root) == before

@@ -88,7 +88,7 @@ def show(obj: Context, run_id: str, as_json: bool) -> None:
         doc = load_run_evidence(project, ledger, run_id)
         record = ledger.evidence.of_run(run_id)
     if obj.json:
-        path = None if record is None else project.relative(project.root / record.path)
+        path = None if record is None else project.relative(project.location(record.path))
         documents.emit(documents.document("evidence", path=path, evidence=doc.to_dict()))
         return
     obj.console.print(summary_text(doc), markup=False, end="")

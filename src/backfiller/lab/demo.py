@@ -14,6 +14,7 @@ from rich.rule import Rule
 
 from backfiller.cli.render import print_plan, print_run, print_status
 from backfiller.lab.example import lay_out_example, materialize_history
+from backfiller.locations import Location
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.classify import state_ranges
 from backfiller.planning.planner import request_for
@@ -23,7 +24,7 @@ GAP_DAY = "2026-04-17"
 FIRST, LAST = "2026-03-01", "2026-04-30"
 
 
-def run_demo(folder: Path, console: Console) -> Path:
+def run_demo(folder: Path, console: Console) -> Location:
     console.print(Rule("1. Lay out the seed's pipeline (examples/omnisupport)"))
     lay_out_example(folder)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("WEEK06_")}

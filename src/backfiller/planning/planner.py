@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from backfiller.asset_keys import cells, require_owned, shared_scheme
-from backfiller.atomic import atomic_write_text
+from backfiller.atomic import atomic_write_text, create_new_bytes
 from backfiller.canonical import readable_json, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
+from backfiller.locations import Location
 from backfiller.manifests import BrokenManifest
 from backfiller.planning.classify import bulk_gaps
 from backfiller.planning.compact import (
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 
-def plan_path(project: Project, keys: list[str]) -> Path:
+def plan_path(project: Project, keys: list[str]) -> Location:
     name = keys[0] if len(keys) == 1 else f"{keys[0]}_{keys[-1]}"
     return project.plan_dir / f"backfill_plan_{name}.json"
 
@@ -169,28 +170,30 @@ def compute_plan(
     )
 
 
-def write_plan(project: Project, document: AnyPlan) -> Path:
-    """Write the plan atomically where its ``report_path`` says. The document is the model
-    the schema is generated from, so it is not validated again here; every plan read back
-    (:func:`read_plan`, before any apply) is."""
-    path = project.root / document.report_path
+def write_plan(project: Project, document: AnyPlan) -> Location:
+    """Write the plan atomically where its ``report_path`` says (in the project, or on object
+    storage). The document is the model the schema is generated from, so it is not validated
+    again here; every plan read back (:func:`read_plan`, before any apply) is."""
+    path = project.location(document.report_path)
     atomic_write_text(path, readable_json(document.to_dict()))
     return path
 
 
-def archive_plan(project: Project, document: AnyPlan) -> Path:
+def archive_plan(project: Project, document: AnyPlan) -> Location:
     """The immutable copy of an applied plan, ``<plan dir>/applied/<plan_id>.json``: what the
     ledger and the run's evidence cite. The working plan file may be planned over again; this
-    copy never is (a plan applied twice is the same document, so it is written once)."""
+    copy never is: it is only ever created, never replaced (two operators applying the same
+    plan at once, made at different moments, must not swap the copy a run's evidence cites)."""
     path = project.plan_dir / "applied" / f"{document.plan_id}.json"
     if not path.is_file():
-        data = document.to_dict()
-        atomic_write_text(path, readable_json(data))
+        create_new_bytes(path, readable_json(document.to_dict()).encode("utf-8"))
     return path
 
 
-def read_plan(path: Path) -> AnyPlan:
-    path = Path(path)
+def read_plan(path: Location | str) -> AnyPlan:
+    """The plan at ``path`` (a local file, or an object on object storage), validated."""
+    if isinstance(path, str):
+        path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
