@@ -1,8 +1,11 @@
-"""The Delta store on object storage (``s3://`` on a loopback S3 endpoint: moto's server in its
-own process) and on ``file://`` URIs: the whole controlled path — plan, apply, rerun, restore,
-verify, evidence; a crash and a resume (slow) — through the CLI, exactly as on a local folder.
+"""The project on object storage (``s3://`` on a loopback S3 endpoint: moto's server in its
+own process) and on ``file://`` URIs — the Delta store, the report folder (plans, partition
+reports, evidence, holds) and the manifests: the whole controlled path — plan, apply, rerun,
+restore, verify, evidence; a crash and a resume (slow) — through the CLI, exactly as on a
+local folder.
 
-moto's server answers one writer at a time reliably, so nothing here races two writers on it:
+moto's threaded server was seen to lose a conditional write under concurrent writers: the one
+race run on S3 here (two coordinators creating one table) uses it single-threaded; the other
 concurrent writers are tested on local files (test_many_operators.py, test_fencing.py,
 test_table_creation_race.py)."""
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -19,7 +23,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from conftest import GAP_DAY, NOW, cli_environment, materialize, tree_fingerprint
 from deltalake import DeltaTable
@@ -32,6 +38,8 @@ from backfiller.ledger import PartitionStatus, RunState
 from backfiller.locations import files_in
 from backfiller.planning import read_plan
 from backfiller.reports import read_partition_report
+from backfiller.store import DeltaStore
+from backfiller.store.base import PARTITION_COLUMN, CommitInfo, CommitKey
 
 pytest.importorskip("moto")
 
@@ -51,16 +59,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
+#: moto's server answering one request at a time (its threaded server was seen to lose a
+#: conditional write under concurrent writers)
+SINGLE_THREADED = """\
+import sys
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+app = DomainDispatcherApplication(create_backend_app)
+run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False)
+"""
+
+
+@contextlib.contextmanager
+def moto_server(*, threaded: bool) -> Iterator[str]:
     """An S3 endpoint on loopback (moto's server, in its own process: deltalake holds the
     interpreter lock while it waits for an answer, so a server thread in this process would
     never answer), with the bucket ``lake``."""
     port = free_port()
+    command = (
+        ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        if threaded
+        else ["-c", SINGLE_THREADED, str(port)]
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -76,6 +98,12 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server(threaded=True) as endpoint:
+        yield endpoint
 
 
 def storage_options(endpoint: str) -> dict[str, str]:
@@ -486,3 +514,84 @@ def test_a_report_folder_that_cannot_be_reached_is_refused_with_nothing_written(
     assert code == 2, (out, err)
     assert "[project] report_dir" in err and said in err, err
     assert tree_fingerprint(root) == before
+
+
+CREATORS = 2
+CREATION_ROUNDS = 6
+
+
+def _creator(endpoint: str, writer: int, barrier: Any, results: Any) -> None:
+    """One coordinator: in every round, publish its own partition of a table that does not
+    exist yet, at the same moment as the other."""
+    key = f"2026-01-0{writer + 1}"
+    data = pa.table({"writer": [writer] * 3, PARTITION_COLUMN: [key] * 3})
+    for round_ in range(CREATION_ROUNDS):
+        store = DeltaStore(f"s3://{BUCKET}/creation-{round_}", storage_options(endpoint))
+        commit = CommitInfo(run_id=f"w{writer}", fences=((key, 1),))
+        barrier.wait()
+        try:
+            store.write_partitions("lake/orders", data, [key], commit)
+        except Exception as exc:  # reported, judged by the test
+            results.put((round_, writer, f"{type(exc).__name__}: {exc}"))
+        else:
+            results.put((round_, writer, "ok"))
+
+
+@pytest.mark.slow
+def test_coordinators_creating_one_table_on_s3_at_once_end_with_one_table() -> None:
+    """Two processes publish disjoint partitions of a new table at the same moment, round
+    after round: each round ends with one creation (one table id), both partitions landed,
+    and neither writer failed. Before, the creator that lost version 0 either failed ("a
+    table already exists") or had delta-rs commit its creation again as version 1, a second
+    table id over the first."""
+    with moto_server(threaded=False) as endpoint:
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(CREATORS)
+        results = context.Queue()
+        processes = [
+            context.Process(target=_creator, args=(endpoint, w, barrier, results))
+            for w in range(CREATORS)
+        ]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=HANG_GUARD) for _ in range(CREATORS * CREATION_ROUNDS)]
+        for process in processes:
+            process.join(HANG_GUARD)
+        assert [o for o in outcomes if o[2] != "ok"] == []
+        for round_ in range(CREATION_ROUNDS):
+            store = DeltaStore(f"s3://{BUCKET}/creation-{round_}", storage_options(endpoint))
+            history = store.history("lake/orders")
+            created = [h.version for h in history if h.metadata.get(CommitKey.CREATED.value)]
+            assert created == [0], (round_, [(h.version, h.operation) for h in history])
+            table = store.read_partitions("lake/orders", ["2026-01-01", "2026-01-02"])
+            assert table is not None
+            assert sorted(table.column("writer").to_pylist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_the_applied_plan_copy_is_the_document_the_ledger_recorded(
+    remote_project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two operators made the same plan at different moments (one plan id, two documents);
+    the other's copy was written first (on object storage it may even be written over this
+    one's: there is no conditional PUT). This operator's document is the one the ledger
+    records, and the copy ends as that document: the evidence's hash of the plan holds."""
+    from datetime import timedelta
+
+    from backfiller.actions.apply import apply_plan
+    from backfiller.canonical import sha256_hex
+    from backfiller.planning import Mode, make_plan, write_plan
+    from backfiller.planning.planner import archive_plan, request_for
+
+    project = remote_project
+    request = request_for([GAP_DAY], Mode.DRY_RUN, "tests")
+    document = read_plan(write_plan(project, make_plan(project, project.reader(), request)))
+    other = document.model_copy(update={"created_at": document.created_at - timedelta(minutes=5)})
+    assert other.plan_id == document.plan_id and other.to_dict() != document.to_dict()
+    copy = archive_plan(project, other)  # the other operator's, not recorded yet
+    result = apply_plan(project, document, operator="tests")
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    recorded = project.reader().runs.plan(document.plan_id)
+    assert recorded is not None and recorded.document == document.to_dict()
+    assert sha256_hex(json.loads(copy.read_bytes())) == sha256_hex(document.to_dict())
+    code, out, err = run(capsys, project.root, "evidence", "verify")
+    assert code == 0, (out, err)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from backfiller.asset_keys import cells, require_owned, shared_scheme
 from backfiller.atomic import atomic_write_text, create_new_bytes
-from backfiller.canonical import readable_json, stable_id
+from backfiller.canonical import readable_json, sha256_hex, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
 from backfiller.locations import Location
@@ -182,12 +182,28 @@ def write_plan(project: Project, document: AnyPlan) -> Location:
 def archive_plan(project: Project, document: AnyPlan) -> Location:
     """The immutable copy of an applied plan, ``<plan dir>/applied/<plan_id>.json``: what the
     ledger and the run's evidence cite. The working plan file may be planned over again; this
-    copy never is: it is only ever created, never replaced (two operators applying the same
-    plan at once, made at different moments, must not swap the copy a run's evidence cites)."""
+    copy is created once (two operators applying the same plan, made at different moments,
+    make two documents with one id) and then held to what the ledger recorded for its id
+    (:func:`settle_archive`)."""
     path = project.plan_dir / "applied" / f"{document.plan_id}.json"
     if not path.is_file():
         create_new_bytes(path, readable_json(document.to_dict()).encode("utf-8"))
     return path
+
+
+def settle_archive(path: Location, recorded: dict[str, Any]) -> None:
+    """Make the applied plan's copy at ``path`` the document the ledger recorded for its id
+    (``recorded``: the first one recorded, which the evidence cites), once this writer's
+    document is recorded or refused. Of two operators applying one plan id at once, the one
+    that created the copy may not be the one the ledger recorded first; on object storage,
+    with no conditional PUT to create the copy, the second may also have written over the
+    first's. Every writer settles after its own write, so the copy ends as the ledger's."""
+    try:
+        current: str | None = sha256_hex(json.loads(path.read_bytes()))
+    except (FileNotFoundError, ValueError):
+        current = None
+    if current != sha256_hex(recorded):
+        atomic_write_text(path, readable_json(recorded))
 
 
 def read_plan(path: Location | str) -> AnyPlan:
