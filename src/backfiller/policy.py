@@ -39,6 +39,7 @@ from backfiller.locations import Location, ObjectPath
 from backfiller.names import did_you_mean
 from backfiller.partitions import PartitionScheme, TimeWindowScheme
 from backfiller.paths import configured_path
+from backfiller.store.location import is_uri
 
 __all__ = [
     "POLICY_DEFAULTS",
@@ -121,6 +122,12 @@ def _path(
     value: str, name: str, *, root: Path, report_dir: Location, allow_outside: bool
 ) -> Location:
     text = value.strip()
+    if is_uri(text):
+        raise ConfigError(
+            f"[policy] {name} = {value!r}: a URI is not taken here",
+            hint=f"set [project] report_dir to the URI and {name} = "
+            f'"{REPORT_DIR_PLACEHOLDER}/…" (the default for plans)',
+        )
     if text.startswith(REPORT_DIR_PLACEHOLDER):
         rest = text[len(REPORT_DIR_PLACEHOLDER) :].lstrip("/\\")
         if not rest:
