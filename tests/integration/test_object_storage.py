@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import GAP_DAY, NOW, cli_environment, materialize, tree_fingerprint
+from conftest import GAP_DAY, NOW, cli_environment, materialize, run_steps, tree_fingerprint
 from deltalake import DeltaTable
 
 from backfiller import FixedClock, Project, load_project
@@ -595,3 +595,29 @@ def test_the_applied_plan_copy_is_the_document_the_ledger_recorded(
     assert sha256_hex(json.loads(copy.read_bytes())) == sha256_hex(document.to_dict())
     code, out, err = run(capsys, project.root, "evidence", "verify")
     assert code == 0, (out, err)
+
+
+def test_holds_json_is_written_where_the_reports_are(remote_project: Project) -> None:
+    """A failing blocking check holds what depends on the partition: ``holds.json`` is written
+    in the report folder on ``s3://`` or ``file://``, and rewritten when the holds go."""
+    from backfiller.holds import holds_file, release
+
+    project = remote_project
+    key = "2026-04-15"
+    steps = [(RAW, key), (SILVER, key)]
+    failing = frozenset({(RAW, "idempotency_key_unique", key)})
+    with project.ledger() as ledger:
+        failed = run_steps(project, ledger, steps, action="rerun", forced_failures=failing)
+        assert failed.state is RunState.CHECKS_FAILED
+        held = {(h.target, h.partition_key) for h in ledger.holds.all()}
+    assert (SILVER, key) in held
+    path = holds_file(project)
+    assert str(path).startswith(str(project.config.report_dir))
+    document = json.loads(path.read_text())
+    assert {(h["target"], h["partition_key"]) for h in document["holds"]} == held
+    with project.ledger() as ledger:
+        fixed = run_steps(project, ledger, steps, action="rerun")
+        assert fixed.state is RunState.SUCCEEDED
+        assert release(project, ledger, operator="tests").blocked == []
+    assert json.loads(path.read_text())["holds"] == []
+    nothing_local(project.root)
