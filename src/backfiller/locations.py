@@ -17,9 +17,10 @@ all — the object store's counterpart of writing a temporary file and renaming 
 from __future__ import annotations
 
 import fnmatch
+import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,7 +45,8 @@ class ObjectPath:
 
     bucket_uri: str
     key: str
-    options: tuple[tuple[str, str], ...] = ()
+    #: never shown (``repr``): the options may hold credentials
+    options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     setting: str = "a location on object storage"
 
     @classmethod
@@ -136,9 +138,8 @@ class ObjectPath:
             return found
 
     def _unreachable(self, doing: str, exc: Exception) -> StorageUnreachableError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return StorageUnreachableError(
-            f"Cannot {doing} {self} ({self.setting}): {first}",
+            f"Cannot {doing} {self} ({self.setting}): {_said(exc)}",
             hint=f"check {self.setting}, [storage.options] and the AWS_*/GOOGLE_*/AZURE_* "
             "variables, and that the bucket exists and is reachable from here",
         )
@@ -240,6 +241,19 @@ class ObjectPath:
             for info in self._listing()
             if info.type == pafs.FileType.File
         ]
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _said(exc: Exception) -> str:
+    """The storage handler's error in one line: its first line and its root cause (the
+    handler nests its causes over several lines, with terminal colours)."""
+    lines = [_ESCAPES.sub("", line).strip().lstrip("↳").strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
 
 
 #: a file or folder of the project's own: local, or on object storage
