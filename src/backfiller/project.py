@@ -298,43 +298,36 @@ class ProjectConfig:
         parts["default"] = default_partition
         options = dict(settings["storage"]["options"])
 
-        def placed(key: str) -> Location:
-            """``[project] key`` as a local folder (a path or a ``file://`` URI) or a prefix
-            on object storage."""
-            text = str(proj[key])
-            if is_uri(text):
+        def unreachable(key: str, exc: ValueError) -> ConfigError:
+            return ConfigError(
+                f"[project] {key} = {proj[key]!r} is not a location backfiller can reach: {exc}",
+                hint="give a local folder (file:///absolute/path or a path relative to the "
+                "project) or an object-storage URI with a bucket (s3://bucket/prefix, gs://…, "
+                "az://…)",
+            )
+
+        def local(key: str) -> Path:
+            """``[project] key`` as a local folder: a path, or a ``file://`` URI."""
+            if is_uri(str(proj[key])):
                 try:
-                    found = location_of(
-                        text, root=root, options=options, setting=f"[project] {key}"
-                    )
+                    proj[key] = str(local_path_of(str(proj[key])))
                 except ValueError as exc:
-                    raise ConfigError(
-                        f"[project] {key} = {text!r} is not a location backfiller can reach: {exc}",
-                        hint="give a local folder (file:///absolute/path or a path relative "
-                        "to the project) or an object-storage URI with a bucket "
-                        "(s3://bucket/prefix, gs://…, az://…)",
-                    ) from exc
-                if isinstance(found, ObjectPath):
-                    return found
-                proj[key] = str(found)
+                    raise unreachable(key, exc) from exc
             return inside(key)
 
+        def placed(key: str) -> Location:
+            """``[project] key`` as a local folder or a prefix on object storage."""
+            if object_store_uri(str(proj[key])) is None:
+                return local(key)
+            try:
+                return ObjectPath.parse(str(proj[key]), options, setting=f"[project] {key}")
+            except ValueError as exc:
+                raise unreachable(key, exc) from exc
+
         report_dir = placed("report_dir")
-        store_text = str(proj["store"])
-        store_uri = object_store_uri(store_text)
-        store_path = None
-        if store_uri is None:
-            if is_uri(store_text):  # file:///…: a local folder
-                try:
-                    proj["store"] = str(local_path_of(store_text))
-                except ValueError as exc:
-                    raise ConfigError(
-                        f"[project] store = {store_text!r} is not a store backfiller can "
-                        f"reach: {exc}",
-                        hint="give a local folder (file:///absolute/path or a path relative "
-                        "to the project) or an object-storage URI (s3://, gs://, az://)",
-                    ) from exc
-            store_path = inside("store")
+        store_uri = object_store_uri(str(proj["store"]))
+        # the tables: a prefix on object storage (store_uri), else a local folder
+        store_path = None if store_uri is not None else local("store")
         return cls(
             root=root,
             name=proj["name"] or root.name,
