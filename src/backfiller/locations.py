@@ -161,13 +161,15 @@ class ObjectPath:
         return self.read_bytes().decode(encoding)
 
     def write_bytes(self, data: bytes) -> int:
-        """Write the object in one PUT (replacing it): seen whole or not at all."""
+        """Write the object in one PUT (replacing it): seen whole or not at all. A write that
+        fails is an ``OSError``, as a full disk is: a run that cannot write its report or
+        evidence stops, and ``resume`` finishes it."""
         try:
             stream = self._handler().open_output_stream(self.key, None)
             stream.write(bytes(data))
             stream.close()
         except Exception as exc:
-            raise self._unreachable("write", exc) from exc
+            raise OSError(f"cannot write {self} ({self.setting}): {_said(exc)}") from exc
         return len(data)
 
     def write_text(self, text: str, encoding: str = "utf-8") -> int:
@@ -181,7 +183,7 @@ class ObjectPath:
         try:
             self._handler().delete_file(self.key)
         except Exception as exc:
-            raise self._unreachable("delete", exc) from exc
+            raise OSError(f"cannot delete {self} ({self.setting}): {_said(exc)}") from exc
 
     def _type(self) -> str:
         import pyarrow.fs as pafs

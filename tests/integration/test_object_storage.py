@@ -621,3 +621,18 @@ def test_holds_json_is_written_where_the_reports_are(remote_project: Project) ->
         assert release(project, ledger, operator="tests").blocked == []
     assert json.loads(path.read_text())["holds"] == []
     nothing_local(project.root)
+
+
+def test_a_write_that_fails_on_object_storage_is_an_os_error(s3_endpoint: str) -> None:
+    """As a full disk is: a run that cannot write its report or evidence stops (exit 1) and
+    'resume' finishes it (a listing that fails is bad input: exit 2, before anything is
+    written; see above)."""
+    from backfiller.locations import ObjectPath
+
+    target = ObjectPath.parse(
+        "s3://no-such-bucket/reports/x.json",
+        storage_options(s3_endpoint),
+        setting="[project] report_dir",
+    )
+    with pytest.raises(OSError, match=r"cannot write s3://no-such-bucket/reports/x.json \("):
+        target.write_bytes(b"{}")
