@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from backfiller.atomic import atomic_write_text
 from backfiller.errors import BadInputError, IllegalTransitionError
-from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
+from backfiller.ledger import HoldRecord, Ledger, LedgerReader, PartitionStatus
 from backfiller.locations import Location
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
@@ -159,7 +159,9 @@ def release(
     """Release the open holds (of one cause run, or on given targets) whose conditions hold;
     with ``force_reason``, release them all and record why."""
     if run_id is not None and ledger.runs.get(run_id) is None:
-        raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
+        raise BadInputError(
+            f"No run {run_id!r} in the ledger", hint="see 'backfiller runs' for the run ids"
+        )
     wanted = set(targets) if targets is not None else None
     released: list[HoldRecord] = []
     blocked: list[tuple[HoldRecord, list[str]]] = []
@@ -180,7 +182,7 @@ def release(
     return Release(released, blocked)
 
 
-def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[str]:
+def is_ready(project: Project, ledger: LedgerReader, target: str, key: str) -> list[str]:
     """Why ``target`` (an asset or an external consumer) may not consume ``key`` yet; empty
     when it may."""
     reasons = [h.reason for h in ledger.holds.all() if (h.target, h.partition_key) == (target, key)]
