@@ -34,6 +34,7 @@ from backfiller.ledger import (
     open_reader,
 )
 from backfiller.lineage_settings import LineageSettings, lineage_settings
+from backfiller.locations import Location, ObjectPath, location_of
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
@@ -135,8 +136,10 @@ class ProjectConfig:
     store_path: Path | None
     state_dir: Path
     ledger_path: Path
-    report_dir: Path
-    manifests_dir: Path
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    report_dir: Location
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    manifests_dir: Location
     operator: str
     partitions: dict[str, Any]
     default_partition: str | None
@@ -294,34 +297,50 @@ class ProjectConfig:
             )
         parts = settings["partitions"]
         parts["default"] = default_partition
-        report_dir = inside("report_dir")
-        store_text = str(proj["store"])
-        store_uri = object_store_uri(store_text)
-        store_path = None
-        if store_uri is None:
-            if is_uri(store_text):  # file:///…: a local folder
+        options = dict(settings["storage"]["options"])
+
+        def unreachable(key: str, exc: ValueError) -> ConfigError:
+            return ConfigError(
+                f"[project] {key} = {proj[key]!r} is not a location backfiller can reach: {exc}",
+                hint="give a local folder (file:///absolute/path or a path relative to the "
+                "project) or an object-storage URI with a bucket (s3://bucket/prefix, gs://…, "
+                "az://…)",
+            )
+
+        def local(key: str) -> Path:
+            """``[project] key`` as a local folder: a path, or a ``file://`` URI."""
+            if is_uri(str(proj[key])):
                 try:
-                    proj["store"] = str(local_path_of(store_text))
+                    proj[key] = str(local_path_of(str(proj[key])))
                 except ValueError as exc:
-                    raise ConfigError(
-                        f"[project] store = {store_text!r} is not a store backfiller can "
-                        f"reach: {exc}",
-                        hint="give a local folder (file:///absolute/path or a path relative "
-                        "to the project) or an object-storage URI (s3://, gs://, az://)",
-                    ) from exc
-            store_path = inside("store")
+                    raise unreachable(key, exc) from exc
+            return inside(key)
+
+        def placed(key: str) -> Location:
+            """``[project] key`` as a local folder or a prefix on object storage."""
+            if object_store_uri(str(proj[key])) is None:
+                return local(key)
+            try:
+                return ObjectPath.parse(str(proj[key]), options, setting=f"[project] {key}")
+            except ValueError as exc:
+                raise unreachable(key, exc) from exc
+
+        report_dir = placed("report_dir")
+        store_uri = object_store_uri(str(proj["store"]))
+        # the tables: a prefix on object storage (store_uri), else a local folder
+        store_path = None if store_uri is not None else local("store")
         return cls(
             root=root,
             name=proj["name"] or root.name,
             assets_module=proj["assets_module"],
             store_path=store_path,
             store_uri=store_uri or str(store_path),
-            storage_options=dict(settings["storage"]["options"]),
+            storage_options=options,
             state_dir=state_dir,
             ledger_path=ledger_path,
             ledger_url=ledger_url,
             report_dir=report_dir,
-            manifests_dir=inside("manifests"),
+            manifests_dir=placed("manifests"),
             operator=proj["operator"],
             lease_ttl_seconds=lease_ttl,
             group_size=int(proj["group_size"]),
@@ -528,18 +547,32 @@ class Project:
         return override or self.config.operator or getpass.getuser()
 
     @property
-    def plan_dir(self) -> Path:
+    def plan_dir(self) -> Location:
         """Where plans go: ``[policy] dry_run_report_path``, by default <report_dir>/backfill."""
         return self.policy.dry_run_report_path or self.config.report_dir / "backfill"
 
-    def partition_report_dir(self, asset: str) -> Path:
+    def partition_report_dir(self, asset: str) -> Location:
         """The folder of ``asset``'s partition reports (one ``<key>.json`` each)."""
         return self.config.report_dir.joinpath("partitions", *asset.split("/"))
 
-    def partition_report_path(self, asset: str, key: str) -> Path:
+    def partition_report_path(self, asset: str, key: str) -> Location:
         return self.partition_report_dir(asset) / f"{key}.json"
 
-    def relative(self, path: Path) -> str:
+    def location(self, text: str) -> Location:
+        """A location recorded by :meth:`relative` (a plan's ``report_path``, an evidence
+        index entry): relative to the project, absolute, or an object-storage URI."""
+        return location_of(
+            text,
+            root=self.root,
+            options=self.config.storage_options,
+            setting="[project] report_dir",
+        )
+
+    def relative(self, path: Location) -> str:
+        """``path`` relative to the project folder when it is inside it; otherwise as it is
+        (an absolute path, or an object-storage URI)."""
+        if isinstance(path, ObjectPath):
+            return str(path)
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except ValueError:

@@ -331,6 +331,16 @@ def dimension_option(command: F) -> F:
     )(command)
 
 
+def known_run(project: Project, run_id: str, *, hint: str = "") -> None:
+    """Refuse an unknown run id through the read-only view, before the ledger writer would
+    create its file or tables (a refusal writes nothing)."""
+    if project.reader().runs.get(run_id) is None:
+        raise BadInputError(
+            f"No run {run_id!r} in the ledger",
+            hint="see 'backfiller runs' for the run ids" + (f"; {hint}" if hint else ""),
+        )
+
+
 def override_reason(override_protected: bool, reason: str | None) -> str | None:
     """The recorded reason for overwriting protected baselines, or ``None`` without the flag."""
     if override_protected and not reason:

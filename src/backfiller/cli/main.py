@@ -48,6 +48,7 @@ from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions.executors import Executor
+    from backfiller.locations import Location
     from backfiller.planning import AnyPlan, GapReason, Mode
     from backfiller.project import Project
 
@@ -468,8 +469,26 @@ def _apply(
     finish_run(obj.console, result, project)
 
 
+def plan_location(project: Project, text: str) -> Location:
+    """The plan file an operator named: a path (relative to the working folder), or a
+    ``file://`` / object-storage URI reached with ``[storage.options]``."""
+    from backfiller.locations import location_of
+    from backfiller.store.location import is_uri
+
+    if not is_uri(text):
+        return Path(text)
+    try:
+        options = project.config.storage_options
+        return location_of(text, root=Path.cwd(), options=options, setting="PLAN_FILE")
+    except ValueError as exc:
+        raise BadInputError(
+            f"PLAN_FILE {text!r} is not a plan backfiller can reach: {exc}",
+            hint="pass a path, file:///absolute/path, or s3://bucket/key (gs://, az://)",
+        ) from None
+
+
 @cli.command()
-@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.argument("plan_file")
 @click.option("--operator", help="Who applies the plan.")
 @click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
 @override_option
@@ -478,18 +497,19 @@ def _apply(
 @click.pass_obj
 def apply(
     obj: Context,
-    plan_file: Path,
+    plan_file: str,
     operator: str | None,
     reason: str | None,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
 ) -> None:
-    """Apply exactly the saved plan; refused if the state changed since it was made."""
+    """Apply exactly the saved plan (a path, or a URI where [project] report_dir is on object
+    storage); refused if the state changed since it was made."""
     override = override_reason(override_protected, reason)
     project = obj.project(apply_allowed=allow_apply_during_simulation_)
     from backfiller.planning import read_plan
 
-    _apply(obj, project, read_plan(plan_file), operator, override)
+    _apply(obj, project, read_plan(plan_location(project, plan_file)), operator, override)
 
 
 @cli.command()

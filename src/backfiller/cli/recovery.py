@@ -11,6 +11,7 @@ from .context import (
     _keys,
     dimension_option,
     executor_options,
+    known_run,
     override_option,
     override_reason,
 )
@@ -92,6 +93,7 @@ def replay_cmd(
 
     override = override_reason(override_protected, reason)
     project = obj.project()
+    project.manifests.get(manifest_id)  # an unknown id is refused before the ledger opens
     keys = [project.scheme.parse(partition)] if partition else None
     with (
         obj.run_options(project) as options,
@@ -123,6 +125,7 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
     from .render import finish_run
 
     project = obj.project()
+    known_run(project, run_id)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -150,6 +153,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     from .render import finish_run
 
     project = obj.project()
+    known_run(project, run_id)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -189,6 +193,8 @@ def restore_cmd(
     project = obj.project()
     project.graph.get(asset)
     key = project.scheme_of(asset).parse(partition)
+    if before_run is not None and to_version is None:  # both: refused below, naming both
+        known_run(project, before_run)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,

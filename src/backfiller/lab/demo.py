@@ -19,6 +19,7 @@ from backfiller.actions.apply import apply_plan
 from backfiller.asset_keys import select_keys
 from backfiller.cli.render import print_plan, print_run, print_status
 from backfiller.lab.example import lay_out_example, materialize_history
+from backfiller.locations import Location
 from backfiller.planning import Mode, make_plan, write_plan
 from backfiller.planning.classify import state_ranges
 from backfiller.planning.planner import request_for
@@ -29,7 +30,7 @@ FIRST, LAST = "2026-03-01", "2026-04-30"
 WEEK = "2026-04-11"  # the product-line history: a week before the gap day
 
 
-def run_demo(folder: Path, console: Console) -> Path:
+def run_demo(folder: Path, console: Console) -> Location:
     console.print(Rule("1. Lay out the seed's pipeline (examples/omnisupport)"))
     lay_out_example(folder)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("WEEK06_")}

@@ -40,6 +40,7 @@ from backfiller.lab.simulation import (
 )
 from backfiller.lab.strategy import write_strategy
 from backfiller.ledger import RunState
+from backfiller.locations import Location
 from backfiller.planning import Mode, find_gaps, make_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project, load_project
@@ -88,11 +89,11 @@ class LessonResult:
     rewritten: list[tuple[str, str]] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     simulations: list[str] = field(default_factory=list)
-    evidence: list[Path] = field(default_factory=list)
+    evidence: list[Location] = field(default_factory=list)
     released: int = 0
     still_held: int = 0
     remaining_gaps: int = -1
-    strategy: Path | None = None
+    strategy: Location | None = None
 
 
 def compare(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
 from backfiller.ledger import LedgerReader, PartitionRecord, Protection
+from backfiller.locations import Location
 from backfiller.manifests import ManifestRegistry
 from backfiller.planning.declared import declared_upstream, several_schemes
 from backfiller.policy import Policy, effective_protection
@@ -57,9 +58,9 @@ class StateSource(Protocol):
     @property
     def policy(self) -> Policy: ...
 
-    def partition_report_path(self, asset: str, key: str) -> Path: ...
+    def partition_report_path(self, asset: str, key: str) -> Location: ...
 
-    def partition_report_dir(self, asset: str) -> Path: ...
+    def partition_report_dir(self, asset: str) -> Location: ...
 
 
 @dataclass(frozen=True)
@@ -184,11 +185,15 @@ def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -
     report folder; ``nested``: keys whose report is not directly in that folder (a key with
     a ``/``), asked one by one."""
     found: list[str] = []
-    try:
-        with os.scandir(source.partition_report_dir(asset)) as entries:
-            found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        pass
+    folder = source.partition_report_dir(asset)
+    if not isinstance(folder, Path):  # on object storage: one listing of the prefix
+        found = [n[:-5] for n in folder.file_names() if n.endswith(".json")]
+    else:
+        try:
+            with os.scandir(folder) as entries:
+                found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
+        except (FileNotFoundError, NotADirectoryError):
+            pass
     return found + [k for k in nested if source.partition_report_path(asset, k).is_file()]
 
 

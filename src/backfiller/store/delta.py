@@ -289,8 +289,9 @@ class DeltaStore:
         others had written. Under the lock the second creator finds the table and leaves it;
         every data commit is then an ordinary fenced overwrite."""
         if self.local_root is None:
-            # on object storage there is no file lock to take turns on: the creating commit
-            # is empty, and one that finds the table created meanwhile leaves it
+            # on object storage there is no file lock to take turns on: version 0 is written
+            # with a conditional PUT, and the creator that loses it leaves the table as the
+            # winner made it (see _create_table)
             self._create_table(asset, schema, dimensions)
             return
         path = self.path(asset)
@@ -304,6 +305,11 @@ class DeltaStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _create_table(self, asset: str, schema: pa.Schema, dimensions: Sequence[str]) -> None:
+        """The creating commit, as version 0 or not at all: delta-rs would retry a creation
+        that lost version 0 to another creator as version 1 (a second table id over the
+        first), so it is not retried; the loser finds the winner's table and leaves it. The
+        table is partitioned by ``partition_key`` and ``dimensions`` (a multi-dimensional
+        asset's columns)."""
         uri = self.table_uri(asset)
         if DeltaTable.is_deltatable(uri, storage_options=self._options()):
             return  # another process created it while this one waited
@@ -313,14 +319,21 @@ class DeltaStore:
                 f"Data for {asset!r} has no column for the dimension(s) {', '.join(missing)}",
                 asset=asset,
             )
-        write_deltalake(
-            uri,
-            schema.empty_table(),
-            partition_by=[PARTITION_COLUMN, *dimensions],
-            mode="error",
-            commit_properties=CommitProperties(custom_metadata={CommitKey.CREATED.value: "1"}),
-            storage_options=self._options(),
-        )
+        try:
+            write_deltalake(
+                uri,
+                schema.empty_table(),
+                partition_by=[PARTITION_COLUMN, *dimensions],
+                mode="error",
+                commit_properties=CommitProperties(
+                    custom_metadata={CommitKey.CREATED.value: "1"}, max_commit_retries=0
+                ),
+                storage_options=self._options(),
+            )
+        except DeltaError:  # CommitFailedError too: version 0 was taken
+            if not DeltaTable.is_deltatable(uri, storage_options=self._options()):
+                raise  # not a lost race: a real failure
+            self._local.__dict__.get("tables", {}).pop(asset, None)
 
     def _version_of(self, asset: str, nonce: str, after: int) -> int:
         """The version of the commit carrying ``nonce``, read from the commits themselves:
