@@ -173,7 +173,8 @@ class RangePlan(PlanHead):
             yield entry, keys[at : at + entry.count]
             at += entry.count
 
-    def _recomputes(self, entry: PlanRange) -> bool:
+    def recomputes(self, entry: PlanRange) -> bool:
+        """Whether apply recomputes the range's targets."""
         return entry.proposed_action.recomputes or (
             self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
         )
@@ -181,7 +182,7 @@ class RangePlan(PlanHead):
     def iter_work(self) -> Iterator[AssetPartition]:
         """The (asset, partition) pairs apply recomputes, in key order, expanded lazily."""
         for entry, keys in self.spans():
-            if not self._recomputes(entry):
+            if not self.recomputes(entry):
                 continue
             names = [self.assets[i] for i in self.target_sets[entry.targets].assets]
             for key in keys:
@@ -196,7 +197,7 @@ class RangePlan(PlanHead):
         return {
             self.assets[i]
             for e in self.ranges
-            if self._recomputes(e)
+            if self.recomputes(e)
             for i in self.target_sets[e.targets].assets
         }
 
@@ -205,7 +206,7 @@ class RangePlan(PlanHead):
         return sum(
             e.count * len(self.target_sets[e.targets].assets)
             for e in self.ranges
-            if self._recomputes(e)
+            if self.recomputes(e)
         )
 
     def iter_reports(self) -> Iterator[AssetPartition]:
