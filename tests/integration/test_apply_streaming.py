@@ -23,6 +23,7 @@ from backfiller.actions import GroupLimits, RunOptions, RunSpec, Step, StepOutco
 from backfiller.actions.apply import apply_plan
 from backfiller.actions.plan_steps import PlanSteps, plan_steps_of
 from backfiller.actions.stretches import ListedSteps
+from backfiller.errors import BadInputError
 from backfiller.evidence.writer import load_run_evidence
 from backfiller.ledger import RunState
 from backfiller.planning import Mode, RangePlan, make_plan
@@ -113,6 +114,8 @@ def test_a_plan_run_is_recorded_by_its_plan_and_its_evidence_lists_every_step(
         assert list(spec.steps) == expected
         with pytest.raises(ValueError, match=document.plan_id):
             RunSpec.of_run(run)
+        with pytest.raises(BadInputError, match="plan-0000000000000000"):
+            plan_steps_of(ledger, "plan-0000000000000000")
         for step in expected:  # published by this run (a report re-issued: by the run before)
             record = ledger.partitions.get(*step.target)
             assert record is not None

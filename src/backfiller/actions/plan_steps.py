@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from backfiller.actions.spec import Step, StepSource
+from backfiller.errors import BadInputError
 from backfiller.planning.compact import RangePlan, parse_plan
 from backfiller.planning.gaps import ProposedAction
 from backfiller.refs import AssetPartition
@@ -116,9 +117,11 @@ class PlanSteps:
 def plan_steps_of(reader: LedgerReader, plan_id: str) -> PlanSteps:
     """The steps of the plan of ranges the ledger recorded as ``plan_id``."""
     record = reader.runs.plan(plan_id)
-    if record is None:
-        raise ValueError(f"the ledger has no plan {plan_id}")
-    plan = parse_plan(record.document)
+    plan = None if record is None else parse_plan(record.document)
     if not isinstance(plan, RangePlan):
-        raise ValueError(f"plan {plan_id} is not a plan of ranges")
+        raise BadInputError(
+            f"A run takes its steps from plan {plan_id}, but the ledger holds no plan of "
+            "ranges by that id",
+            hint="the ledger is damaged: restore it from a backup",
+        )
     return PlanSteps(plan)
