@@ -426,8 +426,9 @@ def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Path:
         return existing
 
     def write(seq: int, prev: str | None) -> tuple[str, str]:
-        document = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev)
-        body = document.to_dict()
+        # only the plain document is kept: the model (as large again) is gone before the
+        # validation and the serialisation, which hold as much again for a moment
+        body = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev).to_dict()
         problems = validation_problems("run_evidence", body)
         if problems:  # a bug, not bad input: the builder made a document its schema refuses
             raise AssertionError("run evidence does not match its schema: " + "; ".join(problems))
