@@ -12,7 +12,8 @@ in its own fresh process (so each one's peak memory is its own):
     cells are ``manifest_changed``), and the plan of every day is made and applied again:
     most cells are nothing to do, a few ranges recompute;
 (c) ``duckdb``: what a user would write instead of (a) — a plain loop over the days into one
-    DuckDB file, one transaction a day inserting every asset's row; no control at all.
+    DuckDB file, one transaction a day replacing every asset's row of the day (delete,
+    insert); no control at all.
 
 Per run: wall seconds of the apply alone (planning is not counted), peak RSS (``ru_maxrss``,
 the whole process: imports, DuckDB, Delta included), the ``tracemalloc`` peak of the apply
