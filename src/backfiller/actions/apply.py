@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import chain
 
+from backfiller.actions.plan_steps import PlanSteps
 from backfiller.actions.preconditions import ProtectedBaselineError
 from backfiller.actions.run import RunOptions, RunResult, execute
 from backfiller.actions.spec import Action, RunSpec, Step, StepSource
@@ -35,16 +36,22 @@ def require_backfill_fields(document: AnyPlan) -> None:
 def spec_of_plan(
     document: AnyPlan, *, operator: str, override_reason: str | None = None
 ) -> RunSpec:
-    """The run a plan stands for: its recomputations, then the reports it re-issues (both
-    streamed from the plan: a plan of ranges is expanded as the steps are taken)."""
-    steps = chain(
-        (Step(target) for target in document.iter_work()),
-        (Step(target, StepSource.REPORT) for target in document.iter_reports()),
-    )
+    """The run a plan stands for: its recomputations and the reports it re-issues. A plan of
+    ranges is expanded as the steps are taken (:class:`~backfiller.actions.plan_steps.
+    PlanSteps`), and its run is recorded by the plan's id, not by its steps."""
+    steps: tuple[Step, ...] | PlanSteps
+    if isinstance(document, RangePlan):
+        steps = PlanSteps(document)
+    else:
+        listed = chain(
+            (Step(target) for target in document.iter_work()),
+            (Step(target, StepSource.REPORT) for target in document.iter_reports()),
+        )
+        steps = tuple(dict.fromkeys(listed))
     return RunSpec(
         action=Action.BACKFILL,
         operator=operator,
-        steps=tuple(dict.fromkeys(steps)),
+        steps=steps,
         plan_id=document.plan_id,
         reason=document.reason,
         override_reason=override_reason,

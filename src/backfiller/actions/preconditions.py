@@ -12,6 +12,8 @@ Each refusal is exit 2 with nothing written.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from backfiller.actions.spec import RunSpec, StepSource
 from backfiller.errors import PreconditionError
 from backfiller.ledger import Ledger, Protection
@@ -40,16 +42,19 @@ def require_preconditions(
 ) -> list[tuple[AssetPartition, Protection]]:
     """Refuse ``spec`` if a precondition is missing; return the protected partitions it
     overwrites under its override reason."""
-    computed = [s.target for s in spec.steps if s.source is StepSource.COMPUTE]
+
+    def computed() -> Iterator[AssetPartition]:  # read from the steps again, never listed
+        return (s.target for s in spec.steps if s.source is StepSource.COMPUTE)
+
     rank = {a: i for i, a in enumerate(project.graph.keys)}
     require_allowed(
         project.policy,
         project.graph,
-        sorted({t.asset for t in computed}, key=rank.__getitem__),
+        sorted({t.asset for t in computed()}, key=rank.__getitem__),
         action=f"This {spec.action.value}",
     )
-    project.manifests.require_usable(dict.fromkeys(t.partition_key for t in computed))
-    require_upstreams(project, computed)
+    project.manifests.require_usable(dict.fromkeys(t.partition_key for t in computed()))
+    require_upstreams(project, computed())
     stored: dict[str, dict[str, int]] = {}
     protected = [
         (s.target, p)
@@ -65,7 +70,7 @@ def require_preconditions(
     return protected
 
 
-def require_upstreams(project: Project, computed: list[AssetPartition]) -> None:
+def require_upstreams(project: Project, computed: Iterable[AssetPartition]) -> None:
     """Refuse to compute a partition whose mappings require upstream keys that are not keys
     of the upstream's scheme, or upstream partitions that are themselves so blocked (at any
     depth): it would read less than it needs."""

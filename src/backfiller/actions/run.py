@@ -17,11 +17,12 @@ is written.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from backfiller.actions.executors import Executor, LocalExecutor
 from backfiller.actions.faults import crash_point
+from backfiller.actions.plan_steps import plan_steps_of
 from backfiller.actions.preconditions import require_preconditions
 from backfiller.actions.runner import (
     GroupLimits,
@@ -32,6 +33,7 @@ from backfiller.actions.runner import (
 )
 from backfiller.actions.scheduler import run_in_order
 from backfiller.actions.spec import RunSpec, Step, StepSource
+from backfiller.actions.stretches import ListedSteps, StepStream, stretches
 from backfiller.errors import BadInputError
 from backfiller.evidence.lineage_emission import LineageOutcome, emit_run_lineage
 from backfiller.evidence.writer import write_run_evidence
@@ -56,6 +58,10 @@ class RunOptions:
     #: where the steps' computations run (``None``: in the run's own threads); whoever made
     #: the executor closes it
     executor: Executor | None = None
+    #: about how many steps the run takes in hand at once: it reads its steps a stretch of
+    #: whole keys at a time, each finished before the next (:mod:`~backfiller.actions.
+    #: stretches`), so what it holds does not grow with the steps of the run
+    window: int = 4096
 
 
 @dataclass
@@ -143,7 +149,7 @@ def continue_run(
     run = ledger.runs.get(run_id)
     if run is None:
         raise BadInputError(f"No run {run_id!r} in the ledger", hint="see 'backfiller runs'")
-    spec = RunSpec.of_run(run)
+    spec = RunSpec.of_run(run, lambda plan_id: plan_steps_of(ledger, plan_id))
     if operator is not None:
         spec = replace(spec, operator=operator)
     if run.state is RunState.RUNNING:
@@ -165,7 +171,8 @@ class _Run:
     def go(self, options: RunOptions, *, settled: bool = False) -> RunResult:
         result = RunResult(self.run_id, self.spec.plan_id)
         if settled:  # only the evidence was missing
-            result.steps = [self._recorded(s, a) for s, a in self._latest().items()]
+            latest = self._attempts()
+            result.steps = [self._recorded(s, latest.get(s.target)) for s in self.spec.steps]
         else:
             result.steps = self._steps(options)
             self._place_holds()
@@ -188,14 +195,20 @@ class _Run:
         return result
 
     # -- steps ----------------------------------------------------------------------------
-    def _latest(self) -> dict[Step, AttemptRecord | None]:
-        """Each step of the run with its latest attempt (``None``: never attempted)."""
+    def _attempts(self) -> dict[AssetPartition, AttemptRecord]:
+        """The latest attempt of each cell the run attempted (none yet for a new run)."""
         latest: dict[AssetPartition, AttemptRecord] = {}
-        for attempt in self.ledger.runs.attempts(self.run_id):  # none yet for a new run
+        for attempt in self.ledger.runs.attempts(self.run_id):
             target = AssetPartition(attempt.asset, attempt.partition_key)
             if target not in latest or attempt.attempt > latest[target].attempt:
                 latest[target] = attempt
-        return {step: latest.get(step.target) for step in self.spec.steps}
+        return latest
+
+    def _stream(self) -> StepStream:
+        steps = self.spec.steps
+        if isinstance(steps, tuple):
+            return ListedSteps(steps, {a: i for i, a in enumerate(self.project.graph.keys)})
+        return steps
 
     @staticmethod
     def _pending(attempt: AttemptRecord | None) -> bool:
@@ -242,56 +255,74 @@ class _Run:
             resuming=self.resuming,
             executor=options.executor or LocalExecutor(),
         )
-        latest = self._latest()
-        ordered = _ordered(project, list(self.spec.steps))
-        inside = {s.target: s for s in ordered}
-        depends = {
-            step: {
-                inside[AssetPartition(up, uk)]
-                for up, keys in project.graph.upstream_partitions(*step.target).items()
+        latest = self._attempts()
+        stream = self._stream()
+        graph = project.graph
+
+        def depends_on(step: Step) -> set[Step]:
+            return {
+                d
+                for up, keys in graph.upstream_partitions(*step.target).items()
                 for uk in keys
-                if AssetPartition(up, uk) in inside
+                if (d := stream.find(AssetPartition(up, uk))) is not None
             }
-            for step in ordered
-        }
+
         results: list[StepResult] = []
+        #: the cells whose step did not succeed: a step reading one is skipped
+        failed: set[AssetPartition] = set()
         collect = threading.Lock()
 
-        def do(step: Step) -> StepResult:
-            attempt = latest[step]
-            if self._pending(attempt):
-                return runner.run_step(step, self._next_attempt(attempt))
-            if attempt is not None and attempt.status is AttemptStatus.SUCCEEDED:
-                return runner.finish_published(step.target)
-            return self._recorded(step, attempt)
+        def cause(step: Step, depends: set[Step]) -> Step | None:
+            """A step ``step`` reads that did not succeed in this run."""
+            with collect:
+                return next((d for d in depends if d.target in failed), None)
 
         def record(step: StepResult, *, report: bool = True) -> None:
             with collect:
                 results.append(step)
+                if not step.outcome.succeeded:
+                    failed.add(step.target)
                 if report and options.on_step is not None:
                     options.on_step(step)
 
-        def skip(step: Step, cause: Step) -> None:
-            record(_skipped(step, cause))
-
+        group = options.group or GroupLimits(size=project.config.group_size)
+        grouped = group.size > 1 and not self.resuming
         try:
-            group = options.group or GroupLimits(size=project.config.group_size)
-            if group.size > 1 and not self.resuming:
-                self._grouped(runner, ordered, depends, latest, group, options, do, record)
-            else:
-                run_in_order(
-                    ordered,
-                    depends,
-                    do,
-                    lambda result: result.outcome.succeeded,
-                    max_parallel=options.max_parallel,
-                    on_done=lambda _, result: record(result),
-                    on_blocked=skip,
-                )
+            for ordered, depends in stretches(
+                stream, depends_on, window=options.window, group=group.size if grouped else 1
+            ):
+                first = len(results)
+
+                def do(step: Step, depends: dict[Step, set[Step]] = depends) -> StepResult:
+                    # a step of an earlier stretch it reads did not succeed
+                    upstream = cause(step, depends[step])
+                    if upstream is not None:
+                        return _skipped(step, upstream)
+                    attempt = latest.get(step.target)
+                    if self._pending(attempt):
+                        return runner.run_step(step, self._next_attempt(attempt))
+                    if attempt is not None and attempt.status is AttemptStatus.SUCCEEDED:
+                        return runner.finish_published(step.target)
+                    return self._recorded(step, attempt)
+
+                if grouped:
+                    self._grouped(
+                        runner, ordered, depends, latest, group, options, do, record, cause
+                    )
+                else:
+                    run_in_order(
+                        ordered,
+                        depends,
+                        do,
+                        lambda result: result.outcome.succeeded,
+                        max_parallel=options.max_parallel,
+                        on_done=lambda _, result: record(result),
+                        on_blocked=lambda step, upstream: record(_skipped(step, upstream)),
+                    )
+                position = {s.target: i for i, s in enumerate(ordered)}
+                results[first:] = sorted(results[first:], key=lambda r: position[r.target])
         finally:
             runner.close()
-        position = {s.target: i for i, s in enumerate(ordered)}
-        results.sort(key=lambda r: position[r.target])
         return results
 
     def _grouped(
@@ -299,41 +330,39 @@ class _Run:
         runner: StepRunner,
         ordered: list[Step],
         depends: dict[Step, set[Step]],
-        latest: dict[Step, AttemptRecord | None],
+        latest: dict[AssetPartition, AttemptRecord],
         group: GroupLimits,
         options: RunOptions,
         do: Callable[[Step], StepResult],
         record: Callable[[StepResult], None],
+        cause: Callable[[Step, set[Step]], Step | None],
     ) -> None:
-        """The steps in groups (:func:`_groups`), each group a unit of the scheduler. A
-        group runs once every group it depends on has finished; a step whose upstream did not
-        succeed in this run is skipped, the rest of its group goes on."""
+        """The steps of a stretch in groups (:func:`_groups`), each group a unit of the
+        scheduler. A group runs once every group of the stretch it depends on has finished (a
+        stretch before is finished); a step whose upstream did not succeed in this run is
+        skipped (``cause`` names the upstream), the rest of its group goes on."""
         units = _groups(ordered, depends, group.size)
         unit_of = {step: unit for unit in units for step in unit}
         unit_depends = {
-            unit: {unit_of[d] for step in unit for d in depends[step]} - {unit} for unit in units
+            unit: {unit_of[d] for step in unit for d in depends[step] if d in unit_of} - {unit}
+            for unit in units
         }
-        done: dict[Step, StepResult] = {}
-        lock = threading.Lock()
 
         def work(unit: tuple[Step, ...]) -> list[StepResult]:
             results: dict[Step, StepResult] = {}
-            with lock:
-                for step in unit:
-                    failed = [d for d in depends[step] if not done[d].outcome.succeeded]
-                    if failed:
-                        results[step] = _skipped(step, failed[0])
+            for step in unit:
+                upstream = cause(step, depends[step])
+                if upstream is not None:
+                    results[step] = _skipped(step, upstream)
             # a new run (groups are not used on resume): every step is still to do, and a unit
             # of several is compute steps only (:func:`_groups`)
             todo = [step for step in unit if step not in results]
             if len(todo) == 1:
                 results[todo[0]] = do(todo[0])  # as without groups
             elif todo:
-                items = [(step, self._next_attempt(latest[step])) for step in todo]
+                items = [(step, self._next_attempt(latest.get(step.target))) for step in todo]
                 for step, result in zip(todo, runner.run_group(items, group), strict=True):
                     results[step] = result
-            with lock:
-                done.update(results)
             return [results[step] for step in unit]
 
         def finish(_: tuple[Step, ...], results: list[StepResult]) -> None:
@@ -347,7 +376,7 @@ class _Run:
             lambda _: True,  # a group's dependents run; each of their steps looks at its own
             max_parallel=options.max_parallel,
             on_done=finish,
-            on_blocked=lambda unit, cause: None,  # never: every unit counts as succeeded
+            on_blocked=lambda unit, upstream: None,  # never: every unit counts as succeeded
         )
 
     # -- holds ----------------------------------------------------------------------------
@@ -355,7 +384,8 @@ class _Run:
         """Hold what this run's re-publications and check failures affect — from the ledger's
         attempts, so a resumed run places exactly the holds an uninterrupted one would. A first
         publication replaces nothing anyone consumed: it holds nothing."""
-        latest = {step.target: attempt for step, attempt in self._latest().items() if attempt}
+        stream = self._stream()
+        latest = {t: a for t, a in self._attempts().items() if stream.find(t) is not None}
         published = [t for t, a in latest.items() if a.status is AttemptStatus.SUCCEEDED]
         replaced = [
             t
@@ -414,12 +444,3 @@ def _groups(
         else:
             current.append(step)
     return [tuple(unit) for unit in units]
-
-
-def _ordered(project: Project, steps: Collection[Step]) -> list[Step]:
-    """Partition by partition, upstream first: a partition's assets finish close together
-    (its downstream is consumable early). The scheduler still waits for every dependency, so
-    mappings across keys (lookbacks, coarser windows) stay correct."""
-    rank = {k: i for i, k in enumerate(project.graph.keys)}
-    unique = list(dict.fromkeys(steps))
-    return sorted(unique, key=lambda s: (s.target.partition_key, rank[s.target.asset]))

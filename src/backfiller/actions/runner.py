@@ -65,6 +65,8 @@ __all__ = [
 #: the partitions this run just published, kept for downstream steps to read without a scan:
 #: the newest ones, up to this many bytes (a group's worth and more)
 _PUBLISHED_CACHE_BYTES = 64 * 2**20
+#: and at most this many (tiny partitions would otherwise keep one entry per step of the run)
+_PUBLISHED_CACHE_ENTRIES = 16_384
 
 
 class StepOutcome(Enum):
@@ -784,7 +786,10 @@ class StepRunner:
                 self._published_bytes -= old[1].nbytes
             self._published[target] = (version, table)
             self._published_bytes += table.nbytes
-            while self._published_bytes > _PUBLISHED_CACHE_BYTES and len(self._published) > 1:
+            while len(self._published) > 1 and (
+                self._published_bytes > _PUBLISHED_CACHE_BYTES
+                or len(self._published) > _PUBLISHED_CACHE_ENTRIES
+            ):
                 _, (_, evicted) = self._published.popitem(last=False)
                 self._published_bytes -= evicted.nbytes
 

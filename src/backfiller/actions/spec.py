@@ -1,17 +1,22 @@
 """What a run is asked to do, as data: its action, its frozen steps, who, why, and the override
 it was given. The ledger keeps the specification with the run, so ``resume`` and ``retry``
-rebuild it exactly and ask for nothing again.
+rebuild it exactly and ask for nothing again: the steps themselves, or — for a plan of ranges,
+whose steps are expanded from the plan as they are taken (:mod:`~backfiller.actions.
+plan_steps`) — the plan they come from (the ledger records the plan document).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backfiller.ledger import RunRecord
 from backfiller.refs import AssetPartition
+
+if TYPE_CHECKING:
+    from backfiller.actions.plan_steps import PlanSteps
 
 __all__ = ["Action", "RunSpec", "Step", "StepSource"]
 
@@ -80,7 +85,8 @@ class RunSpec:
 
     action: Action
     operator: str
-    steps: tuple[Step, ...]
+    #: the steps, or those of a plan of ranges (expanded as they are taken)
+    steps: tuple[Step, ...] | PlanSteps
     plan_id: str | None = None
     reason: str | None = None
     #: why protected baselines among the steps may be overwritten (recorded per partition)
@@ -104,19 +110,35 @@ class RunSpec:
         return cls(action=action, operator=operator, steps=steps, **kw)
 
     def recorded(self) -> dict[str, Any]:
-        """The arguments column of the run: what was asked, the steps and the override."""
+        """The arguments column of the run: what was asked, the steps (or the plan of ranges
+        they come from, and how many they are) and the override."""
+        if isinstance(self.steps, tuple):
+            steps: dict[str, Any] = {"steps": [s.to_json() for s in self.steps]}
+        else:
+            steps = {"steps_of_plan": self.steps.plan_id, "step_count": len(self.steps)}
         return {
             **self.arguments,
-            "steps": [s.to_json() for s in self.steps],
+            **steps,
             "override_reason": self.override_reason,
             "lease_ttl": self.lease_ttl,
         }
 
     @classmethod
-    def of_run(cls, run: RunRecord) -> RunSpec:
-        """The specification a run was begun with, from its ledger record."""
+    def of_run(
+        cls, run: RunRecord, plan_steps: Callable[[str], PlanSteps] | None = None
+    ) -> RunSpec:
+        """The specification a run was begun with, from its ledger record; ``plan_steps``:
+        the steps of a recorded plan of ranges, by its id (for a run of one)."""
         recorded = dict(run.arguments)
-        steps = tuple(Step.from_json(s) for s in recorded.pop("steps", []))
+        of_plan = recorded.pop("steps_of_plan", None)
+        recorded.pop("step_count", None)
+        steps: tuple[Step, ...] | PlanSteps
+        if of_plan is None:
+            steps = tuple(Step.from_json(s) for s in recorded.pop("steps", []))
+        elif plan_steps is None:
+            raise ValueError(f"run {run.run_id} takes its steps from plan {of_plan}: read it")
+        else:
+            steps = plan_steps(str(of_plan))
         override = recorded.pop("override_reason", None)
         ttl = recorded.pop("lease_ttl", None) or DEFAULT_LEASE_TTL
         return cls(

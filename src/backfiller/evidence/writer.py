@@ -137,12 +137,16 @@ def _plan_ref(ledger: Ledger, plan_id: str | None) -> PlanRef | None:
     return PlanRef(plan_id=plan_id, path=record.path, plan_sha256=sha256_hex(record.document))
 
 
-def _steps(run: RunRecord, attempts: Iterable[AttemptRecord]) -> list[AssetPartition]:
+def _steps(
+    ledger: Ledger, run: RunRecord, attempts: Iterable[AttemptRecord]
+) -> list[AssetPartition]:
     """Every (asset, partition) of the run: the steps it was started with, then any attempt
     outside them (in order of first appearance)."""
+    from backfiller.actions.plan_steps import plan_steps_of
     from backfiller.actions.spec import RunSpec  # the run's recorded specification
 
-    steps = [s.target for s in RunSpec.of_run(run).steps]
+    spec = RunSpec.of_run(run, lambda plan_id: plan_steps_of(ledger, plan_id))
+    steps = [s.target for s in spec.steps]
     steps += [AssetPartition(a.asset, a.partition_key) for a in attempts]
     return list(dict.fromkeys(steps))
 
@@ -357,7 +361,7 @@ def build_run_evidence(
         by_step.setdefault(AssetPartition(attempt.asset, attempt.partition_key), []).append(attempt)
     partitions = [
         _partition(project, ledger, run_id, *target, by_step.get(target, []))
-        for target in _steps(run, attempts)
+        for target in _steps(ledger, run, attempts)
     ]
     checks = [_check(r) for r in ledger.checks.results(run_id=run_id)]
     holds = _holds(ledger, info)
@@ -422,8 +426,9 @@ def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Locatio
         return existing
 
     def write(seq: int, prev: str | None) -> tuple[str, str]:
-        document = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev)
-        body = document.to_dict()
+        # only the plain document is kept: the model (as large again) is gone before the
+        # validation and the serialisation, which hold as much again for a moment
+        body = build_run_evidence(project, ledger, run_id, seq=seq, prev_sha256=prev).to_dict()
         problems = validation_problems("run_evidence", body)
         if problems:  # a bug, not bad input: the builder made a document its schema refuses
             raise AssertionError("run evidence does not match its schema: " + "; ".join(problems))

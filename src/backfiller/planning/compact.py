@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from backfiller.asset_keys import shared_scheme
 from backfiller.canonical import sha256_hex, stable_id
 from backfiller.planning.gaps import GapReason, ProposedAction
-from backfiller.planning.plan import Mode, PlanDocument, PlanRequest, combined_guard
+from backfiller.planning.plan import PlanDocument, PlanHead, PlanRequest, combined_guard
 from backfiller.refs import AssetPartition
 
 if TYPE_CHECKING:
@@ -135,44 +135,16 @@ class StateDigests(BaseModel):
     upstream: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]]
 
 
-class RangePlan(BaseModel):
+class RangePlan(PlanHead):
     """A saved, reviewable backfill plan over several partitions, as ranges. Its top-level
     seed fields describe the whole boundary, as in a one-partition plan."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
         title="backfiller plan (ranges)",
         json_schema_extra={"$comment": "generated from backfiller.planning.compact.RangePlan"},
     )
 
     schema_version: Literal[2] = 2
-    plan_id: Annotated[str, Field(pattern=r"^plan-[0-9a-f]{16}$")]
-    created_at: AwareDatetime
-    action: Literal["backfill"]
-    project: str
-    reason: str | None = None
-    include_materialized: bool = False
-    # the seed's fields, for the whole boundary
-    partition_key: str
-    window_start: str | None
-    window_end: str | None
-    mode: Mode
-    upstream_manifest_id: str | None
-    expected_input_count: int | None
-    current_output_count: int
-    gap_reason: GapReason | None
-    proposed_action: ProposedAction
-    idempotency_guard: str
-    downstream_impact: str
-    operator: str
-    target_assets: list[str]
-    report_path: str
-    gap_summary: dict[str, int] = Field(
-        description="how many partitions have each gap reason (gap_reason is the first)"
-    )
-    request: PlanRequest
-    state_fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     # the partitions, as ranges
     assets: list[str]
     state_digests: StateDigests
@@ -190,9 +162,6 @@ class RangePlan(BaseModel):
             raise ValueError("; ".join(problems[:10]))
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
     @property
     def partition_count(self) -> int:
         return sum(r.count for r in self.ranges)
@@ -204,7 +173,8 @@ class RangePlan(BaseModel):
             yield entry, keys[at : at + entry.count]
             at += entry.count
 
-    def _recomputes(self, entry: PlanRange) -> bool:
+    def recomputes(self, entry: PlanRange) -> bool:
+        """Whether apply recomputes the range's targets."""
         return entry.proposed_action.recomputes or (
             self.include_materialized and entry.gap_reason in (None, GapReason.MISSING_UPSTREAM)
         )
@@ -212,7 +182,7 @@ class RangePlan(BaseModel):
     def iter_work(self) -> Iterator[AssetPartition]:
         """The (asset, partition) pairs apply recomputes, in key order, expanded lazily."""
         for entry, keys in self.spans():
-            if not self._recomputes(entry):
+            if not self.recomputes(entry):
                 continue
             names = [self.assets[i] for i in self.target_sets[entry.targets].assets]
             for key in keys:
@@ -227,7 +197,7 @@ class RangePlan(BaseModel):
         return {
             self.assets[i]
             for e in self.ranges
-            if self._recomputes(e)
+            if self.recomputes(e)
             for i in self.target_sets[e.targets].assets
         }
 
@@ -236,7 +206,7 @@ class RangePlan(BaseModel):
         return sum(
             e.count * len(self.target_sets[e.targets].assets)
             for e in self.ranges
-            if self._recomputes(e)
+            if self.recomputes(e)
         )
 
     def iter_reports(self) -> Iterator[AssetPartition]:

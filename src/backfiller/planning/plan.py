@@ -33,6 +33,7 @@ __all__ = [
     "Mode",
     "PlanDocument",
     "PlanEntry",
+    "PlanHead",
     "PlanRequest",
     "build_plan",
     "gap_of",
@@ -127,18 +128,15 @@ class PlanRequest(BaseModel):
     assets: list[str] | None = None
 
 
-class PlanDocument(BaseModel):
-    """A saved, reviewable backfill plan. Its top-level seed fields describe the whole boundary;
-    ``partitions`` holds the same fields per partition."""
+class PlanHead(BaseModel):
+    """What every plan document holds at its top, whatever its schema version: its identity,
+    the seed's fields for the whole boundary, the request and the state's fingerprint. Each
+    kind of plan (:class:`PlanDocument`, :class:`~backfiller.planning.compact.RangePlan`)
+    narrows ``schema_version`` (in the same place) and adds how it holds its partitions."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        title="backfiller plan",
-        json_schema_extra={"$comment": "generated from backfiller.planning.plan.PlanDocument"},
-    )
+    model_config = _Closed
 
-    schema_version: Literal[1] = 1
+    schema_version: int
     plan_id: Annotated[str, Field(pattern=r"^plan-[0-9a-f]{16}$")]
     created_at: AwareDatetime
     action: Literal["backfill"]
@@ -166,11 +164,23 @@ class PlanDocument(BaseModel):
     # what the plan was computed from: the whole request, and the state it observed
     request: PlanRequest
     state_fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    state: dict[str, dict[str, Any]]
-    partitions: list[PlanEntry]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class PlanDocument(PlanHead):
+    """A saved, reviewable backfill plan. Its top-level seed fields describe the whole boundary;
+    ``partitions`` holds the same fields per partition."""
+
+    model_config = ConfigDict(
+        title="backfiller plan",
+        json_schema_extra={"$comment": "generated from backfiller.planning.plan.PlanDocument"},
+    )
+
+    schema_version: Literal[1] = 1
+    state: dict[str, dict[str, Any]]
+    partitions: list[PlanEntry]
 
     @property
     def work(self) -> list[AssetPartition]:
