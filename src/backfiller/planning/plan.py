@@ -25,6 +25,7 @@ from backfiller.errors import UnsupportedModeError
 from backfiller.manifests import BrokenManifest
 from backfiller.partitions import PartitionScheme, dimension_values
 from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
+from backfiller.planning.spans import key_span
 from backfiller.planning.state import Observation, state_fingerprint
 from backfiller.refs import AssetPartition
 
@@ -452,9 +453,7 @@ def _summary(
     expected = [e.expected_input_count for e in entries]
     targets = [a for a in graph.keys if any(a in e.target_assets for e in entries)]
     return {
-        "partition_key": first.partition_key
-        if len(entries) == 1
-        else f"{first.partition_key}..{last.partition_key}",
+        "partition_key": key_span([e.partition_key for e in entries]),
         "window_start": first.window_start,
         "window_end": last.window_end,
         "mode": request.mode,

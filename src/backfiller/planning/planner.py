@@ -34,6 +34,7 @@ from backfiller.planning.compact import (
 from backfiller.planning.declared import several_schemes
 from backfiller.planning.gaps import Gap
 from backfiller.planning.plan import Mode, PlanRequest, build_plan
+from backfiller.planning.spans import key_span_file_stem
 from backfiller.planning.state import (
     Observation,
     OnProgress,
@@ -58,9 +59,7 @@ __all__ = [
 
 
 def plan_path(project: Project, keys: list[str]) -> Location:
-    name = keys[0] if len(keys) == 1 else f"{keys[0]}_{keys[-1]}"
-    # a multi-dimensional key's '|' would need quoting in a shell: '+' joins its values here
-    return project.plan_dir / f"backfill_plan_{name.replace('|', '+')}.json"
+    return project.plan_dir / f"backfill_plan_{key_span_file_stem(keys)}.json"
 
 
 def downstream_impact(project: Project) -> str:
