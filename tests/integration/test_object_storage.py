@@ -43,6 +43,9 @@ from backfiller.store.base import PARTITION_COLUMN, CommitInfo, CommitKey
 
 pytest.importorskip("moto")
 
+#: moto's server runs in a process of its own: out of the fast loop, in the full suite
+pytestmark = pytest.mark.slow
+
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
 ASSETS = (RAW, SILVER)
