@@ -79,8 +79,7 @@ def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) ->
     """The partition keys of ``asset`` whose report file exists, from one listing of its
     report folder; ``nested``: keys whose report is not directly in that folder (a key with
     a ``/``), asked one by one."""
-    found = reported_keys(source, asset, nested)
-    keys = pa.array(found, pa.string())
+    keys = reported_keys(source, asset, nested)
     return pa.table({"asset": _repeat(asset, len(keys)), "partition_key": keys})
 
 

@@ -73,7 +73,7 @@ _REASONS = {
 
 _CLASSIFY = """
 WITH cells AS (
-    SELECT a.asset, a.pos, a.expects_count, k.idx, k.partition_key, k.manifest_id,
+    SELECT a.asset, a.pos, a.expects_count, k.idx, {seq} AS seq, k.partition_key, k.manifest_id,
            k.manifest_checksum, k.expected, k.broken,
            coalesce(s.rows, 0) AS rows, coalesce(s.missing_files, 0) AS missing_files,
            l.status, l.data_version, l.row_count AS recorded_rows,
@@ -90,7 +90,7 @@ consumed AS (
     SELECT c.asset, c.idx, u.key AS up, v.key AS up_key,
            TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
     FROM cells c, json_each(c.upstream_versions) u, json_each(u.value) v
-    WHERE c.status IS NOT NULL
+    WHERE c.status IS NOT NULL AND c.upstream_versions <> '{}'
 ),
 wanted AS (
     SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
@@ -135,10 +135,13 @@ branched AS (
 SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
 """
 
-#: every asset with every key (the assets share one scheme)
-_EVERY_CELL = "assets a CROSS JOIN keys k"
-#: only the keys of each asset's own scheme (``member``: which)
-_OWN_CELLS = "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx"
+#: every asset with every key (the assets share one scheme; a cell's ``seq`` is its key's)
+_EVERY_CELL = ("assets a CROSS JOIN keys k", "k.idx")
+#: only the keys of each asset's own scheme (``member``: which, and each one's ``seq``)
+_OWN_CELLS = (
+    "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx",
+    "m.seq",
+)
 
 #: consecutive means consecutive among the asset's own keys (``seq``: its position in them)
 _RANGES = """
@@ -146,7 +149,7 @@ SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(po
 FROM (
     SELECT asset, pos, idx, reason,
            seq - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
-    FROM (SELECT *, row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq FROM classified)
+    FROM classified
     WHERE reason IS NOT NULL
 )
 GROUP BY asset, reason, island
@@ -159,11 +162,7 @@ SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos
 FROM (
     SELECT asset, pos, idx, state,
            seq - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
-    FROM (
-        SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state,
-               row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq
-        FROM classified
-    )
+    FROM (SELECT asset, pos, idx, seq, coalesce(reason, 'materialized') AS state FROM classified)
 )
 GROUP BY asset, state, island
 ORDER BY pos, first
@@ -291,10 +290,11 @@ def _batches(
         con.register(
             "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
         )
-        where = _EVERY_CELL if owned is None else _OWN_CELLS
+        where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
         # a view, not a table: a reader that wants four columns of it (status's ranges) does
         # not pay for materialising twenty over every cell
-        con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY.replace('{cells}', where)}")
+        query = _CLASSIFY.replace("{cells}", where).replace("{seq}", seq)
+        con.execute(f"CREATE TEMP VIEW classified AS {query}")
         yield con
         con.close()
         source.store.release(batch)  # its tables are read: no handle of every table stays
@@ -383,10 +383,18 @@ def _declared(
 def _members(batch: Sequence[str], owned: dict[str, list[int]]) -> pa.Table:
     assets: list[str] = []
     idx: list[int] = []
+    seq: list[int] = []
     for name in batch:
         assets += [name] * len(owned[name])
         idx += owned[name]
-    return pa.table({"asset": pa.array(assets, pa.string()), "idx": pa.array(idx, pa.int64())})
+        seq += range(len(owned[name]))
+    return pa.table(
+        {
+            "asset": pa.array(assets, pa.string()),
+            "idx": pa.array(idx, pa.int64()),
+            "seq": pa.array(seq, pa.int64()),
+        }
+    )
 
 
 def _mapped(
