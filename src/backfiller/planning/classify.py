@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backfiller.asset_keys import shared_scheme
 from backfiller.ledger import LedgerReader
@@ -87,10 +88,16 @@ WITH cells AS (
     LEFT JOIN reports r ON r.asset = a.asset AND r.partition_key = k.partition_key
 ),
 consumed AS (
-    SELECT c.asset, c.idx, u.key AS up, v.key AS up_key,
-           TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
-    FROM cells c, json_each(c.upstream_versions) u, json_each(u.value) v
-    WHERE c.status IS NOT NULL AND c.upstream_versions <> '{}'
+    SELECT asset, idx, up, v.key AS up_key, TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
+    FROM (
+        SELECT asset, idx, u.key AS up, unnest(map_entries(u.value)) AS v
+        FROM (
+            SELECT c.asset, c.idx, unnest(map_entries(json_transform(
+                c.upstream_versions, '"MAP(VARCHAR, MAP(VARCHAR, JSON))"'))) AS u
+            FROM cells c
+            WHERE c.status IS NOT NULL AND c.upstream_versions <> '{}'
+        )
+    )
 ),
 wanted AS (
     SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
@@ -209,12 +216,14 @@ def _batches(
     upstream_assets = {d.asset for n in names for d in graph.get(n).deps}
     versions: dict[str, pa.Table] = {}
 
-    def versions_of(asset: str) -> pa.Table:
-        if asset not in versions:
-            versions[asset] = ledger_table(reader, asset).select(
-                ["asset", "partition_key", "data_version"]
-            )
-        return versions[asset]
+    def read_versions(assets: Sequence[str]) -> None:
+        """Keep the data versions of ``assets`` (each read once, all in one query)."""
+        wanted = [a for a in assets if a not in versions]
+        if not wanted:
+            return
+        found = ledger_table(reader, wanted).select(["asset", "partition_key", "data_version"])
+        for name in wanted:
+            versions[name] = found.filter(pc.field("asset") == name)
 
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
@@ -248,20 +257,23 @@ def _batches(
                 }
             ),
         )
-        ledgers, stored, reports = [], [], []
-        for name in batch:  # each asset's own sources, then one step of progress
-            ledgers.append(ledger_table(reader, name))
+        ledger = ledger_table(reader, batch)  # the batch's records, in one query
+        read = ledger.select(["asset", "partition_key", "data_version"])
+        for name in batch:
             if name in upstream_assets:
-                versions[name] = ledgers[-1].select(["asset", "partition_key", "data_version"])
+                versions[name] = read.filter(pc.field("asset") == name)
+        read_versions(ups)
+        stored, reports = [], []
+        for name in batch:  # each asset's own files, then one step of progress
             stored.append(store_table(source, name))
             reports.append(report_table(source, name, nested))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
-        con.register("ledger", pa.concat_tables(ledgers))
+        con.register("ledger", ledger)
         con.register(
             "upstream",
-            pa.concat_tables([versions_of(a) for a in ups])
+            pa.concat_tables([versions[a] for a in ups])
             if ups
             else pa.table(
                 {
