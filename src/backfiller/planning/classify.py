@@ -322,8 +322,9 @@ def classified_batches(
     """For readers of more than the reasons (a range plan's signatures and state digests): one
     DuckDB connection per batch of ``assets`` (default: all, in graph order), holding the
     table ``classified`` (every cell of the batch: its sources' columns, ``pos`` — the asset's
-    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``branch`` and ``reason``)
-    beside the tables it was classified from (``assets``, ``keys``, ``upstream``...)."""
+    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``seq`` — the key's among
+    the asset's own keys —, ``branch`` and ``reason``) beside the tables it was classified
+    from (``assets``, ``keys``, ``upstream``...)."""
     return _batches(source, reader, keys, on_progress, assets)
 
 
