@@ -212,18 +212,30 @@ def _batches(
     )
     mappings: dict[tuple[Any, int, int], int] = {}
     mapped: list[pa.Table] = []
-    #: the data versions of the assets others read, each read from the ledger once
+    #: the data versions of the assets others read, each read from the ledger once: the
+    #: tables read so far, and which of them holds each asset's
     upstream_assets = {d.asset for n in names for d in graph.get(n).deps}
-    versions: dict[str, pa.Table] = {}
+    read_tables: list[pa.Table] = []
+    versions: dict[str, int] = {}
 
-    def read_versions(assets: Sequence[str]) -> None:
-        """Keep the data versions of ``assets`` (each read once, all in one query)."""
-        wanted = [a for a in assets if a not in versions]
-        if not wanted:
-            return
-        found = ledger_table(reader, wanted).select(["asset", "partition_key", "data_version"])
-        for name in wanted:
-            versions[name] = found.filter(pc.field("asset") == name)
+    def keep_versions(table: pa.Table, assets: Iterable[str]) -> None:
+        wanted = [a for a in assets if a in upstream_assets and a not in versions]
+        if wanted:
+            mine = pc.is_in(table.column("asset"), pa.array(wanted, pa.string()))
+            read_tables.append(
+                table.filter(mine).select(["asset", "partition_key", "data_version"])
+            )
+            versions.update(dict.fromkeys(wanted, len(read_tables) - 1))
+
+    def versions_of(assets: Sequence[str]) -> pa.Table:
+        """The data versions of ``assets`` (those not read yet: in one query)."""
+        unread = [a for a in assets if a not in versions]
+        if unread:
+            upstream_assets.update(unread)
+            keep_versions(ledger_table(reader, unread), unread)
+        held = sorted({versions[a] for a in assets})
+        found = pa.concat_tables([read_tables[i] for i in held])
+        return found.filter(pc.is_in(found.column("asset"), pa.array(assets, pa.string())))
 
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
@@ -258,11 +270,7 @@ def _batches(
             ),
         )
         ledger = ledger_table(reader, batch)  # the batch's records, in one query
-        read = ledger.select(["asset", "partition_key", "data_version"])
-        for name in batch:
-            if name in upstream_assets:
-                versions[name] = read.filter(pc.field("asset") == name)
-        read_versions(ups)
+        keep_versions(ledger, batch)
         stored, reports = [], []
         for name in batch:  # each asset's own files, then one step of progress
             stored.append(store_table(source, name))
@@ -273,7 +281,7 @@ def _batches(
         con.register("ledger", ledger)
         con.register(
             "upstream",
-            pa.concat_tables([versions[a] for a in ups])
+            versions_of(ups)
             if ups
             else pa.table(
                 {

@@ -238,7 +238,8 @@ def _replay(actions: pa.Table) -> pa.Table:
                 pa.array([True], pa.bool_()),
             ]
         )
-        live = ordered.filter(last).filter(pc.field("is_add"))
+        last_actions = ordered.filter(last)
+        live = last_actions.filter(last_actions.column("is_add"))
     return pa.table(
         {
             "partition": live.column("partition"),
