@@ -62,7 +62,8 @@ def _write(path: Path, rows: dict[str, int], *, overwrite: bool) -> None:
 
 
 def _mine(path: Path) -> list[tuple[str, str, int | None]]:
-    found = read_add_actions(_reader(path / "_delta_log"), "partition_key")
+    log = path / "_delta_log"
+    found = read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
     return sorted(
         zip(
             found["path"].to_pylist(),
@@ -139,7 +140,14 @@ def _corrupt_stats(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncated commit", "reader version 2", "deletion vector", "no first commit", "stats"],
+    [
+        "truncated commit",
+        "reader version 2",
+        "deletion vector",
+        "no first commit",
+        "stats",
+        "a commit missing between two",
+    ],
 )
 def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "table"
@@ -161,10 +169,15 @@ def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, d
         log.write_text("".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8")
     elif damage == "no first commit":
         log.rename(path / "_delta_log" / "00000000000000000001.json")
+    elif damage == "a commit missing between two":
+        _write(path, {KEYS[1]: 1}, overwrite=False)
+        _write(path, {KEYS[2]: 1}, overwrite=False)
+        (path / "_delta_log" / "00000000000000000001.json").unlink()
     else:
         _corrupt_stats(path)
     with pytest.raises(UnreadableLog):
-        read_add_actions(_reader(path / "_delta_log"), "partition_key")
+        log = path / "_delta_log"
+        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
 
 
 def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:

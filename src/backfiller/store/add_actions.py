@@ -18,6 +18,8 @@ back one object per file, or a log without its first commit and without a checkp
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from backfiller.store.app_versions import (
@@ -33,15 +35,23 @@ if TYPE_CHECKING:
 
 __all__ = ["read_add_actions"]
 
+#: the name of a commit file
+_COMMIT = re.compile(r"[0-9]{20}\.json")
+
 #: reader features that change nothing about which files are live and how many rows each has
 _HARMLESS_FEATURES = frozenset({"timestampNtz", "vacuumProtocolCheck"})
 
 
-def read_add_actions(read: LogReader, partition_column: str) -> pa.Table:
-    """The live files of the table whose ``_delta_log`` files ``read`` gives, as columns
-    ``partition`` (the value of ``partition_column``, a string), ``path`` (as the log records
-    it) and ``num_records`` (int64; null when the log has no statistics for the file)."""
+def read_add_actions(read: LogReader, names: Iterable[str], partition_column: str) -> pa.Table:
+    """The live files of the table whose ``_delta_log`` files ``read`` gives (``names``: the
+    files that folder lists), as columns ``partition`` (the value of ``partition_column``, a
+    string), ``path`` (as the log records it) and ``num_records`` (int64; null when the log
+    has no statistics for the file). The table's version is the newest commit listed; a
+    commit missing before it is damage (:class:`UnreadableLog`), not a shorter history."""
     import pyarrow as pa
+
+    listed = [int(n[:20]) for n in names if _COMMIT.fullmatch(n)]
+    newest = max(listed, default=-1)
 
     pointer = read("_last_checkpoint")
     parts: list[pa.Table] = []
@@ -56,12 +66,13 @@ def read_add_actions(read: LogReader, partition_column: str) -> pa.Table:
         start = version + 1
     elif read(commit_name(0)) is None:
         raise UnreadableLog("no first commit and no checkpoint")
-    version = start
-    while (text := read(commit_name(version))) is not None:
+    for version in range(start, newest + 1):
+        text = read(commit_name(version))
+        if text is None:
+            raise UnreadableLog(f"commit {version} is missing before commit {newest}")
         adds, found = _commit(text, version, partition_column)
         parts.append(adds)
         protocol = found or protocol
-        version += 1
     if protocol is None:
         raise UnreadableLog("no protocol action")
     reader_version, features = protocol

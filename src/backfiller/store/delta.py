@@ -340,6 +340,18 @@ class DeltaStore:
         except FileNotFoundError:
             return None
 
+    def _log_names(self, asset: str) -> list[str]:
+        """The names of the files in ``asset``'s ``_delta_log`` (none when there is none)."""
+        if self.local_root is not None:
+            try:
+                return os.listdir(self.path(asset) / "_delta_log")  # noqa: PTH208 (names)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector("_delta_log", allow_not_found=True)
+        return [i.base_name for i in self._files_of(asset).get_file_info(selector)]
+
     def _commit_nonce(self, asset: str, version: int) -> str | object | None:
         """The nonce recorded in commit ``version``'s commitInfo, read from its log file;
         ``_NO_COMMIT`` when there is no such commit."""
@@ -466,7 +478,9 @@ class DeltaStore:
         if self.local_root is not None and not (self.path(asset) / "_delta_log").is_dir():
             return none  # no table (a local folder says so without asking deltalake)
         try:
-            found = read_add_actions(functools.partial(self._log_file, asset), PARTITION_COLUMN)
+            found = read_add_actions(
+                functools.partial(self._log_file, asset), self._log_names(asset), PARTITION_COLUMN
+            )
             return {name: found.column(name) for name in ("partition", "num_records", "path")}
         except UnreadableLog:
             pass
