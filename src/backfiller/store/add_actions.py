@@ -10,7 +10,8 @@ makes no Python object per file.
 A log this reader does not read exactly is not guessed at: a protocol beyond reader version 1
 (other than the reader features listed below), a deletion vector (an add whose row count is
 not the file's), a V2 checkpoint, a file that does not parse, statistics that do not read
-back one object per file, or a log without its first commit and without a checkpoint raise
+back one object per file, a commit missing before the newest one the log's folder lists, or
+a log without its first commit and without a checkpoint raise
 :class:`~backfiller.store.app_versions.UnreadableLog`, and the store asks ``deltalake``
 (which also names a damaged log properly).
 """
