@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "DataStore": "backfiller.store",
     "DeltaStore": "backfiller.store",
     "Dependency": "backfiller.assets",
+    "Dimension": "backfiller.partitions",
     "DynamicScheme": "backfiller.partitions",
     "ExitCode": "backfiller.errors",
     "FixedClock": "backfiller.clock",
@@ -40,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "ManifestPartition": "backfiller.manifests",
     "ManifestRegistry": "backfiller.manifests",
     "Mode": "backfiller.planning",
+    "MultiScheme": "backfiller.partitions",
+    "MultiToSingleDimensionMapping": "backfiller.mappings",
     "PartitionMapping": "backfiller.assets",
     "PartitionScheme": "backfiller.partitions",
     "PartitionStatus": "backfiller.ledger",
@@ -100,10 +103,13 @@ if typing.TYPE_CHECKING:
     )
     from backfiller.ledger import LedgerReader, PartitionStatus, RunState, SqliteLedger
     from backfiller.manifests import Manifest, ManifestPartition, ManifestRegistry, load_manifest
+    from backfiller.mappings import MultiToSingleDimensionMapping
     from backfiller.partitions import (
         CronScheme,
+        Dimension,
         DynamicScheme,
         Granularity,
+        MultiScheme,
         PartitionScheme,
         StaticScheme,
         TimeWindowScheme,
@@ -147,6 +153,7 @@ __all__ = [
     "DataStore",
     "DeltaStore",
     "Dependency",
+    "Dimension",
     "DynamicScheme",
     "ExitCode",
     "FixedClock",
@@ -161,6 +168,8 @@ __all__ = [
     "ManifestPartition",
     "ManifestRegistry",
     "Mode",
+    "MultiScheme",
+    "MultiToSingleDimensionMapping",
     "PartitionMapping",
     "PartitionScheme",
     "PartitionStatus",

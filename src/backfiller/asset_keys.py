@@ -21,6 +21,13 @@ different schemes (:func:`select_keys`):
 
 Assets with static or dynamic keys (no windows) get only the keys named exactly.
 
+A multi-dimensional asset (``2026-04-17|billing``) is selected through its time dimension: a
+day (or a range of days, or a month) selects the cells of those days with every value of the
+other dimensions; a whole multi-dimensional key selects that cell. ``--dimension NAME=VALUE``
+(:func:`dimension_filter`, repeatable; several values of one dimension add up) then keeps,
+of each multi-dimensional asset with that dimension, the cells with one of those values; other
+assets keep their keys.
+
 What one list cannot say: two schemes whose keys share a spelling (a weekly scheme's keys are
 the dates of their Mondays) each have every such key of the list, so a daily asset selected
 over a week's days also gets the Monday before them that the weekly asset selected. Choose such
@@ -29,16 +36,23 @@ assets one at a time (``--asset``) when that matters; days and months never shar
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from backfiller.assets import AssetGraph
 from backfiller.errors import BadInputError, InvalidPartitionKeyError
-from backfiller.partitions import PartitionScheme, TimeWindowScheme, Window
+from backfiller.partitions import (
+    DIMENSION_SEPARATOR,
+    MultiScheme,
+    PartitionScheme,
+    TimeWindowScheme,
+    Window,
+)
 from backfiller.refs import AssetPartition
 
 __all__ = [
     "cells",
+    "dimension_filter",
     "every_key",
     "keys_of",
     "owners",
@@ -132,6 +146,9 @@ def _parse_for(graph: AssetGraph, key: str, assets: Sequence[str], now: datetime
     a static or dynamic key)."""
     refusal: InvalidPartitionKeyError | None = None
     for scheme in schemes_of(graph, assets):
+        if isinstance(scheme, MultiScheme) and not scheme.contains(key):
+            timed = scheme.time_dimension
+            scheme = timed.scheme if timed is not None else scheme  # a day of its cells
         if not scheme.contains(key):
             continue
         try:
@@ -140,13 +157,28 @@ def _parse_for(graph: AssetGraph, key: str, assets: Sequence[str], now: datetime
             refusal = exc
             continue
         return scheme.window(key)
+    if refusal is None:  # a multi-dimensional key: what is wrong with which of its values
+        for scheme in schemes_of(graph, assets):
+            if isinstance(scheme, MultiScheme) and DIMENSION_SEPARATOR in key:
+                scheme.parse(key, now=now)
     raise refusal or _no_owner(graph, key, assets)
 
 
 def _overlapping(
     scheme: PartitionScheme, start: datetime, end: datetime, now: datetime
 ) -> list[str]:
-    """The complete keys of ``scheme`` whose windows overlap ``[start, end)``."""
+    """The complete keys of ``scheme`` whose windows overlap ``[start, end)``; of a
+    multi-dimensional scheme, its cells whose time dimension's windows do."""
+    if isinstance(scheme, MultiScheme):
+        timed = scheme.time_dimension
+        if timed is None:
+            return []
+        return scheme.combine(
+            [
+                _overlapping(d.scheme, start, end, now) if d is timed else d.scheme.keys()
+                for d in scheme.dimensions
+            ]
+        )
     if not isinstance(scheme, TimeWindowScheme):
         return []
     first = scheme.window(scheme.key_for(max(start, scheme.start))).start_utc
@@ -178,11 +210,26 @@ def select_keys(
     start: str | None,
     end: str | None,
     now: datetime,
+    dimensions: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """The keys ``--partition`` or ``--start``/``--end`` select for ``assets`` whose schemes
     differ (the rules in this module's documentation), as one list (see :func:`cells`). A
     missing bound is the start of the first key (or the end of the last complete key) of any
-    of ``assets``."""
+    of ``assets``; ``dimensions`` (:func:`dimension_filter`) narrows the multi-dimensional
+    assets' cells."""
+    per_asset = _selected(graph, assets, partition=partition, start=start, end=end, now=now)
+    return _union(graph, _narrowed(graph, per_asset, dimensions))
+
+
+def _selected(
+    graph: AssetGraph,
+    assets: Sequence[str],
+    *,
+    partition: str | None,
+    start: str | None,
+    end: str | None,
+    now: datetime,
+) -> dict[str, list[str]]:
     if partition is not None:
         window = _parse_for(graph, partition, assets, now)
         per_asset: dict[str, list[str]] = {}
@@ -192,12 +239,12 @@ def select_keys(
                 per_asset[a] = [partition]
             elif window is not None:
                 per_asset[a] = _overlapping(scheme, window.start_utc, window.end_utc, now)
-        return _union(graph, per_asset)
+        return per_asset
     first = None if start is None else _parse_for(graph, start, assets, now)
     last = None if end is None else _parse_for(graph, end, assets, now)
     if (start is not None and first is None) or (end is not None and last is None):
         # static or dynamic bounds: each asset's own range
-        return _union(graph, {a: _listed_range(graph.scheme(a), start, end) for a in assets})
+        return {a: _listed_range(graph.scheme(a), start, end) for a in assets}
     spans = [w for a in assets for w in _extent(graph.scheme(a), now)]
     if not spans and (first is None or last is None):
         raise BadInputError(
@@ -211,12 +258,15 @@ def select_keys(
             f"Empty range: {start!r} comes after {end!r}",
             hint="pass --start before (or equal to) --end",
         )
-    return _union(graph, {a: _overlapping(graph.scheme(a), begin, stop, now) for a in assets})
+    return {a: _overlapping(graph.scheme(a), begin, stop, now) for a in assets}
 
 
 def _extent(scheme: PartitionScheme, now: datetime) -> list[Window]:
     """The windows of the first and the last complete key of a time scheme (none if it has
     no complete key or no windows)."""
+    if isinstance(scheme, MultiScheme):
+        timed = scheme.time_dimension
+        return [] if timed is None else _extent(timed.scheme, now)
     if not isinstance(scheme, TimeWindowScheme):
         return []
     last = scheme.last_complete(now)
@@ -231,12 +281,74 @@ def _listed_range(scheme: PartitionScheme, start: str | None, end: str | None) -
     return []
 
 
-def every_key(graph: AssetGraph, assets: Sequence[str], now: datetime) -> list[str]:
-    """Every complete key of each of ``assets``, as one list (see :func:`cells`)."""
-    found = _union(graph, {a: graph.scheme(a).keys(now=now) for a in assets})
+def every_key(
+    graph: AssetGraph,
+    assets: Sequence[str],
+    now: datetime,
+    dimensions: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """Every complete key of each of ``assets``, as one list (see :func:`cells`);
+    ``dimensions`` narrows the multi-dimensional assets' cells."""
+    per_asset = {a: graph.scheme(a).keys(now=now) for a in assets}
+    found = _union(graph, _narrowed(graph, per_asset, dimensions))
     if not found:
         raise BadInputError(
             "No partition of the selected assets is complete yet",
             hint="pass --start and --end (or --partition)",
         )
     return found
+
+
+def dimension_filter(
+    graph: AssetGraph, assets: Sequence[str], texts: Iterable[str]
+) -> dict[str, list[str]]:
+    """``--dimension NAME=VALUE`` options as ``{NAME: [VALUE, ...]}``: each NAME a dimension of
+    a selected multi-dimensional asset and each VALUE one of its values, else bad input naming
+    it."""
+    multi = [s for s in schemes_of(graph, assets) if isinstance(s, MultiScheme)]
+    found: dict[str, list[str]] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value:
+            raise BadInputError(
+                f"Invalid --dimension {text!r}: expected NAME=VALUE",
+                hint="e.g. --dimension product_line=billing",
+            )
+        having = [s.dimension(name) for s in multi if name in s.names]
+        if not having:
+            known = sorted({n for s in multi for n in s.names})
+            raise BadInputError(
+                f"Unknown dimension {name!r}: "
+                + (
+                    f"the selected assets' dimensions are {', '.join(known)}"
+                    if known
+                    else "no selected asset has more than one dimension"
+                ),
+                hint="pass --dimension NAME=VALUE with a dimension of a selected asset",
+            )
+        if not any(d.scheme.contains(value) for d in having):
+            having[0].scheme.parse(value)  # names what the value should be
+        found.setdefault(name, [])
+        if value not in found[name]:
+            found[name].append(value)
+    return found
+
+
+def _narrowed(
+    graph: AssetGraph,
+    per_asset: dict[str, list[str]],
+    dimensions: Mapping[str, Sequence[str]] | None,
+) -> dict[str, list[str]]:
+    """``per_asset`` with each multi-dimensional asset's keys narrowed to the cells whose
+    values of ``dimensions`` are among the given ones."""
+    if not dimensions:
+        return per_asset
+    narrowed = dict(per_asset)
+    for a, keys in per_asset.items():
+        scheme = graph.scheme(a)
+        if not isinstance(scheme, MultiScheme):
+            continue
+        wanted = [(i, set(dimensions[n])) for i, n in enumerate(scheme.names) if n in dimensions]
+        if wanted:
+            narrowed[a] = [k for k in keys if all(scheme.split(k)[i] in vs for i, vs in wanted)]
+    return narrowed

@@ -91,6 +91,15 @@ class AssetContext:
         self.storage_options: Mapping[str, str] = dict(storage_options or {})
         self._read_upstream = read_upstream
 
+    @property
+    def dimensions(self) -> dict[str, str]:
+        """Each dimension's value of a multi-dimensional key (``{"date": "2026-04-17",
+        "product_line": "billing"}``); empty for a key of one dimension."""
+        from backfiller.partitions import dimension_values
+
+        scheme = self.asset.scheme
+        return (dimension_values(scheme, self.partition_key) or {}) if scheme else {}
+
     def open_input(self, declared: InputFile | str) -> IO[bytes]:
         """A declared input file opened for reading bytes, wherever it is: relative to the
         project folder, or a ``file://`` or object-storage URI (``s3://…``)."""

@@ -5,6 +5,10 @@ temporary files, which are ignored (they start with ``.tmp-``). Inside :func:`on
 the writes are finished together when the block ends: every file written, then each synced,
 then each renamed, then each folder synced once — a group of partition reports waits for the
 disk once or twice, not twice per file.
+
+A location on object storage (:class:`~backfiller.locations.ObjectPath`) is written by one
+PUT, which readers see whole or not at all; inside :func:`one_folder_sync` the PUTs wait for
+the block's end too.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "one_folder_sync"]
+if TYPE_CHECKING:
+    from backfiller.locations import ObjectPath
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "create_new_bytes", "one_folder_sync"]
+
+_L = TypeVar("_L", bound="Path | ObjectPath")
 
 _pending = threading.local()
 
@@ -48,6 +58,8 @@ class _Batch:
 
     def __init__(self) -> None:
         self.writes: list[tuple[Path, Path]] = []
+        #: the objects to PUT at the block's end (object storage)
+        self.puts: list[tuple[ObjectPath, bytes]] = []
 
     def finish(self) -> None:
         try:
@@ -64,17 +76,25 @@ class _Batch:
             raise
         for folder in dict.fromkeys(path.parent for _, path in self.writes):
             _fsync_dir(folder)
+        for target, data in self.puts:
+            target.write_bytes(data)
 
     def discard(self) -> None:
+        self.puts.clear()
         for tmp, _ in self.writes:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write_bytes(path: _L, data: bytes) -> _L:
     batch: _Batch | None = getattr(_pending, "batch", None)
+    if not isinstance(path, Path):  # an object: one PUT
+        if batch is not None:
+            batch.puts.append((path, data))
+        else:
+            path.write_bytes(data)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -94,8 +114,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
+def atomic_write_text(path: _L, text: str) -> _L:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_new_bytes(path: Path | ObjectPath, data: bytes) -> bool:
+    """Write ``data`` to ``path`` only if there is no file there yet: ``True`` if this call
+    wrote it, ``False`` if a file was there (left as it was). Locally the synced temporary
+    file is hard-linked into place, which fails when the name is taken: of two writers at
+    once, exactly one creates it. On object storage the object is written if it is not
+    found: the handler backfiller reaches object storage through has no conditional PUT, so
+    two writers at the same instant may both write (the last one wins)."""
+    if not isinstance(path, Path):
+        if path.is_file():
+            return False
+        path.write_bytes(data)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+    _fsync_dir(path.parent)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from backfiller.errors import BadInputError, ConfigError, PreconditionError
 from backfiller.ledger import Ledger, LedgerReader
 from backfiller.names import did_you_mean
-from backfiller.partitions import DynamicScheme, valid_value
+from backfiller.partitions import DIMENSION_SEPARATOR, DynamicScheme, MultiScheme, valid_value
 from backfiller.project import Project
 
 __all__ = [
     "ValueChange",
     "add_partition_values",
     "dynamic_dimension",
+    "dynamic_dimensions",
     "published_partitions",
     "remove_partition_values",
 ]
@@ -39,21 +40,44 @@ class ValueChange:
     published: dict[str, int]
 
 
+def dynamic_dimensions(project: Project) -> list[str]:
+    """The project's dynamic dimensions: its own ``[partitions]`` one, then those of its
+    assets' multi-dimensional schemes (``Dimension("product_line", DynamicScheme(...))``)."""
+    found: dict[str, None] = {}
+    if isinstance(project.scheme, DynamicScheme):
+        found[project.scheme.dimension] = None
+    for asset in project.graph.keys:
+        scheme = project.scheme_of(asset)
+        if isinstance(scheme, DynamicScheme):
+            found[scheme.dimension] = None
+        elif isinstance(scheme, MultiScheme):
+            found.update(dict.fromkeys(scheme.dynamic_dimensions()))
+    return list(found)
+
+
 def dynamic_dimension(project: Project, dimension: str | None = None) -> str:
-    """The project's dynamic dimension, checked against ``dimension`` when one is named."""
-    scheme = project.scheme
-    if not isinstance(scheme, DynamicScheme):
+    """The project's dynamic dimension ``dimension`` (the only one when none is named)."""
+    names = dynamic_dimensions(project)
+    if not names:
         raise ConfigError(
             f"Project {project.config.name!r} has no dynamic partitions (its partitions are "
-            f"{scheme.name})",
-            hint='set [partitions] kind = "dynamic" and dimension = "NAME" in backfiller.toml',
+            f"{project.scheme.name})",
+            hint='set [partitions] kind = "dynamic" and dimension = "NAME" in backfiller.toml, '
+            "or give an asset a multi-dimensional scheme with a DynamicScheme dimension",
         )
-    if dimension is not None and dimension != scheme.dimension:
+    if dimension is None:
+        if len(names) > 1:
+            raise BadInputError(
+                f"The project has several dynamic dimensions ({', '.join(names)})",
+                hint="pass --dimension NAME",
+            )
+        return names[0]
+    if dimension not in names:
         raise BadInputError(
-            f"Unknown dimension {dimension!r}{did_you_mean(dimension, [scheme.dimension])}",
-            hint=f"the project's dynamic dimension is {scheme.dimension!r}",
+            f"Unknown dimension {dimension!r}{did_you_mean(dimension, names)}",
+            hint=f"the project's dynamic dimensions: {', '.join(names)}",
         )
-    return scheme.dimension
+    return dimension
 
 
 def _values(values: Sequence[str]) -> tuple[str, ...]:
@@ -92,19 +116,46 @@ def add_partition_values(
 
 
 def published_partitions(
-    project: Project, reader: LedgerReader, values: Sequence[str]
+    project: Project, reader: LedgerReader, values: Sequence[str], dimension: str | None = None
 ) -> dict[str, int]:
     """For each of ``values`` that holds published data, in how many assets: a ledger record
-    with a data version, or rows in the store (each asset's stored counts read once)."""
+    with a data version, or rows in the store (each asset's stored counts read once). A
+    multi-dimensional asset whose dynamic ``dimension`` has the value counts when any of its
+    cells with that value does."""
     found: dict[str, int] = {}
     for asset in project.graph.keys:
+        scheme = project.scheme_of(asset)
         stored = project.store.partition_counts(asset)
         for value in values:
+            if isinstance(scheme, MultiScheme):
+                if dimension is None or dimension not in scheme.dynamic_dimensions():
+                    continue
+                at = next(
+                    i
+                    for i, d in enumerate(scheme.dimensions)
+                    if isinstance(d.scheme, DynamicScheme) and d.scheme.dimension == dimension
+                )
+                recorded = any(
+                    r.data_version is not None and _value_at(scheme, r.partition_key, at) == value
+                    for r in reader.partitions.all(asset)
+                )
+                if recorded or any(
+                    n > 0 and _value_at(scheme, k, at) == value for k, n in stored.items()
+                ):
+                    found[value] = found.get(value, 0) + 1
+                continue
+            if isinstance(scheme, DynamicScheme) and dimension not in (None, scheme.dimension):
+                continue
             record = reader.partitions.get(asset, value)
             recorded = record is not None and record.data_version is not None
             if recorded or stored.get(value, 0) > 0:
                 found[value] = found.get(value, 0) + 1
     return {v: found[v] for v in values if v in found}
+
+
+def _value_at(scheme: MultiScheme, key: str, at: int) -> str | None:
+    parts = key.split(DIMENSION_SEPARATOR)
+    return parts[at] if len(parts) == len(scheme.dimensions) else None
 
 
 def remove_partition_values(
@@ -121,7 +172,7 @@ def remove_partition_values(
     whose partitions hold published data is refused unless ``allow_published``."""
     name = dynamic_dimension(project, dimension)
     wanted, why = _values(values), _reason(reason)
-    published = published_partitions(project, ledger, wanted)
+    published = published_partitions(project, ledger, wanted, name)
     if published and not allow_published:
         listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
         raise PreconditionError(

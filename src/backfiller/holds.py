@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from backfiller.atomic import atomic_write_text
 from backfiller.errors import BadInputError, IllegalTransitionError
-from backfiller.ledger import HoldRecord, Ledger, PartitionStatus
+from backfiller.ledger import HoldRecord, Ledger, LedgerReader, PartitionStatus
+from backfiller.locations import Location
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 
@@ -25,7 +25,7 @@ __all__ = ["Release", "holds_file", "is_ready", "place_holds", "release", "write
 HOLDS_FILE_VERSION = 1
 
 
-def holds_file(project: Project) -> Path:
+def holds_file(project: Project) -> Location:
     return project.config.report_dir / "holds.json"
 
 
@@ -159,7 +159,9 @@ def release(
     """Release the open holds (of one cause run, or on given targets) whose conditions hold;
     with ``force_reason``, release them all and record why."""
     if run_id is not None and ledger.runs.get(run_id) is None:
-        raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
+        raise BadInputError(
+            f"No run {run_id!r} in the ledger", hint="see 'backfiller runs' for the run ids"
+        )
     wanted = set(targets) if targets is not None else None
     released: list[HoldRecord] = []
     blocked: list[tuple[HoldRecord, list[str]]] = []
@@ -180,7 +182,7 @@ def release(
     return Release(released, blocked)
 
 
-def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[str]:
+def is_ready(project: Project, ledger: LedgerReader, target: str, key: str) -> list[str]:
     """Why ``target`` (an asset or an external consumer) may not consume ``key`` yet; empty
     when it may."""
     reasons = [h.reason for h in ledger.holds.all() if (h.target, h.partition_key) == (target, key)]
@@ -192,7 +194,7 @@ def is_ready(project: Project, ledger: Ledger, target: str, key: str) -> list[st
     return reasons
 
 
-def write_holds_file(project: Project, ledger: Ledger) -> Path:
+def write_holds_file(project: Project, ledger: Ledger) -> Location:
     """The open holds as a small JSON file, for tools outside backfiller."""
     document = {
         "schema_version": HOLDS_FILE_VERSION,

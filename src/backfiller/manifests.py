@@ -27,6 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from backfiller.canonical import sha256_hex
 from backfiller.errors import InvalidPartitionKeyError, ManifestError
 from backfiller.inputs import input_sha256
+from backfiller.locations import Location, files_in
 from backfiller.partitions import PartitionScheme
 from backfiller.schemas import validation_problems
 
@@ -119,9 +120,11 @@ class InputMismatch:
     actual: str | None  # None: the file is missing
 
 
-def load_manifest(path: Path, scheme: PartitionScheme | None = None) -> Manifest:
-    """Read and validate one manifest; raise :class:`ManifestError` naming every problem."""
-    path = Path(path)
+def load_manifest(path: Location | str, scheme: PartitionScheme | None = None) -> Manifest:
+    """Read and validate one manifest (a local file or an object on object storage); raise
+    :class:`ManifestError` naming every problem."""
+    if isinstance(path, str):
+        path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -310,7 +313,7 @@ class ManifestRegistry:
     def __init__(
         self,
         manifests: Iterable[Manifest],
-        sources: dict[str, Path] | None = None,
+        sources: Mapping[str, Location] | None = None,
         broken: Mapping[str, BrokenManifest] | None = None,
     ):
         self._by_id: dict[str, Manifest] = {}
@@ -332,21 +335,24 @@ class ManifestRegistry:
     @classmethod
     def from_folder(
         cls,
-        folder: Path,
+        folder: Location | str,
         scheme: PartitionScheme | None = None,
         *,
         overrides: Mapping[Path, tuple[Path, str]] | None = None,
     ) -> ManifestRegistry:
         """Every ``*.json`` of ``folder``; ``overrides`` maps a manifest file (resolved) to a
         stand-in and who made it — the stand-in is loaded in place of the real manifest."""
-        folder = Path(folder)
-        paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if isinstance(folder, str):
+            folder = Path(folder)
+        paths = files_in(folder, "*.json")
         manifests = [load_manifest(p, scheme) for p in paths]
-        sources = {m.manifest_id: p for m, p in zip(manifests, paths, strict=True)}
+        sources: dict[str, Location] = {
+            m.manifest_id: p for m, p in zip(manifests, paths, strict=True)
+        }
         broken: dict[str, BrokenManifest] = {}
         for i, (m, p) in enumerate(zip(manifests, paths, strict=True)):
-            override = (overrides or {}).get(p.resolve())
-            if override is None:
+            override = (overrides or {}).get(p.resolve()) if isinstance(p, Path) else None
+            if override is None or not isinstance(p, Path):
                 continue
             stand_in = load_stand_in(override[0], m, p, override[1])
             if isinstance(stand_in, BrokenManifest):

@@ -15,6 +15,10 @@ the mapping says ``allow_missing=True`` (Dagster's ``allow_nonexistent_upstream_
   ``lookback=N`` is ``start_offset=-N``; ``start_offset=-1, end_offset=-1`` reads only the
   previous window (lag); between granularities it fans in (a month reads its days) and out (a
   day reads its month).
+- :class:`MultiToSingleDimensionMapping` — between a multi-dimensional scheme and a scheme of
+  one of its dimensions: a day's total reads every product line of that day (fan-in over the
+  other dimensions), and each (day, product line) reads its day. The dimension's own keys are
+  mapped by an inner mapping (identity by default, or a time-window mapping).
 """
 
 from __future__ import annotations
@@ -24,9 +28,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from backfiller.errors import GraphError
-from backfiller.partitions import DynamicScheme, PartitionScheme, StaticScheme, TimeWindowScheme
+from backfiller.partitions import (
+    Dimension,
+    DynamicScheme,
+    MultiScheme,
+    PartitionScheme,
+    StaticScheme,
+    TimeWindowScheme,
+)
 
-__all__ = ["IdentityMapping", "PartitionMapping", "TimeWindowMapping"]
+__all__ = [
+    "IdentityMapping",
+    "MultiToSingleDimensionMapping",
+    "PartitionMapping",
+    "TimeWindowMapping",
+]
 
 #: how many downstream windows an offset may move the span (a mapping is walked per key)
 MAX_OFFSET = 1000
@@ -256,3 +272,114 @@ def _time(scheme: PartitionScheme) -> TimeWindowScheme:
     if not isinstance(scheme, TimeWindowScheme):  # the graph refuses such a mapping first
         raise GraphError(f"a time-window mapping needs time windows, not {scheme.name}")
     return scheme
+
+
+@dataclass(frozen=True)
+class MultiToSingleDimensionMapping(_SplitMapping):
+    """Between a multi-dimensional scheme and a scheme with one of its dimensions, either way.
+
+    Upstream multi-dimensional, downstream single: a downstream key reads every upstream cell
+    whose ``dimension`` value is one of the keys ``mapping`` maps it to, with every value of
+    the other dimensions (all product lines of a day feed the day's total). Upstream single,
+    downstream multi-dimensional: a cell reads what ``mapping`` maps its ``dimension`` value
+    to (each product line of a day reads the day). A required key that is not one of the
+    upstream's keys (a day before the upstream's start, a value it does not list) is missing:
+    the gap ``missing_upstream``, unless ``allow_missing``.
+
+    ``dimension`` names the multi-dimensional scheme's dimension; by default the one whose
+    scheme is of the single scheme's kind (the time dimension for a time scheme)."""
+
+    dimension: str | None = None
+    mapping: PartitionMapping = IdentityMapping()
+    allow_missing: bool = False
+
+    def __post_init__(self) -> None:
+        name = "MultiToSingleDimensionMapping"
+        _check_flag("allow_missing", self.allow_missing, name)
+        if self.dimension is not None and not isinstance(self.dimension, str):
+            raise GraphError(
+                f"{name}: dimension must be a dimension's name, not {self.dimension!r}",
+                hint="e.g. MultiToSingleDimensionMapping(dimension='date')",
+            )
+        if not isinstance(self.mapping, PartitionMapping) or isinstance(
+            self.mapping, MultiToSingleDimensionMapping
+        ):
+            raise GraphError(
+                f"{name}: mapping must map one dimension's keys, not {self.mapping!r}",
+                hint="pass IdentityMapping() or TimeWindowMapping(...)",
+            )
+
+    def _find(self, multi: MultiScheme, single: PartitionScheme) -> Dimension | str:
+        """The dimension of ``multi`` that ``single`` maps onto, or why there is none."""
+        if self.dimension is not None:
+            found = [d for d in multi.dimensions if d.name == self.dimension]
+            if not found:
+                return f"{multi.name} has no dimension {self.dimension!r}"
+            return found[0]
+        if isinstance(single, TimeWindowScheme):
+            timed = multi.time_dimension
+            return timed if timed is not None else f"{multi.name} has no time dimension"
+        same = [d for d in multi.dimensions if d.scheme.same_kind(single)]
+        if len(same) != 1:
+            return f"name the dimension of {multi.name} that {single.name} maps onto"
+        return same[0]
+
+    def _dimension(self, multi: MultiScheme, single: PartitionScheme) -> Dimension:
+        found = self._find(multi, single)
+        if isinstance(found, str):  # the graph refuses such a mapping first
+            raise GraphError(found, hint="pass MultiToSingleDimensionMapping(dimension=NAME)")
+        return found
+
+    @staticmethod
+    def _cells(multi: MultiScheme, dim: Dimension, values: list[str]) -> list[str]:
+        """Every cell of ``multi`` whose ``dim`` value is one of ``values``."""
+        if not values:
+            return []
+        return multi.combine(
+            [values if d.name == dim.name else d.scheme.keys() for d in multi.dimensions]
+        )
+
+    def _split(
+        self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
+    ) -> tuple[list[str], list[str]]:
+        if isinstance(upstream, MultiScheme):  # fan-in over the other dimensions
+            dim = self._dimension(upstream, downstream)
+            present, missing = self.mapping.required_keys(key, downstream, dim.scheme)
+            return self._cells(upstream, dim, present), self._cells(upstream, dim, missing)
+        assert isinstance(downstream, MultiScheme)
+        dim = self._dimension(downstream, upstream)
+        value = downstream.values_of(key)[dim.name]
+        return self.mapping.required_keys(value, dim.scheme, upstream)
+
+    def downstream_keys(
+        self, key: str, upstream: PartitionScheme, downstream: PartitionScheme
+    ) -> list[str]:
+        if isinstance(upstream, MultiScheme):
+            dim = self._dimension(upstream, downstream)
+            value = upstream.values_of(key)[dim.name]
+            return self.mapping.downstream_keys(value, dim.scheme, downstream)
+        assert isinstance(downstream, MultiScheme)
+        dim = self._dimension(downstream, upstream)
+        values = self.mapping.downstream_keys(key, upstream, dim.scheme)
+        return self._cells(downstream, dim, values)
+
+    def incompatibility(self, upstream: PartitionScheme, downstream: PartitionScheme) -> str | None:
+        multi_up, multi_down = (
+            isinstance(upstream, MultiScheme),
+            isinstance(downstream, MultiScheme),
+        )
+        if multi_up == multi_down:
+            return (
+                f"a multi-to-single-dimension mapping between {upstream.name} and "
+                f"{downstream.name}: exactly one of them must be multi-dimensional"
+            )
+        if isinstance(upstream, MultiScheme):
+            found = self._find(upstream, downstream)
+            if isinstance(found, str):
+                return found
+            return self.mapping.incompatibility(found.scheme, downstream)
+        assert isinstance(downstream, MultiScheme)
+        found = self._find(downstream, upstream)
+        if isinstance(found, str):
+            return found
+        return self.mapping.incompatibility(upstream, found.scheme)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from itertools import islice, pairwise
+from itertools import islice, pairwise, product
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -22,8 +22,10 @@ from backfiller.errors import ConfigError, InvalidPartitionKeyError
 
 __all__ = [
     "CronScheme",
+    "Dimension",
     "DynamicScheme",
     "Granularity",
+    "MultiScheme",
     "PartitionScheme",
     "StaticScheme",
     "TimeWindowScheme",
@@ -940,6 +942,212 @@ class DynamicScheme(_ListedScheme):
 
     def same_kind(self, other: PartitionScheme) -> bool:
         return isinstance(other, DynamicScheme) and other.dimension == self.dimension
+
+
+#: the character between the dimensions' values in a multi-dimensional key (no value has it)
+DIMENSION_SEPARATOR = "|"
+_DIMENSION_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: column names a dimension may not take (the columns every stored row has)
+_RESERVED_NAMES = frozenset({"partition_key"})
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One dimension of a :class:`MultiScheme`: its name (also the name of its column in the
+    asset's table) and its scheme — time windows, static values or a dynamic dimension."""
+
+    name: str
+    scheme: PartitionScheme
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.name, str)
+            or not _DIMENSION_NAME.fullmatch(self.name)
+            or self.name in _RESERVED_NAMES
+        ):
+            raise ConfigError(
+                f"Invalid dimension name {self.name!r}: use lower-case letters, digits and '_', "
+                "starting with a letter or '_' (it is also the column's name), not partition_key",
+                hint='e.g. Dimension("product_line", StaticScheme(("billing", "voice")))',
+            )
+        if not isinstance(self.scheme, PartitionScheme) or isinstance(self.scheme, MultiScheme):
+            raise ConfigError(
+                f"Dimension {self.name!r}: its scheme must be a time, static or dynamic scheme, "
+                f"not {self.scheme!r}",
+                hint="a multi-dimensional scheme lists its dimensions flat: "
+                "MultiScheme((Dimension('date', daily), Dimension('product_line', lines)))",
+            )
+
+
+@dataclass(frozen=True)
+class MultiScheme(PartitionScheme):
+    """Keys with two or more dimensions: one value of each, in the declared order, joined by
+    ``|`` (``2026-04-17|billing``). At most one dimension has time windows; a key's window is
+    that dimension's window (none when every dimension is static or dynamic).
+
+    The keys are the product of the dimensions' keys, the first dimension varying slowest.
+    A range (:meth:`key_range`) is a box: each dimension's range from the first key's value to
+    the last key's value. What it costs: the number of cells is the product of the dimensions'
+    sizes, and every command looks at each cell (365 days × 3 product lines is 1,095 cells)."""
+
+    dimensions: tuple[Dimension, ...]
+
+    def __post_init__(self) -> None:
+        dims = tuple(self.dimensions)
+        object.__setattr__(self, "dimensions", dims)
+        if len(dims) < 2 or not all(isinstance(d, Dimension) for d in dims):
+            raise ConfigError(
+                "a multi-dimensional scheme needs two or more Dimension(...) entries",
+                hint="MultiScheme((Dimension('date', daily), Dimension('product_line', lines)))",
+            )
+        names = [d.name for d in dims]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"A multi-dimensional scheme names the dimension(s) {', '.join(twice)} twice",
+                hint="give each dimension its own name",
+            )
+        timed = [d.name for d in dims if isinstance(d.scheme, TimeWindowScheme)]
+        if len(timed) > 1:
+            raise ConfigError(
+                f"A multi-dimensional scheme has more than one time dimension ({', '.join(timed)})",
+                hint="keep one time dimension; the others are static or dynamic",
+            )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions)
+
+    @property
+    def name(self) -> str:
+        return " × ".join(f"{d.name} ({d.scheme.name})" for d in self.dimensions)
+
+    @property
+    def key_format(self) -> str:
+        return DIMENSION_SEPARATOR.join(d.name.upper() for d in self.dimensions) + (
+            " (" + "; ".join(f"{d.name}: {d.scheme.key_format}" for d in self.dimensions) + ")"
+        )
+
+    @property
+    def time_dimension(self) -> Dimension | None:
+        """The dimension with time windows, if any."""
+        return next((d for d in self.dimensions if isinstance(d.scheme, TimeWindowScheme)), None)
+
+    def dimension(self, name: str) -> Dimension:
+        """The dimension called ``name`` (bad input naming the dimensions when none is)."""
+        for d in self.dimensions:
+            if d.name == name:
+                return d
+        raise InvalidPartitionKeyError(
+            f"Unknown dimension {name!r}: the dimensions are {', '.join(self.names)}",
+            hint="pass --dimension NAME=VALUE with one of those names",
+        )
+
+    def split(self, key: str) -> tuple[str, ...]:
+        """The dimensions' values of ``key``, in order (only its shape is checked)."""
+        _check_characters(key, self.key_format)
+        values = tuple(key.split(DIMENSION_SEPARATOR))
+        if len(values) != len(self.dimensions):
+            raise InvalidPartitionKeyError(
+                f"Invalid partition key {key!r} for {self.name}: expected "
+                f"{len(self.dimensions)} values joined by {DIMENSION_SEPARATOR!r}, "
+                f"{self.key_format}",
+                hint="pass a key such as "
+                + DIMENSION_SEPARATOR.join(
+                    (d.scheme.keys()[:1] or [d.name])[0]
+                    if not isinstance(d.scheme, TimeWindowScheme)
+                    else d.scheme.format_key(d.scheme.start)
+                    for d in self.dimensions
+                ),
+            )
+        return values
+
+    def values_of(self, key: str) -> dict[str, str]:
+        """``{dimension: value}`` of a key (its shape checked, not its values)."""
+        return dict(zip(self.names, self.split(key), strict=True))
+
+    def spell(self, values: Sequence[str]) -> str:
+        """The key of one value per dimension, in order."""
+        return DIMENSION_SEPARATOR.join(values)
+
+    def parse(self, key: str, *, now: datetime | None = None) -> str:
+        for d, value in zip(self.dimensions, self.split(key), strict=True):
+            try:
+                d.scheme.parse(value, now=now)
+            except InvalidPartitionKeyError as exc:
+                raise InvalidPartitionKeyError(
+                    f"Invalid partition key {key!r}: its {d.name} — {exc.message}",
+                    hint=exc.hint,
+                ) from exc
+        return key
+
+    def contains(self, key: str) -> bool:
+        if not isinstance(key, str) or key.count(DIMENSION_SEPARATOR) != len(self.dimensions) - 1:
+            return False
+        return all(
+            d.scheme.contains(v)
+            for d, v in zip(self.dimensions, key.split(DIMENSION_SEPARATOR), strict=True)
+        )
+
+    def window(self, key: str) -> Window | None:
+        self.parse(key)
+        timed = self.time_dimension
+        if timed is None:
+            return None
+        return timed.scheme.window(self.values_of(key)[timed.name])
+
+    def keys(self, *, now: datetime | None = None) -> list[str]:
+        return self.combine([d.scheme.keys(now=now) for d in self.dimensions])
+
+    def combine(self, values: Sequence[Sequence[str]]) -> list[str]:
+        """The keys of one value of each of ``values`` (one list per dimension), the first
+        dimension varying slowest."""
+        return [self.spell(combo) for combo in product(*values)]
+
+    def key_range(self, first: str, last: str) -> list[str]:
+        lows, highs = self.split(self.parse(first)), self.split(self.parse(last))
+        return self.combine(
+            [
+                d.scheme.key_range(low, high)
+                for d, low, high in zip(self.dimensions, lows, highs, strict=True)
+            ]
+        )
+
+    def same_kind(self, other: PartitionScheme) -> bool:
+        return (
+            isinstance(other, MultiScheme)
+            and other.names == self.names
+            and all(
+                a.scheme.same_kind(b.scheme)
+                for a, b in zip(self.dimensions, other.dimensions, strict=True)
+            )
+        )
+
+    def with_values(self, dimension: str, values: Sequence[str]) -> MultiScheme:
+        """The same scheme whose dynamic ``dimension`` has ``values`` (as the ledger says)."""
+        return MultiScheme(
+            tuple(
+                Dimension(d.name, DynamicScheme(d.scheme.dimension, tuple(values)))
+                if isinstance(d.scheme, DynamicScheme) and d.scheme.dimension == dimension
+                else d
+                for d in self.dimensions
+            )
+        )
+
+    def dynamic_dimensions(self) -> list[str]:
+        """The names (in the ledger) of its dynamic dimensions."""
+        return [d.scheme.dimension for d in self.dimensions if isinstance(d.scheme, DynamicScheme)]
+
+
+def dimension_columns(scheme: PartitionScheme) -> tuple[str, ...]:
+    """The columns an asset of ``scheme`` has besides ``partition_key``, one per dimension of
+    a multi-dimensional scheme (none for a single-dimension scheme)."""
+    return scheme.names if isinstance(scheme, MultiScheme) else ()
+
+
+def dimension_values(scheme: PartitionScheme, key: str) -> dict[str, str] | None:
+    """``{dimension: value}`` of ``key`` for a multi-dimensional scheme; ``None`` otherwise."""
+    return scheme.values_of(key) if isinstance(scheme, MultiScheme) else None
 
 
 def valid_value(value: object) -> str:

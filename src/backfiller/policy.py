@@ -35,9 +35,11 @@ from typing import Any
 from backfiller.assets import AssetGraph
 from backfiller.errors import ConfigError, InvalidPartitionKeyError, PreconditionError
 from backfiller.ledger.records import Protection
+from backfiller.locations import Location, ObjectPath
 from backfiller.names import did_you_mean
 from backfiller.partitions import PartitionScheme, TimeWindowScheme
 from backfiller.paths import configured_path
+from backfiller.store.location import is_uri
 
 __all__ = [
     "POLICY_DEFAULTS",
@@ -88,9 +90,9 @@ class Policy:
     default_partition: str | None = None
     backfill_assets: tuple[str, ...] = ()  # empty: every asset
     protected: tuple[ProtectedObject, ...] = ()
-    dry_run_report_path: Path | None = None  # None: <report_dir>/backfill
+    dry_run_report_path: Location | None = None  # None: <report_dir>/backfill
     required_checks: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    strategy_path: Path = Path(DEFAULT_STRATEGY_PATH)
+    strategy_path: Location = Path(DEFAULT_STRATEGY_PATH)
     strategy_heading: str = DEFAULT_STRATEGY_HEADING
 
     def allows(self, asset: str) -> bool:
@@ -116,12 +118,28 @@ def _strings(value: Any, name: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _path(value: str, name: str, *, root: Path, report_dir: Path, allow_outside: bool) -> Path:
+def _path(
+    value: str, name: str, *, root: Path, report_dir: Location, allow_outside: bool
+) -> Location:
     text = value.strip()
+    if is_uri(text):
+        raise ConfigError(
+            f"[policy] {name} = {value!r}: a URI is not taken here",
+            hint=f"set [project] report_dir to the URI and {name} = "
+            f'"{REPORT_DIR_PLACEHOLDER}/…" (the default for plans)',
+        )
     if text.startswith(REPORT_DIR_PLACEHOLDER):
         rest = text[len(REPORT_DIR_PLACEHOLDER) :].lstrip("/\\")
         if not rest:
             return report_dir
+        if isinstance(report_dir, ObjectPath):  # under a prefix on object storage
+            try:
+                return report_dir.joinpath(rest)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"[policy] {name} = {value!r} leaves [project] report_dir: {exc}",
+                    hint=f"use a path under {REPORT_DIR_PLACEHOLDER}",
+                ) from exc
         return configured_path(report_dir, rest, f"[policy] {name}", allow_outside=allow_outside)
     if "{" in text or "}" in text:
         raise ConfigError(
@@ -136,7 +154,7 @@ def parse_policy(
     section: Mapping[str, Any],
     *,
     root: Path,
-    report_dir: Path,
+    report_dir: Location,
     default_partition: str | None,
     allow_outside: bool = False,
 ) -> Policy:

@@ -10,11 +10,12 @@ existing file of ``[env] files`` (``.env`` syntax).
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import importlib
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,10 +34,11 @@ from backfiller.ledger import (
     open_reader,
 )
 from backfiller.lineage_settings import LineageSettings, lineage_settings
+from backfiller.locations import Location, ObjectPath, location_of
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
-from backfiller.partitions import PartitionScheme, scheme_from_config
+from backfiller.partitions import MultiScheme, PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
@@ -134,8 +136,10 @@ class ProjectConfig:
     store_path: Path | None
     state_dir: Path
     ledger_path: Path
-    report_dir: Path
-    manifests_dir: Path
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    report_dir: Location
+    #: a local folder, or a prefix on object storage (``s3://…``)
+    manifests_dir: Location
     operator: str
     partitions: dict[str, Any]
     default_partition: str | None
@@ -293,34 +297,50 @@ class ProjectConfig:
             )
         parts = settings["partitions"]
         parts["default"] = default_partition
-        report_dir = inside("report_dir")
-        store_text = str(proj["store"])
-        store_uri = object_store_uri(store_text)
-        store_path = None
-        if store_uri is None:
-            if is_uri(store_text):  # file:///…: a local folder
+        options = dict(settings["storage"]["options"])
+
+        def unreachable(key: str, exc: ValueError) -> ConfigError:
+            return ConfigError(
+                f"[project] {key} = {proj[key]!r} is not a location backfiller can reach: {exc}",
+                hint="give a local folder (file:///absolute/path or a path relative to the "
+                "project) or an object-storage URI with a bucket (s3://bucket/prefix, gs://…, "
+                "az://…)",
+            )
+
+        def local(key: str) -> Path:
+            """``[project] key`` as a local folder: a path, or a ``file://`` URI."""
+            if is_uri(str(proj[key])):
                 try:
-                    proj["store"] = str(local_path_of(store_text))
+                    proj[key] = str(local_path_of(str(proj[key])))
                 except ValueError as exc:
-                    raise ConfigError(
-                        f"[project] store = {store_text!r} is not a store backfiller can "
-                        f"reach: {exc}",
-                        hint="give a local folder (file:///absolute/path or a path relative "
-                        "to the project) or an object-storage URI (s3://, gs://, az://)",
-                    ) from exc
-            store_path = inside("store")
+                    raise unreachable(key, exc) from exc
+            return inside(key)
+
+        def placed(key: str) -> Location:
+            """``[project] key`` as a local folder or a prefix on object storage."""
+            if object_store_uri(str(proj[key])) is None:
+                return local(key)
+            try:
+                return ObjectPath.parse(str(proj[key]), options, setting=f"[project] {key}")
+            except ValueError as exc:
+                raise unreachable(key, exc) from exc
+
+        report_dir = placed("report_dir")
+        store_uri = object_store_uri(str(proj["store"]))
+        # the tables: a prefix on object storage (store_uri), else a local folder
+        store_path = None if store_uri is not None else local("store")
         return cls(
             root=root,
             name=proj["name"] or root.name,
             assets_module=proj["assets_module"],
             store_path=store_path,
             store_uri=store_uri or str(store_path),
-            storage_options=dict(settings["storage"]["options"]),
+            storage_options=options,
             state_dir=state_dir,
             ledger_path=ledger_path,
             ledger_url=ledger_url,
             report_dir=report_dir,
-            manifests_dir=inside("manifests"),
+            manifests_dir=placed("manifests"),
             operator=proj["operator"],
             lease_ttl_seconds=lease_ttl,
             group_size=int(proj["group_size"]),
@@ -527,18 +547,32 @@ class Project:
         return override or self.config.operator or getpass.getuser()
 
     @property
-    def plan_dir(self) -> Path:
+    def plan_dir(self) -> Location:
         """Where plans go: ``[policy] dry_run_report_path``, by default <report_dir>/backfill."""
         return self.policy.dry_run_report_path or self.config.report_dir / "backfill"
 
-    def partition_report_dir(self, asset: str) -> Path:
+    def partition_report_dir(self, asset: str) -> Location:
         """The folder of ``asset``'s partition reports (one ``<key>.json`` each)."""
         return self.config.report_dir.joinpath("partitions", *asset.split("/"))
 
-    def partition_report_path(self, asset: str, key: str) -> Path:
+    def partition_report_path(self, asset: str, key: str) -> Location:
         return self.partition_report_dir(asset) / f"{key}.json"
 
-    def relative(self, path: Path) -> str:
+    def location(self, text: str) -> Location:
+        """A location recorded by :meth:`relative` (a plan's ``report_path``, an evidence
+        index entry): relative to the project, absolute, or an object-storage URI."""
+        return location_of(
+            text,
+            root=self.root,
+            options=self.config.storage_options,
+            setting="[project] report_dir",
+        )
+
+    def relative(self, path: Location) -> str:
+        """``path`` relative to the project folder when it is inside it; otherwise as it is
+        (an absolute path, or an object-storage URI)."""
+        if isinstance(path, ObjectPath):
+            return str(path)
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except ValueError:
@@ -593,13 +627,42 @@ def _dynamic_values(config: ProjectConfig) -> list[str]:
     dimension = config.partitions["dimension"]
     if not dimension:
         return []  # scheme_from_config names the missing setting
+    return _ledger_values(config, [dimension])[dimension]
+
+
+def _ledger_values(config: ProjectConfig, dimensions: Sequence[str]) -> dict[str, list[str]]:
+    """The current values of each of the dynamic ``dimensions``, as the ledger records them
+    (read-only, one reader for them all)."""
     reader = open_config_reader(config)
     try:
-        return reader.dimensions.values(dimension)
+        return {d: reader.dimensions.values(d) for d in dimensions}
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
             close()
+
+
+def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Asset]:
+    """``assets``, each multi-dimensional scheme's dynamic dimensions holding the values the
+    ledger records (a declared scheme cannot know them)."""
+    wanted = {
+        d: None
+        for a in assets
+        if isinstance(a.scheme, MultiScheme)
+        for d in a.scheme.dynamic_dimensions()
+    }
+    if not wanted:
+        return assets
+    values = _ledger_values(config, list(wanted))
+    filled = []
+    for a in assets:
+        scheme = a.scheme
+        if isinstance(scheme, MultiScheme) and scheme.dynamic_dimensions():
+            for d in scheme.dynamic_dimensions():
+                scheme = scheme.with_values(d, values[d])
+            a = dataclasses.replace(a, scheme=scheme)
+        filled.append(a)
+    return filled
 
 
 def _default_setting(config: ProjectConfig) -> str:
@@ -656,7 +719,8 @@ def load_project(
                 f"({config.origin(setting)}) is invalid: {exc.message}",
                 hint=f"{fix}: {exc.hint}" if exc.hint else fix,
             ) from exc
-    graph = AssetGraph(_import_assets(config.root, config.assets_module), scheme)
+    assets = _with_dynamic_values(config, _import_assets(config.root, config.assets_module))
+    graph = AssetGraph(assets, scheme)
     if not len(graph):
         raise ConfigError(
             f"The assets module {config.assets_module!r} defines no assets",

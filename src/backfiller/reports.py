@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backfiller.atomic import atomic_write_text
+from backfiller.locations import Location
 
 __all__ = [
     "PARTITION_REPORT_VERSION",
@@ -64,16 +65,18 @@ class PartitionReport(BaseModel):
         return self.model_dump(mode="json")
 
 
-def write_partition_report(path: Path, report: PartitionReport) -> Path:
+def write_partition_report(path: Location, report: PartitionReport) -> Location:
     text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
     return atomic_write_text(path, text)
 
 
-def read_partition_report(path: Path) -> PartitionReport | None:
-    """The report at ``path``; ``None`` when it is missing or no longer a valid report (which
-    is then a gap to re-issue, never trusted)."""
+def read_partition_report(path: Location | str) -> PartitionReport | None:
+    """The report at ``path`` (a local file or an object); ``None`` when it is missing or no
+    longer a valid report (which is then a gap to re-issue, never trusted)."""
     try:
-        return PartitionReport.model_validate_json(Path(path).read_bytes())
+        return PartitionReport.model_validate_json(
+            (Path(path) if isinstance(path, str) else path).read_bytes()
+        )
     except FileNotFoundError:
         return None
     except ValidationError:

@@ -24,6 +24,8 @@ PLAN_REL = f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
 @pytest.fixture(autouse=True)
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     cli_environment(monkeypatch, project_environ)
+    # a closed port on this machine is refused at once; the client would keep trying for 10 s
+    monkeypatch.setattr("backfiller.actions.dask_executor.CONNECT_TIMEOUT", "1s")
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ def test_retry_of_an_unknown_run_exits_2(
 
     assert code == 2
     text = one_line(err)
-    assert "Unknown run 'nope'" in text
+    assert "No run 'nope' in the ledger" in text
     assert "see 'backfiller runs'" in text
     assert changed(before, files(root)) == []
 
@@ -201,7 +201,7 @@ def test_resume_of_an_unknown_run_exits_2(
     code, _, err = run(capsys, root, "resume", "run-nope")
 
     assert code == 2
-    assert "Unknown run 'run-nope'" in one_line(err)
+    assert "No run 'run-nope' in the ledger" in one_line(err)
     assert changed(before, files(root)) == []
 
 
@@ -528,3 +528,35 @@ def test_a_failed_run_suggests_retry_only_for_transient_failures(
             capsys, root, "retry", latest_run_id(load_project(root, environ=project_environ))
         )
         assert code == 2 and "non-transient" in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["release", "--run", "run-nope"], 2),
+        (["retry", "run-nope"], 2),
+        (["resume", "run-nope"], 2),
+        (["restore", "--asset", RAW, "--partition", KEY, "--before-run", "run-nope"], 2),
+        (["replay", "--manifest", "nope"], 2),
+        (["evidence", "verify"], 0),
+        (["holds"], 0),
+        (["ready", SILVER, KEY], 1),
+    ],
+    ids=["release", "retry", "resume", "restore", "replay", "evidence-verify", "holds", "ready"],
+)
+def test_on_a_fresh_project_a_refusal_or_a_read_does_not_even_create_the_ledger(
+    example_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    code: int,
+) -> None:
+    """Before any run there is no ledger: refusing an unknown run or manifest, and reading
+    holds, readiness or the evidence chain, leave the folder (and a PostgreSQL database) as
+    they were — the ledger writer, which creates the file and its tables, is never opened."""
+    before = files(example_dir)
+    assert not any(k.endswith("ledger.db") for k in before)
+
+    got, out, err = run(capsys, example_dir, *command)
+
+    assert got == code, out + err
+    assert changed(before, files(example_dir)) == []

@@ -33,7 +33,7 @@ VICTIM = "2026-01-04"
 CONFIG = """\
 [project]
 name = "kill"
-assets_module = "kill_assets"
+assets_module = "{module}"
 
 [partitions]
 kind = "daily"
@@ -56,6 +56,11 @@ from backfiller import AssetContext, asset, sql_asset
 MARKERS = {markers!r}
 
 
+def ids(key: str) -> list[str]:
+    """A helper of the module: a worker gets it only if the module travels by value."""
+    return [f"{{key}}-{{i}}" for i in range(50)]
+
+
 @asset("kill/raw", idempotency_key=("id",))
 def raw(context: AssetContext) -> pa.Table:
     key = context.partition_key
@@ -65,7 +70,7 @@ def raw(context: AssetContext) -> pa.Table:
             marker.write_text(str(os.getpid()))
             while True:  # until the test kills this worker
                 time.sleep(0.05)
-    return pa.table({{"id": [f"{{key}}-{{i}}" for i in range(50)], "n": list(range(50))}})
+    return pa.table({{"id": ids(key), "n": list(range(50))}})
 
 
 silver = sql_asset(
@@ -77,11 +82,19 @@ silver = sql_asset(
 '''
 
 
-def lay_out(root: Path, markers: Path | None) -> Project:
+#: where the assets module is: a module at the project's top, or a module of a namespace
+#: package (a folder without ``__init__.py``: the package has no ``__file__``)
+LAYOUTS = {"module": "kill_assets", "namespace package": "killns.pipelines.assets"}
+
+
+def lay_out(root: Path, markers: Path | None, layout: str = "module") -> Project:
+    module = LAYOUTS[layout]
     root.mkdir(parents=True)
-    (root / "backfiller.toml").write_text(CONFIG, "utf-8")
+    (root / "backfiller.toml").write_text(CONFIG.format(module=module), "utf-8")
     text = ASSETS.format(markers=str(markers) if markers else "", victim=VICTIM)
-    (root / "kill_assets.py").write_text(textwrap.dedent(text).lstrip(), "utf-8")
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), "utf-8")
     return load_project(root, environ={}, clock=FixedClock(datetime(2026, 2, 1, tzinfo=UTC)))
 
 
@@ -120,12 +133,18 @@ def published_once(project: Project, result: RunResult) -> None:
         assert sorted(keys) == DAYS, f"{a}: each partition committed once"
 
 
-def test_worker_processes_compute_what_the_local_executor_computes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_worker_processes_compute_what_the_local_executor_computes(
+    tmp_path: Path, layout: str
+) -> None:
+    """The workers cannot import the project's modules: they travel by value, from a
+    top-level module or from a namespace package alike."""
     from backfiller.actions.dask_executor import DaskExecutor
 
-    local = lay_out(tmp_path / "local", None)
+    local = lay_out(tmp_path / "local", None, layout)
     published_once(local, backfill(local, RunOptions()))
-    remote = lay_out(tmp_path / "remote", None)
+    remote = lay_out(tmp_path / "remote", None, layout)
+    assert not list((tmp_path / "remote").rglob("__init__.py"))
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GAP_DAY, NOW
+from conftest import GAP_DAY, NOW, materialize, run_steps
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.actions import RunOptions, StepOutcome
@@ -222,3 +222,40 @@ def test_a_coordinator_stopped_mid_run_is_finished_by_resume_on_the_cluster(
             if h.metadata.get("backfiller.run_id") == run.run_id
         ]
         assert sorted(keys) == sorted(WEEK), keys
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_the_ledger_names_the_upstream_versions_the_step_read(
+    example_dir: Path, cluster: object, monkeypatch: pytest.MonkeyPatch, executor: str
+) -> None:
+    """Another coordinator publishes the upstream partition after the step computed and
+    before it publishes: the step's record names the version it read (pinned when it was
+    handed out), not the newer one the ledger holds by the time it publishes."""
+    from backfiller.actions import runner
+    from backfiller.actions.dask_executor import DaskExecutor
+
+    project = fresh(example_dir, executor)
+    materialize(project, [GAP_DAY], [RAW])
+    read = project.reader().partitions.get(RAW, GAP_DAY).data_version
+    other = load_project(project.root, environ={}, clock=FixedClock(NOW))
+    published: list[int | None] = []
+    real = runner.crash_point
+    started: list[str] = []
+
+    def between(name: str) -> None:
+        real(name)
+        if name == "after_compute" and not started:  # once: the other run passes here too
+            started.append(name)
+            materialize(other, [GAP_DAY], [RAW])  # a second coordinator, its own ledger
+            published.append(other.reader().partitions.get(RAW, GAP_DAY).data_version)
+
+    monkeypatch.setattr(runner, "crash_point", between)
+    with distributed.Client(cluster, set_as_default=False) as client:
+        options = RunOptions(executor=DaskExecutor(client) if executor == "dask" else None)
+        with project.ledger() as ledger:
+            result = run_steps(project, ledger, [(SILVER, GAP_DAY)], options=options)
+    assert result.state is RunState.SUCCEEDED, [s.error for s in result.steps if s.error]
+    assert published and read is not None and published[0] is not None
+    assert published[0] > read
+    record = project.reader().partitions.get(SILVER, GAP_DAY)
+    assert record.upstream_versions == {RAW: {GAP_DAY: read}}

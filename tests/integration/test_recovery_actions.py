@@ -662,7 +662,7 @@ def test_retry_of_an_unknown_run_is_refused(lab: Project) -> None:
         before = files(lab)
         with pytest.raises(BadInputError) as refused:
             retry(lab, ledger, run_id="run-nope", operator="tests", sleep=lambda _: None)
-        assert refused.value.message == "Unknown run 'run-nope'"
+        assert refused.value.message == "No run 'run-nope' in the ledger"
         assert refused.value.exit_code == 2
         assert changed(before, files(lab)) == []
 
@@ -807,7 +807,7 @@ def test_resume_of_an_unknown_run_is_refused(
     before = files(april_project)
     with pytest.raises(BadInputError) as refused:
         resume(april_project, ledger, run_id="run-nope", operator="tests")
-    assert refused.value.message == "Unknown run 'run-nope'"
+    assert refused.value.message == "No run 'run-nope' in the ledger"
     assert refused.value.hint == "see 'backfiller runs'"
     assert refused.value.exit_code == 2
     assert changed(before, files(april_project)) == []

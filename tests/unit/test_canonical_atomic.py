@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backfiller.atomic import atomic_write_bytes, atomic_write_text, one_folder_sync
+from backfiller.atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    create_new_bytes,
+    one_folder_sync,
+)
 from backfiller.canonical import canonical_json, sha256_hex, stable_id
 
 # -- canonical JSON ---------------------------------------------------------------------------
@@ -205,3 +211,32 @@ def test_a_block_whose_sync_fails_renames_nothing(
         monkeypatch.setattr(os, "fsync", broken_fsync)
     assert (tmp_path / "1.json").read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1.json"]
+
+
+def test_create_new_bytes_creates_once_and_never_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "applied" / "plan-1.json"
+    assert create_new_bytes(target, b"first") is True
+    assert create_new_bytes(target, b"second") is False
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["plan-1.json"]  # no temporaries left
+
+
+def test_of_writers_racing_to_create_one_file_exactly_one_wins(tmp_path: Path) -> None:
+    """Threads released together: exactly one creates the file, and the file holds its
+    bytes (a check, then a rename, would let several write and the last one win)."""
+    target = tmp_path / "plan.json"
+    start = threading.Barrier(8)
+    won: list[bytes] = []
+
+    def create(data: bytes) -> None:
+        start.wait()
+        if create_new_bytes(target, data):
+            won.append(data)
+
+    threads = [threading.Thread(target=create, args=(f"writer {i}".encode(),)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    assert target.read_bytes() == won[0]

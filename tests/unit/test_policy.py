@@ -198,6 +198,9 @@ def test_every_unknown_name_is_listed(example_dir: Path) -> None:
         pytest.param(
             '[policy]\ndry_run_report_path = "{root}/x"\n', "the only placeholder is {report_dir}"
         ),
+        pytest.param(
+            '[policy]\ndry_run_report_path = "s3://lake/plans"\n', "a URI is not taken here"
+        ),
     ],
 )
 def test_badly_shaped_settings(example_dir: Path, block: str, expected: str) -> None:

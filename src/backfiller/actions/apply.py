@@ -11,7 +11,7 @@ from backfiller.errors import ConflictError, PreconditionError, StalePlanError
 from backfiller.ledger import Ledger
 from backfiller.planning import check_fresh
 from backfiller.planning.compact import AnyPlan, RangePlan
-from backfiller.planning.planner import archive_plan
+from backfiller.planning.planner import archive_plan, settle_archive
 from backfiller.project import Project
 
 __all__ = ["apply_plan", "require_backfill_fields", "spec_of_plan"]
@@ -137,6 +137,9 @@ def apply_plan(
             created_at=document.created_at.isoformat(),
             document=document.to_dict(),
         )
+        recorded = ledger.runs.plan(document.plan_id)  # the first recorded for this id
+        if recorded is not None:
+            settle_archive(project.location(recorded.path), recorded.document)
 
     with project.ledger(max_parallel=options.max_parallel) as ledger:
         try:

@@ -21,7 +21,7 @@ from backfiller.assets import Asset, AssetContext
 from backfiller.engine import query, to_arrow
 from backfiller.errors import BackfillerError, PreconditionError
 from backfiller.manifests import Manifest, ManifestPartition, verify_inputs
-from backfiller.partitions import Window
+from backfiller.partitions import Window, dimension_values
 from backfiller.store import DataStore
 from backfiller.store.base import PARTITION_COLUMN
 
@@ -107,6 +107,8 @@ def compute_step(
     if asset.sql is not None:
         tables = {d.asset: read(d.asset) for d in asset.deps}
         params: dict[str, Any] = {"partition_key": key}
+        if asset.scheme is not None:  # a multi-dimensional key: $product_line, ...
+            params.update(dimension_values(asset.scheme, key) or {})
         if task.window is not None:
             params["window_start"] = task.window.start_utc
             params["window_end"] = task.window.end_utc
@@ -126,10 +128,34 @@ def compute_step(
             storage_options=task.storage_options,
         )
         data = to_arrow(asset.compute(context))
-    return _with_partition_column(data, key)
+    data = _with_partition_column(data, key)
+    if asset.scheme is None:
+        return data
+    return _with_dimension_columns(asset, data, dimension_values(asset.scheme, key) or {})
 
 
 def _with_partition_column(table: pa.Table, key: str) -> pa.Table:
     if PARTITION_COLUMN in table.column_names:
         return table
     return table.append_column(PARTITION_COLUMN, pa.array([key] * table.num_rows, pa.string()))
+
+
+def _with_dimension_columns(asset: Asset, table: pa.Table, values: Mapping[str, str]) -> pa.Table:
+    """A multi-dimensional cell's rows with one column per dimension holding its value (the
+    table is partitioned by them); a column the computation returned must hold that value."""
+    for name, value in values.items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+            continue
+        column = table.column(name)
+        if (
+            column.type != pa.string()
+            or column.null_count
+            or (table.num_rows and set(column.unique().to_pylist()) != {value})
+        ):
+            raise StepError(
+                f"{asset.key}: column {name!r} must hold the partition's {name} {value!r} "
+                "in every row (it is the dimension's partition column)",
+                hint=f"leave {name!r} out (it is added) or set it to the partition's value",
+            )
+    return table

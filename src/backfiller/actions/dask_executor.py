@@ -9,7 +9,8 @@ with ``pip install 'backfiller[dask]'``. What the workers need:
 * never the ledger, the reports or the plans: those stay with the coordinator.
 
 The project's own modules (the assets module and whatever else is imported from the project
-folder) travel with each task, pickled by value, so workers need no copy of the project. A
+folder, packages and namespace packages alike) travel with each task, pickled by value, so
+workers need no copy of the project. A
 computation is pure: when a worker dies, the scheduler runs it again elsewhere and the
 coordinator, which has not committed anything for that step yet, just waits longer.
 """
@@ -92,13 +93,25 @@ class DaskExecutor:
                 if (name, root) in self._seen:
                     continue
                 self._seen.add((name, root))
-                file = getattr(module, "__file__", None)
-                if "." in name or name == "backfiller" or not file:
+                if "." in name or name == "backfiller":
                     continue
-                where = Path(file).resolve()
-                folder = where.parent.parent if where.name == "__init__.py" else where.parent
-                if folder == root:
+                if root in _folders_of(module):  # its submodules go by value with it
                     cloudpickle.register_pickle_by_value(module)
+
+
+def _folders_of(module: Any) -> list[Path]:
+    """The folders a top-level module was imported from: the one holding its file (or its
+    package's folder); for a namespace package (no ``__init__.py``, so no ``__file__``), the
+    folder holding each of its portions."""
+    file = getattr(module, "__file__", None)
+    if file:
+        where = Path(file).resolve()
+        return [where.parent.parent if where.name == "__init__.py" else where.parent]
+    try:
+        portions = [str(p) for p in getattr(module, "__path__", None) or ()]
+    except TypeError:  # a __path__ that is no list of folders
+        return []
+    return [Path(p).resolve().parent for p in portions]
 
 
 class _DaskFuture:

@@ -127,7 +127,7 @@ def retry(
     that succeeded never is."""
     run = ledger.runs.get(run_id)
     if run is None:
-        raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
+        raise BadInputError(f"No run {run_id!r} in the ledger", hint="see 'backfiller runs'")
     if not run.state.finished:
         raise PreconditionError(
             f"Run {run_id} is {run.state.value}, not finished",
@@ -175,7 +175,7 @@ def resume(
     transaction marker (never written again), holds, the outcome, the evidence."""
     run = ledger.runs.get(run_id)
     if run is None:
-        raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
+        raise BadInputError(f"No run {run_id!r} in the ledger", hint="see 'backfiller runs'")
     if run.state.finished:
         if ledger.evidence.of_run(run_id) is None:  # finished before evidence was part of it
             return continue_run(project, ledger, run_id, options, operator=operator)

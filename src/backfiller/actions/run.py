@@ -142,7 +142,7 @@ def continue_run(
     continues it (recorded with the attempts it makes), by default who began it."""
     run = ledger.runs.get(run_id)
     if run is None:
-        raise BadInputError(f"Unknown run {run_id!r}", hint="see 'backfiller runs'")
+        raise BadInputError(f"No run {run_id!r} in the ledger", hint="see 'backfiller runs'")
     spec = RunSpec.of_run(run)
     if operator is not None:
         spec = replace(spec, operator=operator)

@@ -45,6 +45,7 @@ from backfiller.ledger import (
     PublishSuperseded,
     RunRecord,
 )
+from backfiller.partitions import dimension_columns
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.reports import PartitionReport, read_partition_report, write_partition_report
@@ -236,6 +237,12 @@ class StepRunner:
     )
     _published_bytes: int = 0
     _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    #: each step handed out and not yet recorded: its task (the upstream tables pinned) and
+    #: the data version of each upstream partition at that pin — what the step read, which
+    #: its record names (not what the ledger says by the time it publishes)
+    _pins: dict[AssetPartition, tuple[StepTask, dict[str, dict[str, int | None]]]] = field(
+        default_factory=dict
+    )
     _heartbeat: Heartbeat | None = None
     #: this run's ledger record (its action, plan and operator never change), read once
     _run_record: RunRecord | None = None
@@ -429,6 +436,8 @@ class StepRunner:
         return results
 
     def _failed(self, member: _Member, exc: Exception) -> StepResult:
+        with self._lock:
+            self._pins.pop(member.step.target, None)
         transient = (isinstance(exc, StepError) and exc.transient) or isinstance(exc, OSError)
         message = (
             exc.message if isinstance(exc, BackfillerError) else f"{type(exc).__name__}: {exc}"
@@ -543,6 +552,9 @@ class StepRunner:
             (version,) = restored
             extra[CommitKey.RESTORED_FROM_VERSION] = str(version)
         return CommitInfo(
+            dimension_columns=dimension_columns(
+                self.project.scheme_of(members[0].step.target.asset)
+            ),
             run_id=self.run_id,
             plan_id=self.spec.plan_id,
             manifest_ids=tuple(manifests),
@@ -669,11 +681,18 @@ class StepRunner:
 
     # -- compute ------------------------------------------------------------------------
     def _read_upstream(self, asset: Asset, key: str) -> Callable[[str], pa.Table]:
+        """A reader of the upstream rows ``(asset, key)`` reads: the versions its task pinned
+        (from this run's cache of what it just published when that is the same version),
+        with either executor; the store's latest for a step handed out by no task."""
         mapping = self.project.graph.upstream_partitions(asset.key, key)
-        from_store = store_reader(self.project, asset.key, key)
+        with self._lock:
+            pin = self._pins.get(AssetPartition(asset.key, key))
+        from_store = (
+            store_reader(self.project, asset.key, key) if pin is None else pin[0].read_pinned
+        )
 
         def read(upstream: str) -> pa.Table:
-            cached = self._cached(upstream, mapping[upstream])
+            cached = self._cached(upstream, mapping[upstream], None if pin is None else pin[1])
             if cached is not None:
                 return cached
             data = from_store(upstream)
@@ -691,12 +710,27 @@ class StepRunner:
         already, for the other steps handed out at the same time."""
         store = self.project.store
         mapping = self.project.graph.upstream_partitions(asset.key, key)
+        # the ledger first, then the tables: a publish is committed before it is recorded,
+        # so every version recorded now is in the table version pinned after it
+        read = {
+            up: {
+                k: rec.data_version if (rec := self.ledger.partitions.get(up, k)) else None
+                for k in keys
+            }
+            for up, keys in mapping.items()
+        }
+        versions: dict[str, int | None] = {}
         for up in mapping:
             if up not in pinned:
                 pinned[up] = store.version(up)
+            version = pinned[up]
+            newest = max((v for v in read[up].values() if v is not None), default=None)
+            if newest is not None and (version is None or newest > version):
+                version = store.version(up)  # published since the group's pin: read that
+            versions[up] = version
         declared = self.project.manifests.for_partition(key)
         manifest, part = declared if declared else (None, None)
-        return StepTask(
+        task = StepTask(
             asset=asset,
             partition_key=key,
             window=self.project.scheme_of(asset.key).window(key),
@@ -706,18 +740,24 @@ class StepRunner:
             run_id=self.run_id,
             store=store,
             upstream=tuple(
-                PinnedUpstream(up, tuple(keys), pinned[up]) for up, keys in mapping.items()
+                PinnedUpstream(up, tuple(keys), versions[up]) for up, keys in mapping.items()
             ),
             storage_options=self.project.config.storage_options,
         )
+        with self._lock:
+            self._pins[AssetPartition(asset.key, key)] = (task, read)
+        return task
 
     def compute(self, asset: Asset, key: str) -> pa.Table:
         """The rows of ``(asset, key)``, computed by the executor (before the guard)."""
         return self._submit(Step(AssetPartition(asset.key, key)), asset).result()
 
-    def _cached(self, asset: str, keys: Sequence[str]) -> pa.Table | None:
-        """The partitions this run just published, if every one is still the current version
-        and has exactly the schema a read from the store gives; else ``None`` (read them)."""
+    def _cached(
+        self, asset: str, keys: Sequence[str], read: dict[str, dict[str, int | None]] | None
+    ) -> pa.Table | None:
+        """The partitions this run just published, if every one is the version the step reads
+        (``read``: the versions its task pinned; ``None``: the ledger's current ones) and has
+        exactly the schema a read from the store gives; else ``None`` (read them)."""
         with self._lock:
             schema = self._read_schemas.get(asset)
             hits = [self._published.get(AssetPartition(asset, k)) for k in keys]
@@ -727,8 +767,12 @@ class StepRunner:
         for k, hit in zip(keys, hits, strict=True):
             assert hit is not None
             version, table = hit
-            record = self.ledger.partitions.get(asset, k)
-            if record is None or record.data_version != version or table.schema != schema:
+            if read is not None:
+                expected = read.get(asset, {}).get(k)
+            else:
+                record = self.ledger.partitions.get(asset, k)
+                expected = None if record is None else record.data_version
+            if expected != version or table.schema != schema:
                 return None
             tables.append(table)
         return pa.concat_tables(tables)
@@ -847,13 +891,21 @@ class StepRunner:
             declared = self.project.manifests.for_partition(key)
             manifest_id = declared[0].manifest_id if declared else None
             checksum = declared[1].checksum if declared else None
-            consumed = {
-                up: {
-                    k: rec.data_version if (rec := self.ledger.partitions.get(up, k)) else None
-                    for k in keys
+            with self._lock:
+                pin = self._pins.pop(step.target, None)
+            # what its computation read; a commit that landed before a crash (recorded by
+            # resume, not computed here): the versions the ledger names now
+            consumed = (
+                pin[1]
+                if pin is not None
+                else {
+                    up: {
+                        k: rec.data_version if (rec := self.ledger.partitions.get(up, k)) else None
+                        for k in keys
+                    }
+                    for up, keys in self.project.graph.upstream_partitions(asset.key, key).items()
                 }
-                for up, keys in self.project.graph.upstream_partitions(asset.key, key).items()
-            }
+            )
         self.ledger.partitions.publish(
             asset.key,
             key,

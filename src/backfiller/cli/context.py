@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -206,11 +206,14 @@ def _keys(
     start: str | None,
     end: str | None,
     assets: Sequence[str] | None = None,
+    dimensions: Sequence[str] = (),
 ) -> list[str]:
     """The partition keys the options name for ``assets`` (default: every asset); an empty
-    string is a bad key, never 'not given'. Assets with different schemes: each gets its own
-    keys (:mod:`backfiller.asset_keys`)."""
-    from backfiller.asset_keys import select_keys, shared_scheme
+    string is a bad key, never 'not given'. Assets with different schemes, or with several
+    dimensions: each gets its own keys (:mod:`backfiller.asset_keys`), ``dimensions``
+    (``--dimension NAME=VALUE``) narrowing the multi-dimensional ones."""
+    from backfiller.asset_keys import dimension_filter, select_keys, shared_scheme
+    from backfiller.partitions import MultiScheme
 
     now = project.clock()
     names = list(assets or project.graph.keys)
@@ -219,12 +222,25 @@ def _keys(
         raise BadInputError("Pass --partition or --start/--end, not both")
     if (start is None) != (end is None):
         raise BadInputError("--start and --end go together", hint="pass both")
-    if scheme is None:  # each asset its own keys; the default partition is one like --partition
+    chosen = dimension_filter(project.graph, names, dimensions)
+    if scheme is None or isinstance(scheme, MultiScheme):
+        # each asset its own keys; the default partition is one like --partition
         if partition is None and start is None:
             partition = project.config.default_partition or None
         if partition is None and start is None:
             raise BadInputError("No partition given", hint="pass --partition KEY or --start/--end")
-        return select_keys(project.graph, names, partition=partition, start=start, end=end, now=now)
+        return _nonempty(
+            select_keys(
+                project.graph,
+                names,
+                partition=partition,
+                start=start,
+                end=end,
+                now=now,
+                dimensions=chosen,
+            ),
+            chosen,
+        )
     if partition is not None:
         return [scheme.parse(partition, now=now)]
     if start is not None and end is not None:
@@ -242,22 +258,36 @@ def window_keys(
     start: str | None,
     end: str | None,
     assets: Sequence[str] | None = None,
+    dimensions: Sequence[str] = (),
 ) -> list[str]:
     """One partition, or a window whose missing bounds default to the first configured key
     and the last complete one; with no option at all, the whole configured range. Assets with
-    different schemes: each over its own keys (a missing bound: its first or last key)."""
+    different schemes, or with several dimensions: each over its own keys (a missing bound:
+    its first or last key), ``dimensions`` narrowing the multi-dimensional ones."""
     if partition is not None:
-        return _keys(project, partition, start, end, assets)
-    from backfiller.asset_keys import every_key, select_keys, shared_scheme
-    from backfiller.partitions import DynamicScheme
+        return _keys(project, partition, start, end, assets, dimensions)
+    from backfiller.asset_keys import dimension_filter, every_key, select_keys, shared_scheme
+    from backfiller.partitions import DynamicScheme, MultiScheme
 
     now = project.clock()
     names = list(assets or project.graph.keys)
     scheme = shared_scheme(project.graph, names) if names else project.scheme
-    if scheme is None:
+    chosen = dimension_filter(project.graph, names, dimensions)
+    if scheme is None or isinstance(scheme, MultiScheme):
         if start is None and end is None:
-            return every_key(project.graph, names, now)
-        return select_keys(project.graph, names, partition=None, start=start, end=end, now=now)
+            return _nonempty(every_key(project.graph, names, now, chosen), chosen)
+        return _nonempty(
+            select_keys(
+                project.graph,
+                names,
+                partition=None,
+                start=start,
+                end=end,
+                now=now,
+                dimensions=chosen,
+            ),
+            chosen,
+        )
     everything = scheme.keys(now=now)
     if start is None or end is None:
         if not everything and isinstance(scheme, DynamicScheme):
@@ -277,6 +307,38 @@ def window_keys(
     scheme.parse(start, now=now)
     scheme.parse(end, now=now)
     return scheme.key_range(start, end)
+
+
+def _nonempty(keys: list[str], narrowed: Mapping[str, object]) -> list[str]:
+    """``keys``; none left by ``--dimension`` is bad input."""
+    if narrowed and not keys:
+        raise BadInputError(
+            "--dimension leaves no partition of the selected assets",
+            hint="widen --partition/--start/--end or --dimension",
+        )
+    return keys
+
+
+def dimension_option(command: F) -> F:
+    """``--dimension NAME=VALUE`` (repeatable) on ``command``."""
+    return click.option(
+        "--dimension",
+        "dimensions",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Only the cells of multi-dimensional assets with this value of this dimension, "
+        "e.g. product_line=billing (repeatable; values of one dimension add up).",
+    )(command)
+
+
+def known_run(project: Project, run_id: str, *, hint: str = "") -> None:
+    """Refuse an unknown run id through the read-only view, before the ledger writer would
+    create its file or tables (a refusal writes nothing)."""
+    if project.reader().runs.get(run_id) is None:
+        raise BadInputError(
+            f"No run {run_id!r} in the ledger",
+            hint="see 'backfiller runs' for the run ids" + (f"; {hint}" if hint else ""),
+        )
 
 
 def override_reason(override_protected: bool, reason: str | None) -> str | None:

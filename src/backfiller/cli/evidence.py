@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
-from backfiller.errors import BadInputError
-
 from . import documents
-from .context import Context
+from .context import Context, known_run
 from .documents import json_option
-
-if TYPE_CHECKING:
-    from backfiller.project import Project
 
 __all__ = ["COMMANDS", "evidence"]
 
@@ -35,9 +29,9 @@ def verify(obj: Context) -> None:
     from backfiller.evidence import TamperedEvidenceError, verify_chain
 
     project = obj.project()
-    with project.ledger() as ledger:
-        problems = verify_chain(project, ledger)
-        count = len(ledger.evidence.index())
+    reader = project.reader()  # reading only: a fresh project's ledger is not created
+    problems = verify_chain(project, reader)
+    count = len(reader.evidence.index())
     if problems:
         for problem in problems:
             obj.console.print(f"[red]✗[/] {escape(str(problem))}", highlight=False)
@@ -48,15 +42,7 @@ def verify(obj: Context) -> None:
     obj.console.print(f"Evidence chain intact: {count} document(s).", markup=False)
 
 
-def _known_run(project: Project, run_id: str) -> None:
-    """Refuse an unknown run id through the read-only view, before the ledger writer would
-    create its file or tables."""
-    if project.reader().runs.get(run_id) is None:
-        raise BadInputError(
-            f"No run {run_id!r} in the ledger",
-            hint="see 'backfiller runs' for the run ids; evidence is written for apply runs, "
-            "a dry run writes only a plan",
-        )
+_DRY_RUNS = "evidence is written for apply runs, a dry run writes only a plan"
 
 
 @evidence.command()
@@ -67,7 +53,7 @@ def write(obj: Context, run_id: str) -> None:
     from backfiller.evidence import write_run_evidence
 
     project = obj.project()
-    _known_run(project, run_id)
+    known_run(project, run_id, hint=_DRY_RUNS)
     with project.ledger() as ledger:
         path = write_run_evidence(project, ledger, run_id)
     obj.console.print(f"Evidence of {run_id}: {project.relative(path)}", markup=False)
@@ -83,12 +69,12 @@ def show(obj: Context, run_id: str, as_json: bool) -> None:
 
     obj.use_json(as_json)
     project = obj.project()
-    _known_run(project, run_id)
+    known_run(project, run_id, hint=_DRY_RUNS)
     with project.ledger() as ledger:
         doc = load_run_evidence(project, ledger, run_id)
         record = ledger.evidence.of_run(run_id)
     if obj.json:
-        path = None if record is None else project.relative(project.root / record.path)
+        path = None if record is None else project.relative(project.location(record.path))
         documents.emit(documents.document("evidence", path=path, evidence=doc.to_dict()))
         return
     obj.console.print(summary_text(doc), markup=False, end="")
@@ -116,7 +102,7 @@ def report(obj: Context, run_id: str, fmt: str, output: Path | None) -> None:
     from backfiller.evidence import evidence_dir, load_run_evidence, report_html, report_markdown
 
     project = obj.project()
-    _known_run(project, run_id)
+    known_run(project, run_id, hint=_DRY_RUNS)
     with project.ledger() as ledger:
         doc = load_run_evidence(project, ledger, run_id)
     text = report_markdown(doc) if fmt == "md" else report_html(doc)

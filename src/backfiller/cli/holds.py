@@ -11,7 +11,7 @@ from backfiller.errors import BadInputError, ChecksFailedError
 from backfiller.names import did_you_mean
 
 from . import documents
-from .context import Context
+from .context import Context, known_run
 from .documents import json_option
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ def holds_cmd(
                 f"Unknown consumer {name!r}{did_you_mean(name, known)}",
                 hint="declared in [downstream] consumers: " + (", ".join(known) or "none"),
             )
-    with project.ledger() as ledger:
-        every = ledger.holds.all()
+    every = project.reader().holds.all()  # reading only: nothing is created
     wanted = {(a, False) for a in assets} | {(c, True) for c in consumers}
     holds = [h for h in every if not wanted or (h.target, h.external) in wanted]
     if obj.json:
@@ -144,6 +143,8 @@ def release_cmd(
     if force and not reason:
         raise BadInputError("--force needs --reason TEXT", hint="say why; it is recorded")
     project = obj.project()
+    if run_id is not None:
+        known_run(project, run_id)
     with project.ledger() as ledger:
         outcome = release(
             project,
@@ -182,8 +183,7 @@ def ready_cmd(obj: Context, target: str, partition: str) -> None:
 
         require_owned(project.graph, [partition], project.graph.keys)
         key = partition
-    with project.ledger() as ledger:
-        reasons = is_ready(project, ledger, target, key)
+    reasons = is_ready(project, project.reader(), target, key)  # reading only
     if reasons:
         for r in reasons:
             obj.console.print(f"held: {r}", markup=False)

@@ -29,7 +29,9 @@ def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
     if run_id is not None:
         record = reader.runs.get(run_id)
         if record is None:
-            raise BadInputError(f"No run {run_id!r}", hint="see 'backfiller runs' for the run ids")
+            raise BadInputError(
+                f"No run {run_id!r} in the ledger", hint="see 'backfiller runs' for the run ids"
+            )
         if obj.json:
             attempts = reader.runs.attempts(run_id)
             documents.emit(

@@ -27,6 +27,7 @@ from .context import (
     Context,
     _keys,
     asset_selection,
+    dimension_option,
     executor_options,
     make_console,
     override_option,
@@ -47,6 +48,7 @@ from .web import COMMANDS as WEB_COMMANDS
 
 if TYPE_CHECKING:  # the core is imported by the commands that use it (start-up time)
     from backfiller.actions.executors import Executor
+    from backfiller.locations import Location
     from backfiller.planning import AnyPlan, GapReason, Mode
     from backfiller.project import Project
 
@@ -136,6 +138,7 @@ def migrate(obj: Context) -> None:
 @click.option("--start", help="First partition of the grid (default: the scheme's start).")
 @click.option("--end", help="Last partition of the grid (default: the last complete one).")
 @click.option("--each", is_flag=True, help="A grid with one mark per partition.")
+@dimension_option
 @asset_selection
 @json_option
 @click.pass_obj
@@ -144,6 +147,7 @@ def status(
     start: str | None,
     end: str | None,
     each: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -152,12 +156,12 @@ def status(
     (--each: a per-day grid). A state is the gap reason 'gaps' finds, or materialized."""
     from backfiller.planning.classify import state_ranges
 
-    from .render import by_asset, partition_states, print_status
+    from .render import by_asset, dimension_grids, partition_states, print_status
 
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, None, start, end, chosen)
+    keys = window_keys(project, None, start, end, chosen, dimensions)
     reader = project.reader()
     with obj.progress("reading the state") as on_progress:
         ranges = state_ranges(project, reader, keys, chosen, on_progress=on_progress)
@@ -175,6 +179,11 @@ def status(
         entry = {"asset": asset, "counts": documents.counts(states.values()), "partitions": states}
         if not shared:  # each asset over its own keys
             entry |= {"scheme": project.scheme_of(asset).name, "window": documents.span(mine)}
+        grids = dimension_grids(project.scheme_of(asset), states)
+        if (
+            grids and grids[0][0]
+        ):  # a multi-dimensional asset: the counts per value of its dimensions
+            entry["grids"] = {label: documents.counts(s.values()) for label, s in grids}
         assets.append(entry)
     documents.emit(
         documents.document(
@@ -198,6 +207,7 @@ def status(
     is_flag=True,
     help="One line per gap (asset, partition, counts, detail) instead of one per range.",
 )
+@dimension_option
 @asset_selection
 @json_option
 @click.pass_obj
@@ -209,6 +219,7 @@ def gaps(
     reasons: tuple[str, ...],
     needs_action: bool,
     each: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -225,7 +236,7 @@ def gaps(
     obj.use_json(as_json)
     project = obj.project()
     chosen = selection(project, asset_names, patterns)
-    keys = window_keys(project, partition, start, end, chosen)
+    keys = window_keys(project, partition, start, end, chosen, dimensions)
     if not obj.json and not each:
         with obj.progress("finding gaps") as on_progress:
             ranges = gap_ranges(project, project.reader(), keys, on_progress=on_progress)
@@ -301,6 +312,7 @@ def _gap_reason(text: str) -> GapReason:
 )
 @override_option
 @_allow_option
+@dimension_option
 @asset_selection
 @json_option
 @executor_options
@@ -316,6 +328,7 @@ def plan(
     include_materialized: bool,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
+    dimensions: tuple[str, ...],
     asset_names: tuple[str, ...],
     patterns: tuple[str, ...],
     as_json: bool,
@@ -337,6 +350,7 @@ def plan(
         apply_allowed=allow_apply_during_simulation_,
         asset_names=asset_names,
         patterns=patterns,
+        dimensions=dimensions,
     )
 
 
@@ -354,6 +368,7 @@ def _plan(
     apply_allowed: bool = False,
     asset_names: tuple[str, ...] = (),
     patterns: tuple[str, ...] = (),
+    dimensions: tuple[str, ...] = (),
 ) -> None:
     from backfiller.planning import Mode, make_plan, parse_mode
     from backfiller.planning.planner import request_for
@@ -367,7 +382,7 @@ def _plan(
         )
     project = obj.project(apply_allowed=apply_allowed)
     chosen = select_assets(project.graph.keys, asset_names, patterns)
-    keys = _keys(project, partition, start, end, chosen)
+    keys = _keys(project, partition, start, end, chosen, dimensions)
     request = request_for(keys, mode, project.operator(operator), reason, include_materialized)
     if chosen is not None:
         request = request.model_copy(update={"assets": chosen})
@@ -454,8 +469,26 @@ def _apply(
     finish_run(obj.console, result, project)
 
 
+def plan_location(project: Project, text: str) -> Location:
+    """The plan file an operator named: a path (relative to the working folder), or a
+    ``file://`` / object-storage URI reached with ``[storage.options]``."""
+    from backfiller.locations import location_of
+    from backfiller.store.location import is_uri
+
+    if not is_uri(text):
+        return Path(text)
+    try:
+        options = project.config.storage_options
+        return location_of(text, root=Path.cwd(), options=options, setting="PLAN_FILE")
+    except ValueError as exc:
+        raise BadInputError(
+            f"PLAN_FILE {text!r} is not a plan backfiller can reach: {exc}",
+            hint="pass a path, file:///absolute/path, or s3://bucket/key (gs://, az://)",
+        ) from None
+
+
 @cli.command()
-@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.argument("plan_file")
 @click.option("--operator", help="Who applies the plan.")
 @click.option("--reason", help="Why protected baselines may be overwritten (recorded).")
 @override_option
@@ -464,18 +497,19 @@ def _apply(
 @click.pass_obj
 def apply(
     obj: Context,
-    plan_file: Path,
+    plan_file: str,
     operator: str | None,
     reason: str | None,
     override_protected: bool,
     allow_apply_during_simulation_: bool,
 ) -> None:
-    """Apply exactly the saved plan; refused if the state changed since it was made."""
+    """Apply exactly the saved plan (a path, or a URI where [project] report_dir is on object
+    storage); refused if the state changed since it was made."""
     override = override_reason(override_protected, reason)
     project = obj.project(apply_allowed=allow_apply_during_simulation_)
     from backfiller.planning import read_plan
 
-    _apply(obj, project, read_plan(plan_file), operator, override)
+    _apply(obj, project, read_plan(plan_location(project, plan_file)), operator, override)
 
 
 @cli.command()

@@ -6,7 +6,15 @@ import click
 
 from backfiller.errors import BadInputError
 
-from .context import Context, _keys, executor_options, override_option, override_reason
+from .context import (
+    Context,
+    _keys,
+    dimension_option,
+    executor_options,
+    known_run,
+    override_option,
+    override_reason,
+)
 
 _operator = click.option("--operator", help="Who runs it (default: config, then the OS user).")
 _reason = click.option("--reason", help="Why; recorded in the ledger.")
@@ -17,6 +25,7 @@ _reason = click.option("--reason", help="Why; recorded in the ledger.")
 @click.option("--partition", help="One partition key.")
 @click.option("--start", help="First partition key.")
 @click.option("--end", help="Last partition key.")
+@dimension_option
 @_operator
 @_reason
 @override_option
@@ -28,6 +37,7 @@ def rerun_cmd(
     partition: str | None,
     start: str | None,
     end: str | None,
+    dimensions: tuple[str, ...],
     operator: str | None,
     reason: str | None,
     override_protected: bool,
@@ -42,7 +52,7 @@ def rerun_cmd(
     if partition is None and start is None:
         raise BadInputError("rerun needs --partition K or --start K --end K")
     project.graph.get(asset)
-    keys = _keys(project, partition, start, end, [asset])  # keys of the asset's own scheme
+    keys = _keys(project, partition, start, end, [asset], dimensions)  # its own scheme's keys
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -83,6 +93,7 @@ def replay_cmd(
 
     override = override_reason(override_protected, reason)
     project = obj.project()
+    project.manifests.get(manifest_id)  # an unknown id is refused before the ledger opens
     keys = [project.scheme.parse(partition)] if partition else None
     with (
         obj.run_options(project) as options,
@@ -114,6 +125,7 @@ def retry_cmd(obj: Context, run_id: str, max_attempts: int, operator: str | None
     from .render import finish_run
 
     project = obj.project()
+    known_run(project, run_id)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -141,6 +153,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
     from .render import finish_run
 
     project = obj.project()
+    known_run(project, run_id)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,
@@ -180,6 +193,8 @@ def restore_cmd(
     project = obj.project()
     project.graph.get(asset)
     key = project.scheme_of(asset).parse(partition)
+    if before_run is not None and to_version is None:  # both: refused below, naming both
+        known_run(project, before_run)
     with (
         obj.run_options(project) as options,
         project.ledger(max_parallel=obj.max_parallel) as ledger,

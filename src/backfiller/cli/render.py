@@ -15,6 +15,7 @@ from backfiller.ledger import CheckStatus, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
+    from backfiller.partitions import PartitionScheme
     from backfiller.planning import AnyPlan, Gap, GapReason
     from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
@@ -100,8 +101,12 @@ def print_status(
         scheme += f"{len(own)} partitions {own[0]} .. {own[-1]}" if scheme and own else ""
         console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary}){escape(scheme)}")
         if each:
-            for line in _grid_lines(partition_states(mine, own)):
-                console.print(line, highlight=False)
+            states = partition_states(mine, own)
+            for label, cells in dimension_grids(project.scheme_of(asset), states):
+                if label:  # a multi-dimensional asset: a grid per value of its other dimensions
+                    console.print(f"  {escape(label)}", highlight=False)
+                for line in _grid_lines(cells):
+                    console.print(("  " if label else "") + line, highlight=False)
             continue
         lines = [f"  {GRID_MARKS[r.value.value][0]} {r.span()} {r.value.value}" for r in mine]
         console.out("\n".join(lines), highlight=False)
@@ -110,6 +115,30 @@ def print_status(
         console.print(f"\n{legend}")
     else:
         console.print("\nOne mark per partition: add --each.", markup=False)
+
+
+def dimension_grids(
+    scheme: PartitionScheme, states: dict[str, str]
+) -> list[tuple[str, dict[str, str]]]:
+    """``states`` as grids: one unlabelled grid for a single-dimension scheme; for a
+    multi-dimensional one, a grid per combination of the values of its other dimensions
+    (``product_line=billing``), over the values of its time dimension (else its last one)."""
+    from backfiller.partitions import MultiScheme
+
+    if not isinstance(scheme, MultiScheme):
+        return [("", states)]
+    timed = scheme.time_dimension
+    along = scheme.names.index(timed.name) if timed is not None else len(scheme.names) - 1
+    grids: dict[str, dict[str, str]] = {}
+    for key, state in states.items():
+        values = scheme.split(key)
+        label = ", ".join(
+            f"{name}={value}"
+            for i, (name, value) in enumerate(zip(scheme.names, values, strict=True))
+            if i != along
+        )
+        grids.setdefault(label, {})[values[along]] = state
+    return list(grids.items())
 
 
 def _is_day(key: str) -> bool:

@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from backfiller.canonical import sha256_hex
 from backfiller.errors import BackfillerError, ExitCode
 from backfiller.ledger import EvidenceRecord, LedgerReader, RunState
+from backfiller.locations import Location, files_in
 from backfiller.project import Project
 from backfiller.schemas import validation_problems
 
@@ -61,16 +61,17 @@ class ChainProblem:
         return f"{where}: {self.kind.value}: {self.detail}"
 
 
-def evidence_dir(project: Project) -> Path:
+def evidence_dir(project: Project) -> Location:
     return project.config.report_dir / "evidence"
 
 
-def indexed_path(project: Project, record: EvidenceRecord) -> Path:
-    """Where an index entry's file is (its path is project-relative, or absolute)."""
-    return project.root / record.path
+def indexed_path(project: Project, record: EvidenceRecord) -> Location:
+    """Where an index entry's file is (its path is project-relative, absolute, or an
+    object-storage URI)."""
+    return project.location(record.path)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Location) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -150,7 +151,7 @@ def _check_plan(
     """The applied plan a document cites must still be there, with the hash it cites."""
     if not isinstance(plan, dict) or not isinstance(plan.get("path"), str):
         return []
-    path = project.root / plan["path"]
+    path = project.location(plan["path"])
     try:
         cited = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -172,11 +173,11 @@ def _check_plan(
 def verify_chain(project: Project, ledger: LedgerReader) -> list[ChainProblem]:
     """Every way the evidence folder and the ledger's index disagree (empty: intact)."""
     problems: list[ChainProblem] = []
-    known: set[Path] = set()
+    known: set[str] = set()
     previous: str | None = None
     for expected_seq, record in enumerate(ledger.evidence.index(), start=1):
         path = indexed_path(project, record)
-        known.add(path.resolve())
+        known.add(str(path.resolve()))
         if record.seq != expected_seq:
             problems.append(
                 ChainProblem(
@@ -189,17 +190,16 @@ def verify_chain(project: Project, ledger: LedgerReader) -> list[ChainProblem]:
         problems.extend(_check_entry(project, record, previous))
         previous = record.sha256
     folder = evidence_dir(project)
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.json")):
-            if path.name.startswith(".tmp-") or path.resolve() in known:
-                continue
-            problems.append(
-                ChainProblem(
-                    project.relative(path),
-                    ProblemKind.UNKNOWN,
-                    "a document in the evidence folder that the ledger's index does not know",
-                )
+    for path in files_in(folder, "*.json"):
+        if path.name.startswith(".tmp-") or str(path.resolve()) in known:
+            continue
+        problems.append(
+            ChainProblem(
+                project.relative(path),
+                ProblemKind.UNKNOWN,
+                "a document in the evidence folder that the ledger's index does not know",
             )
+        )
     with_evidence = {r.run_id for r in ledger.evidence.index()}
     for run in ledger.runs.all():
         if run.run_id in with_evidence or run.state is RunState.RUNNING:

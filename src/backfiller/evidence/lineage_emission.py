@@ -21,6 +21,7 @@ from backfiller.errors import MissingDependencyError
 from backfiller.evidence.lineage import INSTALL_LINE, lineage_events, require_openlineage
 from backfiller.evidence.model import RunEvidence
 from backfiller.lineage_settings import LineageSettings
+from backfiller.locations import Location
 from backfiller.urls import redact
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class LineageOutcome:
         return self.problem is None
 
 
-def emit_run_lineage(settings: LineageSettings, evidence: Path) -> LineageOutcome | None:
+def emit_run_lineage(settings: LineageSettings, evidence: Location) -> LineageOutcome | None:
     """Send the events of the run evidence document at ``evidence`` as ``settings`` say;
     ``None`` when lineage is not configured. Never raises (but for what stops the process)."""
     if not settings.enabled:

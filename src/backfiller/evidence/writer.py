@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from backfiller.actions.faults import crash_point
@@ -57,6 +56,7 @@ from backfiller.ledger import (
     RunRecord,
     RunState,
 )
+from backfiller.locations import Location
 from backfiller.project import Project
 from backfiller.refs import AssetPartition
 from backfiller.schemas import validation_problems
@@ -377,7 +377,7 @@ def build_run_evidence(
     )
 
 
-def _existing(project: Project, ledger: LedgerReader, run_id: str) -> Path | None:
+def _existing(project: Project, ledger: LedgerReader, run_id: str) -> Location | None:
     record = ledger.evidence.of_run(run_id)
     if record is None:
         return None
@@ -399,7 +399,7 @@ def _existing(project: Project, ledger: LedgerReader, run_id: str) -> Path | Non
     return path
 
 
-def _continued(path: Path, ledger: Ledger, run_id: str) -> bool:
+def _continued(path: Location, ledger: Ledger, run_id: str) -> bool:
     """Whether the run went on after its evidence was written (retry and resume reuse the run
     id): then a new document is chained after the old one, which stays as it was."""
     # appending evidence seals a run in the same transaction, so a run that has evidence
@@ -408,7 +408,7 @@ def _continued(path: Path, ledger: Ledger, run_id: str) -> bool:
     return run is not None and run.state is RunState.EVIDENCE_PENDING
 
 
-def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Path:
+def write_run_evidence(project: Project, ledger: Ledger, run_id: str) -> Location:
     """Write, validate and chain the evidence of a settled run; return its path. Appending
     is serialised through the ledger (:meth:`Ledger.append_evidence`), which seals the
     run: only then is it finished.

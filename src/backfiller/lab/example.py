@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from backfiller.actions import Action, RunResult, RunSpec, execute
+from backfiller.asset_keys import cells
 from backfiller.errors import BadInputError, ConfigError
 from backfiller.project import Project
 
@@ -45,8 +46,9 @@ def lay_out_example(dest: Path) -> Path:
 
 def materialize_history(project: Project, keys: list[str], *, reason: str) -> RunResult:
     """Backfill every asset over ``keys`` in one run through the controlled path (the history
-    the demo and the lesson start from)."""
-    targets = [(a, k) for k in keys for a in project.graph.keys]
+    the demo and the lesson start from); assets with several schemes each over their own keys
+    of ``keys`` (see :func:`backfiller.asset_keys.cells`)."""
+    targets = cells(project.graph, keys)
     with project.ledger() as ledger:
         return execute(
             project,

@@ -29,6 +29,7 @@ from backfiller.engine import fingerprint_table
 from backfiller.errors import BackfillerError
 from backfiller.evidence.chain import indexed_path
 from backfiller.holds import release
+from backfiller.lab.demo import GAP_DAY, product_line_story
 from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.lab.simulation import (
     active_simulations,
@@ -39,6 +40,7 @@ from backfiller.lab.simulation import (
 )
 from backfiller.lab.strategy import write_strategy
 from backfiller.ledger import RunState
+from backfiller.locations import Location
 from backfiller.planning import Mode, find_gaps, make_plan, write_plan
 from backfiller.planning.planner import request_for
 from backfiller.project import Project, load_project
@@ -87,11 +89,11 @@ class LessonResult:
     rewritten: list[tuple[str, str]] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     simulations: list[str] = field(default_factory=list)
-    evidence: list[Path] = field(default_factory=list)
+    evidence: list[Location] = field(default_factory=list)
     released: int = 0
     still_held: int = 0
     remaining_gaps: int = -1
-    strategy: Path | None = None
+    strategy: Location | None = None
 
 
 def compare(
@@ -348,6 +350,18 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     section = text.split(f"## {policy.strategy_heading}", 1)[-1].split("\n## ", 1)[0]
     console.print(f"## {policy.strategy_heading}{section.rstrip()}", markup=False)
     say(f"Strategy written to {project.relative(result.strategy)}")
-    state = "succeeded" if applied.state is RunState.SUCCEEDED and not damage else "needs a look"
+    lesson.title("The same gap by product line: a multi-dimensional gap, plan and backfill")
+    say(
+        "The example's product_lines project partitions the silver facts by day × product "
+        "line (billing, voice, chat, derived from each ticket event), and rolls every product "
+        "line of a day up into one row. Its gap day is three cells and a rollup:"
+    )
+    command(f"--project product_lines plan --partition {GAP_DAY}")
+    lines = product_line_story(folder / "product_lines", environ, console)
+    state = (
+        "succeeded"
+        if applied.state is RunState.SUCCEEDED and not damage and lines.state is RunState.SUCCEEDED
+        else "needs a look"
+    )
     say(f"\nLesson {state}. Folder: {folder}")
     return result

@@ -16,6 +16,7 @@ from pathlib import Path
 from backfiller.atomic import atomic_write_text
 from backfiller.lab.simulation.registry import active_simulations
 from backfiller.ledger import HoldRecord, Protection
+from backfiller.locations import Location
 from backfiller.planning import Gap, GapReason, find_gaps
 from backfiller.project import Project
 
@@ -177,7 +178,7 @@ def render_strategy(project: Project, state: LiveState | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_strategy(project: Project, output: Path | None = None) -> Path:
+def write_strategy(project: Project, output: Path | None = None) -> Location:
     """Render and write the document (default: ``[policy] strategy_path``); return the path."""
     text = render_strategy(project)
     return atomic_write_text(Path(output) if output else project.policy.strategy_path, text)

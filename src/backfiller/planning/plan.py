@@ -23,7 +23,7 @@ from backfiller.assets import Asset, AssetGraph
 from backfiller.canonical import stable_id
 from backfiller.errors import UnsupportedModeError
 from backfiller.manifests import BrokenManifest
-from backfiller.partitions import PartitionScheme
+from backfiller.partitions import PartitionScheme, dimension_values
 from backfiller.planning.gaps import Gap, GapReason, ProposedAction, detect_gap
 from backfiller.planning.state import Observation, state_fingerprint
 from backfiller.refs import AssetPartition
@@ -107,6 +107,11 @@ class PlanEntry(BaseModel):
     target_assets: list[str]
     report_path: str
     asset_gaps: list[AssetGap]
+    dimensions: dict[str, str] | None = Field(
+        default=None,
+        description="each dimension's value of a multi-dimensional key (absent otherwise)",
+        exclude_if=lambda value: value is None,  # a one-dimension entry is written as before
+    )
 
 
 class PlanRequest(BaseModel):
@@ -311,13 +316,20 @@ def build_plan(
                 current_output_count=first.stored_rows,
                 gap_reason=primary.reason if primary else None,
                 proposed_action=(
-                    primary.proposed_action if primary else ProposedAction.NOTHING_TO_DO
+                    primary.proposed_action
+                    if primary
+                    # several schemes: no gap of its own, but downstream of a recomputed cell
+                    # (the day's total of a new product line): recomputed with it
+                    else ProposedAction.RERUN_DOWNSTREAM
+                    if targets and not shared
+                    else ProposedAction.NOTHING_TO_DO
                 ),
                 idempotency_guard=combined_guard(graph, targets or mine),
                 downstream_impact=downstream_impact,
                 operator=request.operator,
                 target_assets=targets,
                 report_path=report_path,
+                dimensions=dimension_values(scheme if shared else graph.scheme(mine[0]), key),
                 asset_gaps=[AssetGap.of(g) for g in gaps]
                 + [
                     AssetGap.of(protected)

@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from backfiller.asset_keys import cells, require_owned, shared_scheme
-from backfiller.atomic import atomic_write_text
-from backfiller.canonical import readable_json, stable_id
+from backfiller.atomic import atomic_write_text, create_new_bytes
+from backfiller.canonical import readable_json, sha256_hex, stable_id
 from backfiller.errors import PlanFileError, StalePlanError
 from backfiller.ledger import LedgerReader
+from backfiller.locations import Location
 from backfiller.manifests import BrokenManifest
 from backfiller.planning.classify import bulk_gaps
 from backfiller.planning.compact import (
@@ -56,9 +57,10 @@ __all__ = [
 ]
 
 
-def plan_path(project: Project, keys: list[str]) -> Path:
+def plan_path(project: Project, keys: list[str]) -> Location:
     name = keys[0] if len(keys) == 1 else f"{keys[0]}_{keys[-1]}"
-    return project.plan_dir / f"backfill_plan_{name}.json"
+    # a multi-dimensional key's '|' would need quoting in a shell: '+' joins its values here
+    return project.plan_dir / f"backfill_plan_{name.replace('|', '+')}.json"
 
 
 def downstream_impact(project: Project) -> str:
@@ -169,28 +171,46 @@ def compute_plan(
     )
 
 
-def write_plan(project: Project, document: AnyPlan) -> Path:
-    """Write the plan atomically where its ``report_path`` says. The document is the model
-    the schema is generated from, so it is not validated again here; every plan read back
-    (:func:`read_plan`, before any apply) is."""
-    path = project.root / document.report_path
+def write_plan(project: Project, document: AnyPlan) -> Location:
+    """Write the plan atomically where its ``report_path`` says (in the project, or on object
+    storage). The document is the model the schema is generated from, so it is not validated
+    again here; every plan read back (:func:`read_plan`, before any apply) is."""
+    path = project.location(document.report_path)
     atomic_write_text(path, readable_json(document.to_dict()))
     return path
 
 
-def archive_plan(project: Project, document: AnyPlan) -> Path:
+def archive_plan(project: Project, document: AnyPlan) -> Location:
     """The immutable copy of an applied plan, ``<plan dir>/applied/<plan_id>.json``: what the
     ledger and the run's evidence cite. The working plan file may be planned over again; this
-    copy never is (a plan applied twice is the same document, so it is written once)."""
+    copy is created once (two operators applying the same plan, made at different moments,
+    make two documents with one id) and then held to what the ledger recorded for its id
+    (:func:`settle_archive`)."""
     path = project.plan_dir / "applied" / f"{document.plan_id}.json"
     if not path.is_file():
-        data = document.to_dict()
-        atomic_write_text(path, readable_json(data))
+        create_new_bytes(path, readable_json(document.to_dict()).encode("utf-8"))
     return path
 
 
-def read_plan(path: Path) -> AnyPlan:
-    path = Path(path)
+def settle_archive(path: Location, recorded: dict[str, Any]) -> None:
+    """Make the applied plan's copy at ``path`` the document the ledger recorded for its id
+    (``recorded``: the first one recorded, which the evidence cites), once this writer's
+    document is recorded or refused. Of two operators applying one plan id at once, the one
+    that created the copy may not be the one the ledger recorded first; on object storage,
+    with no conditional PUT to create the copy, the second may also have written over the
+    first's. Every writer settles after its own write, so the copy ends as the ledger's."""
+    try:
+        current: str | None = sha256_hex(json.loads(path.read_bytes()))
+    except (FileNotFoundError, ValueError):
+        current = None
+    if current != sha256_hex(recorded):
+        atomic_write_text(path, readable_json(recorded))
+
+
+def read_plan(path: Location | str) -> AnyPlan:
+    """The plan at ``path`` (a local file, or an object on object storage), validated."""
+    if isinstance(path, str):
+        path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

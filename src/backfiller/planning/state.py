@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
 from backfiller.ledger import LedgerReader, PartitionRecord, Protection
+from backfiller.locations import Location
 from backfiller.manifests import ManifestRegistry
 from backfiller.planning.declared import declared_upstream, several_schemes
 from backfiller.policy import Policy, effective_protection
@@ -57,9 +58,9 @@ class StateSource(Protocol):
     @property
     def policy(self) -> Policy: ...
 
-    def partition_report_path(self, asset: str, key: str) -> Path: ...
+    def partition_report_path(self, asset: str, key: str) -> Location: ...
 
-    def partition_report_dir(self, asset: str) -> Path: ...
+    def partition_report_dir(self, asset: str) -> Location: ...
 
 
 @dataclass(frozen=True)
@@ -181,16 +182,20 @@ def observe(
 
 def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -> pa.Array:
     """The partition keys of ``asset`` whose report exists (a string array), from one listing
-    of its report folder (every ``<key>.json`` in it); ``nested``: keys whose report is not
-    directly in that folder (a key with a ``/``), asked one by one."""
+    of its report folder (every ``<key>.json`` in it; on object storage, of its prefix);
+    ``nested``: keys whose report is not directly in that folder (a key with a ``/``), asked
+    one by one."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        folder = source.partition_report_dir(asset)
-        names = pa.array(os.listdir(folder), pa.string())  # noqa: PTH208 (names, not Paths)
-    except (FileNotFoundError, NotADirectoryError):
-        names = pa.array([], pa.string())
+    folder = source.partition_report_dir(asset)
+    if not isinstance(folder, Path):  # on object storage: one listing of the prefix
+        names = pa.array(folder.file_names(), pa.string())
+    else:
+        try:
+            names = pa.array(os.listdir(folder), pa.string())  # noqa: PTH208 (names, not Paths)
+        except (FileNotFoundError, NotADirectoryError):
+            names = pa.array([], pa.string())
     found = pc.utf8_slice_codeunits(names.filter(pc.ends_with(names, ".json")), 0, -5)
     asked = [k for k in nested if source.partition_report_path(asset, k).is_file()]
     return pa.concat_arrays([found, pa.array(asked, pa.string())])

@@ -105,6 +105,10 @@ class CommitInfo:
     #: new refuses the commit with :class:`FencedError`
     fences: tuple[tuple[str, int], ...] = ()
     extra: dict[CommitKey, str] = field(default_factory=dict)
+    #: the columns a table this commit creates is partitioned by besides ``partition_key``:
+    #: a multi-dimensional asset's dimensions, one column each (a table keeps the
+    #: partitioning it was created with)
+    dimension_columns: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, str]:
         meta = {

@@ -36,6 +36,7 @@ from backfiller.store.base import (
     CommitKey,
     CommitRecord,
     FencedError,
+    OutsideTargetError,
     fence_app_id,
     require_inside,
 )
@@ -248,7 +249,7 @@ class DeltaStore:
         Delta refuse this one (a conflict), so the check and the commit are one."""
         table = self._table(asset)
         if table is None:
-            self._create(asset, data.schema)
+            self._create(asset, data.schema, commit.dimension_columns)
             table = self._table(asset)
             assert table is not None
         snapshot = int(table.version())
@@ -263,7 +264,9 @@ class DeltaStore:
         write_deltalake(
             table,  # the cached handle: no reload of the log for every commit
             data,
-            partition_by=[PARTITION_COLUMN],
+            # as the table was created: partition_key, and a multi-dimensional asset's
+            # dimension columns (functions of the key, so the predicate replaces one cell)
+            partition_by=list(table.metadata().partition_columns),
             mode="overwrite",
             predicate=predicate,
             commit_properties=props,
@@ -275,7 +278,7 @@ class DeltaStore:
             self._local.__dict__.get("tables", {}).pop(asset, None)
         return version
 
-    def _create(self, asset: str, schema: pa.Schema) -> None:
+    def _create(self, asset: str, schema: pa.Schema, dimensions: Sequence[str] = ()) -> None:
         """Create the table with an empty first commit (its schema and partitioning only),
         once, whoever else is creating it at the same moment.
 
@@ -287,9 +290,10 @@ class DeltaStore:
         others had written. Under the lock the second creator finds the table and leaves it;
         every data commit is then an ordinary fenced overwrite."""
         if self.local_root is None:
-            # on object storage there is no file lock to take turns on: the creating commit
-            # is empty, and one that finds the table created meanwhile leaves it
-            self._create_table(asset, schema)
+            # on object storage there is no file lock to take turns on: version 0 is written
+            # with a conditional PUT, and the creator that loses it leaves the table as the
+            # winner made it (see _create_table)
+            self._create_table(asset, schema, dimensions)
             return
         path = self.path(asset)
         path.mkdir(parents=True, exist_ok=True)
@@ -297,22 +301,40 @@ class DeltaStore:
         with (path / _CREATE_LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._create_table(asset, schema)
+                self._create_table(asset, schema, dimensions)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _create_table(self, asset: str, schema: pa.Schema) -> None:
+    def _create_table(self, asset: str, schema: pa.Schema, dimensions: Sequence[str]) -> None:
+        """The creating commit, as version 0 or not at all: delta-rs would retry a creation
+        that lost version 0 to another creator as version 1 (a second table id over the
+        first), so it is not retried; the loser finds the winner's table and leaves it. The
+        table is partitioned by ``partition_key`` and ``dimensions`` (a multi-dimensional
+        asset's columns)."""
         uri = self.table_uri(asset)
         if DeltaTable.is_deltatable(uri, storage_options=self._options()):
             return  # another process created it while this one waited
-        write_deltalake(
-            uri,
-            schema.empty_table(),
-            partition_by=[PARTITION_COLUMN],
-            mode="error",
-            commit_properties=CommitProperties(custom_metadata={CommitKey.CREATED.value: "1"}),
-            storage_options=self._options(),
-        )
+        missing = [c for c in dimensions if c not in schema.names]
+        if missing:
+            raise OutsideTargetError(
+                f"Data for {asset!r} has no column for the dimension(s) {', '.join(missing)}",
+                asset=asset,
+            )
+        try:
+            write_deltalake(
+                uri,
+                schema.empty_table(),
+                partition_by=[PARTITION_COLUMN, *dimensions],
+                mode="error",
+                commit_properties=CommitProperties(
+                    custom_metadata={CommitKey.CREATED.value: "1"}, max_commit_retries=0
+                ),
+                storage_options=self._options(),
+            )
+        except DeltaError:  # CommitFailedError too: version 0 was taken
+            if not DeltaTable.is_deltatable(uri, storage_options=self._options()):
+                raise  # not a lost race: a real failure
+            self._local.__dict__.get("tables", {}).pop(asset, None)
 
     def _version_of(self, asset: str, nonce: str, after: int) -> int:
         """The version of the commit carrying ``nonce``, read from the commits themselves:

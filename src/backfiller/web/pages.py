@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from backfiller.entries import attempt_entry, commit_entry, hold_entry, json_default, run_entry
 from backfiller.errors import BackfillerError
+from backfiller.locations import files_in
 from backfiller.web.bars import MATERIALIZED, segments
 
 if TYPE_CHECKING:
@@ -367,13 +368,12 @@ def _plans(project: Project, reader: LedgerReader) -> dict[str, tuple[AnyPlan, s
 
     found: dict[str, tuple[AnyPlan, str]] = {}
     folder = project.plan_dir
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.json")):
-            try:
-                doc = read_plan(path)
-            except BackfillerError:
-                continue
-            found.setdefault(doc.plan_id, (doc, project.relative(path)))
+    for path in files_in(folder, "*.json"):
+        try:
+            doc = read_plan(path)
+        except BackfillerError:
+            continue
+        found.setdefault(doc.plan_id, (doc, project.relative(path)))
     for run in reader.runs.all():
         if run.plan_id and run.plan_id not in found:
             record = reader.runs.plan(run.plan_id)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backfiller.atomic import atomic_write_text
@@ -92,6 +93,12 @@ def simulate_broken_manifest(
             f"{', '.join(PARTITION_FIELDS)}",
         )
     source = registry.sources[manifest_id]
+    if not isinstance(source, Path):
+        raise BadInputError(
+            f"Manifest {manifest_id} is on object storage ({source}): simulations replace "
+            "local files only",
+            hint="simulate on a project whose [project] manifests is a local folder",
+        )
     data = source.read_bytes()
     raw = json.loads(data.decode("utf-8"))
     moment = project.clock()

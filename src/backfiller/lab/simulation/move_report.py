@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backfiller.atomic import atomic_write_bytes
@@ -51,6 +52,12 @@ def simulate_move_report(
                 hint=f"undo it first: 'backfiller simulate undo {r.simulation_id}'",
             )
     source = project.partition_report_path(asset, key)
+    if not isinstance(source, Path):
+        raise BadInputError(
+            f"The report of {asset} {key} is on object storage ({source}): simulations move "
+            "local files only",
+            hint="simulate on a project whose [project] report_dir is a local folder",
+        )
     if not source.is_file():
         raise BadInputError(
             f"No partition report for {asset} {key} at {project.relative(source)}: nothing to move",
