@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,9 +125,10 @@ class FakePartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return list(self.records.get(asset or "", []))
 
-    def state_columns(self, asset: str) -> list[list[Any]]:
+    def state_rows(self, assets: Sequence[str]) -> Iterator[list[tuple[Any, ...]]]:
         rows = [
             {
+                "asset": r.asset,
                 "partition_key": r.partition_key,
                 "status": r.status.value,
                 "data_version": r.data_version,
@@ -138,9 +139,10 @@ class FakePartitions:
                 "last_run_id": r.last_run_id,
                 "last_error": r.last_error,
             }
+            for asset in assets
             for r in self.records.get(asset, [])
         ]
-        return [[row[c] for row in rows] for c in STATE_COLUMNS]
+        yield [tuple(row[c] for c in STATE_COLUMNS) for row in rows]
 
 
 @dataclass

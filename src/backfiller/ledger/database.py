@@ -23,6 +23,7 @@ from backfiller.errors import ConfigError, write_blocked
 from backfiller.ledger.migrations import SCHEMA_VERSION, migrate
 
 __all__ = [
+    "TUPLE_BATCH",
     "Connection",
     "Cursor",
     "Database",
@@ -34,6 +35,9 @@ __all__ = [
 
 #: a row: ``row["column"]`` and ``dict(row)`` (``sqlite3.Row``, or psycopg's ``dict_row``)
 Row = Any
+
+#: rows per list of :meth:`Database.tuples`
+TUPLE_BATCH = 20_000
 
 _UNUSABLE_HINT = "point [ledger] url at the right file, or restore it from a backup"
 
@@ -80,6 +84,12 @@ class Database(Protocol):
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one query as plain tuples, in lists of at most :data:`TUPLE_BATCH`:
+        for readers of many rows (no row object is made, and the rows need not all be in
+        memory at once)."""
+        ...
 
     def now(self) -> str: ...
 
@@ -254,6 +264,16 @@ class SqliteDatabase:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples
+        try:
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(TUPLE_BATCH):
+                yield batch
+        finally:
+            cursor.close()
 
     # -- leases: expiry on the ledger's clock (julianday reads every ISO-8601 offset) --------
     def lease_acquire(

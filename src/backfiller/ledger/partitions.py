@@ -5,6 +5,7 @@ attempts that moved it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from backfiller.ledger.database import Connection, Database, Row
@@ -30,8 +31,9 @@ class PublishSuperseded(Exception):
         self.run_id = run_id
 
 
-#: the columns :meth:`PartitionReader.state_columns` gives, in this order
+#: the columns of :meth:`PartitionReader.state_rows`, in this order
 STATE_COLUMNS = (
+    "asset",
     "partition_key",
     "status",
     "data_version",
@@ -49,10 +51,11 @@ class PartitionReader(Protocol):
 
     def all(self, asset: str | None = None) -> list[PartitionRecord]: ...
 
-    def state_columns(self, asset: str) -> list[list[Any]]:
-        """The records of ``asset`` in one query, as one list per column of
-        :data:`STATE_COLUMNS` (``upstream_versions`` as its JSON text): for readers of many
-        partitions at once, who need no record objects."""
+    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
+        """The records of ``assets`` (one query per 500 assets) as tuples of
+        :data:`STATE_COLUMNS` (``upstream_versions`` as its JSON text), in batches, in no
+        particular order: for readers of many partitions at once, who need no record
+        objects."""
         ...
 
 
@@ -121,6 +124,10 @@ class PartitionBook(PartitionReader, Protocol):
     def events(self, asset: str, key: str) -> list[dict[str, Any]]: ...
 
 
+#: assets named in one query of :meth:`SqlPartitionBook.state_rows` (bound parameters)
+_ASSETS_PER_QUERY = 500
+
+
 def _partition(row: Row) -> PartitionRecord:
     return PartitionRecord(
         asset=row["asset"],
@@ -177,16 +184,14 @@ class SqlPartitionBook:
             )
         return [_partition(r) for r in rows]
 
-    def state_columns(self, asset: str) -> list[list[Any]]:
-        rows = self._db.all(
-            f"SELECT {', '.join(STATE_COLUMNS)} FROM partitions WHERE asset = ? "
-            "ORDER BY partition_key",
-            (asset,),
-        )
-        if not rows:
-            return [[] for _ in STATE_COLUMNS]
-        values = rows if not isinstance(rows[0], dict) else [tuple(r.values()) for r in rows]
-        return [list(column) for column in zip(*values, strict=True)]
+    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
+        for start in range(0, len(assets), _ASSETS_PER_QUERY):
+            chunk = list(assets[start : start + _ASSETS_PER_QUERY])
+            yield from self._db.tuples(
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM partitions "
+                f"WHERE asset IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from backfiller.clock import Clock, system_clock
 from backfiller.errors import ConfigError, MissingDependencyError
 from backfiller.ledger.composed import DatabaseLedger, ReadOnlyLedger
-from backfiller.ledger.database import Cursor, Row
+from backfiller.ledger.database import TUPLE_BATCH, Cursor, Row
 from backfiller.ledger.migrations import SCHEMA_VERSION, migrate
 from backfiller.ledger.reader import EmptyLedger, LedgerReader
 from backfiller.urls import redact
@@ -295,6 +295,14 @@ class PostgresDatabase:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self.read() as conn:
             return conn.execute(sql, params).fetchall()
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        from psycopg.rows import tuple_row
+
+        with self.read() as conn, conn._conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(_pg(sql), tuple(params))
+            while batch := cursor.fetchmany(TUPLE_BATCH):
+                yield batch
 
     # -- leases: on the server's clock, or the injected one ------------------------------
     def _at(self) -> str | None:

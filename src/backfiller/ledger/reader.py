@@ -6,6 +6,7 @@ construction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ from backfiller.ledger.dimensions import DimensionBook, DimensionReader
 from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
 from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
 from backfiller.ledger.leases import LeaseBook
-from backfiller.ledger.partitions import STATE_COLUMNS, PartitionBook, PartitionReader
+from backfiller.ledger.partitions import PartitionBook, PartitionReader
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.records import (
     AttemptRecord,
@@ -115,8 +116,8 @@ class _NoPartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
 
-    def state_columns(self, asset: str) -> list[list[Any]]:
-        return [[] for _ in STATE_COLUMNS]
+    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
+        return iter(())
 
 
 class _NoProtections:

@@ -1,9 +1,9 @@
 """The four sources read in bulk, as Arrow tables: what ``status`` and ``gaps`` classify.
 
-One pass per source and asset, never one look-up per (asset, partition): the manifests once
-per partition key, the ledger's records of an asset in one query, a Delta table's partition
-statistics from its log's add actions in one pass (its data files checked by listing their
-folders), an asset's partition reports by listing its report folder once.
+One pass per source, never one look-up per (asset, partition): the manifests once per
+partition key, the ledger's records of a batch of assets in one query, a Delta table's
+partition statistics from its log's add actions in one pass (its data files checked by
+listing their folders), an asset's partition reports by listing its report folder once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
@@ -20,6 +21,7 @@ from backfiller.planning.state import StateSource, reported_keys
 __all__ = ["key_table", "ledger_table", "report_table", "store_table"]
 
 _LEDGER_TYPES = {
+    "asset": pa.string(),
     "partition_key": pa.string(),
     "status": pa.string(),
     "data_version": pa.int64(),
@@ -59,14 +61,12 @@ def key_table(manifests: ManifestRegistry, keys: Sequence[str]) -> pa.Table:
     )
 
 
-def ledger_table(reader: LedgerReader, asset: str) -> pa.Table:
-    """Every ledger record of ``asset`` (one query), with an ``asset`` column."""
-    columns = reader.partitions.state_columns(asset)
-    data = {
-        name: pa.array(values, _LEDGER_TYPES[name])
-        for name, values in zip(STATE_COLUMNS, columns, strict=True)
-    }
-    return pa.table({"asset": _repeat(asset, len(columns[0])), **data})
+def ledger_table(reader: LedgerReader, assets: Sequence[str]) -> pa.Table:
+    """Every ledger record of ``assets`` (one query), with an ``asset`` column."""
+    row = pa.struct([(name, _LEDGER_TYPES[name]) for name in STATE_COLUMNS])
+    parts = [pa.array(rows, row) for rows in reader.partitions.state_rows(assets)]
+    rows = pa.chunked_array(parts, row)  # each tuple straight into Arrow's columns
+    return pa.table({name: pc.struct_field(rows, name) for name in STATE_COLUMNS})
 
 
 def store_table(source: StateSource, asset: str) -> pa.Table:
@@ -79,8 +79,7 @@ def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) ->
     """The partition keys of ``asset`` whose report file exists, from one listing of its
     report folder; ``nested``: keys whose report is not directly in that folder (a key with
     a ``/``), asked one by one."""
-    found = reported_keys(source, asset, nested)
-    keys = pa.array(found, pa.string())
+    keys = reported_keys(source, asset, nested)
     return pa.table({"asset": _repeat(asset, len(keys)), "partition_key": keys})
 
 

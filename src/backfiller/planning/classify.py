@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backfiller.asset_keys import shared_scheme
 from backfiller.ledger import LedgerReader
@@ -73,7 +74,7 @@ _REASONS = {
 
 _CLASSIFY = """
 WITH cells AS (
-    SELECT a.asset, a.pos, a.expects_count, k.idx, k.partition_key, k.manifest_id,
+    SELECT a.asset, a.pos, a.expects_count, k.idx, {seq} AS seq, k.partition_key, k.manifest_id,
            k.manifest_checksum, k.expected, k.broken,
            coalesce(s.rows, 0) AS rows, coalesce(s.missing_files, 0) AS missing_files,
            l.status, l.data_version, l.row_count AS recorded_rows,
@@ -87,10 +88,16 @@ WITH cells AS (
     LEFT JOIN reports r ON r.asset = a.asset AND r.partition_key = k.partition_key
 ),
 consumed AS (
-    SELECT c.asset, c.idx, u.key AS up, v.key AS up_key,
-           TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
-    FROM cells c, json_each(c.upstream_versions) u, json_each(u.value) v
-    WHERE c.status IS NOT NULL
+    SELECT asset, idx, up, v.key AS up_key, TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
+    FROM (
+        SELECT asset, idx, u.key AS up, unnest(map_entries(u.value)) AS v
+        FROM (
+            SELECT c.asset, c.idx, unnest(map_entries(json_transform(
+                c.upstream_versions, '"MAP(VARCHAR, MAP(VARCHAR, JSON))"'))) AS u
+            FROM cells c
+            WHERE c.status IS NOT NULL AND c.upstream_versions <> '{}'
+        )
+    )
 ),
 wanted AS (
     SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
@@ -135,10 +142,13 @@ branched AS (
 SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
 """
 
-#: every asset with every key (the assets share one scheme)
-_EVERY_CELL = "assets a CROSS JOIN keys k"
-#: only the keys of each asset's own scheme (``member``: which)
-_OWN_CELLS = "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx"
+#: every asset with every key (the assets share one scheme; a cell's ``seq`` is its key's)
+_EVERY_CELL = ("assets a CROSS JOIN keys k", "k.idx")
+#: only the keys of each asset's own scheme (``member``: which, and each one's ``seq``)
+_OWN_CELLS = (
+    "member m JOIN assets a ON a.asset = m.asset JOIN keys k ON k.idx = m.idx",
+    "m.seq",
+)
 
 #: consecutive means consecutive among the asset's own keys (``seq``: its position in them)
 _RANGES = """
@@ -146,7 +156,7 @@ SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(po
 FROM (
     SELECT asset, pos, idx, reason,
            seq - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
-    FROM (SELECT *, row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq FROM classified)
+    FROM classified
     WHERE reason IS NOT NULL
 )
 GROUP BY asset, reason, island
@@ -159,11 +169,7 @@ SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos
 FROM (
     SELECT asset, pos, idx, state,
            seq - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
-    FROM (
-        SELECT asset, pos, idx, coalesce(reason, 'materialized') AS state,
-               row_number() OVER (PARTITION BY asset ORDER BY idx) AS seq
-        FROM classified
-    )
+    FROM (SELECT asset, pos, idx, seq, coalesce(reason, 'materialized') AS state FROM classified)
 )
 GROUP BY asset, state, island
 ORDER BY pos, first
@@ -206,16 +212,30 @@ def _batches(
     )
     mappings: dict[tuple[Any, int, int], int] = {}
     mapped: list[pa.Table] = []
-    #: the data versions of the assets others read, each read from the ledger once
+    #: the data versions of the assets others read, each read from the ledger once: the
+    #: tables read so far, and which of them holds each asset's
     upstream_assets = {d.asset for n in names for d in graph.get(n).deps}
-    versions: dict[str, pa.Table] = {}
+    read_tables: list[pa.Table] = []
+    versions: dict[str, int] = {}
 
-    def versions_of(asset: str) -> pa.Table:
-        if asset not in versions:
-            versions[asset] = ledger_table(reader, asset).select(
-                ["asset", "partition_key", "data_version"]
+    def keep_versions(table: pa.Table, assets: Iterable[str]) -> None:
+        wanted = [a for a in assets if a in upstream_assets and a not in versions]
+        if wanted:
+            mine = pc.is_in(table.column("asset"), pa.array(wanted, pa.string()))
+            read_tables.append(
+                table.filter(mine).select(["asset", "partition_key", "data_version"])
             )
-        return versions[asset]
+            versions.update(dict.fromkeys(wanted, len(read_tables) - 1))
+
+    def versions_of(assets: Sequence[str]) -> pa.Table:
+        """The data versions of ``assets`` (those not read yet: in one query)."""
+        unread = [a for a in assets if a not in versions]
+        if unread:
+            upstream_assets.update(unread)
+            keep_versions(ledger_table(reader, unread), unread)
+        held = sorted({versions[a] for a in assets})
+        found = pa.concat_tables([read_tables[i] for i in held])
+        return found.filter(pc.is_in(found.column("asset"), pa.array(assets, pa.string())))
 
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
@@ -249,20 +269,19 @@ def _batches(
                 }
             ),
         )
-        ledgers, stored, reports = [], [], []
-        for name in batch:  # each asset's own sources, then one step of progress
-            ledgers.append(ledger_table(reader, name))
-            if name in upstream_assets:
-                versions[name] = ledgers[-1].select(["asset", "partition_key", "data_version"])
+        ledger = ledger_table(reader, batch)  # the batch's records, in one query
+        keep_versions(ledger, batch)
+        stored, reports = [], []
+        for name in batch:  # each asset's own files, then one step of progress
             stored.append(store_table(source, name))
             reports.append(report_table(source, name, nested))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
-        con.register("ledger", pa.concat_tables(ledgers))
+        con.register("ledger", ledger)
         con.register(
             "upstream",
-            pa.concat_tables([versions_of(a) for a in ups])
+            versions_of(ups)
             if ups
             else pa.table(
                 {
@@ -291,10 +310,11 @@ def _batches(
         con.register(
             "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
         )
-        where = _EVERY_CELL if owned is None else _OWN_CELLS
+        where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
         # a view, not a table: a reader that wants four columns of it (status's ranges) does
         # not pay for materialising twenty over every cell
-        con.execute(f"CREATE TEMP VIEW classified AS {_CLASSIFY.replace('{cells}', where)}")
+        query = _CLASSIFY.replace("{cells}", where).replace("{seq}", seq)
+        con.execute(f"CREATE TEMP VIEW classified AS {query}")
         yield con
         con.close()
         source.store.release(batch)  # its tables are read: no handle of every table stays
@@ -310,8 +330,9 @@ def classified_batches(
     """For readers of more than the reasons (a range plan's signatures and state digests): one
     DuckDB connection per batch of ``assets`` (default: all, in graph order), holding the
     table ``classified`` (every cell of the batch: its sources' columns, ``pos`` — the asset's
-    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``branch`` and ``reason``)
-    beside the tables it was classified from (``assets``, ``keys``, ``upstream``...)."""
+    position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``seq`` — the key's among
+    the asset's own keys —, ``branch`` and ``reason``) beside the tables it was classified
+    from (``assets``, ``keys``, ``upstream``...)."""
     return _batches(source, reader, keys, on_progress, assets)
 
 
@@ -383,10 +404,18 @@ def _declared(
 def _members(batch: Sequence[str], owned: dict[str, list[int]]) -> pa.Table:
     assets: list[str] = []
     idx: list[int] = []
+    seq: list[int] = []
     for name in batch:
         assets += [name] * len(owned[name])
         idx += owned[name]
-    return pa.table({"asset": pa.array(assets, pa.string()), "idx": pa.array(idx, pa.int64())})
+        seq += range(len(owned[name]))
+    return pa.table(
+        {
+            "asset": pa.array(assets, pa.string()),
+            "idx": pa.array(idx, pa.int64()),
+            "seq": pa.array(seq, pa.int64()),
+        }
+    )
 
 
 def _mapped(

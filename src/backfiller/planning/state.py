@@ -140,7 +140,7 @@ def observe(
     for asset in read:
         if asset in observed:
             lost[asset] = source.store.missing_files(asset)
-            reported[asset] = set(reported_keys(source, asset, nested))
+            reported[asset] = set(reported_keys(source, asset, nested).to_pylist())
         counts[asset] = source.store.partition_counts(asset)
         signatures[asset] = source.store.partition_signatures(asset)
         for rec in reader.partitions.all(asset):
@@ -180,21 +180,25 @@ def observe(
     return result
 
 
-def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -> list[str]:
-    """The partition keys of ``asset`` whose report file exists, from one listing of its
-    report folder; ``nested``: keys whose report is not directly in that folder (a key with
-    a ``/``), asked one by one."""
-    found: list[str] = []
+def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -> pa.Array:
+    """The partition keys of ``asset`` whose report exists (a string array), from one listing
+    of its report folder (every ``<key>.json`` in it; on object storage, of its prefix);
+    ``nested``: keys whose report is not directly in that folder (a key with a ``/``), asked
+    one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     folder = source.partition_report_dir(asset)
     if not isinstance(folder, Path):  # on object storage: one listing of the prefix
-        found = [n[:-5] for n in folder.file_names() if n.endswith(".json")]
+        names = pa.array(folder.file_names(), pa.string())
     else:
         try:
-            with os.scandir(folder) as entries:
-                found = [e.name[:-5] for e in entries if e.name.endswith(".json") and e.is_file()]
+            names = pa.array(os.listdir(folder), pa.string())  # noqa: PTH208 (names, not Paths)
         except (FileNotFoundError, NotADirectoryError):
-            pass
-    return found + [k for k in nested if source.partition_report_path(asset, k).is_file()]
+            names = pa.array([], pa.string())
+    found = pc.utf8_slice_codeunits(names.filter(pc.ends_with(names, ".json")), 0, -5)
+    asked = [k for k in nested if source.partition_report_path(asset, k).is_file()]
+    return pa.concat_arrays([found, pa.array(asked, pa.string())])
 
 
 def _protection(

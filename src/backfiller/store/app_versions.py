@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AppVersions", "UnreadableLog"]
+__all__ = ["AppVersions", "LogReader", "UnreadableLog", "checkpoint_files", "commit_name"]
 
 #: reads one file of ``_delta_log`` by name; ``None`` when it does not exist
 LogReader = Callable[[str], bytes | None]
@@ -30,11 +30,23 @@ class UnreadableLog(Exception):
     """The log is in a form this reader does not read; ask Delta instead."""
 
 
-def _commit_name(version: int) -> str:
+def commit_name(version: int) -> str:
+    """The name of commit ``version``'s file in ``_delta_log``."""
     return f"{version:020d}.json"
 
 
-def _checkpoint_pointer(pointer: bytes) -> tuple[int, dict[str, Any]]:
+def checkpoint_files(version: int, pointer: dict[str, Any]) -> list[str]:
+    """The files of the checkpoint at ``version`` that ``_last_checkpoint`` (``pointer``)
+    names: one, or its parts; a V2 checkpoint is not read (:class:`UnreadableLog`)."""
+    if "v2Checkpoint" in pointer:
+        raise UnreadableLog("a V2 checkpoint")
+    parts = int(pointer.get("parts") or 0)
+    if not parts:
+        return [f"{version:020d}.checkpoint.parquet"]
+    return [f"{version:020d}.checkpoint.{i:010d}.{parts:010d}.parquet" for i in range(1, parts + 1)]
+
+
+def checkpoint_pointer(pointer: bytes) -> tuple[int, dict[str, Any]]:
     """The version ``_last_checkpoint`` names, and the whole pointer."""
     try:
         last = json.loads(pointer)
@@ -70,10 +82,10 @@ class AppVersions:
         if self.version < 0:
             self._from_checkpoint()
         grew = False
-        while (text := self._read(_commit_name(self.version + 1))) is not None:
+        while (text := self._read(commit_name(self.version + 1))) is not None:
             self._apply_commit(text)
             self.version += 1
-            self._last = (_commit_name(self.version), hashlib.sha256(text).digest())
+            self._last = (commit_name(self.version), hashlib.sha256(text).digest())
             grew = True
         if not grew and self._checkpoint_beyond():
             # the commits after this index's version were cleaned up behind a newer
@@ -87,7 +99,7 @@ class AppVersions:
     def _checkpoint_beyond(self) -> bool:
         """Whether ``_last_checkpoint`` names a version after this index's."""
         pointer = self._read("_last_checkpoint")
-        return pointer is not None and _checkpoint_pointer(pointer)[0] > self.version
+        return pointer is not None and checkpoint_pointer(pointer)[0] > self.version
 
     def _apply_commit(self, text: bytes) -> None:
         for line in text.splitlines():
@@ -104,18 +116,11 @@ class AppVersions:
         pointer = self._read("_last_checkpoint")
         if pointer is None:
             return
-        version, last = _checkpoint_pointer(pointer)
-        if "v2Checkpoint" in last:
-            raise UnreadableLog("a V2 checkpoint")
-        parts = int(last.get("parts") or 0)
-        single = [f"{version:020d}.checkpoint.parquet"]
-        names = [
-            f"{version:020d}.checkpoint.{i:010d}.{parts:010d}.parquet" for i in range(1, parts + 1)
-        ]
+        version, last = checkpoint_pointer(pointer)
         import pyarrow.parquet as pq  # only when a table has a checkpoint
 
         found: dict[str, int] = {}
-        for name in names or single:
+        for name in checkpoint_files(version, last):
             data = self._read(name)
             if data is None:
                 raise UnreadableLog(f"checkpoint file {name} is missing")

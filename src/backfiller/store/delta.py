@@ -28,6 +28,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
 from backfiller.errors import DamagedStoreError
+from backfiller.store.add_actions import read_add_actions
 from backfiller.store.app_versions import AppVersions, UnreadableLog
 from backfiller.store.base import (
     PARTITION_COLUMN,
@@ -361,6 +362,18 @@ class DeltaStore:
         except FileNotFoundError:
             return None
 
+    def _log_names(self, asset: str) -> list[str]:
+        """The names of the files in ``asset``'s ``_delta_log`` (none when there is none)."""
+        if self.local_root is not None:
+            try:
+                return os.listdir(self.path(asset) / "_delta_log")  # noqa: PTH208 (names)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector("_delta_log", allow_not_found=True)
+        return [i.base_name for i in self._files_of(asset).get_file_info(selector)]
+
     def _commit_nonce(self, asset: str, version: int) -> str | object | None:
         """The nonce recorded in commit ``version``'s commitInfo, read from its log file;
         ``_NO_COMMIT`` when there is no such commit."""
@@ -449,14 +462,15 @@ class DeltaStore:
             found = [_local_file(root, p).exists() for p in paths.to_pylist()]
             return pa.chunked_array([pa.array(found, pa.bool_())])
         folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
-        existing: list[str] = []
+        existing: list[pa.Array] = [pa.array([], pa.string())]
         for folder in folders:
             try:
-                with os.scandir(root / folder) as entries:
-                    existing.extend(folder + entry.name for entry in entries)
+                # names, not Path objects: a table has thousands of files
+                names = pa.array(os.listdir(root / folder), pa.string())  # noqa: PTH208
             except (FileNotFoundError, NotADirectoryError):
                 continue
-        return pc.is_in(paths, value_set=pa.array(existing, pa.string()))
+            existing.append(pc.binary_join_element_wise(folder, names, "") if folder else names)
+        return pc.is_in(paths, value_set=pa.concat_arrays(existing))
 
     def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> pa.ChunkedArray:
         """:meth:`_present` on object storage: each folder the paths name listed once."""
@@ -475,13 +489,26 @@ class DeltaStore:
         return pa.chunked_array([pa.array([n in existing for n in names], pa.bool_())])
 
     def _add_actions(self, asset: str) -> dict[str, pa.Array]:
+        """The live data files: ``partition``, ``num_records``, ``path``. Read from the log's
+        files themselves (:mod:`~backfiller.store.add_actions`: no table handle is opened);
+        a log that reader does not read exactly is asked of Delta."""
+        none = {
+            "partition": pa.array([], pa.string()),
+            "num_records": pa.array([]),
+            "path": pa.array([], pa.string()),
+        }
+        if self.local_root is not None and not (self.path(asset) / "_delta_log").is_dir():
+            return none  # no table (a local folder says so without asking deltalake)
+        try:
+            found = read_add_actions(
+                functools.partial(self._log_file, asset), self._log_names(asset), PARTITION_COLUMN
+            )
+            return {name: found.column(name) for name in ("partition", "num_records", "path")}
+        except UnreadableLog:
+            pass
         table = self._table(asset)
         if table is None:
-            return {
-                "partition": pa.array([], pa.string()),
-                "num_records": pa.array([]),
-                "path": pa.array([], pa.string()),
-            }
+            return none
         actions = pa.table(table.get_add_actions(flatten=True))
         return {
             "partition": pc.cast(actions.column(f"partition.{PARTITION_COLUMN}"), pa.string()),

@@ -1,0 +1,206 @@
+"""The live files read from a Delta log (:mod:`backfiller.store.add_actions`) equal
+``deltalake``'s own ``get_add_actions`` — across appends, partition overwrites (remove
+actions), checkpoints, log clean-up — and a log it does not read exactly is refused, so the
+store asks Delta (which still names a damaged log)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backfiller.errors import DamagedStoreError
+from backfiller.store.add_actions import read_add_actions
+from backfiller.store.app_versions import UnreadableLog
+from backfiller.store.delta import DeltaStore
+
+KEYS = [f"2026-01-0{d}" for d in range(1, 6)]
+
+# one write: the keys it replaces (each with its row count), append or overwrite, and
+# whether a checkpoint follows it
+WRITES = st.lists(
+    st.tuples(
+        st.dictionaries(st.sampled_from(KEYS), st.integers(1, 4), min_size=1, max_size=3),
+        st.booleans(),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _reader(log: Path) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        try:
+            return (log / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return read
+
+
+def _write(path: Path, rows: dict[str, int], *, overwrite: bool) -> None:
+    keys = [k for k, n in rows.items() for _ in range(n)]
+    data = pa.table({"partition_key": keys, "v": list(range(len(keys)))})
+    if overwrite and (path / "_delta_log").is_dir():
+        quoted = ", ".join(f"'{k}'" for k in rows)
+        write_deltalake(
+            str(path),
+            data,
+            partition_by=["partition_key"],
+            mode="overwrite",
+            predicate=f"partition_key IN ({quoted})",
+        )
+    else:
+        write_deltalake(str(path), data, partition_by=["partition_key"], mode="append")
+
+
+def _mine(path: Path) -> list[tuple[str, str, int | None]]:
+    log = path / "_delta_log"
+    found = read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+    return sorted(
+        zip(
+            found["path"].to_pylist(),
+            found["partition"].to_pylist(),
+            found["num_records"].to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _deltas(path: Path) -> list[tuple[str, str, int | None]]:
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True))
+    return sorted(
+        zip(
+            actions["path"].to_pylist(),
+            actions["partition.partition_key"].to_pylist(),
+            actions["num_records"].to_pylist(),
+            strict=True,
+        )
+    )
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(writes=WRITES)
+def test_the_live_files_equal_deltas_after_any_history(
+    tmp_path_factory: pytest.TempPathFactory, writes: list[tuple[dict[str, int], bool, bool]]
+) -> None:
+    path = tmp_path_factory.mktemp("t") / "table"
+    for rows, overwrite, checkpoint in writes:
+        _write(path, rows, overwrite=overwrite)
+        if checkpoint:
+            DeltaTable(str(path)).create_checkpoint()
+        assert _mine(path) == _deltas(path)
+
+
+def test_a_checkpoint_is_read_instead_of_the_cleaned_up_commits(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(path, {KEYS[0]: 3}, overwrite=True)
+    DeltaTable(str(path)).create_checkpoint()
+    _write(path, {KEYS[1]: 4}, overwrite=True)
+    expected = _deltas(path)
+    for name in ("00000000000000000000.json", "00000000000000000001.json"):
+        (path / "_delta_log" / name).unlink()  # what log clean-up leaves
+    assert _mine(path) == expected
+    assert sorted((k, n) for _, k, n in expected) == [(KEYS[0], 3), (KEYS[1], 4)]
+
+
+def test_the_store_counts_rows_per_partition_from_the_log(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "lake")
+    path = store.path("a/b")
+    _write(path, {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(path, {KEYS[0]: 3, KEYS[2]: 1}, overwrite=False)
+    _write(path, {KEYS[1]: 2}, overwrite=True)
+    assert store.partition_counts("a/b") == {KEYS[0]: 5, KEYS[1]: 2, KEYS[2]: 1}
+    assert store.partition_counts("a/none") == {}
+
+
+def _corrupt_stats(path: Path) -> None:
+    """Statistics that are no JSON object: not one object per file."""
+    log = path / "_delta_log" / "00000000000000000000.json"
+    lines = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        action = json.loads(line)
+        if "add" in action:
+            action["add"]["stats"] = ""
+        lines.append(json.dumps(action))
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated commit",
+        "reader version 2",
+        "deletion vector",
+        "no first commit",
+        "stats",
+        "a commit missing between two",
+    ],
+)
+def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+    log = path / "_delta_log" / "00000000000000000000.json"
+    text = log.read_text(encoding="utf-8")
+    if damage == "truncated commit":
+        log.write_text(text[:-40], encoding="utf-8")
+    elif damage == "reader version 2":
+        log.write_text(
+            text + '{"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}}\n',
+            encoding="utf-8",
+        )
+    elif damage == "deletion vector":
+        lines = [json.loads(line) for line in text.splitlines()]
+        for action in lines:
+            if "add" in action:
+                action["add"]["deletionVector"] = {"storageType": "u", "cardinality": 1}
+        log.write_text("".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8")
+    elif damage == "no first commit":
+        log.rename(path / "_delta_log" / "00000000000000000001.json")
+    elif damage == "a commit missing between two":
+        _write(path, {KEYS[1]: 1}, overwrite=False)
+        _write(path, {KEYS[2]: 1}, overwrite=False)
+        (path / "_delta_log" / "00000000000000000001.json").unlink()
+    else:
+        _corrupt_stats(path)
+    with pytest.raises(UnreadableLog):
+        log = path / "_delta_log"
+        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+
+
+def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "lake")
+    path = store.path("a")
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+    log = path / "_delta_log" / "00000000000000000000.json"
+    log.write_text(log.read_text(encoding="utf-8")[:-40], encoding="utf-8")
+    with pytest.raises(DamagedStoreError, match="damaged"):
+        store.partition_counts("a")
+
+
+def test_statistics_it_reads_back_whole_when_numrecords_is_not_first(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2, KEYS[1]: 3}, overwrite=False)
+    log = path / "_delta_log" / "00000000000000000000.json"
+    lines = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        action = json.loads(line)
+        if "add" in action:
+            stats = json.loads(action["add"]["stats"])
+            moved = {"minValues": stats.get("minValues", {}), "numRecords": stats["numRecords"]}
+            action["add"]["stats"] = json.dumps(moved)
+        lines.append(json.dumps(action))
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert sorted((k, n) for _, k, n in _mine(path)) == [(KEYS[0], 2), (KEYS[1], 3)]
