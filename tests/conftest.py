@@ -313,11 +313,14 @@ def database_fingerprint(url: str) -> dict[str, str]:
 
 
 def tree_fingerprint(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` (relative path -> digest); empty if it is absent."""
+    """sha256 of every file under ``root`` (relative path -> digest); empty if it is absent.
+    Python's bytecode caches (``__pycache__``, written when a project's modules are imported
+    unless PYTHONDONTWRITEBYTECODE is set) are not the project's data and are left out."""
     result: dict[str, str] = {}
     if not root.exists():
         return result
-    for dirpath, _, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in files:
             path = Path(dirpath, name)
             result[path.relative_to(root).as_posix()] = hashlib.sha256(
