@@ -38,7 +38,7 @@ from backfiller.locations import Location, ObjectPath, location_of
 from backfiller.manifests import ManifestRegistry
 from backfiller.names import did_you_mean
 from backfiller.overlay import NO_OVERLAY, Overlay
-from backfiller.partitions import MultiScheme, PartitionScheme, scheme_from_config
+from backfiller.partitions import DynamicScheme, MultiScheme, PartitionScheme, scheme_from_config
 from backfiller.paths import configured_path
 from backfiller.policy import POLICY_DEFAULTS, Policy, parse_policy, validate_policy
 from backfiller.store import DataStore, DeltaStore
@@ -643,14 +643,15 @@ def _ledger_values(config: ProjectConfig, dimensions: Sequence[str]) -> dict[str
 
 
 def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Asset]:
-    """``assets``, each multi-dimensional scheme's dynamic dimensions holding the values the
-    ledger records (a declared scheme cannot know them)."""
-    wanted = {
-        d: None
-        for a in assets
-        if isinstance(a.scheme, MultiScheme)
-        for d in a.scheme.dynamic_dimensions()
-    }
+    """``assets``, each dynamic scheme of their own (a ``DynamicScheme``, or a dimension of a
+    multi-dimensional scheme) holding the values the ledger records (a declared scheme cannot
+    know them)."""
+    wanted: dict[str, None] = {}
+    for a in assets:
+        if isinstance(a.scheme, MultiScheme):
+            wanted.update(dict.fromkeys(a.scheme.dynamic_dimensions()))
+        elif isinstance(a.scheme, DynamicScheme):
+            wanted[a.scheme.dimension] = None
     if not wanted:
         return assets
     values = _ledger_values(config, list(wanted))
@@ -661,6 +662,10 @@ def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Ass
             for d in scheme.dynamic_dimensions():
                 scheme = scheme.with_values(d, values[d])
             a = dataclasses.replace(a, scheme=scheme)
+        elif isinstance(scheme, DynamicScheme):
+            a = dataclasses.replace(
+                a, scheme=DynamicScheme(scheme.dimension, tuple(values[scheme.dimension]))
+            )
         filled.append(a)
     return filled
 

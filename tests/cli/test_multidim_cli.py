@@ -466,3 +466,36 @@ def test_a_dynamic_dimension_gets_its_values_from_the_ledger(
     assert list(status[BY_LINE]["partitions"]) == ["2026-04-17|billing", "2026-04-17|chat"]
     events = run_json(capsys, root, "partitions", "list", "--history")["events"]
     assert [(e["verb"], e["value"], e["published"]) for e in events][-1] == ("remove", "voice", 1)
+
+
+PER_LINE = """
+
+@asset(
+    "sales/per_line",
+    idempotency_key=("line",),
+    deps=[Dependency("sales/by_line", MultiToSingleDimensionMapping(dimension="product_line"))],
+    scheme=DynamicScheme("product_line"),
+)
+def per_line(context):
+    rows = context.upstream("sales/by_line").to_pylist()
+    return [{"line": context.partition_key, "total": sum(r["amount"] for r in rows)}]
+"""
+
+
+def test_an_asset_of_its_own_dynamic_scheme_gets_the_values_from_the_ledger(
+    capsys: pytest.CaptureFixture[str], dynamic_root: Path
+) -> None:
+    """A per-product-line asset (``scheme=DynamicScheme("product_line")``, reading every day
+    of its line) has the values ``partitions add`` recorded, as the multi-dimensional asset
+    beside it does: it was left with none, so the value just added was refused as unknown."""
+    root = dynamic_root
+    with (root / "assets.py").open("a", encoding="utf-8") as assets:
+        assets.write(PER_LINE)
+    add = ("partitions", "add", "--dimension", "product_line", "--reason", "launch")
+    ok(capsys, root, *add, "--value", "billing", "--value", "voice")
+
+    project = load_project(root)
+    assert project.scheme_of("sales/per_line").keys() == ["billing", "voice"]
+    assert project.scheme_of(BY_LINE).keys()[:2] == ["2026-03-02|billing", "2026-03-02|voice"]
+    plan = run_json(capsys, root, "plan", "--asset", "sales/per_line", "--partition", "billing")
+    assert [e["partition_key"] for e in plan["plan"]["partitions"]] == ["billing"]
