@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -48,5 +49,25 @@ def test_the_columns_are_added_with_the_cell_values() -> None:
 def test_a_returned_column_with_another_value_fails_the_step(column: pa.Array) -> None:
     values = {"date": "2026-03-02", "product_line": "voice"}
     table = pa.table({"id": [1], "product_line": column})
-    with pytest.raises(StepError, match="column 'product_line' must hold the partition's"):
+    with pytest.raises(StepError, match=r"column 'product_line' \(\w+\) must hold the partition's"):
         _with_dimension_columns(_asset(), table, values)
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        ("product_line", pa.array(["voice"], pa.large_string())),
+        ("product_line", pa.array(["voice"]).dictionary_encode()),
+        ("date", pa.array([date(2026, 3, 2)], pa.date32())),
+    ],
+    ids=["large string (polars)", "dictionary", "a date for the date dimension"],
+)
+def test_a_returned_column_of_the_right_value_in_another_type_is_kept_as_text(
+    name: str, column: pa.Array
+) -> None:
+    """The right value is not refused for its Arrow type: the column becomes the string
+    column the table is partitioned by."""
+    values = {"date": "2026-03-02", "product_line": "voice"}
+    table = _with_dimension_columns(_asset(), pa.table({"id": [1], name: column}), values)
+    assert table.schema.field(name).type == pa.string()
+    assert table.to_pylist() == [{"id": 1, **values}]

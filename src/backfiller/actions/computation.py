@@ -148,14 +148,19 @@ def _with_dimension_columns(asset: Asset, table: pa.Table, values: Mapping[str, 
             table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
             continue
         column = table.column(name)
+        try:  # large or dictionary strings, a date column of a date dimension: as text
+            text = column if column.type == pa.string() else column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            text = None
         if (
-            column.type != pa.string()
-            or column.null_count
-            or (table.num_rows and set(column.unique().to_pylist()) != {value})
+            text is None
+            or text.null_count
+            or (table.num_rows and set(text.unique().to_pylist()) != {value})
         ):
             raise StepError(
-                f"{asset.key}: column {name!r} must hold the partition's {name} {value!r} "
-                "in every row (it is the dimension's partition column)",
+                f"{asset.key}: column {name!r} ({column.type}) must hold the partition's "
+                f"{name} {value!r} in every row (it is the dimension's partition column)",
                 hint=f"leave {name!r} out (it is added) or set it to the partition's value",
             )
+        table = table.set_column(table.column_names.index(name), name, text)
     return table
