@@ -114,6 +114,12 @@ def test_a_plan_run_is_recorded_by_its_plan_and_its_evidence_lists_every_step(
         assert list(spec.steps) == expected
         with pytest.raises(ValueError, match=document.plan_id):
             RunSpec.of_run(run)
+        # a recorded count the plan no longer expands to (another version's expansion) is
+        # refused: a resumed run never takes other steps than those it began with
+        fewer = PlanSteps(document)
+        fewer._count -= 1
+        with pytest.raises(BadInputError, match=f"{len(expected)} step\\(s\\) of plan"):
+            RunSpec.of_run(run, lambda plan_id: fewer)
         with pytest.raises(BadInputError, match="plan-0000000000000000"):
             plan_steps_of(ledger, "plan-0000000000000000")
         for step in expected:  # published by this run (a report re-issued: by the run before)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from backfiller.errors import BadInputError
 from backfiller.ledger import RunRecord
 from backfiller.refs import AssetPartition
 
@@ -131,7 +132,7 @@ class RunSpec:
         the steps of a recorded plan of ranges, by its id (for a run of one)."""
         recorded = dict(run.arguments)
         of_plan = recorded.pop("steps_of_plan", None)
-        recorded.pop("step_count", None)
+        count = recorded.pop("step_count", None)
         steps: tuple[Step, ...] | PlanSteps
         if of_plan is None:
             steps = tuple(Step.from_json(s) for s in recorded.pop("steps", []))
@@ -139,6 +140,13 @@ class RunSpec:
             raise ValueError(f"run {run.run_id} takes its steps from plan {of_plan}: read it")
         else:
             steps = plan_steps(str(of_plan))
+            if count is not None and len(steps) != count:  # never silently other steps
+                raise BadInputError(
+                    f"Run {run.run_id} was begun with {count} step(s) of plan {of_plan}, but "
+                    f"that plan now expands to {len(steps)}",
+                    hint="finish the run with the backfiller version that began it, or "
+                    "make and apply a new plan",
+                )
         override = recorded.pop("override_reason", None)
         ttl = recorded.pop("lease_ttl", None) or DEFAULT_LEASE_TTL
         return cls(
