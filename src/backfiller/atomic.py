@@ -94,21 +94,15 @@ def atomic_write_bytes(path: _L, data: bytes) -> _L:
         else:
             path.write_bytes(data)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    tmp = _temporary_beside(path, data, sync=batch is None)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if batch is None:
-                handle.flush()
-                os.fsync(handle.fileno())
         if batch is not None:
-            batch.writes.append((Path(tmp), path))  # synced and renamed at the block's end
+            batch.writes.append((tmp, path))  # synced and renamed at the block's end
             return path
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            Path(tmp).unlink()
+            tmp.unlink()
         raise
     _fsync_dir(path.parent)
     return path
@@ -130,22 +124,35 @@ def create_new_bytes(path: Path | ObjectPath, data: bytes) -> bool:
             return False
         path.write_bytes(data)
         return True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    tmp = _temporary_beside(path, data, sync=True)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
     finally:
         with contextlib.suppress(FileNotFoundError):
-            Path(tmp).unlink()
+            tmp.unlink()
     _fsync_dir(path.parent)
     return True
+
+
+def _temporary_beside(path: Path, data: bytes, *, sync: bool) -> Path:
+    """``data`` in a new temporary file in ``path``'s folder (created if missing), synced to
+    disk when ``sync``; removed again if writing it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+    return Path(tmp)
 
 
 def _fsync_dir(folder: Path) -> None:
