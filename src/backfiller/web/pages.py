@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backfiller.entries import attempt_entry, commit_entry, hold_entry, json_default, run_entry
@@ -464,7 +463,3 @@ def verify_page(project: Project, reader: LedgerReader) -> dict[str, Any]:
 
 def _problem(p: Any) -> dict[str, Any]:
     return {"path": p.path, "kind": p.kind.value, "detail": p.detail, "seq": p.seq}
-
-
-def report_file(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
