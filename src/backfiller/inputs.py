@@ -10,10 +10,14 @@ on whichever machine computes it; a compute function opens them with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 __all__ = ["input_sha256", "open_input"]
 
@@ -33,13 +37,20 @@ def open_input(
         raise ValueError(f"{path!r} is neither a relative path nor a URI backfiller reads")
     if path.lower().startswith("file://"):
         return local_path_of(path).open("rb")
+    folder, _, name = path.rpartition("/")
+    options = tuple(sorted((storage_options or {}).items()))
+    stream: Any = _folder_filesystem(folder, options).open_input_stream(name)
+    return cast(IO[bytes], stream)
+
+
+@functools.lru_cache(maxsize=32)
+def _folder_filesystem(folder: str, options: tuple[tuple[str, str], ...]) -> pafs.FileSystem:
+    """A file system on the object-storage ``folder``, built once per folder and options: a
+    manifest's input files share a few folders, and each handler is a client of its own."""
     import pyarrow.fs as pafs
     from deltalake.fs import DeltaStorageHandler
 
-    folder, _, name = path.rpartition("/")
-    handler = DeltaStorageHandler(folder, dict(storage_options or {}) or None)
-    stream: Any = pafs.PyFileSystem(handler).open_input_stream(name)
-    return cast(IO[bytes], stream)
+    return pafs.PyFileSystem(DeltaStorageHandler(folder, dict(options) or None))
 
 
 def input_sha256(
