@@ -7,9 +7,12 @@ those seven days with groups of four (so each asset's seven partitions take two 
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -17,6 +20,7 @@ from conftest import GAP_DAY, both_backends, run_steps
 
 from backfiller import PartitionStatus, Project, RunState
 from backfiller.actions import GroupLimits, RunOptions, Step, StepOutcome, StepSource
+from backfiller.actions.computation import StepTask, compute_step
 from backfiller.actions.run import _groups
 from backfiller.ledger import Ledger
 from backfiller.refs import AssetPartition
@@ -448,3 +452,81 @@ def test_group_limits_must_be_positive() -> None:
 def test_a_fenced_error_names_its_partition() -> None:
     error = FencedError(RAW, "2026-04-19", 3, 4)
     assert error.partition == "2026-04-19"
+
+
+# -- what a group holds in memory ------------------------------------------------------------
+
+
+class _Tracked:
+    """A computation run when its result is asked for, which a test can watch being let go."""
+
+    def __init__(self, compute: Callable[[], pa.Table], taken: list[int], alive: list[int]) -> None:
+        self._compute, self._taken, self._alive = compute, taken, alive
+        self.rows: pa.Table | None = None
+
+    def result(self) -> pa.Table:
+        gc.collect()
+        # how many earlier computations of the run something still holds
+        self._alive.append(sum(1 for ref in self._taken_refs if ref() is not None))
+        self.rows = self.rows if self.rows is not None else self._compute()
+        return self.rows
+
+
+class _TrackingExecutor:
+    """The local executor, keeping a weak reference to every computation it hands out."""
+
+    def __init__(self) -> None:
+        self.refs: list[weakref.ref[_Tracked]] = []
+        self.alive: list[int] = []
+
+    def submit(
+        self, task: StepTask, read_upstream: Callable[[str], pa.Table] | None = None
+    ) -> _Tracked:
+        future = _Tracked(lambda: compute_step(task, read_upstream), [], self.alive)
+        future._taken_refs = list(self.refs)  # type: ignore[attr-defined]
+        self.refs.append(weakref.ref(future))
+        return future
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_group_lets_go_of_each_computation_once_its_rows_are_published(
+    april_project: Project,
+) -> None:
+    # each partition reaches the row limit alone, so each is published before the next is
+    # computed: a computation that kept its rows after that (the group held every member's
+    # rows until the group's end) is still alive when the next one is asked for
+    executor = _TrackingExecutor()
+    options = RunOptions(group=GroupLimits(size=7, rows=1), executor=executor, max_parallel=1)
+    with april_project.ledger() as ledger:
+        result = run_steps(
+            april_project, ledger, [(RAW, k) for k in KEYS], action="rerun", options=options
+        )
+    assert result.state is RunState.SUCCEEDED
+    assert len(executor.alive) == len(KEYS)
+    assert executor.alive == [0] * len(KEYS)
+
+
+def test_a_downstream_group_reads_what_the_run_just_published_from_memory(
+    april_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = april_project
+    pinned_reads: list[tuple[str, tuple[str, ...]]] = []
+    store = type(project.store)
+    original = store.read_partitions
+
+    def counted(self: Any, asset: str, keys: Sequence[str], **kw: Any) -> pa.Table | None:
+        if kw.get("version") is not None:  # a computation's read (a check reads the latest)
+            pinned_reads.append((asset, tuple(keys)))
+        return original(self, asset, keys, **kw)
+
+    monkeypatch.setattr(store, "read_partitions", counted)
+    with project.ledger() as ledger:
+        result = run_steps(project, ledger, _steps(), action="rerun", options=GROUPS_OF_FOUR)
+        assert result.state is RunState.SUCCEEDED
+        # the first silver step reads its raw day from the store (which says what schema a
+        # read gives); the six others read the raw days the run kept in memory for them, for
+        # their computation and for their checks
+        assert pinned_reads == [(RAW, (KEYS[0],))]
+        _assert_recorded_exactly(project, ledger, result.run_id)

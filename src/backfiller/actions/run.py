@@ -17,6 +17,7 @@ is written.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -277,6 +278,9 @@ class _Run:
             with collect:
                 return next((d for d in depends if d.target in failed), None)
 
+        #: what each step of the current stretch reads of this run's partitions
+        reads: dict[AssetPartition, list[AssetPartition]] = {}
+
         def record(step: StepResult, *, report: bool = True) -> None:
             with collect:
                 results.append(step)
@@ -284,6 +288,7 @@ class _Run:
                     failed.add(step.target)
                 if report and options.on_step is not None:
                     options.on_step(step)
+            runner.done_reading(reads.pop(step.target, ()))
 
         group = options.group or GroupLimits(size=project.config.group_size)
         grouped = group.size > 1 and not self.resuming
@@ -292,6 +297,9 @@ class _Run:
                 stream, depends_on, window=options.window, group=group.size if grouped else 1
             ):
                 first = len(results)
+                reads.clear()
+                reads.update({s.target: [d.target for d in depends[s]] for s in ordered})
+                runner.expect_reads(Counter(t for targets in reads.values() for t in targets))
 
                 def do(step: Step, depends: dict[Step, set[Step]] = depends) -> StepResult:
                     # a step of an earlier stretch it reads did not succeed

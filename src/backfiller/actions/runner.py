@@ -17,8 +17,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -30,6 +30,7 @@ from backfiller.actions.computation import PinnedUpstream, StepError, StepTask
 from backfiller.actions.executors import Deferred, Executor, LocalExecutor, StepFuture
 from backfiller.actions.faults import crash_point
 from backfiller.actions.heartbeat import Heartbeat
+from backfiller.actions.published import PublishedCache
 from backfiller.actions.spec import RunSpec, Step, StepSource
 from backfiller.assets import Asset
 from backfiller.atomic import one_folder_sync
@@ -63,7 +64,7 @@ __all__ = [
 
 
 #: the partitions this run just published, kept for downstream steps to read without a scan:
-#: the newest ones, up to this many bytes (a group's worth and more)
+#: up to this many bytes (a group's worth and more)
 _PUBLISHED_CACHE_BYTES = 64 * 2**20
 #: and at most this many (tiny partitions would otherwise keep one entry per step of the run)
 _PUBLISHED_CACHE_ENTRIES = 16_384
@@ -233,11 +234,12 @@ class StepRunner:
     executor: Executor = field(default_factory=LocalExecutor)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stored_counts: dict[str, dict[str, int] | None] = field(default_factory=dict)
-    # the last partitions published in this run, for downstream steps to read without a scan
-    _published: OrderedDict[AssetPartition, tuple[int, pa.Table]] = field(
-        default_factory=OrderedDict
+    # partitions published in this run, for downstream steps to read without a scan
+    _published: PublishedCache = field(
+        default_factory=lambda: PublishedCache(
+            max_bytes=_PUBLISHED_CACHE_BYTES, max_entries=_PUBLISHED_CACHE_ENTRIES
+        )
     )
-    _published_bytes: int = 0
     _read_schemas: dict[str, pa.Schema] = field(default_factory=dict)
     #: each step handed out and not yet recorded: its task (the upstream tables pinned) and
     #: the data version of each upstream partition at that pin — what the step read, which
@@ -338,13 +340,16 @@ class StepRunner:
             heartbeat.hold(member.lease)
         try:
             # every member's computation is handed out at once (an executor with a cluster
-            # computes them side by side); they are taken back in order
+            # computes them side by side); they are taken back in order, and each is let go
+            # once taken: a computation keeps its rows, and the group holds only what it has
+            # staged and not yet published (``limits.bytes``), not every member's rows
             pinned: dict[str, int | None] = {}  # the upstream tables' versions, read once
-            computing = [self._submit(member.step, asset, pinned) for member in members]
+            computing = deque(self._submit(member.step, asset, pinned) for member in members)
             staged: list[tuple[_Member, pa.Table]] = []
             rows = size = 0
             began = time.monotonic()
-            for member, future in zip(members, computing, strict=True):
+            for member in members:
+                future = computing.popleft()
                 if not self.ledger.leases.is_current(member.lease):
                     results[member.step.target] = self._superseded(member, _TakenOver())
                     continue
@@ -762,7 +767,7 @@ class StepRunner:
         exactly the schema a read from the store gives; else ``None`` (read them)."""
         with self._lock:
             schema = self._read_schemas.get(asset)
-            hits = [self._published.get(AssetPartition(asset, k)) for k in keys]
+        hits = [self._published.get(AssetPartition(asset, k)) for k in keys]
         if schema is None or not keys or any(h is None for h in hits):
             return None
         tables = []
@@ -779,19 +784,17 @@ class StepRunner:
             tables.append(table)
         return pa.concat_tables(tables)
 
+    def expect_reads(self, readers: Mapping[AssetPartition, int]) -> None:
+        """The run takes a new stretch of steps: ``readers`` says how many of them read each
+        partition (what this run publishes of those stays in memory until they are done)."""
+        self._published.expect(readers)
+
+    def done_reading(self, targets: Iterable[AssetPartition]) -> None:
+        """A step of the stretch is settled: it reads ``targets`` no more."""
+        self._published.done(targets)
+
     def _remember(self, target: AssetPartition, version: int, table: pa.Table) -> None:
-        with self._lock:
-            old = self._published.pop(target, None)
-            if old is not None:
-                self._published_bytes -= old[1].nbytes
-            self._published[target] = (version, table)
-            self._published_bytes += table.nbytes
-            while len(self._published) > 1 and (
-                self._published_bytes > _PUBLISHED_CACHE_BYTES
-                or len(self._published) > _PUBLISHED_CACHE_ENTRIES
-            ):
-                _, (_, evicted) = self._published.popitem(last=False)
-                self._published_bytes -= evicted.nbytes
+        self._published.put(target, version, table)
 
     def _stored_rows(self, asset: str, key: str) -> int | None:
         """Rows stored for a partition the ledger does not know, from the Delta log — read once
@@ -996,9 +999,9 @@ class GroupLimits:
     rows: int = 500_000
     #: a commit of 64 MiB of staged rows made the process peak above 600 MiB on the year
     #: benchmark at 10,000 rows a day (the Delta writer holds several times what it writes);
-    #: 16 MiB keeps it under 500 MiB and the run no slower (a smaller group's raw partitions
-    #: also stay in the published cache for the downstream group that reads them)
-    bytes: int = 16 * 2**20
+    #: at 16 MiB it peaked at 493 MiB, at 8 MiB 457 MiB, for the same CPU (a group of 64 days
+    #: at 1,000 rows a day, about 8 MiB, still commits whole)
+    bytes: int = 8 * 2**20
     seconds: float = 30.0
 
     def __post_init__(self) -> None:
