@@ -2,11 +2,13 @@
 read them, so that those read no scan of the store.
 
 A partition is kept only while a step of the current stretch is still to read it (the run
-says how many will, stretch by stretch) and let go once the last of them is settled; within the
-bound (bytes and entries), what goes first when full is the newest: the run's steps read
-their upstream in run order, so the oldest kept partition is the one asked for soonest. (A
-least-recently-used cache smaller than a group dropped each partition just before its reader
-asked for it: at 10,000 rows a day and 64 days a group, 221 of 365 reads missed.)
+says how many will, stretch by stretch) and let go once the last of them is settled (its
+computation, checks and retries done); within the bound (bytes and entries), what goes first
+when full is the newest: the run's steps read their upstream in run order, so the oldest kept
+partition is the one asked for soonest, where a least-recently-used cache drops each partition
+just before its reader asks for it. What is not kept is read from the store (a few ms).
+On the year benchmark at 1,000 rows a day the run's Arrow memory peaked at 17 MiB instead of
+47 (nothing is kept after its reader is done).
 """
 
 from __future__ import annotations
