@@ -339,12 +339,29 @@ class MultiToSingleDimensionMapping(_SplitMapping):
             [values if d.name == dim.name else d.scheme.keys() for d in multi.dimensions]
         )
 
+    @staticmethod
+    def _unlisted(multi: MultiScheme, dim: Dimension, values: list[str]) -> list[str]:
+        """What a fan-in over ``values`` of ``dim`` requires when another dimension has no
+        value yet (a dynamic one before its first ``partitions add``): there is no cell to
+        read, which is missing, not nothing to read — one entry per value, naming the
+        dimensions that have none (``2026-04-17|(no product_line value yet)``)."""
+        others = {
+            d.name: "*" if d.scheme.keys() else f"(no {d.name} value yet)"
+            for d in multi.dimensions
+            if d.name != dim.name
+        }
+        return [
+            multi.spell([others.get(d.name, value) for d in multi.dimensions]) for value in values
+        ]
+
     def _split(
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
     ) -> tuple[list[str], list[str]]:
         if isinstance(upstream, MultiScheme):  # fan-in over the other dimensions
             dim = self._dimension(upstream, downstream)
             present, missing = self.mapping.required_keys(key, downstream, dim.scheme)
+            if any(d.name != dim.name and not d.scheme.keys() for d in upstream.dimensions):
+                return [], self._unlisted(upstream, dim, present + missing)
             return self._cells(upstream, dim, present), self._cells(upstream, dim, missing)
         assert isinstance(downstream, MultiScheme)
         dim = self._dimension(downstream, upstream)

@@ -15,6 +15,7 @@ from backfiller.ledger import CheckStatus, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
+    from backfiller.ledger import DimensionEvent
     from backfiller.partitions import PartitionScheme
     from backfiller.planning import AnyPlan, Gap, GapReason
     from backfiller.planning.gaps import PartitionState
@@ -257,6 +258,28 @@ SEED_FIELDS = (
 
 #: ranges of a plan printed before "... and N more"
 PLAN_RANGES_SHOWN = 40
+
+
+def print_dimension_events(console: Console, events: list[DimensionEvent]) -> None:
+    """The values of dynamic dimensions added and removed: who, when, why (and, for a
+    removal, in how many assets the value held published data)."""
+    from backfiller.ledger import DimensionVerb
+
+    table = Table(title="Values added and removed")
+    for col in ("at", "dimension", "value", "change", "operator", "reason", "published"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        add_row(
+            table,
+            e.at,
+            e.dimension,
+            e.value,
+            e.verb.value,
+            e.operator,
+            e.reason,
+            e.published if e.verb is DimensionVerb.REMOVE else "",
+        )
+    console.print(table)
 
 
 def print_plan(console: Console, document: AnyPlan) -> None:
