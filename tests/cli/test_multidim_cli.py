@@ -466,6 +466,13 @@ def test_a_dynamic_dimension_gets_its_values_from_the_ledger(
     assert list(status[BY_LINE]["partitions"]) == ["2026-04-17|billing", "2026-04-17|chat"]
     events = run_json(capsys, root, "partitions", "list", "--history")["events"]
     assert [(e["verb"], e["value"], e["published"]) for e in events][-1] == ("remove", "voice", 1)
+    # the asset's history shows its dimension's changes, as for an asset of a dynamic scheme
+    assert run_json(capsys, root, "history", "--asset", BY_LINE)["dimension_events"] == events
+    out = ok(capsys, root, "history", "--asset", BY_LINE)
+    assert "Values added and removed" in out and "retired" in out
+    # a value removed already is named so, not refused for its published data
+    err = refused(capsys, root, *remove, "--value", "voice")
+    assert "Not a current value of product_line: voice" in err
 
 
 PER_LINE = """
