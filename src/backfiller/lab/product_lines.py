@@ -136,26 +136,29 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
             remove_partition_values(
                 project, ledger, [NEW_LINE], operator=operator, reason=reason, dimension=DIMENSION
             )
-        except BackfillerError as exc:
+        except BackfillerError as exc:  # the CLI's exit 2
             story.refused = exc.message
-    console.print(f"refused (exit 2): {story.refused}", markup=False)
-    command(f"{remove} --allow-published")
-    with project.ledger() as ledger:
-        removed = remove_partition_values(
-            project,
-            ledger,
-            [NEW_LINE],
-            operator=operator,
-            reason=reason,
-            dimension=DIMENSION,
-            allow_published=True,
-        )
-    for value, count in removed.published.items():
-        console.print(
-            f"removed from {removed.dimension}: {value} (its published data in {count} "
-            "asset(s) stays in the tables, no longer a partition)",
-            markup=False,
-        )
+            console.print(f"refused (exit 2): {exc.message}", markup=False)
+        else:
+            console.print(f"removed from {DIMENSION}: {NEW_LINE} (it held no published data)")
+    if story.refused:
+        command(f"{remove} --allow-published")
+        with project.ledger() as ledger:
+            removed = remove_partition_values(
+                project,
+                ledger,
+                [NEW_LINE],
+                operator=operator,
+                reason=reason,
+                dimension=DIMENSION,
+                allow_published=True,
+            )
+        for value, count in removed.published.items():
+            console.print(
+                f"removed from {removed.dimension}: {value} (its published data in {count} "
+                "asset(s) stays in the tables, no longer a partition)",
+                markup=False,
+            )
     command(f"history --asset {BY_LINE}")
     print_dimension_events(console, project.reader().dimensions.events(DIMENSION))
     return story
