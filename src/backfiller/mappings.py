@@ -284,7 +284,9 @@ class MultiToSingleDimensionMapping(_SplitMapping):
     downstream multi-dimensional: a cell reads what ``mapping`` maps its ``dimension`` value
     to (each product line of a day reads the day). A required key that is not one of the
     upstream's keys (a day before the upstream's start, a value it does not list) is missing:
-    the gap ``missing_upstream``, unless ``allow_missing``.
+    the gap ``missing_upstream``, unless ``allow_missing``. So is a fan-in whose other
+    dimensions include one without any value yet (a dynamic one before its first value is
+    added): the day has no cell to read, which is not the same as nothing to read.
 
     ``dimension`` names the multi-dimensional scheme's dimension; by default the one whose
     scheme is of the single scheme's kind (the time dimension for a time scheme)."""
