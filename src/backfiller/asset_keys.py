@@ -54,6 +54,7 @@ __all__ = [
     "cells",
     "dimension_filter",
     "every_key",
+    "has_values",
     "keys_of",
     "owners",
     "require_owned",
@@ -332,6 +333,17 @@ def dimension_filter(
         if value not in found[name]:
             found[name].append(value)
     return found
+
+
+def has_values(scheme: PartitionScheme, key: str, dimensions: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``key`` is kept by ``dimensions`` (:func:`dimension_filter`): a key of a
+    multi-dimensional scheme whose values of those of its dimensions that are named are among
+    the given ones; any other key is kept (``--dimension`` narrows only the multi-dimensional
+    assets that have the dimension)."""
+    if not isinstance(scheme, MultiScheme):
+        return True
+    values = scheme.values_of(key)
+    return all(values[name] in wanted for name, wanted in dimensions.items() if name in values)
 
 
 def _narrowed(

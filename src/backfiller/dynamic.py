@@ -172,6 +172,8 @@ def remove_partition_values(
     whose partitions hold published data is refused unless ``allow_published``."""
     name = dynamic_dimension(project, dimension)
     wanted, why = _values(values), _reason(reason)
+    current = ledger.dimensions.values(name)
+    _refuse_absent(name, [v for v in wanted if v not in current])
     published = published_partitions(project, ledger, wanted, name)
     if published and not allow_published:
         listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
@@ -180,12 +182,18 @@ def remove_partition_values(
             hint="the data stays in the tables but no command will look at it again; if that "
             "is what you want, pass --allow-published (it is recorded)",
         )
-    absent = ledger.dimensions.remove(
-        name, wanted, operator=operator, reason=why, published=published
+    _refuse_absent(
+        name,
+        ledger.dimensions.remove(name, wanted, operator=operator, reason=why, published=published),
     )
+    return ValueChange(name, wanted, published)
+
+
+def _refuse_absent(dimension: str, absent: Sequence[str]) -> None:
+    """Refuse a removal naming the values that are not current (checked before the published
+    data, whose message would not fit a value removed already, and again as it is written)."""
     if absent:
         raise BadInputError(
-            f"Not a current value of {name}: {', '.join(absent)}; nothing was removed",
+            f"Not a current value of {dimension}: {', '.join(absent)}; nothing was removed",
             hint="'backfiller partitions list' shows the current values",
         )
-    return ValueChange(name, wanted, published)

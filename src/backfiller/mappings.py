@@ -284,7 +284,9 @@ class MultiToSingleDimensionMapping(_SplitMapping):
     downstream multi-dimensional: a cell reads what ``mapping`` maps its ``dimension`` value
     to (each product line of a day reads the day). A required key that is not one of the
     upstream's keys (a day before the upstream's start, a value it does not list) is missing:
-    the gap ``missing_upstream``, unless ``allow_missing``.
+    the gap ``missing_upstream``, unless ``allow_missing``. So is a fan-in whose other
+    dimensions include one without any value yet (a dynamic one before its first value is
+    added): the day has no cell to read, which is not the same as nothing to read.
 
     ``dimension`` names the multi-dimensional scheme's dimension; by default the one whose
     scheme is of the single scheme's kind (the time dimension for a time scheme)."""
@@ -339,12 +341,29 @@ class MultiToSingleDimensionMapping(_SplitMapping):
             [values if d.name == dim.name else d.scheme.keys() for d in multi.dimensions]
         )
 
+    @staticmethod
+    def _unlisted(multi: MultiScheme, dim: Dimension, values: list[str]) -> list[str]:
+        """What a fan-in over ``values`` of ``dim`` requires when another dimension has no
+        value yet (a dynamic one before its first ``partitions add``): there is no cell to
+        read, which is missing, not nothing to read — one entry per value, naming the
+        dimensions that have none (``2026-04-17|(no product_line value yet)``)."""
+        others = {
+            d.name: "*" if d.scheme.keys() else f"(no {d.name} value yet)"
+            for d in multi.dimensions
+            if d.name != dim.name
+        }
+        return [
+            multi.spell([others.get(d.name, value) for d in multi.dimensions]) for value in values
+        ]
+
     def _split(
         self, key: str, downstream: PartitionScheme, upstream: PartitionScheme
     ) -> tuple[list[str], list[str]]:
         if isinstance(upstream, MultiScheme):  # fan-in over the other dimensions
             dim = self._dimension(upstream, downstream)
             present, missing = self.mapping.required_keys(key, downstream, dim.scheme)
+            if any(d.name != dim.name and not d.scheme.keys() for d in upstream.dimensions):
+                return [], self._unlisted(upstream, dim, present + missing)
             return self._cells(upstream, dim, present), self._cells(upstream, dim, missing)
         assert isinstance(downstream, MultiScheme)
         dim = self._dimension(downstream, upstream)

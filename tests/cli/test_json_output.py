@@ -297,7 +297,7 @@ def test_holds_lists_and_filters(
     assert on_silver["left_out"] == 4
     both = run_json(capsys, root, "holds", "--consumer", CONSUMERS[0], "--asset", SILVER)
     assert sorted(h["target"] for h in both["holds"]) == [SILVER, CONSUMERS[0], CONSUMERS[0]]
-    assert both["filters"] == {"assets": [SILVER], "consumers": [CONSUMERS[0]]}
+    assert both["filters"] == {"assets": [SILVER], "consumers": [CONSUMERS[0]], "dimensions": {}}
     assert run_json(capsys, root, "holds", "--asset", RAW)["holds"] == []
 
 

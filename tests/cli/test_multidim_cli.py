@@ -306,6 +306,81 @@ def test_a_multi_dimensional_asset_through_gap_plan_apply_checks_evidence_releas
     assert history["commits"][0]["partition_keys"] == ["2026-04-17|voice"]
 
 
+def test_check_restore_and_holds_take_a_dimension_value_as_the_selection_does(
+    capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    """``--partition DAY --dimension NAME=VALUE`` names one cell for ``check`` and ``restore``
+    (several, none, or an unknown dimension: exit 2, nothing written); ``holds --dimension``
+    keeps the holds on, or caused by, the cells with that value."""
+    plan = run_json(capsys, root, "plan", "--partition", "2026-04-17")
+    ok(capsys, root, "apply", str(root / plan["path"]))
+    day = ("--partition", "2026-04-17")
+
+    check = run_json(
+        capsys, root, "check", "--asset", BY_LINE, *day, "--dimension", "product_line=voice"
+    )
+    assert (check["partition_key"], check["passed"]) == ("2026-04-17|voice", True)
+    for args, says in (
+        (
+            ("--dimension", "product_line=voice", "--dimension", "product_line=chat"),
+            f"names 2 partitions of {BY_LINE} (2026-04-17|voice, 2026-04-17|chat); this "
+            "command acts on one",
+        ),
+        (("--dimension", "region=eu"), "Unknown dimension 'region'"),
+        (("--dimension", "product_line=sms"), "Unknown partition key 'sms'"),
+        (("--dimension", "product_line"), "expected NAME=VALUE"),
+    ):
+        assert says in refused(capsys, root, "check", "--asset", BY_LINE, *day, *args)
+        assert says in refused(
+            capsys, root, "restore", "--asset", BY_LINE, *day, *args, "--to-version", "1"
+        )
+    no_dimension = "no selected asset has more than one dimension"
+    assert no_dimension in refused(
+        capsys, root, "check", "--asset", TOTAL, *day, "--dimension", "product_line=voice"
+    )
+
+    # the day's input republished: every cell of the day and the total held, then narrowed
+    version = DeltaTable(str(root / "data/lake/sales/by_line")).version()
+    ok(capsys, root, "rerun", "--asset", DAILY, *day, "--reason", "x")
+    every = run_json(capsys, root, "holds")["holds"]
+    assert {(h["target"], h["partition_key"]) for h in every if h["kind"] == "asset"} >= {
+        (BY_LINE, f"2026-04-17|{line}") for line in LINES
+    }
+    voice = run_json(capsys, root, "holds", "--dimension", "product_line=voice")
+    assert voice["filters"]["dimensions"] == {"product_line": ["voice"]}
+    kept = voice["holds"]
+    assert kept and voice["left_out"] == len(every) - len(kept) > 0
+    for h in every:
+        cells = [(h["cause_asset"], h["cause_partition"])]
+        if h["kind"] == "asset":
+            cells.append((h["target"], h["partition_key"]))
+        other = any(a == BY_LINE and not k.endswith("|voice") for a, k in cells)
+        assert (h in kept) is not other
+    assert "Unknown dimension 'region'" in refused(
+        capsys, root, "holds", "--dimension", "region=eu"
+    )
+
+    # restore the voice cell named by its value: only that cell changes
+    others = {line: cell_files(root, f"2026-04-17%7C{line}") for line in ("billing", "chat")}
+    ok(
+        capsys,
+        root,
+        "restore",
+        "--asset",
+        BY_LINE,
+        *day,
+        "--dimension",
+        "product_line=voice",
+        "--to-version",
+        str(version),
+        "--reason",
+        "back",
+    )
+    history = run_json(capsys, root, "history", "--asset", BY_LINE)
+    assert history["commits"][0]["partition_keys"] == ["2026-04-17|voice"]
+    assert {line: cell_files(root, f"2026-04-17%7C{line}") for line in others} == others
+
+
 def test_dimension_selection_narrows_the_multi_dimensional_cells(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -466,6 +541,13 @@ def test_a_dynamic_dimension_gets_its_values_from_the_ledger(
     assert list(status[BY_LINE]["partitions"]) == ["2026-04-17|billing", "2026-04-17|chat"]
     events = run_json(capsys, root, "partitions", "list", "--history")["events"]
     assert [(e["verb"], e["value"], e["published"]) for e in events][-1] == ("remove", "voice", 1)
+    # the asset's history shows its dimension's changes, as for an asset of a dynamic scheme
+    assert run_json(capsys, root, "history", "--asset", BY_LINE)["dimension_events"] == events
+    out = ok(capsys, root, "history", "--asset", BY_LINE)
+    assert "Values added and removed" in out and "retired" in out
+    # a value removed already is named so, not refused for its published data
+    err = refused(capsys, root, *remove, "--value", "voice")
+    assert "Not a current value of product_line: voice" in err
 
 
 PER_LINE = """

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow  # end to end: the demo, the lesson, subprocesses
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
+BY_LINE = "week06/silver/ticket_fact_by_product_line"  # of the product_lines project
 MANIFEST = "data/manifests/week06-seed-manifest-001.json"
 PLAN_REL = f"reports/week06/backfill/backfill_plan_{GAP_DAY}.json"
 SEED_COMMAND = ["-m", "pipelines.data_factory.backfill_plan", "--partition", GAP_DAY]
@@ -254,6 +255,49 @@ def test_demo_shows_the_gap_and_leaves_the_plan(demo_run: DemoRun) -> None:
     assert plan["mode"] == "dry-run"
     assert plan["report_path"] == PLAN_REL
     assert shown["plan_id"] == plan["plan_id"]
+
+
+def test_demo_adds_the_product_lines_backfills_a_line_added_later_and_refuses_its_removal(
+    demo_run: DemoRun,
+) -> None:
+    """Step 5: the product lines are a dynamic dimension the demo adds values to, as
+    ``partitions add`` does; a line launched later is backfilled over the week; removing it is
+    refused while its cells hold published data, then done explicitly — all of it recorded."""
+    assert demo_run.returncode == 0, demo_run.stderr
+    out = " ".join(demo_run.stdout.split())  # the console is 80 wide: lines wrap
+    step = out.split("5. The same gap by product line", 1)[1]
+    shown = [
+        "partitions add --dimension product_line --value billing --value voice --value chat",
+        "added to product_line: billing, voice, chat",
+        f"plan --partition {GAP_DAY}",
+        "added to product_line: enterprise",
+        f"gaps --start 2026-04-11 --end {GAP_DAY}",
+        "refused (exit 2): Published data in the partitions of: enterprise (1 asset(s))",
+        "--allow-published",
+        "removed from product_line: enterprise",
+        "Values added and removed",
+    ]
+    positions = [step.find(text) for text in shown]
+    assert -1 not in positions, [t for t, p in zip(shown, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)
+
+    project = load_project(demo_run.folder / "product_lines")
+    reader = project.reader()
+    events = reader.dimensions.events("product_line")
+    assert [(e.verb.value, e.value, e.published) for e in events] == [
+        ("add", "billing", 0),
+        ("add", "voice", 0),
+        ("add", "chat", 0),
+        ("add", "enterprise", 0),
+        ("remove", "enterprise", 1),
+    ]
+    cells = project.scheme_of(BY_LINE).key_range("2026-04-11|billing", f"{GAP_DAY}|chat")
+    assert len(cells) == 21
+    assert all(reader.partitions.get(BY_LINE, k) is not None for k in cells)
+    new = [r for r in reader.partitions.all(BY_LINE) if r.partition_key.endswith("|enterprise")]
+    assert len(new) == 7 and all(r.data_version is not None for r in new)
+    with project.ledger() as ledger:
+        assert ledger.holds.all() == []
 
 
 def test_demo_refuses_a_non_empty_folder(demo_run: DemoRun) -> None:

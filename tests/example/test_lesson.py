@@ -108,6 +108,40 @@ def test_it_walks_through_every_step_in_the_seed_order(lesson: tuple[LessonResul
 
 
 @both_backends
+def test_its_last_step_adds_the_product_lines_and_backfills_a_line_added_later(
+    lesson: tuple[LessonResult, str],
+) -> None:
+    """Step 13, on the example's product_lines project: the product lines added as the values
+    of a dynamic dimension, the gap day's cells planned and backfilled, a line launched later
+    backfilled over the week, its removal refused and then done explicitly, the history."""
+    result, out = lesson
+    flat = " ".join(out.split())
+    step = flat.split("13. The same gap by product line: dynamic product lines", 1)[1]
+    shown = [
+        "$ backfiller --project product_lines partitions add --dimension product_line "
+        '--value billing --value voice --value chat --reason "',
+        "added to product_line: billing, voice, chat",
+        "$ backfiller --project product_lines gaps --partition 2026-04-17",
+        "$ backfiller --project product_lines plan --partition 2026-04-17",
+        "Backfill plan plan-",
+        "added to product_line: enterprise",
+        "$ backfiller --project product_lines plan --start 2026-04-11 --end 2026-04-17",
+        "released 7 hold(s)",
+        "refused (exit 2): Published data in the partitions of: enterprise",
+        "--allow-published",
+        "$ backfiller --project product_lines history --asset "
+        "week06/silver/ticket_fact_by_product_line",
+        "Values added and removed",
+        "Lesson succeeded.",
+    ]
+    positions = [step.find(text) for text in shown]
+    assert -1 not in positions, [t for t, p in zip(shown, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)
+    lines = load_project(result.folder / "product_lines")
+    assert lines.reader().dimensions.values("product_line") == ["billing", "voice", "chat"]
+
+
+@both_backends
 def test_the_main_tables_were_never_damaged(lesson: tuple[LessonResult, str]) -> None:
     result, out = lesson
     assert result.damaged == []

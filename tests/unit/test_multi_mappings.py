@@ -17,7 +17,13 @@ from backfiller.mappings import (
     MultiToSingleDimensionMapping,
     TimeWindowMapping,
 )
-from backfiller.partitions import Dimension, MultiScheme, StaticScheme, scheme_from_config
+from backfiller.partitions import (
+    Dimension,
+    DynamicScheme,
+    MultiScheme,
+    StaticScheme,
+    scheme_from_config,
+)
 
 DAILY = scheme_from_config(kind="daily", start="2026-03-01", end="2026-04-01")
 LATER = scheme_from_config(kind="daily", start="2026-03-05", end="2026-04-01")
@@ -42,6 +48,32 @@ def test_cells_of_a_day_the_multi_scheme_does_not_have_are_missing_upstream() ->
     )
     allowed = MultiToSingleDimensionMapping(allow_missing=True)
     assert allowed.required_keys("2026-03-02", DAILY, CELLS) == ([], [])
+
+
+def test_a_day_over_a_dynamic_dimension_without_values_is_missing_not_empty() -> None:
+    """Before the first ``partitions add`` there is no cell of the day to read: the day's
+    total is missing its upstream (``missing_upstream``, naming the dimension), rather than
+    computed over nothing; once a value is added, its cell is what the day reads."""
+    none_yet = MultiScheme(
+        (Dimension("date", LATER), Dimension("product_line", DynamicScheme("product_line")))
+    )
+    assert MAP.required_keys("2026-03-10", DAILY, none_yet) == (
+        [],
+        ["2026-03-10|(no product_line value yet)"],
+    )
+    assert MAP.required_keys("2026-03-02", DAILY, none_yet) == (
+        [],
+        ["2026-03-02|(no product_line value yet)"],
+    )
+    allowed = MultiToSingleDimensionMapping(allow_missing=True)
+    assert allowed.required_keys("2026-03-10", DAILY, none_yet) == ([], [])
+    voice = none_yet.with_values("product_line", ["voice"])
+    assert MAP.required_keys("2026-03-10", DAILY, voice) == (["2026-03-10|voice"], [])
+    three = MultiScheme((*voice.dimensions, Dimension("region", DynamicScheme("region"))))
+    assert MAP.required_keys("2026-03-10", DAILY, three) == (
+        [],
+        ["2026-03-10|*|(no region value yet)"],
+    )
 
 
 def test_each_cell_reads_its_day_and_a_lag_the_day_before() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import NOW
 from fastapi.testclient import TestClient
 from web_project import (
     BAD_CHANNEL,
@@ -20,7 +21,13 @@ from web_project import (
     build_web_project,
 )
 
+from backfiller import FixedClock, Project, load_project
+from backfiller.asset_keys import select_keys
+from backfiller.dynamic import add_partition_values
+from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.web.app import create_app
+
+BY_LINE = "week06/silver/ticket_fact_by_product_line"  # of the example's product_lines project
 
 #: the built project, shared by the module's tests (they only read it)
 _built: dict[str, WebProject] = {}
@@ -137,6 +144,61 @@ def test_asset_page_grid_links_each_partition(client: TestClient, web: WebProjec
     assert [c["state"] for c in window["grid"]] == ["materialized", "check_failed", "materialized"]
     html = client.get(f"/assets/{RAW}/").text
     assert f'href="/assets/{RAW}/partitions/{BAD_DAY}/"' in html
+
+
+def test_asset_page_of_a_multi_dimensional_asset_draws_a_grid_per_product_line(
+    tmp_path: Path,
+) -> None:
+    """The example's product_lines project, its lines added at run time, three days
+    backfilled, then a fourth line added: the silver asset's page draws one grid per product
+    line over the days (the JSON's ``grids``), each cell linking to its partition; an asset of
+    one dimension keeps its one grid."""
+    root = lay_out_example(tmp_path / "omni") / "product_lines"
+    lines = ["billing", "voice", "chat"]
+
+    def add(values: list[str]) -> Project:
+        project = load_project(root, environ={}, clock=FixedClock(NOW))
+        with project.ledger() as ledger:
+            add_partition_values(project, ledger, values, operator="tests", reason="launch")
+        return load_project(root, environ={}, clock=FixedClock(NOW))
+
+    project = add(lines)
+    days = ["2026-04-15", "2026-04-16", "2026-04-17"]
+    keys = select_keys(
+        project.graph, project.graph.keys, partition=None, start=days[0], end=days[-1], now=NOW
+    )
+    result = materialize_history(project, keys, reason="tests")
+    assert result.state.value == "succeeded", [s.error for s in result.steps if s.error]
+    project = add(["enterprise"])
+
+    with TestClient(create_app(project)) as client:
+        doc = client.get(f"/api/assets/{BY_LINE}/").json()
+        html = client.get(f"/assets/{BY_LINE}/").text
+        raw = client.get(f"/api/assets/{RAW}/").json()
+        cell = client.get(f"/api/assets/{BY_LINE}/partitions/2026-04-16%7Cvoice/").json()
+    assert (cell["partition_key"], cell["state"]) == ("2026-04-16|voice", "materialized")
+    grids = doc["grids"]
+    every = [*lines, "enterprise"]
+    assert [g["label"] for g in grids] == [f"product_line={line}" for line in every]
+    assert [g["values"] for g in grids] == [{"product_line": line} for line in every]
+    window = [c["key"] for c in raw["grid"]]  # the days
+    assert len(window) == 61
+    for line, grid in zip(every, grids, strict=True):
+        assert [c["value"] for c in grid["cells"]] == window
+        assert [c["key"] for c in grid["cells"]] == [f"{day}|{line}" for day in window]
+        done = [c["value"] for c in grid["cells"] if c["state"] == "materialized"]
+        assert done == ([] if line == "enterprise" else days)
+        assert grid["counts"] == {
+            **({"materialized": 3} if done else {}),
+            "missing_partition": 61 - len(done),
+        }
+    flat = {c["key"]: c["state"] for c in doc["grid"]}
+    assert {c["key"]: c["state"] for g in grids for c in g["cells"]} == flat
+    assert html.count('<div class="grid"') == 4
+    for line in every:
+        assert f'<div class="grid" data-grid="product_line={line}">' in html
+    assert f'href="/assets/{BY_LINE}/partitions/2026-04-16%7Cvoice/"' in html
+    assert raw["grids"] == []
 
 
 def test_partition_page_has_its_history(client: TestClient, web: WebProject) -> None:

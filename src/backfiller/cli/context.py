@@ -309,6 +309,28 @@ def window_keys(
     return scheme.key_range(start, end)
 
 
+def one_partition(
+    project: Project, asset: str, partition: str, dimensions: Sequence[str] = ()
+) -> str:
+    """The one partition of ``asset`` that ``--partition`` and ``--dimension NAME=VALUE``
+    name, for a command that acts on one: the key itself without ``--dimension``; with it,
+    the one cell of the multi-dimensional asset's cells of ``--partition`` that has those
+    values (``--partition 2026-04-17 --dimension product_line=chat``). Several or none is
+    bad input naming them."""
+    if not dimensions:
+        return project.scheme_of(asset).parse(partition)
+    keys = _keys(project, partition, None, None, [asset], dimensions)
+    if len(keys) != 1:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        raise BadInputError(
+            f"--partition {partition} with --dimension {' '.join(dimensions)} names "
+            f"{len(keys)} partitions of {asset} ({shown}); this command acts on one",
+            hint="name one value of each other dimension (--dimension NAME=VALUE), or pass "
+            "the cell itself: --partition 'DAY|VALUE'",
+        )
+    return keys[0]
+
+
 def _nonempty(keys: list[str], narrowed: Mapping[str, object]) -> list[str]:
     """``keys``; none left by ``--dimension`` is bad input."""
     if narrowed and not keys:

@@ -11,26 +11,30 @@ from backfiller.errors import BadInputError, ChecksFailedError
 from backfiller.names import did_you_mean
 
 from . import documents
-from .context import Context, known_run
+from .context import Context, dimension_option, known_run, one_partition
 from .documents import json_option
 
 if TYPE_CHECKING:
     from backfiller.checks.model import CheckResult
+    from backfiller.ledger import HoldRecord
 
 
 @click.command(name="check")
 @click.option("--asset", required=True)
 @click.option("--partition", required=True)
+@dimension_option
 @json_option
 @click.pass_obj
-def check_cmd(obj: Context, asset: str, partition: str, as_json: bool) -> None:
+def check_cmd(
+    obj: Context, asset: str, partition: str, dimensions: tuple[str, ...], as_json: bool
+) -> None:
     """Re-run an asset's checks on its published data (recorded in the ledger)."""
     from backfiller.actions.checking import check_partition
 
     obj.use_json(as_json)
     project = obj.project()
     project.graph.get(asset)
-    key = project.scheme_of(asset).parse(partition)
+    key = one_partition(project, asset, partition, dimensions)
     data = project.store.read_partition(asset, key)
     if data is None:
         raise BadInputError(f"{asset} has no table yet", hint="backfill it first")
@@ -73,16 +77,25 @@ def _print_checks(obj: Context, asset: str, key: str, results: list[CheckResult]
 @click.option(
     "--consumer", "consumers", multiple=True, help="Only holds on this consumer (repeatable)."
 )
+@dimension_option
 @json_option
 @click.pass_obj
 def holds_cmd(
-    obj: Context, assets: tuple[str, ...], consumers: tuple[str, ...], as_json: bool
+    obj: Context,
+    assets: tuple[str, ...],
+    consumers: tuple[str, ...],
+    dimensions: tuple[str, ...],
+    as_json: bool,
 ) -> None:
-    """List what is held and why (all, or only the named assets and consumers)."""
+    """List what is held and why (all, or only the named assets and consumers; --dimension
+    keeps the holds on, or caused by, cells of multi-dimensional assets with those values)."""
+    from backfiller.asset_keys import dimension_filter, has_values
+
     obj.use_json(as_json)
     project = obj.project()
     for name in assets:
         project.graph.get(name)
+    chosen = dimension_filter(project.graph, list(assets or project.graph.keys), dimensions)
     known = project.config.downstream_consumers
     for name in consumers:
         if name not in known:
@@ -92,12 +105,31 @@ def holds_cmd(
             )
     every = project.reader().holds.all()  # reading only: nothing is created
     wanted = {(a, False) for a in assets} | {(c, True) for c in consumers}
-    holds = [h for h in every if not wanted or (h.target, h.external) in wanted]
+
+    def of_the_cells(h: HoldRecord) -> bool:
+        """Its target and its cause, where a multi-dimensional asset's cell, have the values
+        ``--dimension`` names."""
+        cells = [(h.cause_asset, h.cause_partition)]
+        if not h.external:
+            cells.append((h.target, h.partition_key))
+        return all(
+            has_values(project.scheme_of(a), k, chosen) for a, k in cells if a in project.graph
+        )
+
+    holds = [
+        h
+        for h in every
+        if (not wanted or (h.target, h.external) in wanted) and (not chosen or of_the_cells(h))
+    ]
     if obj.json:
         documents.emit(
             documents.document(
                 "holds",
-                filters={"assets": list(assets), "consumers": list(consumers)},
+                filters={
+                    "assets": list(assets),
+                    "consumers": list(consumers),
+                    "dimensions": chosen,
+                },
                 count=len(holds),
                 left_out=len(every) - len(holds),
                 holds=[entries.hold_entry(h) for h in holds],

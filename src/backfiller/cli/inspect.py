@@ -88,10 +88,11 @@ def runs_cmd(obj: Context, run_id: str | None, as_json: bool) -> None:
 @click.pass_obj
 def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
     """The Delta commits of an asset's table, with the run and plan behind each; for dynamic
-    partitions, also every value added and removed."""
+    partitions (its own, or a dimension of its multi-dimensional key), also every value added
+    and removed."""
     from rich.table import Table
 
-    from backfiller.partitions import DynamicScheme
+    from backfiller.partitions import DynamicScheme, MultiScheme
 
     from .partitions import event_entry, print_events
     from .render import add_row
@@ -100,9 +101,14 @@ def history_cmd(obj: Context, asset: str, limit: int, as_json: bool) -> None:
     project = obj.project()
     project.graph.get(asset)
     scheme = project.graph.scheme(asset)
+    dimensions: list[str] = []
+    if isinstance(scheme, DynamicScheme):
+        dimensions = [scheme.dimension]
+    elif isinstance(scheme, MultiScheme):
+        dimensions = scheme.dynamic_dimensions()
     events = (
-        project.reader().dimensions.events(scheme.dimension)
-        if isinstance(scheme, DynamicScheme)
+        [e for e in project.reader().dimensions.events() if e.dimension in dimensions]
+        if dimensions
         else []
     )
     if obj.json:

@@ -154,9 +154,10 @@ def status(
 ) -> None:
     """Per asset: partitions by state, then ranges of consecutive partitions in one state
     (--each: a per-day grid). A state is the gap reason 'gaps' finds, or materialized."""
+    from backfiller.grids import dimension_grids
     from backfiller.planning.classify import state_ranges
 
-    from .render import by_asset, dimension_grids, partition_states, print_status
+    from .render import by_asset, partition_states, print_status
 
     obj.use_json(as_json)
     project = obj.project()

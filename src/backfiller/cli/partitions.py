@@ -152,27 +152,9 @@ def event_entry(event: DimensionEvent) -> dict[str, Any]:
 
 
 def print_events(obj: Context, events: list[DimensionEvent]) -> None:
-    from rich.table import Table
+    from .render import print_dimension_events
 
-    from backfiller.ledger import DimensionVerb
-
-    from .render import add_row
-
-    table = Table(title="Values added and removed")
-    for col in ("at", "dimension", "value", "change", "operator", "reason", "published"):
-        table.add_column(col, overflow="fold")
-    for e in events:
-        add_row(
-            table,
-            e.at,
-            e.dimension,
-            e.value,
-            e.verb.value,
-            e.operator,
-            e.reason,
-            e.published if e.verb is DimensionVerb.REMOVE else "",
-        )
-    obj.console.print(table)
+    print_dimension_events(obj.console, events)
 
 
 COMMANDS = [partitions_group]

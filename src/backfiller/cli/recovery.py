@@ -12,6 +12,7 @@ from .context import (
     dimension_option,
     executor_options,
     known_run,
+    one_partition,
     override_option,
     override_reason,
 )
@@ -167,6 +168,7 @@ def resume_cmd(obj: Context, run_id: str, operator: str | None) -> None:
 @click.command(name="restore")
 @click.option("--asset", required=True)
 @click.option("--partition", required=True)
+@dimension_option
 @click.option("--to-version", type=int, help="The Delta table version to restore.")
 @click.option("--before-run", help="Restore the version before this run's first commit.")
 @_operator
@@ -178,6 +180,7 @@ def restore_cmd(
     obj: Context,
     asset: str,
     partition: str,
+    dimensions: tuple[str, ...],
     to_version: int | None,
     before_run: str | None,
     operator: str | None,
@@ -192,7 +195,7 @@ def restore_cmd(
     override = override_reason(override_protected, reason)
     project = obj.project()
     project.graph.get(asset)
-    key = project.scheme_of(asset).parse(partition)
+    key = one_partition(project, asset, partition, dimensions)
     if before_run is not None and to_version is None:  # both: refused below, naming both
         known_run(project, before_run)
     with (

@@ -15,7 +15,7 @@ from backfiller.ledger import CheckStatus, RunState
 
 if TYPE_CHECKING:  # the actions are imported by the functions that show a run
     from backfiller.actions import RunResult
-    from backfiller.partitions import PartitionScheme
+    from backfiller.ledger import DimensionEvent
     from backfiller.planning import AnyPlan, Gap, GapReason
     from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
@@ -101,6 +101,8 @@ def print_status(
         scheme += f"{len(own)} partitions {own[0]} .. {own[-1]}" if scheme and own else ""
         console.print(f"\n[bold cyan]{escape(asset)}[/]  ({summary}){escape(scheme)}")
         if each:
+            from backfiller.grids import dimension_grids
+
             states = partition_states(mine, own)
             for label, cells in dimension_grids(project.scheme_of(asset), states):
                 if label:  # a multi-dimensional asset: a grid per value of its other dimensions
@@ -115,30 +117,6 @@ def print_status(
         console.print(f"\n{legend}")
     else:
         console.print("\nOne mark per partition: add --each.", markup=False)
-
-
-def dimension_grids(
-    scheme: PartitionScheme, states: dict[str, str]
-) -> list[tuple[str, dict[str, str]]]:
-    """``states`` as grids: one unlabelled grid for a single-dimension scheme; for a
-    multi-dimensional one, a grid per combination of the values of its other dimensions
-    (``product_line=billing``), over the values of its time dimension (else its last one)."""
-    from backfiller.partitions import MultiScheme
-
-    if not isinstance(scheme, MultiScheme):
-        return [("", states)]
-    timed = scheme.time_dimension
-    along = scheme.names.index(timed.name) if timed is not None else len(scheme.names) - 1
-    grids: dict[str, dict[str, str]] = {}
-    for key, state in states.items():
-        values = scheme.split(key)
-        label = ", ".join(
-            f"{name}={value}"
-            for i, (name, value) in enumerate(zip(scheme.names, values, strict=True))
-            if i != along
-        )
-        grids.setdefault(label, {})[values[along]] = state
-    return list(grids.items())
 
 
 def _is_day(key: str) -> bool:
@@ -257,6 +235,28 @@ SEED_FIELDS = (
 
 #: ranges of a plan printed before "... and N more"
 PLAN_RANGES_SHOWN = 40
+
+
+def print_dimension_events(console: Console, events: list[DimensionEvent]) -> None:
+    """The values of dynamic dimensions added and removed: who, when, why (and, for a
+    removal, in how many assets the value held published data)."""
+    from backfiller.ledger import DimensionVerb
+
+    table = Table(title="Values added and removed")
+    for col in ("at", "dimension", "value", "change", "operator", "reason", "published"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        add_row(
+            table,
+            e.at,
+            e.dimension,
+            e.value,
+            e.verb.value,
+            e.operator,
+            e.reason,
+            e.published if e.verb is DimensionVerb.REMOVE else "",
+        )
+    console.print(table)
 
 
 def print_plan(console: Console, document: AnyPlan) -> None:

@@ -10,7 +10,10 @@ from backfiller.asset_keys import cells
 from backfiller.errors import BadInputError, ConfigError
 from backfiller.project import Project
 
-__all__ = ["example_source", "lay_out_example", "materialize_history"]
+__all__ = ["GAP_DAY", "example_source", "lay_out_example", "materialize_history"]
+
+#: the day the demo and the lesson leave out of the history: the gap they find and backfill
+GAP_DAY = "2026-04-17"
 
 _IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", ".backfiller", "lake", "reports", ".env.local", ".pytest_cache"

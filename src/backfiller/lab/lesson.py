@@ -29,8 +29,8 @@ from backfiller.engine import fingerprint_table
 from backfiller.errors import BackfillerError
 from backfiller.evidence.chain import indexed_path
 from backfiller.holds import release
-from backfiller.lab.demo import GAP_DAY, product_line_story
 from backfiller.lab.example import lay_out_example, materialize_history
+from backfiller.lab.product_lines import product_line_story
 from backfiller.lab.simulation import (
     active_simulations,
     simulate_failing_check,
@@ -350,17 +350,21 @@ def run_lesson(folder: Path, console: Console) -> LessonResult:
     section = text.split(f"## {policy.strategy_heading}", 1)[-1].split("\n## ", 1)[0]
     console.print(f"## {policy.strategy_heading}{section.rstrip()}", markup=False)
     say(f"Strategy written to {project.relative(result.strategy)}")
-    lesson.title("The same gap by product line: a multi-dimensional gap, plan and backfill")
+    lesson.title(
+        "The same gap by product line: dynamic product lines, a multi-dimensional gap, plan "
+        "and backfill, a line added later"
+    )
     say(
         "The example's product_lines project partitions the silver facts by day × product "
-        "line (billing, voice, chat, derived from each ticket event), and rolls every product "
-        "line of a day up into one row. Its gap day is three cells and a rollup:"
+        "line, and rolls every product line of a day up. The product lines are a dynamic "
+        "dimension: new lines appear over time, so they are added (and removed) at run time, "
+        "each change recorded with who, when and why. A ticket's line is derived from its "
+        "event (billing, voice, chat); the gap day is one cell per line and a rollup:"
     )
-    command(f"--project product_lines plan --partition {GAP_DAY}")
     lines = product_line_story(folder / "product_lines", environ, console)
     state = (
         "succeeded"
-        if applied.state is RunState.SUCCEEDED and not damage and lines.state is RunState.SUCCEEDED
+        if applied.state is RunState.SUCCEEDED and not damage and lines.succeeded
         else "needs a look"
     )
     say(f"\nLesson {state}. Folder: {folder}")

@@ -207,7 +207,11 @@ def asset_page(
     end: str | None = None,
 ) -> dict[str, Any]:
     """One asset: its per-partition grid (the newest :data:`GRID_LIMIT` partitions of the
-    window unless ``start`` and ``end`` are given), its checks, holds and table history."""
+    window unless ``start`` and ``end`` are given) — for a multi-dimensional asset also as
+    ``grids``, one per value of its other dimensions over its days — its checks, holds and
+    table history."""
+    from backfiller.grids import cell_grids
+    from backfiller.partitions import MultiScheme
     from backfiller.planning.classify import state_ranges
 
     _asset(project, asset)
@@ -221,6 +225,19 @@ def asset_page(
         cells.extend({"key": k, "state": r.value.value} for k in keys[first : first + r.count])
     definition = project.graph.get(asset)
     results = reader.checks.results(asset=asset)
+    scheme = project.scheme_of(asset)
+    state_of = {c["key"]: c["state"] for c in cells}
+    grids = [
+        {
+            "label": grid.label,
+            "values": grid.values,
+            "counts": _counts((state_of[key], 1) for _, key in grid.cells),
+            "cells": [
+                {"key": key, "value": value, "state": state_of[key]} for value, key in grid.cells
+            ],
+        }
+        for grid in (cell_grids(scheme, state_of) if isinstance(scheme, MultiScheme) else [])
+    ]
     return {
         "kind": "asset",
         "version": VERSION,
@@ -231,6 +248,7 @@ def asset_page(
         "cut_to_newest": cut,
         "counts": _counts((c["state"], 1) for c in cells),
         "grid": cells,
+        "grids": grids,
         "failed_checks": [check_entry(c) for c in results if c.status.value == "failed"][-50:],
         "open_holds": [hold_entry(h) for h in reader.holds.all() if h.target == asset],
         "history": [commit_entry(c) for c in project.store.history(asset, limit=20)],

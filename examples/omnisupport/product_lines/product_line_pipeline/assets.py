@@ -3,12 +3,17 @@
 * ``week06/ingestion/raw_ticket_events_partitioned``: the ticket events of one day, read from
   the input files the example's manifest declares (checksums verified first).
 * ``week06/silver/ticket_fact_by_product_line``: partitioned by day × product line
-  (``2026-04-17|billing``). A ticket's product line is derived from its event: ``billing``
-  when it is about billing, else ``voice`` when it came by phone, else ``chat`` (every written
-  channel: chat, email, web form, social). Each cell reads its day of raw events.
-* ``week06/gold/daily_product_line_rollup``: one row per day with the tickets of each product
-  line and their total — it reads every product line of the day, and a day whose product-line
-  cells do not exist is the gap ``missing_upstream``.
+  (``2026-04-17|billing``). The product lines are a dynamic dimension: new lines appear over
+  time, so its values are not declared here but added at run time and recorded in the ledger
+  (``backfiller partitions add --dimension product_line --value billing --reason ...``). A
+  ticket's product line is derived from its event: ``billing`` when it is about billing, else
+  ``voice`` when it came by phone, else ``chat`` (every written channel: chat, email, web form,
+  social). Each cell reads its day of raw events; a cell whose line has no ticket that day (a
+  line the derivation does not give yet, or a quiet day) is an empty partition, published and
+  checked like any other.
+* ``week06/gold/daily_product_line_rollup``: per day, one row per product line with tickets
+  that day and the day's total — it reads every product line of the day, whatever lines exist
+  then, and a day whose product-line cells do not exist is the gap ``missing_upstream``.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from backfiller import (
     AssetContext,
     Dependency,
     Dimension,
+    DynamicScheme,
     MultiScheme,
     MultiToSingleDimensionMapping,
-    StaticScheme,
     asset,
     sql_asset,
 )
@@ -35,14 +40,13 @@ from backfiller.partitions import scheme_from_config
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 BY_LINE = "week06/silver/ticket_fact_by_product_line"
 ROLLUP = "week06/gold/daily_product_line_rollup"
-PRODUCT_LINES = ("billing", "voice", "chat")
 
 #: the example folder, where the manifest's input paths start
 EXAMPLE = Path(__file__).resolve().parents[2]
 
 DAYS = scheme_from_config(kind="daily", start="2026-03-01", end="2026-05-01")
 DAY_BY_PRODUCT_LINE = MultiScheme(
-    (Dimension("date", DAYS), Dimension("product_line", StaticScheme(PRODUCT_LINES)))
+    (Dimension("date", DAYS), Dimension("product_line", DynamicScheme("product_line")))
 )
 
 RAW_SCHEMA = pa.schema(
@@ -120,18 +124,18 @@ daily_product_line_rollup = sql_asset(
     """
     SELECT
         $partition_key AS day,
-        count(*) FILTER (WHERE product_line = 'billing') AS billing_tickets,
-        count(*) FILTER (WHERE product_line = 'voice') AS voice_tickets,
-        count(*) FILTER (WHERE product_line = 'chat') AS chat_tickets,
-        count(*) AS total_tickets,
-        count(DISTINCT product_line) AS product_lines
+        product_line,
+        count(*) AS tickets,
+        CAST(sum(count(*)) OVER () AS BIGINT) AS day_tickets
     FROM "week06/silver/ticket_fact_by_product_line"
+    GROUP BY product_line
+    ORDER BY product_line
     """,
     deps=[Dependency(BY_LINE, MultiToSingleDimensionMapping())],
-    idempotency_key=("day",),
-    description="Tickets of every product line of one day, and their total.",
+    idempotency_key=("day", "product_line"),
+    description="Tickets of each product line of one day, and the day's total.",
     checks=[
         unique_key(),
-        reconciles_with(BY_LINE, upstream_expr="count(*)", expr="sum(total_tickets)"),
+        reconciles_with(BY_LINE, upstream_expr="count(*)", expr="sum(tickets)"),
     ],
 )
