@@ -1,5 +1,9 @@
-"""Data stores: the interface, the Delta Lake default, and an in-memory one for tests."""
+"""Data stores: the interface, the Delta Lake default, and an in-memory one for tests (imported
+when first named: a command that never builds one does not pay for it)."""
 
+from typing import TYPE_CHECKING
+
+from backfiller._lazy import lazy_getattr
 from backfiller.store.base import (
     CommitInfo,
     CommitKey,
@@ -10,7 +14,9 @@ from backfiller.store.base import (
     fence_app_id,
 )
 from backfiller.store.delta import DeltaStore
-from backfiller.store.memory import Faults, MemoryStore
+
+if TYPE_CHECKING:
+    from backfiller.store.memory import Faults, MemoryStore
 
 __all__ = [
     "CommitInfo",
@@ -24,3 +30,7 @@ __all__ = [
     "OutsideTargetError",
     "fence_app_id",
 ]
+
+__getattr__ = lazy_getattr(
+    globals(), {"Faults": "backfiller.store.memory", "MemoryStore": "backfiller.store.memory"}
+)

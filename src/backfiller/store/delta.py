@@ -22,13 +22,6 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import (
-    CommitFailedError,
-    DeltaError,
-    DeltaProtocolError,
-    TableNotFoundError,
-)
 
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
@@ -47,8 +40,9 @@ from backfiller.store.base import (
 )
 from backfiller.store.location import is_uri, local_path_of, object_store_uri
 
-if TYPE_CHECKING:  # the file systems of object storage are imported where they are used
+if TYPE_CHECKING:  # deltalake and object storage's file systems: imported where used
     import pyarrow.fs as pafs
+    from deltalake import CommitProperties, DeltaTable
 
 __all__ = ["PARTITION_COLUMN", "DeltaStore"]
 
@@ -157,6 +151,9 @@ class DeltaStore:
     def _table(self, asset: str, version: int | None = None) -> DeltaTable | None:
         """The table at ``version``, or the latest one (a cached handle, brought up to date
         incrementally: reloading the log for every call is what makes big backfills crawl)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import DeltaError, TableNotFoundError
+
         uri = self.table_uri(asset)
         if self.local_root is not None and not (self.path(asset) / "_delta_log").is_dir():
             return None  # no table (a local folder says so without asking deltalake)
@@ -181,6 +178,8 @@ class DeltaStore:
         """The table as of ``version``: a handle of this thread's, kept for the next reads at
         that version (a version does not change; the steps of a group read their upstream at
         one pinned version, and opening it replays the log each time)."""
+        from deltalake import DeltaTable
+
         pinned: dict[tuple[str, int], DeltaTable] = self._local.__dict__.setdefault("pinned", {})
         table = pinned.pop((asset, version), None)
         if table is None:
@@ -232,6 +231,9 @@ class DeltaStore:
         version of that commit, read from the commit itself. Rows whose partition key is not
         in ``keys`` are refused; so is a commit whose lease tokens (``commit.fences``) are not
         newer than the ones the table holds (:class:`FencedError`)."""
+        from deltalake import CommitProperties, Transaction
+        from deltalake.exceptions import CommitFailedError
+
         require_inside(asset, data, keys)
         nonce = uuid.uuid4().hex
         metadata = {**commit.metadata(), _NONCE: nonce}
@@ -265,6 +267,8 @@ class DeltaStore:
         """One commit attempt against the table's latest snapshot. The fencing tokens are
         checked on that same snapshot; a commit landing after it on these partitions makes
         Delta refuse this one (a conflict), so the check and the commit are one."""
+        from deltalake import write_deltalake
+
         table = self._table(asset)
         if table is None:
             self._create(asset, data.schema, commit.dimension_columns)
@@ -329,6 +333,9 @@ class DeltaStore:
         first), so it is not retried; the loser finds the winner's table and leaves it. The
         table is partitioned by ``partition_key`` and ``dimensions`` (a multi-dimensional
         asset's columns)."""
+        from deltalake import CommitProperties, DeltaTable, write_deltalake
+        from deltalake.exceptions import DeltaError
+
         uri = self.table_uri(asset)
         if DeltaTable.is_deltatable(uri, storage_options=self._options()):
             return  # another process created it while this one waited
@@ -636,6 +643,8 @@ def _rows_of(table: DeltaTable, keys: Sequence[str]) -> pa.Table:
     Asking ``deltalake`` for the table's rows with a filter read every file's metadata first:
     90–140 ms per partition of a year's table, against 4–8 ms.  A table whose features Arrow's
     dataset does not read (deletion vectors, say) is read by ``deltalake`` as before."""
+    from deltalake.exceptions import DeltaProtocolError
+
     chosen = list(keys)
     try:
         dataset = table.to_pyarrow_dataset(
