@@ -28,7 +28,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
 from backfiller.errors import DamagedStoreError
-from backfiller.store.add_actions import read_add_actions
+from backfiller.store.add_actions import read_add_actions, read_many_add_actions
 from backfiller.store.app_versions import AppVersions, UnreadableLog
 from backfiller.store.base import (
     PARTITION_COLUMN,
@@ -39,6 +39,7 @@ from backfiller.store.base import (
     OutsideTargetError,
     fence_app_id,
     require_inside,
+    stats_of_each,
 )
 from backfiller.store.location import is_uri, local_path_of, object_store_uri
 
@@ -435,6 +436,31 @@ class DeltaStore:
         )
         return _sum_by_partition(per_file)
 
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        """:meth:`partition_stats` of each of ``assets``, after an ``asset`` column. The local
+        tables' logs are read together (:func:`~backfiller.store.add_actions.read_many_add_actions`)
+        and their data files' folders listed once each; a log that reader leaves aside, and
+        every table on object storage, is read as :meth:`partition_stats` reads it."""
+        if self.local_root is None:
+            return stats_of_each(self, assets)
+        tables = [a for a in dict.fromkeys(assets) if (self.path(a) / "_delta_log").is_dir()]
+        logs = [(functools.partial(self._log_file, a), self._log_names(a)) for a in tables]
+        files, aside = read_many_add_actions(logs, PARTITION_COLUMN)
+        number = files.column("table")
+        gone = pc.invert(self._present_in([self.path(a) for a in tables], number, files["path"]))
+        per_file = pa.table(
+            {
+                "asset": pc.take(pa.array(tables, pa.string()), number),
+                "partition_key": files["partition"],
+                "rows": pc.fill_null(pc.cast(files["num_records"], pa.int64()), 0),
+                "missing_files": pc.cast(gone, pa.int64()),
+            }
+        )
+        return pa.concat_tables(
+            [_sum_by_partition(per_file, ("asset", "partition_key"))]
+            + [stats_of_each(self, [tables[i]]) for i in aside]
+        )
+
     def release(self, assets: Iterable[str]) -> None:
         """Drop this thread's cached handles of ``assets``: a reader of many tables that reads
         each once (status, gaps, a plan) keeps no thousand handles alive."""
@@ -453,24 +479,21 @@ class DeltaStore:
         paths = pa.chunked_array([paths]) if isinstance(paths, pa.Array) else paths
         if self.local_root is None:
             return self._present_remote(asset, paths)
-        root = self.path(asset)
-        plain = pc.and_(
-            pc.invert(pc.starts_with(paths, "file://")),
-            pc.invert(pc.match_substring(paths, "%")),
-        )
-        if len(paths) and not pc.all(plain).as_py():  # encoded or absolute: one by one
-            found = [_local_file(root, p).exists() for p in paths.to_pylist()]
-            return pa.chunked_array([pa.array(found, pa.bool_())])
-        folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
-        existing: list[pa.Array] = [pa.array([], pa.string())]
-        for folder in folders:
-            try:
-                # names, not Path objects: a table has thousands of files
-                names = pa.array(os.listdir(root / folder), pa.string())  # noqa: PTH208
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            existing.append(pc.binary_join_element_wise(folder, names, "") if folder else names)
-        return pc.is_in(paths, value_set=pa.concat_arrays(existing))
+        return _present_local(self.path(asset), paths)
+
+    @staticmethod
+    def _present_in(
+        roots: Sequence[Path], number: pa.ChunkedArray, paths: pa.ChunkedArray
+    ) -> pa.ChunkedArray:
+        """:meth:`_present` for the files of several local tables at once (``number``: each
+        path's table, by its position in ``roots``; a table's paths side by side), one table
+        after the other: matching each against its own folders' names keeps the sets small."""
+        runs = pc.run_end_encode(number.combine_chunks())
+        ends = runs.run_ends.to_pylist()
+        found: list[pa.Array] = [pa.array([], pa.bool_())]
+        for n, start, end in zip(runs.values.to_pylist(), [0, *ends], ends, strict=False):
+            found.extend(_present_local(roots[n], paths.slice(start, end - start)).chunks)
+        return pa.chunked_array(found, pa.bool_())
 
     def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> pa.ChunkedArray:
         """:meth:`_present` on object storage: each folder the paths name listed once."""
@@ -583,26 +606,55 @@ class DeltaStore:
         return self.committed_step(asset, fence_app_id(key))
 
 
-def _sum_by_partition(per_file: pa.Table) -> pa.Table:
-    """``rows`` and ``missing_files`` summed per ``partition_key`` (in key order), with
-    ``pyarrow.compute`` alone: a table's ``group_by`` would import Arrow's query engine (and
-    with it its file systems and TLS), a tenth of a second that ``status`` pays at start-up."""
+def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per data file path of the local table at ``root``, whether the file exists: the
+    folders the paths name are listed once each, their names matched in Arrow."""
+    plain = pc.and_(
+        pc.invert(pc.starts_with(paths, "file://")),
+        pc.invert(pc.match_substring(paths, "%")),
+    )
+    if len(paths) and not pc.all(plain).as_py():  # encoded or absolute: one by one
+        found = [_local_file(root, p).exists() for p in paths.to_pylist()]
+        return pa.chunked_array([pa.array(found, pa.bool_())])
+    if pc.any(pc.match_substring(paths, "/")).as_py():
+        folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
+    else:  # every file at the table's top: no regex over the paths
+        folders = [""]
+    existing: list[pa.Array] = [pa.array([], pa.string())]
+    for folder in folders:
+        try:
+            # names, not Path objects: a table has thousands of files
+            names = pa.array(os.listdir(root / folder), pa.string())  # noqa: PTH208
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        existing.append(pc.binary_join_element_wise(folder, names, "") if folder else names)
+    return pc.is_in(paths, value_set=pa.concat_arrays(existing))
+
+
+def _sum_by_partition(per_file: pa.Table, by: Sequence[str] = ("partition_key",)) -> pa.Table:
+    """``rows`` and ``missing_files`` summed per ``partition_key`` (per value of the ``by``
+    columns, in their order), with ``pyarrow.compute`` alone: a table's ``group_by`` would
+    import Arrow's query engine (and with it its file systems and TLS), a tenth of a second
+    that ``status`` pays at start-up."""
     if per_file.num_rows == 0:
         return pa.table(
             {
-                "partition_key": pa.array([], pa.string()),
+                **{name: pa.array([], pa.string()) for name in by},
                 "rows": pa.array([], pa.int64()),
                 "missing_files": pa.array([], pa.int64()),
             }
         )
-    ordered = per_file.take(pc.sort_indices(per_file, [("partition_key", "ascending")]))
-    keys = ordered.column("partition_key").combine_chunks()
-    n = len(keys)
+    ordered = per_file.take(pc.sort_indices(per_file, [(name, "ascending") for name in by]))
+    n = ordered.num_rows
     # the last row of each run of one key: where the next key differs, and the last row
-    comparable = pc.fill_null(keys, "\x00null")  # null keys (sorted last) are one run
-    changed = pc.not_equal(comparable.slice(0, n - 1), comparable.slice(1))
+    changed = pa.array([False] * (n - 1), pa.bool_())
+    keys = {}
+    for name in by:
+        keys[name] = column = ordered.column(name).combine_chunks()
+        comparable = pc.fill_null(column, "\x00null")  # null keys (sorted last) are one run
+        changed = pc.or_(changed, pc.not_equal(comparable.slice(0, n - 1), comparable.slice(1)))
     ends = pa.concat_arrays([pc.indices_nonzero(changed), pa.array([n - 1], pa.uint64())])
-    columns: dict[str, pa.Array] = {"partition_key": pc.take(keys, ends)}
+    columns: dict[str, pa.Array] = {name: pc.take(keys[name], ends) for name in by}
     for name in ("rows", "missing_files"):
         running = pc.cumulative_sum(ordered.column(name).combine_chunks())
         at_ends = pc.take(running, ends)
