@@ -8,6 +8,7 @@ checkpoint."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -343,3 +344,35 @@ def test_files_at_the_top_of_the_table_are_matched_to_their_table(tmp_path: Path
         ("q", KEYS[0]): 1,
         ("q", KEYS[1]): 2,
     }
+
+
+def test_files_kept_from_a_batch_are_given_only_while_the_log_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A planner asks a batch's stats, then its files: the files read for the stats are given
+    again, but not once the table has a new commit or was made again."""
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("a"), {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(store.path("b"), {KEYS[2]: 1}, overwrite=False)
+
+    def fresh(asset: str) -> list[tuple[str, str]]:
+        return sorted((p, k) for p, k, _ in _deltas(store.path(asset)))
+
+    def given(asset: str) -> list[tuple[str, str]]:
+        files = store.partition_files(asset)
+        paths, keys = files["path"].to_pylist(), files["partition_key"].to_pylist()
+        return sorted(zip(paths, keys, strict=True))
+
+    store.partition_stats_of(["a", "b"])
+    assert store._kept_files("a") is not None
+    assert given("a") == fresh("a") and given("b") == fresh("b")
+    _write(store.path("a"), {KEYS[1]: 4}, overwrite=True)  # a new commit
+    assert store._kept_files("a") is None
+    assert given("a") == fresh("a")
+    store.partition_stats_of(["a", "b"])
+    shutil.rmtree(store.path("b"))  # made again, with as many commits
+    _write(store.path("b"), {KEYS[3]: 2}, overwrite=False)
+    assert store._kept_files("b") is None
+    assert given("b") == fresh("b") == sorted((p, KEYS[3]) for p, _ in fresh("b"))
+    store.release(["a"])
+    assert store._kept_files("a") is None

@@ -29,7 +29,7 @@ from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
 from backfiller.errors import DamagedStoreError
 from backfiller.store.add_actions import read_add_actions, read_many_add_actions
-from backfiller.store.app_versions import AppVersions, UnreadableLog
+from backfiller.store.app_versions import AppVersions, UnreadableLog, commit_name
 from backfiller.store.base import (
     PARTITION_COLUMN,
     CommitInfo,
@@ -107,6 +107,10 @@ class DeltaStore:
         #: commit (see :mod:`backfiller.store.app_versions`), under its own lock
         self._apps: dict[str, tuple[threading.Lock, AppVersions]] = {}
         self._files: dict[str, pafs.FileSystem] = {}
+        #: the live files of the tables the last :meth:`partition_stats_of` read, per asset
+        #: with the mark of the log they were read from: a planner asks the same batch's
+        #: :meth:`partition_files` next (see :meth:`_kept_files`)
+        self._kept: dict[str, tuple[tuple[Any, ...], pa.Table]] = {}
 
     @property
     def root(self) -> Path:
@@ -444,9 +448,13 @@ class DeltaStore:
         if self.local_root is None:
             return stats_of_each(self, assets)
         tables = [a for a in dict.fromkeys(assets) if (self.path(a) / "_delta_log").is_dir()]
-        logs = [(functools.partial(self._log_file, a), self._log_names(a)) for a in tables]
+        listed = [self._log_names(a) for a in tables]
+        pairs = list(zip(tables, listed, strict=True))
+        marks = [self._log_mark(a, names) for a, names in pairs]
+        logs = [(functools.partial(self._log_file, a), names) for a, names in pairs]
         files, aside = read_many_add_actions(logs, PARTITION_COLUMN)
         number = files.column("table")
+        self._keep(tables, marks, files, aside)
         gone = pc.invert(self._present_in([self.path(a) for a in tables], number, files["path"]))
         per_file = pa.table(
             {
@@ -465,13 +473,44 @@ class DeltaStore:
         """Drop this thread's cached handles of ``assets``: a reader of many tables that reads
         each once (status, gaps, a plan) keeps no thousand handles alive."""
         tables = self._local.__dict__.get("tables", {})
-        for asset in assets:
-            tables.pop(asset, None)
+        with self._lock:
+            for asset in assets:
+                tables.pop(asset, None)
+                self._kept.pop(asset, None)
 
     def partition_files(self, asset: str) -> pa.Table:
         """The data files of the current version by partition, from the log's add actions."""
+        kept = self._kept_files(asset)
+        if kept is not None:
+            return kept
         actions = self._add_actions(asset)
         return pa.table({"partition_key": actions["partition"], "path": actions["path"]})
+
+    def _kept_files(self, asset: str) -> pa.Table | None:
+        """The live files :meth:`partition_stats_of` read last of ``asset``, when its log is
+        still the one they were read from: the same files listed in ``_delta_log`` and the
+        same newest commit file (commit files are never rewritten; a table deleted and made
+        again has other files). ``None``: read the log."""
+        with self._lock:
+            kept = self._kept.get(asset)
+        if kept is None or self._log_mark(asset, self._log_names(asset)) != kept[0]:
+            return None
+        return kept[1]
+
+    def _log_mark(self, asset: str, names: list[str]) -> tuple[Any, ...]:
+        """What tells one state of a local table's log from another: its files, the identity
+        of its newest commit file, and the start of its first (where a table made again
+        differs: its creation time and its id)."""
+        commits = sorted(n for n in names if n.endswith(".json"))
+        log = self.path(asset) / "_delta_log"
+        try:
+            newest = (log / commits[-1]).stat() if commits else None
+            with (log / commit_name(0)).open("rb") as first:
+                start = first.read(4096)
+        except FileNotFoundError:
+            return (frozenset(names), None)
+        identity = None if newest is None else (newest.st_ino, newest.st_mtime_ns, newest.st_size)
+        return (frozenset(names), identity, start)
 
     def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         """Per data file path as the log records it, whether the file exists: the folders
@@ -480,6 +519,26 @@ class DeltaStore:
         if self.local_root is None:
             return self._present_remote(asset, paths)
         return _present_local(self.path(asset), paths)
+
+    def _keep(
+        self, tables: list[str], marks: list[tuple[Any, ...]], files: pa.Table, aside: list[int]
+    ) -> None:
+        """Keep the live files just read of ``tables`` (each with its log's mark; ``aside``:
+        those not read), in place of those kept before: one batch of tables at most."""
+        runs = pc.run_end_encode(files.column("table").combine_chunks())
+        ends = runs.run_ends.to_pylist()
+        owners = runs.values.to_pylist()
+        every = pa.table({"partition_key": files["partition"], "path": files["path"]})
+        slices = {n: (0, 0) for n in range(len(tables)) if n not in set(aside)}
+        for n, start, end in zip(owners, [0, *ends], ends, strict=False):
+            slices[n] = (start, end - start)
+        kept = {
+            tables[n]: (marks[n], every.slice(start, length))
+            for n, (start, length) in slices.items()
+            if owners.count(n) <= 1  # a table's files side by side, as read
+        }
+        with self._lock:
+            self._kept = kept
 
     @staticmethod
     def _present_in(
