@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfiller.errors import DamagedStoreError
+from backfiller.store import add_actions
 from backfiller.store.add_actions import read_add_actions, read_many_add_actions
 from backfiller.store.app_versions import UnreadableLog
 from backfiller.store.delta import DeltaStore
@@ -250,12 +251,15 @@ def test_tables_read_together_equal_deltas_table_by_table(
             _write(path, rows, overwrite=overwrite)
             if checkpoint:
                 DeltaTable(str(path)).create_checkpoint()
-    found, aside = _many(paths)
-    for n, path in enumerate(paths):
-        checkpointed = (path / "_delta_log" / "_last_checkpoint").exists()
-        assert (n in aside) == checkpointed  # a checkpoint is read table by table
-        if not checkpointed:
-            assert found.get(n, []) == _deltas(path)
+    for group_bytes in (add_actions.GROUP_BYTES, 1):  # all parsed at once, or one by one
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(add_actions, "GROUP_BYTES", group_bytes)
+            found, aside = _many(paths)
+        for n, path in enumerate(paths):
+            checkpointed = (path / "_delta_log" / "_last_checkpoint").exists()
+            assert (n in aside) == checkpointed  # a checkpoint is read table by table
+            if not checkpointed:
+                assert found.get(n, []) == _deltas(path)
 
 
 @pytest.mark.parametrize(

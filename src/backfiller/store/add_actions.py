@@ -82,63 +82,80 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     return _replay(pa.concat_tables(parts))
 
 
+#: about how many bytes of commit files are parsed in one go (bounds the memory of a batch)
+GROUP_BYTES = 4 << 20
+
+
 def read_many_add_actions(
     logs: Sequence[tuple[LogReader, Iterable[str]]], partition_column: str
 ) -> tuple[pa.Table, list[int]]:
     """The live files of several tables at once (each given as :func:`read_add_actions`
     takes it): the columns of :func:`read_add_actions` after ``table``, the table's position
-    in ``logs``. Their commit files are parsed in one pass and replayed together: a thousand
-    one-commit tables paid Arrow's fixed costs per call a thousand times, more than the
-    parsing itself.
+    in ``logs``, a table's files side by side. Their commit files are parsed and replayed
+    together, a few megabytes at a time: a thousand one-commit tables paid Arrow's fixed costs
+    per call a thousand times, more than the parsing itself.
 
     Only logs made of commit files (no checkpoint) are read here, under the same rules; the
     positions of the others — a checkpoint, a commit missing, a protocol or a deletion vector
     this reader refuses, a file that does not parse — come second, to be read one by one by
     :func:`read_add_actions`, which reads them or says why not."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     aside: list[int] = []
-    texts: list[bytes] = []
-    owners: list[int] = []  # per text, its table
-    counts: list[int] = []  # per text, its lines
+    parts: list[pa.Table] = [_no_files()]
+    group: list[tuple[int, bytes]] = []
+    size = 0
     for position, (read, names) in enumerate(logs):
         listed = set(names)
         found = _commit_texts(read, listed)
         if "_last_checkpoint" in listed or found is None:
             aside.append(position)
             continue
-        for text in found:
-            if not text.endswith(b"\n"):
-                text += b"\n"
-            texts.append(text)
-            owners.append(position)
-            counts.append(text.count(b"\n"))
-    if not texts:
-        return _no_files(), aside
+        group += [(position, text) for text in found]
+        size += sum(len(text) for text in found)
+        if size >= GROUP_BYTES:
+            live, refused = _read_group(group, partition_column)
+            parts.append(live)
+            aside += refused
+            group, size = [], 0
+    if group:
+        live, refused = _read_group(group, partition_column)
+        parts.append(live)
+        aside += refused
+    return pa.concat_tables(parts), sorted(aside)
+
+
+def _read_group(group: list[tuple[int, bytes]], column: str) -> tuple[pa.Table, list[int]]:
+    """:func:`read_many_add_actions` of the commit files in ``group`` (each with its table's
+    position, a table's in order), in one parse: the live files, and the tables refused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = [text if text.endswith(b"\n") else text + b"\n" for _, text in group]
+    counts = [text.count(b"\n") for text in texts]  # per text, its lines
+    every = list(dict.fromkeys(position for position, _ in group))
     try:
-        lines = _parse(b"".join(texts), partition_column)
+        lines = _parse(b"".join(texts), column)
     except UnreadableLog:
-        return _no_files(), sorted(aside + list(dict.fromkeys(owners)))
+        return _no_files(), every
     if lines.num_rows != sum(counts):  # a blank line: the rows no longer say their table
-        return _no_files(), sorted(aside + list(dict.fromkeys(owners)))
-    kept = [(o, c) for o, c in zip(owners, counts, strict=True) if c]
+        return _no_files(), every
+    kept = [(o, c) for (o, _), c in zip(group, counts, strict=True) if c]
     table = pc.run_end_decode(
         pa.RunEndEncodedArray.from_arrays(
             pc.cumulative_sum(pa.array([c for _, c in kept], pa.int64())),
             pa.array([o for o, _ in kept], pa.int64()),
         )
     )
-    actions = _actions(lines, pa.array(range(lines.num_rows), pa.int64()), partition_column)
+    actions = _actions(lines, pa.array(range(lines.num_rows), pa.int64()), column)
     refused = _refused(lines, table, actions)
     actions = actions.append_column("table", table.filter(_action_rows(lines)))
     if refused:
         actions = actions.filter(pc.invert(pc.is_in(actions["table"], pa.array(refused))))
     try:
-        live = _replay(actions)
+        return _replay(actions), refused
     except UnreadableLog:
-        return _no_files(), sorted(aside + list(dict.fromkeys(owners)))
-    return live, sorted(aside + refused)
+        return _no_files(), every
 
 
 def _commit_texts(read: LogReader, names: set[str]) -> list[bytes] | None:
@@ -268,7 +285,7 @@ def _parse(text: bytes, column: str) -> pa.Table:
     try:
         return pj.read_json(
             io.BytesIO(text),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(text))),
+            read_options=pj.ReadOptions(use_threads=False),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),
