@@ -380,3 +380,20 @@ def test_files_kept_from_a_batch_are_given_only_while_the_log_is_unchanged(
     assert given("b") == fresh("b") == sorted((p, KEYS[3]) for p, _ in fresh("b"))
     store.release(["a"])
     assert store._kept_files("a") is None
+
+
+@pytest.mark.parametrize("writes", [1, 5])
+def test_a_deleted_file_is_found_in_folders_of_one_file_or_of_several(
+    tmp_path: Path, writes: int
+) -> None:
+    """Partition folders holding one file each (each file asked for) or several (each folder
+    listed): a deleted file is missing either way, in its partition only."""
+    store = DeltaStore(tmp_path / "lake")
+    for _ in range(writes):
+        _write(store.path("t"), {KEYS[0]: 1, KEYS[1]: 2}, overwrite=False)
+    folder = store.path("t") / f"partition_key={KEYS[1]}"
+    sorted(folder.iterdir())[0].unlink()
+    found = {r["partition_key"]: r for r in store.partition_stats_of(["t"]).to_pylist()}
+    assert {k: r["missing_files"] for k, r in found.items()} == {KEYS[0]: 0, KEYS[1]: 1}
+    assert {k: r["rows"] for k, r in found.items()} == {KEYS[0]: writes, KEYS[1]: 2 * writes}
+    assert store.missing_files("t") == {KEYS[1]: 1}

