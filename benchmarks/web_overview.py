@@ -10,7 +10,8 @@ for the demo project.
     over its default window.
 
 For each, in this process (imports paid before the clock starts; the median of ``--repeat``):
-the state classification alone (``state_ranges``, the query ``status`` and ``gaps`` run), the
+the state classification alone (``state_ranges``, the query ``status`` and ``gaps`` run; wall
+and CPU seconds), the
 page's data (``pages.overview``: that classification, the bars built from its ranges, holds,
 runs), the HTML rendered from that data, and a whole ``GET /`` through the framework's test
 client; then the HTML's size and the number of bar segments. The target of
@@ -37,12 +38,20 @@ sys.path.insert(0, str(HERE))
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     """The median wall seconds of ``repeat`` calls, and the last result."""
-    times, result = [], None
+    wall, _, result = _timed_cpu(fn, repeat)
+    return wall, result
+
+
+def _timed_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """The median wall and CPU seconds (this process, every thread) of ``repeat`` calls, and
+    the last result: on a shared machine the CPU seconds move less with the load."""
+    walls, cpus, result = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def measure(label: str, project: Any, start: str | None, end: str | None, repeat: int) -> None:
@@ -55,7 +64,7 @@ def measure(label: str, project: Any, start: str | None, end: str | None, repeat
 
     reader = project.reader()
     keys = pages.window(project, start, end)
-    classify_s, _ = _timed(lambda: state_ranges(project, reader, keys), repeat)
+    classify_s, classify_cpu, _ = _timed_cpu(lambda: state_ranges(project, reader, keys), repeat)
     data_s, data = _timed(lambda: pages.overview(project, reader, start, end), repeat)
     html_s, _ = _timed(lambda: render("overview.html", data, Links("/")), repeat)
     query = f"/?start={start}&end={end}" if start and end else "/"
@@ -68,6 +77,7 @@ def measure(label: str, project: Any, start: str | None, end: str | None, repeat
     ranges = sum(a["ranges"] for a in data["assets"])
     print(
         f"{label:>28} {cells:>10,} {ranges:>8,} {segments:>6,} {classify_s:>10.3f} "
+        f"{classify_cpu:>8.3f} "
         f"{data_s:>9.3f} {html_s:>9.3f} "
         f"{get_s:>9.3f} {len(response.content) / 1024:>9.1f}",
         flush=True,
@@ -91,6 +101,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="web-overview-"))
     print(
         f"{'project':>28} {'cells':>10} {'ranges':>8} {'segs':>6} {'classify s':>10} "
+        f"{'CPU s':>8} "
         f"{'data s':>9} {'html s':>9} "
         f"{'GET / s':>9} {'HTML KiB':>9}"
     )

@@ -1,11 +1,14 @@
 """The live files read from a Delta log (:mod:`backfiller.store.add_actions`) equal
 ``deltalake``'s own ``get_add_actions`` — across appends, partition overwrites (remove
 actions), checkpoints, log clean-up — and a log it does not read exactly is refused, so the
-store asks Delta (which still names a damaged log)."""
+store asks Delta (which still names a damaged log). Several tables read together say the same
+per table, and leave aside every log the reader of one table would refuse or read from a
+checkpoint."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfiller.errors import DamagedStoreError
-from backfiller.store.add_actions import read_add_actions
+from backfiller.store import add_actions
+from backfiller.store.add_actions import read_add_actions, read_many_add_actions
 from backfiller.store.app_versions import UnreadableLog
 from backfiller.store.delta import DeltaStore
 
@@ -152,6 +156,14 @@ def _corrupt_stats(path: Path) -> None:
 def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "table"
     _write(path, {KEYS[0]: 2}, overwrite=False)
+    _damage(path, damage)
+    with pytest.raises(UnreadableLog):
+        log = path / "_delta_log"
+        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+
+
+def _damage(path: Path, damage: str) -> None:
+    """Give the table at ``path`` (one commit of the first key) the ``damage`` named."""
     log = path / "_delta_log" / "00000000000000000000.json"
     text = log.read_text(encoding="utf-8")
     if damage == "truncated commit":
@@ -175,9 +187,6 @@ def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, d
         (path / "_delta_log" / "00000000000000000001.json").unlink()
     else:
         _corrupt_stats(path)
-    with pytest.raises(UnreadableLog):
-        log = path / "_delta_log"
-        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
 
 
 def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:
@@ -204,3 +213,187 @@ def test_statistics_it_reads_back_whole_when_numrecords_is_not_first(tmp_path: P
         lines.append(json.dumps(action))
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert sorted((k, n) for _, k, n in _mine(path)) == [(KEYS[0], 2), (KEYS[1], 3)]
+
+
+# -- several tables at once -------------------------------------------------------------------
+
+
+def _many(paths: list[Path]) -> tuple[dict[int, list[tuple[str, str, int | None]]], list[int]]:
+    """What :func:`read_many_add_actions` reads of the tables at ``paths``, per position."""
+    logs = []
+    for path in paths:
+        log = path / "_delta_log"
+        names = [p.name for p in log.iterdir()] if log.is_dir() else []
+        logs.append((_reader(log), names))
+    found, aside = read_many_add_actions(logs, "partition_key")
+    per_table: dict[int, list[tuple[str, str, int | None]]] = {}
+    for row in found.to_pylist():
+        per_table.setdefault(row["table"], []).append(
+            (row["path"], row["partition"], row["num_records"])
+        )
+    return {n: sorted(rows) for n, rows in per_table.items()}, aside
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(histories=st.lists(WRITES, min_size=1, max_size=4))
+def test_tables_read_together_equal_deltas_table_by_table(
+    tmp_path_factory: pytest.TempPathFactory,
+    histories: list[list[tuple[dict[str, int], bool, bool]]],
+) -> None:
+    base = tmp_path_factory.mktemp("many")
+    paths = [base / f"t{n}" for n in range(len(histories))]
+    for path, writes in zip(paths, histories, strict=True):
+        for rows, overwrite, checkpoint in writes:
+            _write(path, rows, overwrite=overwrite)
+            if checkpoint:
+                DeltaTable(str(path)).create_checkpoint()
+    for group_bytes in (add_actions.GROUP_BYTES, 1):  # all parsed at once, or one by one
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(add_actions, "GROUP_BYTES", group_bytes)
+            found, aside = _many(paths)
+        for n, path in enumerate(paths):
+            checkpointed = (path / "_delta_log" / "_last_checkpoint").exists()
+            assert (n in aside) == checkpointed  # a checkpoint is read table by table
+            if not checkpointed:
+                assert found.get(n, []) == _deltas(path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated commit",
+        "reader version 2",
+        "deletion vector",
+        "no first commit",
+        "stats",
+        "a commit missing between two",
+    ],
+)
+def test_a_log_refused_alone_is_left_aside_when_read_together(tmp_path: Path, damage: str) -> None:
+    healthy, damaged, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _write(healthy, {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(healthy, {KEYS[1]: 3}, overwrite=True)
+    _write(damaged, {KEYS[0]: 2}, overwrite=False)
+    _damage(damaged, damage)
+    _write(other, {KEYS[3]: 4}, overwrite=False)
+    found, aside = _many([healthy, damaged, other, tmp_path / "no table"])
+    assert 1 in aside and 3 in aside  # refused (or named damaged) one by one, as alone
+    assert 1 not in found and 3 not in found
+    for n, path in ((0, healthy), (2, other)):  # the others are read, or left aside too
+        assert n in aside or found[n] == _deltas(path)
+
+
+def test_the_store_reads_tables_together_as_one_by_one(tmp_path: Path) -> None:
+    """Rows and missing files per partition of several tables (one deleted data file, one
+    table in partition folders, one whose log is read from a checkpoint, one not there) equal
+    what the store says table by table."""
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("x/one"), {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(store.path("x/one"), {KEYS[1]: 3}, overwrite=True)
+    _write(store.path("two"), {KEYS[2]: 1, KEYS[3]: 2}, overwrite=False)
+    DeltaTable(str(store.path("two"))).create_checkpoint()
+    _write(store.path("two"), {KEYS[2]: 5}, overwrite=True)
+    _write(store.path("three"), {KEYS[4]: 1}, overwrite=False)
+    lost = next((store.path("x/one") / f"partition_key={KEYS[0]}").iterdir())
+    lost.unlink()
+    assets = ["x/one", "two", "three", "missing"]
+    together = store.partition_stats_of(assets)
+    expected = []
+    for asset in assets:
+        for row in store.partition_stats(asset).to_pylist():
+            expected.append({"asset": asset, **row})
+    key = lambda r: (r["asset"], r["partition_key"])  # noqa: E731
+    assert sorted(together.to_pylist(), key=key) == sorted(expected, key=key)
+    assert {r["partition_key"]: r["missing_files"] for r in expected if r["asset"] == "x/one"} == {
+        KEYS[0]: 1,
+        KEYS[1]: 0,
+    }
+    assert together.schema.names == ["asset", "partition_key", "rows", "missing_files"]
+
+
+def test_files_at_the_top_of_the_table_are_matched_to_their_table(tmp_path: Path) -> None:
+    """Two tables whose data files have the same names, at their top (no partition folders):
+    a file deleted from one is missing there only."""
+    store = DeltaStore(tmp_path / "lake")
+    for asset in ("p", "q"):
+        path = store.path(asset)
+        _write(path, {KEYS[0]: 1, KEYS[1]: 2}, overwrite=False)
+        log = path / "_delta_log" / "00000000000000000000.json"
+        lines = []
+        for line in log.read_text(encoding="utf-8").splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                name = f"f{len(lines)}.parquet"
+                (path / action["add"]["path"]).rename(path / name)
+                action["add"]["path"] = name
+            lines.append(json.dumps(action))
+        log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert sorted(p.name for p in store.path("p").glob("*.parquet")) == sorted(
+        p.name for p in store.path("q").glob("*.parquet")
+    )
+    sorted(store.path("q").glob("*.parquet"))[0].unlink()
+    found = {
+        (r["asset"], r["partition_key"]): r
+        for r in store.partition_stats_of(["p", "q"]).to_pylist()
+    }
+    assert sum(r["missing_files"] for k, r in found.items() if k[0] == "p") == 0
+    assert sum(r["missing_files"] for k, r in found.items() if k[0] == "q") == 1
+    assert {k: r["rows"] for k, r in found.items()} == {
+        ("p", KEYS[0]): 1,
+        ("p", KEYS[1]): 2,
+        ("q", KEYS[0]): 1,
+        ("q", KEYS[1]): 2,
+    }
+
+
+def test_files_kept_from_a_batch_are_given_only_while_the_log_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A planner asks a batch's stats, then its files: the files read for the stats are given
+    again, but not once the table has a new commit or was made again."""
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("a"), {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(store.path("b"), {KEYS[2]: 1}, overwrite=False)
+
+    def fresh(asset: str) -> list[tuple[str, str]]:
+        return sorted((p, k) for p, k, _ in _deltas(store.path(asset)))
+
+    def given(asset: str) -> list[tuple[str, str]]:
+        files = store.partition_files(asset)
+        paths, keys = files["path"].to_pylist(), files["partition_key"].to_pylist()
+        return sorted(zip(paths, keys, strict=True))
+
+    store.partition_stats_of(["a", "b"])
+    assert store._kept_files("a") is not None
+    assert given("a") == fresh("a") and given("b") == fresh("b")
+    _write(store.path("a"), {KEYS[1]: 4}, overwrite=True)  # a new commit
+    assert store._kept_files("a") is None
+    assert given("a") == fresh("a")
+    store.partition_stats_of(["a", "b"])
+    shutil.rmtree(store.path("b"))  # made again, with as many commits
+    _write(store.path("b"), {KEYS[3]: 2}, overwrite=False)
+    assert store._kept_files("b") is None
+    assert given("b") == fresh("b") == sorted((p, KEYS[3]) for p, _ in fresh("b"))
+    store.release(["a"])
+    assert store._kept_files("a") is None
+
+
+@pytest.mark.parametrize("writes", [1, 5])
+def test_a_deleted_file_is_found_in_folders_of_one_file_or_of_several(
+    tmp_path: Path, writes: int
+) -> None:
+    """Partition folders holding one file each (each file asked for) or several (each folder
+    listed): a deleted file is missing either way, in its partition only."""
+    store = DeltaStore(tmp_path / "lake")
+    for _ in range(writes):
+        _write(store.path("t"), {KEYS[0]: 1, KEYS[1]: 2}, overwrite=False)
+    folder = store.path("t") / f"partition_key={KEYS[1]}"
+    sorted(folder.iterdir())[0].unlink()
+    found = {r["partition_key"]: r for r in store.partition_stats_of(["t"]).to_pylist()}
+    assert {k: r["missing_files"] for k, r in found.items()} == {KEYS[0]: 0, KEYS[1]: 1}
+    assert {k: r["rows"] for k, r in found.items()} == {KEYS[0]: writes, KEYS[1]: 2 * writes}
+    assert store.missing_files("t") == {KEYS[1]: 1}

@@ -37,6 +37,7 @@ from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.state import observe
 from backfiller.policy import Policy, ProtectedObject
 from backfiller.refs import AssetPartition
+from backfiller.store.base import stats_of_each
 
 #: generated states per property: 120 in the full suite, 30 in the fast loop (``make check``)
 ORACLE_EXAMPLES = 30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 120
@@ -103,6 +104,9 @@ class FakeStore:
             }
         )
 
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        return stats_of_each(self, assets)
+
     def partition_stats(self, asset: str) -> pa.Table:
         found = self.stats.get(asset, {})
         return pa.table(
@@ -125,10 +129,13 @@ class FakePartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return list(self.records.get(asset or "", []))
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[list[tuple[Any, ...]]]:
-        rows = [
+    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        for name in assets:
+            yield name, [tuple(row[c] for c in STATE_COLUMNS) for row in self._rows(name)]
+
+    def _rows(self, name: str) -> list[dict[str, Any]]:
+        return [
             {
-                "asset": r.asset,
                 "partition_key": r.partition_key,
                 "status": r.status.value,
                 "data_version": r.data_version,
@@ -139,10 +146,8 @@ class FakePartitions:
                 "last_run_id": r.last_run_id,
                 "last_error": r.last_error,
             }
-            for asset in assets
-            for r in self.records.get(asset, [])
+            for r in self.records.get(name, [])
         ]
-        yield [tuple(row[c] for c in STATE_COLUMNS) for row in rows]
 
 
 @dataclass

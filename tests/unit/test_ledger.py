@@ -46,6 +46,7 @@ from backfiller.ledger import (
     open_reader,
 )
 from backfiller.ledger.migrations import MIGRATIONS, SCHEMA_VERSION
+from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.ledger.records import PartitionRecord
 
 RAW = "week06/ingestion/raw"
@@ -445,6 +446,47 @@ def test_partitions_are_listed_in_order(ledger: DatabaseLedger) -> None:
     ]
     assert [r.partition_key for r in ledger.partitions.all(RAW)] == ["2026-04-16", "2026-04-18"]
     assert ledger.partitions.all("nope") == []
+
+
+def test_state_rows_are_each_assets_records_once(ledger: DatabaseLedger) -> None:
+    """What planning reads in bulk: per asset asked (each once, however often named), its
+    records as plain tuples of :data:`STATE_COLUMNS`, the asset said once per batch."""
+    _publish(ledger, "2026-04-18", version=4)
+    _publish(ledger, "2026-04-16")
+    ledger.partitions.start(
+        "week06/silver/facts", "2026-04-16", run_id="r", attempt=1, operator="ana"
+    )
+    ledger.partitions.fail(
+        "week06/silver/facts",
+        "2026-04-16",
+        run_id="r",
+        attempt=1,
+        operator="ana",
+        error="boom",
+        transient=False,
+    )
+    upstream = STATE_COLUMNS.index("upstream_versions")
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for asset, rows in ledger.partitions.state_rows(["week06/silver/facts", RAW, "nope", RAW]):
+        assert all(isinstance(row[upstream], str) for row in rows)  # the JSON text
+        found.setdefault(asset, []).extend(
+            tuple(json.loads(v) if i == upstream else v for i, v in enumerate(row)) for row in rows
+        )
+    expected = {
+        asset: sorted(
+            tuple(r.status.value if c == "status" else getattr(r, c) for c in STATE_COLUMNS)
+            for r in ledger.partitions.all(asset)
+        )
+        for asset in (RAW, "week06/silver/facts")
+    }
+    assert {asset: sorted(rows, key=str) for asset, rows in found.items()} == {
+        asset: sorted(rows, key=str) for asset, rows in expected.items()
+    }
+    assert sorted(rows[:4] for rows in found[RAW]) == [
+        ("2026-04-16", "materialized", 1, 3),
+        ("2026-04-18", "materialized", 4, 3),
+    ]
+    assert found["week06/silver/facts"][0][-1] == "boom"
 
 
 # -- runs and plans ---------------------------------------------------------------------------

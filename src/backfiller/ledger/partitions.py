@@ -31,9 +31,9 @@ class PublishSuperseded(Exception):
         self.run_id = run_id
 
 
-#: the columns of :meth:`PartitionReader.state_rows`, in this order
+#: the columns of :meth:`PartitionReader.state_rows`, in this order (the asset is said once per
+#: batch, not once per row)
 STATE_COLUMNS = (
-    "asset",
     "partition_key",
     "status",
     "data_version",
@@ -51,11 +51,10 @@ class PartitionReader(Protocol):
 
     def all(self, asset: str | None = None) -> list[PartitionRecord]: ...
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
-        """The records of ``assets`` (one query per 500 assets) as tuples of
-        :data:`STATE_COLUMNS` (``upstream_versions`` as its JSON text), in batches, in no
-        particular order: for readers of many partitions at once, who need no record
-        objects."""
+    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
+        """The records of ``assets`` as ``(asset, rows)`` batches, each row a tuple of
+        :data:`STATE_COLUMNS` (``upstream_versions`` as its JSON text), in no particular order:
+        for readers of many partitions at once, who need no record objects."""
         ...
 
 
@@ -124,10 +123,6 @@ class PartitionBook(PartitionReader, Protocol):
     def events(self, asset: str, key: str) -> list[dict[str, Any]]: ...
 
 
-#: assets named in one query of :meth:`SqlPartitionBook.state_rows` (bound parameters)
-_ASSETS_PER_QUERY = 500
-
-
 def _partition(row: Row) -> PartitionRecord:
     return PartitionRecord(
         asset=row["asset"],
@@ -184,14 +179,14 @@ class SqlPartitionBook:
             )
         return [_partition(r) for r in rows]
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
-        for start in range(0, len(assets), _ASSETS_PER_QUERY):
-            chunk = list(assets[start : start + _ASSETS_PER_QUERY])
-            yield from self._db.tuples(
-                f"SELECT {', '.join(STATE_COLUMNS)} FROM partitions "
-                f"WHERE asset IN ({', '.join('?' for _ in chunk)})",
-                chunk,
-            )
+    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
+        # one query per asset, through the primary key: the asset column need not cross into
+        # Python once per row (a third of the cost of reading 1.8 million records on SQLite,
+        # where naming 500 assets at once in an IN list was measured slower)
+        query = f"SELECT {', '.join(STATE_COLUMNS)} FROM partitions WHERE asset = ?"
+        for asset in dict.fromkeys(assets):
+            for rows in self._db.tuples(query, (asset,)):
+                yield asset, rows
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(

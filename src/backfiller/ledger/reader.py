@@ -116,7 +116,7 @@ class _NoPartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[Sequence[tuple[Any, ...]]]:
+    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
         return iter(())
 
 

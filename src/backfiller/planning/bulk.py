@@ -62,17 +62,21 @@ def key_table(manifests: ManifestRegistry, keys: Sequence[str]) -> pa.Table:
 
 
 def ledger_table(reader: LedgerReader, assets: Sequence[str]) -> pa.Table:
-    """Every ledger record of ``assets`` (one query), with an ``asset`` column."""
+    """Every ledger record of ``assets``, with an ``asset`` column."""
     row = pa.struct([(name, _LEDGER_TYPES[name]) for name in STATE_COLUMNS])
-    parts = [pa.array(rows, row) for rows in reader.partitions.state_rows(assets)]
-    rows = pa.chunked_array(parts, row)  # each tuple straight into Arrow's columns
-    return pa.table({name: pc.struct_field(rows, name) for name in STATE_COLUMNS})
+    parts, owners = [], []
+    for asset, rows in reader.partitions.state_rows(assets):
+        parts.append(pa.array(rows, row))  # each tuple straight into Arrow's columns
+        owners.append(_repeat(asset, len(rows)))
+    records = pa.chunked_array(parts, row)
+    columns = {name: pc.struct_field(records, name) for name in STATE_COLUMNS}
+    return pa.table({"asset": pa.chunked_array(owners, pa.string()), **columns})
 
 
-def store_table(source: StateSource, asset: str) -> pa.Table:
-    """The stored partitions of ``asset``: ``partition_key``, ``rows``, ``missing_files``."""
-    stats = source.store.partition_stats(asset)
-    return stats.add_column(0, "asset", _repeat(asset, stats.num_rows))
+def store_table(source: StateSource, assets: Sequence[str]) -> pa.Table:
+    """The stored partitions of ``assets`` (their tables read together where the store can):
+    ``asset``, ``partition_key``, ``rows``, ``missing_files``."""
+    return source.store.partition_stats_of(assets)
 
 
 def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) -> pa.Table:

@@ -271,9 +271,9 @@ def _batches(
         )
         ledger = ledger_table(reader, batch)  # the batch's records, in one query
         keep_versions(ledger, batch)
-        stored, reports = [], []
-        for name in batch:  # each asset's own files, then one step of progress
-            stored.append(store_table(source, name))
+        stored = store_table(source, batch)  # the batch's tables, read together
+        reports = []
+        for name in batch:  # each asset's reports, then one step of progress
             reports.append(report_table(source, name, nested))
             done += 1
             if on_progress is not None:
@@ -291,7 +291,7 @@ def _batches(
                 }
             ),
         )
-        con.register("stored", pa.concat_tables(stored))
+        con.register("stored", stored)
         con.register("reports", pa.concat_tables(reports))
         con.register(
             "deps",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from backfiller.store.app_versions import (
@@ -34,7 +34,7 @@ from backfiller.store.app_versions import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["read_add_actions"]
+__all__ = ["read_add_actions", "read_many_add_actions"]
 
 #: the name of a commit file
 _COMMIT = re.compile(r"[0-9]{20}\.json")
@@ -82,6 +82,145 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     return _replay(pa.concat_tables(parts))
 
 
+#: about how many bytes of commit files are parsed in one go (bounds the memory of a batch)
+GROUP_BYTES = 4 << 20
+
+
+def read_many_add_actions(
+    logs: Sequence[tuple[LogReader, Iterable[str]]], partition_column: str
+) -> tuple[pa.Table, list[int]]:
+    """The live files of several tables at once (each given as :func:`read_add_actions`
+    takes it): the columns of :func:`read_add_actions` after ``table``, the table's position
+    in ``logs``, a table's files side by side. Their commit files are parsed and replayed
+    together, a few megabytes at a time: a thousand one-commit tables paid Arrow's fixed costs
+    per call a thousand times, more than the parsing itself.
+
+    Only logs made of commit files (no checkpoint) are read here, under the same rules; the
+    positions of the others — a checkpoint, a commit missing, a protocol or a deletion vector
+    this reader refuses, a file that does not parse — come second, to be read one by one by
+    :func:`read_add_actions`, which reads them or says why not."""
+    import pyarrow as pa
+
+    aside: list[int] = []
+    parts: list[pa.Table] = [_no_files()]
+    group: list[tuple[int, bytes]] = []
+    size = 0
+    for position, (read, names) in enumerate(logs):
+        listed = set(names)
+        found = _commit_texts(read, listed)
+        if "_last_checkpoint" in listed or found is None:
+            aside.append(position)
+            continue
+        group += [(position, text) for text in found]
+        size += sum(len(text) for text in found)
+        if size >= GROUP_BYTES:
+            live, refused = _read_group(group, partition_column)
+            parts.append(live)
+            aside += refused
+            group, size = [], 0
+    if group:
+        live, refused = _read_group(group, partition_column)
+        parts.append(live)
+        aside += refused
+    return pa.concat_tables(parts), sorted(aside)
+
+
+def _read_group(group: list[tuple[int, bytes]], column: str) -> tuple[pa.Table, list[int]]:
+    """:func:`read_many_add_actions` of the commit files in ``group`` (each with its table's
+    position, a table's in order), in one parse: the live files, and the tables refused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = [text if text.endswith(b"\n") else text + b"\n" for _, text in group]
+    counts = [text.count(b"\n") for text in texts]  # per text, its lines
+    every = list(dict.fromkeys(position for position, _ in group))
+    try:
+        lines = _parse(b"".join(texts), column)
+    except UnreadableLog:
+        return _no_files(), every
+    if lines.num_rows != sum(counts):  # a blank line: the rows no longer say their table
+        return _no_files(), every
+    kept = [(o, c) for (o, _), c in zip(group, counts, strict=True) if c]
+    table = pc.run_end_decode(
+        pa.RunEndEncodedArray.from_arrays(
+            pc.cumulative_sum(pa.array([c for _, c in kept], pa.int64())),
+            pa.array([o for o, _ in kept], pa.int64()),
+        )
+    )
+    actions = _actions(lines, pa.array(range(lines.num_rows), pa.int64()), column)
+    refused = _refused(lines, table, actions)
+    actions = actions.append_column("table", table.filter(_action_rows(lines)))
+    if refused:
+        actions = actions.filter(pc.invert(pc.is_in(actions["table"], pa.array(refused))))
+    try:
+        return _replay(actions), refused
+    except UnreadableLog:
+        return _no_files(), every
+
+
+def _commit_texts(read: LogReader, names: set[str]) -> list[bytes] | None:
+    """The commit files of a log, first to newest listed; ``None`` when one is missing (the
+    first included)."""
+    listed = [int(n[:20]) for n in names if _COMMIT.fullmatch(n)]
+    texts = []
+    for version in range(max(listed, default=-1) + 1):
+        text = read(commit_name(version))
+        if text is None:
+            return None
+        texts.append(text)
+    return texts or None
+
+
+def _action_rows(lines: pa.Table) -> pa.Array:
+    """Which parsed lines are add or remove actions (the rows :func:`_actions` keeps)."""
+    import pyarrow.compute as pc
+
+    return pc.or_(
+        lines.column("add").combine_chunks().is_valid(),
+        lines.column("remove").combine_chunks().is_valid(),
+    )
+
+
+def _refused(lines: pa.Table, table: pa.Array, actions: pa.Table) -> list[int]:
+    """The tables (by position) whose protocol this reader does not read, that have none,
+    or that have a file with a deletion vector."""
+    import pyarrow.compute as pc
+
+    protocols = lines.column("protocol").combine_chunks()
+    has = protocols.is_valid()
+    last: dict[int, tuple[int, list[str]] | None] = dict.fromkeys(
+        pc.unique(table).to_pylist(), None
+    )
+    for owner, row in zip(
+        table.filter(has).to_pylist(), protocols.filter(has).to_pylist(), strict=True
+    ):
+        if row.get("minReaderVersion") is not None:
+            last[owner] = (int(row["minReaderVersion"]), list(row.get("readerFeatures") or []))
+    refused = {
+        owner
+        for owner, found in last.items()
+        if found is None or found[0] > 3 or found[0] == 2 or not set(found[1]) <= _HARMLESS_FEATURES
+    }
+    vectors = actions.column("deletion_vector")
+    if pc.any(vectors).as_py():
+        with_vector = table.filter(_action_rows(lines)).filter(vectors.combine_chunks())
+        refused.update(pc.unique(with_vector).to_pylist())
+    return sorted(refused)
+
+
+def _no_files() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "table": pa.array([], pa.int64()),
+            "partition": pa.array([], pa.string()),
+            "path": pa.array([], pa.string()),
+            "num_records": pa.array([], pa.int64()),
+        }
+    )
+
+
 #: one action per row: its order in the log (``seq``), whether it adds, and what it says
 def _actions_schema() -> pa.Schema:
     import pyarrow as pa
@@ -105,6 +244,20 @@ def _commit(
     """The add and remove actions of one commit file, and its protocol action if it has one."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    try:
+        lines = _parse(text, column)
+    except UnreadableLog as exc:
+        raise UnreadableLog(f"commit {version} does not parse") from exc
+    # the version in the high bits, the line in the low ones: the log's order of actions
+    seq = pc.add(pa.array(range(lines.num_rows), pa.int64()), pa.scalar(version << 32, pa.int64()))
+    return _actions(lines, seq, column), _protocol(lines.column("protocol"))
+
+
+def _parse(text: bytes, column: str) -> pa.Table:
+    """The actions of commit files' text, one row per line: ``add``, ``remove``, ``protocol``
+    (each null on the lines of other actions)."""
+    import pyarrow as pa
     import pyarrow.json as pj
 
     schema = pa.schema(
@@ -130,7 +283,7 @@ def _commit(
         ]
     )
     try:
-        lines = pj.read_json(
+        return pj.read_json(
             io.BytesIO(text),
             read_options=pj.ReadOptions(use_threads=False),
             parse_options=pj.ParseOptions(
@@ -138,13 +291,17 @@ def _commit(
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise UnreadableLog(f"commit {version} does not parse") from exc
+        raise UnreadableLog("commit files that do not parse") from exc
+
+
+def _actions(lines: pa.Table, seq: pa.Array, column: str) -> pa.Table:
+    """The add and remove actions among parsed ``lines`` (``seq``: each line's order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     add = lines.column("add").combine_chunks()
     remove = lines.column("remove").combine_chunks()
     is_add = add.is_valid()
-    n = lines.num_rows
-    # the version in the high bits, the line in the low ones: the log's order of actions
-    seq = pc.add(pa.array(range(n), pa.int64()), pa.scalar(version << 32, pa.int64()))
     actions = pa.table(
         {
             "seq": seq,
@@ -152,12 +309,12 @@ def _commit(
             "path": pc.coalesce(pc.struct_field(add, "path"), pc.struct_field(remove, "path")),
             "partition": pc.struct_field(add, ["partitionValues", column]),
             "stats": pc.struct_field(add, "stats"),
-            "parsed_records": pa.nulls(n, pa.int64()),
+            "parsed_records": pa.nulls(lines.num_rows, pa.int64()),
             "deletion_vector": pc.struct_field(add, "deletionVector").is_valid(),
         },
         schema=_actions_schema(),
-    ).filter(pc.or_(is_add, remove.is_valid()))
-    return actions, _protocol(lines.column("protocol"))
+    )
+    return actions.filter(pc.or_(is_add, remove.is_valid()))
 
 
 def _checkpoint(
@@ -229,36 +386,50 @@ def _protocol(column: pa.ChunkedArray) -> tuple[int, list[str]] | None:
 
 
 def _replay(actions: pa.Table) -> pa.Table:
-    """The live files: per path, its last action, kept when it is an add."""
+    """The live files: per path (per ``table`` and path, when the actions have a ``table``
+    column: several tables' logs read together), its last action, kept when it is an add."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pc.any(actions.column("deletion_vector")).as_py():
         raise UnreadableLog("a file with a deletion vector")
+    by = ["table", "path"] if "table" in actions.column_names else ["path"]
     if pc.all(actions.column("is_add")).as_py() is not False and (
-        pc.count_distinct(actions.column("path")).as_py() == actions.num_rows
+        pc.count_distinct(_file_ids(actions, by)).as_py() == actions.num_rows
     ):
         live = actions  # only adds, each path once: nothing replaced or removed
     else:
-        order = pc.sort_indices(actions, [("path", "ascending"), ("seq", "ascending")])
+        order = pc.sort_indices(actions, [*((c, "ascending") for c in by), ("seq", "ascending")])
         ordered = actions.take(order)
-        paths = ordered.column("path").combine_chunks()
-        n = len(paths)
-        last = pa.concat_arrays(
-            [
-                pc.fill_null(pc.not_equal(paths.slice(0, n - 1), paths.slice(1)), True),
-                pa.array([True], pa.bool_()),
-            ]
-        )
+        n = ordered.num_rows
+        # the last action on each file: where the next row names another file, and the last row
+        changed = pa.array([False] * (n - 1), pa.bool_()) if n else pa.array([], pa.bool_())
+        for name in by:
+            column = ordered.column(name).combine_chunks()
+            differs = pc.fill_null(pc.not_equal(column.slice(0, n - 1), column.slice(1)), True)
+            changed = pc.or_(changed, differs)
+        last = pa.concat_arrays([changed, pa.array([True], pa.bool_())]) if n else changed
         last_actions = ordered.filter(last)
         live = last_actions.filter(last_actions.column("is_add"))
-    return pa.table(
-        {
-            "partition": live.column("partition"),
-            "path": live.column("path"),
-            "num_records": pc.coalesce(_records(live.column("stats")), live["parsed_records"]),
-        }
-    )
+    columns = {
+        "partition": live.column("partition"),
+        "path": live.column("path"),
+        "num_records": pc.coalesce(_records(live.column("stats")), live["parsed_records"]),
+    }
+    if "table" in live.column_names:
+        columns = {"table": live.column("table"), **columns}
+    return pa.table(columns)
+
+
+def _file_ids(actions: pa.Table, by: list[str]) -> pa.ChunkedArray:
+    """One value per file the actions name: its path, with its table's number before it when
+    several tables are read together."""
+    import pyarrow.compute as pc
+
+    if by == ["path"]:
+        return actions.column("path")
+    number = pc.cast(actions.column("table"), "string")
+    return pc.binary_join_element_wise(number, actions.column("path"), "\x00")
 
 
 _FIRST_KEY = r'^\s*\{\s*"numRecords"\s*:\s*(?P<n>[0-9]{1,18})\s*[,}]'

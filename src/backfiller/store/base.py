@@ -22,6 +22,7 @@ __all__ = [
     "OutsideTargetError",
     "fence_app_id",
     "require_inside",
+    "stats_of_each",
 ]
 
 
@@ -67,6 +68,32 @@ class FencedError(ConflictError):
 
 class OutsideTargetError(BadInputError):
     """Rows whose partition key lies outside the partitions being written."""
+
+
+class _PartitionStats(Protocol):
+    def partition_stats(self, asset: str) -> pa.Table: ...
+
+
+def stats_of_each(store: _PartitionStats, assets: Sequence[str]) -> pa.Table:
+    """``partition_stats`` of each of ``assets``, one after the other, after an ``asset``
+    column: :meth:`DataStore.partition_stats_of` for a store that has no faster way."""
+    parts = [pa.table({"asset": [], "partition_key": [], "rows": [], "missing_files": []},
+                      schema=_STATS_OF)]  # fmt: skip
+    for asset in dict.fromkeys(assets):
+        stats = store.partition_stats(asset)
+        owner = pa.repeat(pa.scalar(asset, pa.string()), stats.num_rows)
+        parts.append(stats.add_column(0, "asset", owner).cast(_STATS_OF))
+    return pa.concat_tables(parts)
+
+
+_STATS_OF = pa.schema(
+    [
+        ("asset", pa.string()),
+        ("partition_key", pa.string()),
+        ("rows", pa.int64()),
+        ("missing_files", pa.int64()),
+    ]
+)
 
 
 def require_inside(asset: str, data: pa.Table, keys: Sequence[str]) -> None:
@@ -165,6 +192,11 @@ class DataStore(Protocol):
         """One row per stored partition, in one pass over the table's metadata:
         ``partition_key`` (string), ``rows`` and ``missing_files`` (int64) — what
         :meth:`partition_counts` and :meth:`missing_files` say, as columns."""
+        ...
+
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        """:meth:`partition_stats` of each of ``assets`` (in one pass where the store can),
+        after an ``asset`` column."""
         ...
 
     def release(self, assets: Iterable[str]) -> None:

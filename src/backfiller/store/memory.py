@@ -27,6 +27,7 @@ from backfiller.store.base import (
     FencedError,
     fence_app_id,
     require_inside,
+    stats_of_each,
 )
 
 __all__ = ["Faults", "MemoryStore"]
@@ -178,6 +179,9 @@ class MemoryStore:
                 "missing_files": pa.array([0] * len(counts), pa.int64()),
             }
         )
+
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        return stats_of_each(self, assets)
 
     def release(self, assets: Iterable[str]) -> None:
         pass  # nothing is cached
