@@ -32,7 +32,14 @@ from backfiller.planning.gaps import (
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
-__all__ = ["Branch", "bulk_gaps", "classified_batches", "gap_ranges", "state_ranges"]
+__all__ = [
+    "Branch",
+    "bulk_gaps",
+    "classified_batches",
+    "gap_ranges",
+    "islands",
+    "state_ranges",
+]
 
 #: about how many cells one query classifies (bounds the memory of a batch)
 BATCH_CELLS = 200_000
@@ -83,7 +90,7 @@ CREATE OR REPLACE TEMP TABLE stored_at AS
 SELECT a.pos * {n} + k.idx AS cell, s.rows, s.missing_files
 FROM stored s JOIN assets a USING (asset) JOIN keys k USING (partition_key);
 CREATE OR REPLACE TEMP TABLE reports_at AS
-SELECT DISTINCT a.pos * {n} + k.idx AS cell
+SELECT a.pos * {n} + k.idx AS cell
 FROM reports r JOIN assets a USING (asset) JOIN keys k USING (partition_key);
 CREATE OR REPLACE TEMP TABLE declared_at AS
 SELECT a.pos * {n} + d.idx AS cell, d.declared_upstream
@@ -454,8 +461,8 @@ def _mapped(
     )
 
 
-def _islands(con: Any) -> Iterator[tuple[str, PartitionState, int, int, int]]:
-    """``(asset, state, first idx, last idx, count)`` of every run of consecutive cells of one
+def islands(con: Any) -> Iterator[tuple[int, str, PartitionState, int, int, int]]:
+    """``(pos, asset, state, first idx, last idx, count)`` of every run of consecutive cells of one
     asset in one state (consecutive among the asset's own keys), in asset then key order:
     the cells' states sorted once by DuckDB, their runs found by Arrow's run-end encoding —
     nothing per cell in Python."""
@@ -479,7 +486,7 @@ def _islands(con: Any) -> Iterator[tuple[str, PartitionState, int, int, int]]:
     names = dict(con.execute("SELECT pos, asset FROM assets").fetchall())
     for v, first, last, n in zip(runs.values.to_pylist(), firsts, lasts, counts, strict=True):
         where, code = divmod(v, len(_STATES))
-        yield names[where], _STATES[code], first, last, n
+        yield where, names[where], _STATES[code], first, last, n
 
 
 def gap_ranges(
@@ -495,7 +502,7 @@ def gap_ranges(
     order). No per-cell object is made."""
     found: list[KeyRange[GapReason]] = []
     for con in _batches(source, reader, keys, on_progress, assets):
-        for asset, state, first, last, n in _islands(con):
+        for _, asset, state, first, last, n in islands(con):
             if state is not PartitionState.MATERIALIZED:
                 reason = state.gap_reason
                 assert reason is not None
@@ -516,7 +523,7 @@ def state_ranges(
     so ``status`` and ``gaps`` cannot disagree."""
     found: list[KeyRange[PartitionState]] = []
     for con in _batches(source, reader, keys, on_progress, assets):
-        for asset, state, first, last, n in _islands(con):
+        for _, asset, state, first, last, n in islands(con):
             found.append(KeyRange(asset, keys[first], keys[last], n, state))
     return found
 
