@@ -301,6 +301,8 @@ class TimeWindowScheme(PartitionScheme):
 
     def _day_start(self, day: date) -> datetime:
         """The first instant whose local date is ``day`` or later."""
+        if self._is_utc():  # midnight, once: no zone to ask (a manifest's keys are parsed)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         wall = datetime(day.year, day.month, day.day)
         zone = self.zone
         local = wall.replace(tzinfo=zone)
