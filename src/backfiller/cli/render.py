@@ -27,7 +27,8 @@ def print_plain(console: Console, text: str) -> None:
     console's file when nothing is being recorded or held in its buffer, since rich takes some
     ten microseconds to render a line — a second for the ninety thousand range lines of a
     thousand assets."""
-    if console.record or getattr(console, "_buffer_index", 0):
+    buffered: object = getattr(console, "_buffer_index", None)  # inside ``with console:``
+    if console.record or buffered:
         console.out(text, highlight=False)
         return
     console.file.write(text + "\n")

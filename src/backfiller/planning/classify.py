@@ -183,7 +183,7 @@ ORDER BY c.pos, c.seq
 """
 
 #: the states a cell can be in, numbered for :data:`_CODES`
-_STATES = [*(s for s in PartitionState if s is not PartitionState.MATERIALIZED)]
+_STATES: list[PartitionState] = [s for s in PartitionState if s is not PartitionState.MATERIALIZED]
 _STATES.append(PartitionState.MATERIALIZED)
 
 _GAP_COLUMNS = (
