@@ -21,7 +21,9 @@ Each command runs in its own fresh process; its CPU seconds (user + system) and 
 from ``os.wait4`` for that process alone, with Python's bytecode cache as a user's machine has
 it (``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment: with it, every
 process compiles every module again). The ``start-up`` line is ``backfiller --help`` in the
-same way: what every command pays before it reads anything. Generating the thousand-asset
+same way, the ``imports`` line a process importing what the three commands import before they
+read anything (the CLI, the planning modules, the project, DuckDB, pyarrow, deltalake): the
+part of each command that does not depend on the project's size. Generating the thousand-asset
 project takes minutes: ``--keep`` keeps the projects, ``--reuse FOLDER`` measures the ones a
 ``--keep`` run left in ``FOLDER`` (generating only those that are not there).
 
@@ -278,6 +280,12 @@ def _tiny_parquet(path: Path) -> None:
 
 CLI = "from backfiller.cli.main import main; raise SystemExit(main())"
 
+#: what ``status``, ``gaps`` and ``plan`` import before they read the state
+IMPORTS = (
+    "import backfiller.cli.main, backfiller.planning.classify, backfiller.planning.compact, "
+    "backfiller.planning.planner, backfiller.project, duckdb, pyarrow.compute, deltalake"
+)
+
 BASELINE = '''
 import sqlite3, sys
 import duckdb, pyarrow as pa
@@ -359,6 +367,8 @@ def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, flo
         if name.startswith("plan") and plan_file.is_file():
             size = f"{plan_file.stat().st_size / 1e6:.2f} MB"
         results.append((name, *measured, size))
+        if name == "start-up":
+            results.append(("imports", *run([sys.executable, "-c", IMPORTS], env), ""))
     argv = [sys.executable, "-c", BASELINE, str(root), keys[0], keys[-1]]
     results.append(("baseline", *run(argv, env), ""))
     return results
