@@ -267,6 +267,8 @@ def _batches(
                 deps_rows["mapping"].append(mappings[signature])
                 deps_rows["dpos"].append(dpos)
         ups = sorted(set(deps_rows["up"]))
+        # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
+        # (and memory), not fewer
         con = duckdb.connect(config={"threads": 1})
         con.register("keys", key_rows)
         con.register("reasons", reasons)
