@@ -79,23 +79,45 @@ _REASONS = {
     Branch.REPORT_GONE: GapReason.MISSING_PARTITION_REPORT,
 }
 
-#: each source's rows of the batch's cells, keyed by the cell's number (``pos * keys + idx``):
-#: one integer per join instead of two strings, and rows of other keys dropped once
-_CELL_TABLES = """
-CREATE OR REPLACE TEMP TABLE ledger_at AS
-SELECT a.pos * {n} + k.idx AS cell, l.status, l.data_version, l.row_count, l.manifest_id,
-       l.manifest_checksum, l.upstream_versions, l.last_run_id, l.last_error
-FROM ledger l JOIN assets a USING (asset) JOIN keys k USING (partition_key);
-CREATE OR REPLACE TEMP TABLE stored_at AS
-SELECT a.pos * {n} + k.idx AS cell, s.rows, s.missing_files
-FROM stored s JOIN assets a USING (asset) JOIN keys k USING (partition_key);
-CREATE OR REPLACE TEMP TABLE reports_at AS
-SELECT a.pos * {n} + k.idx AS cell
-FROM reports r JOIN assets a USING (asset) JOIN keys k USING (partition_key);
+#: the cells whose keys are declared through their upstream keys, by the cell's number
+_DECLARED_AT = """
 CREATE OR REPLACE TEMP TABLE declared_at AS
 SELECT a.pos * {n} + d.idx AS cell, d.declared_upstream
-FROM declared d JOIN assets a USING (asset);
+FROM declared d JOIN assets a USING (asset)
 """
+
+#: the columns of each source the classification (and a plan's digests) read, beside ``cell``
+_AT_COLUMNS = {
+    "ledger": [
+        "status",
+        "data_version",
+        "row_count",
+        "manifest_id",
+        "manifest_checksum",
+        "upstream_versions",
+        "last_run_id",
+        "last_error",
+    ],
+    "stored": ["rows", "missing_files"],
+    "reports": [],
+}
+
+
+def _numbered(
+    table: pa.Table, names: pa.Array, first: int, keys: pa.Array, columns: list[str]
+) -> pa.Table:
+    """The rows of ``table`` that are cells of the batch (``names``: its assets, the first at
+    position ``first``; ``keys``: the keys), each numbered by its cell (``pos * keys + idx``):
+    one integer to join on instead of two strings, found by Arrow's hash look-ups."""
+    # as strings whatever a store gives (an empty listing may come untyped)
+    partition_keys = table.column("partition_key").cast(pa.string())
+    idx = pc.index_in(partition_keys, value_set=keys).cast(pa.int64())
+    assets = table.column("asset").cast(pa.string())
+    pos = pc.add(pc.index_in(assets, value_set=names).cast(pa.int64()), first)
+    cell = pc.add(pc.multiply(pos, len(keys)), idx)
+    found = table.select(columns).add_column(0, "cell", cell)
+    return found.filter(pc.is_valid(cell))
+
 
 #: a name as one step of a JSON pointer (RFC 6901: ``~`` is ``~0``, ``/`` is ``~1``)
 _ESCAPED = "replace(replace({}, '~', '~0'), '/', '~1')"
@@ -210,6 +232,7 @@ def _batches(
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys)
+    key_array = key_rows.column("partition_key").combine_chunks()
     through = several_schemes(graph)  # keys of a rollup are declared through its upstream
     # assets with different schemes: each asset's cells are the keys its scheme has
     owned = (
@@ -304,8 +327,9 @@ def _batches(
                 }
             ),
         )
-        con.register("stored", pa.concat_tables(stored))
-        con.register("reports", pa.concat_tables(reports))
+        stored_rows, reported = pa.concat_tables(stored), pa.concat_tables(reports)
+        con.register("stored", stored_rows)
+        con.register("reports", reported)
         con.register(
             "deps",
             pa.table(
@@ -324,7 +348,12 @@ def _batches(
             "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
         )
         where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
-        con.execute(_CELL_TABLES.replace("{n}", str(len(keys))))
+        # each source's rows of the batch's cells, keyed by the cell's number
+        members = pa.array(batch, pa.string())
+        for name, table in (("ledger", ledger), ("stored", stored_rows), ("reports", reported)):
+            at = _numbered(table, members, start, key_array, _AT_COLUMNS[name])
+            con.register(f"{name}_at", at)
+        con.execute(_DECLARED_AT.replace("{n}", str(len(keys))))
         # a view, not a table: a reader that wants four columns of it (status's ranges) does
         # not pay for materialising twenty over every cell
         query = (
