@@ -1,6 +1,7 @@
 """``status``, ``gaps`` and dry-run ``plan`` on generated projects of N assets × 3,650 days.
 
     python benchmarks/planning_scale.py --assets 10,100 [--variants empty,half] [--plan]
+        [--keep | --reuse FOLDER]
 
 A temporary project declares N assets over daily partitions from 2015-01-01: even ones Python
 assets that check the manifest's count, odd ones DuckDB SQL assets reading the previous one.
@@ -17,10 +18,18 @@ commit whose add actions reference tiny data files (hard links to one Parquet fi
 log), the ledger rows by one ``executemany``, the partition reports as hard links to one file.
 
 Each command runs in its own fresh process; its CPU seconds (user + system) and peak RSS come
-from ``os.wait4`` for that process alone. Beside them, in the same run, the baseline a user
-would write instead: read each table's add actions with ``deltalake`` and the ledger with
-``sqlite3``, then one DuckDB query listing the (asset, day) cells that are not materialised.
-Never run by the test suite.
+from ``os.wait4`` for that process alone, with Python's bytecode cache as a user's machine has
+it (``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment: with it, every
+process compiles every module again). The ``start-up`` line is ``backfiller --help`` in the
+same way, the ``imports`` line a process importing what the three commands import before they
+read anything (the CLI, the planning modules, the project, DuckDB, pyarrow, deltalake): the
+part of each command that does not depend on the project's size. Generating the thousand-asset
+project takes minutes: ``--keep`` keeps the projects, ``--reuse FOLDER`` measures the ones a
+``--keep`` run left in ``FOLDER`` (generating only those that are not there).
+
+Beside them, in the same run, the baseline a user would write instead: read each table's add
+actions with ``deltalake`` and the ledger with ``sqlite3``, then one DuckDB query listing the
+(asset, day) cells that are not materialised. Never run by the test suite.
 """
 
 from __future__ import annotations
@@ -271,6 +280,12 @@ def _tiny_parquet(path: Path) -> None:
 
 CLI = "from backfiller.cli.main import main; raise SystemExit(main())"
 
+#: what ``status``, ``gaps`` and ``plan`` import before they read the state
+IMPORTS = (
+    "import backfiller.cli.main, backfiller.planning.classify, backfiller.planning.compact, "
+    "backfiller.planning.planner, backfiller.project, duckdb, pyarrow.compute, deltalake"
+)
+
 BASELINE = '''
 import sqlite3, sys
 import duckdb, pyarrow as pa
@@ -329,11 +344,12 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]
 
 def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, float, int, str]]:
     keys = day_keys()
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     src = Path(__file__).resolve().parent.parent / "src"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     window = ["--start", keys[0], "--end", keys[-1]]
     commands = {
+        "start-up": ["--help"],
         "status": ["status", *window],
         "gaps": ["gaps", *window],
     }
@@ -341,6 +357,8 @@ def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, flo
         commands["plan (dry-run)"] = ["plan", *window, "--mode", "dry-run"]
     (root / "assets.txt").write_text("\n".join(asset_keys(n)) + "\n", "utf-8")
     results = []
+    # a first, unmeasured process writes the bytecode of every module the commands import
+    run([sys.executable, "-c", CLI, "--project", str(root), "status", *window], env)
     plan_file = root / "reports" / "backfill" / f"backfill_plan_{keys[0]}_{keys[-1]}.json"
     for name, args in commands.items():
         argv = [sys.executable, "-c", CLI, "--project", str(root), *args]
@@ -349,6 +367,8 @@ def measure(root: Path, n: int, plan: bool) -> list[tuple[str, float, float, flo
         if name.startswith("plan") and plan_file.is_file():
             size = f"{plan_file.stat().st_size / 1e6:.2f} MB"
         results.append((name, *measured, size))
+        if name == "start-up":
+            results.append(("imports", *run([sys.executable, "-c", IMPORTS], env), ""))
     argv = [sys.executable, "-c", BASELINE, str(root), keys[0], keys[-1]]
     results.append(("baseline", *run(argv, env), ""))
     return results
@@ -360,18 +380,25 @@ def main() -> None:
     parser.add_argument("--variants", default="empty,half", help="empty, half or both")
     parser.add_argument("--plan", action="store_true", help="also time a dry-run plan")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects")
+    parser.add_argument(
+        "--reuse", type=Path, help="measure the projects a --keep run left in this folder"
+    )
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="planning-scale-"))
+    base = args.reuse or Path(tempfile.mkdtemp(prefix="planning-scale-"))
+    keep = args.keep or args.reuse is not None
     print(f"{'cells':>10} {'state':>6} {'command':>15} {'wall s':>8} {'CPU s':>8} {'MiB':>7}"
           f" {'× baseline CPU':>15} {'plan file':>10}")  # fmt: skip
     try:
         for n in (int(x) for x in args.assets.split(",")):
             for variant in args.variants.split(","):
                 root = base / f"{variant}-{n}"
-                started = time.perf_counter()
-                generate(root, n, variant)
-                made = time.perf_counter() - started
-                print(f"# {n} assets × {DAYS} days, {variant}: generated in {made:.1f} s")
+                if (root / "backfiller.toml").is_file():
+                    print(f"# {n} assets × {DAYS} days, {variant}: reused {root}")
+                else:
+                    started = time.perf_counter()
+                    generate(root, n, variant)
+                    made = time.perf_counter() - started
+                    print(f"# {n} assets × {DAYS} days, {variant}: generated in {made:.1f} s")
                 results = measure(root, n, args.plan)
                 baseline_cpu = results[-1][2]
                 for name, wall, cpu, rss, code, size in results:
@@ -382,10 +409,10 @@ def main() -> None:
                         f"{rss:>7.0f} {ratio:>15} {size:>10}{flag}",
                         flush=True,
                     )
-                if not args.keep:
+                if not keep:
                     shutil.rmtree(root)
     finally:
-        if args.keep:
+        if keep:
             print(f"projects kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)

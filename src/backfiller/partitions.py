@@ -301,6 +301,8 @@ class TimeWindowScheme(PartitionScheme):
 
     def _day_start(self, day: date) -> datetime:
         """The first instant whose local date is ``day`` or later."""
+        if self._is_utc():  # midnight, once: no zone to ask (a manifest's keys are parsed)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         wall = datetime(day.year, day.month, day.day)
         zone = self.zone
         local = wall.replace(tzinfo=zone)
@@ -515,7 +517,45 @@ class TimeWindowScheme(PartitionScheme):
         limit = self._listed_until(now)
         if limit is None:
             raise ValueError("an open-ended scheme needs 'now' to list its keys")
-        return [key for key, _ in self.iter_windows(self.start, limit)]
+        return self._keys_between(self.start, limit)
+
+    def _keys_between(self, first: datetime, stop: datetime) -> list[str]:
+        """The keys of :meth:`iter_windows` ``(first, stop)``: in UTC, whole days, weeks,
+        months or years are counted on the calendar (ten years of days in milliseconds, not
+        a time-zone conversion per boundary); anything else walks the windows."""
+        found = self._calendar_keys(first, stop) if type(self) is TimeWindowScheme else None
+        if found is None:
+            found = [key for key, _ in self.iter_windows(first, stop)]
+        return found
+
+    def _calendar_keys(self, first: datetime, stop: datetime) -> list[str] | None:
+        """:meth:`_keys_between` for a UTC scheme of days, weeks, months or years, where a
+        window is its label's midnight to the next label's; ``None`` for any other scheme,
+        or near the last representable date (the walk says what happens there)."""
+        g = self.granularity
+        if g is Granularity.HOURLY or not self._is_utc():
+            return None
+        first, stop = max(first.astimezone(UTC), self.start), stop.astimezone(UTC)
+        try:
+            label = self._label(first.date())
+            if datetime(label.year, label.month, label.day, tzinfo=UTC) < first:
+                label = self._step(label, 1)
+            keys: list[str] = []
+            while datetime(label.year, label.month, label.day, tzinfo=UTC) < stop:
+                following = self._step(label, 1)
+                end = datetime(following.year, following.month, following.day, tzinfo=UTC)
+                if self.end is not None and end > self.end:
+                    break
+                if g is Granularity.MONTHLY:
+                    keys.append(f"{label.year:04d}-{label.month:02d}")
+                elif g is Granularity.YEARLY:
+                    keys.append(f"{label.year:04d}")
+                else:
+                    keys.append(label.isoformat())
+                label = following
+        except (OverflowError, ValueError):
+            return None
+        return keys
 
     def key_range(self, first: str, last: str) -> list[str]:
         self.parse(first)
@@ -526,7 +566,7 @@ class TimeWindowScheme(PartitionScheme):
                 f"Empty range: {first!r} comes after {last!r}",
                 hint="pass --start before (or equal to) --end",
             )
-        return [key for key, _ in self.iter_windows(start, stop)]
+        return self._keys_between(start, stop)
 
     # -- the unbounded grid of windows (what partition mappings walk) -------------------------
     def shift(self, start: datetime, windows: int) -> datetime:

@@ -32,7 +32,14 @@ from backfiller.planning.gaps import (
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
 
-__all__ = ["Branch", "bulk_gaps", "classified_batches", "gap_ranges", "state_ranges"]
+__all__ = [
+    "Branch",
+    "bulk_gaps",
+    "classified_batches",
+    "gap_ranges",
+    "islands",
+    "state_ranges",
+]
 
 #: about how many cells one query classifies (bounds the memory of a batch)
 BATCH_CELLS = 200_000
@@ -72,55 +79,94 @@ _REASONS = {
     Branch.REPORT_GONE: GapReason.MISSING_PARTITION_REPORT,
 }
 
+#: the cells whose keys are declared through their upstream keys, by the cell's number
+_DECLARED_AT = """
+CREATE OR REPLACE TEMP TABLE declared_at AS
+SELECT a.pos * {n} + d.idx AS cell, d.declared_upstream
+FROM declared d JOIN assets a USING (asset)
+"""
+
+#: the columns of each source the classification (and a plan's digests) read, beside ``cell``
+_AT_COLUMNS = {
+    "ledger": [
+        "status",
+        "data_version",
+        "row_count",
+        "manifest_id",
+        "manifest_checksum",
+        "upstream_versions",
+        "last_run_id",
+        "last_error",
+    ],
+    "stored": ["rows", "missing_files"],
+    "reports": [],
+}
+
+
+def _numbered(
+    table: pa.Table, names: pa.Array, first: int, keys: pa.Array, columns: list[str]
+) -> pa.Table:
+    """The rows of ``table`` that are cells of the batch (``names``: its assets, the first at
+    position ``first``; ``keys``: the keys), each numbered by its cell (``pos * keys + idx``):
+    one integer to join on instead of two strings, found by Arrow's hash look-ups."""
+    # as strings whatever a store gives (an empty listing may come untyped)
+    partition_keys = table.column("partition_key").cast(pa.string())
+    idx = pc.index_in(partition_keys, value_set=keys).cast(pa.int64())
+    assets = table.column("asset").cast(pa.string())
+    pos = pc.add(pc.index_in(assets, value_set=names).cast(pa.int64()), first)
+    cell = pc.add(pc.multiply(pos, len(keys)), idx)
+    found = table.select(columns).add_column(0, "cell", cell)
+    return found.filter(pc.is_valid(cell))
+
+
+#: a name as one step of a JSON pointer (RFC 6901: ``~`` is ``~0``, ``/`` is ``~1``)
+_ESCAPED = "replace(replace({}, '~', '~0'), '/', '~1')"
+
+#: per cell, its gap's rule (``branch``, null: none) and reason; the upstream versions a
+#: record consumed are read by a JSON pointer per upstream partition the cell reads (a
+#: version that differs from the upstream's recorded one, or is not there, moved)
 _CLASSIFY = """
 WITH cells AS (
-    SELECT a.asset, a.pos, a.expects_count, k.idx, {seq} AS seq, k.partition_key, k.manifest_id,
-           k.manifest_checksum, k.expected, k.broken,
+    SELECT a.asset, a.pos, a.expects_count, k.idx, {seq} AS seq, a.pos * {n} + k.idx AS cell,
+           k.partition_key, k.manifest_id, k.manifest_checksum, k.expected, k.broken
+    FROM {cells}
+),
+sourced AS (
+    SELECT c.*,
            coalesce(s.rows, 0) AS rows, coalesce(s.missing_files, 0) AS missing_files,
            l.status, l.data_version, l.row_count AS recorded_rows,
            l.manifest_id AS recorded_manifest_id, l.manifest_checksum AS recorded_checksum,
            l.upstream_versions, l.last_run_id, l.last_error,
-           r.partition_key IS NOT NULL AS report_exists, dd.declared_upstream
-    FROM {cells}
-    LEFT JOIN declared dd ON dd.asset = a.asset AND dd.idx = k.idx
-    LEFT JOIN stored s ON s.asset = a.asset AND s.partition_key = k.partition_key
-    LEFT JOIN ledger l ON l.asset = a.asset AND l.partition_key = k.partition_key
-    LEFT JOIN reports r ON r.asset = a.asset AND r.partition_key = k.partition_key
-),
-consumed AS (
-    SELECT asset, idx, up, v.key AS up_key, TRY_CAST(v.value::VARCHAR AS BIGINT) AS version
-    FROM (
-        SELECT asset, idx, u.key AS up, unnest(map_entries(u.value)) AS v
-        FROM (
-            SELECT c.asset, c.idx, unnest(map_entries(json_transform(
-                c.upstream_versions, '"MAP(VARCHAR, MAP(VARCHAR, JSON))"'))) AS u
-            FROM cells c
-            WHERE c.status IS NOT NULL AND c.upstream_versions <> '{}'
-        )
-    )
+           r.cell IS NOT NULL AS report_exists, dd.declared_upstream
+    FROM cells c
+    LEFT JOIN declared_at dd ON dd.cell = c.cell
+    LEFT JOIN stored_at s ON s.cell = c.cell
+    LEFT JOIN ledger_at l ON l.cell = c.cell
+    LEFT JOIN reports_at r ON r.cell = c.cell
 ),
 wanted AS (
-    SELECT d.asset, m.idx, d.up, m.up_key, u.data_version AS current
-    FROM deps d JOIN mapped m ON m.mapping = d.mapping
+    SELECT a.pos * {n} + m.idx AS cell, u.data_version AS current,
+           '/' || {escaped_up} || '/' || {escaped_key} AS pointer
+    FROM deps d JOIN assets a USING (asset) JOIN mapped m ON m.mapping = d.mapping
     LEFT JOIN upstream u ON u.asset = d.up AND u.partition_key = m.up_key
-    WHERE m.present
+    WHERE m.present AND a.pos * {n} + m.idx IN (SELECT cell FROM ledger_at)
 ),
 lacking AS (
-    SELECT d.asset, m.idx, list({'up': d.up, 'key': m.up_key} ORDER BY d.dpos, m.pos) AS missing
-    FROM deps d JOIN mapped m ON m.mapping = d.mapping
+    SELECT a.pos * {n} + m.idx AS cell,
+           list({'up': d.up, 'key': m.up_key} ORDER BY d.dpos, m.pos) AS missing
+    FROM deps d JOIN assets a USING (asset) JOIN mapped m ON m.mapping = d.mapping
     WHERE NOT m.present
-    GROUP BY d.asset, m.idx
+    GROUP BY ALL
 ),
 moved AS (
-    SELECT DISTINCT w.asset, w.idx FROM wanted w
-    LEFT JOIN consumed c
-        ON c.asset = w.asset AND c.idx = w.idx AND c.up = w.up AND c.up_key = w.up_key
-    WHERE c.version IS DISTINCT FROM w.current
+    SELECT DISTINCT w.cell FROM wanted w JOIN ledger_at l ON l.cell = w.cell
+    WHERE TRY_CAST(json_extract(l.upstream_versions, w.pointer)::VARCHAR AS BIGINT)
+          IS DISTINCT FROM w.current
 ),
 branched AS (
     SELECT c.*, lk.missing, CASE
         WHEN broken IS NOT NULL THEN 'broken_manifest'
-        WHEN lk.idx IS NOT NULL THEN 'missing_upstream'
+        WHEN lk.cell IS NOT NULL THEN 'missing_upstream'
         WHEN missing_files > 0 THEN 'files_gone'
         WHEN status = 'failed' THEN 'failed'
         WHEN status = 'materializing' THEN 'unfinished'
@@ -133,11 +179,11 @@ branched AS (
         WHEN coalesce(recorded_checksum, '') <> ''
              AND manifest_checksum IS DISTINCT FROM recorded_checksum THEN 'manifest_changed'
         WHEN expects_count AND expected IS NOT NULL AND rows <> expected THEN 'count_mismatch'
-        WHEN status = 'stale' OR m.idx IS NOT NULL THEN 'upstream_changed'
+        WHEN status = 'stale' OR m.cell IS NOT NULL THEN 'upstream_changed'
         WHEN NOT report_exists THEN 'report_gone'
     END AS branch
-    FROM cells c LEFT JOIN moved m ON m.asset = c.asset AND m.idx = c.idx
-    LEFT JOIN lacking lk ON lk.asset = c.asset AND lk.idx = c.idx
+    FROM sourced c LEFT JOIN moved m ON m.cell = c.cell
+    LEFT JOIN lacking lk ON lk.cell = c.cell
 )
 SELECT b.*, r.reason FROM branched b LEFT JOIN reasons r ON r.branch = b.branch
 """
@@ -150,30 +196,17 @@ _OWN_CELLS = (
     "m.seq",
 )
 
-#: consecutive means consecutive among the asset's own keys (``seq``: its position in them)
-_RANGES = """
-SELECT asset, reason, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
-FROM (
-    SELECT asset, pos, idx, reason,
-           seq - row_number() OVER (PARTITION BY asset, reason ORDER BY idx) AS island
-    FROM classified
-    WHERE reason IS NOT NULL
-)
-GROUP BY asset, reason, island
-ORDER BY pos, first
+#: every cell's state as a small number (its position in :data:`_STATES`; ``materialized``, a
+#: cell without a gap, is the last), in asset order then the order of the asset's own keys
+_CODES = """
+SELECT c.pos, c.idx, coalesce(s.code, {materialized}) AS code
+FROM classified c LEFT JOIN states s ON s.state = c.reason
+ORDER BY c.pos, c.seq
 """
 
-#: every cell, a cell without a gap being ``materialized``: what ``status`` shows
-_STATE_RANGES = """
-SELECT asset, state, min(idx) AS first, max(idx) AS last, count(*) AS n, min(pos) AS pos
-FROM (
-    SELECT asset, pos, idx, state,
-           seq - row_number() OVER (PARTITION BY asset, state ORDER BY idx) AS island
-    FROM (SELECT asset, pos, idx, seq, coalesce(reason, 'materialized') AS state FROM classified)
-)
-GROUP BY asset, state, island
-ORDER BY pos, first
-"""
+#: the states a cell can be in, numbered for :data:`_CODES`
+_STATES: list[PartitionState] = [s for s in PartitionState if s is not PartitionState.MATERIALIZED]
+_STATES.append(PartitionState.MATERIALIZED)
 
 _GAP_COLUMNS = (
     "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
@@ -199,6 +232,7 @@ def _batches(
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys)
+    key_array = key_rows.column("partition_key").combine_chunks()
     through = several_schemes(graph)  # keys of a rollup are declared through its upstream
     # assets with different schemes: each asset's cells are the keys its scheme has
     owned = (
@@ -256,7 +290,9 @@ def _batches(
                 deps_rows["mapping"].append(mappings[signature])
                 deps_rows["dpos"].append(dpos)
         ups = sorted(set(deps_rows["up"]))
-        con = duckdb.connect()
+        # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
+        # (and memory), not fewer
+        con = duckdb.connect(config={"threads": 1})
         con.register("keys", key_rows)
         con.register("reasons", reasons)
         con.register(
@@ -291,8 +327,9 @@ def _batches(
                 }
             ),
         )
+        reported = pa.concat_tables(reports)
         con.register("stored", stored)
-        con.register("reports", pa.concat_tables(reports))
+        con.register("reports", reported)
         con.register(
             "deps",
             pa.table(
@@ -311,10 +348,21 @@ def _batches(
             "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
         )
         where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
+        # each source's rows of the batch's cells, keyed by the cell's number
+        members = pa.array(batch, pa.string())
+        for name, table in (("ledger", ledger), ("stored", stored), ("reports", reported)):
+            at = _numbered(table, members, start, key_array, _AT_COLUMNS[name])
+            con.register(f"{name}_at", at)
+        con.execute(_DECLARED_AT.replace("{n}", str(len(keys))))
         # a view, not a table: a reader that wants four columns of it (status's ranges) does
         # not pay for materialising twenty over every cell
-        query = _CLASSIFY.replace("{cells}", where).replace("{seq}", seq)
-        con.execute(f"CREATE TEMP VIEW classified AS {query}")
+        query = (
+            _CLASSIFY.replace("{cells}", where)
+            .replace("{seq}", seq)
+            .replace("{escaped_up}", _ESCAPED.format("d.up"))
+            .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
+        )
+        con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', str(len(keys)))}")
         yield con
         con.close()
         source.store.release(batch)  # its tables are read: no handle of every table stays
@@ -444,6 +492,34 @@ def _mapped(
     )
 
 
+def islands(con: Any) -> Iterator[tuple[int, str, PartitionState, int, int, int]]:
+    """``(pos, asset, state, first idx, last idx, count)`` of every run of consecutive cells of one
+    asset in one state (consecutive among the asset's own keys), in asset then key order:
+    the cells' states sorted once by DuckDB, their runs found by Arrow's run-end encoding —
+    nothing per cell in Python."""
+    import pyarrow as pa
+
+    states = pa.table({"state": [s.value for s in _STATES], "code": range(len(_STATES))})
+    con.register("states", states)
+    cells = con.sql(_CODES.format(materialized=len(_STATES) - 1)).to_arrow_table()
+    if cells.num_rows == 0:
+        return
+    pos = cells.column("pos").combine_chunks()
+    idx = cells.column("idx").combine_chunks()
+    # one value per (asset, state): a run never spans two assets
+    value = pc.add(pc.multiply(pos, len(_STATES)), cells.column("code").combine_chunks())
+    runs = pc.run_end_encode(value.cast(pa.int64()))
+    ends = runs.run_ends.cast(pa.int64())
+    starts = pa.concat_arrays([pa.array([0], pa.int64()), ends.slice(0, len(ends) - 1)])
+    firsts = idx.take(starts).to_pylist()
+    lasts = idx.take(pc.subtract(ends, 1)).to_pylist()
+    counts = pc.subtract(ends, starts).to_pylist()
+    names = dict(con.execute("SELECT pos, asset FROM assets").fetchall())
+    for v, first, last, n in zip(runs.values.to_pylist(), firsts, lasts, counts, strict=True):
+        where, code = divmod(v, len(_STATES))
+        yield where, names[where], _STATES[code], first, last, n
+
+
 def gap_ranges(
     source: StateSource,
     reader: LedgerReader,
@@ -457,8 +533,11 @@ def gap_ranges(
     order). No per-cell object is made."""
     found: list[KeyRange[GapReason]] = []
     for con in _batches(source, reader, keys, on_progress, assets):
-        for asset, reason, first, last, n, _ in con.execute(_RANGES).fetchall():
-            found.append(KeyRange(asset, keys[first], keys[last], int(n), GapReason(reason)))
+        for _, asset, state, first, last, n in islands(con):
+            if state is not PartitionState.MATERIALIZED:
+                reason = state.gap_reason
+                assert reason is not None
+                found.append(KeyRange(asset, keys[first], keys[last], n, reason))
     return found
 
 
@@ -475,8 +554,8 @@ def state_ranges(
     so ``status`` and ``gaps`` cannot disagree."""
     found: list[KeyRange[PartitionState]] = []
     for con in _batches(source, reader, keys, on_progress, assets):
-        for asset, state, first, last, n, _ in con.execute(_STATE_RANGES).fetchall():
-            found.append(KeyRange(asset, keys[first], keys[last], int(n), PartitionState(state)))
+        for _, asset, state, first, last, n in islands(con):
+            found.append(KeyRange(asset, keys[first], keys[last], n, state))
     return found
 
 

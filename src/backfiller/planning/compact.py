@@ -361,30 +361,28 @@ SELECT pos, idx, NULL::VARCHAR AS protection FROM classified WHERE false
 #: per asset and block of keys, an md5 over the asset's source rows of those keys — ledger
 #: records, stored rows and data files, reports, protections —, not over the cells (a cell with
 #: no row anywhere is described by its absence, so an empty project costs nothing to digest);
-#: each row's text starts with its key's position and a letter naming its source
+#: each row's text starts with its key's position and a letter naming its source (the rows
+#: are the classifier's, each numbered by its cell: ``pos * keys + idx``)
 _DIGESTS = """
 WITH rows AS (
-    SELECT l.asset, k.idx, concat_ws('|', k.idx, 'l', l.status,
-        coalesce(l.data_version::VARCHAR, '~'), coalesce(l.row_count::VARCHAR, '~'),
-        coalesce(l.manifest_id, '~'), coalesce(l.manifest_checksum, '~'),
-        coalesce(l.upstream_versions, '~'), coalesce(l.last_run_id, '~')) AS line
-    FROM ledger l JOIN keys k USING (partition_key)
+    SELECT cell, concat_ws('|', cell % {n}, 'l', status,
+        coalesce(data_version::VARCHAR, '~'), coalesce(row_count::VARCHAR, '~'),
+        coalesce(manifest_id, '~'), coalesce(manifest_checksum, '~'),
+        coalesce(upstream_versions, '~'), coalesce(last_run_id, '~')) AS line
+    FROM ledger_at
     UNION ALL
-    SELECT s.asset, k.idx, concat_ws('|', k.idx, 's', s.rows, s.missing_files)
-    FROM stored s JOIN keys k USING (partition_key)
+    SELECT cell, concat_ws('|', cell % {n}, 's', rows, missing_files) FROM stored_at
     UNION ALL
-    SELECT f.asset, k.idx, concat_ws('|', k.idx, 'f', f.path)
-    FROM files f JOIN keys k USING (partition_key)
+    SELECT a.pos * {n} + k.idx, concat_ws('|', k.idx, 'f', f.path)
+    FROM files f JOIN assets a USING (asset) JOIN keys k USING (partition_key)
     UNION ALL
-    SELECT r.asset, k.idx, concat_ws('|', k.idx, 'r')
-    FROM reports r JOIN keys k USING (partition_key)
+    SELECT cell, concat_ws('|', cell % {n}, 'r') FROM reports_at
     UNION ALL
-    SELECT a.asset, p.idx, concat_ws('|', p.idx, 'p', p.protection)
-    FROM protection p JOIN assets a USING (pos)
+    SELECT pos * {n} + idx, concat_ws('|', idx, 'p', protection) FROM protection
 )
-SELECT a.pos, r.idx // {block} AS block, md5(string_agg(r.line, chr(10) ORDER BY r.line))
-FROM rows r JOIN assets a USING (asset)
-GROUP BY ALL
+SELECT cell // {n} AS pos, cell % {n} // {block} AS block,
+       md5(string_agg(line, chr(10) ORDER BY line))
+FROM rows GROUP BY ALL
 """
 
 #: per block of keys, an md5 over what the manifests declare for them (every asset reads it)
@@ -431,9 +429,10 @@ def _observe(
 ) -> _Observed:
     import pyarrow as pa
 
-    from backfiller.planning.classify import classified_batches
+    from backfiller.planning.classify import classified_batches, islands
 
     gaps: list[list[str]] = [[] for _ in keys]
+    runs: list[tuple[int, int, int, str]] = []  # (first idx, last idx, pos, reason code)
     protected: list[list[str]] = [[] for _ in keys]
     blocks = (len(keys) + DIGEST_BLOCK - 1) // DIGEST_BLOCK
     digests = [[_EMPTY_DIGEST] * blocks for _ in assets]
@@ -455,9 +454,18 @@ def _observe(
             con.execute(_PROTECTION)
             for idx, text in con.execute(_PROTECTED).fetchall():
                 protected[idx].append(text)
-        for idx, text in con.execute(_SIGNATURES).fetchall():
-            gaps[idx].append(text)
-        for pos, block, digest in con.execute(_DIGESTS.format(block=DIGEST_BLOCK)).fetchall():
+        found = [
+            (first, last, pos, _CODES[reason], n)
+            for pos, _, state, first, last, n in islands(con)
+            if (reason := state.gap_reason) is not None
+        ]
+        if all(last - first + 1 == n for first, last, _, _, n in found):
+            runs += [(first, last, pos, code) for first, last, pos, code, _ in found]
+        else:  # keys that are not consecutive (assets with schemes of their own): per key
+            for idx, text in con.execute(_SIGNATURES).fetchall():
+                gaps[idx].append(text)
+        query = _DIGESTS.format(block=DIGEST_BLOCK, n=len(keys))
+        for pos, block, digest in con.execute(query).fetchall():
             digests[pos][block] = digest
         if assets and batch[0] == assets[0]:
             for idx, rows in con.execute(_FIRST_ROWS, [assets[0]]).fetchall():
@@ -469,10 +477,34 @@ def _observe(
         for asset, digest in con.execute(_UPSTREAM).fetchall():
             if asset not in planned:  # a planned asset's own digests cover its versions
                 upstream[asset] = digest
+    for idx, text in _swept(len(keys), runs):
+        gaps[idx].append(text)
     signatures = [
         ",".join(g) + ("|" + ",".join(p) if p else "") for g, p in zip(gaps, protected, strict=True)
     ]
     return _Observed(signatures, digests, declared, dict(sorted(upstream.items())), first_rows)
+
+
+def _swept(n: int, runs: Sequence[tuple[int, int, int, str]]) -> Iterator[tuple[int, str]]:
+    """Per key position below ``n`` with a gap, the gap part of its signature (``"0a,3b"``,
+    in asset order), from the runs of consecutive keys each asset has one gap reason over:
+    the text is made again only where a run starts or ends, not per cell."""
+    starts: dict[int, list[tuple[int, str]]] = {}
+    ends: dict[int, list[int]] = {}
+    for first, last, pos, code in runs:
+        starts.setdefault(first, []).append((pos, code))
+        ends.setdefault(last + 1, []).append(pos)
+    active: dict[int, str] = {}
+    text = ""
+    for idx in range(n):
+        if idx in starts or idx in ends:
+            for pos in ends.get(idx, ()):
+                del active[pos]
+            for pos, code in starts.get(idx, ()):
+                active[pos] = code
+            text = ",".join(f"{pos}{active[pos]}" for pos in sorted(active))
+        if text:
+            yield idx, text
 
 
 def _files(project: PlanSource, batch: Sequence[str]) -> Any:
