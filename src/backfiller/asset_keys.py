@@ -54,7 +54,7 @@ __all__ = [
     "cells",
     "dimension_filter",
     "every_key",
-    "has_values",
+    "judged_by_values",
     "keys_of",
     "owners",
     "require_owned",
@@ -335,14 +335,21 @@ def dimension_filter(
     return found
 
 
-def has_values(scheme: PartitionScheme, key: str, dimensions: Mapping[str, Sequence[str]]) -> bool:
-    """Whether ``key`` is kept by ``dimensions`` (:func:`dimension_filter`): a key of a
-    multi-dimensional scheme whose values of those of its dimensions that are named are among
-    the given ones; any other key is kept (``--dimension`` narrows only the multi-dimensional
-    assets that have the dimension)."""
+def judged_by_values(
+    scheme: PartitionScheme, key: str, dimensions: Mapping[str, Sequence[str]]
+) -> bool | None:
+    """Whether ``key`` has the values ``dimensions`` names, where it can say: ``None`` for a
+    key of a scheme without any of those dimensions; ``False`` for a key that is not one of
+    its multi-dimensional scheme's (one recorded before the scheme changed)."""
     if not isinstance(scheme, MultiScheme):
-        return True
-    values = scheme.values_of(key)
+        return None
+    names = {d.name for d in scheme.dimensions}
+    if not names & set(dimensions):
+        return None
+    try:
+        values = scheme.values_of(key)
+    except InvalidPartitionKeyError:
+        return False
     return all(values[name] in wanted for name, wanted in dimensions.items() if name in values)
 
 

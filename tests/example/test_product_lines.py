@@ -148,6 +148,20 @@ def test_before_any_product_line_a_days_rollup_is_missing_its_upstream(
     assert plan["plan"]["target_assets"] == [RAW]
 
 
+def test_a_day_whose_every_product_line_is_empty_has_an_empty_rollup_that_reconciles(
+    capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    """The first line a team adds has no ticket yet: its cells are empty, and so is the day's
+    rollup, whose reconciliation with them (0 tickets each side) passes: the run succeeds."""
+    ok(capsys, root, *ADD, "--value", "enterprise", "--reason", "the first line, launching")
+    applied = run_json(capsys, root, "plan", "--partition", GAP_DAY, "--mode", "apply")
+    assert applied["run"]["state"] == "succeeded"
+    assert rows(root, BY_LINE, f"{GAP_DAY}|enterprise") == []
+    assert rows(root, ROLLUP, GAP_DAY) == []
+    check = run_json(capsys, root, "check", "--asset", ROLLUP, "--partition", GAP_DAY)
+    assert check["passed"] is True
+
+
 def test_the_product_lines_are_added_then_a_gap_is_planned_backfilled_checked_and_restored(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:

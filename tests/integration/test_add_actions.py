@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backfiller.errors import DamagedStoreError
+from backfiller.planning.bulk import store_table
 from backfiller.store import add_actions
 from backfiller.store.add_actions import read_add_actions, read_many_add_actions
 from backfiller.store.app_versions import UnreadableLog
@@ -397,3 +399,49 @@ def test_a_deleted_file_is_found_in_folders_of_one_file_or_of_several(
     assert {k: r["missing_files"] for k, r in found.items()} == {KEYS[0]: 0, KEYS[1]: 1}
     assert {k: r["rows"] for k, r in found.items()} == {KEYS[0]: writes, KEYS[1]: 2 * writes}
     assert store.missing_files("t") == {KEYS[1]: 1}
+
+
+def test_a_log_naming_its_files_by_absolute_path_finds_them(tmp_path: Path) -> None:
+    """Data files named by absolute path in the log (no ``file://``): present where they are,
+    one missing when deleted — not every file 'gone' because its path was put after the
+    table's own folder."""
+    store = DeltaStore(tmp_path / "lake")
+    table = store.path("t")
+    _write(table, {KEYS[0]: 1, KEYS[1]: 2}, overwrite=False)
+    commit = table / "_delta_log" / f"{0:020d}.json"
+    actions = [json.loads(line) for line in commit.read_text().splitlines() if line]
+    for action in actions:
+        if "add" in action:
+            action["add"]["path"] = str(table / action["add"]["path"])
+    commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
+    found = {
+        r["partition_key"]: r["missing_files"] for r in store.partition_stats_of(["t"]).to_pylist()
+    }
+    assert found == {KEYS[0]: 0, KEYS[1]: 0}
+    next((table / f"partition_key={KEYS[1]}").iterdir()).unlink()
+    store.release(["t"])
+    found = {
+        r["partition_key"]: r["missing_files"] for r in store.partition_stats_of(["t"]).to_pylist()
+    }
+    assert found == {KEYS[0]: 0, KEYS[1]: 1}
+
+
+class _OlderStore:
+    """A store written before ``partition_stats_of``: everything but that, from a real one."""
+
+    def __init__(self, store: DeltaStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        if name == "partition_stats_of":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+def test_a_store_without_the_batched_read_is_read_table_by_table(tmp_path: Path) -> None:
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
+    _write(store.path("b"), {KEYS[1]: 1, KEYS[2]: 3}, overwrite=False)
+    source = SimpleNamespace(store=_OlderStore(store))
+    older = store_table(source, ["a", "b"])  # type: ignore[arg-type]
+    assert older.to_pylist() == store.partition_stats_of(["a", "b"]).to_pylist()

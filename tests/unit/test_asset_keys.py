@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 
 from backfiller import Dependency, TimeWindowMapping, asset
-from backfiller.asset_keys import cells, every_key, require_owned, select_keys, shared_scheme
+from backfiller.asset_keys import (
+    cells,
+    every_key,
+    judged_by_values,
+    require_owned,
+    select_keys,
+    shared_scheme,
+)
 from backfiller.assets import AssetGraph
 from backfiller.errors import InvalidPartitionKeyError
-from backfiller.partitions import scheme_from_config
+from backfiller.partitions import Dimension, MultiScheme, StaticScheme, scheme_from_config
 from backfiller.refs import AssetPartition
 
 DAILY = scheme_from_config(kind="daily", start="2026-03-01")
@@ -105,3 +112,17 @@ def test_every_key_of_each_asset() -> None:
     keys = every_key(GRAPH, [D, M], NOW)
     assert keys[0] == "2026-03-01" and keys[-1] == "2026-03"
     assert "2026-04-09" in keys and "2026-04" not in keys
+
+
+def test_a_key_is_judged_by_the_dimension_values_only_where_its_scheme_has_them() -> None:
+    days = scheme_from_config(kind="daily", start="2026-04-01", end="2026-05-01")
+    lines = MultiScheme(
+        (Dimension("date", days), Dimension("product_line", StaticScheme(("billing", "chat"))))
+    )
+    chat = {"product_line": ["chat"]}
+    assert judged_by_values(lines, "2026-04-17|chat", chat) is True
+    assert judged_by_values(lines, "2026-04-17|billing", chat) is False
+    assert judged_by_values(days, "2026-04-17", chat) is None  # no such dimension: no say
+    assert judged_by_values(lines, "2026-04-17|chat", {"region": ["eu"]}) is None
+    # a key recorded before the scheme had its second dimension: not one of its cells
+    assert judged_by_values(lines, "2026-04-17", chat) is False

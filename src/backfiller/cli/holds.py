@@ -89,7 +89,7 @@ def holds_cmd(
 ) -> None:
     """List what is held and why (all, or only the named assets and consumers; --dimension
     keeps the holds on, or caused by, cells of multi-dimensional assets with those values)."""
-    from backfiller.asset_keys import dimension_filter, has_values
+    from backfiller.asset_keys import dimension_filter, judged_by_values
 
     obj.use_json(as_json)
     project = obj.project()
@@ -107,14 +107,18 @@ def holds_cmd(
     wanted = {(a, False) for a in assets} | {(c, True) for c in consumers}
 
     def of_the_cells(h: HoldRecord) -> bool:
-        """Its target and its cause, where a multi-dimensional asset's cell, have the values
-        ``--dimension`` names."""
+        """Its target or its cause is a cell with the values ``--dimension`` names (a hold
+        on and caused by no cell of an asset with those dimensions is kept)."""
         cells = [(h.cause_asset, h.cause_partition)]
         if not h.external:
             cells.append((h.target, h.partition_key))
-        return all(
-            has_values(project.scheme_of(a), k, chosen) for a, k in cells if a in project.graph
-        )
+        judged = [
+            judged_by_values(project.scheme_of(a), k, chosen)
+            for a, k in cells
+            if a in project.graph
+        ]
+        said = [j for j in judged if j is not None]
+        return not said or any(said)
 
     holds = [
         h

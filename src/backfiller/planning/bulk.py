@@ -17,6 +17,7 @@ from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import ManifestRegistry
 from backfiller.planning.state import StateSource, reported_keys
+from backfiller.store.base import stats_of_each
 
 __all__ = ["key_table", "ledger_table", "report_table", "store_table"]
 
@@ -75,8 +76,13 @@ def ledger_table(reader: LedgerReader, assets: Sequence[str]) -> pa.Table:
 
 def store_table(source: StateSource, assets: Sequence[str]) -> pa.Table:
     """The stored partitions of ``assets`` (their tables read together where the store can):
-    ``asset``, ``partition_key``, ``rows``, ``missing_files``."""
-    return source.store.partition_stats_of(assets)
+    ``asset``, ``partition_key``, ``rows``, ``missing_files``. A store written before
+    :meth:`~backfiller.store.DataStore.partition_stats_of` existed is read table by table."""
+    together = getattr(source.store, "partition_stats_of", None)
+    if together is None:
+        return stats_of_each(source.store, assets)
+    stats: pa.Table = together(assets)
+    return stats
 
 
 def report_table(source: StateSource, asset: str, nested: Sequence[str] = ()) -> pa.Table:

@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -451,8 +452,8 @@ class DeltaStore:
 
     def partition_stats(self, asset: str) -> pa.Table:
         """Rows and missing data files per partition, from the log's add actions in one pass;
-        whether each file exists is asked of its folder (one listing per folder, not a stat
-        per file)."""
+        whether each file exists is asked of its folder (one listing per folder), or of each
+        file when the folders hold few files each (deltalake's folder per partition)."""
         actions = self._add_actions(asset)
         paths = actions["path"]
         gone = pc.invert(self._present(asset, paths))
@@ -495,13 +496,17 @@ class DeltaStore:
         )
 
     def release(self, assets: Iterable[str]) -> None:
-        """Drop this thread's cached handles of ``assets``: a reader of many tables that reads
-        each once (status, gaps, a plan) keeps no thousand handles alive."""
+        """Drop this thread's cached handles of ``assets`` (the latest and the pinned ones):
+        a reader of many tables that reads each once (status, gaps, a plan) keeps no thousand
+        handles alive."""
         tables = self._local.__dict__.get("tables", {})
+        pinned = self._local.__dict__.get("pinned", {})
         with self._lock:
             for asset in assets:
                 tables.pop(asset, None)
                 self._kept.pop(asset, None)
+                for at in [at for at in pinned if at[0] == asset]:
+                    del pinned[at]
 
     def partition_files(self, asset: str) -> pa.Table:
         """The data files of the current version by partition, from the log's add actions."""
@@ -539,7 +544,7 @@ class DeltaStore:
 
     def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         """Per data file path as the log records it, whether the file exists: the folders
-        the paths name are listed once each."""
+        the paths name are listed once each, or each file is asked for when they hold few."""
         paths = pa.chunked_array([paths]) if isinstance(paths, pa.Array) else paths
         if self.local_root is None:
             return self._present_remote(asset, paths)
@@ -554,13 +559,15 @@ class DeltaStore:
         ends = runs.run_ends.to_pylist()
         owners = runs.values.to_pylist()
         every = pa.table({"partition_key": files["partition"], "path": files["path"]})
-        slices = {n: (0, 0) for n in range(len(tables)) if n not in set(aside)}
+        left_aside = set(aside)
+        slices = {n: (0, 0) for n in range(len(tables)) if n not in left_aside}
         for n, start, end in zip(owners, [0, *ends], ends, strict=False):
             slices[n] = (start, end - start)
+        runs_of = Counter(owners)
         kept = {
             tables[n]: (marks[n], every.slice(start, length))
             for n, (start, length) in slices.items()
-            if owners.count(n) <= 1  # a table's files side by side, as read
+            if runs_of[n] <= 1  # a table's files side by side, as read
         }
         with self._lock:
             self._kept = kept
@@ -701,7 +708,7 @@ def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
     folders the paths name are listed once each, their names matched in Arrow, or, when
     they hold few files each, each file is asked for."""
     plain = pc.and_(
-        pc.invert(pc.starts_with(paths, "file://")),
+        pc.and_(pc.invert(pc.starts_with(paths, "file://")), pc.invert(pc.starts_with(paths, "/"))),
         pc.invert(pc.match_substring(paths, "%")),
     )
     if len(paths) and not pc.all(plain).as_py():  # encoded or absolute: one by one
@@ -762,19 +769,12 @@ def _rows_of(table: DeltaTable, keys: Sequence[str]) -> pa.Table:
     chosen by the log (exactly, by partition value, on a table partitioned by the key; by
     their statistics, a superset, on one that is not) and the rows filtered after reading.
     Asking ``deltalake`` for the table's rows with a filter read every file's metadata first:
-    90–140 ms per partition of a year's table, against 4–8 ms.  A table whose features Arrow's
-    dataset does not read (deletion vectors, say) is read by ``deltalake`` as before."""
-    from deltalake.exceptions import DeltaProtocolError
-
+    90–140 ms per partition of a year's table, against 4–8 ms. (A table with features Arrow's
+    dataset does not read, deletion vectors say, is refused by ``deltalake`` either way.)"""
     chosen = list(keys)
-    try:
-        dataset = table.to_pyarrow_dataset(
-            file_pruning_predicate=[(PARTITION_COLUMN, "in", chosen)] if chosen else None
-        )
-    except DeltaProtocolError:
-        if not chosen:
-            return table.to_pyarrow_table().slice(0, 0)
-        return table.to_pyarrow_table(filters=[(PARTITION_COLUMN, "in", chosen)])
+    dataset = table.to_pyarrow_dataset(
+        file_pruning_predicate=[(PARTITION_COLUMN, "in", chosen)] if chosen else None
+    )
     if not chosen:
         return dataset.schema.empty_table()
     return dataset.to_table(filter=pc.field(PARTITION_COLUMN).isin(chosen))

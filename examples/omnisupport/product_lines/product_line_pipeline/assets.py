@@ -136,6 +136,6 @@ daily_product_line_rollup = sql_asset(
     description="Tickets of each product line of one day, and the day's total.",
     checks=[
         unique_key(),
-        reconciles_with(BY_LINE, upstream_expr="count(*)", expr="sum(tickets)"),
+        reconciles_with(BY_LINE, upstream_expr="count(*)", expr="coalesce(sum(tickets), 0)"),
     ],
 )
