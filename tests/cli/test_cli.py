@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_calls import run
 from conftest import (
     GAP_DAY,
     both_backends,
@@ -94,12 +95,6 @@ def files(root: Path) -> dict[str, str]:
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """Files added, modified or removed between two fingerprints."""
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def table_rows(out: str) -> list[list[str]]:

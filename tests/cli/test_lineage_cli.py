@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_calls import run
 from conftest import (
     GAP_DAY,
     both_backends,
@@ -34,7 +35,6 @@ from lab_project import FLAKY, LAB_KEY, STEADY, write_lab
 from openlineage_spec import event_problems
 
 from backfiller import Project, RunState, load_project
-from backfiller.cli.main import main
 from backfiller.evidence import PartitionOutcome, RunEvidence, load_run_evidence
 from backfiller.evidence.lineage import INSTALL_LINE, parent_run_id
 
@@ -59,12 +59,6 @@ def _cli_environment(
     for name in set(os.environ) - before:
         if name.startswith("OPENLINEAGE"):
             del os.environ[name]
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(text: str) -> str:

@@ -6,17 +6,15 @@ invalid mapping in the assets module is exit 2 naming it, with nothing written."
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_calls import run, run_json
 from conftest import cli_environment, environ_ledger_fingerprint, tree_fingerprint
 from plan_views import per_key
 
-from backfiller.cli.main import main
 from backfiller.planning import parse_plan
 from backfiller.project import load_project
 
@@ -69,20 +67,6 @@ def make_project(folder: Path, mapping: str) -> Path:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return make_project(tmp_path / "mapped", "TimeWindowMapping.lag()")
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:
-    code, out, err = run(capsys, root, *args, "--json")
-    assert code == 0, err
-    doc = json.loads(out)
-    assert isinstance(doc, dict)
-    return doc
 
 
 def refused(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> str:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_calls import ok, run, run_json
 from conftest import cli_environment, environ_ledger_fingerprint, tree_fingerprint
 from deltalake import DeltaTable
 
-from backfiller.cli.main import main
 from backfiller.project import load_project
 
 DAILY, BY_LINE, TOTAL = "sales/daily", "sales/by_line", "sales/total"
@@ -125,24 +125,6 @@ def root(tmp_path: Path) -> Path:
     (folder / "manifests" / f"{MANIFEST}.json").write_text(json.dumps(manifest), "utf-8")
     (folder / "assets.py").write_text(ASSETS, encoding="utf-8")
     return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> str:
-    code, out, err = run(capsys, root, *args)
-    assert code == 0, err
-    return out
-
-
-def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:
-    doc = json.loads(ok(capsys, root, *args, "--json"))
-    assert isinstance(doc, dict)
-    return doc
 
 
 def files(root: Path, under: str = "") -> dict[str, str]:

@@ -5,20 +5,17 @@ in ``history``), and every refusal exiting 2 with nothing written."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_calls import run, run_json
 from conftest import (
     both_backends,
     cli_environment,
     environ_ledger_fingerprint,
     tree_fingerprint,
 )
-
-from backfiller.cli.main import main
 
 ASSET = "dyn/orders"
 
@@ -68,20 +65,6 @@ def root(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:
-    code, out, err = run(capsys, root, *args, "--json")
-    assert code == 0, err
-    doc = json.loads(out)
-    assert isinstance(doc, dict)
-    return doc
 
 
 def files(root: Path) -> dict[str, str]:

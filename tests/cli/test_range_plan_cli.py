@@ -5,13 +5,12 @@ once its state moved (exit 4), and applies it as it was made."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from cli_calls import run
 from conftest import GAP_DAY, both_backends, cli_environment, tree_fingerprint
 
 from backfiller import Project
-from backfiller.cli.main import main
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 WINDOW = ("--start", "2026-04-14", "--end", "2026-04-20")
@@ -24,12 +23,6 @@ pytestmark = both_backends
 def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str, str]) -> None:
     """The CLI reads the test's ledger (a PostgreSQL one by its URL)."""
     cli_environment(monkeypatch, project_environ)
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_plan_prints_its_ranges_and_writes_them(

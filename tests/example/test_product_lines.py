@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_calls import ok, run, run_json
 from conftest import GAP_DAY, cli_environment, tree_fingerprint
 from deltalake import DeltaTable
 
-from backfiller.cli.main import main
 from backfiller.project import load_project
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -46,24 +46,6 @@ def _cli_environment(monkeypatch: pytest.MonkeyPatch, project_environ: dict[str,
 @pytest.fixture
 def root(example_dir: Path) -> Path:
     return example_dir / "product_lines"
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> str:
-    code, out, err = run(capsys, root, *args)
-    assert code == 0, err
-    return out
-
-
-def run_json(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> dict[str, Any]:
-    doc = json.loads(ok(capsys, root, *args, "--json"))
-    assert isinstance(doc, dict)
-    return doc
 
 
 def add_lines(capsys: pytest.CaptureFixture[str], root: Path) -> None:

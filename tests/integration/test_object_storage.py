@@ -27,11 +27,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from cli_calls import run
 from conftest import GAP_DAY, NOW, cli_environment, materialize, run_steps, tree_fingerprint
 from deltalake import DeltaTable
 
 from backfiller import FixedClock, Project, load_project
-from backfiller.cli.main import main
 from backfiller.engine import fingerprint_table
 from backfiller.lab.example import lay_out_example
 from backfiller.ledger import PartitionStatus, RunState
@@ -142,12 +142,6 @@ def s3_project(tmp_path: Path, s3_endpoint: str) -> Project:
 @pytest.fixture(autouse=True)
 def _cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     cli_environment(monkeypatch, {})
-
-
-def run(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["--project", str(root), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def rows_of(project: Project) -> dict[tuple[str, str], tuple[int, str]]:
