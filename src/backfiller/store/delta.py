@@ -480,8 +480,9 @@ class DeltaStore:
         logs = [(functools.partial(self._log_file, a), names) for a, names in pairs]
         files, aside = read_many_add_actions(logs, PARTITION_COLUMN)
         number = files.column("table")
-        self._keep(tables, marks, files, aside)
-        gone = pc.invert(self._present_in([self.path(a) for a in tables], number, files["path"]))
+        runs = _runs_of(number)
+        self._keep(tables, marks, files, aside, runs)
+        gone = pc.invert(self._present_in([self.path(a) for a in tables], files["path"], runs))
         per_file = pa.table(
             {
                 "asset": pc.take(pa.array(tables, pa.string()), number),
@@ -551,39 +552,40 @@ class DeltaStore:
         return _present_local(self.path(asset), paths)
 
     def _keep(
-        self, tables: list[str], marks: list[tuple[Any, ...]], files: pa.Table, aside: list[int]
+        self,
+        tables: list[str],
+        marks: list[tuple[Any, ...]],
+        files: pa.Table,
+        aside: list[int],
+        runs: list[tuple[int, int, int]],
     ) -> None:
         """Keep the live files just read of ``tables`` (each with its log's mark; ``aside``:
-        those not read), in place of those kept before: one batch of tables at most."""
-        runs = pc.run_end_encode(files.column("table").combine_chunks())
-        ends = runs.run_ends.to_pylist()
-        owners = runs.values.to_pylist()
+        those not read; ``runs``: :func:`_runs_of` their table numbers), in place of those
+        kept before: one batch of tables at most."""
         every = pa.table({"partition_key": files["partition"], "path": files["path"]})
         left_aside = set(aside)
         slices = {n: (0, 0) for n in range(len(tables)) if n not in left_aside}
-        for n, start, end in zip(owners, [0, *ends], ends, strict=False):
-            slices[n] = (start, end - start)
-        runs_of = Counter(owners)
+        for n, start, length in runs:
+            slices[n] = (start, length)
+        runs_per_table = Counter(n for n, _, _ in runs)
         kept = {
             tables[n]: (marks[n], every.slice(start, length))
             for n, (start, length) in slices.items()
-            if runs_of[n] <= 1  # a table's files side by side, as read
+            if runs_per_table[n] <= 1  # a table's files side by side, as read
         }
         with self._lock:
             self._kept = kept
 
     @staticmethod
     def _present_in(
-        roots: Sequence[Path], number: pa.ChunkedArray, paths: pa.ChunkedArray
+        roots: Sequence[Path], paths: pa.ChunkedArray, runs: list[tuple[int, int, int]]
     ) -> pa.ChunkedArray:
-        """:meth:`_present` for the files of several local tables at once (``number``: each
-        path's table, by its position in ``roots``; a table's paths side by side), one table
-        after the other: matching each against its own folders' names keeps the sets small."""
-        runs = pc.run_end_encode(number.combine_chunks())
-        ends = runs.run_ends.to_pylist()
+        """:meth:`_present` for the files of several local tables at once (``runs``:
+        :func:`_runs_of` each path's table, by its position in ``roots``), one table after
+        the other: matching each against its own folders' names keeps the sets small."""
         found: list[pa.Array] = [pa.array([], pa.bool_())]
-        for n, start, end in zip(runs.values.to_pylist(), [0, *ends], ends, strict=False):
-            found.extend(_present_local(roots[n], paths.slice(start, end - start)).chunks)
+        for n, start, length in runs:
+            found.extend(_present_local(roots[n], paths.slice(start, length)).chunks)
         return pa.chunked_array(found, pa.bool_())
 
     def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -701,6 +703,18 @@ class DeltaStore:
 #: rather than its folder listed (an open, reads and a close): in partition folders of one
 #: file each, as ``deltalake`` writes them, that was measured 12 times cheaper
 FILES_PER_LISTING = 4
+
+
+def _runs_of(number: pa.ChunkedArray) -> list[tuple[int, int, int]]:
+    """``(value, start, length)`` of each run of equal values of ``number`` (the table of each
+    file read together: a table's files side by side)."""
+    runs = pc.run_end_encode(number.combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    starts = [0, *ends][: len(ends)]
+    return [
+        (n, start, end - start)
+        for n, start, end in zip(runs.values.to_pylist(), starts, ends, strict=True)
+    ]
 
 
 def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
