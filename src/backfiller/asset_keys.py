@@ -343,8 +343,7 @@ def judged_by_values(
     its multi-dimensional scheme's (one recorded before the scheme changed)."""
     if not isinstance(scheme, MultiScheme):
         return None
-    names = {d.name for d in scheme.dimensions}
-    if not names & set(dimensions):
+    if not set(scheme.names) & set(dimensions):
         return None
     try:
         values = scheme.values_of(key)

@@ -70,24 +70,24 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
     def command(text: str) -> None:
         console.print(f"[dim]$ backfiller --project product_lines {escape(text)}[/]")
 
+    def add(values: tuple[str, ...], reason: str) -> Project:
+        """``partitions add`` of ``values``, shown and done; the project as it now is."""
+        listed = " ".join(f"--value {v}" for v in values)
+        command(f'partitions add --dimension {DIMENSION} {listed} --reason "{reason}"')
+        with project.ledger() as ledger:
+            added = add_partition_values(
+                project, ledger, values, operator=operator, reason=reason, dimension=DIMENSION
+            )
+        console.print(f"added to {added.dimension}: {', '.join(added.values)}", markup=False)
+        return load_project(folder, environ=environ)
+
     project = load_project(folder, environ=environ)
     operator = project.operator()
     for asset in project.graph.keys:
         console.print(f"{asset}: {project.scheme_of(asset).name}", markup=False)
 
     console.print("\nThe product lines are a dynamic dimension: add the ones the tickets give.")
-    reason = "the product lines the ticket events are derived to"
-    command(
-        f"partitions add --dimension {DIMENSION} "
-        + " ".join(f"--value {v}" for v in LINES)
-        + f' --reason "{reason}"'
-    )
-    with project.ledger() as ledger:
-        added = add_partition_values(
-            project, ledger, LINES, operator=operator, reason=reason, dimension=DIMENSION
-        )
-    console.print(f"added to {added.dimension}: {', '.join(added.values)}", markup=False)
-    project = load_project(folder, environ=environ)
+    project = add(LINES, "the product lines the ticket events are derived to")
     console.print(f"{BY_LINE}: {project.scheme_of(BY_LINE).name}", markup=False)
 
     week = _keys(project, start=WEEK, end=GAP_DAY)
@@ -104,14 +104,7 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
     story.runs.append(_plan_and_apply(project, day, console, operator))
 
     console.print(f"\nA product line is launched, {NEW_LINE}: its cells of every day are gaps.")
-    reason = f"the {NEW_LINE} line launched"
-    command(f'partitions add --dimension {DIMENSION} --value {NEW_LINE} --reason "{reason}"')
-    with project.ledger() as ledger:
-        added = add_partition_values(
-            project, ledger, [NEW_LINE], operator=operator, reason=reason, dimension=DIMENSION
-        )
-    console.print(f"added to {added.dimension}: {', '.join(added.values)}", markup=False)
-    project = load_project(folder, environ=environ)
+    project = add((NEW_LINE,), f"the {NEW_LINE} line launched")
     week = _keys(project, start=WEEK, end=GAP_DAY)
     command(f"gaps --start {WEEK} --end {GAP_DAY}")
     print_gaps(console, find_gaps(project, project.reader(), week), looked_at=week)

@@ -497,8 +497,6 @@ def islands(con: Any) -> Iterator[tuple[int, str, PartitionState, int, int, int]
     asset in one state (consecutive among the asset's own keys), in asset then key order:
     the cells' states sorted once by DuckDB, their runs found by Arrow's run-end encoding —
     nothing per cell in Python."""
-    import pyarrow as pa
-
     states = pa.table({"state": [s.value for s in _STATES], "code": range(len(_STATES))})
     con.register("states", states)
     cells = con.sql(_CODES.format(materialized=len(_STATES) - 1)).to_arrow_table()
