@@ -51,9 +51,7 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     commit missing before it is damage (:class:`UnreadableLog`), not a shorter history."""
     import pyarrow as pa
 
-    listed = [int(n[:20]) for n in names if _COMMIT.fullmatch(n)]
-    newest = max(listed, default=-1)
-
+    newest = _newest_commit(names)
     pointer = read("_last_checkpoint")
     parts: list[pa.Table] = []
     protocol: tuple[int, list[str]] | None = None
@@ -76,10 +74,22 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
         protocol = found or protocol
     if protocol is None:
         raise UnreadableLog("no protocol action")
-    reader_version, features = protocol
-    if reader_version > 3 or reader_version == 2 or not set(features) <= _HARMLESS_FEATURES:
+    if not _readable(protocol):
+        reader_version, features = protocol
         raise UnreadableLog(f"reader version {reader_version} with features {features}")
     return _replay(pa.concat_tables(parts))
+
+
+def _readable(protocol: tuple[int, list[str]]) -> bool:
+    """Whether this reader reads a table of ``protocol`` (its reader version and features)
+    exactly: not version 2 nor above 3, with only features that change nothing here."""
+    reader_version, features = protocol
+    return reader_version <= 3 and reader_version != 2 and set(features) <= _HARMLESS_FEATURES
+
+
+def _newest_commit(names: Iterable[str]) -> int:
+    """The version of the newest commit file among a log folder's ``names`` (-1: none)."""
+    return max((int(n[:20]) for n in names if _COMMIT.fullmatch(n)), default=-1)
 
 
 #: about how many bytes of commit files are parsed in one go (bounds the memory of a batch)
@@ -161,9 +171,8 @@ def _read_group(group: list[tuple[int, bytes]], column: str) -> tuple[pa.Table, 
 def _commit_texts(read: LogReader, names: set[str]) -> list[bytes] | None:
     """The commit files of a log, first to newest listed; ``None`` when one is missing (the
     first included)."""
-    listed = [int(n[:20]) for n in names if _COMMIT.fullmatch(n)]
     texts = []
-    for version in range(max(listed, default=-1) + 1):
+    for version in range(_newest_commit(names) + 1):
         text = read(commit_name(version))
         if text is None:
             return None
@@ -194,13 +203,8 @@ def _refused(lines: pa.Table, table: pa.Array, actions: pa.Table) -> list[int]:
     for owner, row in zip(
         table.filter(has).to_pylist(), protocols.filter(has).to_pylist(), strict=True
     ):
-        if row.get("minReaderVersion") is not None:
-            last[owner] = (int(row["minReaderVersion"]), list(row.get("readerFeatures") or []))
-    refused = {
-        owner
-        for owner, found in last.items()
-        if found is None or found[0] > 3 or found[0] == 2 or not set(found[1]) <= _HARMLESS_FEATURES
-    }
+        last[owner] = _protocol_of(row) or last[owner]
+    refused = {owner for owner, found in last.items() if found is None or not _readable(found)}
     vectors = actions.column("deletion_vector")
     if pc.any(vectors).as_py():
         with_vector = table.filter(_action_rows(lines)).filter(vectors.combine_chunks())
@@ -377,12 +381,18 @@ def _protocol(column: pa.ChunkedArray) -> tuple[int, list[str]] | None:
 
     found = None
     for row in pc.drop_null(column).to_pylist():
-        if row.get("minReaderVersion") is not None:
-            version = row["minReaderVersion"]
-            features = row.get("readerFeatures") or []
-            assert isinstance(version, int) and isinstance(features, list)
-            found = (version, [str(f) for f in features])
+        found = _protocol_of(row) or found
     return found
+
+
+def _protocol_of(row: dict[str, object]) -> tuple[int, list[str]] | None:
+    """A parsed protocol action's reader version and features (``None``: it names none)."""
+    version = row.get("minReaderVersion")
+    if version is None:
+        return None
+    features = row.get("readerFeatures") or []
+    assert isinstance(version, int) and isinstance(features, list)
+    return (version, [str(f) for f in features])
 
 
 def _replay(actions: pa.Table) -> pa.Table:
