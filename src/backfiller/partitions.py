@@ -374,10 +374,13 @@ class TimeWindowScheme(PartitionScheme):
             if not self._is_utc():
                 text += _offset_text(self._offset(start))
             return text
-        label = self._label(local.date())
-        if g is Granularity.MONTHLY:
+        return self._label_key(self._label(local.date()))
+
+    def _label_key(self, label: date) -> str:
+        """The key of the day, week, month or year window whose first day is ``label``."""
+        if self.granularity is Granularity.MONTHLY:
             return f"{label.year:04d}-{label.month:02d}"
-        if g is Granularity.YEARLY:
+        if self.granularity is Granularity.YEARLY:
             return f"{label.year:04d}"
         return label.isoformat()
 
@@ -546,12 +549,7 @@ class TimeWindowScheme(PartitionScheme):
                 end = datetime(following.year, following.month, following.day, tzinfo=UTC)
                 if self.end is not None and end > self.end:
                     break
-                if g is Granularity.MONTHLY:
-                    keys.append(f"{label.year:04d}-{label.month:02d}")
-                elif g is Granularity.YEARLY:
-                    keys.append(f"{label.year:04d}")
-                else:
-                    keys.append(label.isoformat())
+                keys.append(self._label_key(label))
                 label = following
         except (OverflowError, ValueError):
             return None
