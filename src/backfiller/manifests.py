@@ -25,11 +25,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from backfiller.canonical import sha256_hex
-from backfiller.errors import InvalidPartitionKeyError, ManifestError
+from backfiller.errors import ManifestError
 from backfiller.inputs import input_sha256
 from backfiller.locations import Location, files_in
 from backfiller.partitions import PartitionScheme
-from backfiller.schemas import validation_problems
+from backfiller.schemas import validated
 
 __all__ = [
     "BrokenManifest",
@@ -155,9 +155,9 @@ def load_manifest(path: Location | str, scheme: PartitionScheme | None = None) -
 def parse_manifest(
     raw: Any, *, source: str = "<manifest>", scheme: PartitionScheme | None = None
 ) -> Manifest:
-    problems = validation_problems("manifest", raw)
-    manifest: Manifest | None = None
-    if not problems:
+    model, problems = validated("manifest", raw)
+    manifest: Manifest | None = model
+    if manifest is None and not problems:
         try:
             manifest = Manifest.model_validate(raw)
         except ValidationError as exc:  # the schema and the model agree; belt and braces
@@ -167,18 +167,21 @@ def parse_manifest(
             ]
     raw_parts = raw.get("partitions") if isinstance(raw, dict) else None
     seen: set[str] = set()
+    found: list[tuple[int, str]] = []  # (position, key) of each entry with a key
+    by_entry: list[tuple[int, int, str]] = []  # (position, 0 repeats / 1 refused, problem)
     for i, part in enumerate(raw_parts if isinstance(raw_parts, list) else []):
         key = part.get("partition_key") if isinstance(part, dict) else None
         if not isinstance(key, str):
             continue
+        found.append((i, key))
         if key in seen:
-            problems.append(f"partitions/{i}/partition_key: {key!r} repeats")
+            by_entry.append((i, 0, f"partitions/{i}/partition_key: {key!r} repeats"))
         seen.add(key)
-        if scheme is not None:
-            try:
-                scheme.parse(key)
-            except InvalidPartitionKeyError as exc:
-                problems.append(f"partitions/{i}/partition_key: {exc.message}")
+    if scheme is not None:
+        for at, refused in scheme.refused_keys([key for _, key in found]):
+            i = found[at][0]
+            by_entry.append((i, 1, f"partitions/{i}/partition_key: {refused.message}"))
+    problems += [problem for _, _, problem in sorted(by_entry)]
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise ManifestError(
@@ -269,9 +272,11 @@ def load_stand_in(
         return BrokenManifest(
             real.manifest_id, Path(stand_in), real_path, label, keys, (), (str(exc),), digest
         )
-    problems = validation_problems("manifest", raw)
+    model, problems = validated("manifest", raw)
     missing = missing_fields(raw)
     if not problems and not missing:
+        if model is not None:
+            return model  # type: ignore[no-any-return]
         try:
             return Manifest.model_validate(raw)
         except ValidationError as exc:  # pragma: no cover - the schema and model agree

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-__all__ = ["SCHEMAS", "schema_for", "validation_problems", "write_contracts"]
+__all__ = ["SCHEMAS", "schema_for", "validated", "validation_problems", "write_contracts"]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -82,40 +85,50 @@ def _model(name: str) -> Any:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def _walk_formats(node: Any, defs: dict[str, Any], names: set[str], seen: set[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _walk_formats(item, defs, names, seen)
-        return
-    if not isinstance(node, dict):
-        return
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in seen:
-        seen.add(ref)
-        _walk_formats(defs.get(ref[len("#/$defs/") :]), defs, names, seen)
-    for key, value in node.items():
-        if key == "properties" and isinstance(value, dict):
-            for prop, sub in value.items():
-                if _has_format(sub, "date-time"):
-                    names.add(prop)
-        _walk_formats(value, defs, names, seen)
-
-
-def _has_format(node: Any, fmt: str) -> bool:
-    if not isinstance(node, dict):
-        return False
-    if node.get("format") == fmt:
-        return True
-    return any(_has_format(n, fmt) for key in ("anyOf", "oneOf") for n in node.get(key, []))
-
-
 @cache
 def _date_time_names(name: str) -> frozenset[str]:
-    """The property names that are a ``date-time`` somewhere in the schema."""
-    schema = schema_for(name)
+    """The property names that are a date-time somewhere in the model (read from its fields'
+    types: generating the JSON Schema for this costs some 6 ms of every command that reads a
+    manifest; a test holds the two to the same names)."""
     names: set[str] = set()
-    _walk_formats(schema, schema.get("$defs", {}), names, set())
+    _walk_fields(_model(name), names, set())
     return frozenset(names)
+
+
+def _walk_fields(model: Any, names: set[str], seen: set[Any]) -> None:
+    if model in seen:
+        return
+    seen.add(model)
+    for field_name, info in model.model_fields.items():
+        if any(_is_date_time(kind) for kind in _alternatives(info.annotation)):
+            names.add(info.serialization_alias or info.alias or field_name)
+        for kind in _kinds(info.annotation):
+            if isinstance(kind, type) and hasattr(kind, "model_fields"):
+                _walk_fields(kind, names, seen)
+
+
+def _is_date_time(kind: Any) -> bool:
+    from pydantic import AwareDatetime, FutureDatetime, NaiveDatetime, PastDatetime
+
+    return kind in (AwareDatetime, NaiveDatetime, PastDatetime, FutureDatetime) or (
+        isinstance(kind, type) and issubclass(kind, datetime)
+    )
+
+
+def _alternatives(annotation: Any) -> Iterator[Any]:
+    """The types a value of ``annotation`` itself may have (through ``X | None`` and
+    ``Annotated[X, …]``, not into a list's items: the schema's ``format`` is the property's)."""
+    yield annotation
+    if get_origin(annotation) in (Union, UnionType, Annotated):
+        for argument in get_args(annotation):
+            yield from _alternatives(argument)
+
+
+def _kinds(annotation: Any) -> Iterator[Any]:
+    """Every type an annotation names, at any depth (``list[X]``, ``dict[str, X]``...)."""
+    yield annotation
+    for argument in get_args(annotation):
+        yield from _kinds(argument)
 
 
 def _date_times(document: Any, names: frozenset[str]) -> list[Any]:
@@ -138,20 +151,27 @@ def _date_times(document: Any, names: frozenset[str]) -> list[Any]:
 def _model_accepts(name: str, document: Any) -> bool:
     """The quick yes: the model accepts ``document`` in strict mode and every date-time in it
     is RFC 3339 (false also when the answer would need jsonschema to be sure)."""
+    return _quick_model(name, document) is not None
+
+
+def _quick_model(name: str, document: Any) -> Any | None:
+    """The model made from ``document`` when the quick yes holds; None when it does not."""
     try:
         from pydantic import ValidationError
         from rfc3339_validator import validate_rfc3339
     except ImportError:  # pragma: no cover - installed with jsonschema's format extra
-        return False
+        return None
     try:
         text = json.dumps(document, allow_nan=False)
-        _model(name).model_validate_json(text, strict=True)
+        model = _model(name).model_validate_json(text, strict=True)
     except (ValidationError, ValueError, TypeError, RecursionError):
-        return False
-    return all(
+        return None
+    if all(
         value is None or (isinstance(value, str) and validate_rfc3339(value.upper()))
         for value in _date_times(document, _date_time_names(name))
-    )
+    ):
+        return model
+    return None
 
 
 @cache
@@ -165,14 +185,26 @@ def _validator(name: str) -> Any:
 
 def validation_problems(name: str, document: Any) -> list[str]:
     """Every way ``document`` breaks the schema, one readable line each (empty: valid)."""
-    if _model_accepts(name, document):
-        return []
+    return validated(name, document)[1]
+
+
+def validated(name: str, document: Any) -> tuple[Any | None, list[str]]:
+    """``document`` checked against the schema of ``name``: its model and no problems when the
+    quick path accepts it (the document is parsed once, not once more by the caller), else
+    None and every problem (none: the schema accepts what the strict model refused — the
+    caller's lax model decides)."""
+    model = _quick_model(name, document)
+    if model is not None:
+        return model, []
     try:
         errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
     except RecursionError:
-        return ["<root>: nested too deeply to validate"]
+        return None, ["<root>: nested too deeply to validate"]
     leaves = [leaf for e in errors for leaf in _leaves(e)]
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in leaves]
+    problems = [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in leaves
+    ]
+    return None, problems
 
 
 def _leaves(error: Any) -> list[Any]:

@@ -127,3 +127,35 @@ def test_write_contracts_writes_what_render_gives(tmp_path: Path) -> None:
     for spec in SCHEMAS.values():
         assert (tmp_path / spec.path).read_text(encoding="utf-8") == render(spec.name)
     assert render("manifest").endswith("}\n")
+
+
+def _schema_date_times(node: Any, defs: dict[str, Any], found: set[str], seen: set[str]) -> None:
+    """Every property that is a ``date-time`` (itself, or one of its ``anyOf``/``oneOf``) in
+    the generated schema, through its ``$ref``s: what the quick path must check as RFC 3339."""
+    if isinstance(node, list):
+        for item in node:
+            _schema_date_times(item, defs, found, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in seen:
+        seen.add(ref)
+        _schema_date_times(defs.get(ref[len("#/$defs/") :]), defs, found, seen)
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            for prop, sub in value.items():
+                choices = [sub, *sub.get("anyOf", []), *sub.get("oneOf", [])]
+                if any(c.get("format") == "date-time" for c in choices if isinstance(c, dict)):
+                    found.add(prop)
+        _schema_date_times(value, defs, found, seen)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_date_times_read_from_the_model_are_the_schemas(name: str) -> None:
+    schema = schema_for(name)
+    found: set[str] = set()
+    _schema_date_times(schema, schema.get("$defs", {}), found, set())
+    assert schemas._date_time_names(name) == frozenset(found)
+    if name in ("manifest", "run_evidence"):
+        assert found  # the comparison is not between two empty sets

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from backfiller.ledger.checks import CheckBook, CheckReader, CheckRecord
-from backfiller.ledger.dimensions import DimensionBook, DimensionReader
-from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
-from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
-from backfiller.ledger.leases import LeaseBook
-from backfiller.ledger.partitions import PartitionBook, PartitionReader
-from backfiller.ledger.protections import ProtectionBook, ProtectionReader
-from backfiller.ledger.records import (
-    AttemptRecord,
-    DimensionEvent,
-    PartitionRecord,
-    PlanRecord,
-    Protection,
-    RunRecord,
-)
-from backfiller.ledger.runs import RunLog, RunReader
+if TYPE_CHECKING:  # the protocols name them; a reader imports only what it opens
+    from backfiller.ledger.checks import CheckBook, CheckReader, CheckRecord
+    from backfiller.ledger.dimensions import DimensionBook, DimensionReader
+    from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
+    from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
+    from backfiller.ledger.leases import LeaseBook
+    from backfiller.ledger.partitions import PartitionBook, PartitionReader
+    from backfiller.ledger.protections import ProtectionBook, ProtectionReader
+    from backfiller.ledger.records import (
+        AttemptRecord,
+        DimensionEvent,
+        PartitionRecord,
+        PlanRecord,
+        Protection,
+        RunRecord,
+    )
+    from backfiller.ledger.runs import RunLog, RunReader
 
 __all__ = ["EmptyLedger", "Ledger", "LedgerReader"]
 
