@@ -6,7 +6,9 @@ loaded (:class:`~backfiller.partitions.DynamicScheme`). Adding a value that is c
 or removing one that is not, is refused and writes nothing. Removing a value whose partitions
 hold published data is refused unless asked for explicitly (``allow_published``): the data stays
 in the tables, but the value is no longer a partition key, so no command looks at it any more;
-the removal records how many such partitions there were.
+the removal records how many such partitions there were, and every materialized downstream
+partition that read them (a day's rollup over the lines) is marked stale in the same
+transaction, so that gap detection lists it as ``upstream_changed`` until it is recomputed.
 """
 
 from __future__ import annotations
@@ -14,17 +16,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backfiller.errors import BadInputError, ConfigError, PreconditionError
-from backfiller.ledger import Ledger, LedgerReader
+from backfiller.errors import (
+    BadInputError,
+    ConfigError,
+    IllegalTransitionError,
+    PreconditionError,
+)
+from backfiller.ledger import Ledger, LedgerReader, PartitionStatus
 from backfiller.names import did_you_mean
-from backfiller.partitions import DIMENSION_SEPARATOR, DynamicScheme, MultiScheme, valid_value
+from backfiller.partitions import (
+    DIMENSION_SEPARATOR,
+    DynamicScheme,
+    MultiScheme,
+    PartitionScheme,
+    valid_value,
+)
 from backfiller.project import Project
+from backfiller.refs import AssetPartition
 
 __all__ = [
     "ValueChange",
     "add_partition_values",
     "dynamic_dimension",
     "dynamic_dimensions",
+    "published_cells",
     "published_partitions",
     "remove_partition_values",
 ]
@@ -38,6 +53,8 @@ class ValueChange:
     values: tuple[str, ...]
     #: per removed value, its partitions that held published data (removal only)
     published: dict[str, int]
+    #: the downstream partitions that read them, marked stale (removal only)
+    stale: tuple[AssetPartition, ...] = ()
 
 
 def dynamic_dimensions(project: Project) -> list[str]:
@@ -122,35 +139,57 @@ def published_partitions(
     with a data version, or rows in the store (each asset's stored counts read once). A
     multi-dimensional asset whose dynamic ``dimension`` has the value counts when any of its
     cells with that value does."""
-    found: dict[str, int] = {}
+    cells = published_cells(project, reader, values, dimension)
+    return {v: len({c.asset for c in cells[v]}) for v in values if cells.get(v)}
+
+
+def published_cells(
+    project: Project, reader: LedgerReader, values: Sequence[str], dimension: str | None = None
+) -> dict[str, list[AssetPartition]]:
+    """For each of ``values`` that holds published data, the (asset, partition) cells that hold
+    it, in graph order: a ledger record with a data version, or rows in the store."""
+    found: dict[str, list[AssetPartition]] = {}
     for asset in project.graph.keys:
         scheme = project.scheme_of(asset)
+        at = _dynamic_position(scheme, dimension)
+        if at is None:
+            continue
         stored = project.store.partition_counts(asset)
+        records = reader.partitions.all(asset) if at >= 0 else []
         for value in values:
-            if isinstance(scheme, MultiScheme):
-                if dimension is None or dimension not in scheme.dynamic_dimensions():
-                    continue
-                at = next(
-                    i
-                    for i, d in enumerate(scheme.dimensions)
-                    if isinstance(d.scheme, DynamicScheme) and d.scheme.dimension == dimension
-                )
-                recorded = any(
-                    r.data_version is not None and _value_at(scheme, r.partition_key, at) == value
-                    for r in reader.partitions.all(asset)
-                )
-                if recorded or any(
-                    n > 0 and _value_at(scheme, k, at) == value for k, n in stored.items()
-                ):
-                    found[value] = found.get(value, 0) + 1
+            if at < 0:  # the asset's own scheme is the dimension: its key is the value
+                record = reader.partitions.get(asset, value)
+                if (record is not None and record.data_version is not None) or stored.get(
+                    value, 0
+                ) > 0:
+                    found.setdefault(value, []).append(AssetPartition(asset, value))
                 continue
-            if isinstance(scheme, DynamicScheme) and dimension not in (None, scheme.dimension):
-                continue
-            record = reader.partitions.get(asset, value)
-            recorded = record is not None and record.data_version is not None
-            if recorded or stored.get(value, 0) > 0:
-                found[value] = found.get(value, 0) + 1
-    return {v: found[v] for v in values if v in found}
+            assert isinstance(scheme, MultiScheme)
+            keys = {
+                r.partition_key
+                for r in records
+                if r.data_version is not None and _value_at(scheme, r.partition_key, at) == value
+            }
+            keys |= {k for k, n in stored.items() if n > 0 and _value_at(scheme, k, at) == value}
+            found.setdefault(value, []).extend(AssetPartition(asset, k) for k in sorted(keys))
+    return {v: found[v] for v in values if found.get(v)}
+
+
+def _dynamic_position(scheme: PartitionScheme, dimension: str | None) -> int | None:
+    """Where ``dimension`` is in a key of ``scheme``: -1 when the scheme is that dynamic
+    dimension itself, a position among a multi-dimensional scheme's dimensions, or None when
+    the scheme has no such dimension."""
+    if isinstance(scheme, MultiScheme):
+        if dimension is None or dimension not in scheme.dynamic_dimensions():
+            return None
+        return next(
+            i
+            for i, d in enumerate(scheme.dimensions)
+            if isinstance(d.scheme, DynamicScheme) and d.scheme.dimension == dimension
+        )
+    if isinstance(scheme, DynamicScheme) and dimension in (None, scheme.dimension):
+        return -1
+    return None
 
 
 def _value_at(scheme: MultiScheme, key: str, at: int) -> str | None:
@@ -174,7 +213,8 @@ def remove_partition_values(
     wanted, why = _values(values), _reason(reason)
     current = ledger.dimensions.values(name)
     _refuse_absent(name, [v for v in wanted if v not in current])
-    published = published_partitions(project, ledger, wanted, name)
+    cells = published_cells(project, ledger, wanted, name)
+    published = {v: len({c.asset for c in cells[v]}) for v in wanted if cells.get(v)}
     if published and not allow_published:
         listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
         raise PreconditionError(
@@ -182,11 +222,51 @@ def remove_partition_values(
             hint="the data stays in the tables but no command will look at it again; if that "
             "is what you want, pass --allow-published (it is recorded)",
         )
-    _refuse_absent(
-        name,
-        ledger.dimensions.remove(name, wanted, operator=operator, reason=why, published=published),
+    readers = _readers_of(project, [c for v in wanted for c in cells.get(v, [])], name, wanted)
+    note = (
+        f"{name} value(s) {', '.join(v for v in wanted if v in published)} removed with "
+        f"published data by {operator}: this partition read them"
     )
-    return ValueChange(name, wanted, published)
+    stale: list[AssetPartition] = []
+    with ledger.batch():  # the removal and what it makes stale, together or not at all
+        _refuse_absent(
+            name,
+            ledger.dimensions.remove(
+                name, wanted, operator=operator, reason=why, published=published
+            ),
+        )
+        for cell in readers:
+            record = ledger.partitions.get(*cell)
+            if record is None or record.status is not PartitionStatus.MATERIALIZED:
+                continue
+            try:
+                ledger.partitions.mark_stale(*cell, run_id=None, operator=operator, reason=note)
+            except IllegalTransitionError:  # another run took it: its record says what it read
+                continue
+            stale.append(cell)
+    return ValueChange(name, wanted, published, tuple(stale))
+
+
+def _readers_of(
+    project: Project, cells: Sequence[AssetPartition], dimension: str, removed: Sequence[str]
+) -> list[AssetPartition]:
+    """The partitions downstream of ``cells`` (through the graph and its mappings, as the
+    project's schemes were before the removal) that stay partitions once ``removed`` are
+    gone: those whose own key holds a removed value go with it."""
+    gone = set(removed)
+    kept = []
+    for cell in project.graph.downstream_closure(cells, include_targets=False):
+        scheme = project.scheme_of(cell.asset)
+        at = _dynamic_position(scheme, dimension)
+        own: str | None = None
+        if at == -1:
+            own = cell.partition_key
+        elif at is not None and isinstance(scheme, MultiScheme):
+            own = _value_at(scheme, cell.partition_key, at)
+        if own is not None and own in gone:
+            continue
+        kept.append(cell)
+    return kept
 
 
 def _refuse_absent(dimension: str, absent: Sequence[str]) -> None:

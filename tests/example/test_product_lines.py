@@ -349,3 +349,42 @@ def test_removing_a_product_line_with_published_data_is_refused_unless_asked_and
     code, _, err = run(capsys, root, *REMOVE, "--value", "chat", "--reason", "again")
     assert code == 2 and "Not a current value of product_line: chat" in err
     assert tree_fingerprint(root) == before
+
+
+def test_the_rollups_that_counted_a_removed_line_are_stale_until_recomputed(
+    capsys: pytest.CaptureFixture[str], root: Path
+) -> None:
+    add_lines(capsys, root)
+    days = ["2026-04-16", GAP_DAY]
+    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    counted = rollup_of(root, days[0])
+    assert counted["chat"][0] > 0
+    window = ("--start", days[0], "--end", days[-1])
+    assert run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"] == []
+
+    out = ok(capsys, root, *REMOVE, "--value", "chat", "--reason", "retired", "--allow-published")
+    assert "marked 2 downstream partition(s) stale (they read it)" in out
+    # the removal and the stale marks are one change: each rollup says why it is stale
+    gaps = run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"]
+    assert sorted((g["asset"], g["partition_key"], g["gap_reason"]) for g in gaps) == [
+        (ROLLUP, day, "upstream_changed") for day in days
+    ]
+    with load_project(root, environ={}).ledger() as ledger:
+        events = ledger.partitions.events(ROLLUP, days[0])
+    assert events[-1]["verb"] == "mark_stale"
+    assert "product_line value(s) chat removed with published data" in json.dumps(events[-1])
+    assert rollup_of(root, days[0]) == counted  # nothing rewritten yet
+
+    plan = run_json(capsys, root, "plan", *window)
+    assert {
+        (e["partition_key"], tuple(e["target_assets"]))
+        for e in plan["plan"]["partitions"]
+        if e["target_assets"]
+    } == {(day, (ROLLUP,)) for day in days}
+    ok(capsys, root, "apply", str(root / plan["path"]))
+    # the day's lines but chat, each with its tickets; the day's total without chat's
+    kept = {line: n for line, (n, _) in counted.items() if line != "chat"}
+    assert kept and rollup_of(root, days[0]) == {
+        line: (n, sum(kept.values())) for line, n in kept.items()
+    }
+    assert run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"] == []

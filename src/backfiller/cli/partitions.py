@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,6 +13,7 @@ from .documents import json_option
 
 if TYPE_CHECKING:
     from backfiller.ledger import DimensionEvent
+    from backfiller.refs import AssetPartition
 
 __all__ = ["COMMANDS", "partitions_group"]
 
@@ -103,6 +105,18 @@ def remove_cmd(
             "a partition",
             markup=False,
         )
+    if change.stale:
+        obj.console.print(
+            f"marked {len(change.stale)} downstream partition(s) stale (they read it): "
+            f"{_cells(change.stale)}; 'backfiller plan' recomputes them",
+            markup=False,
+        )
+
+
+def _cells(cells: Sequence[AssetPartition], shown: int = 5) -> str:
+    """``asset key, …`` for the first ``shown`` cells, then how many more."""
+    text = ", ".join(str(c) for c in cells[:shown])
+    return text + (f" and {len(cells) - shown} more" if len(cells) > shown else "")
 
 
 @partitions_group.command(name="list")

@@ -152,6 +152,23 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
                 "asset(s) stays in the tables, no longer a partition)",
                 markup=False,
             )
+        if removed.stale:
+            console.print(
+                f"marked {len(removed.stale)} day rollup(s) stale: they counted {NEW_LINE}",
+                markup=False,
+            )
+            project = load_project(folder, environ=environ)
+            week = _keys(project, start=WEEK, end=GAP_DAY)
+            command(f"gaps --start {WEEK} --end {GAP_DAY}")
+            print_gaps(console, find_gaps(project, project.reader(), week), looked_at=week)
+            command(f"plan --start {WEEK} --end {GAP_DAY}")
+            run = _plan_and_apply(project, week, console, operator, show_plan=False)
+            story.runs.append(run)
+            console.print(f"The rollups were recomputed without {NEW_LINE}.", markup=False)
+            command(f"release --run {run.run_id}")
+            with project.ledger() as ledger:
+                released = release(project, ledger, operator=operator, run_id=run.run_id)
+            console.print(f"released {len(released.released)} hold(s)", markup=False)
     command(f"history --asset {BY_LINE}")
     print_dimension_events(console, project.reader().dimensions.events(DIMENSION))
     return story
