@@ -95,6 +95,21 @@ def _date_time_names(name: str) -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
+def _carriers(name: str) -> frozenset[str]:
+    """The root model's properties whose values hold a model with a date-time (the only ones
+    :func:`_date_times` looks into: a manifest's 100,000 partitions hold none)."""
+    found: set[str] = set()
+    for field_name, info in _model(name).model_fields.items():
+        names: set[str] = set()
+        for kind in _kinds(info.annotation):
+            if isinstance(kind, type) and hasattr(kind, "model_fields"):
+                _walk_fields(kind, names, set())
+        if names:
+            found.add(info.serialization_alias or info.alias or field_name)
+    return frozenset(found)
+
+
 def _walk_fields(model: Any, names: set[str], seen: set[Any]) -> None:
     if model in seen:
         return
@@ -131,11 +146,23 @@ def _kinds(annotation: Any) -> Iterator[Any]:
         yield from _kinds(argument)
 
 
-def _date_times(document: Any, names: frozenset[str]) -> list[Any]:
-    """Every value under one of ``names``, at any depth (more than the date-times: a value
-    that is not one only sends the document to jsonschema)."""
+def _date_times(document: Any, name: str) -> list[Any]:
+    """The values of the date-time properties of ``document``, a document the model of
+    ``name`` accepted: the root's own, and every value under a date-time property's name
+    inside the properties that may hold one (:func:`_carriers`) — more than the date-times
+    there: a value that is not one only sends the document to jsonschema."""
+    names = _date_time_names(name)
+    carriers = _carriers(name)
     found: list[Any] = []
-    stack = [document]
+    stack: list[Any] = []
+    if getattr(_model(name), "__pydantic_root_model__", False):  # one of several versions
+        stack.append(document)
+        carriers = frozenset()
+    for key, value in document.items() if isinstance(document, dict) else ():
+        if key in names:
+            found.append(value)
+        if key in carriers:
+            stack.append(value)
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
@@ -168,7 +195,7 @@ def _quick_model(name: str, document: Any) -> Any | None:
         return None
     if all(
         value is None or (isinstance(value, str) and validate_rfc3339(value.upper()))
-        for value in _date_times(document, _date_time_names(name))
+        for value in _date_times(document, name)
     ):
         return model
     return None
