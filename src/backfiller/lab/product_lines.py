@@ -81,6 +81,20 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
         console.print(f"added to {added.dimension}: {', '.join(added.values)}", markup=False)
         return load_project(folder, environ=environ)
 
+    def backfill_week(done: str) -> None:
+        """The week's gaps shown, planned and applied, ``done`` said, its holds released."""
+        week = _keys(project, start=WEEK, end=GAP_DAY)
+        command(f"gaps --start {WEEK} --end {GAP_DAY}")
+        print_gaps(console, find_gaps(project, project.reader(), week), looked_at=week)
+        command(f"plan --start {WEEK} --end {GAP_DAY}")
+        run = _plan_and_apply(project, week, console, operator, show_plan=False)
+        story.runs.append(run)
+        console.print(done, markup=False)
+        command(f"release --run {run.run_id}")
+        with project.ledger() as ledger:
+            released = release(project, ledger, operator=operator, run_id=run.run_id)
+        console.print(f"released {len(released.released)} hold(s)", markup=False)
+
     project = load_project(folder, environ=environ)
     operator = project.operator()
     for asset in project.graph.keys:
@@ -105,20 +119,10 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
 
     console.print(f"\nA product line is launched, {NEW_LINE}: its cells of every day are gaps.")
     project = add((NEW_LINE,), f"the {NEW_LINE} line launched")
-    week = _keys(project, start=WEEK, end=GAP_DAY)
-    command(f"gaps --start {WEEK} --end {GAP_DAY}")
-    print_gaps(console, find_gaps(project, project.reader(), week), looked_at=week)
-    command(f"plan --start {WEEK} --end {GAP_DAY}")
-    run = _plan_and_apply(project, week, console, operator, show_plan=False)
-    story.runs.append(run)
-    console.print(
+    backfill_week(
         f"Its cells are empty partitions (no ticket is derived to {NEW_LINE} yet), checked "
         "and published like any other; the day rollups were recomputed with it."
     )
-    command(f"release --run {run.run_id}")
-    with project.ledger() as ledger:
-        released = release(project, ledger, operator=operator, run_id=run.run_id)
-    console.print(f"released {len(released.released)} hold(s)", markup=False)
 
     console.print(f"\n{NEW_LINE} is merged back into billing: remove the value.")
     reason = f"{NEW_LINE} merged into billing"
@@ -158,17 +162,7 @@ def product_line_story(folder: Path, environ: dict[str, str], console: Console) 
                 markup=False,
             )
             project = load_project(folder, environ=environ)
-            week = _keys(project, start=WEEK, end=GAP_DAY)
-            command(f"gaps --start {WEEK} --end {GAP_DAY}")
-            print_gaps(console, find_gaps(project, project.reader(), week), looked_at=week)
-            command(f"plan --start {WEEK} --end {GAP_DAY}")
-            run = _plan_and_apply(project, week, console, operator, show_plan=False)
-            story.runs.append(run)
-            console.print(f"The rollups were recomputed without {NEW_LINE}.", markup=False)
-            command(f"release --run {run.run_id}")
-            with project.ledger() as ledger:
-                released = release(project, ledger, operator=operator, run_id=run.run_id)
-            console.print(f"released {len(released.released)} hold(s)", markup=False)
+            backfill_week(f"The rollups were recomputed without {NEW_LINE}.")
     command(f"history --asset {BY_LINE}")
     print_dimension_events(console, project.reader().dimensions.events(DIMENSION))
     return story
