@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from backfiller import __version__
 from backfiller.errors import BackfillerError
 from backfiller.web import pages
+from backfiller.web.cache import StateCache
 from backfiller.web.html import Links, render
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def create_app(project: Project) -> FastAPI:
         redoc_url=None,
     )
     links = Links("/")
+    states = StateCache(project)  # the overview's states, kept while their sources are unchanged
 
     def respond(
         request: Request,
@@ -122,7 +124,9 @@ def create_app(project: Project) -> FastAPI:
     @both("/", "overview")
     def overview(request: Request, start: str | None = None, end: str | None = None) -> Response:
         """Per asset: the partition bar by state, gaps by reason, holds; the last runs."""
-        return respond(request, "overview.html", lambda r: pages.overview(project, r, start, end))
+        return respond(
+            request, "overview.html", lambda r: pages.overview(project, r, start, end, states)
+        )
 
     @both("/assets/{asset:path}/partitions/{key}/", "partition")
     def partition(request: Request, asset: str, key: str) -> Response:

@@ -1,0 +1,176 @@
+"""The overview's state ranges kept in the server process while their sources are unchanged.
+
+``backfiller ui`` is a long-lived process and most of an overview is classifying every cell
+from the four sources. :class:`StateCache` keeps each asset's ranges under the identities
+(:mod:`backfiller.planning.identity`) of everything they were classified from: the ledger,
+the manifests, the asset's Delta table (its log and its data files' folders), its partition
+report folder, the window's keys and the clock's day. A request takes those identities first
+— before anything is read — and classifies again only the assets whose identity moved (all
+of them when the ledger or the manifests did: an asset's state also reads its upstream
+versions from the ledger). A source that cannot be identified is never cached, and an
+identity taken right after its source changed (:meth:`Stamp.settled`) is not kept. Only
+memory is used: serving still writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backfiller.planning import identity
+from backfiller.planning.identity import Stamp
+
+if TYPE_CHECKING:
+    from backfiller.ledger import LedgerReader
+    from backfiller.partitions import PartitionScheme
+    from backfiller.planning.gaps import PartitionState
+    from backfiller.planning.ranges import KeyRange
+    from backfiller.project import Project
+
+__all__ = ["WINDOWS", "Identities", "StateCache"]
+
+#: how many windows' keys are kept (each some 100,000 keys at most in practice)
+WINDOWS = 4
+
+
+@dataclass(frozen=True)
+class Identities:
+    """What one request found of every source: per asset, the identity its ranges are kept
+    under (``None``: not to be kept), and the manifests' stamp (``None``: not to be trusted,
+    so they are read again)."""
+
+    per_asset: dict[str, Hashable | None]
+    manifests: Stamp | None
+
+
+class StateCache:
+    """The state ranges of ``project``'s assets over a window, classified again only when a
+    source they came from changed (one lock: concurrent overviews classify once)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._lock = threading.Lock()
+        #: per asset: the identity its ranges were classified under, and the ranges
+        self._kept: dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]] = {}
+        #: per asset: its table's log stamp, and the folders of its live files under that log
+        self._folders: dict[str, tuple[Hashable, tuple[str, ...] | None]] = {}
+        #: the stamp of the manifests the project has loaded (``None``: not known)
+        self._manifests: Stamp | None = None
+        #: the keys of the windows asked last, by scheme and bounds (:meth:`key_range`)
+        self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
+        #: how many assets the last :meth:`state_ranges` classified (the others were kept)
+        self.classified = 0
+
+    def state_ranges(
+        self, reader: LedgerReader, keys: Sequence[str]
+    ) -> list[KeyRange[PartitionState]]:
+        """:func:`~backfiller.planning.classify.state_ranges` of every asset over ``keys``,
+        the assets whose sources did not change since they were last classified taken from
+        memory."""
+        from backfiller.asset_keys import shared_scheme
+        from backfiller.planning.classify import state_ranges
+
+        project = self.project
+        names = list(project.graph.keys)
+        with self._lock:
+            found = self.identify(keys)
+            if found.manifests is None or found.manifests != self._manifests:
+                project.reload_manifests()  # edited since loaded (or not known): read again
+                self._manifests = found.manifests
+            stale = [
+                n
+                for n in names
+                if found.per_asset[n] is None
+                or n not in self._kept
+                or self._kept[n][0] != found.per_asset[n]
+            ]
+            if stale and shared_scheme(project.graph, names) is None:
+                stale = names  # a subset's cells would be its own scheme's keys only
+            fresh: dict[str, list[KeyRange[PartitionState]]] = {n: [] for n in stale}
+            if stale and keys:
+                for r in state_ranges(project, reader, keys, stale):
+                    fresh[r.asset].append(r)
+            for name, ranges in fresh.items():
+                key = found.per_asset[name]
+                if key is None:
+                    self._kept.pop(name, None)
+                else:
+                    self._kept[name] = (key, ranges)
+            self.classified = len(stale)
+            out: list[KeyRange[PartitionState]] = []
+            for name in names:
+                out.extend(fresh[name] if name in fresh else self._kept[name][1])
+            return out
+
+    def key_range(self, scheme: PartitionScheme, first: str, last: str) -> list[str]:
+        """``scheme.key_range(first, last)``, kept for the next requests of the same window
+        (the keys between two keys do not depend on the time; the graph's schemes do not
+        change while the server runs). The list is shared: not to be changed."""
+        at = (id(scheme), first, last)
+        with self._lock:
+            found = self._windows.pop(at, None)
+            if found is None:
+                found = (scheme, scheme.key_range(first, last))  # the scheme kept: its id too
+            self._windows[at] = found  # the newest last
+            while len(self._windows) > WINDOWS:
+                del self._windows[next(iter(self._windows))]
+            return found[1]
+
+    def identify(self, keys: Sequence[str]) -> Identities:
+        """The identity of every asset's sources now (taken before any of them is read)."""
+        project = self.project
+        taken = identity.now_ns()
+        names = list(project.graph.keys)
+        ledger = identity.ledger_stamp(project.config)
+        manifests = (
+            identity.manifests_stamp(project.config.manifests_dir)
+            if not project.overlay.manifest_stand_ins
+            else None
+        )
+        if manifests is not None and not manifests.settled(taken):
+            manifests = None  # edited a moment ago: the next edit may not change the stamp
+        window = (len(keys), keys[0], keys[-1]) if keys else (0,)
+        shared: tuple[Hashable, ...] | None = None
+        if ledger is not None and manifests is not None:
+            shared = (ledger.value, manifests.value, window, project.clock().date())
+        nested = any("/" in k for k in keys)  # reports in folders below the asset's
+        per_asset: dict[str, Hashable | None] = {}
+        for name in names:
+            per_asset[name] = None
+            if shared is None or nested:
+                continue
+            table = self._table_stamp(name)
+            reports = identity.folder_stamp(project.partition_report_dir(name))
+            if table is None or reports is None:
+                continue
+            if table.settled(taken) and reports.settled(taken):
+                per_asset[name] = (shared, table.value, reports.value)
+        return Identities(per_asset, manifests)
+
+    def _table_stamp(self, asset: str) -> Stamp | None:
+        """The stamp of ``asset``'s Delta table, its live files' folders read from its log
+        only when the log changed; ``None`` for a store that is not local Delta tables."""
+        from backfiller.store import DeltaStore
+
+        store = self.project.store
+        if not isinstance(store, DeltaStore) or store.local_root is None:
+            return None
+        table = store.path(asset)
+        log = identity.table_log_stamp(table)
+        if log is None:
+            return None
+        known = self._folders.get(asset)
+        if known is None or known[0] != log.value:
+            folders = None
+            if (table / "_delta_log").is_dir():
+                paths = store.partition_files(asset).column("path").to_pylist()
+                folders = identity.data_folders([str(p) for p in paths])
+            else:
+                folders = ()
+            known = self._folders[asset] = (log.value, folders)
+        if known[1] is None:
+            return None
+        return identity.table_stamp(Path(table), log, known[1])
