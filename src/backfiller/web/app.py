@@ -81,7 +81,8 @@ def create_app(project: Project) -> FastAPI:
         redoc_url=None,
     )
     links = Links("/")
-    states = StateCache(project)  # the overview's states, kept while their sources are unchanged
+    #: the overview's states, kept while their sources are unchanged
+    states = app.state.states = StateCache(project)
 
     def respond(
         request: Request,

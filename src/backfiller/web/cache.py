@@ -4,7 +4,7 @@
 from the four sources. :class:`StateCache` keeps each asset's ranges under the identities
 (:mod:`backfiller.planning.identity`) of everything they were classified from: the ledger,
 the manifests, the asset's Delta table (its log and its data files' folders), its partition
-report folder, the window's keys and the clock's day. A request takes those identities first
+report folder, and the window's keys (what the clock moves). A request takes those identities first
 — before anything is read — and classifies again only the assets whose identity moved (all
 of them when the ledger or the manifests did: an asset's state also reads its upstream
 versions from the ledger). A source that cannot be identified is never cached, and an
@@ -132,10 +132,9 @@ class StateCache:
         )
         if manifests is not None and not manifests.settled(taken):
             manifests = None  # edited a moment ago: the next edit may not change the stamp
-        window = (len(keys), keys[0], keys[-1]) if keys else (0,)
         shared: tuple[Hashable, ...] | None = None
         if ledger is not None and manifests is not None:
-            shared = (ledger.value, manifests.value, window, project.clock().date())
+            shared = (ledger.value, manifests.value, self.window_of(keys))
         nested = any("/" in k for k in keys)  # reports in folders below the asset's
         per_asset: dict[str, Hashable | None] = {}
         for name in names:
@@ -149,6 +148,12 @@ class StateCache:
             if table.settled(taken) and reports.settled(taken):
                 per_asset[name] = (shared, table.value, reports.value)
         return Identities(per_asset, manifests)
+
+    def window_of(self, keys: Sequence[str]) -> Hashable:
+        """The identity of the window's keys (they are a scheme's keys from one to another):
+        the clock's part of the key — a day passing moves the default window, and the keys
+        are all a classification takes of the time."""
+        return (len(keys), keys[0], keys[-1]) if keys else (0,)
 
     def _table_stamp(self, asset: str) -> Stamp | None:
         """The stamp of ``asset``'s Delta table, its live files' folders read from its log
