@@ -15,8 +15,8 @@ memory is used: serving still writes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +24,18 @@ from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from backfiller.ledger import LedgerReader
+    from backfiller.locations import Location
+    from backfiller.manifests import ManifestRegistry
     from backfiller.partitions import PartitionScheme
     from backfiller.planning.gaps import PartitionState
     from backfiller.planning.ranges import KeyRange
+    from backfiller.planning.state import StateSource
+    from backfiller.policy import Policy
     from backfiller.project import Project
+    from backfiller.store import DeltaStore
 
 __all__ = ["WINDOWS", "Identities", "StateCache"]
 
@@ -44,6 +51,12 @@ class Identities:
 
     per_asset: dict[str, Hashable | None]
     manifests: Stamp | None
+    #: when they were taken (the file system's clock)
+    taken_ns: int = 0
+    #: the assets whose table's log is new to the cache (its data files' folders are not
+    #: known): the key's other parts, the log's stamp and the report folder's, for a key made
+    #: once their classification has read the log (:meth:`StateCache.state_ranges`)
+    pending: dict[str, tuple[Hashable, Stamp, Stamp]] = field(default_factory=dict)
 
 
 class StateCache:
@@ -90,11 +103,17 @@ class StateCache:
             if stale and shared_scheme(project.graph, names) is None:
                 stale = names  # a subset's cells would be its own scheme's keys only
             fresh: dict[str, list[KeyRange[PartitionState]]] = {n: [] for n in stale}
+            read: dict[str, tuple[str, ...] | None] = {}  # the folders the classification saw
             if stale and keys:
-                for r in state_ranges(project, reader, keys, stale):
+                source = _Watched.of(project, set(found.pending), read)
+                for r in state_ranges(source, reader, keys, stale):
                     fresh[r.asset].append(r)
+            keys_found = dict(found.per_asset)
+            for name in stale:
+                if name in found.pending:
+                    keys_found[name] = self._read_key(name, found, read.get(name))
             for name, ranges in fresh.items():
-                key = found.per_asset[name]
+                key = keys_found[name]
                 if key is None:
                     self._kept.pop(name, None)
                 else:
@@ -137,17 +156,42 @@ class StateCache:
             shared = (ledger.value, manifests.value, self.window_of(keys))
         nested = any("/" in k for k in keys)  # reports in folders below the asset's
         per_asset: dict[str, Hashable | None] = {}
+        pending: dict[str, tuple[Hashable, Stamp, Stamp]] = {}
         for name in names:
             per_asset[name] = None
             if shared is None or nested:
                 continue
-            table = self._table_stamp(name)
             reports = identity.folder_stamp(project.partition_report_dir(name))
-            if table is None or reports is None:
+            log = self._log_stamp(name)
+            if reports is None or log is None or not reports.settled(taken):
                 continue
-            if table.settled(taken) and reports.settled(taken):
+            known = self._folders.get(name)
+            if known is None or known[0] != log.value:  # folders known once the log is read
+                if log.settled(taken):
+                    pending[name] = (shared, log, reports)
+                continue
+            if known[1] is None:
+                continue
+            table = identity.table_stamp(self._path(name), log, known[1])
+            if table.settled(taken):
                 per_asset[name] = (shared, table.value, reports.value)
-        return Identities(per_asset, manifests)
+        return Identities(per_asset, manifests, taken, pending)
+
+    def _read_key(
+        self, asset: str, found: Identities, folders: tuple[str, ...] | None
+    ) -> Hashable | None:
+        """The key of ``asset``, just classified from a log new to the cache, whose live
+        files were in ``folders`` (``None``: not seen, or not to be told by folder): when
+        its log is still the one stamped before and none of those folders changed since
+        then, the classification read what the key says."""
+        shared, log, reports = found.pending[asset]
+        if folders is None or identity.table_log_stamp(self._path(asset)) != log:
+            return None
+        self._folders[asset] = (log.value, folders)
+        table = identity.table_stamp(self._path(asset), log, folders)
+        if not table.settled(found.taken_ns):
+            return None
+        return (shared, table.value, reports.value)
 
     def window_of(self, keys: Sequence[str]) -> Hashable:
         """The identity of the window's keys (they are a scheme's keys from one to another):
@@ -155,27 +199,96 @@ class StateCache:
         are all a classification takes of the time."""
         return (len(keys), keys[0], keys[-1]) if keys else (0,)
 
-    def _table_stamp(self, asset: str) -> Stamp | None:
-        """The stamp of ``asset``'s Delta table, its live files' folders read from its log
-        only when the log changed; ``None`` for a store that is not local Delta tables."""
-        from backfiller.store import DeltaStore
+    def _path(self, asset: str) -> Path:
+        store = _local_delta(self.project)
+        assert store is not None  # asked only of assets whose log was stamped
+        return store.path(asset)
 
-        store = self.project.store
-        if not isinstance(store, DeltaStore) or store.local_root is None:
+    def _log_stamp(self, asset: str) -> Stamp | None:
+        """The stamp of ``asset``'s Delta table's log; ``None`` for a store that is not
+        local Delta tables."""
+        if _local_delta(self.project) is None:
             return None
-        table = store.path(asset)
-        log = identity.table_log_stamp(table)
-        if log is None:
-            return None
-        known = self._folders.get(asset)
-        if known is None or known[0] != log.value:
-            folders = None
-            if (table / "_delta_log").is_dir():
-                paths = store.partition_files(asset).column("path").to_pylist()
-                folders = identity.data_folders([str(p) for p in paths])
-            else:
-                folders = ()
-            known = self._folders[asset] = (log.value, folders)
-        if known[1] is None:
-            return None
-        return identity.table_stamp(Path(table), log, known[1])
+        return identity.table_log_stamp(self._path(asset))
+
+
+def _local_delta(project: Project) -> DeltaStore | None:
+    from backfiller.store import DeltaStore
+
+    store = project.store
+    return store if isinstance(store, DeltaStore) and store.local_root is not None else None
+
+
+class _Watched:
+    """The project as a classification reads it, its store telling, of each table it is
+    done with, the folders of the live data files it read (``seen``): a new log is then
+    not read a second time for the cache's key."""
+
+    def __init__(self, project: Project, store: _WatchedStore) -> None:
+        self.project = project
+        self.graph = project.graph
+        self._store = store
+
+    @classmethod
+    def of(
+        cls, project: Project, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+    ) -> StateSource:
+        """``project`` watched for the tables of ``wanted`` when its store is local Delta
+        tables; else itself."""
+        store = _local_delta(project)
+        if store is None or not wanted:
+            return project
+        return cls(project, _WatchedStore(store, wanted, seen))
+
+    @property
+    def manifests(self) -> ManifestRegistry:
+        return self.project.manifests
+
+    @property
+    def store(self) -> _WatchedStore:
+        return self._store
+
+    @property
+    def policy(self) -> Policy:
+        return self.project.policy
+
+    def partition_report_path(self, asset: str, key: str) -> Location:
+        return self.project.partition_report_path(asset, key)
+
+    def partition_report_dir(self, asset: str) -> Location:
+        return self.project.partition_report_dir(asset)
+
+
+class _WatchedStore:
+    """A local Delta store that, as a reader releases the tables of ``wanted``, notes the
+    folders of their live files (the files its last read of the tables kept: no log read
+    again)."""
+
+    def __init__(
+        self, store: DeltaStore, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+    ) -> None:
+        self.inner = store
+        self.wanted = wanted
+        self.seen = seen
+
+    def partition_counts(self, asset: str) -> dict[str, int]:
+        return self.inner.partition_counts(asset)
+
+    def partition_signatures(self, asset: str) -> dict[str, str]:
+        return self.inner.partition_signatures(asset)
+
+    def missing_files(self, asset: str) -> dict[str, int]:
+        return self.inner.missing_files(asset)
+
+    def partition_stats(self, asset: str) -> pa.Table:
+        return self.inner.partition_stats(asset)
+
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        return self.inner.partition_stats_of(assets)
+
+    def release(self, assets: Iterable[str]) -> None:
+        assets = list(assets)
+        for asset in (a for a in assets if a in self.wanted):
+            paths = self.inner.partition_files(asset).column("path").to_pylist()
+            self.seen[asset] = identity.data_folders([str(p) for p in paths])
+        self.inner.release(assets)
