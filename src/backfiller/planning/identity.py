@@ -32,7 +32,10 @@ import time
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "RACY_NS",
@@ -174,16 +177,26 @@ def table_log_stamp(table: Path) -> Stamp | None:
     return Stamp(("log", tuple(names), stamp.value), stamp.newest_ns)
 
 
-def data_folders(paths: Sequence[str]) -> tuple[str, ...] | None:
+def data_folders(paths: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[str, ...] | None:
     """The folders (relative to the table, ``""``: its own) holding the data files at
-    ``paths`` as a Delta log records them; ``None`` when a path is absolute or encoded (a
-    folder it names cannot be told from the path alone)."""
-    folders: set[str] = set()
-    for p in paths:
-        if p.startswith(("/", "file:")) or "://" in p or "%" in p:
-            return None
-        folders.add(p.rpartition("/")[0])
-    return tuple(sorted(folders))
+    ``paths`` as a Delta log records them (found in Arrow: a table has thousands of files);
+    ``None`` when a path is absolute or encoded (a folder it names cannot be told from the
+    path alone)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(paths, pa.Array | pa.ChunkedArray):
+        paths = pa.array(list(paths), pa.string())
+    if len(paths) == 0:
+        return ()
+    odd = pc.or_(
+        pc.or_(pc.starts_with(paths, "/"), pc.starts_with(paths, "file:")),
+        pc.or_(pc.match_substring(paths, "://"), pc.match_substring(paths, "%")),
+    )
+    if pc.any(odd).as_py():
+        return None
+    folders = pc.unique(pc.replace_substring_regex(paths, r"/?[^/]*$", ""))
+    return tuple(sorted(str(f) for f in folders.to_pylist()))
 
 
 def table_stamp(table: Path, log: Stamp, folders: Sequence[str]) -> Stamp:

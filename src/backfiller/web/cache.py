@@ -289,6 +289,6 @@ class _WatchedStore:
     def release(self, assets: Iterable[str]) -> None:
         assets = list(assets)
         for asset in (a for a in assets if a in self.wanted):
-            paths = self.inner.partition_files(asset).column("path").to_pylist()
-            self.seen[asset] = identity.data_folders([str(p) for p in paths])
+            paths = self.inner.partition_files(asset).column("path")
+            self.seen[asset] = identity.data_folders(paths.cast("string"))
         self.inner.release(assets)
