@@ -15,7 +15,7 @@ memory is used: serving still writes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,8 @@ from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pyarrow as pa
 
     from backfiller.ledger import LedgerReader
@@ -128,11 +130,29 @@ class StateCache:
         """``scheme.key_range(first, last)``, kept for the next requests of the same window
         (the keys between two keys do not depend on the time; the graph's schemes do not
         change while the server runs). The list is shared: not to be changed."""
-        at = (id(scheme), first, last)
+        return self._window(
+            (id(scheme), first, last), scheme, lambda: scheme.key_range(first, last)
+        )
+
+    def keys(self, scheme: PartitionScheme, now: datetime) -> list[str]:
+        """``scheme.keys(now=now)``; a time-window scheme's kept while its last complete
+        key is the same (its keys are those from its start to that one's window: the
+        boundary they are listed up to is a window's end, or the scheme's own end). The
+        list is shared: not to be changed."""
+        from backfiller.partitions import TimeWindowScheme
+
+        if type(scheme) is not TimeWindowScheme:
+            return scheme.keys(now=now)
+        at = (id(scheme), "", scheme.last_complete(now) or "")
+        return self._window(at, scheme, lambda: scheme.keys(now=now))
+
+    def _window(
+        self, at: tuple[int, str, str], scheme: PartitionScheme, listed: Callable[[], list[str]]
+    ) -> list[str]:
         with self._lock:
             found = self._windows.pop(at, None)
             if found is None:
-                found = (scheme, scheme.key_range(first, last))  # the scheme kept: its id too
+                found = (scheme, listed())  # the scheme kept with its keys: its id stays its
             self._windows[at] = found  # the newest last
             while len(self._windows) > WINDOWS:
                 del self._windows[next(iter(self._windows))]

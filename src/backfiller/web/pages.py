@@ -75,7 +75,7 @@ def window(
                 return every_key(graph, graph.keys, now)
             return select_keys(graph, graph.keys, partition=None, start=start, end=end, now=now)
         if start is None or end is None:
-            everything = scheme.keys(now=now)
+            everything = scheme.keys(now=now) if cache is None else cache.keys(scheme, now)
             if not everything:
                 return []
             start = everything[0] if start is None else start
