@@ -256,3 +256,13 @@ def test_a_source_changed_a_moment_ago_is_not_kept(served: Served) -> None:
     assert served.cache.classified == 1  # only the asset whose folder changed
     served.page()
     assert served.cache.classified == 1  # and again: its stamp is not settled yet
+
+
+def test_an_edited_manifest_is_seen_on_every_page(served: Served) -> None:
+    """Not only the overview: the asset page reads the manifests as they are now."""
+    url = f"/api/assets/{RAW}/?start={DAY}&end={DAY}"
+    before = json.loads(served.page(url))["grid"]
+    _edit_a_manifest(served)
+    after = json.loads(served.page(url))["grid"]
+    assert after != before
+    assert after == json.loads(served.cold(url))["grid"]

@@ -92,6 +92,7 @@ def create_app(project: Project) -> FastAPI:
     ) -> Response:
         reader: LedgerReader | None = None
         try:
+            states.refresh_manifests()  # as they are now, on every page
             reader = project.reader()
             data = build(reader)
         except pages.NotFound as exc:

@@ -67,7 +67,9 @@ class StateCache:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the ranges: one overview classifies at a time
+        self._manifests_lock = threading.Lock()
+        self._windows_lock = threading.Lock()
         #: per asset: the identity its ranges were classified under, and the ranges
         self._kept: dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]] = {}
         #: per asset: its table's log stamp, and the folders of its live files under that log
@@ -92,9 +94,7 @@ class StateCache:
         names = list(project.graph.keys)
         with self._lock:
             found = self.identify(keys)
-            if found.manifests is None or found.manifests != self._manifests:
-                project.reload_manifests()  # edited since loaded (or not known): read again
-                self._manifests = found.manifests
+            self._reload_manifests(found.manifests)
             stale = [
                 n
                 for n in names
@@ -126,6 +126,27 @@ class StateCache:
                 out.extend(fresh[name] if name in fresh else self._kept[name][1])
             return out
 
+    def refresh_manifests(self) -> None:
+        """Have the project read its manifests again when they changed since it loaded them
+        (or when that cannot be told): every page, not only the overview, then reads the
+        manifests as they are."""
+        self._reload_manifests(self._manifests_stamp(identity.now_ns()))
+
+    def _reload_manifests(self, stamp: Stamp | None) -> None:
+        with self._manifests_lock:
+            if stamp is None or stamp != self._manifests:
+                self.project.reload_manifests()  # read on their next use
+                self._manifests = stamp
+
+    def _manifests_stamp(self, taken: int) -> Stamp | None:
+        """The manifests' stamp; ``None`` when it is not to be trusted (a stand-in read in
+        place of a manifest, object storage, a file edited a moment ago)."""
+        project = self.project
+        if project.overlay.manifest_stand_ins:
+            return None
+        found = identity.manifests_stamp(project.config.manifests_dir)
+        return found if found is not None and found.settled(taken) else None
+
     def key_range(self, scheme: PartitionScheme, first: str, last: str) -> list[str]:
         """``scheme.key_range(first, last)``, kept for the next requests of the same window
         (the keys between two keys do not depend on the time; the graph's schemes do not
@@ -149,7 +170,7 @@ class StateCache:
     def _window(
         self, at: tuple[int, str, str], scheme: PartitionScheme, listed: Callable[[], list[str]]
     ) -> list[str]:
-        with self._lock:
+        with self._windows_lock:
             found = self._windows.pop(at, None)
             if found is None:
                 found = (scheme, listed())  # the scheme kept with its keys: its id stays its
@@ -164,13 +185,7 @@ class StateCache:
         taken = identity.now_ns()
         names = list(project.graph.keys)
         ledger = identity.ledger_stamp(project.config)
-        manifests = (
-            identity.manifests_stamp(project.config.manifests_dir)
-            if not project.overlay.manifest_stand_ins
-            else None
-        )
-        if manifests is not None and not manifests.settled(taken):
-            manifests = None  # edited a moment ago: the next edit may not change the stamp
+        manifests = self._manifests_stamp(taken)
         shared: tuple[Hashable, ...] | None = None
         if ledger is not None and manifests is not None:
             shared = (ledger.value, manifests.value, self.window_of(keys))
