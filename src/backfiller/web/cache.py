@@ -4,10 +4,10 @@
 from the four sources. :class:`StateCache` keeps each asset's ranges under the identities
 (:mod:`backfiller.planning.identity`) of everything they were classified from: the ledger,
 the manifests, the asset's Delta table (its log and its data files' folders), its partition
-report folder, and the window's keys (what the clock moves). A request takes those identities first
-— before anything is read — and classifies again only the assets whose identity moved (all
-of them when the ledger or the manifests did: an asset's state also reads its upstream
-versions from the ledger). A source that cannot be identified is never cached, and an
+report folder, and the window's keys (what the clock moves). A request takes those
+identities first — before anything is read — and classifies again only the assets whose
+identity moved (all of them when the ledger or the manifests did: an asset's state also
+reads its upstream versions from the ledger). A source that cannot be identified is never cached, and an
 identity taken right after its source changed (:meth:`Stamp.settled`) is not kept. Only
 memory is used: serving still writes nothing.
 """
@@ -229,10 +229,18 @@ class StateCache:
         return (shared, table.value, reports.value)
 
     def window_of(self, keys: Sequence[str]) -> Hashable:
-        """The identity of the window's keys (they are a scheme's keys from one to another):
-        the clock's part of the key — a day passing moves the default window, and the keys
-        are all a classification takes of the time."""
-        return (len(keys), keys[0], keys[-1]) if keys else (0,)
+        """The identity of the window's keys, the clock's part of the key (a day passing
+        moves the default window; the keys are all a classification takes of the time):
+        when the assets share a scheme, its first and last key (the keys between are that
+        scheme's); else every key."""
+        from backfiller.asset_keys import shared_scheme
+
+        if not keys:
+            return ()
+        graph = self.project.graph
+        if shared_scheme(graph, graph.keys) is not None:
+            return (len(keys), keys[0], keys[-1])
+        return tuple(keys)
 
     def _path(self, asset: str) -> Path:
         store = _local_delta(self.project)
