@@ -202,10 +202,17 @@ def data_folders(paths: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[str
 def table_stamp(table: Path, log: Stamp, folders: Sequence[str]) -> Stamp:
     """The stamp of the Delta table at ``table``: its log's stamp (``log``) and the stats of
     the ``folders`` holding its live data files (:func:`data_folders` of them as of that
-    log), and of the table's own folder."""
+    log, so their names are the log's), and of the table's own folder. One ``stat`` per
+    folder: with a folder per partition, some 0.3 s per 100,000 partitions."""
     top = f"{table}{os.sep}"
-    stats = _stamp((f, _stat(top + f if f else table)) for f in dict.fromkeys(("", *folders)))
-    return Stamp(
-        (log.value, stats.value),
-        max(log.newest_ns, stats.newest_ns),
-    )
+    paths = [str(table)] + [top + f for f in folders if f]
+    try:
+        found = list(map(os.stat, paths))
+    except (FileNotFoundError, NotADirectoryError):  # a folder gone: asked one by one
+        each = [_stat(p) for p in paths]
+        stats: tuple[Hashable, ...] = tuple(s for s, _ in each)
+        newest = max(m for _, m in each)
+    else:
+        stats = tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in found)
+        newest = max(s.st_mtime_ns for s in found)
+    return Stamp((log.value, stats), max(log.newest_ns, newest))

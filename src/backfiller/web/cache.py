@@ -7,9 +7,9 @@ the manifests, the asset's Delta table (its log and its data files' folders), it
 report folder, and the window's keys (what the clock moves). A request takes those
 identities first — before anything is read — and classifies again only the assets whose
 identity moved (all of them when the ledger or the manifests did: an asset's state also
-reads its upstream versions from the ledger). A source that cannot be identified is never cached, and an
-identity taken right after its source changed (:meth:`Stamp.settled`) is not kept. Only
-memory is used: serving still writes nothing.
+reads its upstream versions from the ledger). A source that cannot be identified is never
+cached, and an identity taken right after its source changed (:meth:`Stamp.settled`) is not
+kept. Only memory is used: serving still writes nothing.
 """
 
 from __future__ import annotations
