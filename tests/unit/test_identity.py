@@ -58,8 +58,10 @@ def test_the_folders_of_data_files_and_paths_that_cannot_name_one() -> None:
     paths = ["partition_key=a/1.parquet", "partition_key=a/2.parquet", "top.parquet"]
     assert identity.data_folders(paths) == ("", "partition_key=a")
     assert identity.data_folders([]) == ()
-    for odd in ("/abs/1.parquet", "file:///t/1.parquet", "s3://b/1.parquet", "a%3Db/1.parquet"):
+    for odd in ("/abs/1.parquet", "file:///t/1.parquet", "s3://b/1.parquet"):
         assert identity.data_folders([*paths, odd]) is None
+    encoded = ["k=2026-04-14%257Cvoice/line=voice/1.parquet", "top.parquet"]  # as deltalake
+    assert identity.data_folders(encoded) == ("", "k=2026-04-14%7Cvoice/line=voice")
 
 
 def test_a_table_stamp_moves_with_its_log_and_with_a_file_gone(tmp_path: Path) -> None:

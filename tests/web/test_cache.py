@@ -20,6 +20,9 @@ from fastapi.testclient import TestClient
 from web_project import RAW, SILVER, build_web_project
 
 from backfiller import FixedClock, Project, load_project
+from backfiller.asset_keys import select_keys
+from backfiller.dynamic import add_partition_values
+from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
 from backfiller.store.base import PARTITION_COLUMN
@@ -28,6 +31,8 @@ from backfiller.web.cache import StateCache
 
 #: a day both assets materialized, with its report
 DAY = "2026-04-14"
+#: the day × product line asset of the example's product_lines project
+BY_LINE = "week06/silver/ticket_fact_by_product_line"
 #: an hour before the tests: what every file of a project is dated back to, so that the
 #: stamps taken of it are settled (not racily clean) and the cache keeps what it classified
 _AGED = time.time() - 3600
@@ -266,3 +271,33 @@ def test_an_edited_manifest_is_seen_on_every_page(served: Served) -> None:
     after = json.loads(served.page(url))["grid"]
     assert after != before
     assert after == json.loads(served.cold(url))["grid"]
+
+
+def test_assets_of_several_schemes_are_kept_and_classified_again_together(
+    tmp_path: Path,
+) -> None:
+    """The example's product_lines project (daily assets beside a day × product line one):
+    kept while nothing changes; a report deleted of one asset has them all classified again
+    (a subset's cells would be only its own scheme's keys), the page a cold server's."""
+    root = lay_out_example(tmp_path / "omni") / "product_lines"
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    with project.ledger() as ledger:
+        add_partition_values(project, ledger, ["billing", "voice"], operator="t", reason="r")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    keys = select_keys(
+        project.graph, project.graph.keys, partition=None, start=DAY, end=DAY, now=NOW
+    )
+    done = materialize_history(project, keys, reason="tests")
+    assert done.state.value == "succeeded", [s.error for s in done.steps if s.error]
+    _age(root)
+    served = Served(root, {})
+    with served.client:
+        first = served.page()
+        assert served.page() == first and served.cache.classified == 0
+        report = served.project.partition_report_path(BY_LINE, f"{DAY}|voice")
+        assert isinstance(report, Path)
+        report.unlink()
+        after = served.page()
+        assert served.cache.classified == len(served.project.graph)
+        assert after != first
+        assert after == served.cold()

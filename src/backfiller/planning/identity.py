@@ -33,6 +33,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -179,9 +180,9 @@ def table_log_stamp(table: Path) -> Stamp | None:
 
 def data_folders(paths: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[str, ...] | None:
     """The folders (relative to the table, ``""``: its own) holding the data files at
-    ``paths`` as a Delta log records them (found in Arrow: a table has thousands of files);
-    ``None`` when a path is absolute or encoded (a folder it names cannot be told from the
-    path alone)."""
+    ``paths`` as a Delta log records them (percent-encoded, as the store reads them; found
+    in Arrow when none is: a table has thousands of files); ``None`` when a path is
+    absolute or a URI (a folder it names is not the table's)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -191,10 +192,12 @@ def data_folders(paths: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[str
         return ()
     odd = pc.or_(
         pc.or_(pc.starts_with(paths, "/"), pc.starts_with(paths, "file:")),
-        pc.or_(pc.match_substring(paths, "://"), pc.match_substring(paths, "%")),
+        pc.match_substring(paths, "://"),
     )
     if pc.any(odd).as_py():
         return None
+    if pc.any(pc.match_substring(paths, "%")).as_py():  # encoded: as the store decodes them
+        return tuple(sorted({unquote(str(p)).rpartition("/")[0] for p in paths.to_pylist()}))
     folders = pc.unique(pc.replace_substring_regex(paths, r"/?[^/]*$", ""))
     return tuple(sorted(str(f) for f in folders.to_pylist()))
 
