@@ -301,3 +301,22 @@ def test_assets_of_several_schemes_are_kept_and_classified_again_together(
         assert served.cache.classified == len(served.project.graph)
         assert after != first
         assert after == served.cold()
+
+
+def test_a_server_warmed_up_serves_its_first_overview_from_memory(
+    tmp_path: Path,
+) -> None:
+    """``backfiller ui`` classifies the default window as it starts: the first ``GET /``
+    classifies nothing, and is the page a cold server gives."""
+    web = build_web_project(tmp_path / "omni")
+    _age(web.root)
+    project = load_project(web.root, environ={}, clock=FixedClock(NOW))
+    app = create_app(project, warm_up=True)
+    with TestClient(app) as client:
+        cache: StateCache = app.state.states
+        assert cache.warming is not None
+        cache.warming.join()
+        page = client.get("/").text
+        assert cache.classified == 0
+    served = Served(web.root, {})
+    assert page == served.cold()

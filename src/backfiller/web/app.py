@@ -8,7 +8,8 @@ with 405 before any route is looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -69,9 +70,21 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def create_app(project: Project) -> FastAPI:
-    """The read-only web view of ``project``."""
+def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
+    """The read-only web view of ``project``. ``warm_up``: as the server starts, classify
+    the overview's default window in the background (``backfiller ui``), so that the first
+    visitor does not wait for it."""
+    #: the overview's states, kept while their sources are unchanged
+    states = StateCache(project)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            states.warm_up()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"backfiller: {project.config.name}",
         version=__version__,
         description="The read-only view of a backfiller project: every page as HTML at its "
@@ -81,8 +94,7 @@ def create_app(project: Project) -> FastAPI:
         redoc_url=None,
     )
     links = Links("/")
-    #: the overview's states, kept while their sources are unchanged
-    states = app.state.states = StateCache(project)
+    app.state.states = states
 
     def respond(
         request: Request,

@@ -80,6 +80,31 @@ class StateCache:
         self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
         #: how many assets the last :meth:`state_ranges` classified (the others were kept)
         self.classified = 0
+        #: the thread :meth:`warm_up` started (``None``: not asked to)
+        self.warming: threading.Thread | None = None
+
+    def warm_up(self) -> threading.Thread:
+        """Classify the overview's default window in a background thread (a server's
+        first visitor then finds it kept; one arriving sooner waits for it rather than
+        classifying twice). A failure is left for the pages to report."""
+        from backfiller.web import pages
+
+        def run() -> None:
+            reader = None
+            try:
+                reader = self.project.reader()
+                self.refresh_manifests()
+                self.state_ranges(reader, pages.window(self.project, cache=self))
+            except Exception:  # a page asked for it says what is wrong
+                pass
+            finally:
+                close = getattr(reader, "close", None)
+                if callable(close):
+                    close()
+
+        self.warming = threading.Thread(target=run, name="backfiller-ui-warm-up", daemon=True)
+        self.warming.start()
+        return self.warming
 
     def state_ranges(
         self, reader: LedgerReader, keys: Sequence[str]
