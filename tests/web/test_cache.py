@@ -99,12 +99,15 @@ def _state(served: Served, asset: str, key: str) -> str:
 def test_an_unchanged_project_is_served_from_memory_as_a_cold_server_serves_it(
     served: Served,
 ) -> None:
+    first = served.page()
+    assert served.cache.classified == 2  # both assets classified
     for url in ("/", "/?start=2026-04-01&end=2026-04-30", "/api/"):
-        first = served.page(url)
-        assert served.cache.classified == 2  # both assets classified
-        assert served.page(url) == first
+        page = served.page(url)
+        assert served.page(url) == page
         assert served.cache.classified == 0  # nothing changed: nothing classified
-        assert served.cold(url) == first
+        assert served.cold(url) == page
+    assert served.page() == first  # the first window is still kept
+    assert served.cache.classified == 0
 
 
 # -- the changes ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WINDOWS", "Identities", "StateCache"]
 
-#: how many windows' keys are kept (each some 100,000 keys at most in practice)
+#: how many windows are kept (their keys, and their assets' ranges)
 WINDOWS = 4
 
 
@@ -70,8 +70,10 @@ class StateCache:
         self._lock = threading.Lock()  # the ranges: one overview classifies at a time
         self._manifests_lock = threading.Lock()
         self._windows_lock = threading.Lock()
-        #: per asset: the identity its ranges were classified under, and the ranges
-        self._kept: dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]] = {}
+        #: per window (:meth:`window_of`, the newest last, :data:`WINDOWS` at most), per
+        #: asset: the identity its ranges were classified under, and the ranges
+        self._kept: dict[Hashable, dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]]]
+        self._kept = {}
         #: per asset: its table's log stamp, and the folders of its live files under that log
         self._folders: dict[str, tuple[Hashable, tuple[str, ...] | None]] = {}
         #: the stamp of the manifests the project has loaded (``None``: not known)
@@ -120,12 +122,15 @@ class StateCache:
         with self._lock:
             found = self.identify(keys)
             self._reload_manifests(found.manifests)
+            window = self.window_of(keys)
+            kept = self._kept.pop(window, {})
+            self._kept[window] = kept  # the newest last
+            while len(self._kept) > WINDOWS:
+                del self._kept[next(iter(self._kept))]
             stale = [
                 n
                 for n in names
-                if found.per_asset[n] is None
-                or n not in self._kept
-                or self._kept[n][0] != found.per_asset[n]
+                if found.per_asset[n] is None or n not in kept or kept[n][0] != found.per_asset[n]
             ]
             if stale and shared_scheme(project.graph, names) is None:
                 stale = names  # a subset's cells would be its own scheme's keys only
@@ -142,13 +147,13 @@ class StateCache:
             for name, ranges in fresh.items():
                 key = keys_found[name]
                 if key is None:
-                    self._kept.pop(name, None)
+                    kept.pop(name, None)
                 else:
-                    self._kept[name] = (key, ranges)
+                    kept[name] = (key, ranges)
             self.classified = len(stale)
             out: list[KeyRange[PartitionState]] = []
             for name in names:
-                out.extend(fresh[name] if name in fresh else self._kept[name][1])
+                out.extend(fresh[name] if name in fresh else kept[name][1])
             return out
 
     def refresh_manifests(self) -> None:
