@@ -239,8 +239,9 @@ def test_with_its_identity_left_out_the_change_is_missed(
 def test_a_run_recorded_in_either_ledger_is_seen(served: Served) -> None:
     assert _state(served, SILVER, DAY) == "materialized"
     served.page()
-    served.page()
-    assert served.cache.classified == 0
+    # kept (on PostgreSQL, a few tries: the server's own WAL — a checkpoint, autovacuum —
+    # also moves the stamp, and then the page is classified again, which is only slower)
+    assert any(served.page() and served.cache.classified == 0 for _ in range(5))
     _record_a_run(served)
     assert _state(served, SILVER, DAY) == "upstream_changed"  # a stale mark reads so
     assert served.page() == served.cold()
