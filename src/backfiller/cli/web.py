@@ -42,7 +42,7 @@ def ui_cmd(obj: Context, host: str, port: int) -> None:
     from backfiller.web.app import create_app
 
     project = obj.project()
-    app = create_app(project)
+    app = create_app(project, warm_up=True)
     obj.console.print(
         f"Serving {project.config.name} read-only at http://{host}:{port}/ (Ctrl+C stops)",
         markup=False,

@@ -4,7 +4,9 @@
 :class:`~backfiller.ledger.LedgerReader` (the JSON of a page is exactly that data);
 :mod:`~backfiller.web.bars` turns state ranges into partition bars;
 :mod:`~backfiller.web.html` renders a page's data with Jinja2; :mod:`~backfiller.web.app`
-serves them (GET and HEAD only); :mod:`~backfiller.web.site` writes them as static files.
+serves them (GET and HEAD only), the overview's states kept in memory while their sources
+are unchanged (:mod:`~backfiller.web.cache`); :mod:`~backfiller.web.site` writes them as
+static files.
 Only :mod:`~backfiller.web.app` imports FastAPI, and nothing here is imported by the CLI until
 ``ui`` or ``site`` runs.
 """

@@ -8,7 +8,8 @@ with 405 before any route is looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from backfiller import __version__
 from backfiller.errors import BackfillerError
 from backfiller.web import pages
+from backfiller.web.cache import StateCache
 from backfiller.web.html import Links, render
 
 if TYPE_CHECKING:
@@ -68,9 +70,21 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def create_app(project: Project) -> FastAPI:
-    """The read-only web view of ``project``."""
+def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
+    """The read-only web view of ``project``. ``warm_up``: as the server starts, classify
+    the overview's default window in the background (``backfiller ui``), so that the first
+    visitor does not wait for it."""
+    #: the overview's states, kept while their sources are unchanged
+    states = StateCache(project)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            states.warm_up()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"backfiller: {project.config.name}",
         version=__version__,
         description="The read-only view of a backfiller project: every page as HTML at its "
@@ -80,6 +94,7 @@ def create_app(project: Project) -> FastAPI:
         redoc_url=None,
     )
     links = Links("/")
+    app.state.states = states
 
     def respond(
         request: Request,
@@ -89,6 +104,7 @@ def create_app(project: Project) -> FastAPI:
     ) -> Response:
         reader: LedgerReader | None = None
         try:
+            states.refresh_manifests()  # as they are now, on every page
             reader = project.reader()
             data = build(reader)
         except pages.NotFound as exc:
@@ -122,7 +138,9 @@ def create_app(project: Project) -> FastAPI:
     @both("/", "overview")
     def overview(request: Request, start: str | None = None, end: str | None = None) -> Response:
         """Per asset: the partition bar by state, gaps by reason, holds; the last runs."""
-        return respond(request, "overview.html", lambda r: pages.overview(project, r, start, end))
+        return respond(
+            request, "overview.html", lambda r: pages.overview(project, r, start, end, states)
+        )
 
     @both("/assets/{asset:path}/partitions/{key}/", "partition")
     def partition(request: Request, asset: str, key: str) -> Response:

@@ -49,9 +49,8 @@ def segments(
     ranges: Sequence[KeyRange[PartitionState]], keys: Sequence[str], limit: int = MAX_SEGMENTS
 ) -> list[Segment]:
     """The bar of one asset's ``ranges`` (consecutive, covering ``keys`` in order)."""
-    exact = [Segment(r.first, r.last, r.count, r.value.value) for r in ranges]
-    if len(exact) <= limit:
-        return exact
+    if len(ranges) <= limit:
+        return [Segment(r.first, r.last, r.count, r.value.value) for r in ranges]
     width = -(-len(keys) // limit)  # keys per bucket, rounded up
     buckets: list[Segment] = []
     pos = 0  # index of the first key of the current range

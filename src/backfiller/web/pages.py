@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from backfiller.ledger import CheckRecord, LedgerReader
     from backfiller.planning import AnyPlan
     from backfiller.project import Project
+    from backfiller.web.cache import StateCache
 
 __all__ = [
     "GRID_LIMIT",
@@ -52,12 +53,17 @@ class NotFound(Exception):
 
 
 def window(
-    project: Project, start: str | None = None, end: str | None = None, asset: str | None = None
+    project: Project,
+    start: str | None = None,
+    end: str | None = None,
+    asset: str | None = None,
+    cache: StateCache | None = None,
 ) -> list[str]:
     """The keys of the window: by default the scheme's configured range up to the last
     complete partition (what ``status`` looks at), each missing bound defaulting to its end.
     ``asset``: the keys of its own scheme; without one, when the assets' schemes differ, each
-    asset's keys together (:mod:`backfiller.asset_keys`)."""
+    asset's keys together (:mod:`backfiller.asset_keys`). ``cache``: the server's, which
+    keeps the keys from one key to another (they do not depend on the time)."""
     from backfiller.asset_keys import every_key, select_keys, shared_scheme
 
     now = project.clock()
@@ -69,13 +75,15 @@ def window(
                 return every_key(graph, graph.keys, now)
             return select_keys(graph, graph.keys, partition=None, start=start, end=end, now=now)
         if start is None or end is None:
-            everything = scheme.keys(now=now)
+            everything = scheme.keys(now=now) if cache is None else cache.keys(scheme, now)
             if not everything:
                 return []
             start = everything[0] if start is None else start
             end = everything[-1] if end is None else end
         scheme.parse(start, now=now)
         scheme.parse(end, now=now)
+        if cache is not None:
+            return cache.key_range(scheme, start, end)
         return scheme.key_range(start, end)
     except BackfillerError as exc:
         raise NotFound(exc.message) from exc
@@ -102,9 +110,12 @@ def _counts(values: Iterable[tuple[str, int]]) -> dict[str, int]:
 
 
 def _index_ranges(keys: Sequence[str], chosen: Iterable[str]) -> list[dict[str, Any]]:
-    """The keys of ``chosen`` that are in ``keys``, as ranges of consecutive keys."""
-    where = {k: i for i, k in enumerate(keys)}
-    at = sorted({where[k] for k in chosen if k in where})
+    """The keys of ``chosen`` that are in ``keys``, as ranges of consecutive keys (the keys
+    are looked up only when something is chosen: a window has thousands, holds are few)."""
+    wanted = set(chosen)
+    if not wanted:
+        return []
+    at = sorted(i for i, k in enumerate(keys) if k in wanted)
     out: list[dict[str, Any]] = []
     for i in at:
         if out and out[-1]["_end"] == i - 1:
@@ -152,15 +163,23 @@ def _plain(value: Any) -> Any:
 
 
 def overview(
-    project: Project, reader: LedgerReader, start: str | None = None, end: str | None = None
+    project: Project,
+    reader: LedgerReader,
+    start: str | None = None,
+    end: str | None = None,
+    cache: StateCache | None = None,
 ) -> dict[str, Any]:
     """Per asset: the partition bar over the window, partitions per state, open holds and
-    protections as ranges; then the open holds and the last runs."""
+    protections as ranges; then the open holds and the last runs. ``cache``: the server's,
+    which classifies again only what changed (default: classify every cell)."""
     from backfiller.asset_keys import keys_of, shared_scheme
     from backfiller.planning.classify import state_ranges
 
-    keys = window(project, start, end)
-    ranges = state_ranges(project, reader, keys) if keys else []
+    keys = window(project, start, end, cache=cache)
+    if cache is not None:
+        ranges = cache.state_ranges(reader, keys)
+    else:
+        ranges = state_ranges(project, reader, keys) if keys else []
     by_asset: dict[str, list[Any]] = {name: [] for name in project.graph.keys}
     for r in ranges:
         by_asset[r.asset].append(r)

@@ -1,0 +1,367 @@
+"""The overview's state ranges kept in the server process while their sources are unchanged.
+
+``backfiller ui`` is a long-lived process and most of an overview is classifying every cell
+from the four sources. :class:`StateCache` keeps each asset's ranges under the identities
+(:mod:`backfiller.planning.identity`) of everything they were classified from: the ledger,
+the manifests, the asset's Delta table (its log and its data files' folders), its partition
+report folder, and the window's keys (what the clock moves). A request takes those
+identities first — before anything is read — and classifies again only the assets whose
+identity moved (all of them when the ledger or the manifests did: an asset's state also
+reads its upstream versions from the ledger). A source that cannot be identified is never
+cached, and an identity taken right after its source changed (:meth:`Stamp.settled`) is not
+kept. Only memory is used: serving still writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backfiller.planning import identity
+from backfiller.planning.identity import Stamp
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from backfiller.ledger import LedgerReader
+    from backfiller.locations import Location
+    from backfiller.manifests import ManifestRegistry
+    from backfiller.partitions import PartitionScheme
+    from backfiller.planning.gaps import PartitionState
+    from backfiller.planning.ranges import KeyRange
+    from backfiller.planning.state import StateSource
+    from backfiller.policy import Policy
+    from backfiller.project import Project
+    from backfiller.store import DeltaStore
+
+__all__ = ["WINDOWS", "Identities", "StateCache"]
+
+#: how many windows are kept (their keys, and their assets' ranges)
+WINDOWS = 4
+
+
+@dataclass(frozen=True)
+class Identities:
+    """What one request found of every source: per asset, the identity its ranges are kept
+    under (``None``: not to be kept), and the manifests' stamp (``None``: not to be trusted,
+    so they are read again)."""
+
+    per_asset: dict[str, Hashable | None]
+    manifests: Stamp | None
+    #: when they were taken (the file system's clock)
+    taken_ns: int = 0
+    #: the assets whose table's log is new to the cache (its data files' folders are not
+    #: known): the key's other parts, the log's stamp and the report folder's, for a key made
+    #: once their classification has read the log (:meth:`StateCache.state_ranges`)
+    pending: dict[str, tuple[Hashable, Stamp, Stamp]] = field(default_factory=dict)
+
+
+class StateCache:
+    """The state ranges of ``project``'s assets over a window, classified again only when a
+    source they came from changed (one lock: concurrent overviews classify once)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._lock = threading.Lock()  # the ranges: one overview classifies at a time
+        self._manifests_lock = threading.Lock()
+        self._windows_lock = threading.Lock()
+        #: per window (:meth:`window_of`, the newest last, :data:`WINDOWS` at most), per
+        #: asset: the identity its ranges were classified under, and the ranges
+        self._kept: dict[Hashable, dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]]]
+        self._kept = {}
+        #: per asset: its table's log stamp, and the folders of its live files under that log
+        self._folders: dict[str, tuple[Hashable, tuple[str, ...] | None]] = {}
+        #: the stamp of the manifests the project has loaded (``None``: not known)
+        self._manifests: Stamp | None = None
+        #: the keys of the windows asked last, by scheme and bounds (:meth:`key_range`)
+        self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
+        #: how many assets the last :meth:`state_ranges` classified (the others were kept)
+        self.classified = 0
+        #: the thread :meth:`warm_up` started (``None``: not asked to)
+        self.warming: threading.Thread | None = None
+
+    def warm_up(self) -> threading.Thread:
+        """Classify the overview's default window in a background thread (a server's
+        first visitor then finds it kept; one arriving sooner waits for it rather than
+        classifying twice). A failure is left for the pages to report."""
+        from backfiller.web import pages
+
+        def run() -> None:
+            reader = None
+            try:
+                reader = self.project.reader()
+                self.refresh_manifests()
+                self.state_ranges(reader, pages.window(self.project, cache=self))
+            except Exception:  # a page asked for it says what is wrong
+                pass
+            finally:
+                close = getattr(reader, "close", None)
+                if callable(close):
+                    close()
+
+        self.warming = threading.Thread(target=run, name="backfiller-ui-warm-up", daemon=True)
+        self.warming.start()
+        return self.warming
+
+    def state_ranges(
+        self, reader: LedgerReader, keys: Sequence[str]
+    ) -> list[KeyRange[PartitionState]]:
+        """:func:`~backfiller.planning.classify.state_ranges` of every asset over ``keys``,
+        the assets whose sources did not change since they were last classified taken from
+        memory."""
+        from backfiller.asset_keys import shared_scheme
+        from backfiller.planning.classify import state_ranges
+
+        project = self.project
+        names = list(project.graph.keys)
+        with self._lock:
+            found = self.identify(keys)
+            self._reload_manifests(found.manifests)
+            window = self.window_of(keys)
+            kept = self._kept.pop(window, {})
+            self._kept[window] = kept  # the newest last
+            while len(self._kept) > WINDOWS:
+                del self._kept[next(iter(self._kept))]
+            stale = [
+                n
+                for n in names
+                if found.per_asset[n] is None or n not in kept or kept[n][0] != found.per_asset[n]
+            ]
+            if stale and shared_scheme(project.graph, names) is None:
+                stale = names  # a subset's cells would be its own scheme's keys only
+            fresh: dict[str, list[KeyRange[PartitionState]]] = {n: [] for n in stale}
+            read: dict[str, tuple[str, ...] | None] = {}  # the folders the classification saw
+            if stale and keys:
+                source = _Watched.of(project, set(found.pending), read)
+                for r in state_ranges(source, reader, keys, stale):
+                    fresh[r.asset].append(r)
+            keys_found = dict(found.per_asset)
+            for name in stale:
+                if name in found.pending:
+                    keys_found[name] = self._read_key(name, found, read.get(name))
+            for name, ranges in fresh.items():
+                key = keys_found[name]
+                if key is None:
+                    kept.pop(name, None)
+                else:
+                    kept[name] = (key, ranges)
+            self.classified = len(stale)
+            out: list[KeyRange[PartitionState]] = []
+            for name in names:
+                out.extend(fresh[name] if name in fresh else kept[name][1])
+            return out
+
+    def refresh_manifests(self) -> None:
+        """Have the project read its manifests again when they changed since it loaded them
+        (or when that cannot be told): every page, not only the overview, then reads the
+        manifests as they are."""
+        self._reload_manifests(self._manifests_stamp(identity.now_ns()))
+
+    def _reload_manifests(self, stamp: Stamp | None) -> None:
+        with self._manifests_lock:
+            if stamp is None or stamp != self._manifests:
+                self.project.reload_manifests()  # read on their next use
+                self._manifests = stamp
+
+    def _manifests_stamp(self, taken: int) -> Stamp | None:
+        """The manifests' stamp; ``None`` when it is not to be trusted (a stand-in read in
+        place of a manifest, object storage, a file edited a moment ago)."""
+        project = self.project
+        if project.overlay.manifest_stand_ins:
+            return None
+        found = identity.manifests_stamp(project.config.manifests_dir)
+        return found if found is not None and found.settled(taken) else None
+
+    def key_range(self, scheme: PartitionScheme, first: str, last: str) -> list[str]:
+        """``scheme.key_range(first, last)``, kept for the next requests of the same window
+        (the keys between two keys do not depend on the time; the graph's schemes do not
+        change while the server runs). The list is shared: not to be changed."""
+        return self._window(
+            (id(scheme), first, last), scheme, lambda: scheme.key_range(first, last)
+        )
+
+    def keys(self, scheme: PartitionScheme, now: datetime) -> list[str]:
+        """``scheme.keys(now=now)``; a time-window scheme's kept while its last complete
+        key is the same (its keys are those from its start to that one's window: the
+        boundary they are listed up to is a window's end, or the scheme's own end). The
+        list is shared: not to be changed."""
+        from backfiller.partitions import TimeWindowScheme
+
+        if type(scheme) is not TimeWindowScheme:
+            return scheme.keys(now=now)
+        at = (id(scheme), "", scheme.last_complete(now) or "")
+        return self._window(at, scheme, lambda: scheme.keys(now=now))
+
+    def _window(
+        self, at: tuple[int, str, str], scheme: PartitionScheme, listed: Callable[[], list[str]]
+    ) -> list[str]:
+        with self._windows_lock:
+            found = self._windows.pop(at, None)
+            if found is None:
+                found = (scheme, listed())  # the scheme kept with its keys: its id stays its
+            self._windows[at] = found  # the newest last
+            while len(self._windows) > WINDOWS:
+                del self._windows[next(iter(self._windows))]
+            return found[1]
+
+    def identify(self, keys: Sequence[str]) -> Identities:
+        """The identity of every asset's sources now (taken before any of them is read)."""
+        project = self.project
+        taken = identity.now_ns()
+        names = list(project.graph.keys)
+        ledger = identity.ledger_stamp(project.config)
+        manifests = self._manifests_stamp(taken)
+        shared: tuple[Hashable, ...] | None = None
+        if ledger is not None and manifests is not None:
+            shared = (ledger.value, manifests.value, self.window_of(keys))
+        nested = any("/" in k for k in keys)  # reports in folders below the asset's
+        per_asset: dict[str, Hashable | None] = {}
+        pending: dict[str, tuple[Hashable, Stamp, Stamp]] = {}
+        for name in names:
+            per_asset[name] = None
+            if shared is None or nested:
+                continue
+            reports = identity.folder_stamp(project.partition_report_dir(name))
+            log = self._log_stamp(name)
+            if reports is None or log is None or not reports.settled(taken):
+                continue
+            known = self._folders.get(name)
+            if known is None or known[0] != log.value:  # folders known once the log is read
+                if log.settled(taken):
+                    pending[name] = (shared, log, reports)
+                continue
+            if known[1] is None:
+                continue
+            table = identity.table_stamp(self._path(name), log, known[1])
+            if table.settled(taken):
+                per_asset[name] = (shared, table.value, reports.value)
+        return Identities(per_asset, manifests, taken, pending)
+
+    def _read_key(
+        self, asset: str, found: Identities, folders: tuple[str, ...] | None
+    ) -> Hashable | None:
+        """The key of ``asset``, just classified from a log new to the cache, whose live
+        files were in ``folders`` (``None``: not seen, or not to be told by folder): when
+        its log is still the one stamped before and none of those folders changed since
+        then, the classification read what the key says."""
+        shared, log, reports = found.pending[asset]
+        if folders is None or identity.table_log_stamp(self._path(asset)) != log:
+            return None
+        self._folders[asset] = (log.value, folders)
+        table = identity.table_stamp(self._path(asset), log, folders)
+        if not table.settled(found.taken_ns):
+            return None
+        return (shared, table.value, reports.value)
+
+    def window_of(self, keys: Sequence[str]) -> Hashable:
+        """The identity of the window's keys, the clock's part of the key (a day passing
+        moves the default window; the keys are all a classification takes of the time):
+        when the assets share a scheme, its first and last key (the keys between are that
+        scheme's); else every key."""
+        from backfiller.asset_keys import shared_scheme
+
+        if not keys:
+            return ()
+        graph = self.project.graph
+        if shared_scheme(graph, graph.keys) is not None:
+            return (len(keys), keys[0], keys[-1])
+        return tuple(keys)
+
+    def _path(self, asset: str) -> Path:
+        store = _local_delta(self.project)
+        assert store is not None  # asked only of assets whose log was stamped
+        return store.path(asset)
+
+    def _log_stamp(self, asset: str) -> Stamp | None:
+        """The stamp of ``asset``'s Delta table's log; ``None`` for a store that is not
+        local Delta tables."""
+        if _local_delta(self.project) is None:
+            return None
+        return identity.table_log_stamp(self._path(asset))
+
+
+def _local_delta(project: Project) -> DeltaStore | None:
+    from backfiller.store import DeltaStore
+
+    store = project.store
+    return store if isinstance(store, DeltaStore) and store.local_root is not None else None
+
+
+class _Watched:
+    """The project as a classification reads it, its store telling, of each table it is
+    done with, the folders of the live data files it read (``seen``): a new log is then
+    not read a second time for the cache's key."""
+
+    def __init__(self, project: Project, store: _WatchedStore) -> None:
+        self.project = project
+        self.graph = project.graph
+        self._store = store
+
+    @classmethod
+    def of(
+        cls, project: Project, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+    ) -> StateSource:
+        """``project`` watched for the tables of ``wanted`` when its store is local Delta
+        tables; else itself."""
+        store = _local_delta(project)
+        if store is None or not wanted:
+            return project
+        return cls(project, _WatchedStore(store, wanted, seen))
+
+    @property
+    def manifests(self) -> ManifestRegistry:
+        return self.project.manifests
+
+    @property
+    def store(self) -> _WatchedStore:
+        return self._store
+
+    @property
+    def policy(self) -> Policy:
+        return self.project.policy
+
+    def partition_report_path(self, asset: str, key: str) -> Location:
+        return self.project.partition_report_path(asset, key)
+
+    def partition_report_dir(self, asset: str) -> Location:
+        return self.project.partition_report_dir(asset)
+
+
+class _WatchedStore:
+    """A local Delta store that, as a reader releases the tables of ``wanted``, notes the
+    folders of their live files (the files its last read of the tables kept: no log read
+    again)."""
+
+    def __init__(
+        self, store: DeltaStore, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+    ) -> None:
+        self.inner = store
+        self.wanted = wanted
+        self.seen = seen
+
+    def partition_counts(self, asset: str) -> dict[str, int]:
+        return self.inner.partition_counts(asset)
+
+    def partition_signatures(self, asset: str) -> dict[str, str]:
+        return self.inner.partition_signatures(asset)
+
+    def missing_files(self, asset: str) -> dict[str, int]:
+        return self.inner.missing_files(asset)
+
+    def partition_stats(self, asset: str) -> pa.Table:
+        return self.inner.partition_stats(asset)
+
+    def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
+        return self.inner.partition_stats_of(assets)
+
+    def release(self, assets: Iterable[str]) -> None:
+        assets = list(assets)
+        for asset in (a for a in assets if a in self.wanted):
+            paths = self.inner.partition_files(asset).column("path")
+            self.seen[asset] = identity.data_folders(paths.cast("string"))
+        self.inner.release(assets)

@@ -1,0 +1,326 @@
+"""The server's state cache (:mod:`backfiller.web.cache`): an unchanged project's overview is
+served from memory and is the page a cold server gives; each kind of change — a run recorded
+in the ledger, a new Delta commit, a deleted data file, a deleted or added report, an edited
+manifest, a day passing — is seen on the next request; and with the identity of that source
+left out of the key, the same change is missed (so each test depends on its identity)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import NOW, both_backends
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+from web_project import RAW, SILVER, build_web_project
+
+from backfiller import FixedClock, Project, load_project
+from backfiller.asset_keys import select_keys
+from backfiller.dynamic import add_partition_values
+from backfiller.lab.example import lay_out_example, materialize_history
+from backfiller.planning import identity
+from backfiller.planning.identity import Stamp
+from backfiller.store.base import PARTITION_COLUMN
+from backfiller.web.app import create_app
+from backfiller.web.cache import StateCache
+
+#: a day both assets materialized, with its report
+DAY = "2026-04-14"
+#: the day × product line asset of the example's product_lines project
+BY_LINE = "week06/silver/ticket_fact_by_product_line"
+#: an hour before the tests: what every file of a project is dated back to, so that the
+#: stamps taken of it are settled (not racily clean) and the cache keeps what it classified
+_AGED = time.time() - 3600
+
+
+def _age(root: Path) -> None:
+    """Date every file and folder under ``root`` an hour back (folders after what is in
+    them: writing into a folder moves its time)."""
+    for folder, dirs, files in os.walk(root, topdown=False):
+        for name in files + dirs:
+            os.utime(Path(folder) / name, (_AGED, _AGED), follow_symlinks=False)
+    os.utime(root, (_AGED, _AGED))
+
+
+class Served:
+    """A project served by one app, and a cold server's page of it for comparison."""
+
+    def __init__(self, root: Path, environ: dict[str, str]) -> None:
+        self.root = root
+        self.environ = environ
+        self.clock = FixedClock(NOW)
+        self.project = self.load()
+        self.app = create_app(self.project)
+        self.client = TestClient(self.app)
+
+    def load(self) -> Project:
+        return load_project(self.root, environ=self.environ, clock=self.clock)
+
+    @property
+    def cache(self) -> StateCache:
+        states: StateCache = self.app.state.states
+        return states
+
+    def page(self, url: str = "/") -> str:
+        response = self.client.get(url)
+        assert response.status_code == 200, response.text[:300]
+        return response.text
+
+    def cold(self, url: str = "/") -> str:
+        """The page of a server started now (its own project, its own cache)."""
+        with TestClient(create_app(load_project(self.root, environ=self.environ,
+                                                clock=self.clock))) as client:  # fmt: skip
+            response = client.get(url)
+        assert response.status_code == 200
+        return response.text
+
+
+@pytest.fixture
+def served(tmp_path: Path, project_environ: dict[str, str]) -> Iterator[Served]:
+    web = build_web_project(tmp_path / "omni", project_environ)
+    _age(web.root)
+    found = Served(web.root, web.environ)
+    with found.client:
+        yield found
+
+
+def _state(served: Served, asset: str, key: str) -> str:
+    doc = served.client.get(f"/api/?start={key}&end={key}").json()
+    [entry] = [a for a in doc["assets"] if a["asset"] == asset]
+    [state] = entry["counts"]
+    return str(state)
+
+
+def test_an_unchanged_project_is_served_from_memory_as_a_cold_server_serves_it(
+    served: Served,
+) -> None:
+    first = served.page()
+    assert served.cache.classified == 2  # both assets classified
+    for url in ("/", "/?start=2026-04-01&end=2026-04-30", "/api/"):
+        page = served.page(url)
+        assert served.page(url) == page
+        assert served.cache.classified == 0  # nothing changed: nothing classified
+        assert served.cold(url) == page
+    assert served.page() == first  # the first window is still kept
+    assert served.cache.classified == 0
+
+
+# -- the changes ----------------------------------------------------------------------------
+
+
+def _record_a_run(served: Served) -> None:
+    """The ledger alone changes: a materialized partition marked stale."""
+    with served.load().ledger() as ledger:
+        ledger.partitions.mark_stale(SILVER, DAY, run_id=None, operator="t", reason="upstream")
+
+
+def _commit(served: Served) -> None:
+    """A Delta commit that changes only the log: the day's files removed from the table
+    (they stay on disk)."""
+    table = served.project.store.path(RAW)
+    DeltaTable(str(table)).delete(f"{PARTITION_COLUMN} = '{DAY}'")
+    assert (table / f"{PARTITION_COLUMN}={DAY}").is_dir()
+
+
+def _delete_a_data_file(served: Served) -> None:
+    folder = served.project.store.path(RAW) / f"{PARTITION_COLUMN}={DAY}"
+    for file in folder.iterdir():
+        file.unlink()
+
+
+def _report(served: Served) -> Path:
+    path = served.project.partition_report_path(RAW, DAY)
+    assert isinstance(path, Path)
+    return path
+
+
+def _delete_a_report(served: Served) -> None:
+    _report(served).unlink()
+
+
+def _add_a_report(served: Served) -> None:
+    _report(served).write_text("{}\n", "utf-8")
+
+
+def _edit_a_manifest(served: Served) -> None:
+    """The day's expected count moves by one (its checksum with it)."""
+    folder = served.project.config.manifests_dir
+    assert isinstance(folder, Path)
+    [path] = folder.glob("*.json")
+    doc = json.loads(path.read_text("utf-8"))
+    for p in doc["partitions"]:
+        if p["partition_key"] == DAY:
+            p["expected_record_count"] += 1
+    path.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+
+
+def _pass_a_day(served: Served) -> None:
+    served.clock.advance(days=1)
+
+
+def _left_out(value: object) -> Callable[..., Stamp]:
+    return lambda *args, **kwargs: Stamp(value)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A kind of change: how it is made, what prepares it (before the project is aged), and
+    how its source's identity is left out of the key (``owner.name`` replaced)."""
+
+    make: Callable[[Served], None]
+    owner: object
+    name: str
+    stand_in: object
+    prepare: Callable[[Served], None] | None = None
+
+
+CHANGES = {
+    "a run recorded in the ledger": Change(
+        _record_a_run, identity, "ledger_stamp", _left_out("ledger")
+    ),
+    "a new Delta commit": Change(_commit, identity, "table_log_stamp", _left_out("log")),
+    "a deleted data file": Change(
+        _delete_a_data_file, identity, "table_stamp", lambda table, log, folders: log
+    ),
+    "a deleted report": Change(_delete_a_report, identity, "folder_stamp", _left_out("reports")),
+    "an added report": Change(
+        _add_a_report, identity, "folder_stamp", _left_out("reports"), prepare=_delete_a_report
+    ),
+    "an edited manifest": Change(
+        _edit_a_manifest, identity, "manifests_stamp", _left_out("manifests")
+    ),
+    "a day passing": Change(_pass_a_day, StateCache, "window_of", lambda self, keys: "window"),
+}
+
+
+def _changed_and_served(
+    tmp_path: Path, environ: dict[str, str], kind: str, monkeypatch: pytest.MonkeyPatch | None
+) -> tuple[str, str, str]:
+    """The page before the change, the page the same server gives after it, and a cold
+    server's; ``monkeypatch``: leave the change's source out of the key."""
+    change = CHANGES[kind]
+    web = build_web_project(tmp_path / "omni", environ)
+    if monkeypatch is not None:
+        monkeypatch.setattr(change.owner, change.name, change.stand_in)
+    served = Served(web.root, web.environ)
+    if change.prepare is not None:
+        change.prepare(served)
+    _age(web.root)
+    with served.client:
+        before = served.page()
+        assert served.page() == before and served.cache.classified == 0  # kept
+        change.make(served)
+        return before, served.page(), served.cold()
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+def test_each_change_is_seen_on_the_next_request(tmp_path: Path, kind: str) -> None:
+    before, after, cold = _changed_and_served(tmp_path, {}, kind, None)
+    assert after != before  # the change shows
+    assert after == cold
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+def test_with_its_identity_left_out_the_change_is_missed(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What makes the test above depend on each identity: without it, a stale page."""
+    before, after, cold = _changed_and_served(tmp_path, {}, kind, monkeypatch)
+    assert cold != before
+    assert after != cold
+
+
+@both_backends
+def test_a_run_recorded_in_either_ledger_is_seen(served: Served) -> None:
+    assert _state(served, SILVER, DAY) == "materialized"
+    served.page()
+    # kept (on PostgreSQL, a few tries: the server's own WAL — a checkpoint, autovacuum —
+    # also moves the stamp, and then the page is classified again, which is only slower)
+    assert any(served.page() and served.cache.classified == 0 for _ in range(5))
+    _record_a_run(served)
+    assert _state(served, SILVER, DAY) == "upstream_changed"  # a stale mark reads so
+    assert served.page() == served.cold()
+
+
+def test_a_source_that_cannot_be_identified_is_classified_every_time(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identity, "ledger_stamp", lambda config: None)
+    served.page()
+    served.page()
+    assert served.cache.classified == 2
+
+
+def test_a_source_changed_a_moment_ago_is_not_kept(served: Served) -> None:
+    """Racily clean: a report folder written now may change again within its clock's tick
+    without its time moving, so what was classified from it is not kept."""
+    served.page()
+    _delete_a_report(served)
+    served.page()
+    assert served.cache.classified == 1  # only the asset whose folder changed
+    served.page()
+    assert served.cache.classified == 1  # and again: its stamp is not settled yet
+
+
+def test_an_edited_manifest_is_seen_on_every_page(served: Served) -> None:
+    """Not only the overview: the asset page reads the manifests as they are now."""
+    url = f"/api/assets/{RAW}/?start={DAY}&end={DAY}"
+    before = json.loads(served.page(url))["grid"]
+    _edit_a_manifest(served)
+    after = json.loads(served.page(url))["grid"]
+    assert after != before
+    assert after == json.loads(served.cold(url))["grid"]
+
+
+def test_assets_of_several_schemes_are_kept_and_classified_again_together(
+    tmp_path: Path,
+) -> None:
+    """The example's product_lines project (daily assets beside a day × product line one):
+    kept while nothing changes; a report deleted of one asset has them all classified again
+    (a subset's cells would be only its own scheme's keys), the page a cold server's."""
+    root = lay_out_example(tmp_path / "omni") / "product_lines"
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    with project.ledger() as ledger:
+        add_partition_values(project, ledger, ["billing", "voice"], operator="t", reason="r")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    keys = select_keys(
+        project.graph, project.graph.keys, partition=None, start=DAY, end=DAY, now=NOW
+    )
+    done = materialize_history(project, keys, reason="tests")
+    assert done.state.value == "succeeded", [s.error for s in done.steps if s.error]
+    _age(root)
+    served = Served(root, {})
+    with served.client:
+        first = served.page()
+        assert served.page() == first and served.cache.classified == 0
+        report = served.project.partition_report_path(BY_LINE, f"{DAY}|voice")
+        assert isinstance(report, Path)
+        report.unlink()
+        after = served.page()
+        assert served.cache.classified == len(served.project.graph)
+        assert after != first
+        assert after == served.cold()
+
+
+def test_a_server_warmed_up_serves_its_first_overview_from_memory(
+    tmp_path: Path,
+) -> None:
+    """``backfiller ui`` classifies the default window as it starts: the first ``GET /``
+    classifies nothing, and is the page a cold server gives."""
+    web = build_web_project(tmp_path / "omni")
+    _age(web.root)
+    project = load_project(web.root, environ={}, clock=FixedClock(NOW))
+    app = create_app(project, warm_up=True)
+    with TestClient(app) as client:
+        cache: StateCache = app.state.states
+        assert cache.warming is not None
+        cache.warming.join()
+        page = client.get("/").text
+        assert cache.classified == 0
+    served = Served(web.root, {})
+    assert page == served.cold()
