@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 __all__ = ["SCHEMAS", "schema_for", "validated", "validation_problems", "write_contracts"]
 
@@ -110,6 +110,27 @@ def _carriers(name: str) -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
+def _int_literals(name: str) -> frozenset[str]:
+    """The root properties whose value is a literal integer (``schema_version``), in the
+    model or, for a document of several versions, in any of them."""
+    model = _model(name)
+    models = [model]
+    if getattr(model, "__pydantic_root_model__", False):
+        models = [
+            kind
+            for kind in _kinds(model.model_fields["root"].annotation)
+            if isinstance(kind, type) and hasattr(kind, "model_fields")
+        ]
+    return frozenset(
+        info.serialization_alias or info.alias or field_name
+        for m in models
+        for field_name, info in m.model_fields.items()
+        if get_origin(info.annotation) is Literal
+        and any(type(a) is int for a in get_args(info.annotation))
+    )
+
+
 def _walk_fields(model: Any, names: set[str], seen: set[Any]) -> None:
     if model in seen:
         return
@@ -188,6 +209,10 @@ def _quick_model(name: str, document: Any) -> Any | None:
         from rfc3339_validator import validate_rfc3339
     except ImportError:  # pragma: no cover - installed with jsonschema's format extra
         return None
+    if isinstance(document, dict) and any(
+        isinstance(document.get(key), bool) for key in _int_literals(name)
+    ):
+        return None  # the model takes true for 1 (they are equal in Python); the schema not
     try:
         text = json.dumps(document, allow_nan=False)
         model = _model(name).model_validate_json(text, strict=True)

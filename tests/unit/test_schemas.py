@@ -159,3 +159,13 @@ def test_the_date_times_read_from_the_model_are_the_schemas(name: str) -> None:
     assert schemas._date_time_names(name) == frozenset(found)
     if name in ("manifest", "run_evidence"):
         assert found  # the comparison is not between two empty sets
+
+
+def test_true_is_not_schema_version_1() -> None:
+    """The model takes ``true`` for the literal 1 (they are equal in Python); the schema does
+    not, and the quick path defers to it."""
+    doc = _valid_manifest()
+    doc["schema_version"] = True
+    assert not schemas._model_accepts("manifest", doc)
+    assert any(p.startswith("schema_version: True") for p in validation_problems("manifest", doc))
+    assert schemas._int_literals("backfill_plan") == frozenset({"schema_version"})
