@@ -15,7 +15,7 @@ from backfiller.ledger.dimensions import DimensionBook, DimensionReader
 from backfiller.ledger.evidence_index import EvidenceIndex, EvidenceReader, EvidenceRecord
 from backfiller.ledger.holds import HoldBook, HoldReader, HoldRecord
 from backfiller.ledger.leases import LeaseBook
-from backfiller.ledger.partitions import PartitionBook, PartitionReader
+from backfiller.ledger.partitions import STATE_COLUMNS, PartitionBook, PartitionReader
 from backfiller.ledger.protections import ProtectionBook, ProtectionReader
 from backfiller.ledger.records import (
     AttemptRecord,
@@ -116,7 +116,9 @@ class _NoPartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
+    def state_rows(
+        self, assets: Sequence[str], columns: Sequence[str] = STATE_COLUMNS
+    ) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
         return iter(())
 
 
