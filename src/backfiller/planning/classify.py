@@ -511,6 +511,13 @@ def _mapped(
     """Which upstream keys each key of ``keys`` reads through ``mapping`` (``present``), and
     which it requires that are not keys of the upstream's scheme (not ``present``; ``pos``:
     their order) — once per mapping and pair of schemes, shared by every asset that uses it."""
+    from backfiller.mappings import IdentityMapping
+
+    if type(mapping) is IdentityMapping and up == down:
+        # each key reads the same key of the same scheme (the mapping's own rule): not asked
+        # key by key
+        same = list(mine)
+        return _mapping_table(number, same, [keys[i] for i in same], [True] * len(same))
     idx: list[int] = []
     up_keys: list[str] = []
     present: list[bool] = []
@@ -520,6 +527,12 @@ def _mapped(
             idx += [i] * len(found)
             up_keys += found
             present += [exists] * len(found)
+    return _mapping_table(number, idx, up_keys, present)
+
+
+def _mapping_table(
+    number: int, idx: list[int], up_keys: list[str], present: list[bool]
+) -> pa.Table:
     return pa.table(
         {
             "mapping": pa.repeat(pa.scalar(number, pa.int64()), len(idx)),
