@@ -301,110 +301,105 @@ def _batches(
         return found.filter(pc.is_in(found.column("asset"), pa.array(assets, pa.string())))
 
     done, total = 0, len(names)
-    # one connection for every batch, each batch's tables registered in place of the last's
-    # (opening one costs 10-20 ms); one thread: a batch is some 200,000 cells, which threads
-    # split into more CPU seconds (and memory), not fewer
-    con = duckdb.connect(config={"threads": 1})
-    con.register("keys", key_rows)
-    con.register("reasons", reasons)
-    try:
-        for start in range(0, len(names), per_batch):
-            batch = names[start : start + per_batch]
-            deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": [], "dpos": []}
-            for name in batch:
-                for dpos, dep in enumerate(graph.get(name).deps):
-                    down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
-                    signature = (dep.mapping, id(down_scheme), id(up_scheme))
-                    if signature not in mappings:
-                        mappings[signature] = len(mappings)
-                        mine = range(len(keys)) if owned is None else owned[name]
-                        mapped.append(
-                            _mapped(len(mapped), dep.mapping, keys, mine, down_scheme, up_scheme)
-                        )
-                    deps_rows["asset"].append(name)
-                    deps_rows["up"].append(dep.asset)
-                    deps_rows["mapping"].append(mappings[signature])
-                    deps_rows["dpos"].append(dpos)
-            ups = sorted(set(deps_rows["up"]))
-            con.register(
-                "assets",
-                pa.table(
-                    {
-                        "asset": pa.array(batch, pa.string()),
-                        "pos": pa.array(range(start, start + len(batch)), pa.int64()),
-                        "expects_count": [graph.get(a).expects_manifest_count for a in batch],
-                    }
-                ),
+    for start in range(0, len(names), per_batch):
+        batch = names[start : start + per_batch]
+        deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": [], "dpos": []}
+        for name in batch:
+            for dpos, dep in enumerate(graph.get(name).deps):
+                down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
+                signature = (dep.mapping, id(down_scheme), id(up_scheme))
+                if signature not in mappings:
+                    mappings[signature] = len(mappings)
+                    mine = range(len(keys)) if owned is None else owned[name]
+                    mapped.append(
+                        _mapped(len(mapped), dep.mapping, keys, mine, down_scheme, up_scheme)
+                    )
+                deps_rows["asset"].append(name)
+                deps_rows["up"].append(dep.asset)
+                deps_rows["mapping"].append(mappings[signature])
+                deps_rows["dpos"].append(dpos)
+        ups = sorted(set(deps_rows["up"]))
+        # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
+        # (and memory), not fewer
+        con = duckdb.connect(config={"threads": 1})
+        con.register("keys", key_rows)
+        con.register("reasons", reasons)
+        con.register(
+            "assets",
+            pa.table(
+                {
+                    "asset": pa.array(batch, pa.string()),
+                    "pos": pa.array(range(start, start + len(batch)), pa.int64()),
+                    "expects_count": [graph.get(a).expects_manifest_count for a in batch],
+                }
+            ),
+        )
+        ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
+        if states_only:  # the checksums of the declarations a record is compared with
+            key_rows = with_checksums(
+                key_rows, source.manifests, keys, _checksummed(ledger, key_array)
             )
-            ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
-            if states_only:  # the checksums of the declarations a record is compared with
-                key_rows = with_checksums(
-                    key_rows, source.manifests, keys, _checksummed(ledger, key_array)
-                )
-                con.register("keys", key_rows)
-            keep_versions(ledger, batch)
-            stored = store_table(source, batch)  # the batch's tables, read together
-            reports = []
-            for name in batch:  # each asset's reports, then one step of progress
-                reports.append(report_table(source, name, nested))
-                done += 1
-                if on_progress is not None:
-                    on_progress(done, total)
-            con.register("ledger", ledger)
-            con.register(
-                "upstream",
-                versions_of(ups)
-                if ups
-                else pa.table(
-                    {
-                        "asset": pa.array([], pa.string()),
-                        "partition_key": pa.array([], pa.string()),
-                        "data_version": pa.array([], pa.int64()),
-                    }
-                ),
-            )
-            reported = pa.concat_tables(reports)
-            con.register("stored", stored)
-            con.register("reports", reported)
-            con.register(
-                "deps",
-                pa.table(
-                    {
-                        "asset": pa.array(deps_rows["asset"], pa.string()),
-                        "up": pa.array(deps_rows["up"], pa.string()),
-                        "mapping": pa.array(deps_rows["mapping"], pa.int64()),
-                        "dpos": pa.array(deps_rows["dpos"], pa.int64()),
-                    }
-                ),
-            )
-            con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
-            if owned is not None:
-                con.register("member", _members(batch, owned))
-            con.register(
-                "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
-            )
-            where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
-            # each source's rows of the batch's cells, keyed by the cell's number
-            members = pa.array(batch, pa.string())
-            for name, table in (("ledger", ledger), ("stored", stored), ("reports", reported)):
-                at = _numbered(table, members, start, key_array, _AT_COLUMNS[name])
-                con.register(f"{name}_at", at)
-            con.execute(_DECLARED_AT.replace("{n}", str(len(keys))))
-            # a view, not a table: a reader that wants four columns of it (status's ranges) does
-            # not pay for materialising twenty over every cell
-            query = (
-                _CLASSIFY.replace("{cells}", where)
-                .replace("{seq}", seq)
-                .replace("{escaped_up}", _ESCAPED.format("d.up"))
-                .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW classified AS {query.replace('{n}', str(len(keys)))}"
-            )
-            yield con
-            source.store.release(batch)  # its tables are read: no handle of every table stays
-    finally:
+            con.register("keys", key_rows)
+        keep_versions(ledger, batch)
+        stored = store_table(source, batch)  # the batch's tables, read together
+        reports = []
+        for name in batch:  # each asset's reports, then one step of progress
+            reports.append(report_table(source, name, nested))
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+        con.register("ledger", ledger)
+        con.register(
+            "upstream",
+            versions_of(ups)
+            if ups
+            else pa.table(
+                {
+                    "asset": pa.array([], pa.string()),
+                    "partition_key": pa.array([], pa.string()),
+                    "data_version": pa.array([], pa.int64()),
+                }
+            ),
+        )
+        reported = pa.concat_tables(reports)
+        con.register("stored", stored)
+        con.register("reports", reported)
+        con.register(
+            "deps",
+            pa.table(
+                {
+                    "asset": pa.array(deps_rows["asset"], pa.string()),
+                    "up": pa.array(deps_rows["up"], pa.string()),
+                    "mapping": pa.array(deps_rows["mapping"], pa.int64()),
+                    "dpos": pa.array(deps_rows["dpos"], pa.int64()),
+                }
+            ),
+        )
+        con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
+        if owned is not None:
+            con.register("member", _members(batch, owned))
+        con.register(
+            "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
+        )
+        where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
+        # each source's rows of the batch's cells, keyed by the cell's number
+        members = pa.array(batch, pa.string())
+        for name, table in (("ledger", ledger), ("stored", stored), ("reports", reported)):
+            at = _numbered(table, members, start, key_array, _AT_COLUMNS[name])
+            con.register(f"{name}_at", at)
+        con.execute(_DECLARED_AT.replace("{n}", str(len(keys))))
+        # a view, not a table: a reader that wants four columns of it (status's ranges) does
+        # not pay for materialising twenty over every cell
+        query = (
+            _CLASSIFY.replace("{cells}", where)
+            .replace("{seq}", seq)
+            .replace("{escaped_up}", _ESCAPED.format("d.up"))
+            .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
+        )
+        con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', str(len(keys)))}")
+        yield con
         con.close()
+        source.store.release(batch)  # its tables are read: no handle of every table stays
 
 
 def classified_batches(
