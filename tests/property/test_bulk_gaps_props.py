@@ -129,9 +129,11 @@ class FakePartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return list(self.records.get(asset or "", []))
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    def state_rows(
+        self, assets: Sequence[str], columns: Sequence[str] = STATE_COLUMNS
+    ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
         for name in assets:
-            yield name, [tuple(row[c] for c in STATE_COLUMNS) for row in self._rows(name)]
+            yield name, [tuple(row[c] for c in columns) for row in self._rows(name)]
 
     def _rows(self, name: str) -> list[dict[str, Any]]:
         return [

@@ -489,6 +489,21 @@ def test_state_rows_are_each_assets_records_once(ledger: DatabaseLedger) -> None
     assert found["week06/silver/facts"][0][-1] == "boom"
 
 
+def test_state_rows_read_only_the_columns_asked_for(ledger: DatabaseLedger) -> None:
+    """A reader of some of the state's columns gets those, in the order it named them; a name
+    that is no state column is refused before any query (names go into the query's text)."""
+    _publish(ledger, "2026-04-18", version=4)
+    _publish(ledger, "2026-04-16")
+    found = [
+        row
+        for _, rows in ledger.partitions.state_rows([RAW], ("partition_key", "data_version"))
+        for row in rows
+    ]
+    assert sorted(found) == [("2026-04-16", 1), ("2026-04-18", 4)]
+    with pytest.raises(ValueError, match="not a state column: asset; drop"):
+        next(iter(ledger.partitions.state_rows([RAW], ("partition_key", "asset; drop"))))
+
+
 # -- runs and plans ---------------------------------------------------------------------------
 
 

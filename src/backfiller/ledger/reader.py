@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from backfiller.ledger.partitions import STATE_COLUMNS
+
 if TYPE_CHECKING:  # the protocols name them; a reader imports only what it opens
     from backfiller.ledger.checks import CheckBook, CheckReader, CheckRecord
     from backfiller.ledger.dimensions import DimensionBook, DimensionReader
@@ -117,7 +119,9 @@ class _NoPartitions:
     def all(self, asset: str | None = None) -> list[PartitionRecord]:
         return []
 
-    def state_rows(self, assets: Sequence[str]) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
+    def state_rows(
+        self, assets: Sequence[str], columns: Sequence[str] = STATE_COLUMNS
+    ) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
         return iter(())
 
 

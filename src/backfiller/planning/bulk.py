@@ -8,7 +8,7 @@ listing their folders), an asset's partition reports by listing its report folde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,7 +19,7 @@ from backfiller.manifests import ManifestRegistry
 from backfiller.planning.state import StateSource, reported_keys
 from backfiller.store.base import stats_of_each
 
-__all__ = ["key_table", "ledger_table", "report_table", "store_table"]
+__all__ = ["key_table", "ledger_table", "report_table", "store_table", "with_checksums"]
 
 _LEDGER_TYPES = {
     "asset": pa.string(),
@@ -35,18 +35,23 @@ _LEDGER_TYPES = {
 }
 
 
-def key_table(manifests: ManifestRegistry, keys: Sequence[str]) -> pa.Table:
+def key_table(
+    manifests: ManifestRegistry, keys: Sequence[str], *, checksums: bool = True
+) -> pa.Table:
     """Per partition key (``idx``: its position in ``keys``), what the manifests declare:
     ``manifest_id``, ``manifest_checksum``, ``expected`` (null: nothing declared), and
-    ``broken`` (what is wrong with the broken stand-in manifest that declares it, or null)."""
+    ``broken`` (what is wrong with the broken stand-in manifest that declares it, or null).
+    ``checksums=False``: ``manifest_checksum`` left null, for a reader that compares it only
+    where a record has one (:func:`with_checksums` fills those in): a declaration's checksum
+    hashes its JSON, some 6 µs a key."""
     ids: list[str | None] = []
-    checksums: list[str | None] = []
+    sums: list[str | None] = []
     expected: list[int | None] = []
     broken: list[str | None] = []
     for key in keys:
         declared = manifests.for_partition(key)
         ids.append(declared[0].manifest_id if declared else None)
-        checksums.append(declared[1].checksum if declared else None)
+        sums.append(declared[1].checksum if declared and checksums else None)
         expected.append(declared[1].expected_record_count if declared else None)
         stand_in = manifests.broken_for(key)
         broken.append(stand_in.describe() if stand_in else None)
@@ -55,23 +60,47 @@ def key_table(manifests: ManifestRegistry, keys: Sequence[str]) -> pa.Table:
             "idx": pa.array(range(len(keys)), pa.int64()),
             "partition_key": pa.array(keys, pa.string()),
             "manifest_id": pa.array(ids, pa.string()),
-            "manifest_checksum": pa.array(checksums, pa.string()),
+            "manifest_checksum": pa.array(sums, pa.string()),
             "expected": pa.array(expected, pa.int64()),
             "broken": pa.array(broken, pa.string()),
         }
     )
 
 
-def ledger_table(reader: LedgerReader, assets: Sequence[str]) -> pa.Table:
-    """Every ledger record of ``assets``, with an ``asset`` column."""
-    row = pa.struct([(name, _LEDGER_TYPES[name]) for name in STATE_COLUMNS])
+def with_checksums(
+    key_rows: pa.Table, manifests: ManifestRegistry, keys: Sequence[str], wanted: Iterable[int]
+) -> pa.Table:
+    """``key_rows`` (a :func:`key_table` of ``keys``) with ``manifest_checksum`` filled in at
+    the positions ``wanted`` (those already there kept)."""
+    column = key_rows.column("manifest_checksum")
+    sums = column.to_pylist()
+    for idx in wanted:
+        if sums[idx] is None:
+            declared = manifests.for_partition(keys[idx])
+            sums[idx] = declared[1].checksum if declared else None
+    at = key_rows.schema.get_field_index("manifest_checksum")
+    return key_rows.set_column(at, "manifest_checksum", pa.array(sums, pa.string()))
+
+
+def ledger_table(
+    reader: LedgerReader, assets: Sequence[str], columns: Sequence[str] = STATE_COLUMNS
+) -> pa.Table:
+    """Every ledger record of ``assets``, with an ``asset`` column; the columns of
+    :data:`~backfiller.ledger.partitions.STATE_COLUMNS` not among ``columns`` are not read
+    (all null)."""
+    read = [name for name in STATE_COLUMNS if name in columns or name == "partition_key"]
+    row = pa.struct([(name, _LEDGER_TYPES[name]) for name in read])
     parts, owners = [], []
-    for asset, rows in reader.partitions.state_rows(assets):
+    for asset, rows in reader.partitions.state_rows(assets, read):
         parts.append(pa.array(rows, row))  # each tuple straight into Arrow's columns
         owners.append(_repeat(asset, len(rows)))
     records = pa.chunked_array(parts, row)
-    columns = {name: pc.struct_field(records, name) for name in STATE_COLUMNS}
-    return pa.table({"asset": pa.chunked_array(owners, pa.string()), **columns})
+    n = len(records)
+    found = {
+        name: pc.struct_field(records, name) if name in read else pa.nulls(n, _LEDGER_TYPES[name])
+        for name in STATE_COLUMNS
+    }
+    return pa.table({"asset": pa.chunked_array(owners, pa.string()), **found})
 
 
 def store_table(source: StateSource, assets: Sequence[str]) -> pa.Table:

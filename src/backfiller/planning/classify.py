@@ -20,7 +20,14 @@ import pyarrow.compute as pc
 
 from backfiller.asset_keys import shared_scheme
 from backfiller.ledger import LedgerReader
-from backfiller.planning.bulk import key_table, ledger_table, report_table, store_table
+from backfiller.ledger.partitions import STATE_COLUMNS
+from backfiller.planning.bulk import (
+    key_table,
+    ledger_table,
+    report_table,
+    store_table,
+    with_checksums,
+)
 from backfiller.planning.declared import declared_upstream, several_schemes
 from backfiller.planning.gaps import (
     Gap,
@@ -208,6 +215,22 @@ ORDER BY c.pos, c.seq
 _STATES: list[PartitionState] = [s for s in PartitionState if s is not PartitionState.MATERIALIZED]
 _STATES.append(PartitionState.MATERIALIZED)
 
+#: the ledger's columns only the gaps' details and a plan's digests read
+_DETAIL_COLUMNS = ("manifest_id", "last_run_id", "last_error")
+#: the ledger's columns the states are found from
+_STATE_COLUMNS = tuple(c for c in STATE_COLUMNS if c not in _DETAIL_COLUMNS)
+
+
+def _checksummed(ledger: pa.Table, keys: pa.Array) -> list[int]:
+    """The positions in ``keys`` of the keys some record of ``ledger`` has a manifest
+    checksum for (only those are compared with the declaration's)."""
+    recorded = ledger.column("manifest_checksum")
+    with_sum = pc.and_(pc.is_valid(recorded), pc.not_equal(recorded, ""))
+    found = pc.index_in(ledger.column("partition_key").filter(with_sum), value_set=keys)
+    positions: list[int] = pc.unique(pc.drop_null(found)).to_pylist()
+    return positions
+
+
 _GAP_COLUMNS = (
     "asset, pos, idx, partition_key, branch, reason, status, rows, missing_files, expected, "
     "broken, manifest_id, recorded_manifest_id, recorded_rows, data_version, last_run_id, "
@@ -221,9 +244,14 @@ def _batches(
     keys: Sequence[str],
     on_progress: OnProgress | None,
     assets: Sequence[str] | None = None,
+    *,
+    states_only: bool = False,
 ) -> Iterator[Any]:
     """One DuckDB relation ``classified`` per batch of ``assets`` (default: every asset, in
-    graph order), every cell of the batch with its ``branch`` and ``reason`` (null: no gap)."""
+    graph order), every cell of the batch with its ``branch`` and ``reason`` (null: no gap).
+    ``states_only``: for a reader of the states alone (:func:`islands`), the columns only the
+    gaps' details and a plan's digests read are not read (null): the ledger's
+    :data:`_DETAIL_COLUMNS`, and a declaration's checksum where no record has one."""
     import duckdb
 
     graph = source.graph
@@ -231,7 +259,8 @@ def _batches(
     names = graph.keys if chosen is None else [a for a in graph.keys if a in chosen]
     per_batch = max(1, BATCH_CELLS // max(1, len(keys)))
     nested = [k for k in keys if "/" in k]
-    key_rows = key_table(source.manifests, keys)
+    key_rows = key_table(source.manifests, keys, checksums=not states_only)
+    read = _STATE_COLUMNS if states_only else STATE_COLUMNS
     key_array = key_rows.column("partition_key").combine_chunks()
     through = several_schemes(graph)  # keys of a rollup are declared through its upstream
     # assets with different schemes: each asset's cells are the keys its scheme has
@@ -266,7 +295,7 @@ def _batches(
         unread = [a for a in assets if a not in versions]
         if unread:
             upstream_assets.update(unread)
-            keep_versions(ledger_table(reader, unread), unread)
+            keep_versions(ledger_table(reader, unread, ("data_version",)), unread)
         held = sorted({versions[a] for a in assets})
         found = pa.concat_tables([read_tables[i] for i in held])
         return found.filter(pc.is_in(found.column("asset"), pa.array(assets, pa.string())))
@@ -305,7 +334,12 @@ def _batches(
                 }
             ),
         )
-        ledger = ledger_table(reader, batch)  # the batch's records, in one query
+        ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
+        if states_only:  # the checksums of the declarations a record is compared with
+            key_rows = with_checksums(
+                key_rows, source.manifests, keys, _checksummed(ledger, key_array)
+            )
+            con.register("keys", key_rows)
         keep_versions(ledger, batch)
         stored = store_table(source, batch)  # the batch's tables, read together
         reports = []
@@ -472,6 +506,13 @@ def _mapped(
     """Which upstream keys each key of ``keys`` reads through ``mapping`` (``present``), and
     which it requires that are not keys of the upstream's scheme (not ``present``; ``pos``:
     their order) — once per mapping and pair of schemes, shared by every asset that uses it."""
+    from backfiller.mappings import IdentityMapping
+
+    if type(mapping) is IdentityMapping and up == down:
+        # each key reads the same key of the same scheme (the mapping's own rule): not asked
+        # key by key
+        same = list(mine)
+        return _mapping_table(number, same, [keys[i] for i in same], [True] * len(same))
     idx: list[int] = []
     up_keys: list[str] = []
     present: list[bool] = []
@@ -481,6 +522,12 @@ def _mapped(
             idx += [i] * len(found)
             up_keys += found
             present += [exists] * len(found)
+    return _mapping_table(number, idx, up_keys, present)
+
+
+def _mapping_table(
+    number: int, idx: list[int], up_keys: list[str], present: list[bool]
+) -> pa.Table:
     return pa.table(
         {
             "mapping": pa.repeat(pa.scalar(number, pa.int64()), len(idx)),
@@ -530,7 +577,7 @@ def gap_ranges(
     partitions of one asset with the same reason are one range (in graph order, then key
     order). No per-cell object is made."""
     found: list[KeyRange[GapReason]] = []
-    for con in _batches(source, reader, keys, on_progress, assets):
+    for con in _batches(source, reader, keys, on_progress, assets, states_only=True):
         for _, asset, state, first, last, n in islands(con):
             if state is not PartitionState.MATERIALIZED:
                 reason = state.gap_reason
@@ -551,7 +598,7 @@ def state_ranges(
     every key: the gap's reason, or ``materialized`` — the same rule as :func:`gap_ranges`,
     so ``status`` and ``gaps`` cannot disagree."""
     found: list[KeyRange[PartitionState]] = []
-    for con in _batches(source, reader, keys, on_progress, assets):
+    for con in _batches(source, reader, keys, on_progress, assets, states_only=True):
         for _, asset, state, first, last, n in islands(con):
             found.append(KeyRange(asset, keys[first], keys[last], n, state))
     return found

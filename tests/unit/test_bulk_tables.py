@@ -1,0 +1,57 @@
+"""The key table planning reads the manifests through: the declarations' checksums computed
+for every key, or left out and filled in only where a record has one to compare."""
+
+from __future__ import annotations
+
+from backfiller.manifests import ManifestRegistry, parse_manifest
+from backfiller.planning.bulk import key_table, with_checksums
+
+KEYS = ["2026-04-16", "2026-04-17", "2026-04-18"]
+
+
+def _registry() -> ManifestRegistry:
+    return ManifestRegistry(
+        [
+            parse_manifest(
+                {
+                    "schema_version": 1,
+                    "manifest_id": "m-1",
+                    "source": "omnisupport/ticket_events",
+                    "batch_id": "b-1",
+                    "created_at": "2026-05-01T00:00:00+00:00",
+                    "partitions": [
+                        {"partition_key": "2026-04-16", "expected_record_count": 3},
+                        {"partition_key": "2026-04-17", "expected_record_count": 4},
+                    ],
+                }
+            )
+        ]
+    )
+
+
+def test_a_key_table_without_checksums_is_the_same_table_but_them() -> None:
+    registry = _registry()
+    every = key_table(registry, KEYS)
+    lean = key_table(registry, KEYS, checksums=False)
+    declared = registry.for_partition("2026-04-17")
+    assert declared is not None
+    assert every.column("manifest_checksum").to_pylist()[1] == declared[1].checksum
+    assert lean.column("manifest_checksum").to_pylist() == [None, None, None]
+    assert lean.drop_columns(["manifest_checksum"]).equals(
+        every.drop_columns(["manifest_checksum"])
+    )
+
+
+def test_with_checksums_fills_in_the_positions_asked_for() -> None:
+    """A key asked for gets its declaration's checksum (none when nothing declares it); the
+    others stay null, and those already there are kept."""
+    registry = _registry()
+    every = key_table(registry, KEYS).column("manifest_checksum").to_pylist()
+    lean = key_table(registry, KEYS, checksums=False)
+    once = with_checksums(lean, registry, KEYS, [1, 2])
+    assert once.column("manifest_checksum").to_pylist() == [None, every[1], None]
+    twice = with_checksums(once, registry, KEYS, [0])
+    assert twice.column("manifest_checksum").to_pylist() == every
+    assert twice.drop_columns(["manifest_checksum"]).equals(
+        lean.drop_columns(["manifest_checksum"])
+    )
