@@ -514,13 +514,23 @@ class Project:
 
     @cached_property
     def manifests(self) -> ManifestRegistry:
-        """The manifests; the overlay's stand-ins (a broken-manifest simulation's copy) are
-        read instead of the real files (which are only read)."""
+        """The manifests (read on first use, then kept); the overlay's stand-ins (a
+        broken-manifest simulation's copy) are read instead of the real files (which are only
+        read)."""
+        return self.load_manifests()
+
+    def load_manifests(self) -> ManifestRegistry:
+        """The manifests as they are now, read again (not kept: :meth:`use_manifests`)."""
         return ManifestRegistry.from_folder(
             self.config.manifests_dir,
             _scheme(self.config),
             overrides=dict(self.overlay.manifest_stand_ins),
         )
+
+    def use_manifests(self, registry: ManifestRegistry) -> None:
+        """Keep ``registry`` as the project's manifests (one read by :meth:`load_manifests`
+        under the caller's own bookkeeping of when)."""
+        self.__dict__["manifests"] = registry
 
     def with_overlay(self, overlay: Overlay) -> Project:
         """The same project (and store) under ``overlay``."""

@@ -78,6 +78,8 @@ class StateCache:
         self._folders: dict[str, tuple[Hashable, tuple[str, ...] | None]] = {}
         #: the stamp of the manifests the project has loaded (``None``: not known)
         self._manifests: Stamp | None = None
+        #: whether this cache has had the project read its manifests once
+        self._loaded = False
         #: the keys of the windows asked last, by scheme and bounds (:meth:`key_range`)
         self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
         #: how many assets the last :meth:`state_ranges` classified (the others were kept)
@@ -158,15 +160,31 @@ class StateCache:
 
     def refresh_manifests(self) -> None:
         """Have the project read its manifests again when they changed since it loaded them
-        (or when that cannot be told): every page, not only the overview, then reads the
-        manifests as they are."""
+        (or changed a moment ago): every page, not only the overview, then reads the
+        manifests as they are. Manifests whose changes cannot be told at all (on object
+        storage, or a simulation's stand-ins) are read once, as the server always did."""
         self._reload_manifests(self._manifests_stamp(identity.now_ns()))
 
     def _reload_manifests(self, stamp: Stamp | None) -> None:
+        """Read the manifests again unless ``stamp`` (taken before this call) is the one
+        they were read under. They are read here, under the lock, and kept with that stamp:
+        a read that overlapped an edit is kept under the stamp of before the edit, so the
+        next request sees the stamp moved and reads them again."""
         with self._manifests_lock:
-            if stamp is None or stamp != self._manifests:
-                self.project.reload_manifests()  # read on their next use
-                self._manifests = stamp
+            if stamp is not None and stamp == self._manifests:
+                return
+            if stamp is None and self._loaded and not self._identifiable():
+                return
+            self.project.use_manifests(self.project.load_manifests())
+            self._manifests = stamp
+            self._loaded = True
+
+    def _identifiable(self) -> bool:
+        """Whether the manifests' changes can be told (a stamp, settled or not)."""
+        project = self.project
+        if project.overlay.manifest_stand_ins:
+            return False
+        return identity.manifests_stamp(project.config.manifests_dir) is not None
 
     def _manifests_stamp(self, taken: int) -> Stamp | None:
         """The manifests' stamp; ``None`` when it is not to be trusted (a stand-in read in
