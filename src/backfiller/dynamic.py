@@ -6,9 +6,10 @@ loaded (:class:`~backfiller.partitions.DynamicScheme`). Adding a value that is c
 or removing one that is not, is refused and writes nothing. Removing a value whose partitions
 hold published data is refused unless asked for explicitly (``allow_published``): the data stays
 in the tables, but the value is no longer a partition key, so no command looks at it any more;
-the removal records how many such partitions there were, and every materialized downstream
-partition that read them (a day's rollup over the lines) is marked stale in the same
-transaction, so that gap detection lists it as ``upstream_changed`` until it is recomputed.
+the removal records how many such partitions there were, and every materialized partition
+downstream of them (through the graph and its mappings: a day's rollup over the lines, and
+what is built from it) is marked stale in the same transaction, so that gap detection lists it
+as ``upstream_changed`` until it is recomputed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ __all__ = [
     "dynamic_dimension",
     "dynamic_dimensions",
     "published_cells",
-    "published_partitions",
     "remove_partition_values",
 ]
 
@@ -132,17 +132,6 @@ def add_partition_values(
     return ValueChange(name, wanted, {})
 
 
-def published_partitions(
-    project: Project, reader: LedgerReader, values: Sequence[str], dimension: str | None = None
-) -> dict[str, int]:
-    """For each of ``values`` that holds published data, in how many assets: a ledger record
-    with a data version, or rows in the store (each asset's stored counts read once). A
-    multi-dimensional asset whose dynamic ``dimension`` has the value counts when any of its
-    cells with that value does."""
-    cells = published_cells(project, reader, values, dimension)
-    return {v: len({c.asset for c in cells[v]}) for v in values if cells.get(v)}
-
-
 def published_cells(
     project: Project, reader: LedgerReader, values: Sequence[str], dimension: str | None = None
 ) -> dict[str, list[AssetPartition]]:
@@ -214,7 +203,7 @@ def remove_partition_values(
     current = ledger.dimensions.values(name)
     _refuse_absent(name, [v for v in wanted if v not in current])
     cells = published_cells(project, ledger, wanted, name)
-    published = {v: len({c.asset for c in cells[v]}) for v in wanted if cells.get(v)}
+    published = {v: len({c.asset for c in found}) for v, found in cells.items()}
     if published and not allow_published:
         listing = ", ".join(f"{v} ({n} asset(s))" for v, n in published.items())
         raise PreconditionError(
@@ -225,7 +214,7 @@ def remove_partition_values(
     readers = _readers_of(project, [c for v in wanted for c in cells.get(v, [])], name, wanted)
     note = (
         f"{name} value(s) {', '.join(v for v in wanted if v in published)} removed with "
-        f"published data by {operator}: this partition read them"
+        f"published data by {operator}: this partition is downstream of them"
     )
     stale: list[AssetPartition] = []
     with ledger.batch():  # the removal and what it makes stale, together or not at all

@@ -557,13 +557,16 @@ class TimeWindowScheme(PartitionScheme):
         """The scheme's keys from the window of the least to that of the greatest of ``keys``
         (as strings), when the calendar lists them and they are not many more than ``keys``;
         None otherwise."""
+        if type(self) is not TimeWindowScheme or self.granularity is Granularity.HOURLY:
+            return None  # shifted or spelled windows, or hours: the calendar does not list them
+        if not self._is_utc():
+            return None
         try:
             first, last = self.window(min(keys)), self.window(max(keys))
         except (InvalidPartitionKeyError, OverflowError, ValueError):
             return None
-        span = last.end_utc - first.start_utc
-        if type(self) is not TimeWindowScheme or span > _ONE_DAY * 4 * (len(keys) + 366):
-            return None  # hours, shifted or spelled windows; or a span mostly not asked about
+        if last.end_utc - first.start_utc > _ONE_DAY * 4 * (len(keys) + 366):
+            return None  # a span mostly not asked about
         found = self._calendar_keys(first.start_utc, last.end_utc)
         return None if found is None else frozenset(found)
 

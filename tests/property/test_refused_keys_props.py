@@ -81,3 +81,45 @@ def test_ten_years_of_days_take_the_listed_path() -> None:
     refused = [(i, exc.message) for i, exc in scheme.refused_keys(keys)]
     assert [i for i, _ in refused] == [3653, 3654, 3655, 3656]  # the repeat is a valid key
     assert refused == _parsed(scheme, keys)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    granularity=st.sampled_from(
+        [Granularity.DAILY, Granularity.WEEKLY, Granularity.MONTHLY, Granularity.YEARLY]
+    ),
+    start=st.dates(min_value=datetime(2000, 1, 1).date(), max_value=datetime(2030, 1, 1).date()),
+    length=st.integers(min_value=1, max_value=2000),
+    bounded=st.booleans(),
+    week_starts_on=st.integers(min_value=0, max_value=6),
+    offsets=st.lists(st.integers(min_value=-60, max_value=2100), min_size=65, max_size=300),
+)
+def test_the_listed_path_refuses_what_parse_refuses(
+    granularity: Granularity,
+    start: object,
+    length: int,
+    bounded: bool,
+    week_starts_on: int,
+    offsets: list[int],
+) -> None:
+    """Keys spelled as the scheme spells them, some before its start or past its end: the
+    calendar's listing answers (a UTC scheme of days, weeks, months or years), every key it
+    lists is one ``parse`` accepts, and the refusals are ``parse``'s."""
+    first = datetime(start.year, start.month, start.day, tzinfo=UTC)  # type: ignore[attr-defined]
+    try:
+        scheme = TimeWindowScheme(
+            granularity=granularity,
+            start=first,
+            end=first + timedelta(days=length) if bounded else None,
+            week_starts_on=week_starts_on,
+        )
+    except Exception:  # a scheme holding no whole window
+        return
+    keys = [scheme.key_for(first + timedelta(days=n)) for n in offsets]
+    listed = scheme._listed_around(keys)
+    span_days = (max(offsets) - min(offsets)) + 400
+    if span_days <= 4 * (len(keys) + 366):
+        assert listed is not None  # the calendar answered
+    assert all(scheme.contains(k) for k in listed or ())
+    refused = [(i, exc.message) for i, exc in scheme.refused_keys(keys)]
+    assert refused == _parsed(scheme, keys)

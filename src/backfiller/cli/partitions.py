@@ -107,7 +107,7 @@ def remove_cmd(
         )
     if change.stale:
         obj.console.print(
-            f"marked {len(change.stale)} downstream partition(s) stale (they read it): "
+            f"marked {len(change.stale)} downstream partition(s) stale: "
             f"{_cells(change.stale)}; 'backfiller plan' recomputes them",
             markup=False,
         )
