@@ -4,7 +4,6 @@ stands for, stays put otherwise, and is ``None`` where it could not be trusted."
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,42 +15,21 @@ from backfiller.planning import identity
 from backfiller.planning.identity import RACY_NS, Stamp
 
 
-def _sqlite(path: Path) -> Stamp | None:
-    return identity.ledger_stamp(SimpleNamespace(ledger_url="", ledger_path=path))
-
-
-def test_the_sqlite_ledger_stamp_moves_with_every_commit_and_only_then(tmp_path: Path) -> None:
+def test_the_ledger_place_names_the_file_or_the_server(tmp_path: Path) -> None:
+    """Which ledger: a SQLite file put in the place of another is another ledger (its events
+    may be numbered as the first's were); a PostgreSQL ledger is its URL, without password."""
     path = tmp_path / "ledger.db"
-    assert _sqlite(path) == Stamp(("sqlite", ("absent",)))  # none yet
+    config = SimpleNamespace(ledger_url="", ledger_path=path)
+    assert identity.ledger_place(config)[-1] == ("absent",)  # none yet
     SqliteLedger(path).close()
-    first = _sqlite(path)
-    assert first is not None and first.newest_ns == 0  # a counter, no file time to trust
-    assert _sqlite(path) == first
-    with sqlite3.connect(path) as db:
-        db.execute("SELECT count(*) FROM partitions").fetchall()  # a read changes nothing
-    assert _sqlite(path) == first
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE scratch (x)")
-    second = _sqlite(path)
-    assert second is not None and second != first
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO scratch VALUES (1)")
-    assert _sqlite(path) not in (first, second)
-
-
-def test_a_ledger_with_a_journal_or_in_wal_mode_has_no_stamp(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    SqliteLedger(path).close()
-    journal = tmp_path / "ledger.db-journal"
-    journal.write_bytes(b"")
-    assert _sqlite(path) is None  # a transaction in flight, or a hot journal
-    journal.unlink()
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA journal_mode=WAL")
-    (tmp_path / "ledger.db-wal").unlink(missing_ok=True)
-    assert _sqlite(path) is None  # WAL: commits leave the counter as it is
-    (tmp_path / "bad.db").write_bytes(b"not a database" * 10)
-    assert _sqlite(tmp_path / "bad.db") is None
+    first = identity.ledger_place(config)
+    assert identity.ledger_place(config) == first
+    other = tmp_path / "other.db"
+    SqliteLedger(other).close()
+    other.replace(path)
+    assert identity.ledger_place(config) != first
+    remote = SimpleNamespace(ledger_url="postgresql://ana:secret@db/ledger", ledger_path=path)
+    assert "secret" not in repr(identity.ledger_place(remote))
 
 
 def test_the_folders_of_data_files_and_paths_that_cannot_name_one() -> None:

@@ -201,7 +201,7 @@ def test_an_older_ledger_is_refused_by_readers_until_migrated(
     migrates on opening, keeping what was recorded."""
     with backend.open(clock) as led:
         _publish(led)
-    backend.raw("DROP TABLE dimension_values")  # the ledger as the previous version left it
+    backend.raw("DROP INDEX events_by_asset")  # the ledger as the previous version left it
     backend.raw("DELETE FROM schema_migrations WHERE version = ?", (SCHEMA_VERSION,))
     with pytest.raises(ConfigError) as info:
         backend.reader()
@@ -211,7 +211,7 @@ def test_an_older_ledger_is_refused_by_readers_until_migrated(
     assert info.value.hint == "run 'backfiller migrate' once to bring it to this version"
     with backend.open(clock) as led:
         assert led.schema_version == SCHEMA_VERSION
-        assert led.dimensions.values("customer") == []
+        assert led.partitions.change_marks([RAW])[RAW] is not None  # through the new index
     reader = backend.reader()
     record = reader.partitions.get(RAW, KEY)
     assert record is not None and record.status is PartitionStatus.MATERIALIZED
@@ -502,6 +502,25 @@ def test_state_rows_read_only_the_columns_asked_for(ledger: DatabaseLedger) -> N
     assert sorted(found) == [("2026-04-16", 1), ("2026-04-18", 4)]
     with pytest.raises(ValueError, match="not a state column: asset; drop"):
         next(iter(ledger.partitions.state_rows([RAW], ("partition_key", "asset; drop"))))
+
+
+def test_change_marks_move_with_each_change_of_an_assets_records_and_only_its(
+    ledger: DatabaseLedger,
+) -> None:
+    """A reader's change mark of an asset is its newest partition event: every change of one
+    of its records moves it, a change of another asset's leaves it as it was."""
+    silver = "week06/silver/facts"
+    assert ledger.partitions.change_marks([RAW, silver]) == {RAW: None, silver: None}
+    _publish(ledger, "2026-04-16")
+    first = ledger.partitions.change_marks([RAW, silver])
+    assert first[RAW] is not None and first[silver] is None
+    ledger.partitions.start(silver, "2026-04-16", run_id="r", attempt=1, operator="ana")
+    second = ledger.partitions.change_marks([RAW, silver])
+    assert second[RAW] == first[RAW] and second[silver] is not None
+    ledger.partitions.mark_stale(RAW, "2026-04-16", run_id=None, operator="ana", reason="x")
+    third = ledger.partitions.change_marks([RAW, silver])
+    assert third[RAW] != second[RAW] and third[silver] == second[silver]
+    assert list(ledger.partitions.change_marks([silver, RAW, silver])) == [silver, RAW]
 
 
 # -- runs and plans ---------------------------------------------------------------------------

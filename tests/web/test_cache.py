@@ -181,7 +181,7 @@ class Change:
 
 CHANGES = {
     "a run recorded in the ledger": Change(
-        _record_a_run, identity, "ledger_stamp", _left_out("ledger")
+        _record_a_run, StateCache, "_marks", lambda self, reader, names: dict.fromkeys(names)
     ),
     "a new Delta commit": Change(_commit, identity, "table_log_stamp", _left_out("log")),
     "a deleted data file": Change(
@@ -266,9 +266,26 @@ def test_a_run_recorded_in_either_ledger_is_seen(served: Served) -> None:
 def test_a_source_that_cannot_be_identified_is_classified_every_time(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(identity, "ledger_stamp", lambda config: None)
+    monkeypatch.setattr(identity, "folder_stamp", lambda folder: None)  # e.g. object storage
     served.page()
     served.page()
+    assert served.cache.classified == 2
+
+
+def test_a_change_of_one_assets_records_classifies_it_and_what_reads_it_again(
+    served: Served,
+) -> None:
+    """The ledger's marks are per asset: a change of the downstream asset's records leaves
+    the upstream one kept; a change of the upstream's also classifies what reads it (its
+    state compares the upstream versions it consumed)."""
+    served.page()
+    assert served.page() and served.cache.classified == 0
+    _record_a_run(served)  # SILVER's record, marked stale
+    assert served.page() == served.cold()
+    assert served.cache.classified == 1
+    with served.load().ledger() as ledger:
+        ledger.partitions.mark_stale(RAW, DAY, run_id=None, operator="t", reason="re-read")
+    assert served.page() == served.cold()
     assert served.cache.classified == 2
 
 

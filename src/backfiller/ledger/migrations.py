@@ -228,6 +228,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "the newest event of each asset found through an index: a reader's change marks",
+        """
+        CREATE INDEX events_by_asset ON events (asset, id);
+        """,
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 #: migration number -> its PostgreSQL text, where the rewrite of :func:`statements` does not do

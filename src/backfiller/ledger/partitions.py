@@ -60,6 +60,12 @@ class PartitionReader(Protocol):
         need no record objects (nor the columns they do not read)."""
         ...
 
+    def change_marks(self, assets: Sequence[str]) -> dict[str, tuple[int, str] | None]:
+        """Per asset, its newest partition event (its number and time; None: none yet).
+        Every change of an asset's partition records is an event, so a reader that kept
+        something read from them may keep it while the mark is the same."""
+        ...
+
 
 class PartitionBook(PartitionReader, Protocol):
     def start(
@@ -195,6 +201,16 @@ class SqlPartitionBook:
         for asset in dict.fromkeys(assets):
             for rows in self._db.tuples(query, (asset,)):
                 yield asset, rows
+
+    def change_marks(self, assets: Sequence[str]) -> dict[str, tuple[int, str] | None]:
+        # one look-up per asset in the index (asset, id): microseconds, however many events
+        marks: dict[str, tuple[int, str] | None] = {}
+        for asset in dict.fromkeys(assets):
+            row = self._db.one(
+                "SELECT id, at FROM events WHERE asset = ? ORDER BY id DESC LIMIT 1", (asset,)
+            )
+            marks[asset] = None if row is None else (int(row["id"]), str(row["at"]))
+        return marks
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(

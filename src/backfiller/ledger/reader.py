@@ -124,6 +124,9 @@ class _NoPartitions:
     ) -> Iterator[tuple[str, Sequence[tuple[Any, ...]]]]:
         return iter(())
 
+    def change_marks(self, assets: Sequence[str]) -> dict[str, tuple[int, str] | None]:
+        return dict.fromkeys(assets)
+
 
 class _NoProtections:
     def all(self) -> list[Protection]:

@@ -4,14 +4,12 @@ source from another without reading the source.
 A long-lived reader (the web view's server) keeps what it classified under these identities
 and classifies again only what they say changed. Each function returns a :class:`Stamp`, or
 ``None`` when the source cannot be identified both cheaply and correctly (object storage, a
-log naming files by absolute path, a SQLite ledger in WAL mode or with a hot journal, a
-PostgreSQL server that does not say where its WAL is): whatever was read from it must then
-be read again.
+log naming files by absolute path): whatever was read from it must then be read again.
 
-* **ledger**: SQLite's file change counter (bytes 24–27 of the header, incremented by every
-  transaction that changed the file, in the rollback-journal mode the ledger uses) with the
-  file's device and inode; PostgreSQL's WAL insert position (every committed change writes
-  WAL) with the server's start time.
+* **ledger**: which ledger it is (:func:`ledger_place`: the SQLite file's device and inode, or
+  the PostgreSQL URL) and, per asset, its newest partition event (the reader's
+  ``partitions.change_marks``: every change of a partition record is an event), so that a run
+  on one asset leaves the others' identities as they were.
 * **Delta table**: the names in its ``_delta_log`` (a commit or checkpoint adds a file, a
   clean-up removes some), the newest commit file's, the first one's and ``_last_checkpoint``'s
   inode, size and times; and the data files' presence as the times of the folders holding
@@ -43,7 +41,7 @@ __all__ = [
     "Stamp",
     "data_folders",
     "folder_stamp",
-    "ledger_stamp",
+    "ledger_place",
     "manifests_stamp",
     "now_ns",
     "table_log_stamp",
@@ -117,50 +115,20 @@ def manifests_stamp(folder: Any) -> Stamp | None:
     return _stamp(parts)
 
 
-def ledger_stamp(config: Any) -> Stamp | None:
-    """The stamp of the ledger ``config`` names (a :class:`~backfiller.project.ProjectConfig`):
-    one that changes with every committed change. ``None``: it cannot be told."""
+def ledger_place(config: Any) -> Hashable:
+    """Which ledger ``config`` (a :class:`~backfiller.project.ProjectConfig`) names: the
+    PostgreSQL URL (without its password), or the SQLite file's path, device and inode (a
+    file put in its place is another ledger, whatever its events are numbered)."""
     if config.ledger_url:
-        return _postgres_stamp(config.ledger_url)
-    return _sqlite_stamp(Path(config.ledger_path))
+        from backfiller.urls import redact
 
-
-def _sqlite_stamp(path: Path) -> Stamp | None:
-    """The SQLite file's change counter, device and inode; ``None`` for a file with a journal
-    beside it (a transaction in flight or a hot journal to roll back) or in WAL mode (whose
-    commits leave the counter as it is)."""
-    beside = [path.with_name(path.name + s) for s in ("-journal", "-wal")]
-    if any(p.exists() for p in beside):
-        return None
+        return ("postgres", redact(config.ledger_url))
+    path = Path(config.ledger_path)
     try:
-        with path.open("rb") as file:
-            header = file.read(100)
-            s = os.fstat(file.fileno())
+        s = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        return Stamp(("sqlite", _ABSENT))  # no ledger yet: creating one changes the stamp
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        return None
-    if header[18] == 2 or header[19] == 2:  # WAL
-        return None
-    if any(p.exists() for p in beside):  # a writer started while the header was read
-        return None
-    counter = int.from_bytes(header[24:28], "big")
-    return Stamp(("sqlite", s.st_dev, s.st_ino, counter))
-
-
-def _postgres_stamp(url: str) -> Stamp | None:
-    """PostgreSQL's WAL insert position and the server's start time; ``None`` when the
-    server does not say (a standby in recovery, no connection)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT pg_postmaster_start_time()::text, pg_current_wal_insert_lsn()::text"
-            ).fetchone()
-    except psycopg.Error:
-        return None
-    return None if row is None else Stamp(("postgres", row[0], row[1]))
+        return ("sqlite", str(path), _ABSENT)
+    return ("sqlite", str(path), s.st_dev, s.st_ino)
 
 
 def table_log_stamp(table: Path) -> Stamp | None:

@@ -6,8 +6,9 @@ from the four sources. :class:`StateCache` keeps each asset's ranges under the i
 the manifests, the asset's Delta table (its log and its data files' folders), its partition
 report folder, and the window's keys (what the clock moves). A request takes those
 identities first — before anything is read — and classifies again only the assets whose
-identity moved (all of them when the ledger or the manifests did: an asset's state also
-reads its upstream versions from the ledger). A source that cannot be identified is never
+identity moved: all of them when the manifests did; one whose partition records changed in
+the ledger (its newest event moved), or those of an asset it reads (its state also compares
+the upstream versions it consumed). A source that cannot be identified is never
 cached, and an identity taken right after its source changed (:meth:`Stamp.settled`) is not
 kept. Only memory is used: serving still writes nothing.
 """
@@ -122,7 +123,7 @@ class StateCache:
         project = self.project
         names = list(project.graph.keys)
         with self._lock:
-            found = self.identify(keys)
+            found = self.identify(keys, reader)
             self._reload_manifests(found.manifests)
             window = self.window_of(keys)
             kept = self._kept.pop(window, {})
@@ -227,16 +228,18 @@ class StateCache:
                 del self._windows[next(iter(self._windows))]
             return found[1]
 
-    def identify(self, keys: Sequence[str]) -> Identities:
-        """The identity of every asset's sources now (taken before any of them is read)."""
+    def identify(self, keys: Sequence[str], reader: LedgerReader | None = None) -> Identities:
+        """The identity of every asset's sources now (taken before any of them is read;
+        ``reader``: the request's, else one opened for this)."""
         project = self.project
         taken = identity.now_ns()
         names = list(project.graph.keys)
-        ledger = identity.ledger_stamp(project.config)
+        marks = self._marks(reader, names)
         manifests = self._manifests_stamp(taken)
         shared: tuple[Hashable, ...] | None = None
-        if ledger is not None and manifests is not None:
-            shared = (ledger.value, manifests.value, self.window_of(keys))
+        if manifests is not None:
+            shared = (identity.ledger_place(project.config), manifests.value)
+            shared += (self.window_of(keys),)
         nested = any("/" in k for k in keys)  # reports in folders below the asset's
         per_asset: dict[str, Hashable | None] = {}
         pending: dict[str, tuple[Hashable, Stamp, Stamp]] = {}
@@ -244,6 +247,9 @@ class StateCache:
             per_asset[name] = None
             if shared is None or nested:
                 continue
+            # its records, and those of the assets it reads (their versions tell it stale)
+            ups = tuple(marks.get(d.asset) for d in project.graph.get(name).deps)
+            mine = (shared, marks.get(name), ups)
             reports = identity.folder_stamp(project.partition_report_dir(name))
             log = self._log_stamp(name)
             if reports is None or log is None or not reports.settled(taken):
@@ -251,14 +257,28 @@ class StateCache:
             known = self._folders.get(name)
             if known is None or known[0] != log.value:  # folders known once the log is read
                 if log.settled(taken):
-                    pending[name] = (shared, log, reports)
+                    pending[name] = (mine, log, reports)
                 continue
             if known[1] is None:
                 continue
             table = identity.table_stamp(self._path(name), log, known[1])
             if table.settled(taken):
-                per_asset[name] = (shared, table.value, reports.value)
+                per_asset[name] = (mine, table.value, reports.value)
         return Identities(per_asset, manifests, taken, pending)
+
+    def _marks(
+        self, reader: LedgerReader | None, names: Sequence[str]
+    ) -> dict[str, tuple[int, str] | None]:
+        """Each asset's newest partition event in the ledger (read before its records)."""
+        if reader is not None:
+            return reader.partitions.change_marks(names)
+        opened = self.project.reader()
+        try:
+            return opened.partitions.change_marks(names)
+        finally:
+            close = getattr(opened, "close", None)
+            if callable(close):
+                close()
 
     def _read_key(
         self, asset: str, found: Identities, folders: tuple[str, ...] | None
