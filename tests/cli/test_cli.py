@@ -350,7 +350,7 @@ def _downgrade_one_version(project: Project) -> None:
     from backfiller.ledger.migrations import SCHEMA_VERSION
 
     statements = [
-        "DROP TABLE dimension_values",
+        "DROP INDEX events_by_asset",
         f"DELETE FROM schema_migrations WHERE version = {SCHEMA_VERSION}",
     ]
     if project.config.ledger_url:
