@@ -53,7 +53,7 @@ class ValueChange:
     values: tuple[str, ...]
     #: per removed value, its partitions that held published data (removal only)
     published: dict[str, int]
-    #: the downstream partitions that read them, marked stale (removal only)
+    #: the materialized partitions downstream of them, marked stale (removal only)
     stale: tuple[AssetPartition, ...] = ()
 
 
