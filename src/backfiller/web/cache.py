@@ -76,7 +76,7 @@ class StateCache:
         self._kept: dict[Hashable, dict[str, tuple[Hashable, list[KeyRange[PartitionState]]]]]
         self._kept = {}
         #: per asset: its table's log stamp, and the folders of its live files under that log
-        self._folders: dict[str, tuple[Hashable, tuple[str, ...] | None]] = {}
+        self._folders: dict[str, tuple[Hashable, tuple[str, ...]]] = {}
         #: the stamp of the manifests the project has loaded (``None``: not known)
         self._manifests: Stamp | None = None
         #: whether this cache has had the project read its manifests once
@@ -258,8 +258,6 @@ class StateCache:
             if known is None or known[0] != log.value:  # folders known once the log is read
                 if log.settled(taken):
                     pending[name] = (mine, log, reports)
-                continue
-            if known[1] is None:
                 continue
             table = identity.table_stamp(self._path(name), log, known[1])
             if table.settled(taken):
