@@ -388,3 +388,30 @@ def test_the_rollups_that_counted_a_removed_line_are_stale_until_recomputed(
         line: (n, sum(kept.values())) for line, n in kept.items()
     }
     assert run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"] == []
+
+
+def test_a_removal_whose_stale_marks_fail_is_undone_whole(
+    capsys: pytest.CaptureFixture[str], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The removal and the stale marks are one ledger transaction: when a mark fails, the
+    value stays current, no removal is recorded, and no rollup is marked."""
+    from backfiller.ledger.partitions import SqlPartitionBook
+
+    add_lines(capsys, root)
+    days = ["2026-04-16", GAP_DAY]
+    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    history = changes(capsys, root)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(SqlPartitionBook, "mark_stale", broken)
+    code, _, err = run(
+        capsys, root, *REMOVE, "--value", "chat", "--reason", "retired", "--allow-published"
+    )
+    assert code == 1 and "the disk went away" in err
+    monkeypatch.undo()
+    assert run_json(capsys, root, "partitions", "list")["values"] == list(LINES)
+    assert changes(capsys, root) == history  # no removal recorded
+    window = ("--start", days[0], "--end", days[-1])
+    assert run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"] == []

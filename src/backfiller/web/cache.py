@@ -5,11 +5,14 @@ from the four sources. :class:`StateCache` keeps each asset's ranges under the i
 (:mod:`backfiller.planning.identity`) of everything they were classified from: the ledger,
 the manifests, the asset's Delta table (its log and its data files' folders), its partition
 report folder, and the window's keys (what the clock moves). A request takes those
-identities first — before anything is read — and classifies again only the assets whose
-identity moved: all of them when the manifests did; one whose partition records changed in
-the ledger (its newest event moved), or those of an asset it reads (its state also compares
-the upstream versions it consumed). A source that cannot be identified is never
-cached, and an identity taken right after its source changed (:meth:`Stamp.settled`) is not
+identities first, before anything is read (but for a table whose log is new to the cache:
+it is stamped after its classification read it, and kept only if that log is unchanged and
+the stamp settled as of before the read, :meth:`StateCache._read_key`), and classifies again
+only the assets whose identity moved: all of them when the manifests did; one whose partition
+records changed in the ledger (its newest event moved), or those of an asset it reads (its
+state also compares the upstream versions it consumed). A source that cannot be identified
+is never cached, and an identity taken right after its source changed
+(:meth:`Stamp.settled`) is not
 kept. Only memory is used: serving still writes nothing.
 """
 
