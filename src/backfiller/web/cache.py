@@ -12,8 +12,7 @@ only the assets whose identity moved: all of them when the manifests did; one wh
 records changed in the ledger (its newest event moved), or those of an asset it reads (its
 state also compares the upstream versions it consumed). A source that cannot be identified
 is never cached, and an identity taken right after its source changed
-(:meth:`Stamp.settled`) is not
-kept. Only memory is used: serving still writes nothing.
+(:meth:`Stamp.settled`) is not kept. Only memory is used: serving still writes nothing.
 """
 
 from __future__ import annotations
