@@ -95,16 +95,7 @@ FROM declared d JOIN assets a USING (asset)
 
 #: the columns of each source the classification (and a plan's digests) read, beside ``cell``
 _AT_COLUMNS = {
-    "ledger": [
-        "status",
-        "data_version",
-        "row_count",
-        "manifest_id",
-        "manifest_checksum",
-        "upstream_versions",
-        "last_run_id",
-        "last_error",
-    ],
+    "ledger": [c for c in STATE_COLUMNS if c != "partition_key"],  # the cell says the key
     "stored": ["rows", "missing_files"],
     "reports": [],
 }
