@@ -30,6 +30,7 @@ from backfiller.ledger import (
     LedgerReader,
     PostgresLedger,
     SqliteLedger,
+    close_reader,
     open_postgres_reader,
     open_reader,
 )
@@ -647,9 +648,7 @@ def _ledger_values(config: ProjectConfig, dimensions: Sequence[str]) -> dict[str
     try:
         return {d: reader.dimensions.values(d) for d in dimensions}
     finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
+        close_reader(reader)
 
 
 def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Asset]:

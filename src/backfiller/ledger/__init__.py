@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from backfiller.ledger.partitions import PartitionBook, PartitionReader, PublishSuperseded
     from backfiller.ledger.postgres import PostgresLedger, open_postgres_reader
     from backfiller.ledger.protections import ProtectionBook, ProtectionReader
-    from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader
+    from backfiller.ledger.reader import EmptyLedger, Ledger, LedgerReader, close_reader
     from backfiller.ledger.records import (
         AttemptRecord,
         DimensionEvent,
@@ -91,6 +91,7 @@ __all__ = [
     "Severity",
     "SqliteLedger",
     "Verb",
+    "close_reader",
     "open_postgres_reader",
     "open_reader",
 ]
@@ -139,6 +140,7 @@ _EXPORTS = {
     "SqliteLedger": "backfiller.ledger.sqlite",
     "Verb": "backfiller.ledger.states",
     "open_postgres_reader": "backfiller.ledger.postgres",
+    "close_reader": "backfiller.ledger.reader",
     "open_reader": "backfiller.ledger.sqlite",
 }
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the protocols name them; a reader imports only what it open
     )
     from backfiller.ledger.runs import RunLog, RunReader
 
-__all__ = ["EmptyLedger", "Ledger", "LedgerReader"]
+__all__ = ["EmptyLedger", "Ledger", "LedgerReader", "close_reader"]
 
 
 class LedgerReader(Protocol):
@@ -172,3 +172,11 @@ class EmptyLedger:
         self.checks = _NoChecks()
         self.holds = _NoHolds()
         self.evidence = _NoEvidence()
+
+
+def close_reader(reader: object) -> None:
+    """Close ``reader`` when it holds something to close (a database connection; the reader
+    of a ledger that does not exist yet holds nothing)."""
+    close = getattr(reader, "close", None)
+    if callable(close):
+        close()

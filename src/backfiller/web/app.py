@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backfiller import __version__
 from backfiller.errors import BackfillerError
+from backfiller.ledger.reader import close_reader
 from backfiller.web import pages
 from backfiller.web.cache import StateCache
 from backfiller.web.html import Links, render
@@ -112,7 +113,7 @@ def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
         except BackfillerError as exc:  # e.g. a ledger to migrate, tampered evidence
             return _error(request, 409, str(exc), links)
         finally:
-            _close(reader)
+            close_reader(reader)
         if wants_json(request):
             return JSONResponse(data)
         return HTMLResponse(render(template, data, links, **extra))
@@ -192,7 +193,7 @@ def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
         except BackfillerError as exc:
             return _error(request, 409, str(exc), links)
         finally:
-            _close(reader)
+            close_reader(reader)
 
     @both("/plans/", "plans")
     def plans(request: Request) -> Response:
@@ -224,9 +225,3 @@ def _error(request: Request, status: int, detail: str, links: Links) -> Response
     if wants_json(request):
         return JSONResponse(data, status_code=status)
     return HTMLResponse(render("error.html", data, links), status_code=status)
-
-
-def _close(reader: object) -> None:
-    close = getattr(reader, "close", None)
-    if callable(close):
-        close()

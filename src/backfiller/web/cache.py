@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backfiller.ledger.reader import close_reader
 from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
 
@@ -105,9 +106,7 @@ class StateCache:
             except Exception:  # a page asked for it says what is wrong
                 pass
             finally:
-                close = getattr(reader, "close", None)
-                if callable(close):
-                    close()
+                close_reader(reader)
 
         self.warming = threading.Thread(target=run, name="backfiller-ui-warm-up", daemon=True)
         self.warming.start()
@@ -276,9 +275,7 @@ class StateCache:
         try:
             return opened.partitions.change_marks(names)
         finally:
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
+            close_reader(opened)
 
     def _read_key(
         self, asset: str, found: Identities, folders: tuple[str, ...] | None

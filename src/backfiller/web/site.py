@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backfiller.errors import BackfillerError
+from backfiller.ledger.reader import close_reader
 from backfiller.web import pages
 from backfiller.web.html import Links, render
 
@@ -91,9 +92,7 @@ def write_site(project: Project, out: Path) -> list[Path]:
         page("evidence/", "chain.html", partial(pages.chain_page, project))
         page("evidence/verify/", "verify.html", partial(pages.verify_page, project))
     finally:
-        close = getattr(reader, "close", None)
-        if callable(close):
-            close()
+        close_reader(reader)
     return written
 
 
