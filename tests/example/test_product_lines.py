@@ -55,6 +55,13 @@ def add_lines(capsys: pytest.CaptureFixture[str], root: Path) -> None:
     ok(capsys, root, *ADD, *values, "--reason", "the lines the tickets are derived to")
 
 
+def lines_applied(capsys: pytest.CaptureFixture[str], root: Path, days: list[str]) -> list[str]:
+    """The product lines added, then ``days`` (consecutive) planned and applied; ``days``."""
+    add_lines(capsys, root)
+    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    return days
+
+
 def seed_lines(example: Path, day: str) -> Counter[str]:
     """Per product line, the tickets of ``day`` in the seed, derived independently: billing
     when the event is about billing, else voice by phone, else chat."""
@@ -253,9 +260,7 @@ def test_the_product_lines_are_added_then_a_gap_is_planned_backfilled_checked_an
 def test_a_product_line_added_later_is_a_gap_of_every_day_and_is_backfilled(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
-    add_lines(capsys, root)
-    days = [*WEEK, GAP_DAY]
-    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    days = lines_applied(capsys, root, [*WEEK, GAP_DAY])
     rollups = {day: rollup_of(root, day) for day in days}
     assert run_json(capsys, root, "gaps", "--start", days[0], "--end", days[-1])["gaps"] == []
 
@@ -306,9 +311,7 @@ def test_a_product_line_added_later_is_a_gap_of_every_day_and_is_backfilled(
 def test_removing_a_product_line_with_published_data_is_refused_unless_asked_and_recorded(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
-    add_lines(capsys, root)
-    days = ["2026-04-16", GAP_DAY]
-    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    days = lines_applied(capsys, root, ["2026-04-16", GAP_DAY])
     expected = seed_lines(root.parent, days[0])
     assert expected["chat"] > 0 and expected["voice"] == 0  # voice's cells: empty, published
 
@@ -354,9 +357,7 @@ def test_removing_a_product_line_with_published_data_is_refused_unless_asked_and
 def test_the_rollups_that_counted_a_removed_line_are_stale_until_recomputed(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
-    add_lines(capsys, root)
-    days = ["2026-04-16", GAP_DAY]
-    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    days = lines_applied(capsys, root, ["2026-04-16", GAP_DAY])
     counted = rollup_of(root, days[0])
     assert counted["chat"][0] > 0
     window = ("--start", days[0], "--end", days[-1])
@@ -397,9 +398,7 @@ def test_a_removal_whose_stale_marks_fail_is_undone_whole(
     value stays current, no removal is recorded, and no rollup is marked."""
     from backfiller.ledger.partitions import SqlPartitionBook
 
-    add_lines(capsys, root)
-    days = ["2026-04-16", GAP_DAY]
-    ok(capsys, root, "plan", "--start", days[0], "--end", days[-1], "--mode", "apply")
+    days = lines_applied(capsys, root, ["2026-04-16", GAP_DAY])
     history = changes(capsys, root)
 
     def broken(*args: Any, **kwargs: Any) -> None:
