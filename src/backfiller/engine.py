@@ -7,17 +7,16 @@ is imported when a query first runs: reading the store (``status``) does not nee
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     import duckdb
 
 from backfiller.canonical import sha256_hex
+from backfiller.duck import cursor
 from backfiller.errors import BackfillerError
 
 __all__ = ["fingerprint_table", "fingerprint_tables", "member_column", "query", "to_arrow"]
@@ -51,24 +50,10 @@ def to_arrow(data: Any) -> pa.Table:
     )
 
 
-_local = threading.local()
-
-
 def _connection() -> duckdb.DuckDBPyConnection:
-    """A fresh cursor on one in-memory DuckDB database per thread (opening a database costs
-    ~10 ms; a backfill of thousands of partitions would pay it thousands of times). The caller
-    closes the cursor; its registrations die with it."""
-    import duckdb
-
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
-    if con is None:
-        con = duckdb.connect()
-        # renderings of timestamps must not depend on the machine's time zone: set once for
-        # the whole (private) database, every cursor inherits it (a SET per cursor costs
-        # ~0.2 ms, paid by every query)
-        con.execute("SET GLOBAL TimeZone = 'UTC'")
-        _local.con = con
-    return con.cursor()
+    """A fresh cursor on this thread's engine database (:func:`backfiller.duck.cursor`); the
+    caller closes it, and its registrations die with it."""
+    return cursor("engine")
 
 
 def query(
@@ -126,6 +111,8 @@ def fingerprint_table(table: pa.Table) -> str:
 def member_column(tables: Sequence[pa.Table]) -> tuple[str, pa.ChunkedArray]:
     """A column numbering the rows of ``tables`` by table (0, 1, ...) once they are
     concatenated, and a name for it that none of them uses."""
+    import pyarrow.compute as pc
+
     taken = {c for t in tables for c in t.column_names}
     name = "__backfiller_member"
     while name in taken:

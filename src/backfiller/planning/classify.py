@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backfiller.asset_keys import shared_scheme
+from backfiller.duck import cursor
 from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.planning.bulk import (
@@ -243,8 +244,6 @@ def _batches(
     ``states_only``: for a reader of the states alone (:func:`islands`), the columns only the
     gaps' details and a plan's digests read are not read (null): the ledger's
     :data:`_DETAIL_COLUMNS`, and a declaration's checksum where no record has one."""
-    import duckdb
-
     graph = source.graph
     chosen = None if assets is None else set(assets)
     names = graph.keys if chosen is None else [a for a in graph.keys if a in chosen]
@@ -312,7 +311,7 @@ def _batches(
         ups = sorted(set(deps_rows["up"]))
         # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
         # (and memory), not fewer
-        con = duckdb.connect(config={"threads": 1})
+        con = cursor("planning")
         con.register("keys", key_rows)
         con.register("reasons", reasons)
         con.register(
