@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
@@ -97,7 +96,9 @@ def ledger_table(
     records = pa.chunked_array(parts, row)
     n = len(records)
     found = {
-        name: pc.struct_field(records, name) if name in read else pa.nulls(n, _LEDGER_TYPES[name])
+        name: pa.chunked_array([c.field(name) for c in records.chunks], _LEDGER_TYPES[name])
+        if name in read
+        else pa.nulls(n, _LEDGER_TYPES[name])
         for name in STATE_COLUMNS
     }
     return pa.table({"asset": pa.chunked_array(owners, pa.string()), **found})

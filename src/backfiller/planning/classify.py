@@ -16,7 +16,6 @@ from enum import Enum
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backfiller.asset_keys import shared_scheme
 from backfiller.duck import cursor
@@ -102,20 +101,16 @@ _AT_COLUMNS = {
 }
 
 
-def _numbered(
-    table: pa.Table, names: pa.Array, first: int, keys: pa.Array, columns: list[str]
-) -> pa.Table:
-    """The rows of ``table`` that are cells of the batch (``names``: its assets, the first at
-    position ``first``; ``keys``: the keys), each numbered by its cell (``pos * keys + idx``):
-    one integer to join on instead of two strings, found by Arrow's hash look-ups."""
-    # as strings whatever a store gives (an empty listing may come untyped)
-    partition_keys = table.column("partition_key").cast(pa.string())
-    idx = pc.index_in(partition_keys, value_set=keys).cast(pa.int64())
-    assets = table.column("asset").cast(pa.string())
-    pos = pc.add(pc.index_in(assets, value_set=names).cast(pa.int64()), first)
-    cell = pc.add(pc.multiply(pos, len(keys)), idx)
-    found = table.select(columns).add_column(0, "cell", cell)
-    return found.filter(pc.is_valid(cell))
+#: each source's rows of the batch's cells, numbered by their cell (``pos * keys + idx``): one
+#: integer to join on instead of two strings (keys as strings whatever a store gives: an empty
+#: listing may come untyped)
+_AT = """
+CREATE OR REPLACE TEMP TABLE {name}_at AS
+SELECT a.pos * {n} + k.idx AS cell{columns}
+FROM {name} t
+JOIN keys k ON k.partition_key = CAST(t.partition_key AS VARCHAR)
+JOIN assets a ON a.asset = CAST(t.asset AS VARCHAR)
+"""
 
 
 #: a name as one step of a JSON pointer (RFC 6901: ``~`` is ``~0``, ``/`` is ``~1``)
@@ -195,12 +190,24 @@ _OWN_CELLS = (
     "m.seq",
 )
 
-#: every cell's state as a small number (its position in :data:`_STATES`; ``materialized``, a
-#: cell without a gap, is the last), in asset order then the order of the asset's own keys
-_CODES = """
-SELECT c.pos, c.idx, coalesce(s.code, {materialized}) AS code
-FROM classified c LEFT JOIN states s ON s.state = c.reason
-ORDER BY c.pos, c.seq
+#: the cells at the edges of the runs of consecutive cells of one asset in one state
+#: (consecutive among the asset's own keys, ``seq``): its asset's ``pos``, its state as a small
+#: number (its position in :data:`_STATES`; ``materialized``, a cell without a gap, is the
+#: last), its key's ``idx`` and ``seq``, and whether a run starts there (the state differs
+#: from the previous cell's) and ends there (from the next cell's) — a run of one cell does
+#: both; in asset order then key order (one sort of the cells, shared by both neighbours)
+_EDGES = """
+WITH coded AS (
+    SELECT c.pos, c.idx, c.seq, coalesce(s.code, {materialized}) AS code
+    FROM classified c LEFT JOIN states s ON s.state = c.reason
+),
+marked AS (
+    SELECT pos, idx, seq, code,
+           lag(code) OVER w IS DISTINCT FROM code AS starts,
+           lead(code) OVER w IS DISTINCT FROM code AS ends
+    FROM coded WINDOW w AS (PARTITION BY pos ORDER BY seq)
+)
+SELECT pos, code, idx, seq, starts, ends FROM marked WHERE starts OR ends ORDER BY pos, seq
 """
 
 #: the states a cell can be in, numbered for :data:`_CODES`
@@ -213,14 +220,18 @@ _DETAIL_COLUMNS = ("manifest_id", "last_run_id", "last_error")
 _STATE_COLUMNS = tuple(c for c in STATE_COLUMNS if c not in _DETAIL_COLUMNS)
 
 
-def _checksummed(ledger: pa.Table, keys: pa.Array) -> list[int]:
-    """The positions in ``keys`` of the keys some record of ``ledger`` has a manifest
-    checksum for (only those are compared with the declaration's)."""
-    recorded = ledger.column("manifest_checksum")
-    with_sum = pc.and_(pc.is_valid(recorded), pc.not_equal(recorded, ""))
-    found = pc.index_in(ledger.column("partition_key").filter(with_sum), value_set=keys)
-    positions: list[int] = pc.unique(pc.drop_null(found)).to_pylist()
-    return positions
+#: the positions in ``keys`` of the keys some record of the batch has a manifest checksum for
+#: (only those are compared with the declaration's)
+_CHECKSUMMED = """
+SELECT DISTINCT k.idx FROM ledger l JOIN keys k ON k.partition_key = l.partition_key
+WHERE coalesce(l.manifest_checksum, '') <> ''
+"""
+
+#: the data versions in ``{table}`` of the assets in the list ``$1``
+_VERSIONS_OF = (
+    "SELECT asset, partition_key, data_version FROM {table} "
+    "WHERE asset IN (SELECT unnest($1::VARCHAR[]))"
+)
 
 
 _GAP_COLUMNS = (
@@ -251,7 +262,6 @@ def _batches(
     nested = [k for k in keys if "/" in k]
     key_rows = key_table(source.manifests, keys, checksums=not states_only)
     read = _STATE_COLUMNS if states_only else STATE_COLUMNS
-    key_array = key_rows.column("partition_key").combine_chunks()
     through = several_schemes(graph)  # keys of a rollup are declared through its upstream
     # assets with different schemes: each asset's cells are the keys its scheme has
     owned = (
@@ -271,24 +281,27 @@ def _batches(
     read_tables: list[pa.Table] = []
     versions: dict[str, int] = {}
 
-    def keep_versions(table: pa.Table, assets: Iterable[str]) -> None:
+    def keep_versions(con: Any, table: str, assets: Iterable[str]) -> None:
+        """Keep the data versions of those of ``assets`` others read, from the table ``con``
+        has registered as ``table``."""
         wanted = [a for a in assets if a in upstream_assets and a not in versions]
         if wanted:
-            mine = pc.is_in(table.column("asset"), pa.array(wanted, pa.string()))
-            read_tables.append(
-                table.filter(mine).select(["asset", "partition_key", "data_version"])
-            )
+            sql = _VERSIONS_OF.replace("{table}", table)
+            read_tables.append(con.sql(sql, params=[wanted]).to_arrow_table())
             versions.update(dict.fromkeys(wanted, len(read_tables) - 1))
 
-    def versions_of(assets: Sequence[str]) -> pa.Table:
+    def versions_of(con: Any, assets: Sequence[str]) -> pa.Table:
         """The data versions of ``assets`` (those not read yet: in one query)."""
         unread = [a for a in assets if a not in versions]
         if unread:
             upstream_assets.update(unread)
-            keep_versions(ledger_table(reader, unread, ("data_version",)), unread)
+            con.register("versions", ledger_table(reader, unread, ("data_version",)))
+            keep_versions(con, "versions", unread)
         held = sorted({versions[a] for a in assets})
-        found = pa.concat_tables([read_tables[i] for i in held])
-        return found.filter(pc.is_in(found.column("asset"), pa.array(assets, pa.string())))
+        con.register("versions", pa.concat_tables([read_tables[i] for i in held]))
+        sql = _VERSIONS_OF.replace("{table}", "versions")
+        found: pa.Table = con.sql(sql, params=[list(assets)]).to_arrow_table()
+        return found
 
     done, total = 0, len(names)
     for start in range(0, len(names), per_batch):
@@ -312,83 +325,84 @@ def _batches(
         # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
         # (and memory), not fewer
         con = cursor("planning")
-        con.register("keys", key_rows)
-        con.register("reasons", reasons)
-        con.register(
-            "assets",
-            pa.table(
-                {
-                    "asset": pa.array(batch, pa.string()),
-                    "pos": pa.array(range(start, start + len(batch)), pa.int64()),
-                    "expects_count": [graph.get(a).expects_manifest_count for a in batch],
-                }
-            ),
-        )
-        ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
-        if states_only:  # the checksums of the declarations a record is compared with
-            key_rows = with_checksums(
-                key_rows, source.manifests, keys, _checksummed(ledger, key_array)
+        try:
+            con.register("reasons", reasons)
+            con.register(
+                "assets",
+                pa.table(
+                    {
+                        "asset": pa.array(batch, pa.string()),
+                        "pos": pa.array(range(start, start + len(batch)), pa.int64()),
+                        "expects_count": [graph.get(a).expects_manifest_count for a in batch],
+                    }
+                ),
             )
+            ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
+            con.register("ledger", ledger)
             con.register("keys", key_rows)
-        keep_versions(ledger, batch)
-        stored = store_table(source, batch)  # the batch's tables, read together
-        reports = []
-        for name in batch:  # each asset's reports, then one step of progress
-            reports.append(report_table(source, name, nested))
-            done += 1
-            if on_progress is not None:
-                on_progress(done, total)
-        con.register("ledger", ledger)
-        con.register(
-            "upstream",
-            versions_of(ups)
-            if ups
-            else pa.table(
-                {
-                    "asset": pa.array([], pa.string()),
-                    "partition_key": pa.array([], pa.string()),
-                    "data_version": pa.array([], pa.int64()),
-                }
-            ),
-        )
-        reported = pa.concat_tables(reports)
-        con.register("stored", stored)
-        con.register("reports", reported)
-        con.register(
-            "deps",
-            pa.table(
-                {
-                    "asset": pa.array(deps_rows["asset"], pa.string()),
-                    "up": pa.array(deps_rows["up"], pa.string()),
-                    "mapping": pa.array(deps_rows["mapping"], pa.int64()),
-                    "dpos": pa.array(deps_rows["dpos"], pa.int64()),
-                }
-            ),
-        )
-        con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
-        if owned is not None:
-            con.register("member", _members(batch, owned))
-        con.register(
-            "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
-        )
-        where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
-        # each source's rows of the batch's cells, keyed by the cell's number
-        members = pa.array(batch, pa.string())
-        for name, table in (("ledger", ledger), ("stored", stored), ("reports", reported)):
-            at = _numbered(table, members, start, key_array, _AT_COLUMNS[name])
-            con.register(f"{name}_at", at)
-        con.execute(_DECLARED_AT.replace("{n}", str(len(keys))))
-        # a view, not a table: a reader that wants four columns of it (status's ranges) does
-        # not pay for materialising twenty over every cell
-        query = (
-            _CLASSIFY.replace("{cells}", where)
-            .replace("{seq}", seq)
-            .replace("{escaped_up}", _ESCAPED.format("d.up"))
-            .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
-        )
-        con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', str(len(keys)))}")
-        yield con
-        con.close()
+            if states_only:  # the checksums of the declarations a record is compared with
+                wanted = [i for (i,) in con.execute(_CHECKSUMMED).fetchall()]
+                key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
+                con.register("keys", key_rows)
+            keep_versions(con, "ledger", batch)
+            stored = store_table(source, batch)  # the batch's tables, read together
+            reports = []
+            for name in batch:  # each asset's reports, then one step of progress
+                reports.append(report_table(source, name, nested))
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+            con.register(
+                "upstream",
+                versions_of(con, ups)
+                if ups
+                else pa.table(
+                    {
+                        "asset": pa.array([], pa.string()),
+                        "partition_key": pa.array([], pa.string()),
+                        "data_version": pa.array([], pa.int64()),
+                    }
+                ),
+            )
+            con.register("stored", stored)
+            con.register("reports", pa.concat_tables(reports))
+            con.register(
+                "deps",
+                pa.table(
+                    {
+                        "asset": pa.array(deps_rows["asset"], pa.string()),
+                        "up": pa.array(deps_rows["up"], pa.string()),
+                        "mapping": pa.array(deps_rows["mapping"], pa.int64()),
+                        "dpos": pa.array(deps_rows["dpos"], pa.int64()),
+                    }
+                ),
+            )
+            con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
+            if owned is not None:
+                con.register("member", _members(batch, owned))
+            con.register(
+                "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
+            )
+            where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
+            n = str(len(keys))
+            for name in ("ledger", "stored", "reports"):  # numbered by cell
+                columns = "".join(f", t.{c}" for c in _AT_COLUMNS[name])
+                con.execute(
+                    _AT.replace("{name}", name).replace("{n}", n).replace("{columns}", columns)
+                )
+            con.execute(_DECLARED_AT.replace("{n}", n))
+            # a view, not a table: a reader that wants four columns of it (status's ranges)
+            # does not pay for materialising twenty over every cell
+            query = (
+                _CLASSIFY.replace("{cells}", where)
+                .replace("{seq}", seq)
+                .replace("{escaped_up}", _ESCAPED.format("d.up"))
+                .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
+            )
+            con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', n)}")
+            yield con
+        finally:
+            con.close()
         source.store.release(batch)  # its tables are read: no handle of every table stays
 
 
@@ -532,27 +546,19 @@ def _mapping_table(
 def islands(con: Any) -> Iterator[tuple[int, str, PartitionState, int, int, int]]:
     """``(pos, asset, state, first idx, last idx, count)`` of every run of consecutive cells of one
     asset in one state (consecutive among the asset's own keys), in asset then key order:
-    the cells' states sorted once by DuckDB, their runs found by Arrow's run-end encoding —
+    DuckDB finds the cells where runs start and end (:data:`_EDGES`), each run is the pair —
     nothing per cell in Python."""
     states = pa.table({"state": [s.value for s in _STATES], "code": range(len(_STATES))})
     con.register("states", states)
-    cells = con.sql(_CODES.format(materialized=len(_STATES) - 1)).to_arrow_table()
-    if cells.num_rows == 0:
-        return
-    pos = cells.column("pos").combine_chunks()
-    idx = cells.column("idx").combine_chunks()
-    # one value per (asset, state): a run never spans two assets
-    value = pc.add(pc.multiply(pos, len(_STATES)), cells.column("code").combine_chunks())
-    runs = pc.run_end_encode(value.cast(pa.int64()))
-    ends = runs.run_ends.cast(pa.int64())
-    starts = pa.concat_arrays([pa.array([0], pa.int64()), ends.slice(0, len(ends) - 1)])
-    firsts = idx.take(starts).to_pylist()
-    lasts = idx.take(pc.subtract(ends, 1)).to_pylist()
-    counts = pc.subtract(ends, starts).to_pylist()
     names = dict(con.execute("SELECT pos, asset FROM assets").fetchall())
-    for v, first, last, n in zip(runs.values.to_pylist(), firsts, lasts, counts, strict=True):
-        where, code = divmod(v, len(_STATES))
-        yield where, names[where], _STATES[code], first, last, n
+    first = at = 0
+    for where, code, idx, seq, starts, ends in con.execute(
+        _EDGES.format(materialized=len(_STATES) - 1)
+    ).fetchall():
+        if starts:
+            first, at = idx, seq
+        if ends:
+            yield where, names[where], _STATES[code], first, idx, seq - at + 1
 
 
 def gap_ranges(

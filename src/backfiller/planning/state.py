@@ -188,19 +188,19 @@ def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -
     ``nested``: keys whose report is not directly in that folder (a key with a ``/``), asked
     one by one."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     folder = source.partition_report_dir(asset)
+    names: list[str]
     if not isinstance(folder, Path):  # on object storage: one listing of the prefix
-        names = pa.array(folder.file_names(), pa.string())
+        names = list(folder.file_names())
     else:
         try:
-            names = pa.array(os.listdir(folder), pa.string())  # noqa: PTH208 (names, not Paths)
+            names = os.listdir(folder)  # noqa: PTH208 (names, not Paths)
         except (FileNotFoundError, NotADirectoryError):
-            names = pa.array([], pa.string())
-    found = pc.utf8_slice_codeunits(names.filter(pc.ends_with(names, ".json")), 0, -5)
+            names = []
+    found = [name[:-5] for name in names if name.endswith(".json")]
     asked = [k for k in nested if source.partition_report_path(asset, k).is_file()]
-    return pa.concat_arrays([found, pa.array(asked, pa.string())])
+    return pa.array(found + asked, pa.string())
 
 
 def _protection(
