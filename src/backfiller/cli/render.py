@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from backfiller.errors import ChecksFailedError, RunFailedError
 from backfiller.ledger import CheckStatus, RunState
 
-if TYPE_CHECKING:  # the actions are imported by the functions that show a run
+# the actions are imported by the functions that show a run, rich's tables by those that make
+# one (``status``, the command run most, makes none)
+if TYPE_CHECKING:
+    from rich.table import Table
+
     from backfiller.actions import RunResult
     from backfiller.ledger import DimensionEvent
     from backfiller.planning import AnyPlan, Gap, GapReason
@@ -203,6 +206,8 @@ def print_gaps(
     first; ``left_out``: gaps the filters left out, said so."""
     if not _gaps_heading(console, looked_at, left_out, bool(gaps)):
         return
+    from rich.table import Table
+
     table = Table(title=f"{len(gaps)} gap(s)")
     for col in (
         "asset",
@@ -253,6 +258,8 @@ PLAN_RANGES_SHOWN = 40
 def print_dimension_events(console: Console, events: list[DimensionEvent]) -> None:
     """The values of dynamic dimensions added and removed: who, when, why (and, for a
     removal, in how many assets the value held published data)."""
+    from rich.table import Table
+
     from backfiller.ledger import DimensionVerb
 
     table = Table(title="Values added and removed")
@@ -274,6 +281,8 @@ def print_dimension_events(console: Console, events: list[DimensionEvent]) -> No
 
 def print_plan(console: Console, document: AnyPlan) -> None:
     data = document.model_dump(mode="json", include=set(SEED_FIELDS))
+    from rich.table import Table
+
     table = Table(
         title=f"Backfill plan {document.plan_id} ({document.mode.value})", show_header=False
     )
@@ -307,6 +316,8 @@ def print_plan(console: Console, document: AnyPlan) -> None:
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         markup=False,
     )
+    from rich.table import Table
+
     ranges = Table(title=f"{len(document.ranges)} ranges")
     for col in ("partitions", "gap reason", "proposed action", "targets", "gaps"):
         ranges.add_column(col, overflow="fold")
@@ -339,6 +350,8 @@ def _assets_text(names: list[str], shown: int = 3) -> str:
 
 
 def print_run(console: Console, result: RunResult) -> None:
+    from rich.table import Table
+
     from backfiller.actions import StepOutcome
 
     table = Table(title=f"Run {result.run_id}: {result.state.value}")
