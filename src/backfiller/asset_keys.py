@@ -124,10 +124,12 @@ def require_owned(graph: AssetGraph, keys: Iterable[str], assets: Sequence[str])
     """Refuse (exit 2) a key that is no key of any of ``assets``; with one shared scheme, the
     scheme's own error."""
     scheme = shared_scheme(graph, assets)
+    if scheme is not None:  # the first key it refuses, found through its calendar
+        for _, refusal in scheme.refused_keys(list(keys)):
+            raise refusal
+        return
     for key in keys:
-        if scheme is not None:
-            scheme.parse(key)
-        elif not owners(graph, key, assets):
+        if not owners(graph, key, assets):
             raise _no_owner(graph, key, assets)
 
 
