@@ -4,8 +4,11 @@ project with a good run, a run that failed a blocking check, holds, evidence and
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -378,3 +381,32 @@ def test_a_plan_of_ranges_reads_as_its_ranges(web: WebProject, tmp_path: Path) -
     assert f"Ranges ({len(document.ranges)}, over {len(keys)} partitions)" in html
     for entry in document.ranges:
         assert f"{entry.first} .. {entry.last} ({entry.count})" in html
+
+
+#: a process that serves the overview (its cells classified on a worker thread's DuckDB
+#: database) and ends, as a user's script or test suite would
+_SERVE_AND_EXIT = """
+import sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from backfiller import load_project
+from backfiller.web.app import create_app
+app = create_app(load_project(Path(sys.argv[1])))
+with TestClient(app) as client:
+    assert client.get("/").status_code == 200
+print("served")
+"""
+
+
+@pytest.mark.slow
+def test_a_process_that_served_the_overview_exits_cleanly(web: WebProject) -> None:
+    """Its DuckDB databases are closed before the interpreter's teardown, which aborted the
+    process after its work was done (``terminate called ...``, status 134)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_AND_EXIT, str(web.root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **web.environ},
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "served"), result.stderr
