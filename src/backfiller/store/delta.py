@@ -800,31 +800,61 @@ def _listings(found: list[tuple[int, list[str]]]) -> pa.Table:
     )
 
 
-#: rows and missing data files per table and partition of ``files`` (``table``, ``partition``,
-#: ``path``, ``num_records``), the existing files given by ``present`` (:func:`_listings`),
-#: the tables' names by ``$assets`` (in the order of their numbers)
-_STATS = """
-WITH present AS (
-    SELECT tbl, unnest(string_split(names, chr(0))) AS path FROM present
-), summed AS (
+def _summed(source: str, by: Sequence[str], first: str = "") -> str:
+    """The SQL that sums ``rows`` and ``missing_files`` of ``source`` (a table, or a query in
+    parentheses) per value of the ``by`` columns, in their order (a null last); ``first``:
+    columns (of the ``by`` columns) selected before them."""
+    keys = ", ".join(f'"{name}"' for name in by)
+    return f"""
+        SELECT
+            {first or keys},
+            CAST(coalesce(sum(rows), 0) AS BIGINT) AS rows,
+            CAST(coalesce(sum(missing_files), 0) AS BIGINT) AS missing_files
+        FROM {source}
+        GROUP BY {keys}
+        ORDER BY {keys}"""
+
+
+def _sum_by_partition(per_file: pa.Table, by: Sequence[str] = ("partition_key",)) -> pa.Table:
+    """``rows`` and ``missing_files`` of ``per_file`` summed per ``partition_key`` (per value
+    of the ``by`` columns, in their order, a null last), by DuckDB: a table's ``group_by``
+    would import Arrow's query engine (and ``pyarrow.compute``)."""
+    from backfiller.duck import cursor
+
+    con = cursor("planning")
+    try:
+        con.register("per_file", per_file)
+        found = con.sql(_summed("per_file", by)).to_arrow_table()
+    finally:
+        con.close()
+    schema = pa.schema(
+        [*((name, pa.string()) for name in by), ("rows", pa.int64()), ("missing_files", pa.int64())]
+    )
+    return found if found.schema == schema else schema.empty_table()
+
+
+#: per live file of ``files`` (``table``, ``partition``, ``path``, ``num_records``): its table,
+#: partition, rows, and whether it is missing (1) from the existing files ``present`` names
+#: (:func:`_listings`)
+_PER_FILE = """(
+    WITH present AS (SELECT tbl, unnest(string_split(names, chr(0))) AS path FROM present)
     SELECT
         "table",
-        partition,
-        CAST(coalesce(sum(CAST(num_records AS BIGINT)), 0) AS BIGINT) AS rows,
-        CAST(count(*) FILTER (WHERE NOT EXISTS (
+        partition AS partition_key,
+        CAST(num_records AS BIGINT) AS rows,
+        CAST(NOT EXISTS (
             SELECT 1 FROM present p WHERE p.tbl = f."table" AND p.path = f.path
-        )) AS BIGINT) AS missing_files
+        ) AS BIGINT) AS missing_files
     FROM files f
-    GROUP BY "table", partition
+)"""
+
+#: :data:`_PER_FILE` summed per table and partition, each table named after its number in
+#: ``$assets``
+_STATS = _summed(
+    _PER_FILE,
+    ["table", "partition_key"],
+    first="""CAST(list_extract($assets, "table" + 1) AS VARCHAR) AS asset, partition_key""",
 )
-SELECT
-    CAST(list_extract($assets, s."table" + 1) AS VARCHAR) AS asset,
-    s.partition AS partition_key,
-    s.rows,
-    s.missing_files
-FROM summed s
-ORDER BY s."table", partition_key
-"""
 
 
 def _stats(con: duckdb.DuckDBPyConnection, tables: Sequence[str], present: pa.Table) -> pa.Table:
