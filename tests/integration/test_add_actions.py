@@ -8,7 +8,10 @@ checkpoint."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import backfiller
 from backfiller.errors import DamagedStoreError
 from backfiller.planning.bulk import store_table
 from backfiller.store import add_actions
@@ -228,6 +232,8 @@ def _many(paths: list[Path]) -> tuple[dict[int, list[tuple[str, str, int | None]
         names = [p.name for p in log.iterdir()] if log.is_dir() else []
         logs.append((_reader(log), names))
     found, aside = read_many_add_actions(logs, "partition_key")
+    numbers = found["table"].to_pylist()
+    assert numbers == sorted(numbers)  # a table's files side by side, the tables in order
     per_table: dict[int, list[tuple[str, str, int | None]]] = {}
     for row in found.to_pylist():
         per_table.setdefault(row["table"], []).append(
@@ -287,6 +293,8 @@ def test_a_log_refused_alone_is_left_aside_when_read_together(tmp_path: Path, da
     assert 1 not in found and 3 not in found
     for n, path in ((0, healthy), (2, other)):  # the others are read, or left aside too
         assert n in aside or found[n] == _deltas(path)
+    if damage in ("deletion vector", "stats"):  # every line parses: refused alone, the others
+        assert aside == [1, 3]  # read (a line cut short leaves its batch aside whole)
 
 
 def test_the_store_reads_tables_together_as_one_by_one(tmp_path: Path) -> None:
@@ -445,3 +453,56 @@ def test_a_store_without_the_batched_read_is_read_table_by_table(tmp_path: Path)
     source = SimpleNamespace(store=_OlderStore(store))
     older = store_table(source, ["a", "b"])  # type: ignore[arg-type]
     assert older.to_pylist() == store.partition_stats_of(["a", "b"]).to_pylist()
+
+
+#: run in a fresh interpreter: the stats of the tables named in argv[2:] of the store at
+#: argv[1], as JSON, then whether ``pyarrow.compute`` was imported
+_STATS_ALONE = """
+import json, sys
+from backfiller.store.delta import DeltaStore
+store = DeltaStore(sys.argv[1])
+found = store.partition_stats_of(sys.argv[2:]).to_pylist()
+print(json.dumps({"stats": found, "compute": "pyarrow.compute" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_the_stats_of_tables_are_read_without_pyarrow_compute(tmp_path: Path) -> None:
+    """``status`` reads the stats of its tables without importing ``pyarrow.compute`` (some
+    30 ms at start-up): Arrow carries the logs and the files, DuckDB computes. Tables read
+    together, one read from a checkpoint, one with a deleted file, one whose log the reader
+    refuses (asked of Delta), in a fresh interpreter."""
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("plain"), {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    _write(store.path("plain"), {KEYS[1]: 3}, overwrite=True)
+    _write(store.path("checkpointed"), {KEYS[2]: 1, KEYS[3]: 2}, overwrite=False)
+    DeltaTable(str(store.path("checkpointed"))).create_checkpoint()
+    _write(store.path("gone"), {KEYS[4]: 1}, overwrite=False)
+    next((store.path("gone") / f"partition_key={KEYS[4]}").iterdir()).unlink()
+    _write(store.path("indented"), {KEYS[0]: 3}, overwrite=False)
+    log = store.path("indented") / "_delta_log" / f"{0:020d}.json"
+    log.write_text("".join(f"  {line}\n" for line in log.read_text().splitlines()))
+    with pytest.raises(UnreadableLog):  # a line not opening with its brace: asked of Delta
+        read_add_actions(_reader(log.parent), [log.name], "partition_key")
+    assets = ["plain", "checkpointed", "gone", "indented", "missing"]
+    expected = store.partition_stats_of(assets).to_pylist()
+    source = str(Path(backfiller.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-c", _STATS_ALONE, str(tmp_path / "lake"), *assets],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    found = json.loads(run.stdout)
+    assert found["stats"] == expected
+    assert {(r["asset"], r["partition_key"]): r["missing_files"] for r in expected} == {
+        ("checkpointed", KEYS[2]): 0,
+        ("checkpointed", KEYS[3]): 0,
+        ("gone", KEYS[4]): 1,
+        ("indented", KEYS[0]): 0,
+        ("plain", KEYS[0]): 0,
+        ("plain", KEYS[1]): 0,
+    }
+    assert found["compute"] is False

@@ -1,7 +1,10 @@
 """The live data files of a Delta table (its ``add`` actions: path, partition value, row count),
 read from the table's log in one pass: the last checkpoint's ``add`` column with Parquet, the
-newer commit files with Arrow's JSON reader, the log replayed in Arrow (the last action on a
-path wins; a removed path is gone).
+newer commit files split into lines and parsed by DuckDB (``from_json``, only the fields read
+here), the log replayed in SQL (the last action on a path wins; a removed path is gone).
+Arrow carries the bytes in and the files out; DuckDB computes (on a cursor of the shared
+``"planning"`` database, :mod:`backfiller.duck`), so reading a log imports no
+``pyarrow.compute``.
 
 Opening a ``DeltaTable`` costs several milliseconds even for a one-commit log (it builds the
 whole snapshot); ``status`` over a thousand tables paid that a thousand times. This reader
@@ -9,9 +12,10 @@ makes no Python object per file.
 
 A log this reader does not read exactly is not guessed at: a protocol beyond reader version 1
 (other than the reader features listed below), a deletion vector (an add whose row count is
-not the file's), a V2 checkpoint, a file that does not parse, statistics that do not read
-back one object per file, a commit missing before the newest one the log's folder lists, or
-a log without its first commit and without a checkpoint raise
+not the file's), a V2 checkpoint, a file that does not parse (a line that is no JSON object
+or does not open with its brace, an add or remove action without a path), statistics that
+do not read back one object per file, a commit missing before the newest one the log's
+folder lists, or a log without its first commit and without a checkpoint raise
 :class:`~backfiller.store.app_versions.UnreadableLog`, and the store asks ``deltalake``
 (which also names a damaged log properly).
 """
@@ -19,8 +23,10 @@ a log without its first commit and without a checkpoint raise
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backfiller.store.app_versions import (
@@ -32,6 +38,7 @@ from backfiller.store.app_versions import (
 )
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 __all__ = ["read_add_actions", "read_many_add_actions"]
@@ -47,37 +54,52 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     """The live files of the table whose ``_delta_log`` files ``read`` gives (``names``: the
     files that folder lists), as columns ``partition`` (the value of ``partition_column``, a
     string), ``path`` (as the log records it) and ``num_records`` (int64; null when the log
-    has no statistics for the file). The table's version is the newest commit listed; a
-    commit missing before it is damage (:class:`UnreadableLog`), not a shorter history."""
-    import pyarrow as pa
+    has no statistics for the file), in the log's order. The table's version is the newest
+    commit listed; a commit missing before it is damage (:class:`UnreadableLog`), not a
+    shorter history."""
+    from backfiller.duck import cursor
 
     newest = _newest_commit(names)
     pointer = read("_last_checkpoint")
-    parts: list[pa.Table] = []
-    protocol: tuple[int, list[str]] | None = None
+    checkpoints: list[tuple[str, pa.Table]] = []
     start = 0
     if pointer is not None:
         version, last = checkpoint_pointer(pointer)
-        for name in checkpoint_files(version, last):
-            adds, found = _checkpoint(read, name, partition_column)
-            parts.append(adds)
-            protocol = found or protocol
+        checkpoints = [(name, _checkpoint(read, name)) for name in checkpoint_files(version, last)]
         start = version + 1
     elif read(commit_name(0)) is None:
         raise UnreadableLog("no first commit and no checkpoint")
+    texts: list[tuple[int, int, bytes]] = []
     for version in range(start, newest + 1):
         text = read(commit_name(version))
         if text is None:
             raise UnreadableLog(f"commit {version} is missing before commit {newest}")
-        adds, found = _commit(text, version, partition_column)
-        parts.append(adds)
-        protocol = found or protocol
-    if protocol is None:
-        raise UnreadableLog("no protocol action")
-    if not _readable(protocol):
-        reader_version, features = protocol
-        raise UnreadableLog(f"reader version {reader_version} with features {features}")
-    return _replay(pa.concat_tables(parts))
+        texts.append((0, version, text))
+    con = cursor("planning")
+    try:
+        try:
+            _parse(con, texts, partition_column)
+        except _NotParsed as exc:
+            raise UnreadableLog(f"{_first_unparsed(con)} does not parse") from exc
+        protocol = None
+        for name, table in checkpoints:
+            protocol = _add_checkpoint(con, name, table, partition_column) or protocol
+        summary = _summarise(con).get(0)
+        if summary is not None:
+            protocol = summary.protocol or protocol
+        if protocol is None:
+            raise UnreadableLog("no protocol action")
+        if not _readable(protocol):
+            reader_version, features = protocol
+            raise UnreadableLog(f"reader version {reader_version} with features {features}")
+        if summary is not None and summary.refusal is not None:
+            raise UnreadableLog(summary.refusal)
+        live, refused = _replay(con, [0], [] if summary is None else [summary], by_table=False)
+        if refused:
+            raise UnreadableLog("file statistics that are not one object per file")
+        return live
+    finally:
+        con.close()
 
 
 def _readable(protocol: tuple[int, list[str]]) -> bool:
@@ -93,7 +115,7 @@ def _newest_commit(names: Iterable[str]) -> int:
 
 
 #: about how many bytes of commit files are parsed in one go (bounds the memory of a batch)
-GROUP_BYTES = 4 << 20
+GROUP_BYTES = 16 << 20
 
 
 def read_many_add_actions(
@@ -101,71 +123,75 @@ def read_many_add_actions(
 ) -> tuple[pa.Table, list[int]]:
     """The live files of several tables at once (each given as :func:`read_add_actions`
     takes it): the columns of :func:`read_add_actions` after ``table``, the table's position
-    in ``logs``, a table's files side by side. Their commit files are parsed and replayed
-    together, a few megabytes at a time: a thousand one-commit tables paid Arrow's fixed costs
-    per call a thousand times, more than the parsing itself.
+    in ``logs``; a table's files side by side in its log's order, the tables in the order of
+    ``logs``. Their commit files are parsed and replayed together, some megabytes at a time
+    (:data:`GROUP_BYTES`): a thousand one-commit tables paid fixed costs per call a thousand
+    times, more than the parsing itself.
 
     Only logs made of commit files (no checkpoint) are read here, under the same rules; the
     positions of the others — a checkpoint, a commit missing, a protocol or a deletion vector
-    this reader refuses, a file that does not parse — come second, to be read one by one by
-    :func:`read_add_actions`, which reads them or says why not."""
+    this reader refuses, a file or statistics that do not parse — come second, to be read one
+    by one by :func:`read_add_actions`, which reads them or says why not. (A group of tables
+    one of whose commit files is no JSON at all is left aside whole.)"""
     import pyarrow as pa
+
+    from backfiller.duck import cursor
 
     aside: list[int] = []
     parts: list[pa.Table] = [_no_files()]
-    group: list[tuple[int, bytes]] = []
+    group: list[tuple[int, int, bytes]] = []
     size = 0
-    for position, (read, names) in enumerate(logs):
-        listed = set(names)
-        found = _commit_texts(read, listed)
-        if "_last_checkpoint" in listed or found is None:
-            aside.append(position)
-            continue
-        group += [(position, text) for text in found]
-        size += sum(len(text) for text in found)
-        if size >= GROUP_BYTES:
-            live, refused = _read_group(group, partition_column)
+    con = cursor("planning")
+    try:
+        for position, (read, names) in enumerate(logs):
+            listed = set(names)
+            found = _commit_texts(read, listed)
+            if "_last_checkpoint" in listed or found is None:
+                aside.append(position)
+                continue
+            group += [(position, version, text) for version, text in enumerate(found)]
+            size += sum(len(text) for text in found)
+            if size >= GROUP_BYTES:
+                live, refused = _read_group(con, group, partition_column)
+                parts.append(live)
+                aside += refused
+                group, size = [], 0
+        if group:
+            live, refused = _read_group(con, group, partition_column)
             parts.append(live)
             aside += refused
-            group, size = [], 0
-    if group:
-        live, refused = _read_group(group, partition_column)
-        parts.append(live)
-        aside += refused
+    finally:
+        con.close()
     return pa.concat_tables(parts), sorted(aside)
 
 
-def _read_group(group: list[tuple[int, bytes]], column: str) -> tuple[pa.Table, list[int]]:
+def _read_group(
+    con: duckdb.DuckDBPyConnection, group: list[tuple[int, int, bytes]], column: str
+) -> tuple[pa.Table, list[int]]:
     """:func:`read_many_add_actions` of the commit files in ``group`` (each with its table's
-    position, a table's in order), in one parse: the live files, and the tables refused."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    texts = [text if text.endswith(b"\n") else text + b"\n" for _, text in group]
-    counts = [text.count(b"\n") for text in texts]  # per text, its lines
-    every = list(dict.fromkeys(position for position, _ in group))
+    position and its version, a table's in order), in one parse on ``con``: the live files,
+    and the tables refused."""
+    every = list(dict.fromkeys(position for position, _, _ in group))
     try:
-        lines = _parse(b"".join(texts), column)
-    except UnreadableLog:
+        _parse(con, group, column)
+    except _NotParsed:
         return _no_files(), every
-    if lines.num_rows != sum(counts):  # a blank line: the rows no longer say their table
-        return _no_files(), every
-    kept = [(o, c) for (o, _), c in zip(group, counts, strict=True) if c]
-    table = pc.run_end_decode(
-        pa.RunEndEncodedArray.from_arrays(
-            pc.cumulative_sum(pa.array([c for _, c in kept], pa.int64())),
-            pa.array([o for o, _ in kept], pa.int64()),
-        )
-    )
-    actions = _actions(lines, pa.array(range(lines.num_rows), pa.int64()), column)
-    refused = _refused(lines, table, actions)
-    actions = actions.append_column("table", table.filter(_action_rows(lines)))
-    if refused:
-        actions = actions.filter(pc.invert(pc.is_in(actions["table"], pa.array(refused))))
-    try:
-        return _replay(actions), refused
-    except UnreadableLog:
-        return _no_files(), every
+    summaries = _summarise(con)
+    refused = []
+    kept = []
+    for position in every:
+        summary = summaries.get(position)
+        if (
+            summary is None
+            or summary.protocol is None
+            or not _readable(summary.protocol)
+            or summary.refusal is not None
+        ):
+            refused.append(position)
+        else:
+            kept.append(summary)
+    live, unparsed = _replay(con, [s.table for s in kept], kept, by_table=True)
+    return live, sorted([*refused, *unparsed])
 
 
 def _commit_texts(read: LogReader, names: set[str]) -> list[bytes] | None:
@@ -178,38 +204,6 @@ def _commit_texts(read: LogReader, names: set[str]) -> list[bytes] | None:
             return None
         texts.append(text)
     return texts or None
-
-
-def _action_rows(lines: pa.Table) -> pa.Array:
-    """Which parsed lines are add or remove actions (the rows :func:`_actions` keeps)."""
-    import pyarrow.compute as pc
-
-    return pc.or_(
-        lines.column("add").combine_chunks().is_valid(),
-        lines.column("remove").combine_chunks().is_valid(),
-    )
-
-
-def _refused(lines: pa.Table, table: pa.Array, actions: pa.Table) -> list[int]:
-    """The tables (by position) whose protocol this reader does not read, that have none,
-    or that have a file with a deletion vector."""
-    import pyarrow.compute as pc
-
-    protocols = lines.column("protocol").combine_chunks()
-    has = protocols.is_valid()
-    last: dict[int, tuple[int, list[str]] | None] = dict.fromkeys(
-        pc.unique(table).to_pylist(), None
-    )
-    for owner, row in zip(
-        table.filter(has).to_pylist(), protocols.filter(has).to_pylist(), strict=True
-    ):
-        last[owner] = _protocol_of(row) or last[owner]
-    refused = {owner for owner, found in last.items() if found is None or not _readable(found)}
-    vectors = actions.column("deletion_vector")
-    if pc.any(vectors).as_py():
-        with_vector = table.filter(_action_rows(lines)).filter(vectors.combine_chunks())
-        refused.update(pc.unique(with_vector).to_pylist())
-    return sorted(refused)
 
 
 def _no_files() -> pa.Table:
@@ -225,162 +219,185 @@ def _no_files() -> pa.Table:
     )
 
 
-#: one action per row: its order in the log (``seq``), whether it adds, and what it says
-def _actions_schema() -> pa.Schema:
-    import pyarrow as pa
+class _NotParsed(Exception):
+    """Commit files that DuckDB does not parse (no JSON, or not UTF-8)."""
 
-    return pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("is_add", pa.bool_()),
-            ("path", pa.string()),
-            ("partition", pa.string()),
-            ("stats", pa.string()),
-            ("parsed_records", pa.int64()),
-            ("deletion_vector", pa.bool_()),
-        ]
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+#: the statistics' ``numRecords`` where it is their first key (as writers put it): read off
+#: the start of the text, anchored at the opening brace, so it is the top-level key
+_FIRST_KEY = r'^\s*\{\s*"numRecords"\s*:\s*([0-9]{1,18})\s*[,}]'
+
+#: a blank line (no action; a ``\r`` may end a line): one with other blanks only is no JSON
+_BLANK = "(line = '' OR line = chr(13))"
+
+#: the actions of commit files' lines (``texts``: ``tbl``, ``version``, ``text``), one row per
+#: line that is not blank: its table, its order in the log (``seq``: the version in the high
+#: bits, the line in the low ones), whether it is a JSON object (starts with a brace), and
+#: what its add, remove or protocol action says (null on the lines of other actions)
+_PARSE = """
+CREATE OR REPLACE TEMP TABLE actions AS
+SELECT
+    tbl,
+    seq,
+    is_object,
+    j.add IS NOT NULL AS is_add,
+    j.add IS NOT NULL OR j.remove IS NOT NULL AS is_action,
+    coalesce(j.add.path, j.remove.path) AS path,
+    struct_extract(j.add.partitionValues, {column}) AS partition,
+    j.add.stats AS stats,
+    CAST(NULLIF(regexp_extract(j.add.stats, {first_key}, 1), '') AS BIGINT) AS first_key,
+    CAST(NULL AS BIGINT) AS parsed_records,
+    j.add.deletionVector IS NOT NULL AS vector,
+    j.protocol.minReaderVersion AS reader_version,
+    j.protocol.readerFeatures AS reader_features
+FROM (
+    SELECT
+        tbl,
+        (version << 32) + n AS seq,
+        starts_with(line, '{{') AS is_object,
+        from_json(line, {structure}) AS j
+    FROM (
+        SELECT
+            tbl,
+            version,
+            unnest(string_split(text, chr(10))) AS line,
+            generate_subscripts(string_split(text, chr(10)), 1) AS n
+        FROM texts
     )
+    WHERE NOT {blank}
+)
+"""
 
 
-def _commit(
-    text: bytes, version: int, column: str
-) -> tuple[pa.Table, tuple[int, list[str]] | None]:
-    """The add and remove actions of one commit file, and its protocol action if it has one."""
+def _parse(
+    con: duckdb.DuckDBPyConnection, texts: list[tuple[int, int, bytes]], column: str
+) -> None:
+    """Parse commit files (each with its table's number and its version) into ``con``'s temp
+    table ``actions`` (see :data:`_PARSE`); :class:`_NotParsed` when one does not parse."""
+    import duckdb
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    try:
-        lines = _parse(text, column)
-    except UnreadableLog as exc:
-        raise UnreadableLog(f"commit {version} does not parse") from exc
-    # the version in the high bits, the line in the low ones: the log's order of actions
-    seq = pc.add(pa.array(range(lines.num_rows), pa.int64()), pa.scalar(version << 32, pa.int64()))
-    return _actions(lines, seq, column), _protocol(lines.column("protocol"))
-
-
-def _parse(text: bytes, column: str) -> pa.Table:
-    """The actions of commit files' text, one row per line: ``add``, ``remove``, ``protocol``
-    (each null on the lines of other actions)."""
-    import pyarrow as pa
-    import pyarrow.json as pj
-
-    schema = pa.schema(
-        [
-            (
-                "add",
-                pa.struct(
-                    [
-                        ("path", pa.string()),
-                        ("partitionValues", pa.struct([(column, pa.string())])),
-                        ("stats", pa.string()),
-                        ("deletionVector", pa.struct([("storageType", pa.string())])),
-                    ]
-                ),
-            ),
-            ("remove", pa.struct([("path", pa.string())])),
-            (
-                "protocol",
-                pa.struct(
-                    [("minReaderVersion", pa.int64()), ("readerFeatures", pa.list_(pa.string()))]
-                ),
-            ),
-        ]
-    )
-    try:
-        return pj.read_json(
-            io.BytesIO(text),
-            read_options=pj.ReadOptions(use_threads=False),
-            parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise UnreadableLog("commit files that do not parse") from exc
-
-
-def _actions(lines: pa.Table, seq: pa.Array, column: str) -> pa.Table:
-    """The add and remove actions among parsed ``lines`` (``seq``: each line's order)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    add = lines.column("add").combine_chunks()
-    remove = lines.column("remove").combine_chunks()
-    is_add = add.is_valid()
-    actions = pa.table(
-        {
-            "seq": seq,
-            "is_add": is_add,
-            "path": pc.coalesce(pc.struct_field(add, "path"), pc.struct_field(remove, "path")),
-            "partition": pc.struct_field(add, ["partitionValues", column]),
-            "stats": pc.struct_field(add, "stats"),
-            "parsed_records": pa.nulls(lines.num_rows, pa.int64()),
-            "deletion_vector": pc.struct_field(add, "deletionVector").is_valid(),
+    structure = {
+        "add": {
+            "path": "VARCHAR",
+            "partitionValues": {column: "VARCHAR"},
+            "stats": "VARCHAR",
+            "deletionVector": {"storageType": "VARCHAR"},
         },
-        schema=_actions_schema(),
+        "remove": {"path": "VARCHAR"},
+        "protocol": {"minReaderVersion": "BIGINT", "readerFeatures": ["VARCHAR"]},
+    }
+    offsets = [0]
+    for _, _, text in texts:
+        offsets.append(offsets[-1] + len(text))
+    # the bytes as they are, one Arrow string per file (no Python string is made)
+    text_array = pa.LargeStringArray.from_buffers(
+        len(texts),
+        pa.array(offsets, pa.int64()).buffers()[1],
+        pa.py_buffer(b"".join(text for _, _, text in texts)),
     )
-    return actions.filter(pc.or_(is_add, remove.is_valid()))
+    con.register(
+        "texts",
+        pa.table(
+            {
+                "tbl": pa.array([t for t, _, _ in texts], pa.int64()),
+                "version": pa.array([v for _, v, _ in texts], pa.int64()),
+                "text": text_array,
+            }
+        ),
+    )
+    query = _PARSE.format(
+        column=_sql_text(column),
+        first_key=_sql_text(_FIRST_KEY),
+        blank=_BLANK,
+        structure=_sql_text(json.dumps(structure)),
+    )
+    try:
+        con.execute(query)
+    except duckdb.Error as exc:
+        raise _NotParsed(str(exc)) from exc
 
 
-def _checkpoint(
-    read: LogReader, name: str, column: str
-) -> tuple[pa.Table, tuple[int, list[str]] | None]:
-    """The add actions of one checkpoint file (every file live at its version), and the
-    protocol it records."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _first_unparsed(con: duckdb.DuckDBPyConnection) -> str:
+    """The first registered commit file (``texts``) with a line that is no JSON, named."""
+    import duckdb
+
+    try:
+        found = con.sql(
+            f"""SELECT min(version) FROM (
+                    SELECT version, unnest(string_split(text, chr(10))) AS line FROM texts
+                ) WHERE NOT {_BLANK} AND NOT json_valid(line)"""
+        ).fetchall()
+    except duckdb.Error:
+        found = [(None,)]
+    return "a commit file" if found[0][0] is None else f"commit {found[0][0]}"
+
+
+def _checkpoint(read: LogReader, name: str) -> pa.Table:
+    """The ``add`` and ``protocol`` columns of one checkpoint file."""
     import pyarrow.parquet as pq
 
     data = read(name)
     if data is None:
         raise UnreadableLog(f"checkpoint file {name} is missing")
     try:
-        table = pq.read_table(io.BytesIO(data), columns=["add", "protocol"])
+        # a ParquetFile, not pq.read_table: that one goes through Arrow's datasets (and
+        # imports pyarrow.compute)
+        return pq.ParquetFile(io.BytesIO(data)).read(columns=["add", "protocol"])
     except Exception as exc:  # any unreadable checkpoint: ask Delta
         raise UnreadableLog(f"checkpoint file {name} does not read") from exc
-    add = table.column("add").combine_chunks()
-    if not isinstance(add, pa.StructArray):
+
+
+def _add_checkpoint(
+    con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, column: str
+) -> tuple[int, list[str]] | None:
+    """Add the add actions of one checkpoint file (every file live at its version, before
+    every commit after it) to ``con``'s ``actions`` of table 0, and return the protocol it
+    records."""
+    import pyarrow as pa
+
+    add_type = table.schema.field("add").type
+    if not pa.types.is_struct(add_type):
         raise UnreadableLog(f"checkpoint file {name}: its add column is not a struct")
-    fields = {add.type.field(i).name for i in range(add.type.num_fields)}
-    if not {"path", "partitionValues"} <= fields:
+    fields = {add_type.field(i).name: add_type.field(i).type for i in range(add_type.num_fields)}
+    if not {"path", "partitionValues"} <= set(fields):
         raise UnreadableLog(f"checkpoint file {name}: add actions without path or partition")
-    live = add.is_valid()
-    n = len(add)
-    values = pc.struct_field(add, "partitionValues")
-    if not pa.types.is_map(values.type):
+    if not pa.types.is_map(fields["partitionValues"]):
         raise UnreadableLog(f"checkpoint file {name}: partitionValues is not a map")
-    partition = pc.map_lookup(values, column, "first")
-    stats = pc.struct_field(add, "stats") if "stats" in fields else pa.nulls(n, pa.string())
-    parsed = pa.nulls(n, pa.int64())
-    if "stats_parsed" in fields:
-        inner = pc.struct_field(add, "stats_parsed")
-        if pa.types.is_struct(inner.type) and inner.type.get_field_index("numRecords") >= 0:
-            parsed = pc.cast(pc.struct_field(inner, "numRecords"), pa.int64())
-    vector = (
-        pc.struct_field(add, "deletionVector").is_valid()
-        if "deletionVector" in fields
-        else pa.array([False] * n, pa.bool_())
+    stats = "CAST(add.stats AS VARCHAR)" if "stats" in fields else "NULL"
+    parsed = "NULL"
+    inner = fields.get("stats_parsed")
+    if inner is not None and pa.types.is_struct(inner) and inner.get_field_index("numRecords") >= 0:
+        parsed = "add.stats_parsed.numRecords"
+    vector = "add.deletionVector IS NOT NULL" if "deletionVector" in fields else "false"
+    # each row's order in the file: a path is live once in a checkpoint, the order only
+    # makes the replay the same whatever the scan's order
+    con.register(
+        "checkpoint", table.append_column("seq", pa.array(range(table.num_rows), pa.int64()))
     )
-    actions = pa.table(
-        {
-            "seq": pa.array(range(n), pa.int64()),
-            "is_add": live,
-            "path": pc.struct_field(add, "path"),
-            "partition": pc.cast(partition, pa.string()),
-            "stats": pc.cast(stats, pa.string()),
-            "parsed_records": parsed,
-            "deletion_vector": vector,
-        },
-        schema=_actions_schema(),
-    ).filter(live)
-    return actions, _protocol(table.column("protocol"))
-
-
-def _protocol(column: pa.ChunkedArray) -> tuple[int, list[str]] | None:
-    """The last protocol action in ``column`` (its null rows are other actions)."""
-    import pyarrow.compute as pc
-
+    con.execute(
+        f"""INSERT INTO actions BY NAME
+            SELECT
+                0 AS tbl,
+                seq,
+                true AS is_object,
+                true AS is_add,
+                true AS is_action,
+                add.path AS path,
+                CAST(add.partitionValues[{_sql_text(column)}] AS VARCHAR) AS partition,
+                {stats} AS stats,
+                CAST(NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '') AS BIGINT)
+                    AS first_key,
+                CAST({parsed} AS BIGINT) AS parsed_records,
+                {vector} AS vector
+            FROM checkpoint WHERE add IS NOT NULL"""
+    )
     found = None
-    for row in pc.drop_null(column).to_pylist():
+    for (row,) in con.sql("SELECT protocol FROM checkpoint WHERE protocol IS NOT NULL").fetchall():
         found = _protocol_of(row) or found
     return found
 
@@ -395,84 +412,151 @@ def _protocol_of(row: dict[str, object]) -> tuple[int, list[str]] | None:
     return (version, [str(f) for f in features])
 
 
-def _replay(actions: pa.Table) -> pa.Table:
-    """The live files: per path (per ``table`` and path, when the actions have a ``table``
-    column: several tables' logs read together), its last action, kept when it is an add."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+@dataclass(frozen=True)
+class _Summary:
+    """What one table's parsed actions say about reading it."""
 
-    if pc.any(actions.column("deletion_vector")).as_py():
-        raise UnreadableLog("a file with a deletion vector")
-    by = ["table", "path"] if "table" in actions.column_names else ["path"]
-    if pc.all(actions.column("is_add")).as_py() is not False and (
-        pc.count_distinct(_file_ids(actions, by)).as_py() == actions.num_rows
-    ):
-        live = actions  # only adds, each path once: nothing replaced or removed
-    else:
-        order = pc.sort_indices(actions, [*((c, "ascending") for c in by), ("seq", "ascending")])
-        ordered = actions.take(order)
-        n = ordered.num_rows
-        # the last action on each file: where the next row names another file, and the last row
-        changed = pa.array([False] * (n - 1), pa.bool_()) if n else pa.array([], pa.bool_())
-        for name in by:
-            column = ordered.column(name).combine_chunks()
-            differs = pc.fill_null(pc.not_equal(column.slice(0, n - 1), column.slice(1)), True)
-            changed = pc.or_(changed, differs)
-        last = pa.concat_arrays([changed, pa.array([True], pa.bool_())]) if n else changed
-        last_actions = ordered.filter(last)
-        live = last_actions.filter(last_actions.column("is_add"))
-    columns = {
-        "partition": live.column("partition"),
-        "path": live.column("path"),
-        "num_records": pc.coalesce(_records(live.column("stats")), live["parsed_records"]),
-    }
-    if "table" in live.column_names:
-        columns = {"table": live.column("table"), **columns}
-    return pa.table(columns)
+    table: int
+    #: its last protocol action's reader version and features (``None``: none)
+    protocol: tuple[int, list[str]] | None
+    #: why it is refused besides its protocol (``None``: it is not)
+    refusal: str | None
+    #: every add action's statistics have ``numRecords`` first (or none): read it off them
+    first_keys: bool
+    #: each action names another file and adds it: no replay needed
+    adds_only: bool
 
 
-def _file_ids(actions: pa.Table, by: list[str]) -> pa.ChunkedArray:
-    """One value per file the actions name: its path, with its table's number before it when
-    several tables are read together."""
-    import pyarrow.compute as pc
-
-    if by == ["path"]:
-        return actions.column("path")
-    number = pc.cast(actions.column("table"), "string")
-    return pc.binary_join_element_wise(number, actions.column("path"), "\x00")
-
-
-_FIRST_KEY = r'^\s*\{\s*"numRecords"\s*:\s*(?P<n>[0-9]{1,18})\s*[,}]'
-
-
-def _records(stats: pa.ChunkedArray) -> pa.Array:
-    """``numRecords`` of each file's statistics (JSON text; null: none), all read at once."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
-
-    n = len(stats)
-    if n == 0 or stats.null_count == n:
-        return pa.nulls(n, pa.int64())
-    # writers put numRecords first: read it off the start of each text when every one has it
-    # there (anchored at the opening brace, so it is the top-level key), else parse them all
-    first = pc.extract_regex(stats, _FIRST_KEY)
-    if first.null_count == stats.null_count:
-        return pc.cast(pc.struct_field(first, "n"), pa.int64())
-    texts = pc.fill_null(stats.combine_chunks(), "{}")
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), texts), "\n")
-    try:
-        parsed = pj.read_json(
-            pa.BufferReader(joined[0].as_buffer()),
-            read_options=pj.ReadOptions(use_threads=False),
-            parse_options=pj.ParseOptions(
-                explicit_schema=pa.schema([("numRecords", pa.int64())]),
-                unexpected_field_behavior="ignore",
-            ),
+def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
+    """Per table of ``con``'s ``actions``, its :class:`_Summary` (a table without a line is
+    not there)."""
+    # with each table, whether any path is named twice in the whole batch (one pass over
+    # all when none is; a hash shared by two paths only costs a replay)
+    rows = con.sql(
+        """
+        SELECT
+            tbl,
+            arg_max(
+                {'minReaderVersion': reader_version, 'readerFeatures': reader_features}, seq
+            ) FILTER (WHERE reader_version IS NOT NULL),
+            bool_and(is_object),
+            coalesce(bool_or(is_action AND path IS NULL), false),
+            coalesce(bool_or(vector), false),
+            coalesce(bool_and(stats IS NULL OR first_key IS NOT NULL) FILTER (WHERE is_add), true),
+            coalesce(bool_and(is_add) FILTER (WHERE is_action), true),
+            (SELECT count(*) = count(DISTINCT hash(tbl, path)) FROM actions WHERE is_action)
+        FROM actions
+        GROUP BY tbl
+        """
+    ).fetchall()
+    twice: set[int] = set()  # the tables whose actions name a path twice
+    if not all(distinct for *_, distinct in rows):
+        found_twice = con.sql(
+            """SELECT DISTINCT tbl FROM actions WHERE is_action
+               GROUP BY tbl, path HAVING count(*) > 1"""
+        ).fetchall()
+        twice = {int(t) for (t,) in found_twice}
+    found = {}
+    for table, protocol, objects, pathless, vectors, first_keys, adds_only, _ in rows:
+        refusal = None
+        if not objects:
+            refusal = "a commit line that is no JSON object"
+        elif pathless:
+            refusal = "an add or remove action without a path"
+        elif vectors:
+            refusal = "a file with a deletion vector"
+        found[table] = _Summary(
+            table,
+            None if protocol is None else _protocol_of(protocol),
+            refusal,
+            bool(first_keys),
+            bool(adds_only) and table not in twice,
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise UnreadableLog("file statistics that do not parse") from exc
-    if parsed.num_rows != n:  # a statistics text spread over lines, or an empty one
-        raise UnreadableLog("file statistics that are not one object per file")
-    records = parsed.column("numRecords").combine_chunks()
-    return pc.if_else(stats.combine_chunks().is_valid(), records, pa.nulls(n, pa.int64()))
+    return found
+
+
+#: ``numRecords`` of the statistics ``doc`` (JSON, null where they are not parsed)
+_PARSED_RECORDS = """CASE WHEN json_type(doc, '$.numRecords') IN ('BIGINT', 'UBIGINT')
+    THEN TRY_CAST(json_extract(doc, '$.numRecords') AS BIGINT) END"""
+
+#: whether the statistics ``stats`` (``doc``: the same, parsed; null when they do not parse)
+#: do not read back as one object whose ``numRecords`` is an int64 or null
+_BAD_STATS = f"""stats IS NOT NULL AND (
+    doc IS NULL
+    OR json_type(doc) <> 'OBJECT'
+    OR coalesce(json_type(doc, '$.numRecords'), 'NULL') NOT IN ('BIGINT', 'UBIGINT', 'NULL')
+    OR (json_type(doc, '$.numRecords') <> 'NULL' AND ({_PARSED_RECORDS}) IS NULL))"""
+
+
+def _replay(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[int],
+    summaries: list[_Summary],
+    *,
+    by_table: bool,
+) -> tuple[pa.Table, list[int]]:
+    """The live files of ``tables`` (their :class:`_Summary` in ``summaries``) in ``con``'s
+    ``actions``: per table and path, its last action, kept when it is an add. A table's files
+    come side by side in its log's order, the tables in the order of their numbers;
+    ``num_records`` is read off the statistics' first key where every add action of the table
+    has it there, else from the statistics parsed (where they are null: a checkpoint's
+    ``stats_parsed``). With a ``table`` column when ``by_table``. Second: the tables whose
+    statistics do not read back one object per file (left out)."""
+    import pyarrow as pa
+
+    replayed = [s.table for s in summaries if not s.adds_only]
+    parsed = [s.table for s in summaries if not s.first_keys]
+    params: dict[str, list[int]] = {"tables": tables, "replayed": replayed}
+    # only adds, each path once: nothing replaced or removed, every action is live (and
+    # ``actions`` is in the log's order: no sort)
+    files = """
+        SELECT tbl, seq, partition, path, stats, first_key, parsed_records FROM actions
+        WHERE is_action AND list_contains($tables, tbl) AND NOT list_contains($replayed, tbl)
+    """
+    if replayed:
+        files += """
+        UNION ALL
+        SELECT tbl, seq, partition, path, stats, first_key, parsed_records FROM actions
+        WHERE is_action AND list_contains($replayed, tbl)
+        QUALIFY is_add AND row_number() OVER (PARTITION BY tbl, path ORDER BY seq DESC) = 1
+        """
+    records = "coalesce(first_key, parsed_records)"
+    unparsed: list[int] = []
+    if parsed:
+        params["parsed"] = parsed
+        records = f"""CASE WHEN list_contains($parsed, tbl)
+            THEN coalesce({_PARSED_RECORDS}, parsed_records) ELSE {records} END"""
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE live AS
+                SELECT
+                    tbl, seq, partition, path, {records} AS num_records,
+                    list_contains($parsed, tbl) AND {_BAD_STATS} AS bad_stats
+                FROM (
+                    SELECT *, CASE WHEN list_contains($parsed, tbl) AND json_valid(stats)
+                        THEN CAST(stats AS JSON) END AS doc
+                    FROM ({files})
+                )""",
+            params,
+        )
+        found = con.sql("SELECT DISTINCT tbl FROM live WHERE bad_stats").fetchall()
+        unparsed = sorted(int(t) for (t,) in found)
+        files = "SELECT * FROM live WHERE NOT list_contains($unparsed, tbl)"
+        records = "num_records"
+        params = {"unparsed": unparsed}
+    query = f"""SELECT {'tbl AS "table", ' if by_table else ""}partition, path,
+                    {records} AS num_records
+                FROM ({files}){" ORDER BY tbl, seq" if replayed else ""}"""
+    live = con.sql(query, params=params).to_arrow_table()
+    if live.schema != _schema(by_table):  # no file: columns DuckDB typed otherwise
+        live = pa.table(
+            {f.name: pa.array([], f.type) for f in _schema(by_table)}, schema=_schema(by_table)
+        )
+    return live, unparsed
+
+
+def _schema(by_table: bool) -> pa.Schema:
+    """The columns of the live files (after ``table`` when ``by_table``)."""
+    import pyarrow as pa
+
+    columns = [("partition", pa.string()), ("path", pa.string()), ("num_records", pa.int64())]
+    return pa.schema([("table", pa.int64()), *columns] if by_table else columns)

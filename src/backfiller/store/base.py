@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backfiller.errors import BadInputError, ConflictError
 
@@ -82,7 +81,9 @@ def stats_of_each(store: _PartitionStats, assets: Sequence[str]) -> pa.Table:
     for asset in dict.fromkeys(assets):
         stats = store.partition_stats(asset)
         owner = pa.repeat(pa.scalar(asset, pa.string()), stats.num_rows)
-        parts.append(stats.add_column(0, "asset", owner).cast(_STATS_OF))
+        stats = stats.add_column(0, "asset", owner)
+        # a cast imports pyarrow.compute: only for a store whose columns are typed otherwise
+        parts.append(stats if stats.schema == _STATS_OF else stats.cast(_STATS_OF))
     return pa.concat_tables(parts)
 
 
@@ -104,6 +105,8 @@ def require_inside(asset: str, data: pa.Table, keys: Sequence[str]) -> None:
         raise OutsideTargetError(
             f"Data for {asset!r} has no {PARTITION_COLUMN!r} column", asset=asset
         )
+    import pyarrow.compute as pc  # a write's concern: not imported by readers of the store
+
     present = set(pc.unique(data.column(PARTITION_COLUMN)).to_pylist())
     outside = sorted(str(k) for k in present - set(keys))
     if outside:

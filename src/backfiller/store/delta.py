@@ -16,13 +16,12 @@ import os
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backfiller.canonical import sha256_hex
 from backfiller.engine import fingerprint_table
@@ -42,7 +41,8 @@ from backfiller.store.base import (
 )
 from backfiller.store.location import is_uri, local_path_of, object_store_uri
 
-if TYPE_CHECKING:  # deltalake and object storage's file systems: imported where used
+if TYPE_CHECKING:  # deltalake, DuckDB and object storage's file systems: imported where used
+    import duckdb
     import pyarrow.fs as pafs
     from deltalake import CommitProperties, DeltaTable
 
@@ -441,36 +441,52 @@ class DeltaStore:
 
     def missing_files(self, asset: str) -> dict[str, int]:
         """Per partition, the referenced data files that no longer exist."""
-        stats = self.partition_stats(asset).filter(pc.field("missing_files") > 0)
-        return dict(
-            zip(
+        stats = self.partition_stats(asset)
+        return {
+            key: missing
+            for key, missing in zip(
                 stats.column("partition_key").to_pylist(),
                 stats.column("missing_files").to_pylist(),
                 strict=True,
             )
-        )
+            if missing > 0
+        }
 
     def partition_stats(self, asset: str) -> pa.Table:
         """Rows and missing data files per partition, from the log's add actions in one pass;
         whether each file exists is asked of its folder (one listing per folder), or of each
-        file when the folders hold few files each (deltalake's folder per partition)."""
+        file when the folders hold few files each (deltalake's folder per partition). Summed
+        by DuckDB, sorted by partition key."""
+        from backfiller.duck import cursor
+
         actions = self._add_actions(asset)
-        paths = actions["path"]
-        gone = pc.invert(self._present(asset, paths))
-        per_file = pa.table(
+        n = len(actions["path"])
+        files = pa.table(
             {
-                "partition_key": actions["partition"],
-                "rows": pc.fill_null(pc.cast(actions["num_records"], pa.int64()), 0),
-                "missing_files": pc.cast(gone, pa.int64()),
+                "table": pa.repeat(pa.scalar(0, pa.int64()), n),
+                "partition": actions["partition"],
+                "path": actions["path"],
+                "num_records": actions["num_records"],
             }
         )
-        return _sum_by_partition(per_file)
+        con = cursor("planning")
+        try:
+            con.register("files", files)
+            stats = _stats(con, [asset], self._present(con, asset, files))
+        finally:
+            con.close()
+        return stats.drop_columns(["asset"])
 
     def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
         """:meth:`partition_stats` of each of ``assets``, after an ``asset`` column. The local
-        tables' logs are read together (:func:`~backfiller.store.add_actions.read_many_add_actions`)
-        and their data files' folders listed once each; a log that reader leaves aside, and
-        every table on object storage, is read as :meth:`partition_stats` reads it."""
+        tables' logs are read together
+        (:func:`~backfiller.store.add_actions.read_many_add_actions`), their data files'
+        folders listed once each, and the files summed per partition by DuckDB (in the order
+        of ``assets``, then by partition key); a log that reader leaves aside, and every
+        table on object storage, is read as :meth:`partition_stats` reads it (those come
+        last)."""
+        from backfiller.duck import cursor
+
         if self.local_root is None:
             return stats_of_each(self, assets)
         tables = [a for a in dict.fromkeys(assets) if (self.path(a) / "_delta_log").is_dir()]
@@ -479,22 +495,16 @@ class DeltaStore:
         marks = [self._log_mark(a, names) for a, names in pairs]
         logs = [(functools.partial(self._log_file, a), names) for a, names in pairs]
         files, aside = read_many_add_actions(logs, PARTITION_COLUMN)
-        number = files.column("table")
-        runs = _runs_of(number)
-        self._keep(tables, marks, files, aside, runs)
-        gone = pc.invert(self._present_in([self.path(a) for a in tables], files["path"], runs))
-        per_file = pa.table(
-            {
-                "asset": pc.take(pa.array(tables, pa.string()), number),
-                "partition_key": files["partition"],
-                "rows": pc.fill_null(pc.cast(files["num_records"], pa.int64()), 0),
-                "missing_files": pc.cast(gone, pa.int64()),
-            }
-        )
-        return pa.concat_tables(
-            [_sum_by_partition(per_file, ("asset", "partition_key"))]
-            + [stats_of_each(self, [tables[i]]) for i in aside]
-        )
+        con = cursor("planning")
+        try:
+            con.register("files", files)
+            runs, shapes = _runs_of(con)
+            self._keep(tables, marks, files, aside, runs)
+            present = _present_in([self.path(a) for a in tables], files, runs, shapes)
+            together = _stats(con, tables, present)
+        finally:
+            con.close()
+        return pa.concat_tables([together] + [stats_of_each(self, [tables[i]]) for i in aside])
 
     def release(self, assets: Iterable[str]) -> None:
         """Drop this thread's cached handles of ``assets`` (the latest and the pinned ones):
@@ -543,13 +553,14 @@ class DeltaStore:
         identity = None if newest is None else (newest.st_ino, newest.st_mtime_ns, newest.st_size)
         return (frozenset(names), identity, start)
 
-    def _present(self, asset: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-        """Per data file path as the log records it, whether the file exists: the folders
-        the paths name are listed once each, or each file is asked for when they hold few."""
-        paths = pa.chunked_array([paths]) if isinstance(paths, pa.Array) else paths
+    def _present(self, con: duckdb.DuckDBPyConnection, asset: str, files: pa.Table) -> pa.Table:
+        """Which of the live files of ``asset``'s table exist (``files``, as table 0, registered
+        on ``con``), as :func:`_listings`: on object storage each folder the paths name is
+        listed once (:meth:`_present_remote`), a local table's are found by
+        :func:`_present_in`."""
         if self.local_root is None:
-            return self._present_remote(asset, paths)
-        return _present_local(self.path(asset), paths)
+            return _listings([(0, self._present_remote(asset, files.column("path")))])
+        return _present_in([self.path(asset)], files, *_runs_of(con))
 
     def _keep(
         self,
@@ -576,33 +587,23 @@ class DeltaStore:
         with self._lock:
             self._kept = kept
 
-    @staticmethod
-    def _present_in(
-        roots: Sequence[Path], paths: pa.ChunkedArray, runs: list[tuple[int, int, int]]
-    ) -> pa.ChunkedArray:
-        """:meth:`_present` for the files of several local tables at once (``runs``:
-        :func:`_runs_of` each path's table, by its position in ``roots``), one table after
-        the other: matching each against its own folders' names keeps the sets small."""
-        found: list[pa.Array] = [pa.array([], pa.bool_())]
-        for n, start, length in runs:
-            found.extend(_present_local(roots[n], paths.slice(start, length)).chunks)
-        return pa.chunked_array(found, pa.bool_())
-
-    def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> pa.ChunkedArray:
-        """:meth:`_present` on object storage: each folder the paths name listed once."""
+    def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> list[str]:
+        """The data files ``paths`` of ``asset``'s table on object storage that exist, as
+        the log records them: each folder the paths name listed once."""
         import pyarrow.fs as pafs
 
         files = self._files_of(asset)
-        names = [unquote(p) for p in paths.to_pylist()]
+        recorded = paths.to_pylist()
+        names = [unquote(p) for p in recorded]
         if any("://" in n for n in names):  # absolute URIs: asked one by one
             prefix = self.table_uri(asset) + "/"
             infos = files.get_file_info([n.removeprefix(prefix) for n in names])
-            return pa.chunked_array([pa.array([i.type == pafs.FileType.File for i in infos])])
+            return [p for p, i in zip(recorded, infos, strict=True) if i.type == pafs.FileType.File]
         existing: set[str] = set()
         for folder in sorted({n.rpartition("/")[0] for n in names}):
             selector = pafs.FileSelector(folder, allow_not_found=True)
             existing.update(i.path for i in files.get_file_info(selector))
-        return pa.chunked_array([pa.array([n in existing for n in names], pa.bool_())])
+        return [p for p, n in zip(recorded, names, strict=True) if n in existing]
 
     def _add_actions(self, asset: str) -> dict[str, pa.Array]:
         """The live data files: ``partition``, ``num_records``, ``path``. Read from the log's
@@ -625,13 +626,19 @@ class DeltaStore:
         table = self._table(asset)
         if table is None:
             return none
-        actions = pa.table(table.get_add_actions(flatten=True))
-        return {
-            "partition": pc.cast(actions.column(f"partition.{PARTITION_COLUMN}"), pa.string()),
-            "num_records": actions.column("num_records"),
+        from backfiller.duck import cursor
+
+        con = cursor("planning")
+        try:
+            con.register("actions", pa.table(table.get_add_actions(flatten=True)))
             # a table without a data file (just created) types its empty columns as null
-            "path": pc.cast(actions.column("path"), pa.string()),
-        }
+            found = con.sql(
+                f"""SELECT CAST("partition.{PARTITION_COLUMN}" AS VARCHAR) AS partition,
+                        num_records, CAST(path AS VARCHAR) AS path FROM actions"""
+            ).to_arrow_table()
+        finally:
+            con.close()
+        return {name: found.column(name) for name in ("partition", "num_records", "path")}
 
     def fingerprint(self, asset: str, key: str, *, version: int | None = None) -> str | None:
         data = self.read_partition(asset, key, version=version)
@@ -705,37 +712,72 @@ class DeltaStore:
 FILES_PER_LISTING = 4
 
 
-def _runs_of(number: pa.ChunkedArray) -> list[tuple[int, int, int]]:
-    """``(value, start, length)`` of each run of equal values of ``number`` (the table of each
-    file read together: a table's files side by side)."""
-    runs = pc.run_end_encode(number.combine_chunks())
-    ends = runs.run_ends.to_pylist()
-    starts = [0, *ends][: len(ends)]
-    return [
-        (n, start, end - start)
-        for n, start, end in zip(runs.values.to_pylist(), starts, ends, strict=True)
-    ]
+#: per table (by number): whether its paths are all plain (relative, not encoded), and the
+#: folders they name (``""``: the table's top)
+_Shapes = dict[int, tuple[bool, list[str]]]
 
 
-def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Per data file path of the local table at ``root``, whether the file exists: the
-    folders the paths name are listed once each, their names matched in Arrow, or, when
-    they hold few files each, each file is asked for."""
-    plain = pc.and_(
-        pc.and_(pc.invert(pc.starts_with(paths, "file://")), pc.invert(pc.starts_with(paths, "/"))),
-        pc.invert(pc.match_substring(paths, "%")),
-    )
-    if len(paths) and not pc.all(plain).as_py():  # encoded or absolute: one by one
-        found = [_local_file(root, p).exists() for p in paths.to_pylist()]
-        return pa.chunked_array([pa.array(found, pa.bool_())])
-    if pc.any(pc.match_substring(paths, "/")).as_py():
-        folders = pc.unique(pc.replace_substring_regex(paths, r"[^/]*$", "")).to_pylist()
-    else:  # every file at the table's top: no regex over the paths
-        folders = [""]
-    if len(folders) * FILES_PER_LISTING > len(paths):
+def _runs_of(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[int, int, int]], _Shapes]:
+    """``(table, start, length)`` of each table's files in ``con``'s ``files`` (the live files
+    :func:`~backfiller.store.add_actions.read_many_add_actions` read: a table's files side by
+    side, the tables in the order of their numbers), and the shape of each table's paths
+    (:data:`_Shapes`), in one pass."""
+    runs = []
+    shapes: _Shapes = {}
+    start = 0
+    for number, length, plain, nested in con.sql(
+        """SELECT "table", count(*),
+                bool_and(NOT (starts_with(path, 'file://') OR starts_with(path, '/')
+                              OR contains(path, '%'))),
+                bool_or(contains(path, '/'))
+           FROM files GROUP BY 1 ORDER BY 1"""
+    ).fetchall():
+        runs.append((int(number), start, int(length)))
+        shapes[int(number)] = (bool(plain), [] if nested else [""])
+        start += int(length)
+    nested_ones = [n for n, (plain, folders) in shapes.items() if plain and not folders]
+    if nested_ones:  # the folders of the tables whose files are not all at their top
+        for number, folders in con.sql(
+            """SELECT "table", list(DISTINCT regexp_replace(path, '[^/]*$', ''))
+               FROM files WHERE list_contains($nested, "table") GROUP BY 1""",
+            params={"nested": nested_ones},
+        ).fetchall():
+            shapes[int(number)] = (True, sorted(folders))
+    return runs, shapes
+
+
+def _present_in(
+    roots: Sequence[Path], files: pa.Table, runs: list[tuple[int, int, int]], shapes: _Shapes
+) -> pa.Table:
+    """Which live files of several local tables exist (``files``: their ``table`` numbers,
+    positions in ``roots``, and ``path``; ``runs`` and ``shapes``: :func:`_runs_of` them):
+    per table, :func:`_present_local` of its files, one table after the other (each matched
+    against its own folders' names keeps them apart), as :func:`_listings`."""
+    paths = files.column("path")
+    found = []
+    for number, start, length in runs:
+        plain, folders = shapes[number]
+        mine = paths.slice(start, length)
+        found.append(
+            (number, _present_local(roots[number], mine.to_pylist, length, plain, folders))
+        )
+    return _listings(found)
+
+
+def _present_local(
+    root: Path, paths: Callable[[], list[str]], count: int, plain: bool, folders: list[str]
+) -> list[str]:
+    """The data files of the local table at ``root`` that exist (``paths``: its ``count``
+    files as the log records them, asked for only when needed; ``plain`` and ``folders``:
+    their shape, :data:`_Shapes`), or names among which they are: the folders the paths name are
+    listed once each (the names that come back are prefixed with their folder), or, when
+    they hold few files each, each file is asked for; encoded or absolute paths are asked
+    for one by one."""
+    if not plain:
+        return [p for p in paths() if _local_file(root, p).exists()]
+    if len(folders) * FILES_PER_LISTING > count:
         top = f"{root}{os.sep}"  # a string per file, not a Path object
-        found = [os.path.exists(top + p) for p in paths.to_pylist()]  # noqa: PTH110
-        return pa.chunked_array([pa.array(found, pa.bool_())], pa.bool_())
+        return [p for p in paths() if os.path.exists(top + p)]  # noqa: PTH110
     existing: list[str] = []  # names, not Path objects: a table has thousands of files
     for folder in folders:
         try:
@@ -743,39 +785,98 @@ def _present_local(root: Path, paths: pa.ChunkedArray) -> pa.ChunkedArray:
         except (FileNotFoundError, NotADirectoryError):
             continue
         existing.extend([folder + n for n in names] if folder else names)
-    return pc.is_in(paths, value_set=pa.array(existing, pa.string()))
+    return existing
+
+
+def _listings(found: list[tuple[int, list[str]]]) -> pa.Table:
+    """Names of existing files per table (by number) as an Arrow table ``tbl``, ``names``
+    (the names joined by NUL, which no file name holds: one string per table, no Arrow
+    string per name)."""
+    return pa.table(
+        {
+            "tbl": pa.array([number for number, _ in found], pa.int64()),
+            "names": pa.array(["\0".join(names) for _, names in found], pa.large_string()),
+        }
+    )
+
+
+def _summed(source: str, by: Sequence[str], first: str = "") -> str:
+    """The SQL that sums ``rows`` and ``missing_files`` of ``source`` (a table, or a query in
+    parentheses) per value of the ``by`` columns, in their order (a null last); ``first``:
+    columns (of the ``by`` columns) selected before them."""
+    keys = ", ".join(f'"{name}"' for name in by)
+    return f"""
+        SELECT
+            {first or keys},
+            CAST(coalesce(sum(rows), 0) AS BIGINT) AS rows,
+            CAST(coalesce(sum(missing_files), 0) AS BIGINT) AS missing_files
+        FROM {source}
+        GROUP BY {keys}
+        ORDER BY {keys}"""
 
 
 def _sum_by_partition(per_file: pa.Table, by: Sequence[str] = ("partition_key",)) -> pa.Table:
-    """``rows`` and ``missing_files`` summed per ``partition_key`` (per value of the ``by``
-    columns, in their order), with ``pyarrow.compute`` alone: a table's ``group_by`` would
-    import Arrow's query engine (and with it its file systems and TLS), a tenth of a second
-    that ``status`` pays at start-up."""
-    if per_file.num_rows == 0:
-        return pa.table(
-            {
-                **{name: pa.array([], pa.string()) for name in by},
-                "rows": pa.array([], pa.int64()),
-                "missing_files": pa.array([], pa.int64()),
-            }
-        )
-    ordered = per_file.take(pc.sort_indices(per_file, [(name, "ascending") for name in by]))
-    n = ordered.num_rows
-    # the last row of each run of one key: where the next key differs, and the last row
-    changed = pa.array([False] * (n - 1), pa.bool_())
-    keys = {}
-    for name in by:
-        keys[name] = column = ordered.column(name).combine_chunks()
-        comparable = pc.fill_null(column, "\x00null")  # null keys (sorted last) are one run
-        changed = pc.or_(changed, pc.not_equal(comparable.slice(0, n - 1), comparable.slice(1)))
-    ends = pa.concat_arrays([pc.indices_nonzero(changed), pa.array([n - 1], pa.uint64())])
-    columns: dict[str, pa.Array] = {name: pc.take(keys[name], ends) for name in by}
-    for name in ("rows", "missing_files"):
-        running = pc.cumulative_sum(ordered.column(name).combine_chunks())
-        at_ends = pc.take(running, ends)
-        before = pa.concat_arrays([pa.array([0], pa.int64()), at_ends.slice(0, len(at_ends) - 1)])
-        columns[name] = pc.subtract(at_ends, before)
-    return pa.table(columns)
+    """``rows`` and ``missing_files`` of ``per_file`` summed per ``partition_key`` (per value
+    of the ``by`` columns, in their order, a null last), by DuckDB: a table's ``group_by``
+    would import Arrow's query engine (and ``pyarrow.compute``)."""
+    from backfiller.duck import cursor
+
+    con = cursor("planning")
+    try:
+        con.register("per_file", per_file)
+        found = con.sql(_summed("per_file", by)).to_arrow_table()
+    finally:
+        con.close()
+    schema = pa.schema(
+        [*((name, pa.string()) for name in by), ("rows", pa.int64()), ("missing_files", pa.int64())]
+    )
+    return found if found.schema == schema else schema.empty_table()
+
+
+#: per live file of ``files`` (``table``, ``partition``, ``path``, ``num_records``): its table,
+#: partition, rows, and whether it is missing (1) from the existing files ``present`` names
+#: (:func:`_listings`)
+_PER_FILE = """(
+    WITH present AS (SELECT tbl, unnest(string_split(names, chr(0))) AS path FROM present)
+    SELECT
+        "table",
+        partition AS partition_key,
+        CAST(num_records AS BIGINT) AS rows,
+        CAST(NOT EXISTS (
+            SELECT 1 FROM present p WHERE p.tbl = f."table" AND p.path = f.path
+        ) AS BIGINT) AS missing_files
+    FROM files f
+)"""
+
+#: :data:`_PER_FILE` summed per table and partition, each table named after its number in
+#: ``$assets``
+_STATS = _summed(
+    _PER_FILE,
+    ["table", "partition_key"],
+    first="""CAST(list_extract($assets, "table" + 1) AS VARCHAR) AS asset, partition_key""",
+)
+
+
+def _stats(con: duckdb.DuckDBPyConnection, tables: Sequence[str], present: pa.Table) -> pa.Table:
+    """Rows and missing data files per partition of the live files registered as ``files``
+    on ``con`` (``table``: their table's position in ``tables``), ``present`` saying which
+    exist (:func:`_listings`): ``asset``, ``partition_key``, ``rows``, ``missing_files``, in
+    the order of ``tables``, then by partition key (a null one last)."""
+    con.register("present", present)
+    found = con.sql(_STATS, params={"assets": list(tables)}).to_arrow_table()
+    if found.schema != _STATS_SCHEMA:  # no file: columns DuckDB typed otherwise
+        return _STATS_SCHEMA.empty_table()
+    return found
+
+
+_STATS_SCHEMA = pa.schema(
+    [
+        ("asset", pa.string()),
+        ("partition_key", pa.string()),
+        ("rows", pa.int64()),
+        ("missing_files", pa.int64()),
+    ]
+)
 
 
 def _rows_of(table: DeltaTable, keys: Sequence[str]) -> pa.Table:
@@ -791,4 +892,6 @@ def _rows_of(table: DeltaTable, keys: Sequence[str]) -> pa.Table:
     )
     if not chosen:
         return dataset.schema.empty_table()
+    import pyarrow.compute as pc
+
     return dataset.to_table(filter=pc.field(PARTITION_COLUMN).isin(chosen))
