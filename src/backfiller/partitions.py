@@ -16,8 +16,6 @@ from enum import Enum
 from itertools import islice, pairwise, product
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from backfiller.errors import ConfigError, InvalidPartitionKeyError
 
 __all__ = [
@@ -740,6 +738,8 @@ class CronScheme(TimeWindowScheme):
     )
 
     def __post_init__(self) -> None:
+        from cronsim import CronSim, CronSimError  # only a cron scheme needs it
+
         fields = self.cron.split()
         if len(fields) != 5:
             raise ConfigError(
@@ -785,6 +785,8 @@ class CronScheme(TimeWindowScheme):
     # -- boundaries: the schedule's fire times --------------------------------------------
     def _fire_after(self, moment: datetime) -> datetime:
         """The first time (UTC) the schedule fires strictly after ``moment``."""
+        from cronsim import CronSim
+
         moment = moment.astimezone(UTC)
         # cronsim may give a time the clock repeats once more, before ``moment``: skip it
         for fire in CronSim(self.cron, moment.astimezone(self.zone)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -530,6 +529,8 @@ def apply(
 def demo(obj: Context, target: Path | None, lesson: bool) -> None:
     """The seed's story on the bundled example: a gap on 2026-04-17, found and planned
     (with --lesson: the seed's self-check, step by step)."""
+    import tempfile
+
     from backfiller.lab.demo import run_demo
     from backfiller.lab.lesson import run_lesson
 
