@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from backfiller.asset_keys import shared_scheme
-from backfiller.duck import cursor
+from backfiller.duck import cursor, scoped
 from backfiller.ledger import LedgerReader
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.planning.bulk import (
@@ -254,7 +254,23 @@ def _batches(
     graph order), every cell of the batch with its ``branch`` and ``reason`` (null: no gap).
     ``states_only``: for a reader of the states alone (:func:`islands`), the columns only the
     gaps' details and a plan's digests read are not read (null): the ledger's
-    :data:`_DETAIL_COLUMNS`, and a declaration's checksum where no record has one."""
+    :data:`_DETAIL_COLUMNS`, and a declaration's checksum where no record has one. The
+    batches (and the Delta logs read for them) are classified on a DuckDB database of their
+    own, closed once the last is read (:func:`backfiller.duck.scoped`): a thread that
+    classifies (a web server's) does not keep the largest batch's memory."""
+    with scoped("planning"):
+        yield from _classified(source, reader, keys, on_progress, assets, states_only)
+
+
+def _classified(
+    source: StateSource,
+    reader: LedgerReader,
+    keys: Sequence[str],
+    on_progress: OnProgress | None,
+    assets: Sequence[str] | None,
+    states_only: bool,
+) -> Iterator[Any]:
+    """:func:`_batches`, in the database it opened."""
     graph = source.graph
     chosen = None if assets is None else set(assets)
     names = graph.keys if chosen is None else [a for a in graph.keys if a in chosen]
