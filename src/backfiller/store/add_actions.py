@@ -242,15 +242,22 @@ def _sql_text(value: str) -> str:
 
 
 #: the statistics' ``numRecords`` where it is their first key (as writers put it): read off
-#: the start of the text, anchored at the opening brace, so it is the top-level key
-_FIRST_KEY = r'^\s*\{\s*"numRecords"\s*:\s*([0-9]{1,18})\s*[,}]'
+#: the start of the statistics as a JSON string (``actions.stats``: ``"{\"numRecords\": 5}"``),
+#: anchored at the opening brace, so it is the top-level key (an escape other than ``\"``
+#: before the number does not match: the statistics are parsed)
+_FIRST_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*[,}]'
+
+#: the same where it is their only key: statistics that are valid JSON
+_ONLY_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*\}"$'
 
 
 def _first_key(stats: str) -> str:
-    """SQL: the ``numRecords`` first in the statistics ``stats`` (an expression), where they
-    are valid JSON (else null: the parsed path names them bad)."""
-    found = f"NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '')"
-    return f"CAST(CASE WHEN json_valid({stats}) THEN {found} END AS BIGINT)"
+    """SQL: the ``numRecords`` first in the statistics ``stats`` (an expression: a JSON
+    string), where they are valid JSON (else null: the parsed path names them bad)."""
+    only = f"NULLIF(regexp_extract({stats}, {_sql_text(_ONLY_KEY)}, 1), '')"
+    first = f"NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '')"
+    valid = f"json_valid({stats} ->> '$')"
+    return f"CAST(coalesce({only}, CASE WHEN {valid} THEN {first} END) AS BIGINT)"
 
 
 #: the first characters of a JSON number, boolean, object or array as ``from_json`` reads
@@ -290,7 +297,7 @@ SELECT
     j.add IS NOT NULL OR j.remove IS NOT NULL AS is_action,
     coalesce(j.add.path, j.remove.path) AS path,
     struct_extract(j.add.partitionValues, {column}) AS partition,
-    j.add.stats ->> '$' AS stats,
+    j.add.stats AS stats,
     CAST(NULL AS BIGINT) AS parsed_records,
     j.add.deletionVector IS NOT NULL AS vector,
     j.protocol.minReaderVersion AS reader_version,
@@ -423,7 +430,7 @@ def _add_checkpoint(
         raise UnreadableLog(f"checkpoint file {name}: add actions without path or partition")
     if not pa.types.is_map(fields["partitionValues"]):
         raise UnreadableLog(f"checkpoint file {name}: partitionValues is not a map")
-    stats = "CAST(add.stats AS VARCHAR)" if "stats" in fields else "NULL"
+    stats = "to_json(CAST(add.stats AS VARCHAR))" if "stats" in fields else "NULL"
     parsed = "NULL"
     inner = fields.get("stats_parsed")
     if inner is not None and pa.types.is_struct(inner) and inner.get_field_index("numRecords") >= 0:
@@ -603,8 +610,8 @@ def _replay(
                     tbl, seq, partition, path, {records} AS num_records,
                     list_contains($parsed, tbl) AND {_BAD_STATS} AS bad_stats
                 FROM (
-                    SELECT *, CASE WHEN list_contains($parsed, tbl) AND json_valid(stats)
-                        THEN CAST(stats AS JSON) END AS doc
+                    SELECT *, CASE WHEN list_contains($parsed, tbl) AND json_valid(stats ->> '$')
+                        THEN CAST(stats ->> '$' AS JSON) END AS doc
                     FROM ({files})
                 )""",
             params,
