@@ -554,7 +554,8 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
 _PARSED_RECORDS = """CASE WHEN json_type(doc, '$.numRecords') IN ('BIGINT', 'UBIGINT')
     THEN TRY_CAST(json_extract(doc, '$.numRecords') AS BIGINT) END"""
 
-#: whether the statistics ``stats`` (``doc``: the same, parsed; null when they do not parse)
+#: whether the statistics ``stats`` (as a JSON string; ``doc``: their text parsed, null when
+#: it does not parse)
 #: do not read back as one object whose ``numRecords`` is an int64 or null
 _BAD_STATS = f"""stats IS NOT NULL AND (
     doc IS NULL
