@@ -136,6 +136,90 @@ def test_the_store_counts_rows_per_partition_from_the_log(tmp_path: Path) -> Non
     assert store.partition_counts("a/none") == {}
 
 
+#: damage read wrongly instead of refused before: a commit naming a path twice (Delta keeps
+#: the first action, a replay the last), a field of the wrong JSON type (``from_json``
+#: coerced it), statistics that are no valid JSON but open with ``numRecords``
+NEW_DAMAGE = [
+    "added and removed in one commit",
+    "added twice in one commit",
+    "removed and added again in one commit",
+    "partition values a string",
+    "partition values a list",
+    "reader features a string",
+    "statistics an object",
+    "an added path a number",
+    "a removed path a number",
+    "statistics cut short",
+    "statistics with text after",
+]
+
+
+def _edit_adds(path: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    """Apply ``edit`` to every add action of the table's first commit."""
+    log = path / "_delta_log" / "00000000000000000000.json"
+    actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    for action in actions:
+        if "add" in action:
+            edit(action["add"])
+    log.write_text("".join(json.dumps(a) + "\n" for a in actions), encoding="utf-8")
+
+
+def _first_add(path: Path) -> dict[str, object]:
+    """The first add action of the table's first commit."""
+    log = path / "_delta_log" / "00000000000000000000.json"
+    actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    found: dict[str, object] = next(a["add"] for a in actions if "add" in a)
+    return found
+
+
+def _append(log: Path, action: dict[str, object]) -> None:
+    """Add a line of ``action`` to the commit file ``log`` (whose last line may not end)."""
+    text = log.read_text(encoding="utf-8")
+    log.write_text(text.rstrip("\n") + "\n" + json.dumps(action) + "\n", encoding="utf-8")
+
+
+def _remove(added: dict[str, object]) -> dict[str, object]:
+    return {"remove": {"path": added["path"], "deletionTimestamp": 1, "dataChange": True}}
+
+
+def _new_damage(path: Path, damage: str) -> None:
+    """One of :data:`NEW_DAMAGE` to the table at ``path``."""
+    log = path / "_delta_log"
+    first = log / "00000000000000000000.json"
+    added = _first_add(path)
+    if damage == "added and removed in one commit":
+        _append(first, _remove(added))
+    elif damage == "added twice in one commit":
+        _append(first, {"add": {**added, "stats": '{"numRecords": 9}'}})
+    elif damage == "removed and added again in one commit":
+        lines = [_remove(added), {"add": {**added, "stats": '{"numRecords": 9}'}}]
+        (log / "00000000000000000001.json").write_text(
+            "".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8"
+        )
+    elif damage == "partition values a string":
+        _edit_adds(path, lambda a: a.update(partitionValues=KEYS[0]))
+    elif damage == "partition values a list":
+        _edit_adds(path, lambda a: a.update(partitionValues=[KEYS[0]]))
+    elif damage == "reader features a string":
+        protocol = {"minReaderVersion": 3, "minWriterVersion": 7}
+        protocol |= {"readerFeatures": "deletionVectors", "writerFeatures": ["deletionVectors"]}
+        _append(first, {"protocol": protocol})
+    elif damage == "statistics an object":
+        _edit_adds(path, lambda a: a.update(stats=json.loads(str(a["stats"]))))
+    elif damage == "an added path a number":
+        _edit_adds(path, lambda a: a.update(path=7))
+    elif damage == "a removed path a number":
+        (log / "00000000000000000001.json").write_text(
+            json.dumps({"remove": {"path": 7, "deletionTimestamp": 1, "dataChange": True}}) + "\n",
+            encoding="utf-8",
+        )
+    elif damage == "statistics cut short":
+        _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"minValues":{"v":'))
+    else:
+        assert damage == "statistics with text after"
+        _edit_adds(path, lambda a: a.update(stats='{"numRecords":2}xyz'))
+
+
 def _corrupt_stats(path: Path) -> None:
     """Statistics that are no JSON object: not one object per file."""
     log = path / "_delta_log" / "00000000000000000000.json"
@@ -157,6 +241,7 @@ def _corrupt_stats(path: Path) -> None:
         "no first commit",
         "stats",
         "a commit missing between two",
+        *NEW_DAMAGE,
     ],
 )
 def test_a_log_it_does_not_read_exactly_is_refused_not_guessed(tmp_path: Path, damage: str) -> None:
@@ -191,8 +276,42 @@ def _damage(path: Path, damage: str) -> None:
         _write(path, {KEYS[1]: 1}, overwrite=False)
         _write(path, {KEYS[2]: 1}, overwrite=False)
         (path / "_delta_log" / "00000000000000000001.json").unlink()
+    elif damage in NEW_DAMAGE:
+        _new_damage(path, damage)
     else:
         _corrupt_stats(path)
+
+
+def test_a_path_named_again_in_a_later_commit_is_read_as_the_later_action(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2, KEYS[1]: 1}, overwrite=False)
+    added = _first_add(path)
+    log = path / "_delta_log"
+    later = [_remove(added), {"add": {**added, "stats": '{"numRecords": 9}'}}, _remove(added)]
+    for version, action in enumerate(later, start=1):
+        (log / f"{version:020d}.json").write_text(json.dumps(action) + "\n", encoding="utf-8")
+    assert _mine(path) == _deltas(path)
+    assert len(_mine(path)) == 1
+    (log / "00000000000000000003.json").unlink()  # added again last: live, with its stats
+    assert _mine(path) == _deltas(path)
+    partition = added["partitionValues"]
+    assert isinstance(partition, dict)
+    assert (added["path"], partition["partition_key"], 9) in _mine(path)
+    found, aside = _many([path])
+    assert aside == [] and found[0] == _deltas(path)
+
+
+def test_a_checkpoints_files_come_before_those_added_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 1, KEYS[1]: 1, KEYS[2]: 1}, overwrite=False)
+    DeltaTable(str(path)).create_checkpoint()
+    _write(path, {KEYS[3]: 1}, overwrite=False)
+    log = path / "_delta_log"
+    found = read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+    assert found["partition"].to_pylist()[-1] == KEYS[3]
+    assert sorted(found["partition"].to_pylist()[:3]) == KEYS[:3]
 
 
 def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:
@@ -279,6 +398,7 @@ def test_tables_read_together_equal_deltas_table_by_table(
         "no first commit",
         "stats",
         "a commit missing between two",
+        *NEW_DAMAGE,
     ],
 )
 def test_a_log_refused_alone_is_left_aside_when_read_together(tmp_path: Path, damage: str) -> None:
@@ -293,8 +413,8 @@ def test_a_log_refused_alone_is_left_aside_when_read_together(tmp_path: Path, da
     assert 1 not in found and 3 not in found
     for n, path in ((0, healthy), (2, other)):  # the others are read, or left aside too
         assert n in aside or found[n] == _deltas(path)
-    if damage in ("deletion vector", "stats"):  # every line parses: refused alone, the others
-        assert aside == [1, 3]  # read (a line cut short leaves its batch aside whole)
+    if damage in ("deletion vector", "stats", *NEW_DAMAGE):  # every line parses: refused alone
+        assert aside == [1, 3]  # the others read (a line cut short leaves its batch aside)
 
 
 def test_the_store_reads_tables_together_as_one_by_one(tmp_path: Path) -> None:

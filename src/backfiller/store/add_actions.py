@@ -1,7 +1,8 @@
 """The live data files of a Delta table (its ``add`` actions: path, partition value, row count),
 read from the table's log in one pass: the last checkpoint's ``add`` column with Parquet, the
 newer commit files split into lines and parsed by DuckDB (``from_json``, only the fields read
-here), the log replayed in SQL (the last action on a path wins; a removed path is gone).
+here), the log replayed in SQL (the last commit's action on a path wins; a removed path is
+gone).
 Arrow carries the bytes in and the files out; DuckDB computes (on a cursor of the shared
 ``"planning"`` database, :mod:`backfiller.duck`), so reading a log imports no
 ``pyarrow.compute``.
@@ -13,9 +14,13 @@ makes no Python object per file.
 A log this reader does not read exactly is not guessed at: a protocol beyond reader version 1
 (other than the reader features listed below), a deletion vector (an add whose row count is
 not the file's), a V2 checkpoint, a file that does not parse (a line that is no JSON object
-or does not open with its brace, an add or remove action without a path), statistics that
-do not read back one object per file, a commit missing before the newest one the log's
-folder lists, or a log without its first commit and without a checkpoint raise
+or does not open with its brace, an add or remove action without a path), a field read here
+of another JSON type than Delta's (``from_json`` would coerce it: a path or statistics that
+are no string, partition values that are no object, a protocol's reader version that is no
+integer or its features no list), statistics that do not read back one object per file
+(valid JSON), a commit that names one path in two add or remove actions (Delta keeps the
+first, a replay the last), a commit missing before the newest one the log's folder lists,
+or a log without its first commit and without a checkpoint raise
 :class:`~backfiller.store.app_versions.UnreadableLog`, and the store asks ``deltalake``
 (which also names a damaged log properly).
 """
@@ -54,7 +59,8 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     """The live files of the table whose ``_delta_log`` files ``read`` gives (``names``: the
     files that folder lists), as columns ``partition`` (the value of ``partition_column``, a
     string), ``path`` (as the log records it) and ``num_records`` (int64; null when the log
-    has no statistics for the file), in the log's order. The table's version is the newest
+    has no statistics for the file), in the log's order (a checkpoint's files first, then
+    those the commits after it add). The table's version is the newest
     commit listed; a commit missing before it is damage (:class:`UnreadableLog`), not a
     shorter history."""
     from backfiller.duck import cursor
@@ -82,8 +88,10 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
         except _NotParsed as exc:
             raise UnreadableLog(f"{_first_unparsed(con)} does not parse") from exc
         protocol = None
+        first = 0  # the parts' rows numbered on, before the commits' (version >= 1)
         for name, table in checkpoints:
-            protocol = _add_checkpoint(con, name, table, partition_column) or protocol
+            protocol = _add_checkpoint(con, name, table, partition_column, first) or protocol
+            first += table.num_rows
         summary = _summarise(con).get(0)
         if summary is not None:
             protocol = summary.protocol or protocol
@@ -94,7 +102,13 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
             raise UnreadableLog(f"reader version {reader_version} with features {features}")
         if summary is not None and summary.refusal is not None:
             raise UnreadableLog(summary.refusal)
-        live, refused = _replay(con, [0], [] if summary is None else [summary], by_table=False)
+        live, refused = _replay(
+            con,
+            [0],
+            [] if summary is None else [summary],
+            by_table=False,
+            ordered=bool(checkpoints),
+        )
         if refused:
             raise UnreadableLog("file statistics that are not one object per file")
         return live
@@ -228,8 +242,27 @@ def _sql_text(value: str) -> str:
 
 
 #: the statistics' ``numRecords`` where it is their first key (as writers put it): read off
-#: the start of the text, anchored at the opening brace, so it is the top-level key
-_FIRST_KEY = r'^\s*\{\s*"numRecords"\s*:\s*([0-9]{1,18})\s*[,}]'
+#: the start of the statistics as a JSON string (``actions.stats``: ``"{\"numRecords\": 5}"``),
+#: anchored at the opening brace, so it is the top-level key (an escape other than ``\"``
+#: before the number does not match: the statistics are parsed)
+_FIRST_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*[,}]'
+
+#: the same where it is their only key: statistics that are valid JSON
+_ONLY_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*\}"$'
+
+
+def _first_key(stats: str) -> str:
+    """SQL: the ``numRecords`` first in the statistics ``stats`` (an expression: a JSON
+    string), where they are valid JSON (else null: the parsed path names them bad)."""
+    only = f"NULLIF(regexp_extract({stats}, {_sql_text(_ONLY_KEY)}, 1), '')"
+    first = f"NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '')"
+    valid = f"json_valid({stats} ->> '$')"
+    return f"CAST(coalesce({only}, CASE WHEN {valid} THEN {first} END) AS BIGINT)"
+
+
+#: the first characters of a JSON number, boolean, object or array as ``from_json`` reads
+#: it into a string: a path that opens with none was a string (the others are looked at)
+_COERCED = "-0123456789{[tfnNiI"
 
 #: a blank line (no action; a ``\r`` may end a line): one with other blanks only is no JSON
 _BLANK = "(line = '' OR line = chr(13))"
@@ -244,21 +277,48 @@ SELECT
     tbl,
     seq,
     is_object,
+    is_add,
+    is_action,
+    path,
+    partition,
+    stats,
+    {first_key} AS first_key,
+    parsed_records,
+    vector,
+    reader_version,
+    reader_features,
+    mistyped
+FROM (
+SELECT
+    tbl,
+    seq,
+    is_object,
     j.add IS NOT NULL AS is_add,
     j.add IS NOT NULL OR j.remove IS NOT NULL AS is_action,
     coalesce(j.add.path, j.remove.path) AS path,
     struct_extract(j.add.partitionValues, {column}) AS partition,
     j.add.stats AS stats,
-    CAST(NULLIF(regexp_extract(j.add.stats, {first_key}, 1), '') AS BIGINT) AS first_key,
     CAST(NULL AS BIGINT) AS parsed_records,
     j.add.deletionVector IS NOT NULL AS vector,
     j.protocol.minReaderVersion AS reader_version,
-    j.protocol.readerFeatures AS reader_features
+    j.protocol.readerFeatures AS reader_features,
+    CASE WHEN contains({coerced}, left(coalesce(j.add.path, j.remove.path), 1))
+        THEN coalesce(json_type(line, '$.add.path'), json_type(line, '$.remove.path'))
+            <> 'VARCHAR' END IS TRUE
+    OR NOT starts_with(coalesce(j.add.stats, '""'), '"')
+    OR CASE WHEN j.add IS NOT NULL AND struct_extract(j.add.partitionValues, {column}) IS NULL
+        THEN coalesce(json_type(line, '$.add.partitionValues'), 'OBJECT') <> 'OBJECT' END IS TRUE
+    OR CASE WHEN j.protocol IS NOT NULL
+        THEN coalesce(json_type(line, '$.protocol.minReaderVersion'), 'NULL')
+                NOT IN ('BIGINT', 'UBIGINT')
+            OR coalesce(json_type(line, '$.protocol.readerFeatures'), 'NULL')
+                NOT IN ('ARRAY', 'NULL') END IS TRUE AS mistyped
 FROM (
     SELECT
         tbl,
         (version << 32) + n AS seq,
         starts_with(line, '{{') AS is_object,
+        line,
         from_json(line, {structure}) AS j
     FROM (
         SELECT
@@ -269,6 +329,7 @@ FROM (
         FROM texts
     )
     WHERE NOT {blank}
+)
 )
 """
 
@@ -285,7 +346,7 @@ def _parse(
         "add": {
             "path": "VARCHAR",
             "partitionValues": {column: "VARCHAR"},
-            "stats": "VARCHAR",
+            "stats": "JSON",
             "deletionVector": {"storageType": "VARCHAR"},
         },
         "remove": {"path": "VARCHAR"},
@@ -312,8 +373,9 @@ def _parse(
     )
     query = _PARSE.format(
         column=_sql_text(column),
-        first_key=_sql_text(_FIRST_KEY),
+        first_key=_first_key("stats"),
         blank=_BLANK,
+        coerced=_sql_text(_COERCED),
         structure=_sql_text(json.dumps(structure)),
     )
     try:
@@ -353,11 +415,11 @@ def _checkpoint(read: LogReader, name: str) -> pa.Table:
 
 
 def _add_checkpoint(
-    con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, column: str
+    con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, column: str, first: int
 ) -> tuple[int, list[str]] | None:
     """Add the add actions of one checkpoint file (every file live at its version, before
-    every commit after it) to ``con``'s ``actions`` of table 0, and return the protocol it
-    records."""
+    every commit after it; its rows numbered from ``first``) to ``con``'s ``actions`` of
+    table 0, and return the protocol it records."""
     import pyarrow as pa
 
     add_type = table.schema.field("add").type
@@ -368,16 +430,18 @@ def _add_checkpoint(
         raise UnreadableLog(f"checkpoint file {name}: add actions without path or partition")
     if not pa.types.is_map(fields["partitionValues"]):
         raise UnreadableLog(f"checkpoint file {name}: partitionValues is not a map")
-    stats = "CAST(add.stats AS VARCHAR)" if "stats" in fields else "NULL"
+    stats = "to_json(CAST(add.stats AS VARCHAR))" if "stats" in fields else "NULL"
     parsed = "NULL"
     inner = fields.get("stats_parsed")
     if inner is not None and pa.types.is_struct(inner) and inner.get_field_index("numRecords") >= 0:
         parsed = "add.stats_parsed.numRecords"
     vector = "add.deletionVector IS NOT NULL" if "deletionVector" in fields else "false"
-    # each row's order in the file: a path is live once in a checkpoint, the order only
-    # makes the replay the same whatever the scan's order
+    # each row's order in the checkpoint (version 0 in ``seq``'s high bits: before every
+    # commit read after it): a path is live once in a checkpoint, the order makes the
+    # replay and the files' order the same whatever the scan's order
     con.register(
-        "checkpoint", table.append_column("seq", pa.array(range(table.num_rows), pa.int64()))
+        "checkpoint",
+        table.append_column("seq", pa.array(range(first, first + table.num_rows), pa.int64())),
     )
     con.execute(
         f"""INSERT INTO actions BY NAME
@@ -390,8 +454,7 @@ def _add_checkpoint(
                 add.path AS path,
                 CAST(add.partitionValues[{_sql_text(column)}] AS VARCHAR) AS partition,
                 {stats} AS stats,
-                CAST(NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '') AS BIGINT)
-                    AS first_key,
+                {_first_key(stats)} AS first_key,
                 CAST({parsed} AS BIGINT) AS parsed_records,
                 {vector} AS vector
             FROM checkpoint WHERE add IS NOT NULL"""
@@ -444,27 +507,39 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
             coalesce(bool_or(vector), false),
             coalesce(bool_and(stats IS NULL OR first_key IS NOT NULL) FILTER (WHERE is_add), true),
             coalesce(bool_and(is_add) FILTER (WHERE is_action), true),
+            coalesce(bool_or(mistyped), false),
             (SELECT count(*) = count(DISTINCT hash(tbl, path)) FROM actions WHERE is_action)
         FROM actions
         GROUP BY tbl
         """
     ).fetchall()
     twice: set[int] = set()  # the tables whose actions name a path twice
+    in_one: set[int] = set()  # those of them one of whose commits names a path twice
     if not all(distinct for *_, distinct in rows):
+        # a commit's actions have one version (``seq``'s high bits; a checkpoint's, its
+        # parts together, have none)
         found_twice = con.sql(
-            """SELECT DISTINCT tbl FROM actions WHERE is_action
-               GROUP BY tbl, path HAVING count(*) > 1"""
+            """SELECT tbl, bool_or(in_one) FROM (
+                   SELECT tbl, count(*) > count(DISTINCT seq >> 32) AS in_one
+                   FROM actions WHERE is_action
+                   GROUP BY tbl, path HAVING count(*) > 1
+               ) GROUP BY tbl"""
         ).fetchall()
-        twice = {int(t) for (t,) in found_twice}
+        twice = {int(t) for t, _ in found_twice}
+        in_one = {int(t) for t, one in found_twice if one}
     found = {}
-    for table, protocol, objects, pathless, vectors, first_keys, adds_only, _ in rows:
+    for table, protocol, objects, pathless, vectors, first_keys, adds_only, mistyped, _ in rows:
         refusal = None
         if not objects:
             refusal = "a commit line that is no JSON object"
         elif pathless:
             refusal = "an add or remove action without a path"
+        elif mistyped:
+            refusal = "an action with a field of the wrong JSON type"
         elif vectors:
             refusal = "a file with a deletion vector"
+        elif table in in_one:
+            refusal = "a commit that names a path in two add or remove actions"
         found[table] = _Summary(
             table,
             None if protocol is None else _protocol_of(protocol),
@@ -479,7 +554,8 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
 _PARSED_RECORDS = """CASE WHEN json_type(doc, '$.numRecords') IN ('BIGINT', 'UBIGINT')
     THEN TRY_CAST(json_extract(doc, '$.numRecords') AS BIGINT) END"""
 
-#: whether the statistics ``stats`` (``doc``: the same, parsed; null when they do not parse)
+#: whether the statistics ``stats`` (as a JSON string; ``doc``: their text parsed, null when
+#: it does not parse)
 #: do not read back as one object whose ``numRecords`` is an int64 or null
 _BAD_STATS = f"""stats IS NOT NULL AND (
     doc IS NULL
@@ -494,14 +570,17 @@ def _replay(
     summaries: list[_Summary],
     *,
     by_table: bool,
+    ordered: bool = False,
 ) -> tuple[pa.Table, list[int]]:
     """The live files of ``tables`` (their :class:`_Summary` in ``summaries``) in ``con``'s
     ``actions``: per table and path, its last action, kept when it is an add. A table's files
     come side by side in its log's order, the tables in the order of their numbers;
     ``num_records`` is read off the statistics' first key where every add action of the table
     has it there, else from the statistics parsed (where they are null: a checkpoint's
-    ``stats_parsed``). With a ``table`` column when ``by_table``. Second: the tables whose
-    statistics do not read back one object per file (left out)."""
+    ``stats_parsed``). With a ``table`` column when ``by_table``; sorted in the log's order
+    also without a replay when ``ordered`` (a checkpoint's rows are added after the commits'
+    to ``actions``). Second: the tables whose statistics do not read back one object per
+    file (left out)."""
     import pyarrow as pa
 
     replayed = [s.table for s in summaries if not s.adds_only]
@@ -532,8 +611,8 @@ def _replay(
                     tbl, seq, partition, path, {records} AS num_records,
                     list_contains($parsed, tbl) AND {_BAD_STATS} AS bad_stats
                 FROM (
-                    SELECT *, CASE WHEN list_contains($parsed, tbl) AND json_valid(stats)
-                        THEN CAST(stats AS JSON) END AS doc
+                    SELECT *, CASE WHEN list_contains($parsed, tbl) AND json_valid(stats ->> '$')
+                        THEN CAST(stats ->> '$' AS JSON) END AS doc
                     FROM ({files})
                 )""",
             params,
@@ -545,7 +624,7 @@ def _replay(
         params = {"unparsed": unparsed}
     query = f"""SELECT {'tbl AS "table", ' if by_table else ""}partition, path,
                     {records} AS num_records
-                FROM ({files}){" ORDER BY tbl, seq" if replayed else ""}"""
+                FROM ({files}){" ORDER BY tbl, seq" if replayed or ordered else ""}"""
     live = con.sql(query, params=params).to_arrow_table()
     if live.schema != _schema(by_table):  # no file: columns DuckDB typed otherwise
         live = pa.table(
