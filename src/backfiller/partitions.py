@@ -33,6 +33,7 @@ __all__ = [
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _ONE_HOUR = timedelta(hours=1)
+_ONE_SECOND = timedelta(seconds=1)
 _ONE_DAY = timedelta(days=1)
 #: how many clock changes a search for a window boundary may cross (one in any real zone)
 _MAX_CHANGES = 8
@@ -784,16 +785,52 @@ class CronScheme(TimeWindowScheme):
 
     # -- boundaries: the schedule's fire times --------------------------------------------
     def _fire_after(self, moment: datetime) -> datetime:
-        """The first time (UTC) the schedule fires strictly after ``moment``."""
+        """The first time (UTC) the schedule fires strictly after ``moment``. cronsim, asked
+        from before a time the clock jumps forward by less than an hour (Lord Howe's half
+        hour), can step over the first fire after the jump (from 00:00+10:30 it gave
+        12:00+11:00 for ``0 */6 * * *``, not 06:00+11:00): it is asked again after each such
+        jump before the fire it gave, and the earliest fire wins."""
+        moment = moment.astimezone(UTC)
+        fire = self._cron_fire_after(moment, moment)
+        jump = self._jump_forward(moment, fire)
+        while jump is not None:
+            # from the jump, and from the next whole hour of the local clock (cronsim, asked
+            # from within the hour the clock jumped in, steps over the fire all the same)
+            local = jump.astimezone(self.zone)
+            hour = (local.replace(minute=0, second=0, microsecond=0) + _ONE_HOUR).astimezone(UTC)
+            for start in (jump, hour):
+                fire = min(fire, self._cron_fire_after(start, moment))
+            jump = self._jump_forward(jump, fire)
+        return fire
+
+    def _cron_fire_after(self, start: datetime, moment: datetime) -> datetime:
+        """The first fire cronsim gives, asked from ``start``, strictly after ``moment``."""
         from cronsim import CronSim
 
-        moment = moment.astimezone(UTC)
         # cronsim may give a time the clock repeats once more, before ``moment``: skip it
-        for fire in CronSim(self.cron, moment.astimezone(self.zone)):
+        for fire in CronSim(self.cron, start.astimezone(self.zone)):
             fire_utc = fire.astimezone(UTC)
             if fire_utc > moment:
                 return fire_utc
         raise OverflowError(f"{self.cron!r} does not fire within 50 years of {moment}")
+
+    def _jump_forward(self, after: datetime, until: datetime) -> datetime | None:
+        """The first instant (to the second) in (``after``, ``until``] at which the zone's
+        clock has jumped forward (its UTC offset grew) since ``after``; ``None``: none."""
+        zone = self.zone
+        before = after.astimezone(zone).utcoffset()
+        latest = until.astimezone(zone).utcoffset()
+        if before is None or latest is None or latest <= before:
+            return None
+        low, high = after, until
+        while high - low > _ONE_SECOND:
+            middle = low + (high - low) / 2
+            offset = middle.astimezone(zone).utcoffset()
+            if offset is not None and offset > before:
+                high = middle
+            else:
+                low = middle
+        return high
 
     def _floor(self, moment: datetime) -> datetime:
         moment = moment.astimezone(UTC)

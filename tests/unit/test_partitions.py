@@ -1056,3 +1056,27 @@ def test_cron_schemes_are_the_same_kind_only_as_the_same_schedule() -> None:
     daily = scheme_from_config(kind="daily", start="2026-04-17")
     assert not daily_cron.same_kind(daily)
     assert not daily.same_kind(daily_cron)
+
+
+def test_a_cron_scheme_keeps_the_fire_after_a_half_hour_jump_of_the_clock() -> None:
+    """Lord Howe Island's clock jumps from 02:00 to 02:30 on 2026-10-04; every six hours, the
+    schedule fires at 00:00+10:30, then 06:00+11:00 (cronsim, asked from before the jump,
+    stepped over 06:00 to 12:00), and each key parses back to its own window."""
+    scheme = scheme_from_config(
+        kind="cron",
+        cron="0 */6 * * *",
+        start="2026-10-03T12:00",
+        end="2026-10-05T00:00",
+        timezone="Australia/Lord_Howe",
+    )
+    keys = scheme.keys()
+    assert keys[2:5] == [
+        "2026-10-04T00:00+10:30",
+        "2026-10-04T06:00+11:00",
+        "2026-10-04T12:00+11:00",
+    ]
+    for key in keys:
+        window = scheme.window(key)
+        assert scheme.key_for(window.start_utc) == key
+        assert scheme.key_for(window.end_utc - timedelta(microseconds=1)) == key
+    assert scheme.window("2026-10-04T00:00+10:30").end_utc == datetime(2026, 10, 3, 19, tzinfo=UTC)
