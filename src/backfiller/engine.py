@@ -1,7 +1,9 @@
 """DuckDB as the SQL engine over Arrow: SQL assets, counts, fingerprints, checks.
 
-Heavy imports (pyarrow, duckdb) live here and in the store, nowhere else in the core. DuckDB
-is imported when a query first runs: reading the store (``status``) does not need it.
+Its queries run on cursors of the thread's ``"engine"`` database (:mod:`backfiller.duck`),
+where DuckDB is imported when the first one runs; ``pyarrow.compute`` is imported by the one
+function that uses it, so that ``status`` (which reads the store and classifies its cells
+with DuckDB, not with Arrow's kernels) does not pay for it.
 """
 
 from __future__ import annotations

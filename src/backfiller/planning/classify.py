@@ -210,7 +210,7 @@ marked AS (
 SELECT pos, code, idx, seq, starts, ends FROM marked WHERE starts OR ends ORDER BY pos, seq
 """
 
-#: the states a cell can be in, numbered for :data:`_CODES`
+#: the states a cell can be in, numbered for :data:`_EDGES`
 _STATES: list[PartitionState] = [s for s in PartitionState if s is not PartitionState.MATERIALIZED]
 _STATES.append(PartitionState.MATERIALIZED)
 
