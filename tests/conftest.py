@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from postgres_server import PostgresServer, find_bin_dir, postgres_required
 
 from backfiller import FixedClock, Project, execute, load_project
@@ -37,6 +38,13 @@ def example_dir(tmp_path: Path) -> Path:
 
 
 # -- the ledger backend ----------------------------------------------------------------------
+
+#: CI (``BACKFILLER_HYPOTHESIS_PROFILE=ci``, set by ``.ci/run``) draws the same examples on every
+#: run, seeded from each test's own code, so a run's result does not depend on chance; a local
+#: run draws new ones each time, which is how new failures are found
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("BACKFILLER_HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["BACKFILLER_HYPOTHESIS_PROFILE"])
 
 #: read once: some test modules clear every BACKFILLER_* variable before their tests run
 REQUIRE_POSTGRES = postgres_required()
