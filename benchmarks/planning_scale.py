@@ -51,6 +51,9 @@ DAYS = 3650
 START = date(2015, 1, 1)
 EXPECTED = 5
 CHANGED = range(100, 130)  # the days the newer manifest redeclares (variant "half")
+#: where a table's data files are: ``"flat"``, all at the table's top (a partitioned table
+#: written by another tool); ``"folders"``, one folder per partition, as backfiller writes
+LAYOUT = "flat"
 
 CONFIG = """\
 [project]
@@ -148,6 +151,7 @@ def generate(root: Path, n: int, variant: str) -> None:
     from backfiller.manifests import ManifestPartition
 
     root.mkdir(parents=True)
+    (root / "layout.txt").write_text(LAYOUT + "\n", "utf-8")
     (root / "backfiller.toml").write_text(CONFIG.format(start=START.isoformat()), "utf-8")
     (root / "bench_assets.py").write_text(
         textwrap.dedent(ASSETS_MODULE.format(n=n)).lstrip(), "utf-8"
@@ -190,6 +194,9 @@ def generate(root: Path, n: int, variant: str) -> None:
                 rows.append(_record(asset, key, state, None, None, "{}", now, error="boom"))
                 continue
             name = f"part-{d:05d}.parquet"
+            if LAYOUT == "folders":
+                (table / f"partition_key={key}").mkdir()
+                name = f"partition_key={key}/{name}"
             links += 1
             if links % 60_000 == 0:  # a file takes at most 65,000 hard links
                 data_file = data_file.with_name(f"tiny-{links}.parquet")

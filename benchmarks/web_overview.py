@@ -8,7 +8,9 @@ D daily partitions and for the demo project.
     of the days materialised with scattered gaps — failed, check_failed, orphan, missing
     reports, stale upstream — and a manifest that redeclares a month), with ``--days`` days
     (``--keep`` keeps it; ``--project`` reuses one kept, its ``generated`` folder, which must
-    have been generated with the same ``--assets`` and ``--days``);
+    have been generated with the same ``--assets`` and ``--days``); its tables keep their data
+    files in a folder per partition, as backfiller writes them (``--layout flat``: all at each
+    table's top, as other writers may; the label says which);
 (b) demo: the project ``backfiller demo`` lays out (March–April materialised but 2026-04-17),
     over its default window.
 
@@ -171,6 +173,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="median of this many runs")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects")
     parser.add_argument("--project", type=Path, help="a generated project kept before")
+    parser.add_argument(
+        "--layout",
+        choices=["folders", "flat"],
+        default="folders",
+        help="data files in a folder per partition (as backfiller writes them; default) or "
+        "all at each table's top",
+    )
     args = parser.parse_args()
 
     import planning_scale
@@ -190,6 +199,7 @@ def main() -> None:
     )
     try:
         planning_scale.DAYS = args.days
+        planning_scale.LAYOUT = args.layout
         root = args.project
         if root is None:
             root = base / "generated"
@@ -200,7 +210,9 @@ def main() -> None:
         keys = planning_scale.day_keys()
         last = datetime.fromisoformat(keys[-1]).replace(tzinfo=UTC)
         clock = FixedClock(last.replace(year=last.year + 1))
-        label = f"{args.assets} × {args.days:,}"
+        written = root / "layout.txt"
+        layout = written.read_text("utf-8").strip() if written.exists() else "flat"
+        label = f"{args.assets} × {args.days:,} {layout}"
         measure(label, root, clock, keys[0], keys[-1], args.repeat)
 
         demo = base / "demo"

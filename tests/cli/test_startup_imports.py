@@ -124,3 +124,26 @@ def test_status_imports_neither_jsonschema_nor_openlineage_nor_deltalake_nor_arr
     assert "duckdb" in found["status"]  # the classifier that gaps uses too
     assert not {"jsonschema", "openlineage", "deltalake"} & set(found["status"])
     assert "pyarrow.compute" not in found["arrow"], found["arrow"]
+
+
+@both_backends
+def test_a_dry_run_plan_imports_neither_jsonschema_nor_deltalake_nor_arrow_compute(
+    april_project: Project, project_environ: dict[str, str]
+) -> None:
+    found = _run(
+        """
+        import contextlib, io, json, sys
+        from backfiller.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["plan", "--start", "2026-04-14", "--end", "2026-04-20",
+                         "--mode", "dry-run"])
+        assert code == 0 and "Plan written to" in out.getvalue(), (code, out.getvalue())
+        print(json.dumps({"plan": sorted({m.split(".")[0] for m in sys.modules}),
+                          "arrow": sorted(m for m in sys.modules if m.startswith("pyarrow."))}))
+        """,
+        cwd=april_project.root,
+        ledger=project_environ,
+    )
+    assert {"duckdb", "pyarrow"} <= set(found["plan"])  # it classified and read the logs
+    assert not {"jsonschema", "openlineage", "deltalake"} & set(found["plan"])
+    assert "pyarrow.compute" not in found["arrow"], found["arrow"]

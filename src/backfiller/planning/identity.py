@@ -41,6 +41,8 @@ __all__ = [
     "Stamp",
     "data_folders",
     "folder_stamp",
+    "folders_stamp",
+    "joined",
     "ledger_place",
     "manifests_stamp",
     "now_ns",
@@ -171,10 +173,17 @@ def data_folders(paths: pa.Array | pa.ChunkedArray | Sequence[str]) -> tuple[str
 
 
 def table_stamp(table: Path, log: Stamp, folders: Sequence[str]) -> Stamp:
-    """The stamp of the Delta table at ``table``: its log's stamp (``log``) and the stats of
-    the ``folders`` holding its live data files (:func:`data_folders` of them as of that
-    log, so their names are the log's), and of the table's own folder. One ``stat`` per
-    folder: with a folder per partition, some 0.3 s per 100,000 partitions."""
+    """The stamp of the Delta table at ``table``: its log's stamp (``log``) joined with
+    :func:`folders_stamp` of the ``folders`` holding its live data files (:func:`data_folders`
+    of them as of that log, so their names are the log's)."""
+    return joined(log, folders_stamp(table, folders))
+
+
+def folders_stamp(table: Path, folders: Sequence[str]) -> Stamp:
+    """The stamp of the data files' presence in the Delta table at ``table``: the stats of the
+    ``folders`` holding its live data files (relative to the table) and of the table's own
+    folder. One ``stat`` per folder: with a folder per partition, some 0.3 s per 100,000
+    partitions."""
     top = f"{table}{os.sep}"
     paths = [str(table)] + [top + f for f in folders if f]
     try:
@@ -186,4 +195,9 @@ def table_stamp(table: Path, log: Stamp, folders: Sequence[str]) -> Stamp:
     else:
         stats = tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in found)
         newest = max(s.st_mtime_ns for s in found)
-    return Stamp((log.value, stats), max(log.newest_ns, newest))
+    return Stamp(stats, newest)
+
+
+def joined(log: Stamp, folders: Stamp) -> Stamp:
+    """A table's stamp from its log's and its data folders' (:func:`folders_stamp`)."""
+    return Stamp((log.value, folders.value), max(log.newest_ns, folders.newest_ns))

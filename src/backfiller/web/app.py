@@ -82,7 +82,10 @@ def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if warm_up:
             states.warm_up()
-        yield
+        try:
+            yield
+        finally:
+            states.close()  # its background check of large tables' data folders
 
     app = FastAPI(
         lifespan=lifespan,

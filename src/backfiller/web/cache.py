@@ -12,7 +12,11 @@ only the assets whose identity moved: all of them when the manifests did; one wh
 records changed in the ledger (its newest event moved), or those of an asset it reads (its
 state also compares the upstream versions it consumed). A source that cannot be identified
 is never cached, and an identity taken right after its source changed
-(:meth:`Stamp.settled`) is not kept. Only memory is used: serving still writes nothing.
+(:meth:`Stamp.settled`) is not kept. The data folders of a table with more than
+:data:`~backfiller.web.sweep.SWEPT_FOLDERS` of them are the exception: a background sweep
+stamps them (:mod:`backfiller.web.sweep`), so a data file deleted from such a table behind
+its log's back is seen some seconds later rather than on the next request. Only memory is
+used: serving still writes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING
 from backfiller.ledger.reader import close_reader
 from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
+from backfiller.web import sweep
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -90,6 +95,13 @@ class StateCache:
         self.classified = 0
         #: the thread :meth:`warm_up` started (``None``: not asked to)
         self.warming: threading.Thread | None = None
+        #: the data folders of tables with more than :data:`sweep.SWEPT_FOLDERS`, stamped in
+        #: the background rather than at each request
+        self.sweep = sweep.FolderSweep()
+
+    def close(self) -> None:
+        """Stop the background work (the server is stopping)."""
+        self.sweep.stop()
 
     def warm_up(self) -> threading.Thread:
         """Classify the overview's default window in a background thread (a server's
@@ -260,8 +272,8 @@ class StateCache:
                 if log.settled(taken):
                     pending[name] = (mine, log, reports)
                 continue
-            table = identity.table_stamp(self._path(name), log, known[1])
-            if table.settled(taken):
+            table = self._table_stamp(name, log, known[1])
+            if table is not None and table.settled(taken):
                 per_asset[name] = (mine, table.value, reports.value)
         return Identities(per_asset, manifests, taken, pending)
 
@@ -288,10 +300,20 @@ class StateCache:
         if folders is None or identity.table_log_stamp(self._path(asset)) != log:
             return None
         self._folders[asset] = (log.value, folders)
-        table = identity.table_stamp(self._path(asset), log, folders)
-        if not table.settled(found.taken_ns):
+        table = self._table_stamp(asset, log, folders)
+        if table is None or not table.settled(found.taken_ns):
             return None
         return (shared, table.value, reports.value)
+
+    def _table_stamp(self, asset: str, log: Stamp, folders: tuple[str, ...]) -> Stamp | None:
+        """The stamp of ``asset``'s table: its log's (``log``, taken by this request) and
+        its data ``folders``' — taken now, or for a table with more than
+        :data:`sweep.SWEPT_FOLDERS` of them the background sweep's newest (``None``: that
+        one is not to be trusted yet)."""
+        if len(folders) <= sweep.SWEPT_FOLDERS:
+            return identity.table_stamp(self._path(asset), log, folders)
+        found = self.sweep.stamp(asset, self._path(asset), folders)
+        return None if found is None else identity.joined(log, found)
 
     def window_of(self, keys: Sequence[str]) -> Hashable:
         """The identity of the window's keys, the clock's part of the key (a day passing

@@ -1,0 +1,118 @@
+"""The data folders of large tables checked in the background, not on every request.
+
+The server's state cache (:mod:`backfiller.web.cache`) keys each asset's ranges with, among
+others, the stats of the folders holding its table's live data files: a data file deleted
+behind the log's back (a gap: ``files_gone``) changes its folder's times. That is one ``stat``
+per folder, some 3 µs: 3 s a request for ten tables of 100,000 partitions each written a
+folder per partition, as backfiller writes them. A table with more than :data:`SWEPT_FOLDERS`
+such folders has them stamped by :class:`FolderSweep` instead: once when the cache first needs
+them (the request waits for that one), then over and over by a background thread that pauses
+between two sweeps at least :data:`PAUSE_S`, and at least :data:`PAUSE_FACTOR` times as long
+as the last sweep took (so it takes at most a fifth of one CPU). A request takes the newest
+stamp of each such table: a deleted data file is seen once a sweep after the deletion has
+ended, some seconds later, not on the next request. Everything else a request identifies
+(the log, the ledger, the reports, the manifests) is still taken at the request.
+
+A stamp is only used when it was settled when it was taken (:meth:`Stamp.settled`): a folder
+changed a moment before a sweep is stamped again by the next one before it is trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from backfiller.planning import identity
+from backfiller.planning.identity import Stamp
+
+__all__ = ["PAUSE_FACTOR", "PAUSE_S", "SWEPT_FOLDERS", "FolderSweep", "Swept"]
+
+#: a table whose live data files are in more folders than this has them stamped in the
+#: background
+SWEPT_FOLDERS = 10_000
+#: the least pause between two sweeps, in seconds
+PAUSE_S = 5.0
+#: the pause between two sweeps is at least this many times the last sweep's duration
+PAUSE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Swept:
+    """One table's data folders (the very tuple the cache holds for its log) and their
+    newest stamp, with when it was taken (the file system's clock)."""
+
+    table: Path
+    folders: tuple[str, ...]
+    stamp: Stamp
+    taken_ns: int
+
+
+class FolderSweep:
+    """The newest stamps of the data folders of the large tables a server watches, kept fresh
+    by one background thread started on the first table it is given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._swept: dict[str, Swept] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: how many sweeps over every watched table have ended
+        self.sweeps = 0
+
+    def stamp(self, asset: str, table: Path, folders: tuple[str, ...]) -> Stamp | None:
+        """The newest stamp of ``asset``'s data ``folders`` in ``table``: stamped now when
+        they are new to the sweep (another log of the table lists other folders), else the
+        last sweep's. ``None`` when it is not to be trusted (not settled when taken)."""
+        with self._lock:
+            found = self._swept.get(asset)
+        if found is None or found.folders is not folders or found.table != table:
+            found = _swept(table, folders)
+            with self._lock:
+                self._swept[asset] = found
+            self._start()
+        return found.stamp if found.stamp.settled(found.taken_ns) else None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The background thread (``None``: not started: no large table yet)."""
+        return self._thread
+
+    def stop(self) -> None:
+        """End the background thread (at its next pause, or between two tables)."""
+        self._stop.set()
+
+    def sweep(self) -> None:
+        """Stamp every watched table's folders again (what the background thread does)."""
+        with self._lock:
+            watched = list(self._swept.items())
+        for asset, before in watched:
+            if self._stop.is_set():
+                return
+            after = _swept(before.table, before.folders)
+            with self._lock:
+                if self._swept.get(asset) is before:  # not replaced meanwhile
+                    self._swept[asset] = after
+        self.sweeps += 1
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="backfiller-ui-folder-sweep", daemon=True
+            )
+        self._thread.start()
+
+    def _run(self) -> None:
+        pause = PAUSE_S
+        while not self._stop.wait(pause):
+            started = time.monotonic()
+            self.sweep()
+            pause = max(PAUSE_S, PAUSE_FACTOR * (time.monotonic() - started))
+
+
+def _swept(table: Path, folders: tuple[str, ...]) -> Swept:
+    taken = identity.now_ns()
+    return Swept(table, folders, identity.folders_stamp(table, folders), taken)

@@ -1,0 +1,134 @@
+"""The background check of large tables' data folders (:mod:`backfiller.web.sweep`): a
+request does not stat them; a data file deleted behind the log's back is seen once a sweep
+after the deletion has ended — by the background thread on its own — and the page is then
+a cold server's; a folder changed a moment before a sweep is not trusted; the thread ends
+with the server."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_cache import DAY, Served, _age, _delete_a_data_file
+from web_project import RAW, build_web_project
+
+from backfiller.planning import identity
+from backfiller.store.base import PARTITION_COLUMN
+from backfiller.web import sweep
+from backfiller.web.sweep import FolderSweep
+
+
+@pytest.fixture
+def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """A served project whose every table counts as large; the background thread waits an
+    hour between sweeps, so the tests sweep when they choose."""
+    monkeypatch.setattr(sweep, "SWEPT_FOLDERS", 0)
+    monkeypatch.setattr(sweep, "PAUSE_S", 3600.0)
+    web = build_web_project(tmp_path / "omni", {})
+    _age(web.root)
+    served = Served(web.root, web.environ)
+    with served.client:
+        yield served
+
+
+def _later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stamps' clock moved past the racy window (a change now is then settled)."""
+    moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
+    monkeypatch.setattr(identity, "now_ns", lambda: moved)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    real = identity.folders_stamp
+
+    def counted(table: Path, folders: Any) -> identity.Stamp:
+        calls.append(table)
+        return real(table, folders)
+
+    monkeypatch.setattr(identity, "folders_stamp", counted)
+    return calls
+
+
+def test_a_request_does_not_stat_a_large_tables_folders_and_a_sweep_sees_a_deleted_file(
+    swept: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = swept.page()
+    assert swept.page() == before and swept.cache.classified == 0  # kept
+    calls = _counting(monkeypatch)
+    _delete_a_data_file(swept)
+    _later(monkeypatch)
+    assert swept.page() == before  # the last sweep is from before the deletion
+    assert swept.cache.classified == 0 and calls == []  # and no folder was stat'ed
+    swept.cache.sweep.sweep()
+    assert len(calls) == 2  # both tables' folders, by the sweep
+    after = swept.page()
+    assert swept.cache.classified >= 1
+    assert after != before and after == swept.cold()
+    assert "missing_partition" in swept.client.get(f"/api/?start={DAY}&end={DAY}").text
+
+
+def test_the_background_thread_sweeps_on_its_own_and_ends_with_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep, "SWEPT_FOLDERS", 0)
+    monkeypatch.setattr(sweep, "PAUSE_S", 0.05)
+    web = build_web_project(tmp_path / "omni", {})
+    _age(web.root)
+    served = Served(web.root, web.environ)
+    with served.client:
+        before = served.page()
+        _delete_a_data_file(served)
+        _later(monkeypatch)
+        done = served.cache.sweep.sweeps
+        for _ in range(6000):  # one may have begun before the deletion: two more
+            if served.cache.sweep.sweeps >= done + 2:
+                break
+            time.sleep(0.05)
+        assert served.page() == served.cold() != before
+        thread = served.cache.sweep.thread
+        assert thread is not None and thread.is_alive()
+    thread.join(timeout=60)  # the server stopped: the thread ends at its next pause
+    assert not thread.is_alive()
+
+
+def test_a_folder_changed_a_moment_before_its_sweep_is_not_trusted(
+    swept: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    swept.page()
+    _delete_a_data_file(swept)  # its folder changed now
+    changed = (swept.project.store.path(RAW) / f"{PARTITION_COLUMN}={DAY}").stat().st_mtime_ns
+    monkeypatch.setattr(identity, "now_ns", lambda: changed + 1_000_000)
+    swept.cache.sweep.sweep()
+    swept.page()
+    assert swept.cache.classified == 1  # the asset whose folder changed: not kept
+    swept.page()
+    assert swept.cache.classified == 1  # nor the next time, until a sweep once settled
+    _later(monkeypatch)
+    swept.cache.sweep.sweep()
+    swept.page()
+    assert swept.cache.classified == 1  # classified once more under the settled stamp
+    assert swept.page() == swept.cold()
+    assert swept.cache.classified == 0  # and now kept
+
+
+def test_a_table_whose_folders_are_new_is_stamped_at_once(tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    (table / "p=1").mkdir(parents=True)
+    (table / "p=2").mkdir()
+    aged = time.time() - 3600
+    for path in (table / "p=1", table / "p=2", table):
+        os.utime(path, (aged, aged))
+    found = FolderSweep()
+    try:
+        first = ("p=1",)
+        stamp = found.stamp("a", table, first)
+        assert stamp == identity.folders_stamp(table, first)
+        assert found.stamp("a", table, first) is stamp  # kept: no stat
+        other = ("p=1", "p=2")  # another log lists other folders: stamped now
+        assert found.stamp("a", table, other) == identity.folders_stamp(table, other)
+    finally:
+        found.stop()
