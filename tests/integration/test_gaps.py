@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from conftest import GAP_DAY, both_backends, materialize, run_steps
 
 from backfiller import CommitInfo, Project
@@ -344,3 +345,25 @@ def test_materializing_only_the_upstream_leaves_the_downstream_missing(
     assert found == {
         (SILVER, GAP_DAY): (GapReason.MISSING_PARTITION, ProposedAction.BACKFILL_PARTITION, 3, 0)
     }
+
+
+def test_in_batches_of_one_asset_the_gaps_and_states_are_the_same(
+    april_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch's Delta tables and reports read in a thread of their own while the batch
+    before is classified, on the real store and ledger: the same gaps and states as in one
+    batch (with a gap of several kinds in each asset)."""
+    from backfiller.planning import classify
+
+    store = april_project.store
+    wiped = store.read_partition(RAW, "2026-04-15")
+    assert wiped is not None
+    store.write_partitions(RAW, wiped.slice(0, 0), ["2026-04-15"], CommitInfo(run_id="wipe"))
+    april_project.partition_report_path(SILVER, "2026-04-14").unlink()
+    reader = april_project.reader()
+    whole_gaps = gaps(april_project, APRIL)
+    whole = classify.state_ranges(april_project, reader, APRIL)
+    assert len({r.value for r in whole}) >= 3  # materialized and two kinds of gap at least
+    monkeypatch.setattr(classify, "BATCH_CELLS", len(APRIL))  # one asset a batch
+    assert gaps(april_project, APRIL) == whole_gaps
+    assert classify.state_ranges(april_project, reader, APRIL) == whole

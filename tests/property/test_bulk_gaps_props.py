@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 from gap_oracle import oracle_gap
@@ -32,6 +33,7 @@ from backfiller.ledger import PartitionRecord, PartitionStatus, Protection
 from backfiller.ledger.partitions import STATE_COLUMNS
 from backfiller.manifests import BrokenManifest, Manifest, ManifestPartition, ManifestRegistry
 from backfiller.partitions import DynamicScheme, StaticScheme, scheme_from_config
+from backfiller.planning import classify
 from backfiller.planning.classify import bulk_gaps, gap_ranges, state_ranges
 from backfiller.planning.gaps import Gap, GapReason, PartitionState
 from backfiller.planning.state import observe
@@ -371,6 +373,26 @@ def test_bulk_gaps_equal_the_per_cell_oracle(state: dict[str, Any]) -> None:
                 run.append(([k], reason))
         collapsed += [(a, ks[0], ks[-1], len(ks), r) for ks, r in run if r is not None]
     assert [(r.asset, r.first, r.last, r.count, r.value) for r in ranges] == collapsed
+
+
+@settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
+@given(states(), st.integers(1, 3))
+def test_in_batches_of_a_few_assets_the_gaps_and_states_are_the_same(
+    state: dict[str, Any], per_batch: int
+) -> None:
+    """A large project is classified in batches of assets, the next batch's tables and reports
+    read in a thread of their own while the last one is classified: the same gaps (the
+    oracle's) and the same states as in one batch."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, reader = _build(state, Path(folder))
+        keys = state["window"]
+        expected = _oracle(source, reader, keys)
+        whole = state_ranges(source, reader, keys)  # type: ignore[arg-type]
+        with mock.patch.object(classify, "BATCH_CELLS", per_batch * len(keys)):
+            found = bulk_gaps(source, reader, keys)  # type: ignore[arg-type]
+            ranges = state_ranges(source, reader, keys)  # type: ignore[arg-type]
+    assert found == expected
+    assert ranges == whole
 
 
 @settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)

@@ -24,10 +24,10 @@ from backfiller.web.sweep import FolderSweep
 
 @pytest.fixture
 def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    """A served project whose every table counts as large; the background thread waits an
-    hour between sweeps, so the tests sweep when they choose."""
+    """A served project whose every table counts as large, with no background thread: the
+    tests sweep when they choose (and a stamp not taken yet is taken by the request)."""
     monkeypatch.setattr(sweep, "SWEPT_FOLDERS", 0)
-    monkeypatch.setattr(sweep, "PAUSE_S", 3600.0)
+    monkeypatch.setattr(FolderSweep, "_start", lambda self: None)
     web = build_web_project(tmp_path / "omni", {})
     _age(web.root)
     served = Served(web.root, web.environ)
@@ -51,6 +51,18 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(identity, "folders_stamp", counted)
     return calls
+
+
+def test_a_large_tables_folders_are_stamped_after_its_first_classification_not_during_it(
+    swept: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting(monkeypatch)
+    first = swept.page()
+    assert swept.cache.classified == 2 and calls == []  # classified; left to the sweep
+    assert swept.page() == first
+    assert swept.cache.classified == 0  # kept: the next request took the stamps itself
+    assert len(calls) == 2  # one per table (no thread took them here)
+    assert swept.page() == first and len(calls) == 2  # and then used them
 
 
 def test_a_request_does_not_stat_a_large_tables_folders_and_a_sweep_sees_a_deleted_file(

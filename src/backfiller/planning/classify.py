@@ -12,6 +12,7 @@ report. Each branch has a name (:class:`Branch`) that says which detail text the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
@@ -320,106 +321,149 @@ def _classified(
         return found
 
     done, total = 0, len(names)
-    for start in range(0, len(names), per_batch):
-        batch = names[start : start + per_batch]
-        deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": [], "dpos": []}
-        for name in batch:
-            for dpos, dep in enumerate(graph.get(name).deps):
-                down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
-                signature = (dep.mapping, id(down_scheme), id(up_scheme))
-                if signature not in mappings:
-                    mappings[signature] = len(mappings)
-                    mine = range(len(keys)) if owned is None else owned[name]
-                    mapped.append(
-                        _mapped(len(mapped), dep.mapping, keys, mine, down_scheme, up_scheme)
-                    )
-                deps_rows["asset"].append(name)
-                deps_rows["up"].append(dep.asset)
-                deps_rows["mapping"].append(mappings[signature])
-                deps_rows["dpos"].append(dpos)
-        ups = sorted(set(deps_rows["up"]))
-        # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
-        # (and memory), not fewer
-        con = cursor("planning")
-        try:
-            con.register("reasons", reasons)
-            con.register(
-                "assets",
-                pa.table(
-                    {
-                        "asset": pa.array(batch, pa.string()),
-                        "pos": pa.array(range(start, start + len(batch)), pa.int64()),
-                        "expects_count": [graph.get(a).expects_manifest_count for a in batch],
-                    }
-                ),
-            )
-            ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
-            con.register("ledger", ledger)
-            con.register("keys", key_rows)
-            if states_only:  # the checksums of the declarations a record is compared with
-                wanted = [i for (i,) in con.execute(_CHECKSUMMED).fetchall()]
-                key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
-                con.register("keys", key_rows)
-            keep_versions(con, "ledger", batch)
-            stored = store_table(source, batch)  # the batch's tables, read together
-            reports = []
-            for name in batch:  # each asset's reports, then one step of progress
-                reports.append(report_table(source, name, nested))
-                done += 1
-                if on_progress is not None:
-                    on_progress(done, total)
-            con.register(
-                "upstream",
-                versions_of(con, ups)
-                if ups
-                else pa.table(
-                    {
-                        "asset": pa.array([], pa.string()),
-                        "partition_key": pa.array([], pa.string()),
-                        "data_version": pa.array([], pa.int64()),
-                    }
-                ),
-            )
-            con.register("stored", stored)
-            con.register("reports", pa.concat_tables(reports))
-            con.register(
-                "deps",
-                pa.table(
-                    {
-                        "asset": pa.array(deps_rows["asset"], pa.string()),
-                        "up": pa.array(deps_rows["up"], pa.string()),
-                        "mapping": pa.array(deps_rows["mapping"], pa.int64()),
-                        "dpos": pa.array(deps_rows["dpos"], pa.int64()),
-                    }
-                ),
-            )
-            con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
-            if owned is not None:
-                con.register("member", _members(batch, owned))
-            con.register(
-                "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
-            )
-            where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
-            n = str(len(keys))
-            for name in ("ledger", "stored", "reports"):  # numbered by cell
-                columns = "".join(f", t.{c}" for c in _AT_COLUMNS[name])
-                con.execute(
-                    _AT.replace("{name}", name).replace("{n}", n).replace("{columns}", columns)
+    starts = range(0, len(names), per_batch)
+    ahead = _Ahead(source, [names[at : at + per_batch] for at in starts], nested)
+    try:
+        for number, start in enumerate(starts):
+            batch = names[start : start + per_batch]
+            deps_rows: dict[str, list[Any]] = {"asset": [], "up": [], "mapping": [], "dpos": []}
+            for name in batch:
+                for dpos, dep in enumerate(graph.get(name).deps):
+                    down_scheme, up_scheme = graph.scheme(name), graph.scheme(dep.asset)
+                    signature = (dep.mapping, id(down_scheme), id(up_scheme))
+                    if signature not in mappings:
+                        mappings[signature] = len(mappings)
+                        mine = range(len(keys)) if owned is None else owned[name]
+                        mapped.append(
+                            _mapped(len(mapped), dep.mapping, keys, mine, down_scheme, up_scheme)
+                        )
+                    deps_rows["asset"].append(name)
+                    deps_rows["up"].append(dep.asset)
+                    deps_rows["mapping"].append(mappings[signature])
+                    deps_rows["dpos"].append(dpos)
+            ups = sorted(set(deps_rows["up"]))
+            # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
+            # (and memory), not fewer
+            con = cursor("planning")
+            try:
+                con.register("reasons", reasons)
+                con.register(
+                    "assets",
+                    pa.table(
+                        {
+                            "asset": pa.array(batch, pa.string()),
+                            "pos": pa.array(range(start, start + len(batch)), pa.int64()),
+                            "expects_count": [graph.get(a).expects_manifest_count for a in batch],
+                        }
+                    ),
                 )
-            con.execute(_DECLARED_AT.replace("{n}", n))
-            # a view, not a table: a reader that wants four columns of it (status's ranges)
-            # does not pay for materialising twenty over every cell
-            query = (
-                _CLASSIFY.replace("{cells}", where)
-                .replace("{seq}", seq)
-                .replace("{escaped_up}", _ESCAPED.format("d.up"))
-                .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
-            )
-            con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', n)}")
-            yield con
-        finally:
-            con.close()
-        source.store.release(batch)  # its tables are read: no handle of every table stays
+                ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
+                con.register("ledger", ledger)
+                con.register("keys", key_rows)
+                if states_only:  # the checksums of the declarations a record is compared with
+                    wanted = [i for (i,) in con.execute(_CHECKSUMMED).fetchall()]
+                    key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
+                    con.register("keys", key_rows)
+                keep_versions(con, "ledger", batch)
+                stored, reports = ahead.take(number)  # its tables and its reports
+                for _ in batch:  # one step of progress per asset
+                    done += 1
+                    if on_progress is not None:
+                        on_progress(done, total)
+                con.register(
+                    "upstream",
+                    versions_of(con, ups)
+                    if ups
+                    else pa.table(
+                        {
+                            "asset": pa.array([], pa.string()),
+                            "partition_key": pa.array([], pa.string()),
+                            "data_version": pa.array([], pa.int64()),
+                        }
+                    ),
+                )
+                con.register("stored", stored)
+                con.register("reports", pa.concat_tables(reports))
+                con.register(
+                    "deps",
+                    pa.table(
+                        {
+                            "asset": pa.array(deps_rows["asset"], pa.string()),
+                            "up": pa.array(deps_rows["up"], pa.string()),
+                            "mapping": pa.array(deps_rows["mapping"], pa.int64()),
+                            "dpos": pa.array(deps_rows["dpos"], pa.int64()),
+                        }
+                    ),
+                )
+                con.register("mapped", pa.concat_tables(mapped) if mapped else _NO_MAPPING)
+                if owned is not None:
+                    con.register("member", _members(batch, owned))
+                con.register(
+                    "declared", _declared(source, keys, batch, owned) if through else _NONE_DECLARED
+                )
+                where, seq = _EVERY_CELL if owned is None else _OWN_CELLS
+                n = str(len(keys))
+                for name in ("ledger", "stored", "reports"):  # numbered by cell
+                    columns = "".join(f", t.{c}" for c in _AT_COLUMNS[name])
+                    con.execute(
+                        _AT.replace("{name}", name).replace("{n}", n).replace("{columns}", columns)
+                    )
+                con.execute(_DECLARED_AT.replace("{n}", n))
+                # a view, not a table: a reader that wants four columns of it (status's ranges)
+                # does not pay for materialising twenty over every cell
+                query = (
+                    _CLASSIFY.replace("{cells}", where)
+                    .replace("{seq}", seq)
+                    .replace("{escaped_up}", _ESCAPED.format("d.up"))
+                    .replace("{escaped_key}", _ESCAPED.format("m.up_key"))
+                )
+                con.execute(f"CREATE TEMP VIEW classified AS {query.replace('{n}', n)}")
+                yield con
+            finally:
+                con.close()
+            source.store.release(batch)  # its tables are read: no handle of every table stays
+    finally:
+        ahead.close()  # the thread reading ahead ends, however the caller stopped
+
+
+class _Ahead:
+    """The tables and reports of each batch of assets (``batches``), each batch's read while
+    the one before is classified: in a thread of its own when there are several batches
+    (reading files and Delta logs mostly waits on the file system or runs in DuckDB, both
+    outside Python's lock, as does the classification's query), in the caller's when there
+    is one. The ledger is read by the caller (its connection is the caller's thread's)."""
+
+    def __init__(self, source: StateSource, batches: list[list[str]], nested: list[str]) -> None:
+        self.source = source
+        self.batches = batches
+        self.nested = nested
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[int, Future[tuple[pa.Table, list[pa.Table]]]] = {}
+
+    def take(self, number: int) -> tuple[pa.Table, list[pa.Table]]:
+        """The stored partitions and the reports of batch ``number`` (batches are taken in
+        order); the next batch's are read meanwhile."""
+        if len(self.batches) < 2:
+            return self._read(number)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="backfiller-sources")
+        for at in (number, number + 1):
+            if at < len(self.batches) and at not in self._pending:
+                self._pending[at] = self._pool.submit(self._read, at)
+        return self._pending.pop(number).result()
+
+    def close(self) -> None:
+        """Stop reading ahead (the last batch is taken, or the caller stopped): the thread
+        ends, and with it its DuckDB database."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
+
+    def _read(self, number: int) -> tuple[pa.Table, list[pa.Table]]:
+        batch = self.batches[number]
+        stored = store_table(self.source, batch)  # the batch's tables, read together
+        return stored, [report_table(self.source, name, self.nested) for name in batch]
 
 
 def classified_batches(

@@ -70,6 +70,20 @@ class Identities:
     pending: dict[str, tuple[Hashable, Stamp, Stamp]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """The key of an asset classified from a log new to the cache, but for its table's
+    data folders' stamp, taken in the background (:meth:`sweep.FolderSweep.watch`): the
+    key's other parts, the log's and the report folder's stamps, the folders, and when the
+    request that classified it took its identities."""
+
+    shared: Hashable
+    log: Stamp
+    reports: Stamp
+    folders: tuple[str, ...]
+    taken_ns: int
+
+
 class StateCache:
     """The state ranges of ``project``'s assets over a window, classified again only when a
     source they came from changed (one lock: concurrent overviews classify once)."""
@@ -141,6 +155,13 @@ class StateCache:
             window = self.window_of(keys)
             kept = self._kept.pop(window, {})
             self._kept[window] = kept  # the newest last
+            for name, (key, ranges) in list(kept.items()):
+                if isinstance(key, _Pending):  # its data folders' stamp: now it is needed
+                    done = self._resolved(name, key)
+                    if done is None:
+                        del kept[name]
+                    else:
+                        kept[name] = (done, ranges)
             while len(self._kept) > WINDOWS:
                 del self._kept[next(iter(self._kept))]
             stale = [
@@ -300,10 +321,26 @@ class StateCache:
         if folders is None or identity.table_log_stamp(self._path(asset)) != log:
             return None
         self._folders[asset] = (log.value, folders)
+        if len(folders) > sweep.SWEPT_FOLDERS:  # stamped in the background, not now
+            self.sweep.watch(asset, self._path(asset), folders)
+            return _Pending(shared, log, reports, folders, found.taken_ns)
         table = self._table_stamp(asset, log, folders)
         if table is None or not table.settled(found.taken_ns):
             return None
         return (shared, table.value, reports.value)
+
+    def _resolved(self, asset: str, key: _Pending) -> Hashable | None:
+        """The key of ``asset`` classified from a log new to the cache, now that its data
+        folders are stamped (by the sweep, after the classification): when that stamp was
+        settled as of before the classification read them, the classification read what the
+        key says (``None``: not to be kept)."""
+        known = self._folders.get(asset)
+        if known is None or known[1] is not key.folders:  # a newer log's folders since
+            return None
+        table = self._table_stamp(asset, key.log, key.folders)
+        if table is None or not table.settled(key.taken_ns):
+            return None
+        return (key.shared, table.value, key.reports.value)
 
     def _table_stamp(self, asset: str, log: Stamp, folders: tuple[str, ...]) -> Stamp | None:
         """The stamp of ``asset``'s table: its log's (``log``, taken by this request) and

@@ -5,8 +5,9 @@ others, the stats of the folders holding its table's live data files: a data fil
 behind the log's back (a gap: ``files_gone``) changes its folder's times. That is one ``stat``
 per folder, some 3 µs: 3 s a request for ten tables of 100,000 partitions each written a
 folder per partition, as backfiller writes them. A table with more than :data:`SWEPT_FOLDERS`
-such folders has them stamped by :class:`FolderSweep` instead: once when the cache first needs
-them (the request waits for that one), then over and over by a background thread that pauses
+such folders has them stamped by :class:`FolderSweep` instead: first in the background right
+after the table's new log was classified (a request that needs that stamp before it is there
+takes it itself), then over and over by a background thread that pauses
 between two sweeps at least :data:`PAUSE_S`, and at least :data:`PAUSE_FACTOR` times as long
 as the last sweep took (so it takes at most a fifth of one CPU). A request takes the newest
 stamp of each such table: a deleted data file is seen once a sweep after the deletion has
@@ -41,12 +42,13 @@ PAUSE_FACTOR = 4
 @dataclass(frozen=True)
 class Swept:
     """One table's data folders (the very tuple the cache holds for its log) and their
-    newest stamp, with when it was taken (the file system's clock)."""
+    newest stamp (``None``: not stamped yet), with when it was taken (the file system's
+    clock)."""
 
     table: Path
     folders: tuple[str, ...]
-    stamp: Stamp
-    taken_ns: int
+    stamp: Stamp | None
+    taken_ns: int = 0
 
 
 class FolderSweep:
@@ -57,22 +59,42 @@ class FolderSweep:
         self._lock = threading.Lock()
         self._swept: dict[str, Swept] = {}
         self._stop = threading.Event()
+        #: set when a table is given to be stamped soon (:meth:`watch`), or to stop
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         #: how many sweeps over every watched table have ended
         self.sweeps = 0
 
+    def watch(self, asset: str, table: Path, folders: tuple[str, ...]) -> None:
+        """Have ``asset``'s data ``folders`` in ``table`` stamped soon, by the background
+        thread (a table whose log is new to the cache, just classified): the caller does not
+        wait for their ``stat`` s."""
+        with self._lock:
+            if not self._known(self._swept.get(asset), table, folders):
+                self._swept[asset] = Swept(table, folders, None)
+        self._wake.set()
+        self._start()
+
     def stamp(self, asset: str, table: Path, folders: tuple[str, ...]) -> Stamp | None:
         """The newest stamp of ``asset``'s data ``folders`` in ``table``: stamped now when
-        they are new to the sweep (another log of the table lists other folders), else the
-        last sweep's. ``None`` when it is not to be trusted (not settled when taken)."""
+        they are new to the sweep (another log of the table lists other folders) or not
+        stamped yet, else the last sweep's. ``None`` when it is not to be trusted (not
+        settled when taken)."""
         with self._lock:
             found = self._swept.get(asset)
-        if found is None or found.folders is not folders or found.table != table:
+        if not self._known(found, table, folders) or found is None or found.stamp is None:
             found = _swept(table, folders)
             with self._lock:
                 self._swept[asset] = found
             self._start()
+        assert found.stamp is not None
         return found.stamp if found.stamp.settled(found.taken_ns) else None
+
+    @property
+    def waiting(self) -> int:
+        """How many watched tables are not stamped yet."""
+        with self._lock:
+            return sum(1 for s in self._swept.values() if s.stamp is None)
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -82,19 +104,28 @@ class FolderSweep:
     def stop(self) -> None:
         """End the background thread (at its next pause, or between two tables)."""
         self._stop.set()
+        self._wake.set()
 
-    def sweep(self) -> None:
-        """Stamp every watched table's folders again (what the background thread does)."""
+    def sweep(self, *, new_only: bool = False) -> None:
+        """Stamp every watched table's folders again (what the background thread does);
+        ``new_only``: only those not stamped yet."""
         with self._lock:
             watched = list(self._swept.items())
         for asset, before in watched:
             if self._stop.is_set():
                 return
+            if new_only and before.stamp is not None:
+                continue
             after = _swept(before.table, before.folders)
             with self._lock:
                 if self._swept.get(asset) is before:  # not replaced meanwhile
                     self._swept[asset] = after
-        self.sweeps += 1
+        if not new_only:
+            self.sweeps += 1
+
+    @staticmethod
+    def _known(found: Swept | None, table: Path, folders: tuple[str, ...]) -> bool:
+        return found is not None and found.folders is folders and found.table == table
 
     def _start(self) -> None:
         with self._lock:
@@ -106,11 +137,19 @@ class FolderSweep:
         self._thread.start()
 
     def _run(self) -> None:
-        pause = PAUSE_S
-        while not self._stop.wait(pause):
+        due = time.monotonic() + PAUSE_S
+        while not self._stop.is_set():
+            woken = self._wake.wait(max(0.0, due - time.monotonic()))
+            if self._stop.is_set():
+                return
+            if woken:  # tables given to be stamped soon; the sweep stays due when it was
+                self._wake.clear()
+                self.sweep(new_only=True)
+                continue
             started = time.monotonic()
             self.sweep()
-            pause = max(PAUSE_S, PAUSE_FACTOR * (time.monotonic() - started))
+            ended = time.monotonic()
+            due = ended + max(PAUSE_S, PAUSE_FACTOR * (ended - started))
 
 
 def _swept(table: Path, folders: tuple[str, ...]) -> Swept:
