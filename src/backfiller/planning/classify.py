@@ -11,6 +11,7 @@ report. Each branch has a name (:class:`Branch`) that says which detail text the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
@@ -312,7 +313,9 @@ def _classified(
         unread = [a for a in assets if a not in versions]
         if unread:
             upstream_assets.update(unread)
-            con.register("versions", ledger_table(reader, unread, ("data_version",)))
+            with ahead.reading:  # the reader is not read by two threads at once
+                unread_versions = ledger_table(reader, unread, ("data_version",))
+            con.register("versions", unread_versions)
             keep_versions(con, "versions", unread)
         held = sorted({versions[a] for a in assets})
         con.register("versions", pa.concat_tables([read_tables[i] for i in held]))
@@ -322,7 +325,7 @@ def _classified(
 
     done, total = 0, len(names)
     starts = range(0, len(names), per_batch)
-    ahead = _Ahead(source, [names[at : at + per_batch] for at in starts], nested)
+    ahead = _Ahead(source, reader, read, [names[at : at + per_batch] for at in starts], nested)
     try:
         for number, start in enumerate(starts):
             batch = names[start : start + per_batch]
@@ -357,7 +360,7 @@ def _classified(
                         }
                     ),
                 )
-                ledger = ledger_table(reader, batch, read)  # the batch's records, in one query
+                ledger, stored, reports = ahead.take(number)  # its records, tables, reports
                 con.register("ledger", ledger)
                 con.register("keys", key_rows)
                 if states_only:  # the checksums of the declarations a record is compared with
@@ -365,7 +368,6 @@ def _classified(
                     key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
                     con.register("keys", key_rows)
                 keep_versions(con, "ledger", batch)
-                stored, reports = ahead.take(number)  # its tables and its reports
                 for _ in batch:  # one step of progress per asset
                     done += 1
                     if on_progress is not None:
@@ -427,43 +429,67 @@ def _classified(
 
 
 class _Ahead:
-    """The tables and reports of each batch of assets (``batches``), each batch's read while
-    the one before is classified: in a thread of its own when there are several batches
-    (reading files and Delta logs mostly waits on the file system or runs in DuckDB, both
-    outside Python's lock, as does the classification's query), in the caller's when there
-    is one. The ledger is read by the caller (its connection is the caller's thread's)."""
+    """The ledger records, the stored partitions and the reports of each batch of assets
+    (``batches``), each batch's read while the one before is classified: in two threads of
+    their own when there are several batches (one reads the ledger, the other the Delta logs
+    and the folders: mostly waiting on SQLite, the file system or DuckDB, all outside Python's
+    lock, as is the classification's query), in the caller's when there is one. The reader
+    is never read by two threads at once (:attr:`reading`)."""
 
-    def __init__(self, source: StateSource, batches: list[list[str]], nested: list[str]) -> None:
+    def __init__(
+        self,
+        source: StateSource,
+        reader: LedgerReader,
+        columns: Sequence[str],
+        batches: list[list[str]],
+        nested: list[str],
+    ) -> None:
         self.source = source
+        self.reader = reader
+        self.columns = columns
         self.batches = batches
         self.nested = nested
+        #: held by whoever reads ``reader``
+        self.reading = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, Future[tuple[pa.Table, list[pa.Table]]]] = {}
+        self._pending: dict[int, tuple[Future[pa.Table], Future[_Files]]] = {}
 
-    def take(self, number: int) -> tuple[pa.Table, list[pa.Table]]:
-        """The stored partitions and the reports of batch ``number`` (batches are taken in
-        order); the next batch's are read meanwhile."""
+    def take(self, number: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
+        """The records, the stored partitions and the reports of batch ``number`` (batches
+        are taken in order); the next batch's are read meanwhile."""
         if len(self.batches) < 2:
-            return self._read(number)
+            return (self._records(number), *self._files(number))
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="backfiller-sources")
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="backfiller-sources")
         for at in (number, number + 1):
             if at < len(self.batches) and at not in self._pending:
-                self._pending[at] = self._pool.submit(self._read, at)
-        return self._pending.pop(number).result()
+                self._pending[at] = (
+                    self._pool.submit(self._records, at),
+                    self._pool.submit(self._files, at),
+                )
+        records, files = self._pending.pop(number)
+        return (records.result(), *files.result())
 
     def close(self) -> None:
-        """Stop reading ahead (the last batch is taken, or the caller stopped): the thread
-        ends, and with it its DuckDB database."""
+        """Stop reading ahead (the last batch is taken, or the caller stopped): the threads
+        end, and with them their DuckDB databases."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._pending.clear()
 
-    def _read(self, number: int) -> tuple[pa.Table, list[pa.Table]]:
+    def _records(self, number: int) -> pa.Table:
+        with self.reading:  # the batch's records, in one query
+            return ledger_table(self.reader, self.batches[number], self.columns)
+
+    def _files(self, number: int) -> _Files:
         batch = self.batches[number]
         stored = store_table(self.source, batch)  # the batch's tables, read together
         return stored, [report_table(self.source, name, self.nested) for name in batch]
+
+
+#: a batch's stored partitions and its assets' reports
+_Files = tuple[pa.Table, list[pa.Table]]
 
 
 def classified_batches(
@@ -478,7 +504,9 @@ def classified_batches(
     table ``classified`` (every cell of the batch: its sources' columns, ``pos`` — the asset's
     position among ``assets`` —, ``idx`` — the key's in ``keys`` —, ``seq`` — the key's among
     the asset's own keys —, ``branch`` and ``reason``) beside the tables it was classified
-    from (``assets``, ``keys``, ``upstream``...)."""
+    from (``assets``, ``keys``, ``upstream``...). While the caller holds a batch, the next
+    one's records are read from ``reader`` in another thread: the caller does not read
+    ``reader`` itself until the iteration has ended."""
     return _batches(source, reader, keys, on_progress, assets)
 
 
