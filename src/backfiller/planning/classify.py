@@ -50,8 +50,9 @@ __all__ = [
     "state_ranges",
 ]
 
-#: about how many cells one query classifies (bounds the memory of a batch)
-BATCH_CELLS = 200_000
+#: about how many cells one query classifies (bounds the memory of a batch; two batches are
+#: held at once when there are several: one classified, the next one's sources read)
+BATCH_CELLS = 100_000
 
 
 class Branch(Enum):
@@ -345,7 +346,7 @@ def _classified(
                     deps_rows["mapping"].append(mappings[signature])
                     deps_rows["dpos"].append(dpos)
             ups = sorted(set(deps_rows["up"]))
-            # one thread: a batch is some 200,000 cells, which threads split into more CPU seconds
+            # one thread: a batch is some 150,000 cells, which threads split into more CPU seconds
             # (and memory), not fewer
             con = cursor("planning")
             try:
@@ -451,7 +452,9 @@ class _Ahead:
         self.nested = nested
         #: held by whoever reads ``reader``
         self.reading = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        #: one thread for the ledger, one for the files (only that one opens a DuckDB
+        #: database of its own: the Delta logs are parsed there)
+        self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
         self._pending: dict[int, tuple[Future[pa.Table], Future[_Files]]] = {}
 
     def take(self, number: int) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
@@ -459,13 +462,17 @@ class _Ahead:
         are taken in order); the next batch's are read meanwhile."""
         if len(self.batches) < 2:
             return (self._records(number), *self._files(number))
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(2, thread_name_prefix="backfiller-sources")
+        if self._pools is None:
+            self._pools = (
+                ThreadPoolExecutor(1, thread_name_prefix="backfiller-ledger"),
+                ThreadPoolExecutor(1, thread_name_prefix="backfiller-files"),
+            )
+        ledger, folders = self._pools
         for at in (number, number + 1):
             if at < len(self.batches) and at not in self._pending:
                 self._pending[at] = (
-                    self._pool.submit(self._records, at),
-                    self._pool.submit(self._files, at),
+                    ledger.submit(self._records, at),
+                    folders.submit(self._files, at),
                 )
         records, files = self._pending.pop(number)
         return (records.result(), *files.result())
@@ -473,9 +480,9 @@ class _Ahead:
     def close(self) -> None:
         """Stop reading ahead (the last batch is taken, or the caller stopped): the threads
         end, and with them their DuckDB databases."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in self._pools or ():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools = None
         self._pending.clear()
 
     def _records(self, number: int) -> pa.Table:
@@ -484,7 +491,7 @@ class _Ahead:
 
     def _files(self, number: int) -> _Files:
         batch = self.batches[number]
-        stored = store_table(self.source, batch)  # the batch's tables, read together
+        stored = store_table(self.source, batch)
         return stored, [report_table(self.source, name, self.nested) for name in batch]
 
 
