@@ -101,49 +101,47 @@ def test_import_backfiller_imports_no_heavy_library() -> None:
     assert found == {"import": []}
 
 
+def _imported_by(
+    args: list[str], shows: str, project: Project, ledger: dict[str, str]
+) -> tuple[set[str], list[str]]:
+    """The top-level packages and the ``pyarrow.*`` modules a fresh interpreter has imported
+    once the command ``args`` has run in ``project`` (its output shows ``shows``)."""
+    found = _run(
+        f"""
+        import contextlib, io, json, sys
+        from backfiller.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main({args!r})
+        assert code == 0 and {shows!r} in out.getvalue(), (code, out.getvalue())
+        print(json.dumps({{"packages": sorted({{m.split(".")[0] for m in sys.modules}}),
+                          "arrow": sorted(m for m in sys.modules if m.startswith("pyarrow."))}}))
+        """,
+        cwd=project.root,
+        ledger=ledger,
+    )
+    return set(found["packages"]), found["arrow"]
+
+
 @both_backends
 def test_status_imports_neither_jsonschema_nor_openlineage_nor_deltalake_nor_arrow_compute(
     april_project: Project, project_environ: dict[str, str]
 ) -> None:
-    found = _run(
-        """
-        import contextlib, io, json, sys
-        from backfiller.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            code = main(["status", "--start", "2026-04-14", "--end", "2026-04-20"])
-        assert code == 0 and "materialized" in out.getvalue(), code
-        print(json.dumps({"status": sorted({m.split(".")[0] for m in sys.modules}),
-                          "arrow": sorted(m for m in sys.modules if m.startswith("pyarrow."))}))
-        """,
-        cwd=april_project.root,
-        ledger=project_environ,
-    )
-    assert "pyarrow" in found["status"]  # it read the tables' logs
+    args = ["status", "--start", "2026-04-14", "--end", "2026-04-20"]
+    packages, arrow = _imported_by(args, "materialized", april_project, project_environ)
+    assert "pyarrow" in packages  # it read the tables' logs
     # and its ledger: the PostgreSQL one through psycopg, else the SQLite file
-    assert ("psycopg" in found["status"]) is bool(project_environ)
-    assert "duckdb" in found["status"]  # the classifier that gaps uses too
-    assert not {"jsonschema", "openlineage", "deltalake"} & set(found["status"])
-    assert "pyarrow.compute" not in found["arrow"], found["arrow"]
+    assert ("psycopg" in packages) is bool(project_environ)
+    assert "duckdb" in packages  # the classifier that gaps uses too
+    assert not {"jsonschema", "openlineage", "deltalake"} & packages
+    assert "pyarrow.compute" not in arrow, arrow
 
 
 @both_backends
 def test_a_dry_run_plan_imports_neither_jsonschema_nor_deltalake_nor_arrow_compute(
     april_project: Project, project_environ: dict[str, str]
 ) -> None:
-    found = _run(
-        """
-        import contextlib, io, json, sys
-        from backfiller.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            code = main(["plan", "--start", "2026-04-14", "--end", "2026-04-20",
-                         "--mode", "dry-run"])
-        assert code == 0 and "Plan written to" in out.getvalue(), (code, out.getvalue())
-        print(json.dumps({"plan": sorted({m.split(".")[0] for m in sys.modules}),
-                          "arrow": sorted(m for m in sys.modules if m.startswith("pyarrow."))}))
-        """,
-        cwd=april_project.root,
-        ledger=project_environ,
-    )
-    assert {"duckdb", "pyarrow"} <= set(found["plan"])  # it classified and read the logs
-    assert not {"jsonschema", "openlineage", "deltalake"} & set(found["plan"])
-    assert "pyarrow.compute" not in found["arrow"], found["arrow"]
+    args = ["plan", "--start", "2026-04-14", "--end", "2026-04-20", "--mode", "dry-run"]
+    packages, arrow = _imported_by(args, "Plan written to", april_project, project_environ)
+    assert {"duckdb", "pyarrow"} <= packages  # it classified and read the logs
+    assert not {"jsonschema", "openlineage", "deltalake"} & packages
+    assert "pyarrow.compute" not in arrow, arrow
