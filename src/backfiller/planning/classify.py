@@ -346,7 +346,7 @@ def _classified(
                     deps_rows["mapping"].append(mappings[signature])
                     deps_rows["dpos"].append(dpos)
             ups = sorted(set(deps_rows["up"]))
-            # one thread: a batch is some 150,000 cells, which threads split into more CPU seconds
+            # one thread: a batch is some 100,000 cells, which threads split into more CPU seconds
             # (and memory), not fewer
             con = cursor("planning")
             try:
