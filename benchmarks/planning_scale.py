@@ -25,7 +25,9 @@ same way, the ``imports`` line a process importing what the three commands impor
 read anything (the CLI, the planning modules, the project, DuckDB, pyarrow, deltalake): the
 part of each command that does not depend on the project's size. Generating the thousand-asset
 project takes minutes: ``--keep`` keeps the projects, ``--reuse FOLDER`` measures the ones a
-``--keep`` run left in ``FOLDER`` (generating only those that are not there).
+``--keep`` run left in ``FOLDER`` (generating only those that are not there). ``--layout
+folders`` writes each partition's data file in a folder of its own, as backfiller's own
+tables have them (state ``half/f``): a data file's presence is then one ``stat`` each.
 
 Beside them, in the same run, the baseline a user would write instead: read each table's add
 actions with ``deltalake`` and the ledger with ``sqlite3``, then one DuckDB query listing the
@@ -390,7 +392,17 @@ def main() -> None:
     parser.add_argument(
         "--reuse", type=Path, help="measure the projects a --keep run left in this folder"
     )
+    parser.add_argument(
+        "--layout",
+        choices=["flat", "folders"],
+        default="flat",
+        help="the tables' data files all at each table's top (default), or one folder per "
+        "partition as backfiller writes them (the state is then 'half/f')",
+    )
     args = parser.parse_args()
+    global LAYOUT
+    LAYOUT = args.layout
+    suffix = "" if LAYOUT == "flat" else "-folders"
     base = args.reuse or Path(tempfile.mkdtemp(prefix="planning-scale-"))
     keep = args.keep or args.reuse is not None
     print(f"{'cells':>10} {'state':>6} {'command':>15} {'wall s':>8} {'CPU s':>8} {'MiB':>7}"
@@ -398,7 +410,7 @@ def main() -> None:
     try:
         for n in (int(x) for x in args.assets.split(",")):
             for variant in args.variants.split(","):
-                root = base / f"{variant}-{n}"
+                root = base / f"{variant}-{n}{suffix}"
                 if (root / "backfiller.toml").is_file():
                     print(f"# {n} assets × {DAYS} days, {variant}: reused {root}")
                 else:
@@ -406,13 +418,14 @@ def main() -> None:
                     generate(root, n, variant)
                     made = time.perf_counter() - started
                     print(f"# {n} assets × {DAYS} days, {variant}: generated in {made:.1f} s")
+                label = variant if LAYOUT == "flat" else f"{variant}/f"
                 results = measure(root, n, args.plan)
                 baseline_cpu = results[-1][2]
                 for name, wall, cpu, rss, code, size in results:
                     ratio = f"{cpu / baseline_cpu:.2f}" if baseline_cpu else "-"
                     flag = "" if code == 0 else f"  (exit {code})"
                     print(
-                        f"{n * DAYS:>10} {variant:>6} {name:>15} {wall:>8.2f} {cpu:>8.2f} "
+                        f"{n * DAYS:>10} {label:>6} {name:>15} {wall:>8.2f} {cpu:>8.2f} "
                         f"{rss:>7.0f} {ratio:>15} {size:>10}{flag}",
                         flush=True,
                     )
