@@ -4,13 +4,17 @@ once its state moved (exit 4), and applies it as it was made."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from cli_calls import run
 from conftest import GAP_DAY, both_backends, cli_environment, tree_fingerprint
+from rich.console import Console
 
 from backfiller import Project
+from backfiller.cli.render import print_plan
+from backfiller.planning.planner import read_plan
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 WINDOW = ("--start", "2026-04-14", "--end", "2026-04-20")
@@ -47,6 +51,26 @@ def test_the_plan_prints_its_ranges_and_writes_them(
         ("2026-04-14", 3), (GAP_DAY, 1), ("2026-04-18", 1), ("2026-04-19", 1), ("2026-04-20", 1),
     ]  # fmt: skip
     assert "partitions" not in saved and "state" not in saved
+
+
+def test_the_ranges_are_aligned_columns_with_the_targets_last_and_none_is_no_table(
+    capsys: pytest.CaptureFixture[str], april_project: Project
+) -> None:
+    root = april_project.root
+    code, out, err = run(capsys, root, "plan", *WINDOW, "--mode", "dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.lstrip().startswith("partitions"))
+    header, rows = lines[at], lines[at + 1 : at + 1 + 2]
+    assert header.split() == ["partitions", "state", "proposed", "action", "gaps", "targets"]
+    for column in ("state", "proposed action", "gaps", "targets"):  # each row under its header
+        assert all(row[header.index(column) - 1] == " " for row in rows), (column, rows)
+    assert RAW in rows[1][header.index("targets") :]  # the gap's row: its targets last
+    document = read_plan(root / PLAN)
+    empty = io.StringIO()
+    print_plan(Console(file=empty, width=100), document.model_copy(update={"ranges": []}))
+    assert empty.getvalue().rstrip().endswith("0 ranges")  # no header over nothing
+    assert "partitions  " not in empty.getvalue()
 
 
 def test_apply_refuses_an_edited_plan_of_ranges_then_applies_the_real_one(

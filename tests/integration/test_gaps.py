@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -367,3 +368,29 @@ def test_in_batches_of_one_asset_the_gaps_and_states_are_the_same(
     monkeypatch.setattr(classify, "BATCH_CELLS", len(APRIL))  # one asset a batch
     assert gaps(april_project, APRIL) == whole_gaps
     assert classify.state_ranges(april_project, reader, APRIL) == whole
+
+
+def test_in_batches_each_held_batchs_files_are_kept_not_read_again(
+    april_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the next batch's tables are read ahead, the files the store kept of the batch
+    the caller holds stay kept: a range plan asks them of it and no log is read twice."""
+    from backfiller.planning import classify, compact
+    from backfiller.store import delta
+
+    again: list[str] = []
+    real = delta.DeltaStore._add_actions
+
+    def counted(self: delta.DeltaStore, asset: str) -> Any:
+        again.append(asset)  # a log read again: partition_files found nothing kept
+        return real(self, asset)
+
+    monkeypatch.setattr(delta.DeltaStore, "_add_actions", counted)
+    monkeypatch.setattr(classify, "BATCH_CELLS", len(APRIL))  # one asset a batch
+    batches = 0
+    for con in classify.classified_batches(april_project, april_project.reader(), APRIL):
+        batch = [a for (a,) in con.execute("SELECT asset FROM assets ORDER BY pos").fetchall()]
+        compact._files(april_project, batch)  # as a range plan does with each batch
+        batches += 1
+    assert batches == 2
+    assert again == []

@@ -7,6 +7,7 @@ with the server."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +25,10 @@ from backfiller.web.sweep import FolderSweep
 
 @pytest.fixture
 def swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    """A served project whose every table counts as large, with no background thread: the
+    """A served project whose every table counts as large, its background thread idle: the
     tests sweep when they choose (and a stamp not taken yet is taken by the request)."""
     monkeypatch.setattr(sweep, "SWEPT_FOLDERS", 0)
-    monkeypatch.setattr(FolderSweep, "_start", lambda self: None)
+    monkeypatch.setattr(FolderSweep, "_run", lambda self: self._stop.wait())
     web = build_web_project(tmp_path / "omni", {})
     _age(web.root)
     served = Served(web.root, web.environ)
@@ -144,3 +145,89 @@ def test_a_table_whose_folders_are_new_is_stamped_at_once(tmp_path: Path) -> Non
         assert found.stamp("a", table, other) == identity.folders_stamp(table, other)
     finally:
         found.stop()
+
+
+def test_a_table_the_sweep_cannot_stamp_is_stamped_by_the_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file-system error in the background (a folder unreadable for a moment) does not end
+    the thread, nor leave the table's last stamp trusted: the next request stamps it itself
+    and sees a data file deleted since."""
+    table = _aged_table(tmp_path)
+    found = FolderSweep()
+    try:
+        first = found.stamp("a", table, FOLDERS)
+        real = identity.folders_stamp
+
+        def failing(at: Path, folders: Any) -> identity.Stamp:
+            raise PermissionError(13, "Permission denied", str(at))
+
+        monkeypatch.setattr(identity, "folders_stamp", failing)
+        found.sweep()
+        assert found.waiting == 1  # left for the next request
+        monkeypatch.setattr(identity, "folders_stamp", real)
+        next((table / FOLDERS[1]).iterdir()).unlink()
+        _later(monkeypatch)
+        assert found.stamp("a", table, FOLDERS) not in (None, first)
+    finally:
+        found.stop()
+
+
+def test_the_background_thread_outlives_an_error_and_once_stopped_stamps_are_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep, "PAUSE_S", 0.01)
+    table = _aged_table(tmp_path)
+    found = FolderSweep()
+    first = found.stamp("a", table, FOLDERS)  # starts the thread
+    real = identity.folders_stamp
+    failures = [TimeoutError("a sweep that fails as no sweep should")]
+
+    def once(at: Path, folders: Any) -> identity.Stamp:
+        if failures and threading.current_thread() is found.thread:
+            raise failures.pop()
+        return real(at, folders)
+
+    monkeypatch.setattr(identity, "folders_stamp", once)
+    monkeypatch.setattr(FolderSweep, "sweep", _raising_once(FolderSweep.sweep))
+    done = found.sweeps
+    for _ in range(6000):
+        if found.sweeps >= done + 2:
+            break
+        time.sleep(0.01)
+    thread = found.thread
+    assert thread is not None and thread.is_alive()  # it went on
+    found.stop()
+    thread.join(timeout=60)
+    next((table / FOLDERS[0]).iterdir()).unlink()
+    _later(monkeypatch)
+    assert found.stamp("a", table, FOLDERS) not in (None, first)  # taken at the request
+
+
+FOLDERS = ("p=1", "p=2")
+
+
+def _aged_table(tmp_path: Path) -> Path:
+    """A table folder with a data file in each of :data:`FOLDERS`, dated an hour back."""
+    table = tmp_path / "t"
+    aged = time.time() - 3600
+    for name in FOLDERS:
+        (table / name).mkdir(parents=True)
+        (table / name / "part-0.parquet").write_bytes(b"x")
+        os.utime(table / name, (aged, aged))
+    os.utime(table, (aged, aged))
+    return table
+
+
+def _raising_once(real: Any) -> Any:
+    """``FolderSweep.sweep`` that raises once, from the background thread (an error no
+    sweep expects), then sweeps."""
+    raised: list[bool] = []
+
+    def sweep_once(self: FolderSweep, *, new_only: bool = False) -> None:
+        if not raised and threading.current_thread() is self.thread:
+            raised.append(True)
+            raise RuntimeError("an unexpected error in a sweep")
+        real(self, new_only=new_only)
+
+    return sweep_once

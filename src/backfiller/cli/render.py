@@ -316,7 +316,8 @@ def print_plan(console: Console, document: AnyPlan) -> None:
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         markup=False,
     )
-    rows = [("partitions", "state", "proposed action", "targets", "gaps")]
+    # the targets last: their names are as long as an asset's, the other columns are short
+    rows = [("partitions", "state", "proposed action", "gaps", "targets")]
     for entry in document.ranges[:PLAN_RANGES_SHOWN]:
         span = entry.first if entry.count == 1 else f"{entry.first} .. {entry.last}"
         targets = document.target_sets[entry.targets].assets
@@ -326,11 +327,14 @@ def print_plan(console: Console, document: AnyPlan) -> None:
                 f"{span} ({entry.count})",
                 PartitionState.of(entry.gap_reason).value,
                 entry.proposed_action.value,
-                _assets_text([document.assets[i] for i in targets]),
                 ", ".join(f"{n} {r}" for r, n in sorted(gaps.items())) or "-",
+                _assets_text([document.assets[i] for i in targets]),
             )
         )
     shown = min(len(document.ranges), PLAN_RANGES_SHOWN)
+    if not shown:
+        console.print(f"{len(document.ranges)} ranges", markup=False)
+        return
     more = f", the first {shown}" if shown < len(document.ranges) else ""
     console.print(f"{len(document.ranges)} ranges{more}:", markup=False)
     # aligned columns written plainly (a table of rich's took some 25 ms for 40 rows)

@@ -258,8 +258,10 @@ def _batches(
     ``states_only``: for a reader of the states alone (:func:`islands`), the columns only the
     gaps' details and a plan's digests read are not read (null): the ledger's
     :data:`_DETAIL_COLUMNS`, and a declaration's checksum where no record has one. The
-    batches (and the Delta logs read for them) are classified on a DuckDB database of their
-    own, closed once the last is read (:func:`backfiller.duck.scoped`): a thread that
+    batches (and, when there is one batch, the Delta logs read for it; with several, those
+    are read on the database of the thread reading ahead, closed when it ends: :class:`_Ahead`)
+    are classified on a DuckDB database of their own, closed once the last is read
+    (:func:`backfiller.duck.scoped`): a thread that
     classifies (a web server's) does not keep the largest batch's memory."""
     with scoped("planning"):
         yield from _classified(source, reader, keys, on_progress, assets, states_only)
@@ -433,9 +435,11 @@ class _Ahead:
     """The ledger records, the stored partitions and the reports of each batch of assets
     (``batches``), each batch's read while the one before is classified: in two threads of
     their own when there are several batches (one reads the ledger, the other the Delta logs
-    and the folders: mostly waiting on SQLite, the file system or DuckDB, all outside Python's
-    lock, as is the classification's query), in the caller's when there is one. The reader
-    is never read by two threads at once (:attr:`reading`)."""
+    and the folders: much of it waiting on SQLite, the file system or DuckDB, outside
+    Python's lock, as is the classification's query; making Python's and Arrow's objects of
+    what they read holds it), in the caller's when there is one. The reader is never read by
+    two threads at once (:attr:`reading`). The store keeps the files of the last two batches
+    it read (the one held, the one read ahead) for :meth:`partition_files`."""
 
     def __init__(
         self,

@@ -109,10 +109,13 @@ class DeltaStore:
         #: commit (see :mod:`backfiller.store.app_versions`), under its own lock
         self._apps: dict[str, tuple[threading.Lock, AppVersions]] = {}
         self._files: dict[str, pafs.FileSystem] = {}
-        #: the live files of the tables the last :meth:`partition_stats_of` read, per asset
-        #: with the mark of the log they were read from: a planner asks the same batch's
-        #: :meth:`partition_files` next (see :meth:`_kept_files`)
+        #: the live files of the tables the last two :meth:`partition_stats_of` read (one
+        #: batch classified, the next one read ahead), per asset with the mark of the log they
+        #: were read from: a planner asks the same batch's :meth:`partition_files` next (see
+        #: :meth:`_kept_files`); and which read kept each, numbered
         self._kept: dict[str, tuple[tuple[Any, ...], pa.Table]] = {}
+        self._kept_by: dict[str, int] = {}
+        self._reads = 0
 
     @property
     def root(self) -> Path:
@@ -516,6 +519,7 @@ class DeltaStore:
             for asset in assets:
                 tables.pop(asset, None)
                 self._kept.pop(asset, None)
+                self._kept_by.pop(asset, None)
                 for at in [at for at in pinned if at[0] == asset]:
                     del pinned[at]
 
@@ -571,8 +575,8 @@ class DeltaStore:
         runs: list[tuple[int, int, int]],
     ) -> None:
         """Keep the live files just read of ``tables`` (each with its log's mark; ``aside``:
-        those not read; ``runs``: :func:`_runs_of` their table numbers), in place of those
-        kept before: one batch of tables at most."""
+        those not read; ``runs``: :func:`_runs_of` their table numbers) beside those of the
+        read before, not of older ones: two batches of tables at most."""
         every = pa.table({"partition_key": files["partition"], "path": files["path"]})
         left_aside = set(aside)
         slices = {n: (0, 0) for n in range(len(tables)) if n not in left_aside}
@@ -585,7 +589,12 @@ class DeltaStore:
             if runs_per_table[n] <= 1  # a table's files side by side, as read
         }
         with self._lock:
-            self._kept = kept
+            self._reads += 1
+            self._kept.update(kept)
+            self._kept_by.update(dict.fromkeys(kept, self._reads))
+            for asset in [a for a, read in self._kept_by.items() if read < self._reads - 1]:
+                del self._kept_by[asset]
+                self._kept.pop(asset, None)
 
     def _present_remote(self, asset: str, paths: pa.ChunkedArray) -> list[str]:
         """The data files ``paths`` of ``asset``'s table on object storage that exist, as

@@ -15,11 +15,15 @@ ended, some seconds later, not on the next request. Everything else a request id
 (the log, the ledger, the reports, the manifests) is still taken at the request.
 
 A stamp is only used when it was settled when it was taken (:meth:`Stamp.settled`): a folder
-changed a moment before a sweep is stamped again by the next one before it is trusted.
+changed a moment before a sweep is stamped again by the next one before it is trusted. And
+only while the thread runs: once it is stopped (the server stopping), every stamp is taken at
+the request again. A table the thread cannot stamp (an error of the file system) is left for
+the next request to stamp, which says what is wrong; the thread goes on with the others.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
 
 __all__ = ["PAUSE_FACTOR", "PAUSE_S", "SWEPT_FOLDERS", "FolderSweep", "Swept"]
+
+_log = logging.getLogger(__name__)
 
 #: a table whose live data files are in more folders than this has them stamped in the
 #: background
@@ -82,7 +88,12 @@ class FolderSweep:
         settled when taken)."""
         with self._lock:
             found = self._swept.get(asset)
-        if not self._known(found, table, folders) or found is None or found.stamp is None:
+        if (
+            not self._known(found, table, folders)
+            or found is None
+            or found.stamp is None
+            or not self._sweeping()  # no thread keeps it fresh (stopped, or it failed)
+        ):
             found = _swept(table, folders)
             with self._lock:
                 self._swept[asset] = found
@@ -116,7 +127,11 @@ class FolderSweep:
                 return
             if new_only and before.stamp is not None:
                 continue
-            after = _swept(before.table, before.folders)
+            try:
+                after = _swept(before.table, before.folders)
+            except OSError:  # not now: the next request that needs it stamps it (or says why)
+                _log.warning("cannot stamp the data folders of %s", before.table, exc_info=True)
+                after = Swept(before.table, before.folders, None)
             with self._lock:
                 if self._swept.get(asset) is before:  # not replaced meanwhile
                     self._swept[asset] = after
@@ -127,9 +142,14 @@ class FolderSweep:
     def _known(found: Swept | None, table: Path, folders: tuple[str, ...]) -> bool:
         return found is not None and found.folders is folders and found.table == table
 
+    def _sweeping(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop.is_set()
+
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None or self._stop.is_set():
+            running = self._thread is not None and self._thread.is_alive()
+            if running or self._stop.is_set():
                 return
             self._thread = threading.Thread(
                 target=self._run, name="backfiller-ui-folder-sweep", daemon=True
@@ -142,14 +162,18 @@ class FolderSweep:
             woken = self._wake.wait(max(0.0, due - time.monotonic()))
             if self._stop.is_set():
                 return
-            if woken:  # tables given to be stamped soon; the sweep stays due when it was
-                self._wake.clear()
-                self.sweep(new_only=True)
-                continue
-            started = time.monotonic()
-            self.sweep()
-            ended = time.monotonic()
-            due = ended + max(PAUSE_S, PAUSE_FACTOR * (ended - started))
+            try:
+                if woken:  # tables given to be stamped soon; the sweep stays due when it was
+                    self._wake.clear()
+                    self.sweep(new_only=True)
+                    continue
+                started = time.monotonic()
+                self.sweep()
+                ended = time.monotonic()
+                due = ended + max(PAUSE_S, PAUSE_FACTOR * (ended - started))
+            except Exception:  # the thread must not end: its stamps would go stale
+                _log.exception("the sweep of data folders failed; it goes on")
+                due = time.monotonic() + PAUSE_S
 
 
 def _swept(table: Path, folders: tuple[str, ...]) -> Swept:
