@@ -187,7 +187,7 @@ def folders_stamp(table: Path, folders: Sequence[str]) -> Stamp:
     top = f"{table}{os.sep}"
     paths = [str(table)] + [top + f for f in folders if f]
     try:
-        found = list(map(os.stat, paths))
+        found = _stats_of(table, [f for f in folders if f])
     except (FileNotFoundError, NotADirectoryError):  # a folder gone: asked one by one
         each = [_stat(p) for p in paths]
         stats: tuple[Hashable, ...] = tuple(s for s, _ in each)
@@ -196,6 +196,19 @@ def folders_stamp(table: Path, folders: Sequence[str]) -> Stamp:
         stats = tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in found)
         newest = max(s.st_mtime_ns for s in found)
     return Stamp(stats, newest)
+
+
+def _stats_of(table: Path, folders: list[str]) -> list[os.stat_result]:
+    """The stats of ``table`` and of its ``folders`` (relative to it), each folder's looked
+    up from the table's folder where the system allows (no path walked from ``/``)."""
+    if os.stat not in os.supports_dir_fd:  # pragma: no cover - Windows
+        top = f"{table}{os.sep}"
+        return [os.stat(table), *(os.stat(top + f) for f in folders)]  # noqa: PTH116
+    fd = os.open(table, os.O_RDONLY)
+    try:
+        return [os.fstat(fd), *(os.stat(f, dir_fd=fd) for f in folders)]
+    finally:
+        os.close(fd)
 
 
 def joined(log: Stamp, folders: Stamp) -> Stamp:
