@@ -87,7 +87,13 @@ def oracle_gap(asset: Asset, obs: Observation, broken: BrokenManifest | None) ->
         )
     if asset.expects_manifest_count and expected is not None and rows != expected:
         return gap(GapReason.COUNT_MISMATCH, f"{rows} rows stored, the manifest expects {expected}")
-    if rec.status is PartitionStatus.STALE or _upstream_moved(rec.upstream_versions, obs):
+    if rec.status is PartitionStatus.STALE:
+        why = obs.stale_reason
+        return gap(
+            GapReason.UPSTREAM_CHANGED,
+            f"marked stale: {why}" if why else "marked stale in the ledger",
+        )
+    if _upstream_moved(rec.upstream_versions, obs):
         return gap(
             GapReason.UPSTREAM_CHANGED, "it consumed an upstream version that is not current"
         )

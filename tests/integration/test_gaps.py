@@ -18,7 +18,10 @@ from backfiller import CommitInfo, Project
 from backfiller.actions.apply import apply_plan
 from backfiller.ledger import PartitionStatus
 from backfiller.planning import GapReason, Mode, ProposedAction, find_gaps, make_plan
+from backfiller.planning.gaps import detect_gap
 from backfiller.planning.planner import request_for
+from backfiller.planning.state import observe
+from backfiller.refs import AssetPartition
 
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
 SILVER = "week06/silver/ticket_fact_partitioned"
@@ -234,6 +237,28 @@ def test_rerunning_the_upstream_makes_the_downstream_upstream_changed(
         (SILVER, key): (GapReason.UPSTREAM_CHANGED, ProposedAction.RERUN_DOWNSTREAM, 12, 12)
     }
     assert found[(SILVER, key)][1].value == "rerun_downstream_after_upstream_checks_pass"
+    # marked stale by the run: the gap says by what, in bulk and cell by cell
+    why = f"marked stale: {RAW} {key} republished in run {result.run_id}"
+    assert details(april_project, [key])[(SILVER, key)] == why
+    cell = AssetPartition(SILVER, key)
+    observed = observe(april_project, april_project.reader(), [cell])[cell]
+    gap = detect_gap(april_project.graph.get(SILVER), observed)
+    assert gap is not None and gap.detail == why
+
+
+def test_a_stale_partition_whose_mark_gave_no_reason_says_it_was_marked(
+    april_project: Project,
+) -> None:
+    key = "2026-04-18"
+    with april_project.ledger() as ledger:
+        ledger.partitions.mark_stale(SILVER, key, run_id=None, operator="t", reason="")
+    assert details(april_project, [key])[(SILVER, key)] == "marked stale in the ledger"
+    with april_project.ledger() as ledger:  # a later mark's reason is the one shown
+        ledger.partitions.mark_stale(SILVER, key, run_id=None, operator="t", reason="vendor fix")
+    assert details(april_project, [key])[(SILVER, key)] == "marked stale: vendor fix"
+    with april_project.ledger() as ledger:  # and a newest mark without one: none
+        ledger.partitions.mark_stale(SILVER, key, run_id=None, operator="t", reason="")
+    assert details(april_project, [key])[(SILVER, key)] == "marked stale in the ledger"
 
 
 def test_failed_checks_are_check_failed(april_project: Project) -> None:

@@ -137,6 +137,16 @@ class FakePartitions:
         for name in assets:
             yield name, [tuple(row[c] for c in columns) for row in self._rows(name)]
 
+    def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
+        """The reason of each stale record's mark: a word of its key (the oracle's detail and
+        the bulk one must name it alike)."""
+        wanted = set(keys)
+        return {
+            r.partition_key: f"marked by the test for {r.partition_key}"
+            for r in self.records.get(asset, [])
+            if r.partition_key in wanted and r.status is PartitionStatus.STALE
+        }
+
     def _rows(self, name: str) -> list[dict[str, Any]]:
         return [
             {

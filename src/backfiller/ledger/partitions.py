@@ -66,6 +66,11 @@ class PartitionReader(Protocol):
         something read from them may keep it while the mark is the same."""
         ...
 
+    def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
+        """Per key of ``keys`` ever marked stale, the reason its newest mark gave (what a
+        stale partition's gap says: who made it stale and why)."""
+        ...
+
 
 class PartitionBook(PartitionReader, Protocol):
     def start(
@@ -151,6 +156,11 @@ def _partition(row: Row) -> PartitionRecord:
     )
 
 
+#: the keys one query of :meth:`SqlPartitionBook.stale_reasons` asks for (SQLite allows
+#: 32,766 parameters)
+_KEYS_PER_QUERY = 500
+
+
 def _lock(asset: str, key: str) -> str:
     """The lock of one partition's record: its state machine and its lease-token check."""
     return f"partition {asset} {key}"
@@ -211,6 +221,22 @@ class SqlPartitionBook:
             )
             marks[asset] = None if row is None else (int(row["id"]), str(row["at"]))
         return marks
+
+    def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
+        # through the index (asset, partition_key), some keys at a time; the newest mark last
+        found: dict[str, str | None] = {}
+        wanted = list(dict.fromkeys(keys))
+        for at in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[at : at + _KEYS_PER_QUERY]
+            rows = self._db.all(
+                "SELECT partition_key, detail FROM events WHERE asset = ? AND verb = ? "
+                f"AND partition_key IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                (asset, Verb.MARK_STALE.value, *chunk),
+            )
+            for row in rows:  # the newest mark last: its reason (or none) stands
+                reason = json.loads(row["detail"] or "{}").get("reason")
+                found[str(row["partition_key"])] = reason if isinstance(reason, str) else None
+        return {key: reason for key, reason in found.items() if reason}
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(

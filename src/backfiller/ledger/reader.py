@@ -127,6 +127,9 @@ class _NoPartitions:
     def change_marks(self, assets: Sequence[str]) -> dict[str, tuple[int, str] | None]:
         return dict.fromkeys(assets)
 
+    def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
 
 class _NoProtections:
     def all(self) -> list[Protection]:

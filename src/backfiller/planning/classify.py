@@ -37,6 +37,7 @@ from backfiller.planning.gaps import (
     PartitionState,
     missing_upstream_detail,
     not_stored_detail,
+    upstream_changed_detail,
 )
 from backfiller.planning.ranges import KeyRange
 from backfiller.planning.state import OnProgress, StateSource
@@ -716,8 +717,22 @@ def bulk_gaps(
             .to_arrow_table()
             .to_pylist()
         )
+    _with_stale_reasons(reader, rows)
     rows.sort(key=lambda r: (r["idx"], r["pos"]))
     return [_gap(r) for r in rows]
+
+
+def _with_stale_reasons(reader: LedgerReader, rows: list[dict[str, Any]]) -> None:
+    """Give the rows of records marked stale the reason of their newest mark
+    (``stale_reason``), asked of the ledger per asset for those keys only."""
+    marked: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["branch"] == Branch.UPSTREAM_CHANGED.value and row["status"] == "stale":
+            marked.setdefault(row["asset"], []).append(row)
+    for asset, mine in marked.items():
+        reasons = reader.partitions.stale_reasons(asset, [r["partition_key"] for r in mine])
+        for row in mine:
+            row["stale_reason"] = reasons.get(row["partition_key"])
 
 
 def _gap(row: dict[str, Any]) -> Gap:
@@ -773,5 +788,5 @@ def _detail(branch: Branch, row: dict[str, Any]) -> str:
     if branch is Branch.COUNT_MISMATCH:
         return f"{rows} rows stored, the manifest expects {expected}"
     if branch is Branch.UPSTREAM_CHANGED:
-        return "it consumed an upstream version that is not current"
+        return upstream_changed_detail(row["status"] == "stale", row.get("stale_reason"))
     return "data and ledger agree; the report is gone"

@@ -196,7 +196,8 @@ def detect_gap(asset: Asset, obs: Observation) -> Gap | None:
         return gap(GapReason.COUNT_MISMATCH, f"{rows} rows stored, the manifest expects {expected}")
     if rec.status is PartitionStatus.STALE or _upstream_moved(rec.upstream_versions, obs):
         return gap(
-            GapReason.UPSTREAM_CHANGED, "it consumed an upstream version that is not current"
+            GapReason.UPSTREAM_CHANGED,
+            upstream_changed_detail(rec.status is PartitionStatus.STALE, obs.stale_reason),
         )
     if not obs.report_exists:
         return gap(GapReason.MISSING_PARTITION_REPORT, "data and ledger agree; the report is gone")
@@ -209,6 +210,14 @@ def _upstream_moved(consumed: dict[str, dict[str, int | None]], obs: Observation
             if consumed.get(up, {}).get(key) != version:
                 return True
     return False
+
+
+def upstream_changed_detail(marked: bool, reason: str | None) -> str:
+    """The detail of an ``upstream_changed`` gap: a record ``marked`` stale says why (its
+    newest mark's ``reason``, when there is one); else the versions it consumed moved."""
+    if not marked:
+        return "it consumed an upstream version that is not current"
+    return f"marked stale: {reason}" if reason else "marked stale in the ledger"
 
 
 def not_stored_detail(expected: int | None, declared_upstream: str | None) -> str:

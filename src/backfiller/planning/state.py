@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from backfiller.assets import AssetGraph
 from backfiller.canonical import sha256_hex
-from backfiller.ledger import LedgerReader, PartitionRecord, Protection
+from backfiller.ledger import LedgerReader, PartitionRecord, PartitionStatus, Protection
 from backfiller.locations import Location
 from backfiller.manifests import ManifestRegistry
 from backfiller.planning.declared import declared_upstream, several_schemes
@@ -88,6 +88,9 @@ class Observation:
     #: a key no manifest names, of an asset whose scheme is not the manifests': the manifests
     #: declaring the upstream keys it reads (:mod:`~backfiller.planning.declared`)
     declared_upstream: str | None = None
+    #: a record marked stale: the reason its newest mark gave (not in the state's token: the
+    #: record's status is)
+    stale_reason: str | None = None
 
     def token(self) -> dict[str, Any]:
         """What the plan's state fingerprint covers for this partition."""
@@ -150,6 +153,16 @@ def observe(
         advance()
     result: dict[AssetPartition, Observation] = {}
     through = several_schemes(graph)
+    marked: dict[str, list[str]] = {}  # the keys of the wanted records marked stale
+    for cell in wanted:
+        found = records.get(AssetPartition(*cell))
+        if found is not None and found.status is PartitionStatus.STALE:
+            marked.setdefault(cell[0], []).append(cell[1])
+    reasons = {
+        AssetPartition(asset, key): why
+        for asset, keys in marked.items()
+        for key, why in reader.partitions.stale_reasons(asset, keys).items()
+    }
     for asset, key in wanted:
         declared = source.manifests.for_partition(key)
         upstream_current: dict[str, dict[str, int | None]] = {}
@@ -177,6 +190,7 @@ def observe(
                 if through and declared is None
                 else None
             ),
+            stale_reason=reasons.get(AssetPartition(asset, key)),
         )
         advance()
     return result
