@@ -310,6 +310,33 @@ def test_events_log_every_move(ledger: DatabaseLedger) -> None:
     assert ledger.partitions.events(RAW, "2026-04-18") == []
 
 
+def test_stale_reasons_are_each_keys_newest_marks_and_a_bad_detail_gives_none(
+    ledger: DatabaseLedger,
+) -> None:
+    keys = [f"2026-{1 + i // 28:02d}-{1 + i % 28:02d}" for i in range(520)]  # two queries' worth
+    for key in keys:
+        _publish(ledger, key)
+        ledger.partitions.mark_stale(RAW, key, run_id=None, operator="bob", reason=f"one {key}")
+    last = keys[-1]
+    ledger.partitions.mark_stale(RAW, last, run_id=None, operator="bob", reason="the newest")
+    ledger.partitions.mark_stale(RAW, keys[0], run_id=None, operator="bob", reason="")
+    # details no writer of this ledger makes: not JSON, a list, a reason that is no string
+    db = ledger._db  # type: ignore[attr-defined]
+    for key, detail in [(keys[1], "oops"), (keys[2], "[1]"), (keys[3], '{"reason": 3}')]:
+        db.statement(
+            "INSERT INTO events (at, asset, partition_key, verb, from_status, to_status, "
+            "run_id, operator, detail) VALUES (?, ?, ?, 'mark_stale', 'stale', 'stale', NULL, "
+            "'x', ?)",
+            (db.now(), RAW, key, detail),
+        )
+    found = ledger.partitions.stale_reasons(RAW, [*keys, "2027-01-01", last])
+    assert found[last] == "the newest"
+    assert not {keys[0], keys[1], keys[2], keys[3], "2027-01-01"} & set(found)
+    assert found == {k: f"one {k}" for k in keys[4:-1]} | {last: "the newest"}
+    assert ledger.partitions.stale_reasons(RAW, []) == {}
+    assert ledger.partitions.stale_reasons("other/asset", keys[:3]) == {}
+
+
 def test_mark_stale_keeps_the_published_fields(ledger: DatabaseLedger) -> None:
     _publish(ledger)
     status = ledger.partitions.mark_stale(

@@ -68,7 +68,8 @@ class PartitionReader(Protocol):
 
     def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
         """Per key of ``keys`` ever marked stale, the reason its newest mark gave (what a
-        stale partition's gap says: who made it stale and why)."""
+        stale partition's gap says: who made it stale and why); a key whose newest mark
+        gave none (an empty reason, or a detail not as the ledger writes it) is left out."""
         ...
 
 
@@ -161,6 +162,17 @@ def _partition(row: Row) -> PartitionRecord:
 _KEYS_PER_QUERY = 500
 
 
+def _reason(detail: str | None) -> str | None:
+    """The ``reason`` of an event's detail (``None``: none, or a detail not as the ledger
+    writes it: a reason is only words to show, never worth failing for)."""
+    try:
+        found = json.loads(detail or "{}")
+    except ValueError:
+        return None
+    reason = found.get("reason") if isinstance(found, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
 def _lock(asset: str, key: str) -> str:
     """The lock of one partition's record: its state machine and its lease-token check."""
     return f"partition {asset} {key}"
@@ -223,20 +235,23 @@ class SqlPartitionBook:
         return marks
 
     def stale_reasons(self, asset: str, keys: Sequence[str]) -> dict[str, str]:
-        # through the index (asset, partition_key), some keys at a time; the newest mark last
-        found: dict[str, str | None] = {}
+        # some keys at a time, looked up in the index (asset, partition_key): no ORDER BY,
+        # which would have the asset's every event read in the order of (asset, id); the
+        # newest mark of each key is found here
+        newest: dict[str, tuple[int, str | None]] = {}
         wanted = list(dict.fromkeys(keys))
         for at in range(0, len(wanted), _KEYS_PER_QUERY):
             chunk = wanted[at : at + _KEYS_PER_QUERY]
             rows = self._db.all(
-                "SELECT partition_key, detail FROM events WHERE asset = ? AND verb = ? "
-                f"AND partition_key IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                "SELECT id, partition_key, detail FROM events WHERE asset = ? AND verb = ? "
+                f"AND partition_key IN ({', '.join('?' * len(chunk))})",
                 (asset, Verb.MARK_STALE.value, *chunk),
             )
-            for row in rows:  # the newest mark last: its reason (or none) stands
-                reason = json.loads(row["detail"] or "{}").get("reason")
-                found[str(row["partition_key"])] = reason if isinstance(reason, str) else None
-        return {key: reason for key, reason in found.items() if reason}
+            for row in rows:
+                key, number = str(row["partition_key"]), int(row["id"])
+                if key not in newest or number > newest[key][0]:
+                    newest[key] = (number, _reason(row["detail"]))
+        return {key: reason for key, (_, reason) in newest.items() if reason}
 
     def events(self, asset: str, key: str) -> list[dict[str, Any]]:
         rows = self._db.all(
