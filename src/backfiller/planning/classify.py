@@ -40,7 +40,7 @@ from backfiller.planning.gaps import (
     upstream_changed_detail,
 )
 from backfiller.planning.ranges import KeyRange
-from backfiller.planning.state import OnProgress, StateSource
+from backfiller.planning.state import OnProgress, StateSource, stale_reasons_of
 
 __all__ = [
     "Branch",
@@ -724,15 +724,15 @@ def bulk_gaps(
 
 def _with_stale_reasons(reader: LedgerReader, rows: list[dict[str, Any]]) -> None:
     """Give the rows of records marked stale the reason of their newest mark
-    (``stale_reason``), asked of the ledger per asset for those keys only."""
-    marked: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["branch"] == Branch.UPSTREAM_CHANGED.value and row["status"] == "stale":
-            marked.setdefault(row["asset"], []).append(row)
-    for asset, mine in marked.items():
-        reasons = reader.partitions.stale_reasons(asset, [r["partition_key"] for r in mine])
-        for row in mine:
-            row["stale_reason"] = reasons.get(row["partition_key"])
+    (``stale_reason``: :func:`~backfiller.planning.state.stale_reasons_of`)."""
+    marked = [
+        row
+        for row in rows
+        if row["branch"] == Branch.UPSTREAM_CHANGED.value and row["status"] == "stale"
+    ]
+    reasons = stale_reasons_of(reader, [(r["asset"], r["partition_key"]) for r in marked])
+    for row in marked:
+        row["stale_reason"] = reasons.get((row["asset"], row["partition_key"]))
 
 
 def _gap(row: dict[str, Any]) -> Gap:

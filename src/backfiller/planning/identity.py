@@ -184,12 +184,12 @@ def folders_stamp(table: Path, folders: Sequence[str]) -> Stamp:
     ``folders`` holding its live data files (relative to the table) and of the table's own
     folder. One ``stat`` per folder: with a folder per partition, some 0.3 s per 100,000
     partitions."""
-    top = f"{table}{os.sep}"
-    paths = [str(table)] + [top + f for f in folders if f]
+    named = [f for f in folders if f]
     try:
-        found = _stats_of(table, [f for f in folders if f])
+        found = _stats_of(table, named)
     except (FileNotFoundError, NotADirectoryError):  # a folder gone: asked one by one
-        each = [_stat(p) for p in paths]
+        top = f"{table}{os.sep}"
+        each = [_stat(table), *(_stat(top + f) for f in named)]
         stats: tuple[Hashable, ...] = tuple(s for s, _ in each)
         newest = max(m for _, m in each)
     else:

@@ -153,16 +153,15 @@ def observe(
         advance()
     result: dict[AssetPartition, Observation] = {}
     through = several_schemes(graph)
-    marked: dict[str, list[str]] = {}  # the keys of the wanted records marked stale
-    for cell in wanted:
-        found = records.get(AssetPartition(*cell))
-        if found is not None and found.status is PartitionStatus.STALE:
-            marked.setdefault(cell[0], []).append(cell[1])
-    reasons = {
-        AssetPartition(asset, key): why
-        for asset, keys in marked.items()
-        for key, why in reader.partitions.stale_reasons(asset, keys).items()
-    }
+    reasons = stale_reasons_of(
+        reader,
+        [
+            (asset, key)
+            for asset, key in wanted
+            if (found := records.get(AssetPartition(asset, key))) is not None
+            and found.status is PartitionStatus.STALE
+        ],
+    )
     for asset, key in wanted:
         declared = source.manifests.for_partition(key)
         upstream_current: dict[str, dict[str, int | None]] = {}
@@ -190,7 +189,7 @@ def observe(
                 if through and declared is None
                 else None
             ),
-            stale_reason=reasons.get(AssetPartition(asset, key)),
+            stale_reason=reasons.get((asset, key)),
         )
         advance()
     return result
@@ -215,6 +214,22 @@ def reported_keys(source: StateSource, asset: str, nested: Sequence[str] = ()) -
     found = [name[:-5] for name in names if name.endswith(".json")]
     asked = [k for k in nested if source.partition_report_path(asset, k).is_file()]
     return pa.array(found + asked, pa.string())
+
+
+def stale_reasons_of(
+    reader: LedgerReader, cells: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Per (asset, key) of ``cells`` (records marked stale), the reason of its newest mark,
+    asked of the ledger once per asset for those keys only (a cell whose mark gave none is
+    left out)."""
+    by_asset: dict[str, list[str]] = {}
+    for asset, key in cells:
+        by_asset.setdefault(asset, []).append(key)
+    return {
+        (asset, key): why
+        for asset, keys in by_asset.items()
+        for key, why in reader.partitions.stale_reasons(asset, keys).items()
+    }
 
 
 def _protection(
