@@ -94,6 +94,20 @@ def postgres_server() -> Iterator[PostgresServer]:
 _servers: list[PostgresServer] = []
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``XDG_CACHE_HOME`` in a temporary folder for the whole session (and the processes
+    it starts): what a command keeps in the user's cache (``backfiller ui``'s states) never
+    lands in the home of whoever runs the tests."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def _drop_scratch_databases() -> Iterator[None]:
     """After each test, drop the databases it made without a name (a fresh ledger, a copy of

@@ -50,12 +50,18 @@ def _age(root: Path) -> None:
 class Served:
     """A project served by one app, and a cold server's page of it for comparison."""
 
-    def __init__(self, root: Path, environ: dict[str, str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        environ: dict[str, str],
+        kept_path: Path | None = None,
+        clock: FixedClock | None = None,
+    ) -> None:
         self.root = root
         self.environ = environ
-        self.clock = FixedClock(NOW)
+        self.clock = FixedClock(NOW) if clock is None else clock
         self.project = self.load()
-        self.app = create_app(self.project)
+        self.app = create_app(self.project, kept_path=kept_path)
         self.client = TestClient(self.app)
 
     def load(self) -> Project:

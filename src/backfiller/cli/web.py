@@ -32,17 +32,27 @@ def require_web(*modules: str) -> None:
 @click.command(name="ui")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--state-cache/--no-state-cache",
+    default=True,
+    show_default=True,
+    help="Keep the overview's partition states in a file under $XDG_CACHE_HOME/backfiller/ui "
+    "(else ~/.cache/backfiller/ui), so that the next start serves what did not change "
+    "without classifying it again.",
+)
 @click.pass_obj
-def ui_cmd(obj: Context, host: str, port: int) -> None:
+def ui_cmd(obj: Context, host: str, port: int, state_cache: bool) -> None:
     """Serve the read-only web view (GET and HEAD only; every page also as JSON under /api,
     the OpenAPI document at /api/openapi.json)."""
     require_web("fastapi", "jinja2", "uvicorn")
     import uvicorn
 
     from backfiller.web.app import create_app
+    from backfiller.web.kept import default_path
 
     project = obj.project()
-    app = create_app(project, warm_up=True)
+    kept = default_path(project.config.root) if state_cache else None
+    app = create_app(project, warm_up=True, kept_path=kept)
     obj.console.print(
         f"Serving {project.config.name} read-only at http://{host}:{port}/ (Ctrl+C stops)",
         markup=False,

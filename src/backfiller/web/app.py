@@ -24,6 +24,8 @@ from backfiller.web.cache import StateCache
 from backfiller.web.html import Links, render
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from backfiller.ledger import LedgerReader
     from backfiller.project import Project
 
@@ -71,12 +73,15 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def create_app(project: Project, *, warm_up: bool = False) -> FastAPI:
+def create_app(
+    project: Project, *, warm_up: bool = False, kept_path: Path | None = None
+) -> FastAPI:
     """The read-only web view of ``project``. ``warm_up``: as the server starts, classify
     the overview's default window in the background (``backfiller ui``), so that the first
-    visitor does not wait for it."""
+    visitor does not wait for it. ``kept_path``: a file where the overview's states are also
+    kept for the next server (:mod:`backfiller.web.kept`; ``None``: memory only)."""
     #: the overview's states, kept while their sources are unchanged
-    states = StateCache(project)
+    states = StateCache(project, kept_path)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -21,15 +21,17 @@ used: serving still writes nothing.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backfiller.ledger.reader import close_reader
 from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
+from backfiller.web import kept as on_disk
 from backfiller.web import sweep
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from backfiller.store import DeltaStore
 
 __all__ = ["WINDOWS", "Identities", "StateCache"]
+
+_log = logging.getLogger(__name__)
 
 #: how many windows are kept (their keys, and their assets' ranges)
 WINDOWS = 4
@@ -84,12 +88,27 @@ class _Pending:
     taken_ns: int
 
 
+@dataclass(frozen=True)
+class _Restored:
+    """The key of an asset's ranges read from the states an earlier server kept on disk
+    (:mod:`backfiller.web.kept`): served while each request finds the key's head (all but
+    the data folders' stamp) to have the digest ``head``, until its table's data folders are
+    known and stamped (:meth:`StateCache._derive`, in the background); then kept under the
+    full key if that stamp's digest is ``folders``, else classified again."""
+
+    head: str
+    folders: str
+
+
 class StateCache:
     """The state ranges of ``project``'s assets over a window, classified again only when a
-    source they came from changed (one lock: concurrent overviews classify once)."""
+    source they came from changed (one lock: concurrent overviews classify once).
+    ``kept_path``: a file where the ranges are also kept for the next server
+    (:mod:`backfiller.web.kept`; ``None``: memory only)."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, kept_path: Path | None = None) -> None:
         self.project = project
+        self.kept_path = kept_path
         self._lock = threading.Lock()  # the ranges: one overview classifies at a time
         self._manifests_lock = threading.Lock()
         self._windows_lock = threading.Lock()
@@ -112,10 +131,29 @@ class StateCache:
         #: the data folders of tables with more than :data:`sweep.SWEPT_FOLDERS`, stamped in
         #: the background rather than at each request
         self.sweep = sweep.FolderSweep()
+        #: the ranges read from :attr:`kept_path` not yet asked for, per window digest and
+        #: asset (``None``: not read yet), and the digest of the code they must come from
+        self._restored: dict[str, dict[str, on_disk.Kept]] | None = None
+        self._code = ""
+        #: what :attr:`kept_path` holds: per (window digest, asset), the key and its digests
+        self._saved: dict[tuple[str, str], tuple[Hashable, tuple[str, str]]] = {}
+        #: the assets whose data folders the background could not tell (their restored
+        #: ranges are not served), and those it was given
+        self._underived: set[str] = set()
+        self._deriving: set[str] = set()
+        #: the thread telling the restored assets' data folders (``None``: none started)
+        self.restoring: threading.Thread | None = None
+        #: how many assets the last :meth:`state_ranges` served from ranges kept on disk
+        self.restored = 0
 
     def close(self) -> None:
-        """Stop the background work (the server is stopping)."""
+        """Stop the background work (the server is stopping); wait for the reading of
+        restored tables' logs to stop between two tables (a thread left in a read as the
+        process exits may abort it)."""
         self.sweep.stop()
+        restoring = self.restoring
+        if restoring is not None:
+            restoring.join()
 
     def warm_up(self) -> threading.Thread:
         """Classify the overview's default window in a background thread (a server's
@@ -155,19 +193,26 @@ class StateCache:
             window = self.window_of(keys)
             kept = self._kept.pop(window, {})
             self._kept[window] = kept  # the newest last
+            self._restore(window, kept, found)
+            wanted = dict(found.per_asset)  # the key an asset's kept ranges must have
+            self.restored = 0
             for name, (key, ranges) in list(kept.items()):
+                done: Hashable | None = key
                 if isinstance(key, _Pending):  # its data folders' stamp: now it is needed
                     done = self._resolved(name, key)
-                    if done is None:
-                        del kept[name]
-                    else:
-                        kept[name] = (done, ranges)
+                elif isinstance(key, _Restored):
+                    done = self._confirmed(name, key, found)
+                    if isinstance(done, _Restored):  # trusted until its folders are stamped
+                        wanted[name] = done
+                        self.restored += 1
+                if done is None:
+                    del kept[name]
+                elif done is not key:
+                    kept[name] = (done, ranges)
             while len(self._kept) > WINDOWS:
                 del self._kept[next(iter(self._kept))]
             stale = [
-                n
-                for n in names
-                if found.per_asset[n] is None or n not in kept or kept[n][0] != found.per_asset[n]
+                n for n in names if wanted[n] is None or n not in kept or kept[n][0] != wanted[n]
             ]
             if stale and shared_scheme(project.graph, names) is None:
                 stale = names  # a subset's cells would be its own scheme's keys only
@@ -191,7 +236,139 @@ class StateCache:
             out: list[KeyRange[PartitionState]] = []
             for name in names:
                 out.extend(fresh[name] if name in fresh else kept[name][1])
+            self._keep_on_disk()
             return out
+
+    # -- the ranges kept on disk (:mod:`backfiller.web.kept`) ------------------------------
+
+    def _restore(
+        self, window: Hashable, kept: dict[str, tuple[Hashable, Any]], found: Identities
+    ) -> None:
+        """Put the ranges kept on disk for ``window`` into ``kept`` (under a
+        :class:`_Restored` key, checked by :meth:`_confirmed`) for the assets whose log is
+        new to this server, and have their data folders told in the background."""
+        if self.kept_path is None:
+            return
+        if self._restored is None:
+            self._code = on_disk.code_digest()
+            self._restored = on_disk.load(self.kept_path, self._code)
+            for w, assets in self._restored.items():  # what the file holds, as it holds it
+                for name, entry in assets.items():
+                    key = _Restored(entry.head, entry.folders)
+                    self._saved[(w, name)] = (key, (entry.head, entry.folders))
+        entries = self._restored.pop(on_disk.digest(window), None)
+        if not entries:
+            return
+        given = []
+        for name, entry in entries.items():
+            if name in kept or name not in found.pending:
+                continue
+            kept[name] = (_Restored(entry.head, entry.folders), list(entry.ranges))
+            if name not in self._deriving:
+                given.append(name)
+        if given:
+            self._deriving.update(given)
+            self.restoring = threading.Thread(
+                target=self._derive, args=(given,), name="backfiller-ui-restore", daemon=True
+            )
+            self.restoring.start()
+
+    def _confirmed(self, asset: str, key: _Restored, found: Identities) -> Hashable | None:
+        """The key of ``asset``'s restored ranges now: its full key when its data folders
+        are known and stamped and both digests are the kept ones; ``key`` itself while they
+        are not known yet and the head is the kept one; else ``None`` (classified again)."""
+        full = found.per_asset.get(asset)
+        if full is not None:
+            return full if self._digests(full) == (key.head, key.folders) else None
+        pending = found.pending.get(asset)
+        if pending is None or asset in self._underived:
+            return None
+        mine, log, reports = pending
+        return key if on_disk.digest((mine, log.value, reports.value)) == key.head else None
+
+    @staticmethod
+    def _digests(key: Hashable) -> tuple[str, str]:
+        """The head's and the data folders' digests of a full key (:meth:`identify`)."""
+        assert isinstance(key, tuple)
+        mine, (log, folders), reports = key
+        return on_disk.digest((mine, log, reports)), on_disk.digest(folders)
+
+    def _derive(self, names: list[str]) -> None:
+        """Tell the data folders of the restored ``names`` from their logs (the background
+        work after a start with ranges kept on disk), a large table's folders also stamped
+        (as its sweep goes on doing): the next request then takes their full key. An asset
+        whose folders cannot be told is not served from disk."""
+        from backfiller.store import DeltaStore
+
+        local = _local_delta(self.project)
+        if local is None:  # pragma: no cover - only local Delta tables are restored
+            with self._lock:
+                self._underived.update(names)
+            return
+        store = DeltaStore(local.uri, local.storage_options)  # this thread's own handles
+        for name in names:
+            if self.sweep.stopped:
+                return
+            try:
+                path = store.path(name)
+                log = identity.table_log_stamp(path)
+                paths = store.partition_files(name).column("path")
+                folders = identity.data_folders(paths.cast("string"))
+                if log is None or folders is None or identity.table_log_stamp(path) != log:
+                    raise ValueError("its log moved, or names files outside the table")
+                if len(folders) > sweep.SWEPT_FOLDERS:
+                    self.sweep.adopt(name, path, folders)
+                with self._lock:
+                    if name not in self._folders:
+                        self._folders[name] = (log.value, folders)
+            except Exception:
+                _log.debug("the data folders of %s are not told", name, exc_info=True)
+                with self._lock:
+                    self._underived.add(name)
+            finally:
+                store.release([name])
+
+    def _keep_on_disk(self) -> None:
+        """Write the kept ranges to :attr:`kept_path` when a key changed since the file was
+        written: the windows in memory, the newest first, then those read from the file not
+        asked for yet, :data:`WINDOWS` at most (ranges waiting for their data folders' stamp
+        are not written)."""
+        if self.kept_path is None:
+            return
+        current: dict[tuple[str, str], tuple[Hashable, Sequence[KeyRange[PartitionState]]]]
+        current = {}
+        windows: list[str] = []
+        for w, assets in reversed(self._kept.items()):
+            windows.append(on_disk.digest(w))
+            for name, (key, ranges) in assets.items():
+                if not isinstance(key, _Pending):
+                    current[(windows[-1], name)] = (key, ranges)
+        for w, entries in (self._restored or {}).items():
+            if len(windows) >= WINDOWS or w in windows:
+                continue
+            windows.append(w)
+            for name, entry in entries.items():
+                current[(w, name)] = (_Restored(entry.head, entry.folders), entry.ranges)
+        if current.keys() == self._saved.keys() and all(
+            _same(current[at][0], self._saved[at][0]) for at in current
+        ):
+            return
+        saved: dict[tuple[str, str], tuple[Hashable, tuple[str, str]]] = {}
+        document: dict[str, dict[str, on_disk.Kept]] = {}
+        for (w, name), (key, held) in current.items():
+            before = self._saved.get((w, name))
+            if before is not None and _same(before[0], key):
+                digests = before[1]
+            elif isinstance(key, _Restored):
+                digests = (key.head, key.folders)
+            else:
+                digests = self._digests(key)
+            saved[(w, name)] = (key, digests)
+            document.setdefault(w, {})[name] = on_disk.Kept(*digests, tuple(held))
+        if {at: d for at, (_, d) in saved.items()} == {at: d for at, (_, d) in self._saved.items()}:
+            self._saved = saved  # the same digests (a restored key confirmed): not written again
+        elif on_disk.save(self.kept_path, self._code or on_disk.code_digest(), document):
+            self._saved = saved
 
     def refresh_manifests(self) -> None:
         """Have the project read its manifests again when they changed since it loaded them
@@ -201,16 +378,18 @@ class StateCache:
         self._reload_manifests(self._manifests_stamp(identity.now_ns()))
 
     def _reload_manifests(self, stamp: Stamp | None) -> None:
-        """Read the manifests again unless ``stamp`` (taken before this call) is the one
-        they were read under. They are read here, under the lock, and kept with that stamp:
-        a read that overlapped an edit is kept under the stamp of before the edit, so the
-        next request sees the stamp moved and reads them again."""
+        """Have the manifests read again unless ``stamp`` (taken before this call) is the
+        one they were read under: the project forgets them, and reads them at their first
+        use after (an overview served from ranges kept on disk reads none). They are kept
+        with that stamp: a read that overlapped an edit, or came after it, is kept under the
+        stamp of before the edit, so the next request sees the stamp moved and has them read
+        again."""
         with self._manifests_lock:
             if stamp is not None and stamp == self._manifests:
                 return
             if stamp is None and self._loaded and not self._identifiable():
                 return
-            self.project.use_manifests(self.project.load_manifests())
+            self.project.reload_manifests()
             self._manifests = stamp
             self._loaded = True
 
@@ -377,6 +556,12 @@ class StateCache:
         if _local_delta(self.project) is None:
             return None
         return identity.table_log_stamp(self._path(asset))
+
+
+def _same(one: Hashable, other: Hashable) -> bool:
+    """Whether two keys are the one written (a full key is the very object: comparing two
+    equal ones costs a walk over every data folder's stamp)."""
+    return one is other or (isinstance(one, _Restored) and one == other)
 
 
 def _local_delta(project: Project) -> DeltaStore | None:

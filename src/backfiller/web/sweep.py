@@ -101,6 +101,20 @@ class FolderSweep:
         assert found.stamp is not None
         return found.stamp if found.stamp.settled(found.taken_ns) else None
 
+    def adopt(self, asset: str, table: Path, folders: tuple[str, ...]) -> None:
+        """Stamp ``asset``'s data ``folders`` in ``table`` now, in the caller's thread (one
+        that works in the background itself), and sweep them from then on: a request then
+        finds their stamp taken."""
+        found = _swept(table, folders)
+        with self._lock:
+            self._swept[asset] = found
+        self._start()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (the server is stopping)."""
+        return self._stop.is_set()
+
     @property
     def waiting(self) -> int:
         """How many watched tables are not stamped yet."""

@@ -1,0 +1,151 @@
+"""The overview's state ranges kept on disk between two runs of a server.
+
+A server's :class:`~backfiller.web.cache.StateCache` keeps each asset's ranges in memory under
+the identities of what they were classified from. When it stops, that work is lost, and the
+next server classifies every cell again before its first overview (seconds for a million
+partitions). So each asset's ranges are also written to one file per project, with two
+digests of their key: its **head** (the ledger's records of the asset and of what it reads,
+the manifests, the window, its Delta log, its report folder) and its **folders** (the times
+of the folders holding its table's live data files). A server starting with that file serves
+an asset's kept ranges while the head it identifies is the same; the folders' digest is
+checked once their stamp is taken in the background (:mod:`backfiller.web.cache`), and a
+mismatch has the asset classified again — a data file deleted behind its log's back while no
+server ran is seen seconds after the start, as one deleted while it runs is.
+
+The file is a cache: it lives outside the project (``$XDG_CACHE_HOME/backfiller/ui``, else
+``~/.cache/backfiller/ui``, one file per project folder), is written atomically (mode 0600),
+is ignored whole when it cannot be read, is of another format, or was written by another
+version of backfiller's code (the digest of its modules' sizes and times), and a failure to
+write it only costs the next start its head start. The digests are SHA-256 of the values
+pickled without memo: the same value gives the same digest in any process, and a value that
+merely looks different gives another (classified again, never served wrong).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backfiller.planning.gaps import PartitionState
+from backfiller.planning.ranges import KeyRange
+
+__all__ = ["FORMAT", "Kept", "code_digest", "default_path", "digest", "load", "save"]
+
+_log = logging.getLogger(__name__)
+
+#: the file's format: a file of another is ignored
+FORMAT = "backfiller-ui-states/1"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One asset's ranges over one window, with the digests of the key they were kept under
+    (:func:`head_of`, :func:`folders_of`)."""
+
+    head: str
+    folders: str
+    ranges: tuple[KeyRange[PartitionState], ...]
+
+
+def digest(value: Hashable) -> str:
+    """The SHA-256 of ``value`` pickled without memo (a value's bytes do not depend on which
+    of its parts happen to be one object in this process)."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5)
+    pickler.fast = True  # no memo: equal values, equal bytes
+    pickler.dump(value)
+    return hashlib.sha256(out.getvalue()).hexdigest()
+
+
+def code_digest() -> str:
+    """The digest of backfiller's version and of its modules' names, sizes and times: ranges
+    classified by other code are not served."""
+    import backfiller
+
+    top = Path(backfiller.__file__).parent
+    found: list[tuple[str, int, int]] = []
+    for path in sorted(top.rglob("*.py")):
+        s = path.stat()
+        found.append((path.relative_to(top).as_posix(), s.st_size, s.st_mtime_ns))
+    return digest((backfiller.__version__, tuple(sorted(found))))
+
+
+def default_path(root: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the states of the project at ``root`` are kept: one file per project folder
+    under ``$XDG_CACHE_HOME/backfiller/ui`` (else ``~/.cache/backfiller/ui``)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    name = hashlib.sha256(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:24]
+    return Path(base) / "backfiller" / "ui" / f"{name}.json"
+
+
+def load(path: Path, code: str) -> dict[str, dict[str, Kept]]:
+    """Per window digest, per asset: the ranges kept at ``path`` by a server of the same
+    ``code`` (:func:`code_digest`); nothing when the file is missing, unreadable, of another
+    format or code, or not as this module writes it."""
+    try:
+        document = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        _log.warning("the kept states at %s are not read: %s", path, exc)
+        return {}
+    try:
+        return _parsed(document, code)
+    except (KeyError, TypeError, ValueError) as exc:
+        _log.warning("the kept states at %s are not read: %s", path, exc)
+        return {}
+
+
+def _parsed(document: Any, code: str) -> dict[str, dict[str, Kept]]:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError("not a file of this format")
+    if document.get("code") != code:
+        return {}  # written by other code: classified again
+    out: dict[str, dict[str, Kept]] = {}
+    for window, assets in document["windows"].items():
+        mine: dict[str, Kept] = {}
+        for asset, entry in assets.items():
+            ranges = tuple(
+                KeyRange(asset, str(first), str(last), int(count), PartitionState(state))
+                for first, last, count, state in entry["ranges"]
+            )
+            mine[str(asset)] = Kept(str(entry["head"]), str(entry["folders"]), ranges)
+        out[str(window)] = mine
+    return out
+
+
+def save(path: Path, code: str, windows: Mapping[str, Mapping[str, Kept]]) -> bool:
+    """Write ``windows`` (per window digest, per asset) to ``path`` atomically; ``False``
+    (logged) when it cannot be written."""
+    from backfiller.atomic import atomic_write_bytes
+
+    document = {
+        "format": FORMAT,
+        "code": code,
+        "windows": {
+            window: {
+                asset: {
+                    "head": kept.head,
+                    "folders": kept.folders,
+                    "ranges": [[r.first, r.last, r.count, r.value.value] for r in kept.ranges],
+                }
+                for asset, kept in assets.items()
+            }
+            for window, assets in windows.items()
+        },
+    }
+    try:
+        atomic_write_bytes(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    except OSError as exc:
+        _log.warning("the states cannot be kept at %s: %s", path, exc)
+        return False
+    return True
