@@ -319,6 +319,11 @@ class AssetGraph:
     def scheme(self, key: str) -> PartitionScheme:
         return self.get(key).scheme or self._default_scheme
 
+    @property
+    def default_scheme(self) -> PartitionScheme:
+        """The scheme of the assets that declare none (the project's ``[partitions]``)."""
+        return self._default_scheme
+
     def roots(self) -> list[Asset]:
         return [a for a in self.assets if not a.deps]
 

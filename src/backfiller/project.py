@@ -541,6 +541,30 @@ class Project:
         """Forget the loaded manifests (a simulation started or ended)."""
         self.__dict__.pop("manifests", None)
 
+    def refresh_dynamic_values(self, reader: LedgerReader) -> bool:
+        """Fill the graph's dynamic schemes with the values ``reader``'s ledger records now,
+        the graph replaced when any moved (``True``): a long-lived process — the web view's
+        server — loads its project once, and values are added and removed while it runs. A
+        project with no dynamic dimension asks the ledger nothing."""
+        graph = self.graph
+        assets = graph.assets
+        default = graph.default_scheme
+        wanted = _dynamic_dimensions_of(assets)
+        if isinstance(default, DynamicScheme) and default.dimension not in wanted:
+            wanted.append(default.dimension)
+        if not wanted:
+            return False
+        values = {d: reader.dimensions.values(d) for d in wanted}
+        filled = _filled(assets, values)
+        if isinstance(default, DynamicScheme):
+            default = DynamicScheme(default.dimension, tuple(values[default.dimension]))
+        if default == graph.default_scheme and all(
+            a.scheme == b.scheme for a, b in zip(filled, assets, strict=True)
+        ):
+            return False
+        self.graph = AssetGraph(filled, default)
+        return True
+
     @cached_property
     def store(self) -> DataStore:
         return DeltaStore(self.config.store_uri, self.config.storage_options)
@@ -655,15 +679,25 @@ def _with_dynamic_values(config: ProjectConfig, assets: list[Asset]) -> list[Ass
     """``assets``, each dynamic scheme of their own (a ``DynamicScheme``, or a dimension of a
     multi-dimensional scheme) holding the values the ledger records (a declared scheme cannot
     know them)."""
+    wanted = _dynamic_dimensions_of(assets)
+    if not wanted:
+        return assets
+    return _filled(assets, _ledger_values(config, wanted))
+
+
+def _dynamic_dimensions_of(assets: Sequence[Asset]) -> list[str]:
+    """The dynamic dimensions of the schemes ``assets`` declare, each once."""
     wanted: dict[str, None] = {}
     for a in assets:
         if isinstance(a.scheme, MultiScheme):
             wanted.update(dict.fromkeys(a.scheme.dynamic_dimensions()))
         elif isinstance(a.scheme, DynamicScheme):
             wanted[a.scheme.dimension] = None
-    if not wanted:
-        return assets
-    values = _ledger_values(config, list(wanted))
+    return list(wanted)
+
+
+def _filled(assets: Sequence[Asset], values: Mapping[str, Sequence[str]]) -> list[Asset]:
+    """``assets``, each dynamic scheme of their own holding ``values`` (per dimension)."""
     filled = []
     for a in assets:
         scheme = a.scheme

@@ -215,3 +215,35 @@ def test_a_dynamic_scheme_without_a_dimension_name_is_a_config_error(
     )
     err = refused(capsys, root, "status")
     assert "a dynamic partition scheme needs a dimension name" in err
+
+
+@both_backends
+def test_a_loaded_project_takes_the_values_added_and_removed_since(
+    root: Path, project_environ: dict[str, str]
+) -> None:
+    """``Project.refresh_dynamic_values`` (what the web view's server does per request): the
+    project's own dynamic scheme gets the ledger's values; nothing moved, nothing replaced."""
+    import os
+
+    from backfiller import load_project
+    from backfiller.dynamic import add_partition_values, remove_partition_values
+
+    project = load_project(root, environ=dict(os.environ))
+    assert project.scheme.keys() == []
+    with project.ledger() as ledger:
+        add_partition_values(project, ledger, ["acme", "globex"], operator="t", reason="r")
+    graph = project.graph
+    reader = project.reader()
+    try:
+        assert project.refresh_dynamic_values(reader)
+        assert project.scheme.keys() == ["acme", "globex"]
+        assert project.graph is not graph
+        graph = project.graph
+        assert not project.refresh_dynamic_values(reader)  # nothing moved
+        assert project.graph is graph
+        with project.ledger() as ledger:
+            remove_partition_values(project, ledger, ["acme"], operator="t", reason="r")
+        assert project.refresh_dynamic_values(reader)
+        assert project.scheme.keys() == ["globex"]
+    finally:
+        reader.close()

@@ -368,3 +368,83 @@ def test_a_server_warmed_up_serves_its_first_overview_from_memory(
         assert cache.classified == 0
     served = Served(web.root, {})
     assert page == served.cold()
+
+
+def _product_lines(tmp_path: Path, lines: list[str]) -> Path:
+    """The example's product_lines project with ``lines`` added and :data:`DAY` backfilled
+    for each, its files aged."""
+    root = lay_out_example(tmp_path / "omni") / "product_lines"
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    with project.ledger() as ledger:
+        add_partition_values(project, ledger, lines, operator="t", reason="r")
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    keys = select_keys(
+        project.graph, project.graph.keys, partition=None, start=DAY, end=DAY, now=NOW
+    )
+    done = materialize_history(project, keys, reason="tests")
+    assert done.state.value == "succeeded", [s.error for s in done.steps if s.error]
+    _age(root)
+    return root
+
+
+def _swap_the_middle_line(root: Path) -> None:
+    """billing, voice, chat → billing, enterprise, chat: as many keys, the same first and
+    last key, another one between."""
+    from backfiller.dynamic import remove_partition_values
+
+    project = load_project(root, environ={}, clock=FixedClock(NOW))
+    with project.ledger() as ledger:
+        remove_partition_values(
+            project, ledger, ["voice", "chat"], operator="t", reason="r", allow_published=True
+        )
+        add_partition_values(project, ledger, ["enterprise", "chat"], operator="t", reason="r")
+
+
+def _lines(served: Served) -> list[str]:
+    doc = served.client.get(f"/api/assets/{BY_LINE}/").json()
+    return [str(g["label"]) for g in doc["grids"]]
+
+
+def test_dynamic_values_added_and_removed_while_the_server_runs_are_seen(
+    tmp_path: Path,
+) -> None:
+    """The server's project is loaded once; each request fills its dynamic schemes with the
+    values the ledger records then: the pages show the new line, not the removed one — also
+    where the window's first and last key stay the same."""
+    root = _product_lines(tmp_path, ["billing", "voice", "chat"])
+    served = Served(root, {})
+    with served.client:
+        before = served.page()
+        assert _lines(served) == [f"product_line={x}" for x in ("billing", "voice", "chat")]
+        _swap_the_middle_line(root)
+        after = served.page()
+        assert after != before
+        assert after == served.cold()
+        assert _lines(served) == [f"product_line={x}" for x in ("billing", "enterprise", "chat")]
+
+
+def test_a_project_without_dynamic_dimensions_asks_the_ledger_for_no_values(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfiller.ledger.dimensions import SqlDimensionBook
+
+    asked: list[str] = []
+    monkeypatch.setattr(
+        SqlDimensionBook, "values", lambda self, dimension: asked.append(dimension) or []
+    )
+    served.page()
+    served.page(f"/assets/{RAW}/")
+    assert asked == []
+
+
+def test_windows_with_the_same_ends_and_other_keys_between_are_told_apart(
+    served: Served,
+) -> None:
+    """A window of a shared scheme is known by its keys, not only its ends: a dynamic value
+    swapped between two others, or a scheme's settings edited between two servers, may leave
+    the ends where they were."""
+    cache = served.cache
+    one = ["2026-04-01", "2026-04-02", "2026-04-03"]
+    other = ["2026-04-01", "2026-04-05", "2026-04-03"]
+    assert cache.window_of(one) == cache.window_of(list(one))
+    assert cache.window_of(one) != cache.window_of(other)

@@ -115,6 +115,7 @@ def create_app(
         try:
             states.refresh_manifests()  # as they are now, on every page
             reader = project.reader()
+            project.refresh_dynamic_values(reader)  # values added or removed meanwhile
             data = build(reader)
         except pages.NotFound as exc:
             return _error(request, 404, str(exc), links)

@@ -21,6 +21,7 @@ used: serving still writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -124,6 +125,8 @@ class StateCache:
         self._loaded = False
         #: the keys of the windows asked last, by scheme and bounds (:meth:`key_range`)
         self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
+        #: per list of keys (by its id, the list kept), the SHA-256 of its keys
+        self._digested: dict[int, tuple[Sequence[str], str]] = {}
         #: how many assets the last :meth:`state_ranges` classified (the others were kept)
         self.classified = 0
         #: the thread :meth:`warm_up` started (``None``: not asked to)
@@ -534,16 +537,31 @@ class StateCache:
     def window_of(self, keys: Sequence[str]) -> Hashable:
         """The identity of the window's keys, the clock's part of the key (a day passing
         moves the default window; the keys are all a classification takes of the time):
-        when the assets share a scheme, its first and last key (the keys between are that
-        scheme's); else every key."""
+        when the assets share a scheme, its first and last key and the SHA-256 of them all
+        (a scheme's values added or removed while the server runs, or its settings edited
+        between two servers, may leave the first and the last where they were), taken once
+        per list of keys the cache hands out (:meth:`keys`, :meth:`key_range`); else every
+        key."""
         from backfiller.asset_keys import shared_scheme
 
         if not keys:
             return ()
         graph = self.project.graph
         if shared_scheme(graph, graph.keys) is not None:
-            return (len(keys), keys[0], keys[-1])
+            return (len(keys), keys[0], keys[-1], self._keys_digest(keys))
         return tuple(keys)
+
+    def _keys_digest(self, keys: Sequence[str]) -> str:
+        with self._windows_lock:
+            found = self._digested.get(id(keys))
+            if found is not None and found[0] is keys:
+                return found[1]
+        digest = hashlib.sha256("\0".join(keys).encode("utf-8")).hexdigest()
+        with self._windows_lock:
+            self._digested[id(keys)] = (keys, digest)  # the list kept: its id stays its own
+            while len(self._digested) > 2 * WINDOWS:
+                del self._digested[next(iter(self._digested))]
+        return digest
 
     def _path(self, asset: str) -> Path:
         store = _local_delta(self.project)
