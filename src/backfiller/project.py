@@ -14,6 +14,7 @@ import dataclasses
 import getpass
 import importlib
 import sys
+import threading
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,10 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[name] = value
     return values
+
+
+#: guards each project's kept manifests (:attr:`Project.manifests`)
+_MANIFESTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -513,12 +518,22 @@ class Project:
     def policy(self) -> Policy:
         return self.config.policy
 
-    @cached_property
+    @property
     def manifests(self) -> ManifestRegistry:
         """The manifests (read on first use, then kept); the overlay's stand-ins (a
         broken-manifest simulation's copy) are read instead of the real files (which are only
-        read)."""
-        return self.load_manifests()
+        read). A read that began before :meth:`reload_manifests` was called (by another
+        thread: the web view's server) serves its caller but is not kept: what it read may be
+        older than what the caller of the reload saw."""
+        kept: ManifestRegistry | None = self.__dict__.get("_manifests")
+        if kept is not None:
+            return kept
+        began = self.__dict__.get("_manifests_forgotten", 0)
+        registry = self.load_manifests()
+        with _MANIFESTS_LOCK:
+            if self.__dict__.get("_manifests_forgotten", 0) == began:
+                self.__dict__.setdefault("_manifests", registry)
+        return registry
 
     def load_manifests(self) -> ManifestRegistry:
         """The manifests as they are now, read again (not kept: :meth:`use_manifests`)."""
@@ -531,15 +546,19 @@ class Project:
     def use_manifests(self, registry: ManifestRegistry) -> None:
         """Keep ``registry`` as the project's manifests (one read by :meth:`load_manifests`
         under the caller's own bookkeeping of when)."""
-        self.__dict__["manifests"] = registry
+        with _MANIFESTS_LOCK:
+            self.__dict__["_manifests"] = registry
 
     def with_overlay(self, overlay: Overlay) -> Project:
         """The same project (and store) under ``overlay``."""
         return Project(self.config, self.graph, clock=self.clock, store=self.store, overlay=overlay)
 
     def reload_manifests(self) -> None:
-        """Forget the loaded manifests (a simulation started or ended)."""
-        self.__dict__.pop("manifests", None)
+        """Forget the loaded manifests (a simulation started or ended; the web view's server
+        saw them change): the next use reads them again."""
+        with _MANIFESTS_LOCK:
+            self.__dict__["_manifests_forgotten"] = self.__dict__.get("_manifests_forgotten", 0) + 1
+            self.__dict__.pop("_manifests", None)
 
     def refresh_dynamic_values(self, reader: LedgerReader) -> bool:
         """Fill the graph's dynamic schemes with the values ``reader``'s ledger records now,

@@ -448,3 +448,48 @@ def test_windows_with_the_same_ends_and_other_keys_between_are_told_apart(
     other = ["2026-04-01", "2026-04-05", "2026-04-03"]
     assert cache.window_of(one) == cache.window_of(list(one))
     assert cache.window_of(one) != cache.window_of(other)
+
+
+def test_manifests_read_before_a_reload_are_not_kept_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page reads the manifests (slowly: a large registry) while they are edited and the
+    server, seeing the edit, has the project forget them: the registry that read began
+    before the edit serves that page only; the project keeps the one read after."""
+    import threading
+
+    from backfiller.project import Project
+
+    web = build_web_project(tmp_path / "omni", {})
+    project = web.load()
+    real = Project.load_manifests
+    paused, go = threading.Event(), threading.Event()
+
+    def slow(self: Project) -> object:
+        registry = real(self)
+        if not paused.is_set():  # the first read: paused once it has read the files
+            paused.set()
+            go.wait(30)
+        return registry
+
+    monkeypatch.setattr(Project, "load_manifests", slow)
+    early: list[object] = []
+    page = threading.Thread(target=lambda: early.append(project.manifests))
+    page.start()
+    assert paused.wait(30)
+    served = Served(web.root, web.environ)
+    served.project = project
+    _edit_a_manifest(served)
+    project.reload_manifests()  # what the server does on seeing the manifests' stamp move
+    go.set()
+    page.join()  # the early read ends after the reload
+    [old] = early
+    fresh = project.manifests  # not the early read: read again, after the edit
+    assert fresh is not old
+    assert project.manifests is fresh  # and kept
+    expected = [
+        p.expected_record_count
+        for r in (old, fresh)
+        for p in [r.for_partition(DAY)[1]]  # type: ignore[union-attr]
+    ]
+    assert expected[1] == expected[0] + 1

@@ -161,8 +161,8 @@ def test_the_code_digest_moves_with_a_module(
 def _settle(cache: StateCache) -> None:
     """Wait for a server's background work: the restored tables' data folders told, and the
     large tables' folders stamped."""
-    if cache.restoring is not None:
-        cache.restoring.join()
+    for thread in cache.restoring:
+        thread.join()
     while cache.sweep.waiting:
         time.sleep(0.01)
 
@@ -297,8 +297,7 @@ def test_large_tables_are_stamped_in_the_background_after_a_restore(
         assert swept.waiting == 0  # stamped by the restore, before any request asked
         assert nxt.page() == first.cold()
         assert (nxt.cache.restored, nxt.cache.classified) == (0, 0)
-    assert swept.stopped and nxt.cache.restoring is not None
-    assert not nxt.cache.restoring.is_alive()  # the server stopped it
+    assert swept.stopped
 
 
 @pytest.mark.parametrize("damage", ["garbage", "other code"])
@@ -363,3 +362,190 @@ def test_serving_with_the_file_writes_only_the_file(tmp_path: Path) -> None:
         assert client.get("/").status_code == 200
     assert tree_fingerprint(web.root) == before
     assert [p.name for p in kept.parent.iterdir()] == ["kept.json"]
+
+
+def test_stopping_the_server_waits_for_every_restore_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request that restores assets starts a thread reading their logs; the server's
+    stop waits for all of them (a thread left in a read as the process exits may abort it)."""
+    kept = tmp_path / "kept.json"
+    other = "/?start=2026-04-01&end=2026-04-30"
+    first = _first_server(tmp_path, kept)
+    with first.client:
+        first.page(other)  # a second window kept
+    real = StateCache._derive
+    calls: list[list[str]] = []
+
+    def slow(self: StateCache, names: list[str]) -> None:
+        calls.append(names)
+        if len(calls) == 1:
+            time.sleep(1.0)  # the first thread's large table takes a while, the next none
+        real(self, names)
+
+    monkeypatch.setattr(StateCache, "_derive", slow)
+    nxt = Served(first.root, first.environ, kept, first.clock)
+    with nxt.client:
+        nxt.page()
+        monkeypatch.setattr(nxt.cache, "_deriving", set())  # the other window's, given again
+        nxt.page(other)
+        threads = list(nxt.cache.restoring)
+        assert len(threads) == 2 and threads[0].is_alive()  # the first still reading
+    assert not any(t.is_alive() for t in threads)
+
+
+@pytest.mark.parametrize("how", ["folders not told", "log unreadable"])
+def test_a_restored_table_whose_folders_cannot_be_told_is_classified_again(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its data folders can never be stamped (a log naming files by absolute path, or one
+    that cannot be read): its kept ranges are served until the background says so, then
+    classified again — not trusted for good."""
+    from backfiller.store import DeltaStore
+
+    kept = tmp_path / "kept.json"
+    first = _first_server(tmp_path, kept)
+    cold = first.cold()
+    if how == "folders not told":
+        monkeypatch.setattr(identity, "data_folders", lambda paths: None)
+    else:
+
+        def unreadable(self: DeltaStore, asset: str) -> object:
+            raise OSError("a log that cannot be read")
+
+        monkeypatch.setattr(DeltaStore, "partition_files", unreadable)
+    nxt = Served(first.root, first.environ, kept, first.clock)
+    with nxt.client:
+        assert nxt.page() == cold
+        assert nxt.cache.restored == 2
+        _settle(nxt.cache)
+        monkeypatch.undo()
+        assert nxt.page() == cold
+        assert nxt.cache.restored == 0 and nxt.cache.classified == 2
+
+
+def test_an_asset_whose_head_moved_has_no_log_read_for_a_restore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / "kept.json"
+    first = _first_server(tmp_path, kept)
+    CHANGES["an edited manifest"].make(first)  # every asset's head moves
+    moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
+    monkeypatch.setattr(identity, "now_ns", lambda: moved)
+    nxt = Served(first.root, first.environ, kept, first.clock)
+    with nxt.client:
+        assert nxt.page() == first.cold()
+        assert (nxt.cache.restored, nxt.cache.classified) == (0, 2)
+        assert nxt.cache.restoring == []  # no thread reading logs for nothing
+
+
+def test_the_windows_not_asked_for_stay_in_the_file(tmp_path: Path) -> None:
+    """A server asked for one window writes the file again (an asset changed) and keeps the
+    other window the file held: the server after it serves that one from the file."""
+    kept = tmp_path / "kept.json"
+    other = "/?start=2026-04-01&end=2026-04-30"
+    first = _first_server(tmp_path, kept)
+    with first.client:
+        first.page(other)
+    windows = set(on_disk.load(kept, on_disk.code_digest()))
+    assert len(windows) == 2
+    with first.load().ledger() as ledger:  # the downstream asset's records move
+        ledger.partitions.mark_stale(SILVER, DAY, run_id=None, operator="t", reason="why")
+    second = Served(first.root, first.environ, kept, first.clock)
+    with second.client:
+        second.page()
+        assert second.cache.classified == 1
+    assert set(on_disk.load(kept, on_disk.code_digest())) == windows
+    third = Served(first.root, first.environ, kept, first.clock)
+    with third.client:
+        assert third.page(other) == first.cold(other)
+        assert third.cache.restored == 1  # RAW's, as the first server kept it
+
+
+def test_a_change_of_the_projects_assets_module_is_seen_by_the_next_server(
+    tmp_path: Path,
+) -> None:
+    """Between two servers the silver asset reads the previous day of raw (its mapping):
+    what the classification takes from the project as loaded is part of every head."""
+    import sys
+
+    kept = tmp_path / "kept.json"
+    first = _first_server(tmp_path, kept)
+    before = first.page()
+    assets = first.root / "pipelines" / "data_factory" / "assets.py"
+    text = assets.read_text("utf-8")
+    assert "    deps=[RAW],\n" in text
+    text = text.replace(
+        "    deps=[RAW],\n", "    deps=[Dependency(RAW, TimeWindowMapping.lag(1))],\n"
+    ).replace(
+        "from backfiller import AssetContext, asset, sql_asset",
+        "from backfiller import AssetContext, asset, sql_asset\n"
+        "from backfiller.assets import Dependency, TimeWindowMapping",
+    )
+    assets.write_text(text, "utf-8")
+    for name in [m for m in sys.modules if m == "pipelines" or m.startswith("pipelines.")]:
+        del sys.modules[name]  # imported afresh, as by a new process
+    cold = first.cold()
+    assert cold != before
+    nxt = Served(first.root, first.environ, kept, first.clock)
+    with nxt.client:
+        assert nxt.page() == cold
+        assert nxt.cache.restored == 0
+
+
+def test_a_project_whose_mark_is_not_the_same_in_another_process_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(on_disk, "project_mark", lambda project: None)
+    web = build_web_project(tmp_path / "omni", {})
+    _age(web.root)
+    kept = tmp_path / "kept.json"
+    served = Served(web.root, web.environ, kept)
+    with served.client:
+        served.page()
+        assert served.page() == served.cold() and served.cache.classified == 0  # in memory
+    assert not kept.exists()
+
+
+def test_the_project_mark_moves_with_what_a_classification_takes_from_the_project(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from backfiller.assets import AssetGraph
+    from backfiller.mappings import TimeWindowMapping
+
+    web = build_web_project(tmp_path / "omni", {})
+    project = web.load()
+    mark = on_disk.project_mark(project)
+    assert mark is not None and mark == on_disk.project_mark(web.load())
+    graph = project.graph
+    silver = graph.get(SILVER)
+    lagged = dataclasses.replace(
+        silver,
+        deps=tuple(dataclasses.replace(d, mapping=TimeWindowMapping.lag(1)) for d in silver.deps),
+    )
+    project.graph = AssetGraph(
+        [lagged if a.key == SILVER else a for a in graph.assets], graph.default_scheme
+    )
+    assert on_disk.project_mark(project) != mark
+    counted = dataclasses.replace(silver, expects_manifest_count=not silver.expects_manifest_count)
+    project.graph = AssetGraph(
+        [counted if a.key == SILVER else a for a in graph.assets], graph.default_scheme
+    )
+    assert on_disk.project_mark(project) != mark
+
+
+def test_a_file_that_cannot_be_written_is_tried_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    web = build_web_project(tmp_path / "omni", {})
+    _age(web.root)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", "utf-8")
+    served = Served(web.root, web.environ, blocker / "kept.json")
+    with served.client, caplog.at_level("WARNING", logger="backfiller.web.kept"):
+        for url in ("/", "/?start=2026-04-01&end=2026-04-30", "/"):
+            assert served.page(url) == served.cold(url)
+    assert served.cache.kept_path is None
+    assert len([r for r in caplog.records if "cannot be kept" in r.getMessage()]) == 1

@@ -15,8 +15,10 @@ is never cached, and an identity taken right after its source changed
 (:meth:`Stamp.settled`) is not kept. The data folders of a table with more than
 :data:`~backfiller.web.sweep.SWEPT_FOLDERS` of them are the exception: a background sweep
 stamps them (:mod:`backfiller.web.sweep`), so a data file deleted from such a table behind
-its log's back is seen some seconds later rather than on the next request. Only memory is
-used: serving still writes nothing.
+its log's back is seen some seconds later rather than on the next request. Serving writes
+nothing to the project (its ledger, its store, its files); given a file of its own
+(``kept_path``), the cache also keeps the ranges there for the next server
+(:mod:`backfiller.web.kept`).
 """
 
 from __future__ import annotations
@@ -144,19 +146,21 @@ class StateCache:
         #: ranges are not served), and those it was given
         self._underived: set[str] = set()
         self._deriving: set[str] = set()
-        #: the thread telling the restored assets' data folders (``None``: none started)
-        self.restoring: threading.Thread | None = None
+        #: the threads telling the restored assets' data folders (one per request that
+        #: restored some), joined when the server stops
+        self.restoring: list[threading.Thread] = []
+        #: the project's mark (:func:`on_disk.project_mark`) and the graph it was taken of
+        self._marked: tuple[object, str | None] | None = None
         #: how many assets the last :meth:`state_ranges` served from ranges kept on disk
         self.restored = 0
 
     def close(self) -> None:
-        """Stop the background work (the server is stopping); wait for the reading of
+        """Stop the background work (the server is stopping); wait for every reading of
         restored tables' logs to stop between two tables (a thread left in a read as the
         process exits may abort it)."""
         self.sweep.stop()
-        restoring = self.restoring
-        if restoring is not None:
-            restoring.join()
+        for thread in list(self.restoring):
+            thread.join()
 
     def warm_up(self) -> threading.Thread:
         """Classify the overview's default window in a background thread (a server's
@@ -244,13 +248,24 @@ class StateCache:
 
     # -- the ranges kept on disk (:mod:`backfiller.web.kept`) ------------------------------
 
+    def _project_mark(self) -> Hashable:
+        """:func:`on_disk.project_mark` of the project's graph as it is (taken once per
+        graph: the web view replaces it when dynamic values move); one of this process only
+        when the project has none (its ranges then kept in memory, not on disk)."""
+        graph = self.project.graph
+        if self._marked is None or self._marked[0] is not graph:
+            self._marked = (graph, on_disk.project_mark(self.project))
+        mark = self._marked[1]
+        return mark if mark is not None else ("this process only", id(graph))
+
     def _restore(
         self, window: Hashable, kept: dict[str, tuple[Hashable, Any]], found: Identities
     ) -> None:
         """Put the ranges kept on disk for ``window`` into ``kept`` (under a
         :class:`_Restored` key, checked by :meth:`_confirmed`) for the assets whose log is
-        new to this server, and have their data folders told in the background."""
-        if self.kept_path is None:
+        new to this server and whose head is the kept one, and have their data folders told
+        in the background."""
+        if self.kept_path is None or not isinstance(self._project_mark(), str):
             return
         if self._restored is None:
             self._code = on_disk.code_digest()
@@ -264,17 +279,22 @@ class StateCache:
             return
         given = []
         for name, entry in entries.items():
-            if name in kept or name not in found.pending:
+            pending = found.pending.get(name)
+            if name in kept or pending is None:
                 continue
+            mine, log, reports = pending
+            if on_disk.digest((mine, log.value, reports.value)) != entry.head:
+                continue  # something moved: classified, its log not read for nothing
             kept[name] = (_Restored(entry.head, entry.folders), list(entry.ranges))
             if name not in self._deriving:
                 given.append(name)
-        if given:
+        if given and not self.sweep.stopped:
             self._deriving.update(given)
-            self.restoring = threading.Thread(
+            thread = threading.Thread(
                 target=self._derive, args=(given,), name="backfiller-ui-restore", daemon=True
             )
-            self.restoring.start()
+            self.restoring.append(thread)
+            thread.start()
 
     def _confirmed(self, asset: str, key: _Restored, found: Identities) -> Hashable | None:
         """The key of ``asset``'s restored ranges now: its full key when its data folders
@@ -300,7 +320,8 @@ class StateCache:
         """Tell the data folders of the restored ``names`` from their logs (the background
         work after a start with ranges kept on disk), a large table's folders also stamped
         (as its sweep goes on doing): the next request then takes their full key. An asset
-        whose folders cannot be told is not served from disk."""
+        whose folders cannot be told (a log that cannot be read, or naming files outside
+        the table) is classified again by the next request."""
         from backfiller.store import DeltaStore
 
         local = _local_delta(self.project)
@@ -334,9 +355,10 @@ class StateCache:
     def _keep_on_disk(self) -> None:
         """Write the kept ranges to :attr:`kept_path` when a key changed since the file was
         written: the windows in memory, the newest first, then those read from the file not
-        asked for yet, :data:`WINDOWS` at most (ranges waiting for their data folders' stamp
-        are not written)."""
-        if self.kept_path is None:
+        asked for yet, :data:`WINDOWS` at most (ranges classified from a new log, waiting
+        for their data folders' stamp, are not written; restored ones are, as they were
+        read). A file that cannot be written is not tried again."""
+        if self.kept_path is None or not isinstance(self._project_mark(), str):
             return
         current: dict[tuple[str, str], tuple[Hashable, Sequence[KeyRange[PartitionState]]]]
         current = {}
@@ -372,6 +394,8 @@ class StateCache:
             self._saved = saved  # the same digests (a restored key confirmed): not written again
         elif on_disk.save(self.kept_path, self._code or on_disk.code_digest(), document):
             self._saved = saved
+        else:  # logged once: not tried again at every request
+            self.kept_path = None
 
     def refresh_manifests(self) -> None:
         """Have the project read its manifests again when they changed since it loaded them
@@ -455,7 +479,7 @@ class StateCache:
         shared: tuple[Hashable, ...] | None = None
         if manifests is not None:
             shared = (identity.ledger_place(project.config), manifests.value)
-            shared += (self.window_of(keys),)
+            shared += (self.window_of(keys), self._project_mark())
         nested = any("/" in k for k in keys)  # reports in folders below the asset's
         per_asset: dict[str, Hashable | None] = {}
         pending: dict[str, tuple[Hashable, Stamp, Stamp]] = {}

@@ -4,21 +4,25 @@ A server's :class:`~backfiller.web.cache.StateCache` keeps each asset's ranges i
 the identities of what they were classified from. When it stops, that work is lost, and the
 next server classifies every cell again before its first overview (seconds for a million
 partitions). So each asset's ranges are also written to one file per project, with two
-digests of their key: its **head** (the ledger's records of the asset and of what it reads,
-the manifests, the window, its Delta log, its report folder) and its **folders** (the times
-of the folders holding its table's live data files). A server starting with that file serves
-an asset's kept ranges while the head it identifies is the same; the folders' digest is
-checked once their stamp is taken in the background (:mod:`backfiller.web.cache`), and a
-mismatch has the asset classified again — a data file deleted behind its log's back while no
-server ran is seen seconds after the start, as one deleted while it runs is.
+digests of their key: its **head** — the ledger's records of the asset and of what it reads,
+the manifests, the window (every key of it), its Delta log, its report folder, and what the
+classification takes from the project as loaded (:func:`project_mark`: the graph's schemes,
+dependencies and mappings, the partition settings, the policy, the locations) — and its
+**folders** (the times of the folders holding its table's live data files). A server starting
+with that file serves an asset's kept ranges while the head it identifies is the same; the
+folders' digest is checked once their stamp is taken in the background
+(:mod:`backfiller.web.cache`), and the next request classifies the asset again if it moved —
+a data file deleted behind its log's back while no server ran is seen seconds after the
+start, as one deleted while it runs is.
 
 The file is a cache: it lives outside the project (``$XDG_CACHE_HOME/backfiller/ui``, else
 ``~/.cache/backfiller/ui``, one file per project folder), is written atomically (mode 0600),
 is ignored whole when it cannot be read, is of another format, or was written by another
-version of backfiller's code (the digest of its modules' sizes and times), and a failure to
-write it only costs the next start its head start. The digests are SHA-256 of the values
-pickled without memo: the same value gives the same digest in any process, and a value that
-merely looks different gives another (classified again, never served wrong).
+version of backfiller's code (the digest of its modules' sizes and times); a failure to write
+it stops the server writing it (logged once), which only costs the next start its head start.
+The digests are SHA-256 of the values pickled without memo: the same value gives the same
+digest in any process, and a value that merely looks different gives another (classified
+again, not served from the file).
 """
 
 from __future__ import annotations
@@ -32,12 +36,24 @@ import pickle
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backfiller.planning.gaps import PartitionState
 from backfiller.planning.ranges import KeyRange
 
-__all__ = ["FORMAT", "Kept", "code_digest", "default_path", "digest", "load", "save"]
+if TYPE_CHECKING:
+    from backfiller.project import Project
+
+__all__ = [
+    "FORMAT",
+    "Kept",
+    "code_digest",
+    "default_path",
+    "digest",
+    "load",
+    "project_mark",
+    "save",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -76,6 +92,38 @@ def code_digest() -> str:
         s = path.stat()
         found.append((path.relative_to(top).as_posix(), s.st_size, s.st_mtime_ns))
     return digest((backfiller.__version__, tuple(sorted(found))))
+
+
+def project_mark(project: Project) -> str | None:
+    """The digest of what a classification takes from the project as loaded, beyond the
+    sources a key identifies: per asset (in the graph's order) its scheme (with the dynamic
+    values it holds), what it reads and through which mappings, whether it checks the
+    manifest's count; the project's partition settings, policy and locations. ``None`` when
+    a part has no repr that is the same in another process (a mapping class of the project's
+    own without one, say): its ranges are then not kept on disk."""
+    graph = project.graph
+    config = project.config
+    parts = [
+        (
+            name,
+            repr(graph.scheme(name)),
+            tuple((d.asset, repr(d.mapping)) for d in graph.get(name).deps),
+            graph.get(name).expects_manifest_count,
+            graph.get(name).uses_manifest,
+        )
+        for name in graph.keys
+    ]
+    settings = (
+        sorted((str(k), repr(v)) for k, v in config.partitions.items()),
+        repr(config.policy),
+        str(config.report_dir),
+        str(config.manifests_dir),
+        config.store_uri,
+    )
+    text = repr((parts, settings))
+    if " at 0x" in text:  # an object's address: another in every process
+        return None
+    return digest(text)
 
 
 def default_path(root: Path, environ: Mapping[str, str] | None = None) -> Path:
