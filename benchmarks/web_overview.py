@@ -139,8 +139,8 @@ def _restarted(root: Path, clock: Any, kept: Path, query: str, page: bytes) -> t
         assert response.content == page
         cache: StateCache = app.state.states
         started = time.perf_counter()
-        if cache.restoring is not None:
-            cache.restoring.join()
+        for thread in cache.restoring:
+            thread.join()
         while cache.sweep.waiting:
             time.sleep(0.01)
         return restart_s, time.perf_counter() - started
