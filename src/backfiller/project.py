@@ -129,7 +129,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-#: guards each project's kept manifests (:attr:`Project.manifests`)
+#: guards each project's kept manifests (:attr:`Project.manifests`) and the replacing of its
+#: graph (:meth:`Project.refresh_dynamic_values`)
 _MANIFESTS_LOCK = threading.Lock()
 
 
@@ -581,7 +582,11 @@ class Project:
             a.scheme == b.scheme for a, b in zip(filled, assets, strict=True)
         ):
             return False
-        self.graph = AssetGraph(filled, default)
+        fresh = AssetGraph(filled, default)
+        with _MANIFESTS_LOCK:
+            if self.graph is not graph:  # another thread's newer read replaced it meanwhile
+                return False
+            self.graph = fresh
         return True
 
     @cached_property

@@ -247,3 +247,33 @@ def test_a_loaded_project_takes_the_values_added_and_removed_since(
         assert project.scheme.keys() == ["globex"]
     finally:
         reader.close()
+
+
+def test_a_graph_replaced_meanwhile_by_another_thread_is_not_overwritten(
+    root: Path, project_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests of the web view refresh at once: the one whose read began from a graph
+    another has replaced since leaves that newer graph alone."""
+    import os
+
+    import backfiller.project as project_module
+    from backfiller import load_project
+    from backfiller.dynamic import add_partition_values
+
+    project = load_project(root, environ=dict(os.environ))
+    with project.ledger() as ledger:
+        add_partition_values(project, ledger, ["acme"], operator="t", reason="r")
+    newer = load_project(root, environ=dict(os.environ)).graph
+    real = project_module._filled
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        project.graph = newer  # another request's refresh ended first
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(project_module, "_filled", meanwhile)
+    reader = project.reader()
+    try:
+        assert not project.refresh_dynamic_values(reader)
+    finally:
+        reader.close()
+    assert project.graph is newer

@@ -294,7 +294,6 @@ def test_large_tables_are_stamped_in_the_background_after_a_restore(
         _settle(nxt.cache)
         swept = nxt.cache.sweep
         assert swept.thread is not None and swept.thread.is_alive()  # sweeping them on
-        assert swept.waiting == 0  # stamped by the restore, before any request asked
         assert nxt.page() == first.cold()
         assert (nxt.cache.restored, nxt.cache.classified) == (0, 0)
     assert swept.stopped
@@ -549,3 +548,52 @@ def test_a_file_that_cannot_be_written_is_tried_once(
             assert served.page(url) == served.cold(url)
     assert served.cache.kept_path is None
     assert len([r for r in caplog.records if "cannot be kept" in r.getMessage()]) == 1
+
+
+def test_a_mapping_class_of_the_projects_own_is_not_kept_on_disk(tmp_path: Path) -> None:
+    """Its code may change between two servers while its repr stays the same."""
+    import dataclasses
+
+    from backfiller.assets import AssetGraph
+    from backfiller.mappings import TimeWindowMapping
+
+    @dataclasses.dataclass(frozen=True)
+    class HouseMapping(TimeWindowMapping):
+        pass
+
+    web = build_web_project(tmp_path / "omni", {})
+    project = web.load()
+    assert on_disk.project_mark(project) is not None
+    graph = project.graph
+    silver = graph.get(SILVER)
+    deps = tuple(dataclasses.replace(d, mapping=HouseMapping()) for d in silver.deps)
+    house = dataclasses.replace(silver, deps=deps)
+    project.graph = AssetGraph(
+        [house if a.key == SILVER else a for a in graph.assets], graph.default_scheme
+    )
+    assert on_disk.project_mark(project) is None
+
+
+def test_every_kept_window_is_served_from_the_file_whenever_it_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window asked after the first one's background has told the tables' folders, and one
+    asked while its sources could not be identified (changed a moment ago), are served from
+    the file when asked again: not dropped."""
+    kept = tmp_path / "kept.json"
+    other = "/?start=2026-04-01&end=2026-04-30"
+    first = _first_server(tmp_path, kept)
+    with first.client:
+        first.page(other)
+    cold, cold_other = first.cold(), first.cold(other)
+    nxt = Served(first.root, first.environ, kept, first.clock)
+    with nxt.client:
+        with monkeypatch.context() as m:  # every stamp unsettled: nothing can be identified
+            m.setattr(identity, "RACY_NS", 10 * 3600 * 1_000_000_000)
+            assert nxt.page(other) == cold_other
+            assert nxt.cache.classified == 2
+        assert nxt.page() == cold
+        assert (nxt.cache.restored, nxt.cache.classified) == (2, 0)
+        _settle(nxt.cache)  # the tables' folders known: their keys are full ones now
+        assert nxt.page(other) == cold_other
+        assert nxt.cache.classified == 0  # the other window's kept ranges, under full keys

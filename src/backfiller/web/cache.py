@@ -274,13 +274,23 @@ class StateCache:
                 for name, entry in assets.items():
                     key = _Restored(entry.head, entry.folders)
                     self._saved[(w, name)] = (key, (entry.head, entry.folders))
-        entries = self._restored.pop(on_disk.digest(window), None)
+        at = on_disk.digest(window)
+        entries = self._restored.pop(at, None)
         if not entries:
             return
         given = []
+        undecided: dict[str, on_disk.Kept] = {}
         for name, entry in entries.items():
+            if name in kept:
+                continue
+            full = found.per_asset.get(name)
+            if full is not None:  # its folders known already (another window restored it)
+                if self._digests(full) == (entry.head, entry.folders):
+                    kept[name] = (full, list(entry.ranges))
+                continue
             pending = found.pending.get(name)
-            if name in kept or pending is None:
+            if pending is None:  # not identified now (a source changed a moment ago)
+                undecided[name] = entry
                 continue
             mine, log, reports = pending
             if on_disk.digest((mine, log.value, reports.value)) != entry.head:
@@ -288,6 +298,8 @@ class StateCache:
             kept[name] = (_Restored(entry.head, entry.folders), list(entry.ranges))
             if name not in self._deriving:
                 given.append(name)
+        if undecided:  # for a later request
+            self._restored[at] = undecided
         if given and not self.sweep.stopped:
             self._deriving.update(given)
             thread = threading.Thread(
@@ -438,8 +450,9 @@ class StateCache:
 
     def key_range(self, scheme: PartitionScheme, first: str, last: str) -> list[str]:
         """``scheme.key_range(first, last)``, kept for the next requests of the same window
-        (the keys between two keys do not depend on the time; the graph's schemes do not
-        change while the server runs). The list is shared: not to be changed."""
+        (the keys between two keys do not depend on the time; a scheme is kept with its keys,
+        so its id stays its own: a graph given new dynamic values has new schemes). The list
+        is shared: not to be changed."""
         return self._window(
             (id(scheme), first, last), scheme, lambda: scheme.key_range(first, last)
         )

@@ -27,6 +27,7 @@ again, not served from the file).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -98,9 +99,10 @@ def project_mark(project: Project) -> str | None:
     """The digest of what a classification takes from the project as loaded, beyond the
     sources a key identifies: per asset (in the graph's order) its scheme (with the dynamic
     values it holds), what it reads and through which mappings, whether it checks the
-    manifest's count; the project's partition settings, policy and locations. ``None`` when
-    a part has no repr that is the same in another process (a mapping class of the project's
-    own without one, say): its ranges are then not kept on disk."""
+    manifest's count; the project's partition settings, policy and locations. ``None`` when a
+    scheme or a mapping is of a class of the project's own (its code may change between two
+    servers while its repr stays) or has no repr that is the same in another process: its
+    ranges are then not kept on disk."""
     graph = project.graph
     config = project.config
     parts = [
@@ -120,10 +122,31 @@ def project_mark(project: Project) -> str | None:
         str(config.manifests_dir),
         config.store_uri,
     )
+    if not all(_described(graph.scheme(n)) for n in graph.keys) or not all(
+        _described(d.mapping) for n in graph.keys for d in graph.get(n).deps
+    ):
+        return None
     text = repr((parts, settings))
     if " at 0x" in text:  # an object's address: another in every process
         return None
     return digest(text)
+
+
+def _described(value: object) -> bool:
+    """Whether ``value`` — a scheme or a mapping, and those it holds — is what its repr says:
+    only backfiller's own classes are (a class of the project's own may change what it does
+    while its repr stays, and its code is not part of :func:`code_digest`)."""
+    from backfiller.mappings import PartitionMapping
+    from backfiller.partitions import PartitionScheme
+
+    own = type(value).__module__.startswith("backfiller.")
+    if isinstance(value, PartitionMapping | PartitionScheme) and not own:
+        return False
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_described(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, tuple | list):
+        return all(_described(v) for v in value)
+    return True
 
 
 def default_path(root: Path, environ: Mapping[str, str] | None = None) -> Path:
