@@ -131,7 +131,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 #: guards each project's kept manifests (:attr:`Project.manifests`) and the replacing of its
 #: graph (:meth:`Project.refresh_dynamic_values`)
-_MANIFESTS_LOCK = threading.Lock()
+_PROJECT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -531,7 +531,7 @@ class Project:
             return kept
         began = self.__dict__.get("_manifests_forgotten", 0)
         registry = self.load_manifests()
-        with _MANIFESTS_LOCK:
+        with _PROJECT_LOCK:
             if self.__dict__.get("_manifests_forgotten", 0) == began:
                 self.__dict__.setdefault("_manifests", registry)
         return registry
@@ -547,7 +547,7 @@ class Project:
     def use_manifests(self, registry: ManifestRegistry) -> None:
         """Keep ``registry`` as the project's manifests (one read by :meth:`load_manifests`
         under the caller's own bookkeeping of when)."""
-        with _MANIFESTS_LOCK:
+        with _PROJECT_LOCK:
             self.__dict__["_manifests"] = registry
 
     def with_overlay(self, overlay: Overlay) -> Project:
@@ -557,7 +557,7 @@ class Project:
     def reload_manifests(self) -> None:
         """Forget the loaded manifests (a simulation started or ended; the web view's server
         saw them change): the next use reads them again."""
-        with _MANIFESTS_LOCK:
+        with _PROJECT_LOCK:
             self.__dict__["_manifests_forgotten"] = self.__dict__.get("_manifests_forgotten", 0) + 1
             self.__dict__.pop("_manifests", None)
 
@@ -583,7 +583,7 @@ class Project:
         ):
             return False
         fresh = AssetGraph(filled, default)
-        with _MANIFESTS_LOCK:
+        with _PROJECT_LOCK:
             if self.graph is not graph:  # another thread's newer read replaced it meanwhile
                 return False
             self.graph = fresh

@@ -114,8 +114,19 @@ def test_the_file_reads_back_what_was_written_with_the_same_code(tmp_path: Path)
                 },
             }
         ),
+        json.dumps({"format": on_disk.FORMAT, "code": "c", "windows": []}),
+        json.dumps({"format": on_disk.FORMAT, "code": "c", "windows": {"w": ["a"]}}),
     ],
-    ids=["not json", "a list", "another format", "no ranges", "a short range", "no state"],
+    ids=[
+        "not json",
+        "a list",
+        "another format",
+        "no ranges",
+        "a short range",
+        "no state",
+        "windows a list",
+        "assets a list",
+    ],
 )
 def test_a_damaged_file_reads_as_nothing(tmp_path: Path, text: str) -> None:
     path = tmp_path / "kept.json"

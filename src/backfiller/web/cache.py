@@ -281,7 +281,7 @@ class StateCache:
         given = []
         undecided: dict[str, on_disk.Kept] = {}
         for name, entry in entries.items():
-            if name in kept:
+            if name in kept or name not in found.per_asset:  # not an asset of the graph now
                 continue
             full = found.per_asset.get(name)
             if full is not None:  # its folders known already (another window restored it)

@@ -171,7 +171,7 @@ def load(path: Path, code: str) -> dict[str, dict[str, Kept]]:
         return {}
     try:
         return _parsed(document, code)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         _log.warning("the kept states at %s are not read: %s", path, exc)
         return {}
 
