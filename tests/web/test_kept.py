@@ -141,13 +141,22 @@ def test_a_file_that_cannot_be_written_is_reported_not_raised(tmp_path: Path) ->
     assert not on_disk.save(blocker / "kept.json", "c", {})
 
 
-def test_each_project_folder_has_its_file_in_the_users_cache(tmp_path: Path) -> None:
+def test_each_project_folder_has_its_file_in_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
     one = on_disk.default_path(tmp_path / "p1", env)
-    assert one.parent == tmp_path / "xdg" / "backfiller" / "ui"
+    assert one is not None and one.parent == tmp_path / "xdg" / "backfiller" / "ui"
     assert one == on_disk.default_path(tmp_path / "p1" / ".." / "p1", env)  # the same folder
     assert one != on_disk.default_path(tmp_path / "p2", env)
-    assert on_disk.default_path(tmp_path, {}).is_relative_to(Path.home() / ".cache")
+    home = on_disk.default_path(tmp_path, {})
+    assert home is not None and home.is_relative_to(Path.home() / ".cache")
+
+    def homeless() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(homeless))
+    assert on_disk.default_path(tmp_path, {}) is None  # kept in memory only
 
 
 def test_the_code_digest_moves_with_a_module(
@@ -358,7 +367,8 @@ def test_the_ui_command_keeps_its_states_in_the_users_cache_unless_told_not_to(
         assert result.exit_code == 0, result.output
         states = apps[-1].state.states  # type: ignore[attr-defined]
         assert states.kept_path == expected
-    assert on_disk.default_path(web.root).is_relative_to(tmp_path / "xdg")
+    found = on_disk.default_path(web.root)
+    assert found is not None and found.is_relative_to(tmp_path / "xdg")
 
 
 def test_serving_with_the_file_writes_only_the_file(tmp_path: Path) -> None:

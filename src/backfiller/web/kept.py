@@ -65,7 +65,7 @@ FORMAT = "backfiller-ui-states/1"
 @dataclass(frozen=True)
 class Kept:
     """One asset's ranges over one window, with the digests of the key they were kept under
-    (:func:`head_of`, :func:`folders_of`)."""
+    (its head's and its data folders' stamp's: ``StateCache._digests``)."""
 
     head: str
     folders: str
@@ -149,11 +149,17 @@ def _described(value: object) -> bool:
     return True
 
 
-def default_path(root: Path, environ: Mapping[str, str] | None = None) -> Path:
+def default_path(root: Path, environ: Mapping[str, str] | None = None) -> Path | None:
     """Where the states of the project at ``root`` are kept: one file per project folder
-    under ``$XDG_CACHE_HOME/backfiller/ui`` (else ``~/.cache/backfiller/ui``)."""
+    under ``$XDG_CACHE_HOME/backfiller/ui`` (else ``~/.cache/backfiller/ui``); ``None`` when
+    neither is known (no home folder: the states are kept in memory only)."""
     env = os.environ if environ is None else environ
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = env.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (KeyError, RuntimeError):  # no home folder to be found
+            return None
     name = hashlib.sha256(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:24]
     return Path(base) / "backfiller" / "ui" / f"{name}.json"
 
