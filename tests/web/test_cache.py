@@ -493,3 +493,42 @@ def test_manifests_read_before_a_reload_are_not_kept_after_it(
         for p in [r.for_partition(DAY)[1]]  # type: ignore[union-attr]
     ]
     assert expected[1] == expected[0] + 1
+
+
+def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up classifies in a thread of its own; a server stopping meanwhile stops it
+    before its next asset and waits for it (a thread left in a DuckDB query as the process
+    exits may abort it)."""
+    import threading
+
+    from backfiller.planning import classify
+
+    web = build_web_project(tmp_path / "omni")
+    _age(web.root)
+    monkeypatch.setattr(classify, "BATCH_CELLS", 1)  # one asset per batch
+    read, go = threading.Event(), threading.Event()
+    taken: list[int] = []
+    real = classify._Ahead.take
+
+    def take(self: classify._Ahead, number: int) -> object:
+        taken.append(number)
+        read.set()
+        go.wait(30)  # the first asset's sources, read slowly
+        return real(self, number)
+
+    monkeypatch.setattr(classify._Ahead, "take", take)
+    project = load_project(web.root, environ={}, clock=FixedClock(NOW))
+    cache = StateCache(project)
+    warming = cache.warm_up()
+    assert read.wait(30)
+    stopper = threading.Thread(target=cache.close)
+    stopper.start()
+    time.sleep(0.2)  # close() is waiting for the warm-up
+    assert warming.is_alive()
+    go.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and not warming.is_alive()
+    assert taken == [0]  # the second asset was never read
+    assert cache._kept == {} or all(not kept for kept in cache._kept.values())

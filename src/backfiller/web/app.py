@@ -85,12 +85,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        states.open()  # classifications go on (after a stop, the app served again)
         if warm_up:
             states.warm_up()
         try:
             yield
         finally:
-            states.close()  # its background check of large tables' data folders
+            states.close()  # its background work: the warm-up, restores, the sweep
 
     app = FastAPI(
         lifespan=lifespan,

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from backfiller.project import Project
     from backfiller.store import DeltaStore
 
-__all__ = ["WINDOWS", "Identities", "StateCache"]
+__all__ = ["WINDOWS", "Identities", "ServerStopping", "StateCache"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +89,10 @@ class _Pending:
     reports: Stamp
     folders: tuple[str, ...]
     taken_ns: int
+
+
+class ServerStopping(Exception):
+    """A classification stopped because the server is (:meth:`StateCache.close`)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class StateCache:
         self.classified = 0
         #: the thread :meth:`warm_up` started (``None``: not asked to)
         self.warming: threading.Thread | None = None
+        #: set by :meth:`close`: a classification under way stops before its next asset
+        self._stopping = threading.Event()
         #: the data folders of tables with more than :data:`sweep.SWEPT_FOLDERS`, stamped in
         #: the background rather than at each request
         self.sweep = sweep.FolderSweep()
@@ -154,12 +160,20 @@ class StateCache:
         #: how many assets the last :meth:`state_ranges` served from ranges kept on disk
         self.restored = 0
 
+    def open(self) -> None:
+        """Let classifications run (the server is starting, maybe again after a
+        :meth:`close`: the background sweep then stays stopped, and large tables' folders are
+        stamped at each request)."""
+        self._stopping.clear()
+
     def close(self) -> None:
-        """Stop the background work (the server is stopping); wait for every reading of
-        restored tables' logs to stop between two tables (a thread left in a read as the
-        process exits may abort it)."""
+        """Stop the background work (the server is stopping) and wait for it: the warm-up's
+        classification stops before its next asset, every reading of restored tables' logs
+        between two tables (a thread left in a DuckDB query or a read as the process exits
+        may abort it)."""
+        self._stopping.set()
         self.sweep.stop()
-        for thread in list(self.restoring):
+        for thread in [*self.restoring, *([self.warming] if self.warming else [])]:
             thread.join()
 
     def warm_up(self) -> threading.Thread:
@@ -227,7 +241,7 @@ class StateCache:
             read: dict[str, tuple[str, ...] | None] = {}  # the folders the classification saw
             if stale and keys:
                 source = _Watched.of(project, set(found.pending), read)
-                for r in state_ranges(source, reader, keys, stale):
+                for r in state_ranges(source, reader, keys, stale, on_progress=self._go_on):
                     fresh[r.asset].append(r)
             keys_found = dict(found.per_asset)
             for name in stale:
@@ -245,6 +259,12 @@ class StateCache:
                 out.extend(fresh[name] if name in fresh else kept[name][1])
             self._keep_on_disk()
             return out
+
+    def _go_on(self, done: int, total: int) -> None:
+        """Called before each asset a classification reads: stop it when the server is
+        stopping (its DuckDB database is closed as the exception leaves it)."""
+        if self._stopping.is_set():
+            raise ServerStopping("the server is stopping")
 
     # -- the ranges kept on disk (:mod:`backfiller.web.kept`) ------------------------------
 
