@@ -327,17 +327,7 @@ def test_assets_of_several_schemes_are_kept_and_classified_again_together(
     """The example's product_lines project (daily assets beside a day × product line one):
     kept while nothing changes; a report deleted of one asset has them all classified again
     (a subset's cells would be only its own scheme's keys), the page a cold server's."""
-    root = lay_out_example(tmp_path / "omni") / "product_lines"
-    project = load_project(root, environ={}, clock=FixedClock(NOW))
-    with project.ledger() as ledger:
-        add_partition_values(project, ledger, ["billing", "voice"], operator="t", reason="r")
-    project = load_project(root, environ={}, clock=FixedClock(NOW))
-    keys = select_keys(
-        project.graph, project.graph.keys, partition=None, start=DAY, end=DAY, now=NOW
-    )
-    done = materialize_history(project, keys, reason="tests")
-    assert done.state.value == "succeeded", [s.error for s in done.steps if s.error]
-    _age(root)
+    root = _product_lines(tmp_path, ["billing", "voice"])
     served = Served(root, {})
     with served.client:
         first = served.page()

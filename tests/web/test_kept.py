@@ -187,6 +187,13 @@ def _settle(cache: StateCache) -> None:
         time.sleep(0.01)
 
 
+def _later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stamps' clock moved past :data:`~backfiller.planning.identity.RACY_NS`: what
+    changed just now is settled (its stamp's value, not its age, tells the change)."""
+    moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
+    monkeypatch.setattr(identity, "now_ns", lambda: moved)
+
+
 def _first_server(
     tmp_path: Path, kept: Path, prepare: Callable[[Served], None] | None = None
 ) -> Served:
@@ -251,8 +258,7 @@ def test_a_change_made_while_no_server_ran_is_seen_by_the_next(
     before = first.page()
     change.make(first)
     if later:
-        moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
-        monkeypatch.setattr(identity, "now_ns", lambda: moved)
+        _later(monkeypatch)
     cold = first.cold()
     assert cold != before
     nxt = Served(first.root, first.environ, kept, first.clock)
@@ -274,8 +280,7 @@ def test_without_the_folders_check_a_file_deleted_between_servers_is_missed(
     first = _first_server(tmp_path, kept)
     before = first.page()
     CHANGES["a deleted data file"].make(first)
-    moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
-    monkeypatch.setattr(identity, "now_ns", lambda: moved)
+    _later(monkeypatch)
     written = on_disk.load(kept, on_disk.code_digest())
     [entries] = written.values()
     monkeypatch.setattr(
@@ -450,8 +455,7 @@ def test_an_asset_whose_head_moved_has_no_log_read_for_a_restore(
     kept = tmp_path / "kept.json"
     first = _first_server(tmp_path, kept)
     CHANGES["an edited manifest"].make(first)  # every asset's head moves
-    moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
-    monkeypatch.setattr(identity, "now_ns", lambda: moved)
+    _later(monkeypatch)
     nxt = Served(first.root, first.environ, kept, first.clock)
     with nxt.client:
         assert nxt.page() == first.cold()
