@@ -312,8 +312,7 @@ class StateCache:
             if pending is None:  # not identified now (a source changed a moment ago)
                 undecided[name] = entry
                 continue
-            mine, log, reports = pending
-            if on_disk.digest((mine, log.value, reports.value)) != entry.head:
+            if _pending_head(pending) != entry.head:
                 continue  # something moved: classified, its log not read for nothing
             kept[name] = (_Restored(entry.head, entry.folders), list(entry.ranges))
             if name not in self._deriving:
@@ -338,8 +337,7 @@ class StateCache:
         pending = found.pending.get(asset)
         if pending is None or asset in self._underived:
             return None
-        mine, log, reports = pending
-        return key if on_disk.digest((mine, log.value, reports.value)) == key.head else None
+        return key if _pending_head(pending) == key.head else None
 
     @staticmethod
     def _digests(key: Hashable) -> tuple[str, str]:
@@ -631,6 +629,13 @@ class StateCache:
         if _local_delta(self.project) is None:
             return None
         return identity.table_log_stamp(self._path(asset))
+
+
+def _pending_head(pending: tuple[Hashable, Stamp, Stamp]) -> str:
+    """The digest of the head of an asset whose log is new to the cache (its key but the
+    data folders' stamp: :meth:`StateCache._digests` of the full key gives the same)."""
+    mine, log, reports = pending
+    return on_disk.digest((mine, log.value, reports.value))
 
 
 def _same(one: Hashable, other: Hashable) -> bool:

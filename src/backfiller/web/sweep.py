@@ -94,21 +94,19 @@ class FolderSweep:
             or found.stamp is None
             or not self._sweeping()  # no thread keeps it fresh (stopped, or it failed)
         ):
-            found = _swept(table, folders)
-            with self._lock:
-                self._swept[asset] = found
-            self._start()
+            found = self.adopt(asset, table, folders)
         assert found.stamp is not None
         return found.stamp if found.stamp.settled(found.taken_ns) else None
 
-    def adopt(self, asset: str, table: Path, folders: tuple[str, ...]) -> None:
-        """Stamp ``asset``'s data ``folders`` in ``table`` now, in the caller's thread (one
-        that works in the background itself), and sweep them from then on: a request then
-        finds their stamp taken."""
+    def adopt(self, asset: str, table: Path, folders: tuple[str, ...]) -> Swept:
+        """Stamp ``asset``'s data ``folders`` in ``table`` now, in the caller's thread (a
+        request's, or one that works in the background itself), and sweep them from then on:
+        a request then finds their stamp taken."""
         found = _swept(table, folders)
         with self._lock:
             self._swept[asset] = found
         self._start()
+        return found
 
     @property
     def stopped(self) -> bool:
