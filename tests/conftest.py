@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_loop import FAST, examples
 from hypothesis import settings as hypothesis_settings
 from postgres_server import PostgresServer, find_bin_dir, postgres_required
 
@@ -43,8 +44,13 @@ def example_dir(tmp_path: Path) -> Path:
 #: run, seeded from each test's own code, so a run's result does not depend on chance; a local
 #: run draws new ones each time, which is how new failures are found
 hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+#: the fast loop (``make check``): a tenth of hypothesis's default examples for a test that
+#: sets none (those that do ask :func:`fast_loop.examples`)
+hypothesis_settings.register_profile("fast", max_examples=examples(100))
 if os.environ.get("BACKFILLER_HYPOTHESIS_PROFILE"):
     hypothesis_settings.load_profile(os.environ["BACKFILLER_HYPOTHESIS_PROFILE"])
+elif FAST:
+    hypothesis_settings.load_profile("fast")
 
 #: read once: some test modules clear every BACKFILLER_* variable before their tests run
 REQUIRE_POSTGRES = postgres_required()

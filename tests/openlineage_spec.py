@@ -16,15 +16,17 @@ import json
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
 
 from backfiller.evidence.lineage_facet import FACET_NAME, FACET_SCHEMA_URL
 from backfiller.schemas import SCHEMAS
+
+if TYPE_CHECKING:  # imported where used: its format checker takes a second to import, which
+    # every test process would pay while collecting the tests
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
@@ -47,6 +49,9 @@ def spec_dir() -> Path:
 
 @cache
 def registry() -> Registry:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
     folder = spec_dir()
     paths = [
         folder / "OpenLineage.json",
@@ -63,12 +68,16 @@ def registry() -> Registry:
 
 @cache
 def _validator(ref: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(
         {"$ref": ref}, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
     )
 
 
 def _problems(ref: str, document: Any, where: str) -> list[str]:
+    from referencing.exceptions import Unresolvable
+
     try:
         errors = list(_validator(ref).iter_errors(document))
     except Unresolvable as exc:

@@ -283,6 +283,7 @@ def test_no_project_exits_2_naming_backfiller_toml(
 # -- seeing the gap --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @both_backends
 def test_status_counts_the_april_window(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -463,6 +464,7 @@ def test_same_state_gives_the_same_plan_id(
     assert first["state_fingerprint"] == second["state_fingerprint"]
 
 
+@pytest.mark.slow
 @both_backends
 def test_apply_the_plan_then_the_gap_is_gone(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -528,6 +530,7 @@ def test_apply_a_stale_plan_exits_4_and_names_the_partition(
     assert changed(before, files(root)) == []
 
 
+@pytest.mark.slow
 @both_backends
 def test_apply_the_same_plan_twice_is_refused(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -740,8 +743,8 @@ def test_python_dash_m_entry_point(example_dir: Path) -> None:
     assert files(example_dir) == before
 
 
-@both_backends
 @pytest.mark.slow
+@both_backends
 def test_subprocess_bad_key_exits_2_and_a_good_one_writes_the_plan(example_dir: Path) -> None:
     command = [*backfiller_command(), "--project", str(example_dir), "plan", "--partition"]
     before = files(example_dir)
@@ -857,6 +860,7 @@ def test_apply_an_edited_plan_is_refused_and_writes_nothing(
 # -- whole-project answers ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @both_backends
 def test_gaps_without_options_looks_at_the_whole_range_and_says_so(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -939,6 +943,7 @@ def test_status_and_gaps_use_the_same_word_for_undeclared_days(
     assert {row[2] for row in gap_rows(out)} == {"no_expected_input"}
 
 
+@pytest.mark.slow
 @both_backends
 def test_a_run_ends_by_naming_its_checks_evidence_holds_and_the_next_command(
     capsys: pytest.CaptureFixture[str], april_project: Project

@@ -63,6 +63,7 @@ def files(root: Path) -> dict[str, str]:
     return found | environ_ledger_fingerprint()
 
 
+@pytest.mark.slow
 def test_a_deleted_data_file_is_a_gap_a_verify_problem_and_a_clear_error(
     april_project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,6 +58,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_apply_on_a_dask_scheduler(
     capsys: pytest.CaptureFixture[str], april_project: Project, scheduler: str
 ) -> None:
@@ -73,6 +74,7 @@ def test_apply_on_a_dask_scheduler(
         assert data is not None and data.num_rows == 3
 
 
+@pytest.mark.slow
 def test_executor_from_the_configuration(
     capsys: pytest.CaptureFixture[str], april_project: Project, scheduler: str
 ) -> None:
@@ -85,6 +87,7 @@ def test_executor_from_the_configuration(
     assert "2 published" in out.splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -128,6 +131,7 @@ def test_resume_takes_the_executor_options(
     assert "--executor" in out and "--scheduler" in out
 
 
+@pytest.mark.slow
 def test_plan_and_apply_at_once_on_a_dask_scheduler(
     capsys: pytest.CaptureFixture[str], april_project: Project, scheduler: str
 ) -> None:
@@ -139,6 +143,7 @@ def test_plan_and_apply_at_once_on_a_dask_scheduler(
     assert "2 published" in out.splitlines()
 
 
+@pytest.mark.slow
 def test_plan_and_apply_at_once_on_an_unreachable_scheduler_writes_nothing(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:

@@ -181,6 +181,7 @@ def test_plan_prints_the_plan_document_and_where_it_was_written(
     assert doc["plan"]["target_assets"] == [RAW, SILVER]
 
 
+@pytest.mark.slow
 @both_backends
 def test_plan_and_apply_prints_the_run_too(
     capsys: pytest.CaptureFixture[str], april_project: Project

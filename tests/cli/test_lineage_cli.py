@@ -248,6 +248,7 @@ ACTIONS: dict[str, tuple[Callable[..., tuple[list[str], str | None]], str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(ACTIONS))
 def test_each_action_sends_lineage_that_the_openlineage_schemas_accept(
     april_project: Project,
@@ -274,6 +275,7 @@ def test_each_action_sends_lineage_that_the_openlineage_schemas_accept(
         assert any(isinstance(c.expected, list) for c in doc.checks)
 
 
+@pytest.mark.slow
 def test_retry_sends_the_lineage_of_the_run_it_finishes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -323,6 +325,7 @@ def test_a_failed_run_sends_its_lineage_and_keeps_its_exit_code(
 # -- what turns it on: OPENLINEAGE_URL, [lineage] ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_openlineage_url_posts_every_event_with_the_api_key(
     april_project: Project,
     capsys: pytest.CaptureFixture[str],
@@ -343,6 +346,7 @@ def test_openlineage_url_posts_every_event_with_the_api_key(
     assert {e["job"]["namespace"] for e in events} == {"backfiller"}
 
 
+@pytest.mark.slow
 def test_a_lineage_section_alone_turns_emission_on(
     april_project: Project, capsys: pytest.CaptureFixture[str], collector: Collector
 ) -> None:
@@ -391,6 +395,7 @@ def test_nothing_is_sent_without_configuration_and_everything_with_it(
     assert_lineage_of_run(read_events(events_file), april_project, run_id, "rerun")
 
 
+@pytest.mark.slow
 def test_openlineage_disabled_wins_over_every_configuration(
     april_project: Project,
     capsys: pytest.CaptureFixture[str],
@@ -414,6 +419,7 @@ def test_openlineage_disabled_wins_over_every_configuration(
 # -- a side channel: failures are warnings, never the run's outcome -------------------------
 
 
+@pytest.mark.slow
 def test_a_refusing_lineage_server_is_a_warning_and_the_exit_code_stays(
     april_project: Project,
     capsys: pytest.CaptureFixture[str],
@@ -441,6 +447,7 @@ def test_a_refusing_lineage_server_is_a_warning_and_the_exit_code_stays(
     assert evidence_of(april_project, run_id).run.state == "succeeded"
 
 
+@pytest.mark.slow
 def test_an_unreachable_lineage_backend_keeps_a_check_failure_exit_code(
     april_project: Project,
     capsys: pytest.CaptureFixture[str],

@@ -156,6 +156,7 @@ def cell_files(root: Path, key: str) -> dict[str, str]:
     return {k: v for k, v in files(root, "data/lake/sales/by_line").items() if key in k}
 
 
+@pytest.mark.slow
 def test_a_multi_dimensional_asset_through_gap_plan_apply_checks_evidence_release_restore(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -288,6 +289,7 @@ def test_a_multi_dimensional_asset_through_gap_plan_apply_checks_evidence_releas
     assert history["commits"][0]["partition_keys"] == ["2026-04-17|voice"]
 
 
+@pytest.mark.slow
 def test_check_restore_and_holds_take_a_dimension_value_as_the_selection_does(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -363,6 +365,7 @@ def test_check_restore_and_holds_take_a_dimension_value_as_the_selection_does(
     assert {line: cell_files(root, f"2026-04-17%7C{line}") for line in others} == others
 
 
+@pytest.mark.slow
 def test_dimension_selection_narrows_the_multi_dimensional_cells(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -482,6 +485,7 @@ def dynamic_root(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_dynamic_dimension_gets_its_values_from_the_ledger(
     capsys: pytest.CaptureFixture[str], dynamic_root: Path
 ) -> None:

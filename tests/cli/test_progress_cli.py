@@ -75,6 +75,7 @@ def test_quick_work_shows_no_progress_line(
     assert err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [GAPS, PLAN], ids=["gaps", "plan"])
 def test_no_progress_line_when_stderr_is_not_a_terminal(
     april_project: Project,

@@ -73,6 +73,7 @@ def test_the_ranges_are_aligned_columns_with_the_targets_last_and_none_is_no_tab
     assert "partitions  " not in empty.getvalue()
 
 
+@pytest.mark.slow
 def test_apply_refuses_an_edited_plan_of_ranges_then_applies_the_real_one(
     capsys: pytest.CaptureFixture[str], april_project: Project
 ) -> None:

@@ -345,6 +345,7 @@ def test_ready_exits_1_while_held_and_0_after_release(
 # -- the actions, through the CLI ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_parallel_rerun_gives_the_same_fingerprints_as_a_sequential_one(
     april_project: Project,
     tmp_path: Path,

@@ -122,6 +122,7 @@ def month_rows(root: Path, key: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "partition_key"} for r in table.to_pylist()]
 
 
+@pytest.mark.slow
 def test_a_daily_asset_and_its_monthly_rollup_through_every_command(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:

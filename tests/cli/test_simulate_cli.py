@@ -103,6 +103,7 @@ def test_move_report_then_gaps_then_undo(
     assert sim in out and "moved back" in out
 
 
+@pytest.mark.slow
 @both_backends
 def test_broken_manifest_gaps_show_it_and_apply_refuses_naming_the_fields(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -191,6 +192,7 @@ def test_failing_check_rerun_exits_3_and_holds_consumers(
 # -- plans are dry runs while a simulation is active -----------------------------------------
 
 
+@pytest.mark.slow
 @both_backends
 def test_plan_mode_apply_is_refused_naming_the_active_simulations(
     capsys: pytest.CaptureFixture[str], april_project: Project
@@ -227,6 +229,7 @@ def test_plan_mode_apply_is_refused_naming_the_active_simulations(
     assert april_project.store.partition_counts(RAW).get(GAP_DAY) == 3
 
 
+@pytest.mark.slow
 @both_backends
 def test_apply_of_a_dry_run_plan_is_refused_during_a_simulation(
     capsys: pytest.CaptureFixture[str], april_project: Project

@@ -151,6 +151,7 @@ def test_a_day_whose_every_product_line_is_empty_has_an_empty_rollup_that_reconc
     assert check["passed"] is True
 
 
+@pytest.mark.slow
 def test_the_product_lines_are_added_then_a_gap_is_planned_backfilled_checked_and_restored(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -257,6 +258,7 @@ def test_the_product_lines_are_added_then_a_gap_is_planned_backfilled_checked_an
     assert status[BY_LINE]["partitions"] == dict.fromkeys(CELLS, "materialized")
 
 
+@pytest.mark.slow
 def test_a_product_line_added_later_is_a_gap_of_every_day_and_is_backfilled(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -354,6 +356,7 @@ def test_removing_a_product_line_with_published_data_is_refused_unless_asked_and
     assert tree_fingerprint(root) == before
 
 
+@pytest.mark.slow
 def test_the_rollups_that_counted_a_removed_line_are_stale_until_recomputed(
     capsys: pytest.CaptureFixture[str], root: Path
 ) -> None:
@@ -391,6 +394,7 @@ def test_the_rollups_that_counted_a_removed_line_are_stale_until_recomputed(
     assert run_json(capsys, root, "gaps", *window, "--needs-action")["gaps"] == []
 
 
+@pytest.mark.slow
 def test_a_removal_whose_stale_marks_fail_is_undone_whole(
     capsys: pytest.CaptureFixture[str], root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,8 +97,9 @@ def _deltas(path: Path) -> list[tuple[str, str, int | None]]:
     )
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -361,8 +363,9 @@ def _many(paths: list[Path]) -> tuple[dict[int, list[tuple[str, str, int | None]
     return {n: sorted(rows) for n, rows in per_table.items()}, aside
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -78,6 +78,7 @@ def ticket_ids(project: Project, asset: str, key: str) -> list[str]:
     return sorted(data.column("ticket_id").to_pylist())
 
 
+@pytest.mark.slow
 def test_apply_fills_the_gap_and_records_it(april_project: Project) -> None:
     document = plan(april_project, [GAP_DAY])
     others = fingerprints(april_project, OTHER_DAYS)
@@ -219,6 +220,7 @@ def test_a_plan_without_an_upstream_manifest_is_not_a_backfill(april_project: Pr
     assert april_project.store.partition_counts(RAW).get(GAP_DAY) is None
 
 
+@pytest.mark.slow
 def test_rerunning_materialized_partitions_never_duplicates_rows(april_project: Project) -> None:
     first = apply_plan(april_project, plan(april_project, [GAP_DAY]), operator="tests")
     assert first.state is RunState.SUCCEEDED
@@ -451,6 +453,7 @@ def test_duplicate_keys_in_a_non_deduplicating_asset_fail_the_step(
     assert gap.reason is GapReason.FAILED_RUN
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fields",
     [
@@ -496,6 +499,7 @@ def test_a_plan_whose_request_was_edited_is_refused(april_project: Project) -> N
     assert world(april_project) == before
 
 
+@pytest.mark.slow
 def test_replanning_after_apply_leaves_the_applied_plan_and_its_evidence_intact(
     april_project: Project,
 ) -> None:

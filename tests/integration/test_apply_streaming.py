@@ -90,6 +90,7 @@ def test_a_plans_steps_are_the_steps_it_lists_in_the_same_order(
             assert (step in steps) == (step in list(oracle))
 
 
+@pytest.mark.slow
 def test_a_plan_run_is_recorded_by_its_plan_and_its_evidence_lists_every_step(
     april_project: Project,
 ) -> None:

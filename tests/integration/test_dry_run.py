@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import (
     GAP_DAY,
     NOW,
@@ -17,7 +18,6 @@ from conftest import (
     materialize,
     tree_fingerprint,
 )
-from jsonschema import Draft202012Validator
 
 from backfiller import FixedClock, Project, load_project
 from backfiller.planning import (
@@ -164,6 +164,8 @@ def test_the_plan_carries_the_lessons_fields(april_project: Project) -> None:
 
 
 def test_the_plan_validates_against_the_published_schema(april_project: Project) -> None:
+    from jsonschema import Draft202012Validator  # a second to import: where used
+
     _, path = dry_run(april_project, [GAP_DAY])
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
@@ -179,6 +181,7 @@ def test_the_plan_validates_against_the_published_schema(april_project: Project)
     assert not validator.is_valid({**saved, "created_at": "yesterday"})
 
 
+@pytest.mark.slow
 def test_the_plan_id_is_deterministic(
     april_project: Project, project_environ: dict[str, str]
 ) -> None:

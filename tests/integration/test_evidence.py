@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from conftest import GAP_DAY, NOW, both_backends, ledger_environ, run_steps
-from jsonschema import Draft202012Validator
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.transport import Config, Transport
@@ -141,7 +140,10 @@ def _rel(chain: Chain, index: int) -> str:
 # -- what the document records ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_written_documents_validate_against_the_committed_schema(chain: Chain) -> None:
+    from jsonschema import Draft202012Validator  # a second to import: where used
+
     validator = Draft202012Validator(
         json.loads(CONTRACT.read_text(encoding="utf-8")),
         format_checker=Draft202012Validator.FORMAT_CHECKER,

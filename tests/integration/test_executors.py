@@ -73,6 +73,7 @@ def apply_week(project: Project, options: RunOptions) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group_size", [1, 64])
 def test_dask_executor_publishes_what_the_local_executor_publishes(
     example_dir: Path, cluster: object, group_size: int
@@ -89,6 +90,7 @@ def test_dask_executor_publishes_what_the_local_executor_publishes(
     assert all(local["fingerprints"].values())
 
 
+@pytest.mark.slow
 def test_a_worker_runs_the_computation_never_the_coordinator(
     example_dir: Path, cluster: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +126,7 @@ def test_local_is_the_default_and_an_unknown_executor_is_refused() -> None:
         open_executor(ExecutorSettings(kind="dask"))
 
 
+@pytest.mark.slow
 def test_importing_the_core_does_not_import_dask() -> None:
     import subprocess
 
@@ -181,6 +184,7 @@ def test_a_computation_that_cannot_travel_fails_its_step_alone(
     assert not project.store.exists("odd/locked")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["after_compute", "after_commit"])
 def test_a_coordinator_stopped_mid_run_is_finished_by_resume_on_the_cluster(
     example_dir: Path, cluster: object, point: str

@@ -189,6 +189,7 @@ def test_the_heartbeat_renews_held_leases_and_notices_a_takeover(
             heartbeat.stop()
 
 
+@pytest.mark.slow
 @both_backends
 def test_a_step_computing_longer_than_the_lease_ttl_keeps_its_lease(
     tmp_path: Path,

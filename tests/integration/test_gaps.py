@@ -347,6 +347,7 @@ def test_a_partition_declared_with_zero_records_has_no_expected_input(
     assert "declares 0 records" in details(project, [key])[(RAW, key)]
 
 
+@pytest.mark.slow
 def test_applying_the_plan_for_the_gap_day_closes_the_gap(april_project: Project) -> None:
     assert len(gaps(april_project, [GAP_DAY])) == 2
     document = make_plan(
@@ -373,6 +374,7 @@ def test_materializing_only_the_upstream_leaves_the_downstream_missing(
     }
 
 
+@pytest.mark.slow
 def test_in_batches_of_one_asset_the_gaps_and_states_are_the_same(
     april_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

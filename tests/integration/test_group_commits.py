@@ -75,6 +75,7 @@ def _assert_recorded_exactly(project: Project, ledger: Ledger, run_id: str) -> N
             )
 
 
+@pytest.mark.slow
 def test_a_group_publishes_its_partitions_by_one_commit_each_recorded_exactly(
     april_project: Project,
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_group_publishes_its_partitions_by_one_commit_each_recorded_exactly(
         assert versions[AssetPartition(RAW, KEYS[0])] == versions[AssetPartition(RAW, KEYS[3])]
 
 
+@pytest.mark.slow
 def test_a_failing_check_leaves_its_partition_old_while_the_rest_of_the_group_publishes(
     april_project: Project,
 ) -> None:
@@ -131,6 +133,7 @@ def test_a_failing_check_leaves_its_partition_old_while_the_rest_of_the_group_pu
         _assert_recorded_exactly(project, ledger, result.run_id)
 
 
+@pytest.mark.slow
 def test_a_failed_upstream_skips_only_its_own_downstream_partition(
     april_project: Project,
 ) -> None:
@@ -158,6 +161,7 @@ def test_a_failed_upstream_skips_only_its_own_downstream_partition(
         assert ledger.leases.held() == []
 
 
+@pytest.mark.slow
 def test_a_partition_leased_by_another_run_is_a_conflict_and_the_rest_publishes(
     april_project: Project,
 ) -> None:
@@ -218,6 +222,7 @@ def test_a_partition_fenced_at_the_table_is_left_out_and_the_rest_commits(
         assert ledger.leases.held() == []
 
 
+@pytest.mark.slow
 def test_a_group_commits_early_when_its_staged_rows_or_bytes_reach_the_limit(
     april_project: Project,
 ) -> None:
@@ -491,6 +496,7 @@ class _TrackingExecutor:
         return None
 
 
+@pytest.mark.slow
 def test_a_group_lets_go_of_each_computation_once_its_rows_are_published(
     april_project: Project,
 ) -> None:
@@ -508,6 +514,7 @@ def test_a_group_lets_go_of_each_computation_once_its_rows_are_published(
     assert executor.alive == [0] * len(KEYS)
 
 
+@pytest.mark.slow
 def test_a_downstream_group_reads_what_the_run_just_published_from_memory(
     april_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

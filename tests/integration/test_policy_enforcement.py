@@ -93,6 +93,7 @@ def test_rerun_and_replay_of_a_disallowed_asset_are_refused(raw_only: Project) -
     assert written(raw_only) == before
 
 
+@pytest.mark.slow
 def test_a_plan_made_before_the_policy_changed_is_refused_on_apply(
     example_dir: Path, load: Callable[[Path], Project]
 ) -> None:
@@ -191,6 +192,7 @@ def _plan_over(project: Project, key: str) -> PlanDocument:
     return make_plan(project, project.reader(), request)
 
 
+@pytest.mark.slow
 def test_a_plan_names_the_protected_baselines_it_would_overwrite(april_project: Project) -> None:
     project = april_project
     with project.ledger() as ledger:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import GAP_DAY, NOW, materialize, tree_fingerprint
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_views import per_key
@@ -86,6 +87,7 @@ def test_a_range_plan_says_per_partition_what_the_per_cell_plan_says(
     assert len(reasons) >= 3 if not options.get("assets") else len(reasons) >= 2
 
 
+@pytest.mark.slow
 def test_a_range_plan_reads_back_and_is_applied_exactly(april_project: Project) -> None:
     damage(april_project)
     request = request_for(WINDOW, Mode.DRY_RUN, "tests")
@@ -166,8 +168,9 @@ def scratch() -> Iterator[Path]:
         yield Path(folder)
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=16,
+    max_examples=examples(16),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -249,6 +252,7 @@ def _fingerprint(digests: dict[str, Any]) -> str:
     return state_fingerprint_of(StateDigests.model_validate(digests))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_an_edited_range_plan_is_refused_and_nothing_is_written(
     april_project: Project, edit: str
@@ -290,6 +294,7 @@ def test_a_stale_range_plan_is_refused_naming_the_change_and_nothing_is_written(
     assert tree_fingerprint(april_project.root) == before
 
 
+@pytest.mark.slow
 def test_a_plan_of_one_asset_is_stale_when_the_upstream_it_reads_moves(
     april_project: Project,
 ) -> None:

@@ -243,6 +243,7 @@ def test_rerun_recomputes_the_partition_and_its_downstream_as_a_new_run(
         assert ledger.partitions.get(asset, OTHER_KEY) == untouched[asset]
 
 
+@pytest.mark.slow
 def test_rerun_is_idempotent_no_duplicates_and_the_same_fingerprints(
     april_project: Project, ledger: DatabaseLedger
 ) -> None:

@@ -115,6 +115,7 @@ def guarded(april_project: Project) -> Callable[[], None]:
 # -- move-report ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_move_report_makes_a_missing_report_gap_and_undo_puts_it_back(
     april_project: Project, guarded: Callable[[], None]
 ) -> None:
@@ -169,6 +170,7 @@ def test_the_simulations_file_records_each_simulation(april_project: Project) ->
     assert moved.simulation_id != failing.simulation_id
 
 
+@pytest.mark.slow
 def test_applying_the_reissue_then_undo_restores_the_original_report(
     april_project: Project, guarded: Callable[[], None]
 ) -> None:
@@ -263,6 +265,7 @@ def test_undo_of_an_unknown_or_undone_simulation_is_bad_input(april_project: Pro
 # -- broken-manifest ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_broken_manifest_shows_as_manifest_changed_naming_the_missing_field(
     april_project: Project, guarded: Callable[[], None]
 ) -> None:
@@ -318,6 +321,7 @@ def test_every_kind_of_missing_field_is_a_broken_manifest(
     guarded()
 
 
+@pytest.mark.slow
 def test_a_dry_run_plan_proceeds_and_applying_it_is_refused_naming_every_field(
     april_project: Project, guarded: Callable[[], None]
 ) -> None:
@@ -394,6 +398,7 @@ def test_broken_manifest_refusals_write_nothing(april_project: Project) -> None:
 # -- failing-check --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failing_check_fails_the_rerun_keeps_the_data_and_holds_consumers(
     april_project: Project, guarded: Callable[[], None]
 ) -> None:
@@ -514,6 +519,7 @@ def test_mode_apply_is_refused_while_a_simulation_is_active(april_project: Proje
     assert make_plan(project, project.reader(), request).reason is None
 
 
+@pytest.mark.slow
 def test_applying_a_dry_run_plan_is_refused_then_allowed_explicitly(
     april_project: Project,
 ) -> None:

@@ -6,13 +6,13 @@ one group, columns a check names that a partition lacks)."""
 from __future__ import annotations
 
 import math
-import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +28,9 @@ from backfiller.checks.model import Check, CheckResult
 from backfiller.engine import fingerprint_table, fingerprint_tables
 from backfiller.partitions import scheme_from_config
 
-#: 30 generated groups in the fast loop (``make check``), 120 in the full suite
+#: 12 generated groups in the fast loop (``make check``), 120 in the full suite
 PROPS = settings(
-    max_examples=30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 120,
+    max_examples=examples(120),
     deadline=None,
     database=None,
 )
@@ -225,6 +225,7 @@ def _alone(check: Check, ctx: CheckContext) -> CheckResult | Exception:
         return exc
 
 
+@pytest.mark.slow
 @PROPS
 @given(
     st.lists(partitions(), min_size=1, max_size=len(KEYS)),

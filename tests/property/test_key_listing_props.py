@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ def _walked(scheme: TimeWindowScheme, first: datetime, stop: datetime) -> list[s
     return [key for key, _ in scheme.iter_windows(first, stop)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     granularity=st.sampled_from(list(Granularity)),
     zone=st.sampled_from(["UTC", "Etc/UTC", "Europe/Berlin", "Pacific/Apia"]),

@@ -15,17 +15,17 @@ decides bounds with ``contains`` (``parse``), not through the grid the mappings 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backfiller.mappings import TimeWindowMapping
 from backfiller.partitions import TimeWindowScheme, scheme_from_config
 
-FAST = os.environ.get("BACKFILLER_FAST_LOOP") == "1"
-PROPS = settings(max_examples=30 if FAST else 120, deadline=None, database=None)
+PROPS = settings(max_examples=examples(120), deadline=None, database=None)
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
 #: how long each kind's generated scheme runs (so that a scheme has a few dozen keys at most)
@@ -160,6 +160,7 @@ def test_a_lag_never_reads_the_current_window(
     assert key not in TimeWindowMapping.lag(windows).upstream_keys(key, down, down)
 
 
+@pytest.mark.slow
 @PROPS
 @given(st.sampled_from(ZONES), st.data())
 def test_fan_in_and_fan_out_round_trip(zone: str, data: st.DataObject) -> None:

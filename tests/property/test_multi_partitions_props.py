@@ -9,12 +9,12 @@ checked against brute force."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from itertools import product
 from typing import Any
 
 import pytest
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +34,7 @@ from backfiller.partitions import (
 )
 
 PROPS = settings(
-    max_examples=30 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 100,
+    max_examples=examples(100),
     deadline=None,
     database=None,
 )

@@ -4,6 +4,7 @@ equal a plain Python sum over the add actions."""
 from __future__ import annotations
 
 import pyarrow as pa
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ _ACTIONS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_ACTIONS)
 def test_sums_per_partition_equal_a_plain_sum(actions: list[tuple[str | None, int, int]]) -> None:
     table = pa.table(

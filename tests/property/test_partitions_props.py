@@ -6,13 +6,13 @@ drawn within a few hours of a real transition of the zone (computed once, below)
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from fast_loop import examples
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -44,9 +44,9 @@ DURATIONS = {
     Granularity.YEARLY: (timedelta(days=365) - HOUR, timedelta(days=366) + HOUR),
 }
 
-#: 50 examples in the fast loop (``make check``), 200 in the full suite
+#: 20 examples in the fast loop (``make check``), 200 in the full suite
 PROPS = settings(
-    max_examples=50 if os.environ.get("BACKFILLER_FAST_LOOP") == "1" else 200,
+    max_examples=examples(200),
     deadline=None,
     database=None,
 )

@@ -16,7 +16,6 @@ deterministic sweep checks every clock change of every zone.
 from __future__ import annotations
 
 import calendar
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
+from fast_loop import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -50,10 +50,9 @@ MAX_SPAN = {
     Granularity.YEARLY: timedelta(days=3000),
 }
 
-#: a quarter of the examples in the fast loop (``make check``); all of them in the full suite
-FAST = os.environ.get("BACKFILLER_FAST_LOOP") == "1"
+#: a tenth of the examples in the fast loop (``make check``); all of them in the full suite
 PROPS = settings(
-    max_examples=125 if FAST else 500,
+    max_examples=examples(500),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -257,6 +256,7 @@ def cases(draw: st.DrawFn) -> tuple[TimeWindowScheme, datetime]:
     return scheme(kind, zone), moment
 
 
+@pytest.mark.slow
 @PROPS
 @given(cases())
 @example((scheme(HOURLY, "Australia/Lord_Howe"), datetime(2026, 10, 3, 15, 45, tzinfo=UTC)))
@@ -302,7 +302,8 @@ def test_keys_parse_and_last_complete_agree_with_unaligned_bounds(
     check_bounded(case)
 
 
-@settings(PROPS, max_examples=40 if FAST else 150)  # cron is slow to ask; the slow sweep adds more
+@pytest.mark.slow
+@settings(PROPS, max_examples=examples(150))  # cron is slow to ask; the slow sweep adds more
 @given(bounded_cases(CRON_KINDS))
 def test_cron_keys_parse_and_last_complete_agree_with_unaligned_bounds(
     case: tuple[str, Kind, datetime, datetime, datetime],
@@ -404,6 +405,7 @@ def odd_zones() -> tuple[str, ...]:
     return tuple(found)
 
 
+@pytest.mark.slow
 def test_every_clock_change_of_the_zones_that_move_by_part_of_an_hour() -> None:
     zones = odd_zones()
     assert {"Australia/Lord_Howe", "Pacific/Chatham", "Antarctica/Troll"} <= set(zones)
@@ -470,7 +472,7 @@ MAPPED_KINDS = (
 )
 
 
-@settings(PROPS, max_examples=40 if FAST else 150)
+@settings(PROPS, max_examples=examples(150))
 @given(bounded_schemes(), bounded_schemes(), st.integers(min_value=0, max_value=2), st.data())
 def test_time_window_mappings_return_only_keys_of_the_scheme_they_map_onto(
     down: TimeWindowScheme, up: TimeWindowScheme, lookback: int, data: st.DataObject

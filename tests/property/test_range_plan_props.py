@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_views import per_key
@@ -38,6 +39,7 @@ def test_runs_expand_to_the_values(found: list[object]) -> None:
     assert len(runs) <= len(found)
 
 
+@pytest.mark.slow
 @settings(max_examples=ORACLE_EXAMPLES, deadline=None, database=None)
 @given(states(), st.booleans())
 def test_a_plan_of_ranges_says_what_the_per_cell_plan_says(

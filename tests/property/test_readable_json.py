@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ _DOCUMENTS = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_DOCUMENTS)
 def test_readable_json_is_the_standard_librarys_indented_text(value: Any) -> None:
     assert readable_json(value) == json.dumps(value, indent=2, ensure_ascii=False) + "\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ _KEY_SPELLINGS = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     granularity=st.sampled_from(list(Granularity)),
     zone=st.sampled_from(["UTC", "Europe/Berlin"]),
@@ -83,7 +84,7 @@ def test_ten_years_of_days_take_the_listed_path() -> None:
     assert refused == _parsed(scheme, keys)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     granularity=st.sampled_from(
         [Granularity.DAILY, Granularity.WEEKLY, Granularity.MONTHLY, Granularity.YEARLY]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ def dags(draw: st.DrawFn) -> tuple[list[int], dict[int, set[int]], set[int]]:
     return list(range(n)), deps, failing
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=examples(60), deadline=None, database=None)
 @given(dags(), st.integers(1, 4))
 def test_dependencies_failures_and_parallelism(
     dag: tuple[list[int], dict[int, set[int]], set[int]], max_parallel: int

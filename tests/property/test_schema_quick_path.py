@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from json_paths import json_paths
@@ -117,14 +118,14 @@ def test_valid_documents_take_the_quick_path() -> None:
         assert _schema_errors(name, _valid(name)) == []
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated("manifest"))
 def test_the_model_accepts_a_manifest_only_if_the_schema_does(doc: dict[str, Any]) -> None:
     if schemas._model_accepts("manifest", doc):
         assert _schema_errors("manifest", doc) == []
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=mutated("backfill_plan"))
 def test_the_model_accepts_a_plan_only_if_the_schema_does(doc: dict[str, Any]) -> None:
     if schemas._model_accepts("backfill_plan", doc):

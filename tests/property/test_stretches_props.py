@@ -5,6 +5,7 @@ stretch but the last of at least the window's steps and a whole number of group 
 
 from __future__ import annotations
 
+from fast_loop import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,7 @@ def runs(draw: st.DrawFn) -> tuple[list[Step], dict[Step, set[Step]]]:
     return steps, reads
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(runs(), st.integers(1, 8), st.integers(1, 3))
 def test_every_step_once_after_what_it_reads(
     run: tuple[list[Step], dict[Step, set[Step]]], window: int, group: int

@@ -445,6 +445,7 @@ def fingerprints_by_zone() -> Iterator[dict[str, str]]:
     yield {tz: _fingerprint_in(tz) for tz in ("UTC", "America/New_York")}
 
 
+@pytest.mark.slow
 def test_fingerprint_is_stable_in_one_zone(fingerprints_by_zone: dict[str, str]) -> None:
     assert len(fingerprints_by_zone["UTC"]) == 64
     assert fingerprints_by_zone["UTC"] == _fingerprint_in("UTC")

@@ -8,11 +8,10 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 import pytest
-from jsonschema import Draft202012Validator
 from openlineage.client.serde import Serde
 from openlineage_spec import event_problems
 
@@ -30,6 +29,9 @@ from backfiller.evidence.lineage import (
 from backfiller.evidence.lineage_facet import FACET_NAME, FACET_SCHEMA_URL
 from backfiller.evidence.model import SCHEMA_URL, canonical_document
 from backfiller.schemas import SCHEMAS, schema_for, validation_problems
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / SCHEMAS["run_evidence"].path
 RAW = "week06/ingestion/raw_ticket_events_partitioned"
@@ -150,6 +152,8 @@ def sample() -> dict[str, Any]:
 
 
 def committed_validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # a second to import: where used
+
     schema = json.loads(CONTRACT.read_text(encoding="utf-8"))
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
@@ -376,6 +380,8 @@ def test_without_the_clients_test_facet_class_the_same_standard_facet_is_built(
 
 
 def test_the_backfiller_facet_matches_its_published_contract() -> None:
+    from jsonschema import Draft202012Validator  # a second to import: where used
+
     doc = RunEvidence.model_validate(sample())
     facets = [Serde.to_dict(e)["run"]["facets"][FACET_NAME] for e in lineage_events(doc)]
     contract = json.loads((CONTRACT.parents[1] / SCHEMAS["lineage_run_facet"].path).read_text())

@@ -310,6 +310,7 @@ def test_events_log_every_move(ledger: DatabaseLedger) -> None:
     assert ledger.partitions.events(RAW, "2026-04-18") == []
 
 
+@pytest.mark.slow
 def test_stale_reasons_are_each_keys_newest_marks_and_a_bad_detail_gives_none(
     ledger: DatabaseLedger,
 ) -> None:

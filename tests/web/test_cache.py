@@ -102,6 +102,7 @@ def _state(served: Served, asset: str, key: str) -> str:
     return str(state)
 
 
+@pytest.mark.slow
 def test_an_unchanged_project_is_served_from_memory_as_a_cold_server_serves_it(
     served: Served,
 ) -> None:
@@ -235,6 +236,7 @@ def _changed_and_served(
         return before, served.page(), served.cold()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("later", [False, True], ids=["at once", "once settled"])
 @pytest.mark.parametrize("kind", list(CHANGES))
 def test_each_change_is_seen_on_the_next_request(
@@ -245,6 +247,7 @@ def test_each_change_is_seen_on_the_next_request(
     assert after == cold
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(CHANGES))
 def test_with_its_identity_left_out_the_change_is_missed(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
@@ -257,6 +260,7 @@ def test_with_its_identity_left_out_the_change_is_missed(
     assert after != cold
 
 
+@pytest.mark.slow
 @both_backends
 def test_a_run_recorded_in_either_ledger_is_seen(served: Served) -> None:
     assert _state(served, SILVER, DAY) == "materialized"
@@ -269,6 +273,7 @@ def test_a_run_recorded_in_either_ledger_is_seen(served: Served) -> None:
     assert served.page() == served.cold()
 
 
+@pytest.mark.slow
 def test_a_source_that_cannot_be_identified_is_classified_every_time(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +283,7 @@ def test_a_source_that_cannot_be_identified_is_classified_every_time(
     assert served.cache.classified == 2
 
 
+@pytest.mark.slow
 def test_a_change_of_one_assets_records_classifies_it_and_what_reads_it_again(
     served: Served,
 ) -> None:
@@ -295,6 +301,7 @@ def test_a_change_of_one_assets_records_classifies_it_and_what_reads_it_again(
     assert served.cache.classified == 2
 
 
+@pytest.mark.slow
 def test_a_source_changed_a_moment_ago_is_not_kept(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,6 +318,7 @@ def test_a_source_changed_a_moment_ago_is_not_kept(
     assert served.cache.classified == 1  # and again: its stamp is not settled yet
 
 
+@pytest.mark.slow
 def test_an_edited_manifest_is_seen_on_every_page(served: Served) -> None:
     """Not only the overview: the asset page reads the manifests as they are now."""
     url = f"/api/assets/{RAW}/?start={DAY}&end={DAY}"
@@ -321,6 +329,7 @@ def test_an_edited_manifest_is_seen_on_every_page(served: Served) -> None:
     assert after == json.loads(served.cold(url))["grid"]
 
 
+@pytest.mark.slow
 def test_assets_of_several_schemes_are_kept_and_classified_again_together(
     tmp_path: Path,
 ) -> None:
@@ -341,6 +350,7 @@ def test_assets_of_several_schemes_are_kept_and_classified_again_together(
         assert after == served.cold()
 
 
+@pytest.mark.slow
 def test_a_server_warmed_up_serves_its_first_overview_from_memory(
     tmp_path: Path,
 ) -> None:
@@ -395,6 +405,7 @@ def _lines(served: Served) -> list[str]:
     return [str(g["label"]) for g in doc["grids"]]
 
 
+@pytest.mark.slow
 def test_dynamic_values_added_and_removed_while_the_server_runs_are_seen(
     tmp_path: Path,
 ) -> None:
@@ -413,6 +424,7 @@ def test_dynamic_values_added_and_removed_while_the_server_runs_are_seen(
         assert _lines(served) == [f"product_line={x}" for x in ("billing", "enterprise", "chat")]
 
 
+@pytest.mark.slow
 def test_a_project_without_dynamic_dimensions_asks_the_ledger_for_no_values(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -485,6 +497,7 @@ def test_manifests_read_before_a_reload_are_not_kept_after_it(
     assert expected[1] == expected[0] + 1
 
 
+@pytest.mark.slow
 def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -212,6 +212,7 @@ def _first_server(
     return first
 
 
+@pytest.mark.slow
 def test_an_unchanged_project_is_served_from_disk_by_the_next_server(tmp_path: Path) -> None:
     kept = tmp_path / "cache" / "kept.json"
     first = _first_server(tmp_path, kept)
@@ -228,6 +229,7 @@ def test_an_unchanged_project_is_served_from_disk_by_the_next_server(tmp_path: P
     assert kept.read_bytes() == written  # the same digests: not written again
 
 
+@pytest.mark.slow
 def test_a_project_whose_manifests_are_not_needed_is_served_without_reading_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -247,6 +249,7 @@ def test_a_project_whose_manifests_are_not_needed_is_served_without_reading_them
         assert read == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("later", [False, True], ids=["at once", "once settled"])
 @pytest.mark.parametrize("kind", list(CHANGES))
 def test_a_change_made_while_no_server_ran_is_seen_by_the_next(
@@ -272,6 +275,7 @@ def test_a_change_made_while_no_server_ran_is_seen_by_the_next(
         assert page == cold
 
 
+@pytest.mark.slow
 def test_without_the_folders_check_a_file_deleted_between_servers_is_missed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +297,7 @@ def test_without_the_folders_check_a_file_deleted_between_servers_is_missed(
         assert nxt.page() == before != first.cold()
 
 
+@pytest.mark.slow
 def test_a_ledger_change_has_the_asset_and_what_reads_it_classified_the_rest_restored(
     tmp_path: Path,
 ) -> None:
@@ -306,6 +311,7 @@ def test_a_ledger_change_has_the_asset_and_what_reads_it_classified_the_rest_res
         assert (nxt.cache.restored, nxt.cache.classified) == (1, 1)
 
 
+@pytest.mark.slow
 def test_large_tables_are_stamped_in_the_background_after_a_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,6 +330,7 @@ def test_large_tables_are_stamped_in_the_background_after_a_restore(
     assert swept.stopped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "other code"])
 def test_a_damaged_file_or_one_of_other_code_costs_only_the_head_start(
     tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
@@ -341,6 +348,7 @@ def test_a_damaged_file_or_one_of_other_code_costs_only_the_head_start(
     assert on_disk.load(kept, on_disk.code_digest()) != {}  # written anew
 
 
+@pytest.mark.slow
 def test_a_file_that_cannot_be_written_leaves_the_server_serving(tmp_path: Path) -> None:
     web = build_web_project(tmp_path / "omni", {})
     _age(web.root)
@@ -389,6 +397,7 @@ def test_serving_with_the_file_writes_only_the_file(tmp_path: Path) -> None:
     assert [p.name for p in kept.parent.iterdir()] == ["kept.json"]
 
 
+@pytest.mark.slow
 def test_stopping_the_server_waits_for_every_restore_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -419,6 +428,7 @@ def test_stopping_the_server_waits_for_every_restore_thread(
     assert not any(t.is_alive() for t in threads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["folders not told", "log unreadable"])
 def test_a_restored_table_whose_folders_cannot_be_told_is_classified_again(
     tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
@@ -449,6 +459,7 @@ def test_a_restored_table_whose_folders_cannot_be_told_is_classified_again(
         assert nxt.cache.restored == 0 and nxt.cache.classified == 2
 
 
+@pytest.mark.slow
 def test_an_asset_whose_head_moved_has_no_log_read_for_a_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,6 +474,7 @@ def test_an_asset_whose_head_moved_has_no_log_read_for_a_restore(
         assert nxt.cache.restoring == []  # no thread reading logs for nothing
 
 
+@pytest.mark.slow
 def test_the_windows_not_asked_for_stay_in_the_file(tmp_path: Path) -> None:
     """A server asked for one window writes the file again (an asset changed) and keeps the
     other window the file held: the server after it serves that one from the file."""
@@ -486,6 +498,7 @@ def test_the_windows_not_asked_for_stay_in_the_file(tmp_path: Path) -> None:
         assert third.cache.restored == 1  # RAW's, as the first server kept it
 
 
+@pytest.mark.slow
 def test_a_change_of_the_projects_assets_module_is_seen_by_the_next_server(
     tmp_path: Path,
 ) -> None:
@@ -517,6 +530,7 @@ def test_a_change_of_the_projects_assets_module_is_seen_by_the_next_server(
         assert nxt.cache.restored == 0
 
 
+@pytest.mark.slow
 def test_a_project_whose_mark_is_not_the_same_in_another_process_is_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,6 +574,7 @@ def test_the_project_mark_moves_with_what_a_classification_takes_from_the_projec
     assert on_disk.project_mark(project) != mark
 
 
+@pytest.mark.slow
 def test_a_file_that_cannot_be_written_is_tried_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -599,6 +614,7 @@ def test_a_mapping_class_of_the_projects_own_is_not_kept_on_disk(tmp_path: Path)
     assert on_disk.project_mark(project) is None
 
 
+@pytest.mark.slow
 def test_every_kept_window_is_served_from_the_file_whenever_it_is_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,6 +149,7 @@ def test_asset_page_grid_links_each_partition(client: TestClient, web: WebProjec
     assert f'href="/assets/{RAW}/partitions/{BAD_DAY}/"' in html
 
 
+@pytest.mark.slow
 def test_asset_page_of_a_multi_dimensional_asset_draws_a_grid_per_product_line(
     tmp_path: Path,
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import (
     NOW,
     both_backends,
@@ -52,6 +53,7 @@ def _urls(good: str, failed: str, plan: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_no_route_accepts_a_write_method(tmp_path: Path) -> None:
     web = build_web_project(tmp_path / "omni")
     app = create_app(web.load())
@@ -67,6 +69,7 @@ def test_no_route_accepts_a_write_method(tmp_path: Path) -> None:
                 assert response.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.slow
 @both_backends
 def test_serving_every_page_writes_nothing(tmp_path: Path, project_environ: dict[str, str]) -> None:
     web = build_web_project(tmp_path / "omni", project_environ)

@@ -66,6 +66,7 @@ def test_a_large_tables_folders_are_stamped_after_its_first_classification_not_d
     assert swept.page() == first and len(calls) == 2  # and then used them
 
 
+@pytest.mark.slow
 def test_a_request_does_not_stat_a_large_tables_folders_and_a_sweep_sees_a_deleted_file(
     swept: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,6 +85,7 @@ def test_a_request_does_not_stat_a_large_tables_folders_and_a_sweep_sees_a_delet
     assert "missing_partition" in swept.client.get(f"/api/?start={DAY}&end={DAY}").text
 
 
+@pytest.mark.slow
 def test_the_background_thread_sweeps_on_its_own_and_ends_with_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,6 +110,7 @@ def test_the_background_thread_sweeps_on_its_own_and_ends_with_the_server(
     assert not thread.is_alive()
 
 
+@pytest.mark.slow
 def test_a_folder_changed_a_moment_before_its_sweep_is_not_trusted(
     swept: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

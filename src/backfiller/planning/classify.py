@@ -227,8 +227,7 @@ _STATE_COLUMNS = tuple(c for c in STATE_COLUMNS if c not in _DETAIL_COLUMNS)
 #: the positions in ``keys`` of the keys some record of the batch has a manifest checksum for
 #: (only those are compared with the declaration's)
 _CHECKSUMMED = """
-SELECT DISTINCT k.idx FROM ledger l JOIN keys k ON k.partition_key = l.partition_key
-WHERE coalesce(l.manifest_checksum, '') <> ''
+SELECT DISTINCT cell % {n} FROM ledger_at WHERE coalesce(manifest_checksum, '') <> ''
 """
 
 #: the data versions in ``{table}`` of the assets in the list ``$1``
@@ -367,10 +366,6 @@ def _classified(
                 ledger, stored, reports = ahead.take(number)  # its records, tables, reports
                 con.register("ledger", ledger)
                 con.register("keys", key_rows)
-                if states_only:  # the checksums of the declarations a record is compared with
-                    wanted = [i for (i,) in con.execute(_CHECKSUMMED).fetchall()]
-                    key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
-                    con.register("keys", key_rows)
                 keep_versions(con, "ledger", batch)
                 for _ in batch:  # one step of progress per asset
                     done += 1
@@ -414,6 +409,11 @@ def _classified(
                     con.execute(
                         _AT.replace("{name}", name).replace("{n}", n).replace("{columns}", columns)
                     )
+                if states_only:  # the checksums of the declarations a record is compared with
+                    checksummed = _CHECKSUMMED.replace("{n}", n)
+                    wanted = [i for (i,) in con.execute(checksummed).fetchall()]
+                    key_rows = with_checksums(key_rows, source.manifests, keys, wanted)
+                    con.register("keys", key_rows)
                 con.execute(_DECLARED_AT.replace("{n}", n))
                 # a view, not a table: a reader that wants four columns of it (status's ranges)
                 # does not pay for materialising twenty over every cell
