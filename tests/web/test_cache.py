@@ -535,3 +535,47 @@ def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
     assert not stopper.is_alive() and not warming.is_alive()
     assert taken == [0]  # the second asset was never read
     assert cache._kept == {} or all(not kept for kept in cache._kept.values())
+
+
+@pytest.mark.slow
+def test_a_page_asked_while_the_server_stops_is_a_503_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose classification the stopping server cut short (before its next asset)
+    is answered 503 with the reason, not as a server error."""
+    import threading
+
+    from backfiller.planning import classify
+
+    web = build_web_project(tmp_path / "omni")
+    _age(web.root)
+    monkeypatch.setattr(classify, "BATCH_CELLS", 1)  # one asset per batch
+    read, go = threading.Event(), threading.Event()
+    real = classify._Ahead.take
+
+    def take(self: classify._Ahead, number: int) -> object:
+        read.set()
+        go.wait(30)  # the first asset's sources, read slowly
+        return real(self, number)
+
+    monkeypatch.setattr(classify._Ahead, "take", take)
+    app = create_app(load_project(web.root, environ={}, clock=FixedClock(NOW)))
+    answers: list[object] = []
+    with TestClient(app) as client:
+
+        def ask() -> None:
+            answers.append(client.get("/", headers={"accept": "application/json"}))
+            answers.append(client.get("/"))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert read.wait(30)
+        app.state.states.close()  # what the server's shutdown does
+        go.set()
+        asking.join(30)
+        assert not asking.is_alive()
+    as_json, as_html = answers
+    assert as_json.status_code == 503  # type: ignore[attr-defined]
+    assert as_json.json()["kind"] == "error"  # type: ignore[attr-defined]
+    assert "server is stopping" in as_json.json()["detail"]  # type: ignore[attr-defined]
+    assert as_html.status_code == 503 and "server is stopping" in as_html.text  # type: ignore[attr-defined]

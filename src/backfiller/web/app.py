@@ -20,7 +20,7 @@ from backfiller import __version__
 from backfiller.errors import BackfillerError
 from backfiller.ledger.reader import close_reader
 from backfiller.web import pages
-from backfiller.web.cache import StateCache
+from backfiller.web.cache import ServerStopping, StateCache
 from backfiller.web.html import Links, render
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The ledger needs 'backfiller migrate', or the evidence no longer "
         "matches what the ledger recorded",
     },
+    503: {**_ERROR, "description": "The server is stopping: the page was not finished"},
 }
 
 
@@ -122,6 +123,9 @@ def create_app(
             return _error(request, 404, str(exc), links)
         except BackfillerError as exc:  # e.g. a ledger to migrate, tampered evidence
             return _error(request, 409, str(exc), links)
+        except ServerStopping:  # its classification stopped before the next asset
+            detail = "The server is stopping: this page was not finished. Start it again."
+            return _error(request, 503, detail, links)
         finally:
             close_reader(reader)
         if wants_json(request):
