@@ -230,6 +230,16 @@ _CHECKSUMMED = """
 SELECT DISTINCT cell % {n} FROM ledger_at WHERE coalesce(manifest_checksum, '') <> ''
 """
 
+#: the data versions of the assets a batch reads: of its own assets (``upstream_in``) from
+#: their records, of the others from ``upstream_out``
+_UPSTREAM = """
+CREATE OR REPLACE TEMP VIEW upstream AS
+SELECT asset, partition_key, data_version FROM ledger
+WHERE asset IN (SELECT asset FROM upstream_in)
+UNION ALL
+SELECT asset, partition_key, data_version FROM upstream_out
+"""
+
 #: the data versions in ``{table}`` of the assets in the list ``$1``
 _VERSIONS_OF = (
     "SELECT asset, partition_key, data_version FROM {table} "
@@ -328,6 +338,13 @@ def _classified(
 
     done, total = 0, len(names)
     starts = range(0, len(names), per_batch)
+    #: per asset read by another, the last batch that reads it: a batch keeps the data
+    #: versions of its own assets that a later batch reads (its own readers read them from
+    #: its records, in place)
+    last_reader: dict[str, int] = {}
+    for at, name in enumerate(names):
+        for dep in graph.get(name).deps:
+            last_reader[dep.asset] = max(last_reader.get(dep.asset, -1), at // per_batch)
     ahead = _Ahead(source, reader, read, [names[at : at + per_batch] for at in starts], nested)
     try:
         for number, start in enumerate(starts):
@@ -366,23 +383,19 @@ def _classified(
                 ledger, stored, reports = ahead.take(number)  # its records, tables, reports
                 con.register("ledger", ledger)
                 con.register("keys", key_rows)
-                keep_versions(con, "ledger", batch)
+                keep_versions(con, "ledger", [a for a in batch if last_reader.get(a, -1) > number])
                 for _ in batch:  # one step of progress per asset
                     done += 1
                     if on_progress is not None:
                         on_progress(done, total)
-                con.register(
-                    "upstream",
-                    versions_of(con, ups)
-                    if ups
-                    else pa.table(
-                        {
-                            "asset": pa.array([], pa.string()),
-                            "partition_key": pa.array([], pa.string()),
-                            "data_version": pa.array([], pa.int64()),
-                        }
-                    ),
-                )
+                # the versions of the assets the batch reads: its own assets' from their
+                # records, the others' as read before (or now)
+                own = set(batch)
+                outside = [u for u in ups if u not in own]
+                con.register("upstream_out", versions_of(con, outside) if outside else _NO_VERSIONS)
+                inside = pa.array([u for u in ups if u in own], pa.string())
+                con.register("upstream_in", pa.table({"asset": inside}))
+                con.execute(_UPSTREAM)
                 con.register("stored", stored)
                 con.register("reports", pa.concat_tables(reports))
                 con.register(
@@ -521,6 +534,14 @@ def classified_batches(
     ``reader`` itself until the iteration has ended."""
     return _batches(source, reader, keys, on_progress, assets)
 
+
+_NO_VERSIONS = pa.table(
+    {
+        "asset": pa.array([], pa.string()),
+        "partition_key": pa.array([], pa.string()),
+        "data_version": pa.array([], pa.int64()),
+    }
+)
 
 _NO_MAPPING = pa.table(
     {
