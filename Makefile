@@ -18,21 +18,17 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed  ## install, then run the demo on the bundled example
 	$(BIN)/backfiller demo
 
-# pytest keeps the test modules it rewrote (its assertions) as bytecode: a machine that sets
-# PYTHONDONTWRITEBYTECODE would have every run and every worker rewrite them again (seconds)
-PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest
-
 test: $(BIN)/.installed  ## install, then ruff, ruff format --check, mypy --strict and pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(PYTEST) -n 2
+	$(BIN)/pytest -n 2
 
 check: $(BIN)/.installed  ## the fast loop: ruff, mypy, the tests not marked slow, on SQLite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	BACKFILLER_FAST_LOOP=1 $(PYTEST) -m "not slow and not postgres" -n 2
+	BACKFILLER_FAST_LOOP=1 $(BIN)/pytest -m "not slow and not postgres" -n 2
 
 bench: $(BIN)/.installed  ## run the benchmarks (never part of the tests)
 	$(BIN)/python benchmarks/backfill_365.py

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,18 @@ if os.environ.get("BACKFILLER_HYPOTHESIS_PROFILE"):
     hypothesis_settings.load_profile(os.environ["BACKFILLER_HYPOTHESIS_PROFILE"])
 elif FAST:
     hypothesis_settings.load_profile("fast")
+
+#: while the tests are collected, their modules (as pytest rewrites their assertions) and the
+#: modules they import are kept as bytecode even where PYTHONDONTWRITEBYTECODE is set (every
+#: run, and each worker, would otherwise rewrite them again: seconds); the tests themselves run
+#: as the environment says (a project a test lays out gets no bytecode written beside it)
+_WRITES_NO_BYTECODE = sys.dont_write_bytecode
+sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    sys.dont_write_bytecode = _WRITES_NO_BYTECODE
+
 
 #: read once: some test modules clear every BACKFILLER_* variable before their tests run
 REQUIRE_POSTGRES = postgres_required()

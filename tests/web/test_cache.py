@@ -541,8 +541,9 @@ def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
 def test_a_page_asked_while_the_server_stops_is_a_503_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A request whose classification the stopping server cut short (before its next asset)
-    is answered 503 with the reason, not as a server error."""
+    """A request whose classification the app's shutdown cut short (before its next asset:
+    an ASGI server that does not wait for running requests, or a test client, stops the app
+    under it) is answered 503 with the reason, not as a server error."""
     import threading
 
     from backfiller.planning import classify
@@ -570,7 +571,7 @@ def test_a_page_asked_while_the_server_stops_is_a_503_naming_it(
         asking = threading.Thread(target=ask)
         asking.start()
         assert read.wait(30)
-        app.state.states.close()  # what the server's shutdown does
+        app.state.states.close()  # what the app's shutdown does
         go.set()
         asking.join(30)
         assert not asking.is_alive()

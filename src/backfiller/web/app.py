@@ -44,6 +44,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The ledger needs 'backfiller migrate', or the evidence no longer "
         "matches what the ledger recorded",
     },
+}
+#: the overview classifies: a server stopping meanwhile cuts that short (503)
+_OVERVIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_RESPONSES,
     503: {**_ERROR, "description": "The server is stopping: the page was not finished"},
 }
 
@@ -124,7 +128,10 @@ def create_app(
         except BackfillerError as exc:  # e.g. a ledger to migrate, tampered evidence
             return _error(request, 409, str(exc), links)
         except ServerStopping:  # its classification stopped before the next asset
-            detail = "The server is stopping: this page was not finished. Start it again."
+            detail = (
+                "The server is stopping: this page was not finished. Ask for it again once "
+                "the server is started again."
+            )
             return _error(request, 503, detail, links)
         finally:
             close_reader(reader)
@@ -132,7 +139,9 @@ def create_app(
             return JSONResponse(data)
         return HTMLResponse(render(template, data, links, **extra))
 
-    def both(path: str, name: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    def both(
+        path: str, name: str, responses: dict[int | str, dict[str, Any]] = _RESPONSES
+    ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
         def register(endpoint: Callable[..., Response]) -> Callable[..., Response]:
             app.api_route(path, methods=_METHODS, name=name, include_in_schema=False)(endpoint)
             api = f"/api{path}"
@@ -143,14 +152,14 @@ def create_app(
                 operation_id=name,
                 summary=f"The {name} page as JSON",
                 tags=["pages"],
-                responses=_RESPONSES,
+                responses=responses,
             )(endpoint)
             app.api_route(api, methods=["HEAD"], include_in_schema=False)(endpoint)
             return endpoint
 
         return register
 
-    @both("/", "overview")
+    @both("/", "overview", _OVERVIEW_RESPONSES)
     def overview(request: Request, start: str | None = None, end: str | None = None) -> Response:
         """Per asset: the partition bar by state, gaps by reason, holds; the last runs."""
         return respond(
