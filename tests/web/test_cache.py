@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -458,8 +459,6 @@ def test_manifests_read_before_a_reload_are_not_kept_after_it(
     """A page reads the manifests (slowly: a large registry) while they are edited and the
     server, seeing the edit, has the project forget them: the registry that read began
     before the edit serves that page only; the project keeps the one read after."""
-    import threading
-
     from backfiller.project import Project
 
     web = build_web_project(tmp_path / "omni", {})
@@ -497,15 +496,12 @@ def test_manifests_read_before_a_reload_are_not_kept_after_it(
     assert expected[1] == expected[0] + 1
 
 
-@pytest.mark.slow
-def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
+def _read_slowly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The warm-up classifies in a thread of its own; a server stopping meanwhile stops it
-    before its next asset and waits for it (a thread left in a DuckDB query as the process
-    exits may abort it)."""
-    import threading
-
+) -> tuple[Project, threading.Event, threading.Event, list[int]]:
+    """The web project, classified one asset per batch, each batch's sources taken only once
+    ``go`` is set (``read`` is set when the first is asked for; ``taken``: the batches
+    taken)."""
     from backfiller.planning import classify
 
     web = build_web_project(tmp_path / "omni")
@@ -522,7 +518,17 @@ def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
         return real(self, number)
 
     monkeypatch.setattr(classify._Ahead, "take", take)
-    project = load_project(web.root, environ={}, clock=FixedClock(NOW))
+    return load_project(web.root, environ={}, clock=FixedClock(NOW)), read, go, taken
+
+
+@pytest.mark.slow
+def test_stopping_the_server_stops_its_warm_up_before_the_next_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up classifies in a thread of its own; a server stopping meanwhile stops it
+    before its next asset and waits for it (a thread left in a DuckDB query as the process
+    exits may abort it)."""
+    project, read, go, taken = _read_slowly(tmp_path, monkeypatch)
     cache = StateCache(project)
     warming = cache.warm_up()
     assert read.wait(30)
@@ -544,23 +550,8 @@ def test_a_page_asked_while_the_server_stops_is_a_503_naming_it(
     """A request whose classification the app's shutdown cut short (before its next asset:
     an ASGI server that does not wait for running requests, or a test client, stops the app
     under it) is answered 503 with the reason, not as a server error."""
-    import threading
-
-    from backfiller.planning import classify
-
-    web = build_web_project(tmp_path / "omni")
-    _age(web.root)
-    monkeypatch.setattr(classify, "BATCH_CELLS", 1)  # one asset per batch
-    read, go = threading.Event(), threading.Event()
-    real = classify._Ahead.take
-
-    def take(self: classify._Ahead, number: int) -> object:
-        read.set()
-        go.wait(30)  # the first asset's sources, read slowly
-        return real(self, number)
-
-    monkeypatch.setattr(classify._Ahead, "take", take)
-    app = create_app(load_project(web.root, environ={}, clock=FixedClock(NOW)))
+    project, read, go, _ = _read_slowly(tmp_path, monkeypatch)
+    app = create_app(project)
     answers: list[object] = []
     with TestClient(app) as client:
 
