@@ -60,6 +60,7 @@ class Served:
     ) -> None:
         self.root = root
         self.environ = environ
+        self.kept_path = kept_path
         self.clock = FixedClock(NOW) if clock is None else clock
         self.project = self.load()
         self.app = create_app(self.project, kept_path=kept_path)
@@ -67,6 +68,11 @@ class Served:
 
     def load(self) -> Project:
         return load_project(self.root, environ=self.environ, clock=self.clock)
+
+    def again(self) -> Served:
+        """The next server of the project: its own app, the same file of kept states, the
+        same clock."""
+        return Served(self.root, self.environ, self.kept_path, self.clock)
 
     @property
     def cache(self) -> StateCache:

@@ -218,7 +218,7 @@ def test_an_unchanged_project_is_served_from_disk_by_the_next_server(tmp_path: P
     first = _first_server(tmp_path, kept)
     written = kept.read_bytes()
     before = first.page()
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         page = nxt.page()
         assert nxt.cache.restored == 2 and nxt.cache.classified == 0  # both from the file
@@ -236,7 +236,7 @@ def test_a_project_whose_manifests_are_not_needed_is_served_without_reading_them
     kept = tmp_path / "kept.json"
     first = _first_server(tmp_path, kept)
     cold = first.cold()
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     read: list[int] = []
     real = type(nxt.project).load_manifests
     monkeypatch.setattr(
@@ -264,7 +264,7 @@ def test_a_change_made_while_no_server_ran_is_seen_by_the_next(
         _later(monkeypatch)
     cold = first.cold()
     assert cold != before
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         page = nxt.page()
         if kind == "a deleted data file":  # its log unchanged: served from the file ...
@@ -290,7 +290,7 @@ def test_without_the_folders_check_a_file_deleted_between_servers_is_missed(
     monkeypatch.setattr(
         StateCache, "_digests", staticmethod(lambda key: (entries[RAW].head, entries[RAW].folders))
     )
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         nxt.page()
         _settle(nxt.cache)
@@ -305,7 +305,7 @@ def test_a_ledger_change_has_the_asset_and_what_reads_it_classified_the_rest_res
     first = _first_server(tmp_path, kept)
     with first.load().ledger() as ledger:  # the downstream asset's records alone
         ledger.partitions.mark_stale(SILVER, DAY, run_id=None, operator="t", reason="why")
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == first.cold()
         assert (nxt.cache.restored, nxt.cache.classified) == (1, 1)
@@ -318,7 +318,7 @@ def test_large_tables_are_stamped_in_the_background_after_a_restore(
     monkeypatch.setattr(sweep, "SWEPT_FOLDERS", 1)  # every table is a large one
     kept = tmp_path / "kept.json"
     first = _first_server(tmp_path, kept)
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == first.cold()
         assert nxt.cache.restored == 2
@@ -341,7 +341,7 @@ def test_a_damaged_file_or_one_of_other_code_costs_only_the_head_start(
         kept.write_bytes(b"\x00garbage")
     else:
         monkeypatch.setattr(on_disk, "code_digest", lambda: "other code")
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == first.cold()
         assert (nxt.cache.restored, nxt.cache.classified) == (0, 2)
@@ -418,7 +418,7 @@ def test_stopping_the_server_waits_for_every_restore_thread(
         real(self, names)
 
     monkeypatch.setattr(StateCache, "_derive", slow)
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         nxt.page()
         monkeypatch.setattr(nxt.cache, "_deriving", set())  # the other window's, given again
@@ -449,7 +449,7 @@ def test_a_restored_table_whose_folders_cannot_be_told_is_classified_again(
             raise OSError("a log that cannot be read")
 
         monkeypatch.setattr(DeltaStore, "partition_files", unreadable)
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == cold
         assert nxt.cache.restored == 2
@@ -467,7 +467,7 @@ def test_an_asset_whose_head_moved_has_no_log_read_for_a_restore(
     first = _first_server(tmp_path, kept)
     CHANGES["an edited manifest"].make(first)  # every asset's head moves
     _later(monkeypatch)
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == first.cold()
         assert (nxt.cache.restored, nxt.cache.classified) == (0, 2)
@@ -487,12 +487,12 @@ def test_the_windows_not_asked_for_stay_in_the_file(tmp_path: Path) -> None:
     assert len(windows) == 2
     with first.load().ledger() as ledger:  # the downstream asset's records move
         ledger.partitions.mark_stale(SILVER, DAY, run_id=None, operator="t", reason="why")
-    second = Served(first.root, first.environ, kept, first.clock)
+    second = first.again()
     with second.client:
         second.page()
         assert second.cache.classified == 1
     assert set(on_disk.load(kept, on_disk.code_digest())) == windows
-    third = Served(first.root, first.environ, kept, first.clock)
+    third = first.again()
     with third.client:
         assert third.page(other) == first.cold(other)
         assert third.cache.restored == 1  # RAW's, as the first server kept it
@@ -524,7 +524,7 @@ def test_a_change_of_the_projects_assets_module_is_seen_by_the_next_server(
         del sys.modules[name]  # imported afresh, as by a new process
     cold = first.cold()
     assert cold != before
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         assert nxt.page() == cold
         assert nxt.cache.restored == 0
@@ -627,7 +627,7 @@ def test_every_kept_window_is_served_from_the_file_whenever_it_is_asked(
     with first.client:
         first.page(other)
     cold, cold_other = first.cold(), first.cold(other)
-    nxt = Served(first.root, first.environ, kept, first.clock)
+    nxt = first.again()
     with nxt.client:
         with monkeypatch.context() as m:  # every stamp unsettled: nothing can be identified
             m.setattr(identity, "RACY_NS", 10 * 3600 * 1_000_000_000)
