@@ -10,9 +10,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import NOW, both_backends
@@ -26,6 +27,7 @@ from backfiller.dynamic import add_partition_values
 from backfiller.lab.example import lay_out_example, materialize_history
 from backfiller.planning import identity
 from backfiller.planning.identity import Stamp
+from backfiller.store import DeltaStore
 from backfiller.store.base import PARTITION_COLUMN
 from backfiller.web.app import create_app
 from backfiller.web.cache import StateCache
@@ -306,6 +308,44 @@ def test_a_change_of_one_assets_records_classifies_it_and_what_reads_it_again(
         ledger.partitions.mark_stale(RAW, DAY, run_id=None, operator="t", reason="re-read")
     assert served.page() == served.cold()
     assert served.cache.classified == 2
+
+
+def tables_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The assets whose Delta tables a classification reads from now on (every one is read
+    through the store's ``partition_stats_of``)."""
+    asked: list[str] = []
+    real = DeltaStore.partition_stats_of
+
+    def counted(self: DeltaStore, assets: Sequence[str]) -> Any:
+        asked.extend(assets)
+        return real(self, assets)
+
+    monkeypatch.setattr(DeltaStore, "partition_stats_of", counted)
+    return asked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("later", [False, True], ids=["at once", "once settled"])
+def test_an_asset_classified_again_for_its_reports_reuses_what_it_read_of_its_table(
+    served: Served, monkeypatch: pytest.MonkeyPatch, later: bool
+) -> None:
+    """A report deleted moves the asset's report folder, not its table: the asset is
+    classified again from what was read of its table before. Once its table moves too (a
+    data file deleted), the table is read again. Either page is a cold server's."""
+    served.page()
+    asked = tables_read(monkeypatch)
+    _delete_a_report(served)
+    if later:
+        moved = time.time_ns() + identity.RACY_NS + 1_000_000_000
+        monkeypatch.setattr(identity, "now_ns", lambda: moved)
+    page = served.page()
+    assert served.cache.classified == 1 and asked == []  # its table not read again
+    assert page == served.cold()
+    asked.clear()
+    _delete_a_data_file(served)
+    after = served.page()
+    assert asked == [RAW]  # now it is, that table alone
+    assert after != page and after == served.cold()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cache import DAY, Served, _age, _delete_a_data_file
+from test_cache import DAY, Served, _age, _delete_a_data_file, _delete_a_report, tables_read
 from web_project import RAW, build_web_project
 
 from backfiller.planning import identity
@@ -64,6 +64,29 @@ def test_a_large_tables_folders_are_stamped_after_its_first_classification_not_d
     assert swept.cache.classified == 0  # kept: the next request took the stamps itself
     assert len(calls) == 2  # one per table (no thread took them here)
     assert swept.page() == first and len(calls) == 2  # and then used them
+
+
+@pytest.mark.slow
+def test_what_was_read_of_a_large_table_is_reused_once_its_folders_are_stamped(
+    swept: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read under a log new to the server, a large table's statistics wait for its folders'
+    stamp (the next request takes it here); an asset then classified again for its reports
+    alone does not read its table again, and a sweep that sees a deleted file has it read."""
+    swept.page()
+    swept.page()  # the folders stamped: what the first request read is kept under them
+    asked = tables_read(monkeypatch)
+    _delete_a_report(swept)
+    page = swept.page()
+    assert swept.cache.classified == 1 and asked == []
+    assert page == swept.cold()
+    asked.clear()
+    _delete_a_data_file(swept)
+    _later(monkeypatch)
+    swept.cache.sweep.sweep()
+    after = swept.page()
+    assert asked == [RAW]  # that table read again, alone
+    assert after == swept.cold() != page
 
 
 @pytest.mark.slow

@@ -75,6 +75,9 @@ class Identities:
     #: known): the key's other parts, the log's stamp and the report folder's, for a key made
     #: once their classification has read the log (:meth:`StateCache.state_ranges`)
     pending: dict[str, tuple[Hashable, Stamp, Stamp]] = field(default_factory=dict)
+    #: per asset whose table's stamp (its log's and its data folders') is known and settled,
+    #: that stamp's value, whether or not its other sources are
+    tables: dict[str, Hashable] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,14 +128,19 @@ class StateCache:
         self._kept = {}
         #: per asset: its table's log stamp, and the folders of its live files under that log
         self._folders: dict[str, tuple[Hashable, tuple[str, ...]]] = {}
+        #: per asset: its table's stamp (log and data folders) when last read, and what the
+        #: classification read of it then (rows and missing files per partition): an asset
+        #: classified again for another source (its reports, its records, what it reads)
+        #: does not read its unchanged table again
+        self._tables: dict[str, tuple[Hashable, pa.Table]] = {}
         #: the stamp of the manifests the project has loaded (``None``: not known)
         self._manifests: Stamp | None = None
         #: whether this cache has had the project read its manifests once
         self._loaded = False
         #: the keys of the windows asked last, by scheme and bounds (:meth:`key_range`)
         self._windows: dict[tuple[int, str, str], tuple[PartitionScheme, list[str]]] = {}
-        #: per list of keys (by its id, the list kept), the SHA-256 of its keys
-        self._digested: dict[int, tuple[Sequence[str], str]] = {}
+        #: per list of keys (by its id, the list kept), :meth:`_keys_facts` of it
+        self._digested: dict[int, tuple[Sequence[str], str, bool]] = {}
         #: how many assets the last :meth:`state_ranges` classified (the others were kept)
         self.classified = 0
         #: the thread :meth:`warm_up` started (``None``: not asked to)
@@ -240,7 +248,10 @@ class StateCache:
             fresh: dict[str, list[KeyRange[PartitionState]]] = {n: [] for n in stale}
             read: dict[str, tuple[str, ...] | None] = {}  # the folders the classification saw
             if stale and keys:
-                source = _Watched.of(project, set(found.pending), read)
+                tables = dict(found.tables)
+                for n, (_, log, _) in found.pending.items():  # kept until its folders' stamp
+                    tables[n] = (_UNSTAMPED, log.value)
+                source = _Watched.of(project, set(found.pending), read, (self._tables, tables))
                 for r in state_ranges(source, reader, keys, stale, on_progress=self._go_on):
                     fresh[r.asset].append(r)
             keys_found = dict(found.per_asset)
@@ -511,9 +522,10 @@ class StateCache:
         if manifests is not None:
             shared = (identity.ledger_place(project.config), manifests.value)
             shared += (self.window_of(keys), self._project_mark())
-        nested = any("/" in k for k in keys)  # reports in folders below the asset's
+        nested = self._keys_facts(keys)[1]  # reports in folders below the asset's
         per_asset: dict[str, Hashable | None] = {}
         pending: dict[str, tuple[Hashable, Stamp, Stamp]] = {}
+        tables: dict[str, Hashable] = {}
         for name in names:
             per_asset[name] = None
             if shared is None or nested:
@@ -522,18 +534,22 @@ class StateCache:
             ups = tuple(marks.get(d.asset) for d in project.graph.get(name).deps)
             mine = (shared, marks.get(name), ups)
             reports = identity.folder_stamp(project.partition_report_dir(name))
+            settled = reports is not None and reports.settled(taken)
             log = self._log_stamp(name)
-            if reports is None or log is None or not reports.settled(taken):
+            if log is None:
                 continue
             known = self._folders.get(name)
             if known is None or known[0] != log.value:  # folders known once the log is read
-                if log.settled(taken):
+                if reports is not None and settled and log.settled(taken):
                     pending[name] = (mine, log, reports)
                 continue
             table = self._table_stamp(name, log, known[1])
-            if table is not None and table.settled(taken):
+            if table is None or not table.settled(taken):
+                continue
+            tables[name] = table.value  # whatever its other sources
+            if reports is not None and settled:
                 per_asset[name] = (mine, table.value, reports.value)
-        return Identities(per_asset, manifests, taken, pending)
+        return Identities(per_asset, manifests, taken, pending, tables)
 
     def _marks(
         self, reader: LedgerReader | None, names: Sequence[str]
@@ -564,6 +580,7 @@ class StateCache:
         table = self._table_stamp(asset, log, folders)
         if table is None or not table.settled(found.taken_ns):
             return None
+        self._table_stamped(asset, log, table)
         return (shared, table.value, reports.value)
 
     def _resolved(self, asset: str, key: _Pending) -> Hashable | None:
@@ -577,7 +594,16 @@ class StateCache:
         table = self._table_stamp(asset, key.log, key.folders)
         if table is None or not table.settled(key.taken_ns):
             return None
+        self._table_stamped(asset, key.log, table)
         return (key.shared, table.value, key.reports.value)
+
+    def _table_stamped(self, asset: str, log: Stamp, table: Stamp) -> None:
+        """What a classification read of ``asset``'s table under the new ``log``, kept until
+        its data folders' stamp, kept under the table's stamp now that it is taken (as the
+        ranges classified from it are)."""
+        before = self._tables.get(asset)
+        if before is not None and before[0] == (_UNSTAMPED, log.value):
+            self._tables[asset] = (table.value, before[1])
 
     def _table_stamp(self, asset: str, log: Stamp, folders: tuple[str, ...]) -> Stamp | None:
         """The stamp of ``asset``'s table: its log's (``log``, taken by this request) and
@@ -603,20 +629,24 @@ class StateCache:
             return ()
         graph = self.project.graph
         if shared_scheme(graph, graph.keys) is not None:
-            return (len(keys), keys[0], keys[-1], self._keys_digest(keys))
+            return (len(keys), keys[0], keys[-1], self._keys_facts(keys)[0])
         return tuple(keys)
 
-    def _keys_digest(self, keys: Sequence[str]) -> str:
+    def _keys_facts(self, keys: Sequence[str]) -> tuple[str, bool]:
+        """The SHA-256 of ``keys`` and whether one of them holds a ``/``, found once per list
+        of keys the cache hands out (100,000 keys: some 15 ms each)."""
         with self._windows_lock:
             found = self._digested.get(id(keys))
             if found is not None and found[0] is keys:
-                return found[1]
-        digest = hashlib.sha256("\0".join(keys).encode("utf-8")).hexdigest()
+                return found[1], found[2]
+        joined = "\0".join(keys)
+        digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()
+        nested = "/" in joined
         with self._windows_lock:
-            self._digested[id(keys)] = (keys, digest)  # the list kept: its id stays its own
+            self._digested[id(keys)] = (keys, digest, nested)  # the list kept: its id its own
             while len(self._digested) > 2 * WINDOWS:
                 del self._digested[next(iter(self._digested))]
-        return digest
+        return digest, nested
 
     def _path(self, asset: str) -> Path:
         store = _local_delta(self.project)
@@ -651,10 +681,20 @@ def _local_delta(project: Project) -> DeltaStore | None:
     return store if isinstance(store, DeltaStore) and store.local_root is not None else None
 
 
+#: the first part of the key under which :class:`_WatchedStore` keeps what it read of a
+#: table under a log new to the cache, until its data folders' stamp is taken
+_UNSTAMPED = "unstamped"
+
+
+def _unstamped(key: Hashable) -> bool:
+    return isinstance(key, tuple) and len(key) == 2 and key[0] == _UNSTAMPED
+
+
 class _Watched:
     """The project as a classification reads it, its store telling, of each table it is
     done with, the folders of the live data files it read (``seen``): a new log is then
-    not read a second time for the cache's key."""
+    not read a second time for the cache's key; and serving what it read of a table whose
+    stamp did not move (:class:`_WatchedStore`)."""
 
     def __init__(self, project: Project, store: _WatchedStore) -> None:
         self.project = project
@@ -663,14 +703,19 @@ class _Watched:
 
     @classmethod
     def of(
-        cls, project: Project, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+        cls,
+        project: Project,
+        wanted: set[str],
+        seen: dict[str, tuple[str, ...] | None],
+        tables: tuple[dict[str, tuple[Hashable, pa.Table]], dict[str, Hashable]],
     ) -> StateSource:
-        """``project`` watched for the tables of ``wanted`` when its store is local Delta
-        tables; else itself."""
+        """``project`` watched for the tables of ``wanted`` and served from the tables read
+        before (``tables``: :class:`_WatchedStore`'s ``kept`` and ``now``) when its store is
+        local Delta tables; else itself."""
         store = _local_delta(project)
-        if store is None or not wanted:
+        if store is None:
             return project
-        return cls(project, _WatchedStore(store, wanted, seen))
+        return cls(project, _WatchedStore(store, wanted, seen, *tables))
 
     @property
     def manifests(self) -> ManifestRegistry:
@@ -694,14 +739,24 @@ class _Watched:
 class _WatchedStore:
     """A local Delta store that, as a reader releases the tables of ``wanted``, notes the
     folders of their live files (the files its last read of the tables kept: no log read
-    again)."""
+    again); and that serves the partitions' statistics of a table from ``kept`` (per asset:
+    the table's stamp when read, and what was read) when ``now`` (per asset identified by
+    this request: its table's stamp, taken before anything was read) is that stamp, keeping
+    there what it reads of the others."""
 
     def __init__(
-        self, store: DeltaStore, wanted: set[str], seen: dict[str, tuple[str, ...] | None]
+        self,
+        store: DeltaStore,
+        wanted: set[str],
+        seen: dict[str, tuple[str, ...] | None],
+        kept: dict[str, tuple[Hashable, pa.Table]],
+        now: dict[str, Hashable],
     ) -> None:
         self.inner = store
         self.wanted = wanted
         self.seen = seen
+        self.kept = kept
+        self.now = now
 
     def partition_counts(self, asset: str) -> dict[str, int]:
         return self.inner.partition_counts(asset)
@@ -716,7 +771,38 @@ class _WatchedStore:
         return self.inner.partition_stats(asset)
 
     def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
-        return self.inner.partition_stats_of(assets)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        assets = list(dict.fromkeys(assets))
+        served: dict[str, pa.Table] = {}
+        for asset in assets:
+            before, now = self.kept.get(asset), self.now.get(asset)
+            if before is None or now is None or _unstamped(now):
+                continue
+            if before[0] == now:  # digests (identity): a cheap comparison
+                served[asset] = before[1]
+        rest = [a for a in assets if a not in served]
+        if not served:  # as the store reads them, nothing reordered
+            read = self.inner.partition_stats_of(rest)
+            self._keep([a for a in rest if a in self.now], read, pc)
+            return read
+        read = self.inner.partition_stats_of(rest) if rest else None
+        for asset, part in self._keep(rest, read, pc).items():
+            served[asset] = part
+        return pa.concat_tables([served[a] for a in assets if a in served])
+
+    def _keep(self, assets: list[str], read: pa.Table | None, pc: Any) -> dict[str, pa.Table]:
+        """Each of ``assets``' rows of ``read`` (kept in :attr:`kept` under the stamp this
+        request took of its table, when it took one)."""
+        if read is None:
+            return {}
+        column = read.column("asset")
+        found = {a: read.filter(pc.equal(column, a)) for a in assets}
+        for asset, part in found.items():
+            if asset in self.now:
+                self.kept[asset] = (self.now[asset], part)
+        return found
 
     def release(self, assets: Iterable[str]) -> None:
         assets = list(assets)

@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import logging
 import os
-import pickle
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backfiller.planning.gaps import PartitionState
+from backfiller.planning.identity import digest
 from backfiller.planning.ranges import KeyRange
 
 if TYPE_CHECKING:
@@ -70,16 +69,6 @@ class Kept:
     head: str
     folders: str
     ranges: tuple[KeyRange[PartitionState], ...]
-
-
-def digest(value: Hashable) -> str:
-    """The SHA-256 of ``value`` pickled without memo (a value's bytes do not depend on which
-    of its parts happen to be one object in this process)."""
-    out = io.BytesIO()
-    pickler = pickle.Pickler(out, protocol=5)
-    pickler.fast = True  # no memo: equal values, equal bytes
-    pickler.dump(value)
-    return hashlib.sha256(out.getvalue()).hexdigest()
 
 
 def code_digest() -> str:
