@@ -19,7 +19,9 @@ client: the project loaded afresh and the server's first ``GET /`` (cold: the ma
 every cell classified); the seconds after it until the background sweep has stamped the data
 folders of the large tables (``stamps``: more than 10,000 folders, see
 ``backfiller.web.sweep``; awaited before what follows); the median of ``--repeat`` more (the
-server's state cache: nothing changed, nothing classified); ``restart``: the first ``GET /``
+server's state cache: nothing changed, nothing classified); ``swept``: the same, right after
+a background sweep stamped the data folders again (a server's steady state: the stamps are
+other objects of the same values); ``restart``: the first ``GET /``
 of a second server started with the states file the first one kept on disk
 (``backfiller.web.kept``; the project loaded afresh, nothing changed: nothing classified), and
 ``restored``: the seconds after it until that server's background has read the restored
@@ -98,6 +100,11 @@ def measure(
         stamps_s = time.perf_counter() - started
         warm_s, again = _timed(lambda: client.get(query), repeat)
         assert again.content == response.content
+        # a server's steady state: its data folders stamped again since (other objects,
+        # the same values)
+        _between_sweeps(cache)
+        swept_s, again = _timed(lambda: client.get(query), repeat)
+        assert again.content == response.content
         # the next server, started with the states this one kept on disk (nothing changed)
         restart_s, restored_s = _restarted(root, clock, kept, query, response.content)
         gc.collect()  # that server's leftovers (not timed: in use, it is another process)
@@ -114,7 +121,7 @@ def measure(
     cells = sum(sum(a["counts"].values()) for a in data["assets"])
     print(
         f"{label:>24} {cells:>10,} {ranges:>8,} {segments:>6,} {cold_s:>9.3f} {stamps_s:>9.3f} "
-        f"{warm_s:>9.3f} {restart_s:>9.3f} {restored_s:>10.3f} "
+        f"{warm_s:>9.3f} {swept_s:>9.3f} {restart_s:>9.3f} {restored_s:>10.3f} "
         f"{identity_s:>10.4f} {changed_s:>10.3f} {ledger_s:>9.3f} "
         f"{len(response.content) / 1024:>9.1f}",
         flush=True,
@@ -254,7 +261,7 @@ def main() -> None:
     print(f"# load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     print(
         f"{'project':>24} {'cells':>10} {'ranges':>8} {'segs':>6} {'cold s':>9} {'stamps s':>9} "
-        f"{'warm s':>9} {'restart s':>9} {'restored s':>10} {'identity s':>10} "
+        f"{'warm s':>9} {'swept s':>9} {'restart s':>9} {'restored s':>10} {'identity s':>10} "
         f"{'changed s':>10} {'ledger s':>9} "
         f"{'HTML KiB':>9}"
     )
