@@ -8,6 +8,8 @@ listing their folders), an asset's partition reports by listing its report folde
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
@@ -34,6 +36,14 @@ _LEDGER_TYPES = {
 }
 
 
+#: per manifest registry (weakly: while it lives) and ``checksums``, the :func:`key_table` of
+#: the list of keys it was last asked for, and that list (kept: its id stays its own) — a
+#: server classifies the same window again after each change (100,000 keys: some 0.2 s)
+_KEY_TABLES: weakref.WeakKeyDictionary[ManifestRegistry, dict[bool, tuple[Sequence[str], pa.Table]]]
+_KEY_TABLES = weakref.WeakKeyDictionary()
+_KEY_TABLES_LOCK = threading.Lock()
+
+
 def key_table(
     manifests: ManifestRegistry, keys: Sequence[str], *, checksums: bool = True
 ) -> pa.Table:
@@ -42,7 +52,20 @@ def key_table(
     ``broken`` (what is wrong with the broken stand-in manifest that declares it, or null).
     ``checksums=False``: ``manifest_checksum`` left null, for a reader that compares it only
     where a record has one (:func:`with_checksums` fills those in): a declaration's checksum
-    hashes its JSON, some 6 µs a key."""
+    hashes its JSON, some 6 µs a key. Asked again with the same list of keys (the very
+    object, unchanged) and registry (a registry is not changed once made), the table made
+    the first time."""
+    with _KEY_TABLES_LOCK:
+        held = _KEY_TABLES.get(manifests, {}).get(checksums)
+    if held is not None and held[0] is keys and len(keys) == held[1].num_rows:
+        return held[1]
+    table = _key_table(manifests, keys, checksums)
+    with _KEY_TABLES_LOCK:
+        _KEY_TABLES.setdefault(manifests, {})[checksums] = (keys, table)
+    return table
+
+
+def _key_table(manifests: ManifestRegistry, keys: Sequence[str], checksums: bool) -> pa.Table:
     ids: list[str | None] = []
     sums: list[str | None] = []
     expected: list[int | None] = []
