@@ -10,7 +10,10 @@ it is stamped after its classification read it, and kept only if that log is unc
 the stamp settled as of before the read, :meth:`StateCache._read_key`), and classifies again
 only the assets whose identity moved: all of them when the manifests did; one whose partition
 records changed in the ledger (its newest event moved), or those of an asset it reads (its
-state also compares the upstream versions it consumed). A source that cannot be identified
+state also compares the upstream versions it consumed). An asset classified again for one
+source does not read the others that did not move where that is the costly part: what was
+read of its Delta table is kept under the table's own identity and served while it is the
+same (:class:`_WatchedStore`). A source that cannot be identified
 is never cached, and an identity taken right after its source changed
 (:meth:`Stamp.settled`) is not kept. The data folders of a table with more than
 :data:`~backfiller.web.sweep.SWEPT_FOLDERS` of them are the exception: a background sweep
