@@ -9,7 +9,7 @@ from collections.abc import Hashable, Sequence
 
 import pyarrow as pa
 
-from backfiller.web.cache import _UNSTAMPED, _WatchedStore
+from backfiller.web.cache import _Unstamped, _WatchedStore
 
 ROWS = {"a": ["k1", "k2"], "b": ["k1", "k2", "k3"], "c": ["k2"], "d": []}
 
@@ -45,7 +45,7 @@ def _by_asset(table: pa.Table) -> dict[str, list[tuple[str, int]]]:
 def test_tables_whose_stamp_stayed_are_served_and_the_others_read_together() -> None:
     inner = _Store()
     kept: dict[str, tuple[Hashable, pa.Table]] = {}
-    now: dict[str, Hashable] = {"a": "sa", "b": "sb", "c": (_UNSTAMPED, "log"), "d": "sd"}
+    now: dict[str, Hashable] = {"a": "sa", "b": "sb", "c": _Unstamped("log"), "d": "sd"}
     first = _WatchedStore(inner, set(), {}, kept, dict(now))  # type: ignore[arg-type]
     everything = ["a", "b", "c", "d"]
     read = first.partition_stats_of(everything)

@@ -59,13 +59,14 @@ def key_table(
     of the same registry (a registry is not changed once made), the table made then."""
     with _KEY_TABLES_LOCK:
         held = list(_KEY_TABLES.get(manifests, {}).get(checksums, ()))
+    asked = list(keys)  # a copy: what the table is of, whatever the caller does to its list
     for before, table in held:
-        if len(before) == len(keys) and before == list(keys):
+        if before == asked:
             return table
-    table = _key_table(manifests, keys, checksums)
+    table = _key_table(manifests, asked, checksums)
     with _KEY_TABLES_LOCK:
         kept = _KEY_TABLES.setdefault(manifests, {}).setdefault(checksums, [])
-        kept.append((list(keys), table))
+        kept.append((asked, table))
         del kept[:-_KEPT_TABLES]
     return table
 

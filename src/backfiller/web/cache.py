@@ -254,7 +254,7 @@ class StateCache:
             if stale and keys:
                 tables = dict(found.tables)
                 for n, (_, log, _) in found.pending.items():  # kept until its folders' stamp
-                    tables[n] = (_UNSTAMPED, log.value)
+                    tables[n] = _Unstamped(log.value)
                 source = _Watched.of(project, set(found.pending), read, (self._tables, tables))
                 for r in state_ranges(source, reader, keys, stale, on_progress=self._go_on):
                     fresh[r.asset].append(r)
@@ -538,20 +538,21 @@ class StateCache:
             ups = tuple(marks.get(d.asset) for d in project.graph.get(name).deps)
             mine = (shared, marks.get(name), ups)
             reports = identity.folder_stamp(project.partition_report_dir(name))
-            settled = reports is not None and reports.settled(taken)
+            if reports is not None and not reports.settled(taken):
+                reports = None  # changed a moment ago: not to be kept
             log = self._log_stamp(name)
             if log is None:
                 continue
             known = self._folders.get(name)
             if known is None or known[0] != log.value:  # folders known once the log is read
-                if reports is not None and settled and log.settled(taken):
+                if reports is not None and log.settled(taken):
                     pending[name] = (mine, log, reports)
                 continue
             table = self._table_stamp(name, log, known[1])
             if table is None or not table.settled(taken):
                 continue
             tables[name] = table.value  # whatever its other sources
-            if reports is not None and settled:
+            if reports is not None:
                 per_asset[name] = (mine, table.value, reports.value)
         return Identities(per_asset, manifests, taken, pending, tables)
 
@@ -606,7 +607,7 @@ class StateCache:
         its data folders' stamp, kept under the table's stamp now that it is taken (as the
         ranges classified from it are)."""
         before = self._tables.get(asset)
-        if before is not None and before[0] == (_UNSTAMPED, log.value):
+        if before is not None and before[0] == _Unstamped(log.value):
             self._tables[asset] = (table.value, before[1])
 
     def _table_stamp(self, asset: str, log: Stamp, folders: tuple[str, ...]) -> Stamp | None:
@@ -695,13 +696,13 @@ def _local_delta(project: Project) -> DeltaStore | None:
     return store if isinstance(store, DeltaStore) and store.local_root is not None else None
 
 
-#: the first part of the key under which :class:`_WatchedStore` keeps what it read of a
-#: table under a log new to the cache, until its data folders' stamp is taken
-_UNSTAMPED = "unstamped"
+@dataclass(frozen=True)
+class _Unstamped:
+    """The key under which :class:`_WatchedStore` keeps what it read of a table under a log
+    new to the cache (``log``: that log's stamp), until its data folders' stamp is taken:
+    kept, never served."""
 
-
-def _unstamped(key: Hashable) -> bool:
-    return isinstance(key, tuple) and len(key) == 2 and key[0] == _UNSTAMPED
+    log: Hashable
 
 
 class _Watched:
@@ -786,33 +787,29 @@ class _WatchedStore:
 
     def partition_stats_of(self, assets: Sequence[str]) -> pa.Table:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         assets = list(dict.fromkeys(assets))
         served: dict[str, pa.Table] = {}
         for asset in assets:
             before, now = self.kept.get(asset), self.now.get(asset)
-            if before is None or now is None or _unstamped(now):
-                continue
-            if before[0] == now:  # digests (identity): a cheap comparison
-                served[asset] = before[1]
+            if before is not None and not isinstance(now, _Unstamped) and before[0] == now:
+                served[asset] = before[1]  # stamps are digests: a cheap comparison
         rest = [a for a in assets if a not in served]
+        read = self.inner.partition_stats_of(rest) if rest or not served else None
         if not served:  # as the store reads them, nothing reordered
-            read = self.inner.partition_stats_of(rest)
-            self._keep([a for a in rest if a in self.now], read, pc)
+            self._keep([a for a in rest if a in self.now], read)
             return read
-        read = self.inner.partition_stats_of(rest) if rest else None
-        for asset, part in self._keep(rest, read, pc).items():
-            served[asset] = part
+        served.update(self._keep(rest, read))
         return pa.concat_tables([served[a] for a in assets if a in served])
 
-    def _keep(self, assets: list[str], read: pa.Table | None, pc: Any) -> dict[str, pa.Table]:
+    def _keep(self, assets: list[str], read: pa.Table | None) -> dict[str, pa.Table]:
         """Each of ``assets``' rows of ``read`` (kept in :attr:`kept` under the stamp this
         request took of its table, when it took one), found in one pass: the store gives each
         table's rows side by side, so each asset's are one run (or a few) of ``asset``."""
         if read is None or not assets:
             return {}
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         wanted = set(assets)
         runs = pc.run_end_encode(read.column("asset").combine_chunks())
