@@ -1,13 +1,14 @@
 """The bulk gap classifier against the brute-force per-cell oracle (``tests/gap_oracle.py``):
 on small generated projects and states — every mix of ledger statuses, stored rows, data files
 gone, reports gone, recorded manifest checksums and row counts, consumed upstream versions
-(identity and look-back mappings), declarations changed by a newer manifest or broken, stored
-rows without a record, protected partitions, upstream partitions that the mappings (identity,
-look-back, lag, a daily asset reading weeks) require and that are not keys of the upstream's
-bounded scheme (``missing_upstream``) or are allowed to be missing — the bulk path finds, for
-every cell, the same gap reason, proposed action, counts and detail as the oracle over the
-per-cell observation, in the same order; and its ranges are the oracle's gaps collapsed. The
-states ``status`` shows are the oracle's gap reasons (``materialized`` where there is none),
+(identity and look-back mappings; their JSON as the ledger writes it, compact or indented),
+declarations changed by a newer manifest or broken, stored rows without a record, protected
+partitions, upstream partitions that the mappings (identity, look-back, lag, a daily asset
+reading weeks) require and that are not keys of the upstream's bounded scheme
+(``missing_upstream``) or are allowed to be missing — the bulk path finds, for every cell, the
+same gap reason, proposed action, counts and detail as the oracle over the per-cell
+observation, in the same order; and its ranges are the oracle's gaps collapsed. The states
+``status`` shows are the oracle's gap reasons (``materialized`` where there is none),
 collapsed into ranges: one vocabulary."""
 
 from __future__ import annotations
@@ -121,9 +122,20 @@ class FakeStore:
         )
 
 
+#: how a record's consumed upstream versions are written out: as the ledger writes them
+#: (``json.dumps`` with sorted keys), or as another writer might (the classifier reads the JSON,
+#: not its text)
+TEXTS = {
+    "canonical": {"sort_keys": True},
+    "compact": {"sort_keys": True, "separators": (",", ":")},
+    "indented": {"indent": 1},
+}
+
+
 @dataclass
 class FakePartitions:
     records: dict[str, list[PartitionRecord]]
+    text: str = "canonical"
 
     def get(self, asset: str, partition_key: str) -> PartitionRecord | None:
         found = [r for r in self.records.get(asset, []) if r.partition_key == partition_key]
@@ -159,7 +171,7 @@ class FakePartitions:
                 "row_count": r.row_count,
                 "manifest_id": r.manifest_id,
                 "manifest_checksum": r.manifest_checksum,
-                "upstream_versions": json.dumps(r.upstream_versions, sort_keys=True),
+                "upstream_versions": json.dumps(r.upstream_versions, **TEXTS[self.text]),
                 "last_run_id": r.last_run_id,
                 "last_error": r.last_error,
             }
@@ -253,6 +265,7 @@ def states(draw: st.DrawFn) -> dict[str, Any]:
         "cells": cells,
         "counts": draw(st.booleans()),
         "window": _window(draw, KEYS),
+        "text": draw(st.sampled_from(["canonical", "canonical", *TEXTS])),
     }
 
 
@@ -327,7 +340,8 @@ def _build(
         )
     policy = Policy(protected=(ProtectedObject(B),))
     source = FakeSource(graph, registry, FakeStore(stats), reports, policy)
-    reader = FakeReader(FakePartitions(records), FakeProtections(protections))
+    partitions = FakePartitions(records, state.get("text", "canonical"))
+    reader = FakeReader(partitions, FakeProtections(protections))
     return source, reader
 
 
