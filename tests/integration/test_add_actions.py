@@ -140,7 +140,10 @@ def test_the_store_counts_rows_per_partition_from_the_log(tmp_path: Path) -> Non
 
 #: damage read wrongly instead of refused before: a commit naming a path twice (Delta keeps
 #: the first action, a replay the last), a field of the wrong JSON type (``from_json``
-#: coerced it), statistics that are no valid JSON but open with ``numRecords``
+#: coerced it), statistics that are no valid JSON but open with ``numRecords``; a log without
+#: a metaData action and partition values keyed in another case (Delta refuses both: the
+#: first was read whole, the second as files of the null partition), statistics naming
+#: ``numRecords`` twice (Delta reads the last, the regex read the first)
 NEW_DAMAGE = [
     "added and removed in one commit",
     "added twice in one commit",
@@ -153,6 +156,10 @@ NEW_DAMAGE = [
     "a removed path a number",
     "statistics cut short",
     "statistics with text after",
+    "no metaData action",
+    "partition values keyed in another case",
+    "numRecords named twice",
+    "numRecords named twice, spaced",
 ]
 
 
@@ -217,6 +224,19 @@ def _new_damage(path: Path, damage: str) -> None:
         )
     elif damage == "statistics cut short":
         _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"minValues":{"v":'))
+    elif damage == "no metaData action":
+        lines = first.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if "metaData" not in json.loads(line)]
+        assert len(kept) == len(lines) - 1
+        first.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    elif damage == "partition values keyed in another case":
+        _edit_adds(path, lambda a: a.update(partitionValues={"Partition_Key": KEYS[0]}))
+    elif damage == "numRecords named twice":
+        _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"numRecords":3}'))
+    elif damage == "numRecords named twice, spaced":
+        _edit_adds(
+            path, lambda a: a.update(stats='{ "numRecords" : 2, "minValues": {}, "numRecords": 3}')
+        )
     else:
         assert damage == "statistics with text after"
         _edit_adds(path, lambda a: a.update(stats='{"numRecords":2}xyz'))
@@ -324,6 +344,64 @@ def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:
     log.write_text(log.read_text(encoding="utf-8")[:-40], encoding="utf-8")
     with pytest.raises(DamagedStoreError, match="damaged"):
         store.partition_counts("a")
+
+
+@pytest.mark.parametrize("damage", ["no metaData action", "partition values keyed in another case"])
+def test_a_log_delta_refuses_is_named_damaged_by_the_store(tmp_path: Path, damage: str) -> None:
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
+    _damage(store.path("a"), damage)
+    with pytest.raises(DamagedStoreError, match="damaged"):
+        store.partition_counts("a")
+
+
+def test_numrecords_named_twice_counts_as_delta_reads_it(tmp_path: Path) -> None:
+    """Refused by this reader, read by Delta: the last ``numRecords``."""
+    store = DeltaStore(tmp_path / "lake")
+    _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
+    _damage(store.path("a"), "numRecords named twice")
+    assert store.partition_counts("a") == {KEYS[0]: 3}
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        '{"numRecords":2,"minValues":{"numRecords":1},"maxValues":{"numRecords":9}}',
+        '{"numRecords":2,"minValues":{"v":0}}',
+        '{"numRecords":2}',
+        '{"minValues":{"v":0},"numRecords":2}',
+    ],
+)
+def test_numrecords_named_once_at_the_top_is_read_as_delta_reads_it(
+    tmp_path: Path, stats: str
+) -> None:
+    """A column named ``numRecords`` in the statistics' values is no second count."""
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+    _edit_adds(path, lambda a: a.update(stats=stats))
+    assert _mine(path) == _deltas(path)
+    assert [n for _, _, n in _mine(path)] == [2]
+
+
+def test_a_checkpoint_with_partition_values_keyed_in_another_case_is_refused(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+    DeltaTable(str(path)).create_checkpoint()
+    log = path / "_delta_log"
+    checkpoint = log / "00000000000000000000.checkpoint.parquet"
+    table = pq.read_table(checkpoint)
+    rows = table.to_pylist()
+    for row in rows:
+        if row["add"] is not None:
+            row["add"]["partitionValues"] = [("Partition_Key", KEYS[0])]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), checkpoint)
+    (log / "00000000000000000000.json").unlink()  # what log clean-up leaves
+    with pytest.raises(UnreadableLog, match="another key"):
+        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
 
 
 def test_statistics_it_reads_back_whole_when_numrecords_is_not_first(tmp_path: Path) -> None:

@@ -18,9 +18,12 @@ or does not open with its brace, an add or remove action without a path), a fiel
 of another JSON type than Delta's (``from_json`` would coerce it: a path or statistics that
 are no string, partition values that are no object, a protocol's reader version that is no
 integer or its features no list), statistics that do not read back one object per file
-(valid JSON), a commit that names one path in two add or remove actions (Delta keeps the
-first, a replay the last), a commit missing before the newest one the log's folder lists,
-or a log without its first commit and without a checkpoint raise
+(valid JSON) or name a key twice (Delta reads the last ``numRecords``, a JSON path the
+first), partition values without the partition column's but with another key (one in
+another case: Delta refuses it), a commit that names one path in two add or remove actions
+(Delta keeps the first, a replay the last), a commit missing before the newest one the log's
+folder lists, a log without a metaData action, or a log without its first commit and without
+a checkpoint raise
 :class:`~backfiller.store.app_versions.UnreadableLog`, and the store asks ``deltalake``
 (which also names a damaged log properly).
 """
@@ -88,15 +91,20 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
         except _NotParsed as exc:
             raise UnreadableLog(f"{_first_unparsed(con)} does not parse") from exc
         protocol = None
+        meta = False  # a metaData action: Delta reads no table without one
         first = 0  # the parts' rows numbered on, before the commits' (version >= 1)
         for name, table in checkpoints:
             protocol = _add_checkpoint(con, name, table, partition_column, first) or protocol
+            meta = meta or table.column("metaData").null_count < table.num_rows
             first += table.num_rows
         summary = _summarise(con).get(0)
         if summary is not None:
             protocol = summary.protocol or protocol
+            meta = meta or summary.has_meta
         if protocol is None:
             raise UnreadableLog("no protocol action")
+        if not meta:
+            raise UnreadableLog("no metaData action")
         if not _readable(protocol):
             reader_version, features = protocol
             raise UnreadableLog(f"reader version {reader_version} with features {features}")
@@ -200,6 +208,7 @@ def _read_group(
             or summary.protocol is None
             or not _readable(summary.protocol)
             or summary.refusal is not None
+            or not summary.has_meta
         ):
             refused.append(position)
         else:
@@ -251,13 +260,20 @@ _FIRST_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*[,}]'
 _ONLY_KEY = r'^"\{\s*\\"numRecords\\"\s*:\s*([0-9]{1,18})\s*\}"$'
 
 
+#: ``numRecords`` as a key inside the statistics' JSON string
+_KEY_TEXT = '\\"numRecords\\"'
+
+
 def _first_key(stats: str) -> str:
     """SQL: the ``numRecords`` first in the statistics ``stats`` (an expression: a JSON
-    string), where they are valid JSON (else null: the parsed path names them bad)."""
+    string), where they are valid JSON and name it once (else null: the parsed path reads
+    them, or names them bad — Delta reads the last of two ``numRecords``, this regex the
+    first; one named again deeper, a column's, is read by the parsed path too)."""
     only = f"NULLIF(regexp_extract({stats}, {_sql_text(_ONLY_KEY)}, 1), '')"
     first = f"NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '')"
     valid = f"json_valid({stats} ->> '$')"
-    return f"CAST(coalesce({only}, CASE WHEN {valid} THEN {first} END) AS BIGINT)"
+    once = f"strpos(substr({stats}, 3 + {len(_KEY_TEXT)}), {_sql_text(_KEY_TEXT)}) = 0"
+    return f"CAST(coalesce({only}, CASE WHEN {valid} AND {once} THEN {first} END) AS BIGINT)"
 
 
 #: the first characters of a JSON number, boolean, object or array as ``from_json`` reads
@@ -269,8 +285,12 @@ _BLANK = "(line = '' OR line = chr(13))"
 
 #: the actions of commit files' lines (``texts``: ``tbl``, ``version``, ``text``), one row per
 #: line that is not blank: its table, its order in the log (``seq``: the version in the high
-#: bits, the line in the low ones), whether it is a JSON object (starts with a brace), and
-#: what its add, remove or protocol action says (null on the lines of other actions)
+#: bits, the line in the low ones), whether it is a JSON object (starts with a brace), what
+#: its add, remove or protocol action says (null on the lines of other actions), whether it
+#: is a metaData action, and whether a field read here has another JSON type than Delta's or
+#: an add's partition values hold another key where the partition column's value is null (a
+#: key in another case: Delta refuses it, ``from_json`` would read the file as in the null
+#: partition)
 _PARSE = """
 CREATE OR REPLACE TEMP TABLE actions AS
 SELECT
@@ -287,6 +307,7 @@ SELECT
     vector,
     reader_version,
     reader_features,
+    is_meta,
     mistyped
 FROM (
 SELECT
@@ -302,12 +323,16 @@ SELECT
     j.add.deletionVector IS NOT NULL AS vector,
     j.protocol.minReaderVersion AS reader_version,
     j.protocol.readerFeatures AS reader_features,
+    j.metaData IS NOT NULL AS is_meta,
     CASE WHEN contains({coerced}, left(coalesce(j.add.path, j.remove.path), 1))
         THEN coalesce(json_type(line, '$.add.path'), json_type(line, '$.remove.path'))
             <> 'VARCHAR' END IS TRUE
     OR NOT starts_with(coalesce(j.add.stats, '""'), '"')
     OR CASE WHEN j.add IS NOT NULL AND struct_extract(j.add.partitionValues, {column}) IS NULL
-        THEN coalesce(json_type(line, '$.add.partitionValues'), 'OBJECT') <> 'OBJECT' END IS TRUE
+        THEN coalesce(json_type(line, '$.add.partitionValues'), 'OBJECT') <> 'OBJECT'
+            OR len(list_distinct(json_keys(line, '$.add.partitionValues')))
+                > CAST(list_contains(json_keys(line, '$.add.partitionValues'), {column}) AS INTEGER)
+        END IS TRUE
     OR CASE WHEN j.protocol IS NOT NULL
         THEN coalesce(json_type(line, '$.protocol.minReaderVersion'), 'NULL')
                 NOT IN ('BIGINT', 'UBIGINT')
@@ -351,6 +376,7 @@ def _parse(
         },
         "remove": {"path": "VARCHAR"},
         "protocol": {"minReaderVersion": "BIGINT", "readerFeatures": ["VARCHAR"]},
+        "metaData": {"id": "VARCHAR"},
     }
     offsets = [0]
     for _, _, text in texts:
@@ -400,7 +426,7 @@ def _first_unparsed(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _checkpoint(read: LogReader, name: str) -> pa.Table:
-    """The ``add`` and ``protocol`` columns of one checkpoint file."""
+    """The ``add``, ``protocol`` and ``metaData`` columns of one checkpoint file."""
     import pyarrow.parquet as pq
 
     data = read(name)
@@ -409,7 +435,7 @@ def _checkpoint(read: LogReader, name: str) -> pa.Table:
     try:
         # a ParquetFile, not pq.read_table: that one goes through Arrow's datasets (and
         # imports pyarrow.compute)
-        return pq.ParquetFile(io.BytesIO(data)).read(columns=["add", "protocol"])
+        return pq.ParquetFile(io.BytesIO(data)).read(columns=["add", "protocol", "metaData"])
     except Exception as exc:  # any unreadable checkpoint: ask Delta
         raise UnreadableLog(f"checkpoint file {name} does not read") from exc
 
@@ -459,6 +485,17 @@ def _add_checkpoint(
                 {vector} AS vector
             FROM checkpoint WHERE add IS NOT NULL"""
     )
+    column_text = _sql_text(column)
+    (other,) = con.sql(
+        f"""SELECT count(*) FROM checkpoint
+            WHERE add IS NOT NULL AND add.partitionValues[{column_text}] IS NULL
+                AND len(list_distinct(map_keys(add.partitionValues))) > CAST(
+                    list_contains(map_keys(add.partitionValues), {column_text}) AS INTEGER)"""
+    ).fetchall()[0]
+    if other:  # a key in another case: Delta refuses it
+        raise UnreadableLog(
+            f"checkpoint file {name}: partition values with another key than {column!r}"
+        )
     found = None
     for (row,) in con.sql("SELECT protocol FROM checkpoint WHERE protocol IS NOT NULL").fetchall():
         found = _protocol_of(row) or found
@@ -488,6 +525,8 @@ class _Summary:
     first_keys: bool
     #: each action names another file and adds it: no replay needed
     adds_only: bool
+    #: a metaData action is among its actions (a checkpoint's are not counted here)
+    has_meta: bool
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
@@ -508,6 +547,7 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
             coalesce(bool_and(stats IS NULL OR first_key IS NOT NULL) FILTER (WHERE is_add), true),
             coalesce(bool_and(is_add) FILTER (WHERE is_action), true),
             coalesce(bool_or(mistyped), false),
+            coalesce(bool_or(is_meta), false),
             (SELECT count(*) = count(DISTINCT hash(tbl, path)) FROM actions WHERE is_action)
         FROM actions
         GROUP BY tbl
@@ -528,14 +568,15 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
         twice = {int(t) for t, _ in found_twice}
         in_one = {int(t) for t, one in found_twice if one}
     found = {}
-    for table, protocol, objects, pathless, vectors, first_keys, adds_only, mistyped, _ in rows:
+    for row in rows:
+        table, protocol, objects, pathless, vectors, first_keys, adds_only, mistyped, meta, _ = row
         refusal = None
         if not objects:
             refusal = "a commit line that is no JSON object"
         elif pathless:
             refusal = "an add or remove action without a path"
         elif mistyped:
-            refusal = "an action with a field of the wrong JSON type"
+            refusal = "a field of the wrong JSON type, or partition values of another column"
         elif vectors:
             refusal = "a file with a deletion vector"
         elif table in in_one:
@@ -546,6 +587,7 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> dict[int, _Summary]:
             refusal,
             bool(first_keys),
             bool(adds_only) and table not in twice,
+            bool(meta),
         )
     return found
 
@@ -556,10 +598,12 @@ _PARSED_RECORDS = """CASE WHEN json_type(doc, '$.numRecords') IN ('BIGINT', 'UBI
 
 #: whether the statistics ``stats`` (as a JSON string; ``doc``: their text parsed, null when
 #: it does not parse)
-#: do not read back as one object whose ``numRecords`` is an int64 or null
+#: do not read back as one object whose ``numRecords`` is an int64 or null, with no key named
+#: twice (Delta reads the last of two, ``json_extract`` the first)
 _BAD_STATS = f"""stats IS NOT NULL AND (
     doc IS NULL
     OR json_type(doc) <> 'OBJECT'
+    OR len(json_keys(doc)) <> len(list_distinct(json_keys(doc)))
     OR coalesce(json_type(doc, '$.numRecords'), 'NULL') NOT IN ('BIGINT', 'UBIGINT', 'NULL')
     OR (json_type(doc, '$.numRecords') <> 'NULL' AND ({_PARSED_RECORDS}) IS NULL))"""
 
