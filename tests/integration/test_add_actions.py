@@ -15,10 +15,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 from fast_loop import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -141,9 +143,10 @@ def test_the_store_counts_rows_per_partition_from_the_log(tmp_path: Path) -> Non
 #: damage read wrongly instead of refused before: a commit naming a path twice (Delta keeps
 #: the first action, a replay the last), a field of the wrong JSON type (``from_json``
 #: coerced it), statistics that are no valid JSON but open with ``numRecords``; a log without
-#: a metaData action and partition values keyed in another case (Delta refuses both: the
-#: first was read whole, the second as files of the null partition), statistics naming
-#: ``numRecords`` twice (Delta reads the last, the regex read the first)
+#: a metaData action, or with one that is no object with its schema, partition values keyed
+#: in another case or absent (Delta refuses them: the first were read whole, the others as
+#: files of the null partition), statistics naming ``numRecords`` twice, the second maybe
+#: escaped (Delta reads the last, the regex read the first)
 NEW_DAMAGE = [
     "added and removed in one commit",
     "added twice in one commit",
@@ -160,6 +163,10 @@ NEW_DAMAGE = [
     "partition values keyed in another case",
     "numRecords named twice",
     "numRecords named twice, spaced",
+    "numRecords named twice, escaped",
+    "metaData not an object",
+    "metaData without its schema",
+    "partition values absent",
 ]
 
 
@@ -233,6 +240,16 @@ def _new_damage(path: Path, damage: str) -> None:
         _edit_adds(path, lambda a: a.update(partitionValues={"Partition_Key": KEYS[0]}))
     elif damage == "numRecords named twice":
         _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"numRecords":3}'))
+    elif damage == "numRecords named twice, escaped":
+        _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"num\\u0052ecords":3}'))
+    elif damage in ("metaData not an object", "metaData without its schema"):
+        lines = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+        for action in lines:
+            if "metaData" in action:
+                action["metaData"] = 5 if damage == "metaData not an object" else {"id": "x"}
+        first.write_text("".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8")
+    elif damage == "partition values absent":
+        _edit_adds(path, lambda a: a.pop("partitionValues"))
     elif damage == "numRecords named twice, spaced":
         _edit_adds(
             path, lambda a: a.update(stats='{ "numRecords" : 2, "minValues": {}, "numRecords": 3}')
@@ -355,11 +372,12 @@ def test_a_log_delta_refuses_is_named_damaged_by_the_store(tmp_path: Path, damag
         store.partition_counts("a")
 
 
-def test_numrecords_named_twice_counts_as_delta_reads_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["numRecords named twice", "numRecords named twice, escaped"])
+def test_numrecords_named_twice_counts_as_delta_reads_it(tmp_path: Path, damage: str) -> None:
     """Refused by this reader, read by Delta: the last ``numRecords``."""
     store = DeltaStore(tmp_path / "lake")
     _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
-    _damage(store.path("a"), "numRecords named twice")
+    _damage(store.path("a"), damage)
     assert store.partition_counts("a") == {KEYS[0]: 3}
 
 
@@ -383,25 +401,64 @@ def test_numrecords_named_once_at_the_top_is_read_as_delta_reads_it(
     assert [n for _, _, n in _mine(path)] == [2]
 
 
-def test_a_checkpoint_with_partition_values_keyed_in_another_case_is_refused(
-    tmp_path: Path,
-) -> None:
+def _edit_checkpoint(path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """Checkpoint the table at ``path`` (one commit), apply ``edit`` to each row of the
+    checkpoint, and delete the commit (what log clean-up leaves); the log's folder."""
     import pyarrow.parquet as pq
 
-    path = tmp_path / "table"
-    _write(path, {KEYS[0]: 2}, overwrite=False)
     DeltaTable(str(path)).create_checkpoint()
     log = path / "_delta_log"
     checkpoint = log / "00000000000000000000.checkpoint.parquet"
     table = pq.read_table(checkpoint)
     rows = table.to_pylist()
     for row in rows:
-        if row["add"] is not None:
-            row["add"]["partitionValues"] = [("Partition_Key", KEYS[0])]
+        edit(row)
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), checkpoint)
-    (log / "00000000000000000000.json").unlink()  # what log clean-up leaves
-    with pytest.raises(UnreadableLog, match="another key"):
+    (log / "00000000000000000000.json").unlink()
+    return log
+
+
+def _key_in_another_case(row: dict[str, Any]) -> None:
+    if row["add"] is not None:
+        row["add"]["partitionValues"] = [("Partition_Key", KEYS[0])]
+
+
+def _no_metadata(row: dict[str, Any]) -> None:
+    row["metaData"] = None
+
+
+@pytest.mark.parametrize(
+    ("edit", "refusal"),
+    [(_key_in_another_case, "another key"), (_no_metadata, "no metaData")],
+    ids=["partition values keyed in another case", "no metaData"],
+)
+def test_a_checkpoint_delta_refuses_is_refused(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], refusal: str
+) -> None:
+    path = tmp_path / "table"
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+    log = _edit_checkpoint(path, edit)
+    with pytest.raises(DeltaError):
+        DeltaTable(str(path)).get_add_actions()
+    with pytest.raises(UnreadableLog, match=refusal):
         read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+
+
+def test_a_checkpoint_duckdb_does_not_take_is_read_by_delta(tmp_path: Path) -> None:
+    """A partition values map that repeats its key: DuckDB refuses the Arrow map, Delta reads
+    the table; the store asks Delta."""
+    store = DeltaStore(tmp_path / "lake")
+    path = store.path("a")
+    _write(path, {KEYS[0]: 2}, overwrite=False)
+
+    def repeated(row: dict[str, Any]) -> None:
+        if row["add"] is not None:
+            row["add"]["partitionValues"] = [("partition_key", KEYS[0])] * 2
+
+    log = _edit_checkpoint(path, repeated)
+    with pytest.raises(UnreadableLog, match="does not read"):
+        read_add_actions(_reader(log), [p.name for p in log.iterdir()], "partition_key")
+    assert store.partition_counts("a") == {k: n for _, k, n in _deltas(path)}
 
 
 def test_statistics_it_reads_back_whole_when_numrecords_is_not_first(tmp_path: Path) -> None:

@@ -66,6 +66,8 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
     those the commits after it add). The table's version is the newest
     commit listed; a commit missing before it is damage (:class:`UnreadableLog`), not a
     shorter history."""
+    import duckdb
+
     from backfiller.duck import cursor
 
     newest = _newest_commit(names)
@@ -94,7 +96,11 @@ def read_add_actions(read: LogReader, names: Iterable[str], partition_column: st
         meta = False  # a metaData action: Delta reads no table without one
         first = 0  # the parts' rows numbered on, before the commits' (version >= 1)
         for name, table in checkpoints:
-            protocol = _add_checkpoint(con, name, table, partition_column, first) or protocol
+            try:
+                found = _add_checkpoint(con, name, table, partition_column, first)
+            except duckdb.Error as exc:  # e.g. a map that repeats a key: ask Delta
+                raise UnreadableLog(f"checkpoint file {name} does not read") from exc
+            protocol = found or protocol
             meta = meta or table.column("metaData").null_count < table.num_rows
             first += table.num_rows
         summary = _summarise(con).get(0)
@@ -266,13 +272,18 @@ _KEY_TEXT = '\\"numRecords\\"'
 
 def _first_key(stats: str) -> str:
     """SQL: the ``numRecords`` first in the statistics ``stats`` (an expression: a JSON
-    string), where they are valid JSON and name it once (else null: the parsed path reads
-    them, or names them bad — Delta reads the last of two ``numRecords``, this regex the
-    first; one named again deeper, a column's, is read by the parsed path too)."""
+    string), where they are valid JSON and name it once, unescaped (else null: the parsed
+    path reads them, or names them bad — Delta reads the last of two ``numRecords``, this
+    regex the first; one named again deeper, a column's, is read by the parsed path too)."""
     only = f"NULLIF(regexp_extract({stats}, {_sql_text(_ONLY_KEY)}, 1), '')"
     first = f"NULLIF(regexp_extract({stats}, {_sql_text(_FIRST_KEY)}, 1), '')"
     valid = f"json_valid({stats} ->> '$')"
-    once = f"strpos(substr({stats}, 3 + {len(_KEY_TEXT)}), {_sql_text(_KEY_TEXT)}) = 0"
+    # and no escape in them (``num\u0052ecords`` is ``numRecords`` too): the parsed path
+    # reads such statistics, their keys decoded
+    once = (
+        f"strpos(substr({stats}, 3 + {len(_KEY_TEXT)}), {_sql_text(_KEY_TEXT)}) = 0"
+        f" AND NOT contains({stats}, {_sql_text(chr(92) + 'u')})"
+    )
     return f"CAST(coalesce({only}, CASE WHEN {valid} AND {once} THEN {first} END) AS BIGINT)"
 
 
@@ -287,10 +298,11 @@ _BLANK = "(line = '' OR line = chr(13))"
 #: line that is not blank: its table, its order in the log (``seq``: the version in the high
 #: bits, the line in the low ones), whether it is a JSON object (starts with a brace), what
 #: its add, remove or protocol action says (null on the lines of other actions), whether it
-#: is a metaData action, and whether a field read here has another JSON type than Delta's or
-#: an add's partition values hold another key where the partition column's value is null (a
-#: key in another case: Delta refuses it, ``from_json`` would read the file as in the null
-#: partition)
+#: is a metaData action, and whether a field read here has another JSON type than Delta's
+#: (partition values absent among them; a metaData action that is no object with its schema
+#: and partition columns), or an add's partition values hold another key where the partition
+#: column's value is null (a key in another case: Delta refuses it, ``from_json`` would read
+#: the file as in the null partition)
 _PARSE = """
 CREATE OR REPLACE TEMP TABLE actions AS
 SELECT
@@ -329,9 +341,14 @@ SELECT
             <> 'VARCHAR' END IS TRUE
     OR NOT starts_with(coalesce(j.add.stats, '""'), '"')
     OR CASE WHEN j.add IS NOT NULL AND struct_extract(j.add.partitionValues, {column}) IS NULL
-        THEN coalesce(json_type(line, '$.add.partitionValues'), 'OBJECT') <> 'OBJECT'
+        THEN coalesce(json_type(line, '$.add.partitionValues'), 'NULL') <> 'OBJECT'
             OR len(list_distinct(json_keys(line, '$.add.partitionValues')))
                 > CAST(list_contains(json_keys(line, '$.add.partitionValues'), {column}) AS INTEGER)
+        END IS TRUE
+    OR CASE WHEN j.metaData IS NOT NULL
+        THEN coalesce(json_type(line, '$.metaData'), 'NULL') <> 'OBJECT'
+            OR coalesce(json_type(line, '$.metaData.schemaString'), 'NULL') <> 'VARCHAR'
+            OR coalesce(json_type(line, '$.metaData.partitionColumns'), 'NULL') <> 'ARRAY'
         END IS TRUE
     OR CASE WHEN j.protocol IS NOT NULL
         THEN coalesce(json_type(line, '$.protocol.minReaderVersion'), 'NULL')
