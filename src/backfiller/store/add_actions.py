@@ -19,11 +19,13 @@ of another JSON type than Delta's (``from_json`` would coerce it: a path or stat
 are no string, partition values that are no object, a protocol's reader version that is no
 integer or its features no list), statistics that do not read back one object per file
 (valid JSON) or name a key twice (Delta reads the last ``numRecords``, a JSON path the
-first), partition values without the partition column's but with another key (one in
-another case: Delta refuses it), a commit that names one path in two add or remove actions
-(Delta keeps the first, a replay the last), a commit missing before the newest one the log's
-folder lists, a log without a metaData action, or a log without its first commit and without
-a checkpoint raise
+first; statistics holding an escape are parsed, their keys decoded), partition values absent,
+or without the partition column's value but with another key (one in another case: Delta
+refuses both), a commit that names one path in two add or remove actions (Delta keeps the
+first, a replay the last), a commit missing before the newest one the log's folder lists, a
+log without a metaData action or with one that is no object holding its schema and partition
+columns, a checkpoint DuckDB does not take (a partition values map that repeats its key), or
+a log without its first commit and without a checkpoint raise
 :class:`~backfiller.store.app_versions.UnreadableLog`, and the store asks ``deltalake``
 (which also names a damaged log properly).
 """
