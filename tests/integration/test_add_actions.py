@@ -353,21 +353,19 @@ def test_a_checkpoints_files_come_before_those_added_after_it(tmp_path: Path) ->
     assert sorted(found["partition"].to_pylist()[:3]) == KEYS[:3]
 
 
-def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path) -> None:
-    store = DeltaStore(tmp_path / "lake")
-    path = store.path("a")
-    _write(path, {KEYS[0]: 2}, overwrite=False)
-    log = path / "_delta_log" / "00000000000000000000.json"
-    log.write_text(log.read_text(encoding="utf-8")[:-40], encoding="utf-8")
-    with pytest.raises(DamagedStoreError, match="damaged"):
-        store.partition_counts("a")
-
-
-@pytest.mark.parametrize("damage", ["no metaData action", "partition values keyed in another case"])
-def test_a_log_delta_refuses_is_named_damaged_by_the_store(tmp_path: Path, damage: str) -> None:
+def _damaged_store(tmp_path: Path, damage: str) -> DeltaStore:
+    """A store whose table ``a`` (one commit of the first key) has the ``damage`` named."""
     store = DeltaStore(tmp_path / "lake")
     _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
     _damage(store.path("a"), damage)
+    return store
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncated commit", "no metaData action", "partition values keyed in another case"]
+)
+def test_a_damaged_log_is_still_named_by_the_store(tmp_path: Path, damage: str) -> None:
+    store = _damaged_store(tmp_path, damage)
     with pytest.raises(DamagedStoreError, match="damaged"):
         store.partition_counts("a")
 
@@ -375,10 +373,7 @@ def test_a_log_delta_refuses_is_named_damaged_by_the_store(tmp_path: Path, damag
 @pytest.mark.parametrize("damage", ["numRecords named twice", "numRecords named twice, escaped"])
 def test_numrecords_named_twice_counts_as_delta_reads_it(tmp_path: Path, damage: str) -> None:
     """Refused by this reader, read by Delta: the last ``numRecords``."""
-    store = DeltaStore(tmp_path / "lake")
-    _write(store.path("a"), {KEYS[0]: 2}, overwrite=False)
-    _damage(store.path("a"), damage)
-    assert store.partition_counts("a") == {KEYS[0]: 3}
+    assert _damaged_store(tmp_path, damage).partition_counts("a") == {KEYS[0]: 3}
 
 
 @pytest.mark.parametrize(
