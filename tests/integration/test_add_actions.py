@@ -170,14 +170,26 @@ NEW_DAMAGE = [
 ]
 
 
-def _edit_adds(path: Path, edit: Callable[[dict[str, object]], None]) -> None:
-    """Apply ``edit`` to every add action of the table's first commit."""
+def _rewrite_first_commit(
+    path: Path, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> None:
+    """Write the table's first commit again, each action as ``change`` gives it back (None:
+    left out)."""
     log = path / "_delta_log" / "00000000000000000000.json"
     actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    for action in actions:
+    kept = [changed for a in actions if (changed := change(a)) is not None]
+    log.write_text("".join(json.dumps(a) + "\n" for a in kept), encoding="utf-8")
+
+
+def _edit_adds(path: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    """Apply ``edit`` to every add action of the table's first commit."""
+
+    def change(action: dict[str, Any]) -> dict[str, Any]:
         if "add" in action:
             edit(action["add"])
-    log.write_text("".join(json.dumps(a) + "\n" for a in actions), encoding="utf-8")
+        return action
+
+    _rewrite_first_commit(path, change)
 
 
 def _first_add(path: Path) -> dict[str, object]:
@@ -233,9 +245,8 @@ def _new_damage(path: Path, damage: str) -> None:
         _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"minValues":{"v":'))
     elif damage == "no metaData action":
         lines = first.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if "metaData" not in json.loads(line)]
-        assert len(kept) == len(lines) - 1
-        first.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        _rewrite_first_commit(path, lambda a: None if "metaData" in a else a)
+        assert len(first.read_text(encoding="utf-8").splitlines()) == len(lines) - 1
     elif damage == "partition values keyed in another case":
         _edit_adds(path, lambda a: a.update(partitionValues={"Partition_Key": KEYS[0]}))
     elif damage == "numRecords named twice":
@@ -243,11 +254,8 @@ def _new_damage(path: Path, damage: str) -> None:
     elif damage == "numRecords named twice, escaped":
         _edit_adds(path, lambda a: a.update(stats='{"numRecords":2,"num\\u0052ecords":3}'))
     elif damage in ("metaData not an object", "metaData without its schema"):
-        lines = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
-        for action in lines:
-            if "metaData" in action:
-                action["metaData"] = 5 if damage == "metaData not an object" else {"id": "x"}
-        first.write_text("".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8")
+        value = 5 if damage == "metaData not an object" else {"id": "x"}
+        _rewrite_first_commit(path, lambda a: {"metaData": value} if "metaData" in a else a)
     elif damage == "partition values absent":
         _edit_adds(path, lambda a: a.pop("partitionValues"))
     elif damage == "numRecords named twice, spaced":
@@ -261,14 +269,7 @@ def _new_damage(path: Path, damage: str) -> None:
 
 def _corrupt_stats(path: Path) -> None:
     """Statistics that are no JSON object: not one object per file."""
-    log = path / "_delta_log" / "00000000000000000000.json"
-    lines = []
-    for line in log.read_text(encoding="utf-8").splitlines():
-        action = json.loads(line)
-        if "add" in action:
-            action["add"]["stats"] = ""
-        lines.append(json.dumps(action))
-    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _edit_adds(path, lambda a: a.update(stats=""))
 
 
 @pytest.mark.parametrize(
@@ -304,11 +305,7 @@ def _damage(path: Path, damage: str) -> None:
             encoding="utf-8",
         )
     elif damage == "deletion vector":
-        lines = [json.loads(line) for line in text.splitlines()]
-        for action in lines:
-            if "add" in action:
-                action["add"]["deletionVector"] = {"storageType": "u", "cardinality": 1}
-        log.write_text("".join(json.dumps(a) + "\n" for a in lines), encoding="utf-8")
+        _edit_adds(path, lambda a: a.update(deletionVector={"storageType": "u", "cardinality": 1}))
     elif damage == "no first commit":
         log.rename(path / "_delta_log" / "00000000000000000001.json")
     elif damage == "a commit missing between two":
